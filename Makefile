@@ -1,0 +1,32 @@
+# Two entry points (see README): `make serve` runs the server with the example functions,
+# `make test` runs the test suite. Both set up everything they need first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup serve test bench clean proto
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup-system.sh
+	bash scripts/setup-system.sh
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+serve: setup
+	$(VENV)/bin/runner serve --examples $(ARGS)
+
+test: setup
+	bash scripts/test.sh $(ARGS)
+
+bench: setup
+	$(PY) bench/run.py $(ARGS)
+
+proto: setup
+	$(PY) scripts/gen_proto.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,159 @@
+"""Every error the runner raises, in one place.
+
+The hierarchy::
+
+    RunnerError
+    ├── PlatformError                  the caller's or the platform's fault; never reaches a guest.
+    │   │                              The service edge maps each to a gRPC status code in ONE
+    │   │                              table (runner/service/status.py); `error_type` is the
+    │   │                              Lambda-style name sent along in trailing metadata.
+    │   ├── InvalidParameter            bad configuration or request field   INVALID_ARGUMENT
+    │   │   ├── InvalidCodePackage       zip-slip, zip bomb, bad wasm, ...    INVALID_ARGUMENT
+    │   │   └── InvalidRequestContent    invoke payload is not JSON           INVALID_ARGUMENT
+    │   ├── RequestTooLarge             payload over 6 MB (in or out)        INVALID_ARGUMENT
+    │   ├── ResourceNotFound            unknown function / version / alias   NOT_FOUND
+    │   ├── ResourceConflict            state forbids the change             FAILED_PRECONDITION
+    │   ├── TooManyRequests             concurrency limit reached            RESOURCE_EXHAUSTED
+    │   ├── ServiceUnavailable          shutting down                        UNAVAILABLE
+    │   └── InternalError               a bug or a host failure              INTERNAL
+    └── FunctionError                  the guest's fault. Travels INSIDE a successful response,
+        │                              as Lambda does: payload = {errorMessage, errorType,
+        │                              stackTrace}; the response's function_error is "Unhandled".
+        ├── FunctionInitError           init phase failed (import error, handler not found, ...)
+        ├── HandlerError                the handler raised / rejected
+        ├── FunctionTimeout             ran past its timeout: "Task timed out after N.NN seconds"
+        ├── FunctionOutOfMemory         exceeded its memory limit; environment replaced
+        └── FunctionCrashed             the environment died (signal, exit) mid-invocation
+
+Messages name the field and say how to fix it, e.g.
+``memory_mb: 64 is outside 128..10240; pick a value in that range``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RunnerError(Exception):
+    """Base of everything the runner raises on purpose."""
+
+    error_type = "ServiceException"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --------------------------------------------------------------------------- platform errors
+
+
+class PlatformError(RunnerError):
+    """The request cannot be served; no guest code ran (or its result cannot be delivered)."""
+
+
+class InvalidParameter(PlatformError):
+    error_type = "InvalidParameterValueException"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class InvalidCodePackage(InvalidParameter):
+    error_type = "InvalidCodePackageException"
+
+
+class InvalidRequestContent(InvalidParameter):
+    error_type = "InvalidRequestContentException"
+
+
+class RequestTooLarge(PlatformError):
+    error_type = "RequestTooLargeException"
+
+
+class ResourceNotFound(PlatformError):
+    error_type = "ResourceNotFoundException"
+
+
+class ResourceConflict(PlatformError):
+    error_type = "ResourceConflictException"
+
+
+class TooManyRequests(PlatformError):
+    error_type = "TooManyRequestsException"
+
+
+class ServiceUnavailable(PlatformError):
+    error_type = "ServiceException"
+
+
+class InternalError(PlatformError):
+    error_type = "ServiceException"
+
+
+# --------------------------------------------------------------------------- function errors
+
+
+class FunctionError(RunnerError):
+    """The guest failed. Carries Lambda's error document; never becomes a gRPC error status."""
+
+    error_type = "Runtime.Unknown"
+
+    def __init__(
+        self,
+        message: str,
+        error_type: str | None = None,
+        stack_trace: list[str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        if error_type:
+            self.error_type = error_type
+        self.stack_trace = list(stack_trace or [])
+
+    def to_document(self) -> dict[str, Any]:
+        """Lambda's error payload shape: errorMessage, errorType, stackTrace."""
+        return {
+            "errorMessage": self.message,
+            "errorType": self.error_type,
+            "stackTrace": self.stack_trace,
+        }
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> "FunctionError":
+        trace = doc.get("stackTrace") or []
+        if isinstance(trace, str):
+            trace = trace.splitlines()
+        return cls(
+            str(doc.get("errorMessage", "")),
+            str(doc.get("errorType") or cls.error_type),
+            [str(x) for x in trace],
+        )
+
+
+class FunctionInitError(FunctionError):
+    error_type = "Runtime.InitError"
+
+
+class HandlerError(FunctionError):
+    error_type = "Runtime.HandlerError"
+
+
+class FunctionTimeout(FunctionError):
+    error_type = "Sandbox.Timedout"
+
+    @classmethod
+    def after(cls, timeout_s: float) -> "FunctionTimeout":
+        return cls(f"Task timed out after {timeout_s:.2f} seconds")
+
+
+class FunctionOutOfMemory(FunctionError):
+    error_type = "Runtime.OutOfMemory"
+
+    @classmethod
+    def at(cls, memory_mb: int, detail: str = "") -> "FunctionOutOfMemory":
+        msg = f"Runtime exited: out of memory (limit {memory_mb} MB)"
+        return cls(msg + (f": {detail}" if detail else ""))
+
+
+class FunctionCrashed(FunctionError):
+    error_type = "Runtime.ExitError"

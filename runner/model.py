@@ -1,0 +1,252 @@
+"""The data every layer shares: function configuration, immutable versions, invocation records.
+
+Nothing here does I/O. Validation lives with the data so that the CLI, the gRPC edge and the
+embedding API reject bad input with the same message before anything is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from runner.errors import InvalidParameter
+
+# Limits, as AWS Lambda documents them (units in the names).
+MEMORY_MB_MIN = 128
+MEMORY_MB_MAX = 10240
+TIMEOUT_S_MIN = 1
+TIMEOUT_S_MAX = 900
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # synchronous invoke, request and response
+MAX_ENV_BYTES = 4 * 1024  # total size of a function's environment variables
+DEFAULT_MEMORY_MB = 128
+DEFAULT_TIMEOUT_S = 3.0
+DEFAULT_CONCURRENCY = 10
+MAX_CONCURRENCY = 1000
+DEFAULT_EPHEMERAL_MB = 512
+MB_PER_VCPU = 1769  # Lambda allots one full vCPU at 1,769 MB, proportionally below
+
+LATEST = "$LATEST"
+
+# Lambda accepts these runtime identifiers; ours map onto three runtimes.
+RUNTIME_ALIASES = {
+    "python": "python",
+    "python3": "python",
+    "python3.11": "python",
+    "python3.12": "python",
+    "python3.13": "python",
+    "nodejs": "nodejs",
+    "node": "nodejs",
+    "nodejs18.x": "nodejs",
+    "nodejs20.x": "nodejs",
+    "nodejs22.x": "nodejs",
+    "wasm": "wasm",
+    "wasi": "wasm",
+}
+RUNTIMES = ("python", "nodejs", "wasm")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ENV_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_PY_HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\.[A-Za-z_][A-Za-z0-9_]*$")
+_NODE_HANDLER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.[A-Za-z_$][A-Za-z0-9_$]*$")
+# Reserved by the platform (Lambda reserves the same names).
+RESERVED_ENV = frozenset(
+    {
+        "_HANDLER", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+    }
+)
+
+
+def validate_name(name: str, field_name: str = "name") -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidParameter(
+            field_name,
+            f"{name!r} is not a valid function name; use 1-64 letters, digits, '-' or '_'",
+        )
+    return name
+
+
+def normalize_runtime(runtime: str) -> str:
+    canonical = RUNTIME_ALIASES.get((runtime or "").strip().lower())
+    if canonical is None:
+        raise InvalidParameter(
+            "runtime",
+            f"unknown runtime {runtime!r}; use one of python, nodejs, wasm "
+            "(or python3.11, nodejs20.x)",
+        )
+    return canonical
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """What a user configures. Immutable; `with_changes` returns a validated copy."""
+
+    runtime: str
+    handler: str
+    memory_mb: int = DEFAULT_MEMORY_MB
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    environment: Mapping[str, str] = field(default_factory=dict)
+    concurrency: int = DEFAULT_CONCURRENCY
+    ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB
+    network: bool = False  # outbound network from the environment (off by default)
+    provisioned: int = 0  # environments kept initialised at all times
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "runtime", normalize_runtime(self.runtime))
+        object.__setattr__(self, "environment", dict(self.environment or {}))
+        self._validate()
+
+    def _validate(self) -> None:
+        h = self.handler
+        if self.runtime == "python" and not (isinstance(h, str) and _PY_HANDLER_RE.match(h)):
+            raise InvalidParameter(
+                "handler", f"{h!r} is not 'module.function' (e.g. app.handler)"
+            )
+        if self.runtime == "nodejs" and not (isinstance(h, str) and _NODE_HANDLER_RE.match(h)):
+            raise InvalidParameter(
+                "handler", f"{h!r} is not 'file.export' (e.g. index.handler)"
+            )
+        if self.runtime == "wasm" and not (isinstance(h, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$", h)):
+            raise InvalidParameter(
+                "handler", f"{h!r} is not a valid wasm handler; use '_start' for a WASI "
+                "command or the exported function name for a reactor (e.g. handle)"
+            )
+        _check_int("memory_mb", self.memory_mb, MEMORY_MB_MIN, MEMORY_MB_MAX)
+        if not isinstance(self.timeout_s, (int, float)) or isinstance(self.timeout_s, bool) or not (
+            TIMEOUT_S_MIN <= self.timeout_s <= TIMEOUT_S_MAX
+        ):
+            raise InvalidParameter(
+                "timeout_s",
+                f"{self.timeout_s!r} is outside {TIMEOUT_S_MIN}..{TIMEOUT_S_MAX} seconds; "
+                "pick a value in that range",
+            )
+        _check_int("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
+        _check_int("ephemeral_storage_mb", self.ephemeral_storage_mb, 1, 10240)
+        _check_int("provisioned", self.provisioned, 0, self.concurrency)
+        total = 0
+        for k, v in self.environment.items():
+            if not isinstance(k, str) or not _ENV_KEY_RE.match(k):
+                raise InvalidParameter(
+                    "environment", f"key {k!r} must start with a letter and hold only "
+                    "letters, digits and '_'"
+                )
+            if k in RESERVED_ENV:
+                raise InvalidParameter("environment", f"key {k!r} is reserved by the runtime")
+            if not isinstance(v, str):
+                raise InvalidParameter("environment", f"value of {k!r} must be a string")
+            total += len(k.encode()) + len(v.encode())
+        if total > MAX_ENV_BYTES:
+            raise InvalidParameter(
+                "environment", f"{total} bytes exceeds the {MAX_ENV_BYTES}-byte limit"
+            )
+
+    @property
+    def vcpus(self) -> float:
+        """CPU share, in CPUs, proportional to memory (Lambda's 1 vCPU per 1,769 MB)."""
+        return self.memory_mb / MB_PER_VCPU
+
+    def with_changes(self, **changes: Any) -> "FunctionConfig":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runtime": self.runtime,
+            "handler": self.handler,
+            "memory_mb": self.memory_mb,
+            "timeout_s": self.timeout_s,
+            "environment": dict(self.environment),
+            "concurrency": self.concurrency,
+            "ephemeral_storage_mb": self.ephemeral_storage_mb,
+            "network": self.network,
+            "provisioned": self.provisioned,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "FunctionConfig":
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise InvalidParameter(name, f"{value!r} is outside {lo}..{hi}; pick a value in that range")
+
+
+@dataclass(frozen=True)
+class FunctionVersion:
+    """One immutable (configuration, code) pair. Pools and sandboxes see only this.
+
+    `revision` is unique across the whole registry and never reused, so it keys pools and
+    snapshots: a new deploy of the same name never reuses an environment of an older one.
+    `version` is the user-facing label: "$LATEST" or a published number.
+    """
+
+    name: str
+    version: str
+    revision: int
+    config: FunctionConfig
+    code_sha256: str
+    code_dir: str  # extracted, read-only code: a directory, or for wasm the module's directory
+    created_at: float = 0.0
+
+    @property
+    def arn(self) -> str:
+        return function_arn(self.name, self.version)
+
+    @property
+    def key(self) -> str:
+        """Pool key: one pool per immutable revision."""
+        return f"{self.name}#{self.revision}"
+
+
+REGION = "local-1"
+ACCOUNT = "000000000000"
+
+
+def function_arn(name: str, qualifier: str | None = None) -> str:
+    arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+    return f"{arn}:{qualifier}" if qualifier else arn
+
+
+@dataclass
+class Report:
+    """The REPORT line of one invocation, with Lambda's fields (milliseconds, megabytes)."""
+
+    request_id: str
+    duration_ms: float
+    billed_duration_ms: int
+    memory_size_mb: int
+    max_memory_used_mb: int
+    init_duration_ms: float | None = None  # set on cold starts only
+    cold_start: bool = False
+
+    def line(self) -> str:
+        s = (
+            f"REPORT RequestId: {self.request_id}\tDuration: {self.duration_ms:.2f} ms\t"
+            f"Billed Duration: {self.billed_duration_ms} ms\tMemory Size: {self.memory_size_mb} MB\t"
+            f"Max Memory Used: {self.max_memory_used_mb} MB"
+        )
+        if self.init_duration_ms is not None:
+            s += f"\tInit Duration: {self.init_duration_ms:.2f} ms"
+        return s
+
+
+@dataclass
+class InvocationResult:
+    """What an invocation returns to the caller. `function_error` is None on success; otherwise
+    `payload` is Lambda's error document, JSON-encoded, and `function_error` is "Unhandled"."""
+
+    request_id: str
+    payload: bytes
+    function_error: str | None
+    error: dict[str, Any] | None
+    log: bytes  # the whole framed log of this invocation (START..REPORT)
+    report: Report
+    executed_version: str
+
+    def log_tail(self, limit: int = 4096) -> bytes:
+        return self.log[-limit:]

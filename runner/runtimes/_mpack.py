@@ -1,0 +1,134 @@
+"""A small msgpack codec (stdlib only) for code that runs inside a sandbox.
+
+The guest side of the frame protocol cannot import the `msgpack` package: sandboxes start with
+`python -I -S`, so no site-packages are visible to guest code. This covers exactly the types the
+protocol uses (nil, bool, int, float, str, bin, array, map) and is checked against `msgpack` in
+tests/unit/runtimes/test_mpack.py. The Python bootstrap embeds it by import from its own folder.
+"""
+
+import struct
+
+_pack_d = struct.Struct(">Bd").pack
+
+
+def packb(obj):
+    out = bytearray()
+    _pack(obj, out)
+    return bytes(out)
+
+
+def _pack(o, out):
+    if o is None:
+        out.append(0xC0)
+    elif o is True:
+        out.append(0xC3)
+    elif o is False:
+        out.append(0xC2)
+    elif isinstance(o, int):
+        if 0 <= o < 0x80:
+            out.append(o)
+        elif -32 <= o < 0:
+            out.append(o & 0xFF)
+        elif 0 <= o < 1 << 64:
+            out += b"\xcf" + o.to_bytes(8, "big")
+        elif -(1 << 63) <= o < 0:
+            out += b"\xd3" + o.to_bytes(8, "big", signed=True)
+        else:
+            raise OverflowError("integer out of msgpack range")
+    elif isinstance(o, float):
+        out += _pack_d(0xCB, o)
+    elif isinstance(o, str):
+        b = o.encode("utf-8", "surrogatepass")
+        n = len(b)
+        if n < 32:
+            out.append(0xA0 | n)
+        else:
+            out += b"\xdb" + n.to_bytes(4, "big")
+        out += b
+    elif isinstance(o, (bytes, bytearray, memoryview)):
+        b = bytes(o)
+        out += b"\xc6" + len(b).to_bytes(4, "big") + b
+    elif isinstance(o, (list, tuple)):
+        out += b"\xdd" + len(o).to_bytes(4, "big")
+        for x in o:
+            _pack(x, out)
+    elif isinstance(o, dict):
+        out += b"\xdf" + len(o).to_bytes(4, "big")
+        for k, v in o.items():
+            _pack(k, out)
+            _pack(v, out)
+    else:
+        raise TypeError("cannot msgpack %s" % type(o).__name__)
+
+
+def unpackb(data):
+    obj, pos = _unpack(memoryview(data), 0)
+    if pos != len(data):
+        raise ValueError("extra bytes after msgpack object")
+    return obj
+
+
+def _unpack(m, p):
+    b = m[p]
+    p += 1
+    if b <= 0x7F:
+        return b, p
+    if b >= 0xE0:
+        return b - 0x100, p
+    if 0x80 <= b <= 0x8F:
+        return _map(m, p, b & 0x0F)
+    if 0x90 <= b <= 0x9F:
+        return _arr(m, p, b & 0x0F)
+    if 0xA0 <= b <= 0xBF:
+        n = b & 0x1F
+        return str(m[p : p + n], "utf-8", "surrogatepass"), p + n
+    if b == 0xC0:
+        return None, p
+    if b == 0xC2:
+        return False, p
+    if b == 0xC3:
+        return True, p
+    if b in (0xC4, 0xC5, 0xC6):
+        w = 1 << (b - 0xC4)
+        n = int.from_bytes(m[p : p + w], "big")
+        p += w
+        return bytes(m[p : p + n]), p + n
+    if b == 0xCA:
+        return struct.unpack(">f", m[p : p + 4])[0], p + 4
+    if b == 0xCB:
+        return struct.unpack(">d", m[p : p + 8])[0], p + 8
+    if 0xCC <= b <= 0xCF:
+        w = 1 << (b - 0xCC)
+        return int.from_bytes(m[p : p + w], "big"), p + w
+    if 0xD0 <= b <= 0xD3:
+        w = 1 << (b - 0xD0)
+        return int.from_bytes(m[p : p + w], "big", signed=True), p + w
+    if b in (0xD9, 0xDA, 0xDB):
+        w = 1 << (b - 0xD9)
+        n = int.from_bytes(m[p : p + w], "big")
+        p += w
+        return str(m[p : p + n], "utf-8", "surrogatepass"), p + n
+    if b in (0xDC, 0xDD):
+        w = 2 if b == 0xDC else 4
+        return _arr(m, p + w, int.from_bytes(m[p : p + w], "big"))
+    if b in (0xDE, 0xDF):
+        w = 2 if b == 0xDE else 4
+        return _map(m, p + w, int.from_bytes(m[p : p + w], "big"))
+    raise ValueError("unsupported msgpack byte 0x%02x" % b)
+
+
+def _arr(m, p, n):
+    out = []
+    for _ in range(n):
+        v, p = _unpack(m, p)
+        out.append(v)
+    return out, p
+
+
+def _map(m, p, n):
+    out = {}
+    for _ in range(n):
+        k, p = _unpack(m, p)
+        v, p = _unpack(m, p)
+        out[k] = v
+    return out, p

@@ -1,0 +1,231 @@
+"""The Python runtime inside a sandbox: loads a Lambda handler and serves invocations.
+
+Runs as `python -I -S -B python_bootstrap.py` (stdlib only, no site-packages, no user site).
+Talks to the host over the socket whose fd is in `_RUNNER_FD` with length-prefixed msgpack
+frames (docs/guest-protocol.md); its stdout and stderr are the environment's log pipe.
+
+The init phase does not start until the host says `init`: by then the host has applied the
+environment's limits, so no user code ever runs unconstrained.
+"""
+
+import json
+import os
+import resource
+import socket
+import struct
+import sys
+import time
+import traceback
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _mpack  # noqa: E402  (after the path fix above; stdlib-only codec)
+
+del sys.path[0]
+
+_HDR = struct.Struct(">I")
+
+
+class Channel:
+    def __init__(self, fd):
+        self.sock = socket.socket(fileno=fd)
+        self.sock.setblocking(True)
+
+    def send(self, msg):
+        body = _mpack.packb(msg)
+        self.sock.sendall(_HDR.pack(len(body)) + body)
+
+    def recv(self):
+        head = self._exact(4)
+        if head is None:
+            return None
+        body = self._exact(_HDR.unpack(head)[0])
+        return None if body is None else _mpack.unpackb(body)
+
+    def _exact(self, n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return bytes(buf)
+
+
+class LambdaContext:
+    """The `context` argument, with the attributes of AWS Lambda's Python runtime."""
+
+    def __init__(self, ctx, request_id):
+        self.aws_request_id = request_id
+        self.function_name = ctx.get("function_name", "")
+        self.function_version = ctx.get("function_version", "$LATEST")
+        self.invoked_function_arn = ctx.get("invoked_function_arn", "")
+        self.memory_limit_in_mb = str(ctx.get("memory_limit_in_mb", ""))
+        self.log_group_name = ctx.get("log_group_name", "")
+        self.log_stream_name = ctx.get("log_stream_name", "")
+        self.client_context = ctx.get("client_context")
+        self.identity = ctx.get("identity")
+        self._deadline_ms = int(ctx.get("deadline_ms", 0))
+
+    def get_remaining_time_in_millis(self):
+        return max(0, self._deadline_ms - int(time.time() * 1000))
+
+    def __repr__(self):
+        return "LambdaContext([aws_request_id=%s,function_name=%s,function_version=%s])" % (
+            self.aws_request_id, self.function_name, self.function_version)
+
+
+def _maxrss_kb():
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids)
+
+
+def _trace(tb):
+    return [line for line in traceback.format_list(traceback.extract_tb(tb))]
+
+
+def _error(exc_type, message, trace=None):
+    return {"errorType": exc_type, "errorMessage": message, "stackTrace": trace or []}
+
+
+class _RequestIdFilter:
+    """Adds the current request id to every `logging` record, as Lambda's runtime does."""
+
+    request_id = ""
+
+    def filter(self, record):
+        record.aws_request_id = _RequestIdFilter.request_id
+        return True
+
+
+def _setup_logging():
+    import logging
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+            "%Y-%m-%dT%H:%M:%S",
+        )
+    )
+    handler.formatter.converter = time.gmtime
+    handler.addFilter(_RequestIdFilter())
+    logging.getLogger().addHandler(handler)
+
+
+def load_handler(spec):
+    """Import `module.function` from the task root. Returns (handler, None) or (None, error)."""
+    try:
+        modname, fname = spec.rsplit(".", 1)
+    except ValueError:
+        return None, _error("Runtime.MalformedHandlerName", "Bad handler '%s': not module.function" % spec)
+    try:
+        import importlib
+
+        mod = importlib.import_module(modname.replace("/", "."))
+    except MemoryError:
+        return None, _error("Runtime.OutOfMemory", "Runtime exited: out of memory during init")
+    except ImportError as e:
+        return None, _error("Runtime.ImportModuleError", "Unable to import module '%s': %s" % (modname, e))
+    except SyntaxError as e:
+        trace = ['  File "%s" Line %s\n    %s' % (e.filename, e.lineno, (e.text or "").strip())]
+        return None, _error("Runtime.UserCodeSyntaxError", "Syntax error in module '%s': %s" % (modname, e), trace)
+    except BaseException as e:  # anything module-level code raises, SystemExit included
+        return None, _error(type(e).__name__, str(e), _trace(e.__traceback__))
+    fn = getattr(mod, fname, None)
+    if fn is None:
+        return None, _error("Runtime.HandlerNotFound", "Handler '%s' missing on module '%s'" % (fname, modname))
+    if not callable(fn):
+        return None, _error("Runtime.HandlerNotFound", "Handler '%s' on module '%s' is not callable" % (fname, modname))
+    return fn, None
+
+
+def invoke(handler, msg):
+    """Run one invocation; returns the reply frame."""
+    rid = msg["id"]
+    _RequestIdFilter.request_id = rid
+    os.environ["_X_AMZN_TRACE_ID"] = "Root=" + rid
+    fatal = False
+    try:
+        event = json.loads(msg["payload"]) if msg["payload"] else None
+        result = handler(event, LambdaContext(msg.get("ctx") or {}, rid))
+        try:
+            body = json.dumps(result).encode()
+        except (TypeError, ValueError) as e:
+            reply = {"t": "error", "id": rid,
+                     "error": _error("Runtime.MarshalError", "Unable to marshal response: %s" % e)}
+        else:
+            reply = {"t": "result", "id": rid, "payload": body}
+    except MemoryError:
+        fatal = True
+        reply = {"t": "error", "id": rid,
+                 "error": _error("Runtime.OutOfMemory", "Runtime exited: out of memory (MemoryError)")}
+    except SystemExit as e:
+        fatal = True
+        reply = {"t": "error", "id": rid,
+                 "error": _error("Runtime.ExitError", "Runtime exited with status %s" % (e.code,))}
+    except BaseException as e:
+        reply = {"t": "error", "id": rid, "error": _error(type(e).__name__, str(e), _trace(e.__traceback__))}
+    reply["fatal"] = fatal
+    return reply
+
+
+def serve(chan, handler):
+    """Serve invocations until the host closes the channel or a fatal error occurs."""
+    while True:
+        msg = chan.recv()
+        if msg is None or msg.get("t") == "shutdown":
+            return 0
+        if msg.get("t") != "invoke":
+            continue
+        reply = invoke(handler, msg)
+        # Flush before replying: the host drains the log pipe after the reply arrives, so every
+        # line the handler printed is attributed to this invocation.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        reply["maxrss_kb"] = _maxrss_kb()
+        chan.send(reply)
+        if reply["fatal"]:
+            return 1
+
+
+def init_phase(chan):
+    """Load the handler (the init phase). Returns the handler, or None after reporting."""
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
+    sys.path.insert(0, task_root)
+    try:
+        os.chdir(task_root)
+    except OSError:
+        pass
+    _setup_logging()
+    t0 = time.perf_counter()
+    handler, err = load_handler(os.environ.get("_HANDLER", ""))
+    init_ms = (time.perf_counter() - t0) * 1000.0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if err is not None:
+        chan.send({"t": "init_error", "error": err, "init_ms": init_ms, "maxrss_kb": _maxrss_kb()})
+        return None
+    chan.send({"t": "ready", "init_ms": init_ms, "maxrss_kb": _maxrss_kb()})
+    return handler
+
+
+def main():
+    fd = int(os.environ.pop("_RUNNER_FD"))
+    chan = Channel(fd)
+    # Line-buffered logs: a line printed just before a crash or a timeout still reaches the log.
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+    chan.send({"t": "hello", "pid": os.getpid()})
+    msg = chan.recv()
+    if msg is None or msg.get("t") != "init":
+        return 0
+    handler = init_phase(chan)
+    if handler is None:
+        return 1
+    return serve(chan, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

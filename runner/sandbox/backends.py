@@ -1,0 +1,43 @@
+"""Backends by runtime name: the one place a new runtime is registered.
+
+`ProcessBackend` adapts a `ProcessRuntime` (python.py, node.py) to the `Backend` protocol of
+base.py; the wasm backend implements it directly.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from runner.model import FunctionVersion
+from runner.sandbox.base import Backend
+from runner.sandbox.process import ProcessEnvironment, ProcessRuntime
+
+
+class ProcessBackend:
+    def __init__(self, runtime: ProcessRuntime, tmp_root: str) -> None:
+        self.runtime_impl = runtime
+        self.runtime = runtime.name
+        self.tmp_root = tmp_root
+
+    def prepare(self, version: FunctionVersion) -> None:
+        self.runtime_impl.check_code(version)
+
+    def create(self, version: FunctionVersion) -> ProcessEnvironment:
+        return ProcessEnvironment(version, self.runtime_impl, self.tmp_root)
+
+    def forget(self, version: FunctionVersion) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def default_backends(work_dir: str | None = None) -> dict[str, Backend]:
+    """One backend per runtime this host can run. `work_dir` holds per-environment scratch."""
+    from runner.sandbox.python import PythonRuntime
+
+    tmp_root = work_dir or tempfile.mkdtemp(prefix="runner-envs-")
+    os.makedirs(tmp_root, exist_ok=True)
+    backends: dict[str, Backend] = {"python": ProcessBackend(PythonRuntime(), tmp_root)}
+    return backends

@@ -1,0 +1,111 @@
+"""The sandbox layer's protocol: one execution environment, and the backend that makes them.
+
+An *execution environment* is one isolated instance of one immutable function version, able to
+run one invocation at a time (Lambda's model). Its lifecycle::
+
+    NEW --start()--> INIT --(init ok)--> READY <--invoke()--> BUSY
+                        \\--(init error)--> DEAD          any --destroy()--> DEAD
+
+Guarantees every backend gives (the pool above relies on them):
+
+* `invoke()` never raises a `FunctionError`: a guest failure comes back in
+  `InvokeOutcome.error`, with `reusable=False` whenever the guest's state can no longer be
+  trusted (timeout, out of memory, crash). Only platform faults raise.
+* A deadline is honoured: `invoke()` returns within the request's timeout plus a small
+  kill-and-reap margin, whatever the guest does.
+* No guest code runs before the environment's limits are applied.
+* `destroy()` is idempotent, never raises, and leaves no process, cgroup or temp dir behind.
+
+Backends live beside this file: `process.py` (subprocess runtimes: Python, Node.js),
+`wasm.py` (wasmtime), `fake.py` (for tests of the layers above).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from runner.errors import FunctionError
+from runner.model import FunctionVersion
+
+
+class EnvState(enum.Enum):
+    NEW = "new"
+    INIT = "init"
+    READY = "ready"
+    BUSY = "busy"
+    DEAD = "dead"
+
+
+@dataclass
+class InvokeRequest:
+    """One invocation as an environment sees it."""
+
+    request_id: str
+    payload: bytes  # the event, JSON-encoded (validated at the edge)
+    timeout_s: float  # the function's configured timeout, for the error message
+    deadline: float  # time.monotonic() by which the guest must have answered
+    context: dict[str, Any] = field(default_factory=dict)  # Lambda context fields, see below
+    # context keys: function_name, function_version, invoked_function_arn, memory_limit_in_mb,
+    # log_group_name, log_stream_name, deadline_ms (wall clock, epoch ms), client_context,
+    # identity. Runtimes expose them with their language's naming.
+
+
+@dataclass
+class InvokeOutcome:
+    """What one invocation produced inside the environment."""
+
+    payload: bytes | None  # the JSON-encoded response, None on error
+    error: FunctionError | None
+    logs: bytes  # the guest's stdout+stderr during this invocation (bounded by the backend)
+    duration_ms: float  # handler time, measured by the host
+    max_memory_bytes: int  # peak memory of the environment so far (0 if unknown)
+    reusable: bool = True  # False: the pool must destroy this environment
+
+
+@runtime_checkable
+class ExecutionEnvironment(Protocol):
+    """One isolated instance of one function version."""
+
+    version: FunctionVersion
+    state: EnvState
+    init_duration_ms: float | None  # time the init phase took; set by start()
+    init_logs: bytes  # what the guest printed during init
+
+    def start(self) -> None:
+        """Create the environment and run the function's init phase (module-level code).
+
+        Raises `FunctionInitError` (or `FunctionTimeout` if init runs past the function's
+        timeout) and leaves the environment DEAD; otherwise it is READY.
+        """
+
+    def invoke(self, request: InvokeRequest) -> InvokeOutcome:
+        """Run one invocation. READY -> BUSY -> READY (or DEAD if not reusable)."""
+
+    def destroy(self) -> None:
+        """Kill everything the environment holds. Idempotent; never raises."""
+
+    def memory_bytes(self) -> int:
+        """Current resident memory attributable to this environment (for stats and eviction)."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Makes execution environments for one runtime ("python", "nodejs", "wasm")."""
+
+    runtime: str
+
+    def prepare(self, version: FunctionVersion) -> None:
+        """Per-version work done once, before the first environment: validate the code, compile
+        a wasm module, build a snapshot or zygote. Idempotent. Raises `InvalidCodePackage` for
+        code that can never run (called at deploy time too, so bad code fails the deploy)."""
+
+    def create(self, version: FunctionVersion) -> ExecutionEnvironment:
+        """A NEW environment for `version`; the caller then calls start()."""
+
+    def forget(self, version: FunctionVersion) -> None:
+        """The version will not be invoked again: drop its snapshots, zygotes, caches."""
+
+    def close(self) -> None:
+        """Release everything; called once at shutdown."""

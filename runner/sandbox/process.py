@@ -1,0 +1,351 @@
+"""Subprocess execution environments (the Python and Node.js runtimes).
+
+One environment = one guest process (and whatever it forks), talking to the host over a
+socketpair with msgpack frames (`protocol.py`), its stdout+stderr on a separate pipe the host
+drains into the invocation's log. What differs per language is a `ProcessRuntime`: the command
+line and the runtime's environment variables.
+
+Guarantees (beyond those of base.py):
+* The guest gets only the environment built here (Lambda's variables plus the function's
+  configuration); nothing of the server's environment leaks in.
+* Limits are applied (limits.apply) after the interpreter says hello and before `init`.
+* A guest's output is bounded per invocation (MAX_LOG_BYTES); the excess is dropped, marked.
+* On timeout or crash the whole process group is killed and reaped before invoke() returns.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from typing import Protocol
+
+from runner.errors import (
+    FunctionCrashed,
+    FunctionError,
+    FunctionInitError,
+    FunctionOutOfMemory,
+    FunctionTimeout,
+    InternalError,
+)
+from runner.model import FunctionVersion
+from runner.sandbox import limits
+from runner.sandbox.base import EnvState, InvokeOutcome, InvokeRequest
+from runner.sandbox.protocol import FrameReader, ProtocolError, send
+
+MAX_LOG_BYTES = 1024 * 1024  # per invocation; Lambda truncates huge outputs too
+INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit, at least the function's own timeout
+HELLO_TIMEOUT_S = 10.0  # interpreter start; generous because CI machines are shared
+KILL_GRACE_S = 2.0
+
+
+class ProcessRuntime(Protocol):
+    """What a subprocess runtime contributes."""
+
+    name: str
+    address_space_limit: bool  # whether RLIMIT_AS is safe for this runtime
+
+    def command(self, version: FunctionVersion) -> list[str]:
+        """argv that starts the bootstrap for `version` (executable by absolute path)."""
+
+    def environment(self, version: FunctionVersion) -> dict[str, str]:
+        """Runtime-specific variables, added to the Lambda ones built by `guest_environment`."""
+
+    def check_code(self, version: FunctionVersion) -> None:
+        """Raise InvalidCodePackage if the code can never run (e.g. handler file missing)."""
+
+
+def guest_environment(version: FunctionVersion, tmp_dir: str) -> dict[str, str]:
+    """The whole environment a guest sees: Lambda's reserved variables, then the function's."""
+    cfg = version.config
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "TZ": ":UTC",
+        "HOME": tmp_dir,
+        "TMPDIR": tmp_dir,
+        "LAMBDA_TASK_ROOT": version.code_dir,
+        "_HANDLER": cfg.handler,
+        "AWS_REGION": "local-1",
+        "AWS_DEFAULT_REGION": "local-1",
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{cfg.runtime}",
+        "AWS_LAMBDA_FUNCTION_NAME": version.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.memory_mb),
+        "AWS_LAMBDA_FUNCTION_VERSION": version.version,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{version.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": f"{time.strftime('%Y/%m/%d')}/[{version.version}]{version.revision}",
+    }
+    env.update(cfg.environment)
+    return env
+
+
+class ProcessEnvironment:
+    """One guest process. See the module docstring for its guarantees."""
+
+    def __init__(self, version: FunctionVersion, runtime: ProcessRuntime, tmp_root: str) -> None:
+        self.version = version
+        self.runtime = runtime
+        self.state = EnvState.NEW
+        self.init_duration_ms: float | None = None
+        self.init_logs = b""
+        self._tmp_root = tmp_root
+        self._proc: subprocess.Popen | None = None
+        self._sock: socket.socket | None = None
+        self._logr: int | None = None
+        self._reader = FrameReader()
+        self._enforcement: limits.Enforcement | None = None
+        self._tmp_dir: str | None = None
+        self._maxrss = 0
+        self.pid = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.state = EnvState.INIT
+        cfg = self.version.config
+        try:
+            self._spawn()
+            hello = self._wait_message(time.monotonic() + HELLO_TIMEOUT_S)
+            if hello is None or hello.get("t") != "hello":
+                raise FunctionInitError("Runtime failed to start", "Runtime.ExitError")
+            self._enforcement = limits.apply(
+                self._proc.pid,
+                limits.LimitSpec.for_version(
+                    self.version, address_space=self.runtime.address_space_limit
+                ),
+            )
+            send(self._sock, {"t": "init"})
+            init_timeout = max(INIT_TIMEOUT_S, cfg.timeout_s)
+            logs = bytearray()
+            msg = self._wait_message(time.monotonic() + init_timeout, logs)
+            self.init_logs = bytes(logs)
+            if msg is None:
+                if self._exited_or_kill() and not self._timed_out:
+                    raise self._death_error(during="init")
+                raise FunctionTimeout.after(init_timeout)
+            self._maxrss = max(self._maxrss, int(msg.get("maxrss_kb", 0)) * 1024)
+            self.init_duration_ms = float(msg.get("init_ms", 0.0))
+            if msg["t"] == "init_error":
+                err = FunctionError.from_document(msg.get("error") or {})
+                raise FunctionInitError(err.message, err.error_type, err.stack_trace)
+            if msg["t"] != "ready":
+                raise FunctionInitError(f"unexpected frame {msg['t']!r} during init", "Runtime.InvalidResponse")
+            self.state = EnvState.READY
+        except BaseException:
+            self.destroy()
+            raise
+
+    def _spawn(self) -> None:
+        self._tmp_dir = tempfile.mkdtemp(prefix=f"env-{self.version.name}-", dir=self._tmp_root)
+        host_sock, guest_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        logr, logw = os.pipe()
+        env = guest_environment(self.version, self._tmp_dir)
+        env.update(self.runtime.environment(self.version))
+        env["_RUNNER_FD"] = str(guest_sock.fileno())
+        try:
+            # No preexec_fn: the server is multi-threaded. start_new_session gives the guest its
+            # own process group, so a kill reaches everything it forked (unless it escapes with
+            # setsid; the cgroup enforcement of limits.py closes that gap where available).
+            self._proc = subprocess.Popen(
+                self.runtime.command(self.version),
+                env=env,
+                cwd=self.version.code_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=logw,
+                stderr=logw,
+                pass_fds=(guest_sock.fileno(),),
+                close_fds=True,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            host_sock.close()
+            os.close(logr)
+            raise InternalError(f"cannot start the {self.runtime.name} runtime: {exc}") from exc
+        finally:
+            guest_sock.close()
+            os.close(logw)
+        self.pid = self._proc.pid
+        self._sock = host_sock
+        self._sock.setblocking(False)
+        self._logr = logr
+        os.set_blocking(logr, False)
+        self._timed_out = False
+
+    def invoke(self, request: InvokeRequest) -> InvokeOutcome:
+        if self.state is not EnvState.READY:
+            raise InternalError(f"environment is {self.state.value}, not ready")
+        self.state = EnvState.BUSY
+        logs = bytearray()
+        t0 = time.monotonic()
+        try:
+            self._sock.setblocking(True)
+            send(self._sock, {"t": "invoke", "id": request.request_id,
+                              "payload": request.payload, "ctx": request.context})
+            self._sock.setblocking(False)
+        except OSError:
+            pass  # the guest died; _wait_message sees EOF and reports why
+        msg = self._wait_message(request.deadline, logs)
+        duration_ms = (time.monotonic() - t0) * 1000.0
+        if msg is not None:
+            self._maxrss = max(self._maxrss, int(msg.get("maxrss_kb", 0)) * 1024)
+        error: FunctionError | None = None
+        payload: bytes | None = None
+        reusable = True
+        if msg is None:
+            reusable = False
+            if self._timed_out or not self._exited_or_kill():
+                error = FunctionTimeout.after(request.timeout_s)
+            else:
+                error = self._death_error(during="invoke")
+        elif msg["t"] == "result" and msg.get("id") == request.request_id:
+            payload = bytes(msg.get("payload") or b"null")
+        elif msg["t"] == "error":
+            doc = msg.get("error") or {}
+            error = FunctionError.from_document(doc)
+            if error.error_type == "Runtime.OutOfMemory":
+                error = FunctionOutOfMemory(
+                    FunctionOutOfMemory.at(self.version.config.memory_mb, "MemoryError").message,
+                    stack_trace=error.stack_trace,
+                )
+            reusable = not msg.get("fatal", False)
+        else:
+            error = FunctionCrashed(f"Runtime sent an unexpected frame {msg['t']!r}", "Runtime.InvalidResponse")
+            reusable = False
+        if reusable:
+            self.state = EnvState.READY
+        else:
+            self.destroy()
+        return InvokeOutcome(payload, error, bytes(logs), duration_ms, self.max_memory(), reusable)
+
+    def destroy(self) -> None:
+        self.state = EnvState.DEAD
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            self._kill_group(proc)
+        for closer in (self._sock, ):
+            if closer is not None:
+                closer.close()
+        self._sock = None
+        if self._logr is not None:
+            os.close(self._logr)
+            self._logr = None
+        if self._enforcement is not None:
+            self._enforcement.release()
+            self._enforcement = None
+        if self._tmp_dir:
+            shutil.rmtree(self._tmp_dir, ignore_errors=True)
+            self._tmp_dir = None
+
+    def memory_bytes(self) -> int:
+        try:
+            import psutil
+
+            return psutil.Process(self.pid).memory_info().rss if self.pid else 0
+        except Exception:
+            return 0
+
+    def max_memory(self) -> int:
+        peak = self._enforcement.max_memory_bytes() if self._enforcement else 0
+        return max(peak, self._maxrss)
+
+    # ------------------------------------------------------------------ internals
+
+    def _wait_message(self, deadline: float, logs: bytearray | None = None) -> dict | None:
+        """Wait for the next frame, draining the log pipe meanwhile. None on EOF or deadline
+        (sets _timed_out in the latter case)."""
+        sel = selectors.DefaultSelector()
+        sel.register(self._sock, selectors.EVENT_READ, "sock")
+        sel.register(self._logr, selectors.EVENT_READ, "log")
+        dropped = 0
+        try:
+            while True:
+                msg = self._reader.next()
+                if msg is not None:
+                    self._drain_log(logs)  # lines printed before the reply are already in the pipe
+                    return msg
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._timed_out = True
+                    return None
+                for key, _ in sel.select(remaining):
+                    if key.data == "log":
+                        dropped += self._drain_log(logs)
+                        continue
+                    try:
+                        data = self._sock.recv(1 << 16)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        data = b""
+                    if not data:
+                        self._drain_log(logs)
+                        return None
+                    self._reader.feed(data)
+        except ProtocolError:
+            return None
+        finally:
+            sel.close()
+
+    def _drain_log(self, logs: bytearray | None) -> int:
+        """Read what the pipe holds. Bytes over MAX_LOG_BYTES are read and dropped (memory stays
+        bounded whatever the guest prints); a marker notes it once."""
+        dropped = 0
+        while True:
+            try:
+                chunk = os.read(self._logr, 1 << 16)
+            except (BlockingIOError, OSError):
+                return dropped
+            if not chunk:
+                return dropped
+            if logs is None:
+                continue
+            room = MAX_LOG_BYTES - len(logs)
+            if room > 0:
+                logs += chunk[:room]
+                if len(chunk) > room:
+                    logs += b"\n[runner] log truncated: output over 1 MiB per invocation dropped\n"
+            dropped += max(0, len(chunk) - max(room, 0))
+
+    def _exited_or_kill(self) -> bool:
+        """True if the process has already exited (crash) rather than being alive (timeout)."""
+        proc = self._proc
+        if proc is None:
+            return True
+        try:
+            proc.wait(timeout=0.05)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def _death_error(self, during: str) -> FunctionError:
+        proc = self._proc
+        rc = proc.returncode if proc is not None else None
+        memory_mb = self.version.config.memory_mb
+        if self._enforcement is not None and self._enforcement.oom_killed():
+            return FunctionOutOfMemory.at(memory_mb, "killed by the kernel's OOM killer")
+        if rc is not None and rc < 0:
+            sig = signal.Signals(-rc).name if -rc in signal.valid_signals() else str(-rc)
+            if -rc == signal.SIGKILL:
+                return FunctionCrashed(f"Runtime exited with error: signal: killed ({sig})")
+            return FunctionCrashed(f"Runtime exited with error: signal {sig}")
+        return FunctionCrashed(f"Runtime exited with error: exit status {rc} during {during}")
+
+    @staticmethod
+    def _kill_group(proc: subprocess.Popen) -> None:
+        # The guest leads its own process group (start_new_session), so killpg reaches its
+        # children too. SIGKILL: a hostile guest can ignore anything gentler.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=KILL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
