@@ -34,7 +34,7 @@ from runner.errors import (
     InternalError,
 )
 from runner.model import FunctionVersion
-from runner.sandbox import limits
+from runner.sandbox import isolation, limits
 from runner.sandbox.base import EnvState, InvokeOutcome, InvokeRequest
 from runner.sandbox.protocol import FrameReader, ProtocolError, send
 
@@ -106,14 +106,25 @@ class ProcessEnvironment:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
-        self.state = EnvState.INIT
-        cfg = self.version.config
+    def launch(self) -> None:
+        """Start the runtime process and wait for its hello; no guest code runs yet. A pool may
+        call this ahead of demand (pre-started environments); start() then only runs init."""
+        if self._proc is not None:
+            return
         try:
             self._spawn()
             hello = self._wait_message(time.monotonic() + HELLO_TIMEOUT_S)
             if hello is None or hello.get("t") != "hello":
                 raise FunctionInitError("Runtime failed to start", "Runtime.ExitError")
+        except BaseException:
+            self.destroy()
+            raise
+
+    def start(self) -> None:
+        self.launch()
+        self.state = EnvState.INIT
+        cfg = self.version.config
+        try:
             self._enforcement = limits.apply(
                 self._proc.pid,
                 limits.LimitSpec.for_version(
@@ -153,7 +164,7 @@ class ProcessEnvironment:
             # own process group, so a kill reaches everything it forked (unless it escapes with
             # setsid; the cgroup enforcement of limits.py closes that gap where available).
             self._proc = subprocess.Popen(
-                self.runtime.command(self.version),
+                isolation.wrap(self.runtime.command(self.version), self.version, self._tmp_dir),
                 env=env,
                 cwd=self.version.code_dir,
                 stdin=subprocess.DEVNULL,
