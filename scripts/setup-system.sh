@@ -4,6 +4,9 @@
 set -euo pipefail
 need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+# Namespaces for subprocess environments (runner/sandbox/isolation.py); setpriv and prlimit come
+# with util-linux, which Debian always has.
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
   echo "setup-system: not root; missing Debian packages: ${need[*]} (install them for full support)" >&2
