@@ -37,6 +37,9 @@ def default_backends(work_dir: str | None = None) -> dict[str, Backend]:
     """One backend per runtime this host can run. `work_dir` holds per-environment scratch."""
     from runner.sandbox.python import PythonRuntime
 
+    from runner.sandbox import doctor
+
+    doctor.warn_if_degraded()  # once per process: says which protections this host lacks
     tmp_root = work_dir or tempfile.mkdtemp(prefix="runner-envs-")
     os.makedirs(tmp_root, exist_ok=True)
     backends: dict[str, Backend] = {"python": ProcessBackend(PythonRuntime(), tmp_root)}

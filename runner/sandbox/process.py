@@ -228,6 +228,11 @@ class ProcessEnvironment:
         else:
             error = FunctionCrashed(f"Runtime sent an unexpected frame {msg['t']!r}", "Runtime.InvalidResponse")
             reusable = False
+        # --- isolation (limits.py): a guest that hit its pids limit (fork bomb) has processes
+        # its code did not expect; replace the environment rather than reuse it.
+        if reusable and self._enforcement is not None and self._enforcement.pids_limit_hit():
+            reusable = False
+        # --- end isolation
         if reusable:
             self.state = EnvState.READY
         else:
@@ -254,6 +259,11 @@ class ProcessEnvironment:
             self._tmp_dir = None
 
     def memory_bytes(self) -> int:
+        # --- isolation: the cgroup's charge covers every process of the environment
+        current = self._enforcement.memory_bytes() if self._enforcement else 0
+        if current:
+            return current
+        # --- end isolation
         try:
             import psutil
 
