@@ -1,0 +1,165 @@
+"""Shared pieces of the hostile-guest suite: functions from source text, a neighbour function
+that must keep working, and a runner that attacks while the neighbour is being served.
+
+Every attack runs through the real sandbox backend (`default_backends()`), exactly as the server
+creates environments, with whatever isolation this host supports; test_host.py asserts the
+full set is on here, so a silent fallback cannot make this suite pass vacuously.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import textwrap
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import psutil
+import pytest
+
+from runner.model import FunctionConfig, FunctionVersion
+from runner.sandbox.backends import default_backends
+from runner.sandbox.base import InvokeOutcome, InvokeRequest
+
+_rev = iter(range(1, 1_000_000))
+
+NEIGHBOUR = """
+import hashlib
+def handler(event, context):
+    n = event.get("work", 0)
+    h = b"x"
+    for _ in range(n):
+        h = hashlib.sha256(h).digest()
+    return {"ok": True, "echo": event.get("echo"), "h": h.hex()[:8]}
+"""
+
+
+def make_version(root, name: str, source: str, **cfg) -> FunctionVersion:
+    """A function whose app.py is `source`; its code dir is world-readable (the guest runs as
+    an unprivileged uid), like the registry's extracted code."""
+    code = os.path.join(str(root), f"code-{name}")
+    os.makedirs(code, exist_ok=True)
+    with open(os.path.join(code, "app.py"), "w") as f:
+        f.write(textwrap.dedent(source))
+    os.chmod(code, 0o755)
+    os.chmod(os.path.join(code, "app.py"), 0o644)
+    cfg.setdefault("timeout_s", 10)
+    return FunctionVersion(name, "$LATEST", next(_rev), FunctionConfig("python", "app.handler", **cfg),
+                           "sha", code)
+
+
+def request(payload=None, timeout_s: float = 10.0) -> InvokeRequest:
+    return InvokeRequest(str(uuid.uuid4()), json.dumps(payload or {}).encode(), timeout_s,
+                         time.monotonic() + timeout_s)
+
+
+def result(outcome: InvokeOutcome):
+    assert outcome.error is None, (outcome.error.to_document(), outcome.logs[-2000:])
+    return json.loads(outcome.payload)
+
+
+@dataclass
+class Attack:
+    outcome: InvokeOutcome
+    during: list = field(default_factory=list)  # neighbour results while the attack ran
+    after: dict | None = None
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Harness:
+    """Functions' code and the fake registry live in the repo's .data/ (not under /tmp, which
+    every guest replaces with its own): a sibling of the runtime directory the sandbox does
+    mount, so "invisible" is tested where it is not trivially so."""
+
+    def __init__(self) -> None:
+        self.root = os.path.join(REPO, ".data", f"security-{uuid.uuid4().hex[:8]}")
+        os.makedirs(self.root)
+        self.data_dir = os.path.join(self.root, "data")
+        os.makedirs(self.data_dir, mode=0o700)
+        self.registry_db = os.path.join(self.data_dir, "registry.db")
+        with open(self.registry_db, "w") as f:
+            f.write("SECRET-REGISTRY-ROW")
+        self.backend = default_backends(os.path.join(self.root, "envs"))["python"]
+        self.envs = []
+        self.neighbour = self.start(make_version(self.root, "neighbour", NEIGHBOUR, memory_mb=512))
+
+    def start(self, version: FunctionVersion):
+        env = self.backend.create(version)
+        self.envs.append(env)
+        env.start()
+        return env
+
+    def function(self, name: str, source: str, **cfg):
+        return self.start(make_version(self.root, name, source, **cfg))
+
+    def ask_neighbour(self, echo="ping") -> dict:
+        out = self.neighbour.invoke(request({"echo": echo}))
+        return result(out)
+
+    def attack(self, env, payload=None, timeout_s: float = 10.0) -> Attack:
+        """Invoke `env` in a thread; meanwhile and afterwards the neighbour must answer."""
+        box = {}
+        t = threading.Thread(target=lambda: box.update(out=env.invoke(request(payload, timeout_s))))
+        t.start()
+        during = []
+        while t.is_alive() or not during:
+            during.append(self.ask_neighbour(f"during-{len(during)}"))
+            time.sleep(0.05)
+        t.join()
+        a = Attack(box["out"], during)
+        a.after = self.ask_neighbour("after")
+        return a
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.destroy()
+        self.backend.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def assert_neighbour_fine(a: Attack) -> None:
+    assert a.during and all(r["ok"] for r in a.during)
+    assert [r["echo"] for r in a.during] == [f"during-{i}" for i in range(len(a.during))]
+    assert a.after == {"ok": True, "echo": "after", "h": a.after["h"]}
+
+
+def guest_uid(env) -> int:
+    """The host uid the environment's guest runs as (from the sandbox command line)."""
+    for a in env._proc.args:
+        if str(a).startswith("--reuid="):
+            return int(str(a).split("=", 1)[1])
+    raise AssertionError("environment is not running under a dropped uid")
+
+
+def processes_of_uid(uid: int) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["uids"]):
+        try:
+            if p.info["uids"] and p.info["uids"].real == uid:
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out
+
+
+def wait_gone(uid: int, timeout: float = 3.0) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    left = processes_of_uid(uid)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = processes_of_uid(uid)
+    return left
+
+
+@pytest.fixture
+def h():
+    harness = Harness()
+    try:
+        yield harness
+    finally:
+        harness.close()
