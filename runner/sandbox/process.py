@@ -42,6 +42,8 @@ MAX_LOG_BYTES = 1024 * 1024  # per invocation; Lambda truncates huge outputs too
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit, at least the function's own timeout
 HELLO_TIMEOUT_S = 10.0  # interpreter start; generous because CI machines are shared
 KILL_GRACE_S = 2.0
+_TRUNCATED = b"\n[runner] log truncated: output over 1 MiB per invocation dropped\n"
+EXIT_WAIT_S = 1.0  # after EOF from the guest: how long its wrapper may take to exit
 
 
 class ProcessRuntime(Protocol):
@@ -252,6 +254,9 @@ class ProcessEnvironment:
             os.close(self._logr)
             self._logr = None
         if self._enforcement is not None:
+            # --- isolation: keep the cgroup's peak for the outcome built after destroy()
+            self._maxrss = max(self._maxrss, self._enforcement.max_memory_bytes())
+            # --- end isolation
             self._enforcement.release()
             self._enforcement = None
         if self._tmp_dir:
@@ -329,8 +334,11 @@ class ProcessEnvironment:
             room = MAX_LOG_BYTES - len(logs)
             if room > 0:
                 logs += chunk[:room]
-                if len(chunk) > room:
-                    logs += b"\n[runner] log truncated: output over 1 MiB per invocation dropped\n"
+            # --- isolation (found by tests/security): mark the cut even when the log filled up
+            # exactly at a chunk boundary; after the marker nothing more is appended.
+            if len(chunk) > max(room, 0) and not logs.endswith(_TRUNCATED):
+                logs += _TRUNCATED
+            # --- end isolation
             dropped += max(0, len(chunk) - max(room, 0))
 
     def _exited_or_kill(self) -> bool:
@@ -339,7 +347,10 @@ class ProcessEnvironment:
         if proc is None:
             return True
         try:
-            proc.wait(timeout=0.05)
+            # --- isolation: the guest runs under bwrap's init, so the process we hold exits a
+            # few ms after the guest dies (e.g. OOM-killed); give the chain time to unwind.
+            proc.wait(timeout=EXIT_WAIT_S)
+            # --- end isolation
             return True
         except subprocess.TimeoutExpired:
             return False
