@@ -1,0 +1,96 @@
+"""cgroups.py against a fake cgroup v2 tree (files in a temp dir: checks what is written where
+and how counters are parsed) and against this host's real hierarchy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from runner.sandbox import cgroups, limits
+
+MB = 1 << 20
+
+
+def fake_v2(tmp_path):
+    """A plain directory stands in for a v2 group: mkdir there does not create the kernel's
+    files, so writes land as ordinary files and counters are written by the test."""
+    parent = tmp_path / "runner"
+    parent.mkdir()
+    return cgroups.Layout(2, {"": str(parent)})
+
+
+def test_v2_limits_are_written_to_the_v2_files(tmp_path):
+    layout = fake_v2(tmp_path)
+    cg = cgroups.CgroupSet.create(layout, 256 * MB, 512 / 1769, 64)
+    d = tmp_path / "runner" / cg.name
+    assert (d / "memory.max").read_text() == str(256 * MB)
+    assert (d / "memory.swap.max").read_text() == "0"
+    quota = int(cgroups.CPU_PERIOD_US * 512 / 1769)
+    assert (d / "cpu.max").read_text() == f"{quota} {cgroups.CPU_PERIOD_US}"
+    assert (d / "pids.max").read_text() == "64"
+
+
+def test_v2_counters_are_parsed(tmp_path):
+    cg = cgroups.CgroupSet.create(fake_v2(tmp_path), 128 * MB, 0.1, 16)
+    d = tmp_path / "runner" / cg.name
+    (d / "memory.events").write_text("low 0\nhigh 0\nmax 12\noom 2\noom_kill 1\n")
+    (d / "memory.peak").write_text("134217728\n")
+    (d / "pids.events").write_text("max 3\n")
+    (d / "cpu.stat").write_text("usage_usec 10\nthrottled_usec 4500\n")
+    assert cg.oom_kills() == 1
+    assert cg.peak_memory() == 128 * MB
+    assert cg.pids_limit_hits() == 3
+    assert cg.cpu_throttled_us() == 4500
+
+
+def test_cpu_quota_never_below_kernel_minimum(tmp_path):
+    cg = cgroups.CgroupSet.create(fake_v2(tmp_path), 128 * MB, 0.001, 16)
+    d = tmp_path / "runner" / cg.name
+    assert (d / "cpu.max").read_text().split()[0] == str(cgroups.CPU_QUOTA_MIN_US)
+
+
+def test_limit_spec_cpu_is_memory_over_1769_capped_at_cores():
+    from runner.model import FunctionConfig, FunctionVersion
+
+    def spec(mb):
+        v = FunctionVersion("f", "$LATEST", 1, FunctionConfig("python", "app.handler", memory_mb=mb), "s", "/x")
+        return limits.LimitSpec.for_version(v)
+
+    assert spec(1769).cpu_fraction == pytest.approx(1.0)
+    assert spec(128).cpu_fraction == pytest.approx(128 / 1769)
+    assert spec(10240).cpu_fraction == float(os.cpu_count())
+
+
+def test_apply_places_a_process_tree_by_pid_on_this_host():
+    """The zygote contract: any pid, with children already forked, is moved wholesale."""
+    layout = limits.cgroup_layout()
+    assert layout is not None, limits.cgroup_problem()
+    code = ("import os,time\nif os.fork()==0:\n    time.sleep(30)\nelse:\n    time.sleep(30)\n")
+    p = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        import time
+        import psutil
+
+        deadline = time.monotonic() + 5
+        while not psutil.Process(p.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child = psutil.Process(p.pid).children()[0].pid
+        enf = limits.apply(p.pid, limits.LimitSpec(memory_bytes=200 * MB, cpu_fraction=0.5, pids=50))
+        assert sorted(enf.group.pids()) == sorted([p.pid, child])
+        mem_file = "memory.max" if layout.version == 2 else "memory.limit_in_bytes"
+        ctl = "" if layout.version == 2 else "memory"
+        with open(os.path.join(enf.group.dirs[ctl], mem_file)) as f:
+            assert int(f.read()) == 200 * MB
+        assert not enf.oom_killed()
+        dirs = list(enf.group.dirs.values())
+        assert dirs and all(os.path.isdir(d) for d in dirs)
+        enf.release()  # kills both (the child too, though nobody signalled it)
+        assert p.wait(timeout=5) == -9
+        assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+        assert [d for d in dirs if os.path.exists(d)] == []
+    finally:
+        p.kill()
+        p.wait()
