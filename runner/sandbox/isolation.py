@@ -33,12 +33,13 @@ import functools
 import itertools
 import logging
 import os
+import resource
 import shutil
 import subprocess
 
 from runner.errors import InternalError
 from runner.model import FunctionVersion
-from runner.sandbox.limits import NOFILE
+from runner.sandbox.limits import NOFILE, LimitSpec, cgroup_layout, rlimits
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,12 @@ def problem() -> str | None:
     return None
 
 
-def wrap(argv: list[str], version: FunctionVersion, tmp_dir: str) -> list[str]:
+def wrap(argv: list[str], version: FunctionVersion, tmp_dir: str, *,
+         address_space: bool = True) -> list[str]:
     """The command line that runs `argv` isolated for `version`. `tmp_dir` is the host scratch
-    directory process.py made; inside the sandbox the guest's HOME and TMPDIR are its own /tmp."""
+    directory process.py made; inside the sandbox the guest's HOME and TMPDIR are its own /tmp.
+    `address_space` is the runtime's tolerance of RLIMIT_AS (used only where no cgroup limits
+    memory, exactly as limits.apply decides)."""
     m = mode()
     if m == "off":
         return list(argv)
@@ -116,10 +120,11 @@ def wrap(argv: list[str], version: FunctionVersion, tmp_dir: str) -> list[str]:
                 "as an unprivileged uid and needs it world-readable (chmod -R o+rX)"
             )
     uid = GUEST_UID_BASE + next(_uids) % GUEST_UID_COUNT
-    cfg = version.config
-    return _sandbox_argv(m, argv, code_dir=version.code_dir,
-                         tmp_bytes=cfg.ephemeral_storage_mb * 1024 * 1024,
-                         network=cfg.network, uid=uid)
+    spec = LimitSpec.for_version(version, address_space=address_space)
+    as_bytes = rlimits(spec, address_space=address_space and cgroup_layout() is None).get(
+        resource.RLIMIT_AS)
+    return _sandbox_argv(m, argv, code_dir=version.code_dir, tmp_bytes=spec.tmp_bytes,
+                         network=version.config.network, uid=uid, as_bytes=as_bytes)
 
 
 def _ancestors(path: str) -> list[str]:
@@ -132,7 +137,7 @@ def _ancestors(path: str) -> list[str]:
 
 
 def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: int,
-                  network: bool, uid: int) -> list[str]:
+                  network: bool, uid: int, as_bytes: int | None = None) -> list[str]:
     bwrap, setpriv, prlimit = tools()
     args = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--hostname", "sandbox"]
@@ -195,7 +200,8 @@ def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: i
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
                  "--cap-add", "CAP_SETPCAP", "--",
                  prlimit, "--core=0:0", f"--nofile={NOFILE}:{NOFILE}",
-                 f"--fsize={tmp_bytes}:{tmp_bytes}", "--",
+                 f"--fsize={tmp_bytes}:{tmp_bytes}",
+                 *([f"--as={as_bytes}:{as_bytes}"] if as_bytes else []), "--",
                  setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     else:

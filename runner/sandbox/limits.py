@@ -123,13 +123,37 @@ class Enforcement:
             group.close()
 
 
-def _tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
+def _children(pid: int) -> list[int]:
+    """Direct children, from /proc/<pid>/task/<tid>/children (no scan of all of /proc)."""
+    out: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(c) for c in f.read().split()]
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def _tree(pid: int) -> tuple[list[int], list[int]]:
+    """(every pid of the tree rooted at `pid`, its leaves)."""
+    every, leaves, todo = [], [], [pid]
+    while todo:
+        p = todo.pop()
+        every.append(p)
+        kids = _children(p)
+        if not kids:
+            leaves.append(p)
+        todo += kids
+    return every, leaves
 
 
 def apply(pid: int, spec: LimitSpec) -> Enforcement:
-    """Enforce `spec` on `pid` and every descendant before any of them runs guest code.
+    """Enforce `spec` on `pid` and its descendants before any of them runs guest code.
 
     Safe because the tree is quiescent: the caller invokes this while the guest blocks on its
     socket waiting for `init` (and a wrapper like bwrap only waits on its child), so no process
@@ -138,21 +162,26 @@ def apply(pid: int, spec: LimitSpec) -> Enforcement:
     """
     layout = cgroup_layout()
     group = None
-    procs = _tree(pid)
+    every, leaves = _tree(pid)
     if layout is not None:
         group = cgroups.CgroupSet.create(layout, spec.memory_bytes, spec.cpu_fraction, spec.pids)
         try:
-            for p in procs:
+            # Only the leaves move: the processes above them are wrappers (bwrap and its PID
+            # namespace init) that only wait on their child, run no guest code and sit outside
+            # the guest's reach, while each cgroup migration costs an RCU grace period (~0.5 ms
+            # per process and hierarchy). Whatever the leaves fork inherits their group.
+            for p in leaves:
                 try:
-                    group.add(p.pid)
+                    group.add(p)
                 except ProcessLookupError:
                     pass  # exited already; nothing of it can run guest code
         except BaseException:
             group.close()
             raise
-    for p in procs:
+    for p in every:
         try:
-            _set_rlimits(p, spec, address_space=spec.address_space and group is None)
+            _set_rlimits(psutil.Process(p), spec,
+                         address_space=spec.address_space and group is None)
         except psutil.NoSuchProcess:
             pass
     return Enforcement(pid, spec, group)

@@ -166,7 +166,8 @@ class ProcessEnvironment:
             # own process group, so a kill reaches everything it forked (unless it escapes with
             # setsid; the cgroup enforcement of limits.py closes that gap where available).
             self._proc = subprocess.Popen(
-                isolation.wrap(self.runtime.command(self.version), self.version, self._tmp_dir),
+                isolation.wrap(self.runtime.command(self.version), self.version, self._tmp_dir,
+                               address_space=self.runtime.address_space_limit),
                 env=env,
                 cwd=self.version.code_dir,
                 stdin=subprocess.DEVNULL,
