@@ -230,6 +230,19 @@ class Runner:
         init_logs = env.init_logs if lease.cold else b""
         return self._finish(version, rid, out, error, init_logs, outcome.logs, report)
 
+    def check_invoke(self, name: str, payload: bytes | str | None = None, *,
+                     qualifier: str | None = None) -> FunctionVersion:
+        """A dry run: the checks an invocation makes before running anything."""
+        _check_payload(payload)
+        return self.registry.resolve(name, qualifier)
+
+    def invoke_async(self, name: str, payload: bytes | str | None = None, *,
+                     qualifier: str | None = None) -> str:
+        """Queue an asynchronous (Event) invocation; returns its request id."""
+        raise InvalidParameter(
+            "invocation_type", "asynchronous (Event) invocation is not available on this "
+            "server; invoke with RequestResponse")
+
     def _finish(self, version, rid, out, error, init_logs: bytes, logs: bytes, report: Report):
         lines = []
         if init_logs:

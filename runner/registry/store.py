@@ -221,6 +221,7 @@ class SQLiteRegistry:
             code_sha256=row["code_sha256"],
             code_dir=self.code.path(row["code_sha256"]),
             created_at=row["created_at"],
+            code_size=row["code_size"],
         )
 
     def _invalidate(self, name: str) -> None:
