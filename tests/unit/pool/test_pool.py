@@ -154,3 +154,51 @@ def test_fake_environment_reports_fatal_errors_unreusable(backend):
     env.start()
     out = env.invoke(request())
     assert out.error.error_type == "Sandbox.Timedout" and not out.reusable
+
+
+def test_provisioned_environments_are_ready_and_kept(backend):
+    pool = PoolManager({"python": backend}, idle_ttl_s=0.1)
+    try:
+        v = version(provisioned=2, concurrency=4)
+        assert pool.provision(v) == 2
+        a, b = pool.acquire(v), pool.acquire(v)
+        assert not a.cold and not b.cold  # within the provisioned count: never cold
+        pool.release(a, True), pool.release(b, True)
+        assert pool.reap(now=time.monotonic() + 10) == 0  # the floor is exempt from the TTL
+        c = pool.acquire(v)
+        pool.release(c, reusable=False)  # lost (e.g. timeout): replaced in the background
+        deadline = time.monotonic() + 5
+        while pool.idle_environments(v) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool.idle_environments(v) == 2
+    finally:
+        pool.close()
+
+
+def test_extra_environments_above_the_floor_expire(backend):
+    pool = PoolManager({"python": backend}, idle_ttl_s=60)
+    try:
+        v = version(provisioned=1, concurrency=4)
+        pool.provision(v)
+        leases = [pool.acquire(v) for _ in range(3)]
+        assert [l.cold for l in leases] == [False, True, True]
+        for l in leases:
+            pool.release(l, True)
+        assert pool.reap(now=time.monotonic() + 120) == 2
+        assert pool.idle_environments(v) == 1
+    finally:
+        pool.close()
+
+
+def test_memory_pressure_evicts_lru_idle_but_not_provisioned(backend, monkeypatch):
+    pool = PoolManager({"python": backend})
+    try:
+        prov = version("p", 1, provisioned=1)
+        pool.provision(prov)
+        plain = version("q", 2)
+        pool.release(pool.acquire(plain), True)
+        monkeypatch.setattr(pool, "memory_pressure", lambda: True)
+        assert pool.relieve_memory_pressure() == 1
+        assert pool.idle_environments(plain) == 0 and pool.idle_environments(prov) == 1
+    finally:
+        pool.close()
