@@ -45,7 +45,8 @@ class _VersionPool:
     busy: int = 0
     starting: int = 0
     live: bool = True  # False once retired: nothing returns to the idle list
-    cold_starts: int = 0
+    cold_starts: int = 0  # invocations that had to wait for an environment's init
+    inits: int = 0  # environments initialised (cold starts + provisioned + replacements)
     invocations: int = 0
     replenishing: bool = False  # a background thread is creating provisioned environments
 
@@ -146,6 +147,7 @@ class PoolManager:
             vp.starting -= 1
             vp.busy += 1
             vp.cold_starts += 1
+            vp.inits += 1
         return Lease(env, version, cold=True)
 
     def release(self, lease: Lease, reusable: bool) -> None:
@@ -241,6 +243,7 @@ class PoolManager:
                 return created
             with self._lock:
                 vp.starting -= 1
+                vp.inits += 1
                 if vp.live and not self._closed.is_set():
                     vp.idle.insert(0, _Idle(env, time.monotonic()))
                     created += 1
@@ -300,7 +303,8 @@ class PoolManager:
             per = {
                 vp.version.key: {
                     "idle": len(vp.idle), "busy": vp.busy, "starting": vp.starting,
-                    "cold_starts": vp.cold_starts, "invocations": vp.invocations,
+                    "cold_starts": vp.cold_starts, "inits": vp.inits,
+                    "invocations": vp.invocations,
                 }
                 for vp in self._pools.values()
             }
