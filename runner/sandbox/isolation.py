@@ -127,6 +127,15 @@ def wrap(argv: list[str], version: FunctionVersion, tmp_dir: str, *,
                          network=version.config.network, uid=uid, as_bytes=as_bytes)
 
 
+def guest_returncode(rc: int | None) -> int | None:
+    """The guest's status as Popen would report it had it not been wrapped: bwrap exits with
+    128+N when its child died of signal N, so that becomes -N (only while isolation is on; a
+    guest that itself exits with 128+N is indistinguishable, as in any shell)."""
+    if rc is not None and mode() != "off" and 128 < rc < 128 + 65:
+        return -(rc - 128)
+    return rc
+
+
 def _ancestors(path: str) -> list[str]:
     out = []
     p = os.path.dirname(path)

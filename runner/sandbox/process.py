@@ -359,6 +359,7 @@ class ProcessEnvironment:
     def _death_error(self, during: str) -> FunctionError:
         proc = self._proc
         rc = proc.returncode if proc is not None else None
+        rc = isolation.guest_returncode(rc)  # --- isolation: the wrapper reports 128+signal
         memory_mb = self.version.config.memory_mb
         if self._enforcement is not None and self._enforcement.oom_killed():
             return FunctionOutOfMemory.at(memory_mb, "killed by the kernel's OOM killer")

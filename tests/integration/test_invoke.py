@@ -197,7 +197,9 @@ def test_concurrency_limit_throttles(client):
 
 
 def test_concurrent_invocations_get_separate_environments(client):
-    code = b"import os, time\ndef handler(e, c):\n    time.sleep(0.5)\n    return os.getpid()\n"
+    # Identity per environment: a token drawn at import (every sandbox has its own PID
+    # namespace, so os.getpid() is the same number in each).
+    code = b"import os, time\nENV = os.urandom(8).hex()\ndef handler(e, c):\n    time.sleep(0.5)\n    return ENV\n"
     client.deploy("par", _zip({"app.py": code}), runtime="python", handler="app.handler", concurrency=3)
     pids = []
     threads = [threading.Thread(target=lambda: pids.append(json.loads(client.invoke("par", b"{}").payload)))

@@ -23,7 +23,8 @@ def _zip(source: str) -> bytes:
 
 def test_invocations_within_provisioned_count_are_never_cold(client, server):
     runner, _ = server
-    code = _zip("import time, os\ndef handler(e, c):\n    time.sleep(0.4)\n    return os.getpid()\n")
+    # One token per environment (each sandbox has its own PID namespace: getpid() is 2 in all).
+    code = _zip("import time, os\nENV = os.urandom(8).hex()\ndef handler(e, c):\n    time.sleep(0.4)\n    return ENV\n")
     client.deploy("prov", code, runtime="python", handler="app.handler", provisioned=3, concurrency=5)
     reports = []
 
