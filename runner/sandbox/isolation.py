@@ -1,7 +1,7 @@
 """Namespaces for subprocess environments: what a guest can see and touch.
 
 `wrap(argv, version, tmp_dir)` turns a runtime's command line into one that runs it inside
-bubblewrap (Debian's `bwrap`; docs/decisions/001-bubblewrap-for-namespaces.md says why), with:
+bubblewrap (Debian's `bwrap`; docs/decisions/006-bubblewrap-for-namespaces.md says why), with:
 
 * a mount namespace whose root is an empty read-only tmpfs holding only: /usr (and the /bin,
   /lib... links), a few files of /etc, the interpreter's install prefix and the runtime's
