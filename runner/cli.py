@@ -221,6 +221,21 @@ def _logs(args, _, invoker):
     return 0
 
 
+# ---------------------------------------------------------------------------- doctor
+
+
+def cmd_doctor(args) -> int:
+    """Print which protections this host gives guests; exit 1 if any is off (scriptable)."""
+    from runner.sandbox import doctor
+
+    rows = doctor.rows()
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=2))
+    else:
+        print(doctor.format_table(rows))
+    return 0 if all(r.enabled for r in rows) else 1
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -287,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
     lg.add_argument("--lines", "-n", type=int, default=0, help="last N lines (0 = all kept)")
     lg.set_defaults(func=_simple(_logs))
+
+    doc = sub.add_parser("doctor", help="show which isolation protections this host supports")
+    doc.add_argument("--json", action="store_true")
+    doc.set_defaults(func=cmd_doctor)
     return p
 
 

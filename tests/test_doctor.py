@@ -91,3 +91,17 @@ def test_rlimit_fallback_still_runs_guests(monkeypatch, tmp_path):
         monkeypatch.undo()
         limits.cgroup_layout.cache_clear()
         isolation.mode.cache_clear()
+
+
+def test_cli_doctor_prints_the_table(capsys):
+    from runner.cli import main
+
+    assert main(["doctor"]) == 0  # every protection is on here (see the first test)
+    out = capsys.readouterr().out
+    for r in doctor.rows():
+        assert r.protection in out
+    assert main(["doctor", "--json"]) == 0
+    import json
+
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["protection"] for r in rows} == {r.protection for r in doctor.rows()}
