@@ -2,12 +2,13 @@
 that must keep working, and a runner that attacks while the neighbour is being served.
 
 Every attack runs through the real sandbox backend (`default_backends()`), exactly as the server
-creates environments, with whatever isolation this host supports; test_host.py asserts the
-full set is on here, so a silent fallback cannot make this suite pass vacuously.
+creates environments, with whatever isolation this host supports; tests/test_doctor.py asserts
+the full set is on here, so a silent fallback cannot make this suite pass vacuously.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -15,10 +16,17 @@ import textwrap
 import threading
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 
+import grpc
 import psutil
 import pytest
+
+from runner import Runner
+from runner.service.proto import runner_api_pb2 as pb
+from runner.service.proto import runner_api_pb2_grpc as pb_grpc
+from runner.service.server import build_server
 
 from runner.model import FunctionConfig, FunctionVersion
 from runner.sandbox.backends import default_backends
@@ -72,21 +80,33 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 class Harness:
-    """Functions' code and the fake registry live in the repo's .data/ (not under /tmp, which
-    every guest replaces with its own): a sibling of the runtime directory the sandbox does
-    mount, so "invisible" is tested where it is not trivially so."""
+    """A real server (the embedded `Runner` behind the gRPC edge) serves a neighbour function
+    while guests attack; "keeps serving" is checked through the server, as a client sees it.
+
+    The attackers' environments come from the same sandbox backend the server uses, created
+    directly so a test can inspect them (cgroup, uid). Everything lives in the repo's .data/
+    (not under /tmp, which every guest replaces with its own): siblings of the runtime
+    directory the sandbox does mount, so "invisible" is tested where it is not trivially so.
+    """
 
     def __init__(self) -> None:
         self.root = os.path.join(REPO, ".data", f"security-{uuid.uuid4().hex[:8]}")
         os.makedirs(self.root)
-        self.data_dir = os.path.join(self.root, "data")
-        os.makedirs(self.data_dir, mode=0o700)
-        self.registry_db = os.path.join(self.data_dir, "registry.db")
-        with open(self.registry_db, "w") as f:
-            f.write("SECRET-REGISTRY-ROW")
+        self.runner = Runner(os.path.join(self.root, "data"), idle_ttl_s=60)
+        self.server, port = build_server(self.runner, "127.0.0.1", 0)
+        self.server.start()
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.invoker = pb_grpc.InvokerStub(self.channel)
+        self.data_dir = self.runner.data_dir
+        self.registry_db = self.runner.registry.db_path
+        served = self.runner.deploy("neighbour", _zip(NEIGHBOUR), runtime="python",
+                                    handler="app.handler", memory_mb=512)
+        self.neighbour_code = served.code_dir  # in the registry's code store
         self.backend = default_backends(os.path.join(self.root, "envs"))["python"]
         self.envs = []
-        self.neighbour = self.start(make_version(self.root, "neighbour", NEIGHBOUR, memory_mb=512))
+        # The same function in an environment of its own, for latency measurements that must
+        # not include the gRPC edge's own scheduling noise.
+        self.neighbour = self.start(make_version(self.root, "neighbour-direct", NEIGHBOUR, memory_mb=512))
 
     def start(self, version: FunctionVersion):
         env = self.backend.create(version)
@@ -98,8 +118,11 @@ class Harness:
         return self.start(make_version(self.root, name, source, **cfg))
 
     def ask_neighbour(self, echo="ping") -> dict:
-        out = self.neighbour.invoke(request({"echo": echo}))
-        return result(out)
+        """One invocation of the served neighbour through gRPC; must succeed."""
+        resp = self.invoker.Invoke(pb.InvokeRequest(
+            name="neighbour", payload=json.dumps({"echo": echo}).encode()), timeout=30)
+        assert not resp.function_error, resp.payload
+        return json.loads(resp.payload)
 
     def attack(self, env, payload=None, timeout_s: float = 10.0) -> Attack:
         """Invoke `env` in a thread; meanwhile and afterwards the neighbour must answer."""
@@ -119,7 +142,17 @@ class Harness:
         for env in self.envs:
             env.destroy()
         self.backend.close()
+        self.channel.close()
+        self.server.stop(grace=2).wait()
+        self.runner.close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _zip(source: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", textwrap.dedent(source))
+    return buf.getvalue()
 
 
 def assert_neighbour_fine(a: Attack) -> None:

@@ -56,41 +56,42 @@ def handler(event, context):
 """
 
 
-def _p99_rounds(h, rounds: int, per_round: int) -> float:
-    """Median over rounds of each round's p99 invoke latency (ms) of the neighbour doing a
-    fixed ~2 ms of work: robust against one bad scheduling moment on a shared 2-core host."""
-    p99s = []
-    for _ in range(rounds):
-        lat = []
-        for _ in range(per_round):
-            t0 = time.perf_counter()
-            out = h.neighbour.invoke(request({"work": 3000, "echo": "x"}))
-            lat.append((time.perf_counter() - t0) * 1000)
-            assert out.error is None
-        lat.sort()
-        p99s.append(lat[min(len(lat) - 1, int(len(lat) * 0.99))])
-    return statistics.median(p99s)
+def _p99(h, n: int) -> float:
+    """p99 invoke latency (ms) over `n` invocations of the neighbour doing ~2 ms of work."""
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        out = h.neighbour.invoke(request({"work": 3000, "echo": "x"}))
+        lat.append((time.perf_counter() - t0) * 1000)
+        assert out.error is None
+    lat.sort()
+    return lat[min(len(lat) - 1, int(len(lat) * 0.99))]
 
 
 def test_cpu_hog_does_not_starve_a_latency_sensitive_neighbour(h):
-    # The hog asks for 4 spinning processes but is configured for 1 vCPU (1769 MB): the quota
-    # holds all four to one CPU, leaving the other core to the neighbour (512 MB).
+    """The hog asks for 4 spinning processes but is configured for 1 vCPU (1769 MB): the quota
+    holds all four to one CPU, leaving the other core to the neighbour (512 MB).
+
+    Robust on a shared 2-core host: baseline and loaded rounds alternate (each loaded round
+    runs during its own short hog burst), so load from elsewhere drifts into both alike, and
+    the verdict compares the medians of the rounds' p99s."""
     hog = h.function("cpu-hog", HOG, memory_mb=1769, timeout_s=60)
-    _p99_rounds(h, 1, 10)  # warm up
-    base = _p99_rounds(h, 5, 30)
-    box = {}
-    t = threading.Thread(target=lambda: box.update(out=hog.invoke(
-        request({"procs": 4, "seconds": 12}, timeout_s=60))))
-    t.start()
-    time.sleep(0.5)
-    try:
-        loaded = _p99_rounds(h, 5, 30)
-        throttled = hog._enforcement.group.cpu_throttled_us()
-    finally:
+    group = hog._enforcement.group
+    _p99(h, 10)  # warm up
+    base, loaded = [], []
+    for _ in range(5):
+        base.append(_p99(h, 30))
+        box = {}
+        t = threading.Thread(target=lambda: box.update(out=hog.invoke(
+            request({"procs": 4, "seconds": 2.0}, timeout_s=60))))
+        t.start()
+        time.sleep(0.3)  # the spinners are up
+        loaded.append(_p99(h, 30))
         t.join()
-    assert result(box["out"])["spins"] > 0
-    assert throttled > 0  # the quota, not luck, kept the hog in check
-    assert loaded <= 2 * base, f"neighbour p99 {loaded:.1f} ms under load vs {base:.1f} ms baseline"
+        assert result(box["out"])["spins"] > 0
+    assert group.cpu_throttled_us() > 0  # the quota, not luck, kept the hog in check
+    b, l = statistics.median(base), statistics.median(loaded)
+    assert l <= 2 * b, f"neighbour p99 {l:.1f} ms under load vs {b:.1f} ms baseline ({base} / {loaded})"
 
 
 def test_stdout_flood_is_truncated_and_memory_bounded(h):
