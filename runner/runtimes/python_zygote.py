@@ -26,6 +26,7 @@ docs/decisions/002). Fork safety:
 
 import array
 import os
+import random  # imported once here so that a forked child only reseeds it
 import select
 import signal
 import socket
@@ -80,8 +81,6 @@ def child_main(ctrl_fd, log_fd, handler, zygote_sock, wake_fds):
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         os.close(log_fd)
-        import random
-
         random.seed()  # fresh OS entropy: environments never share an RNG stream
         sys.stdout.reconfigure(line_buffering=True)
         sys.stderr.reconfigure(line_buffering=True)
