@@ -127,6 +127,12 @@ def wrap(argv: list[str], version: FunctionVersion, tmp_dir: str, *,
                          network=version.config.network, uid=uid, as_bytes=as_bytes)
 
 
+def is_wrapper(cmdline: list[str]) -> bool:
+    """True for the processes this module puts above a guest (bwrap, prlimit, setpriv): they
+    run no guest code. prlimit and setpriv exec the guest, so only bwrap is ever seen."""
+    return bool(cmdline) and os.path.basename(cmdline[0]) in ("bwrap", "prlimit", "setpriv")
+
+
 def guest_returncode(rc: int | None) -> int | None:
     """The guest's status as Popen would report it had it not been wrapped: bwrap exits with
     128+N when its child died of signal N, so that becomes -N (only while isolation is on; a

@@ -268,8 +268,11 @@ def _innermost(pid: int) -> psutil.Process:
             cmd = p.cmdline()
         except psutil.Error:
             continue
-        if cmd and cmd[-1] == ZYGOTE:
+        # --- isolation: bwrap's own argv ends with the zygote's too; the zygote is the first
+        # process of the chain that is not the wrapper.
+        if cmd and cmd[-1] == ZYGOTE and not isolation.is_wrapper(cmd):
             return p
+        # --- end isolation
     return proc
 
 

@@ -29,6 +29,7 @@ from runner.service.proto import runner_api_pb2_grpc as pb_grpc
 from runner.service.server import build_server
 
 from runner.model import FunctionConfig, FunctionVersion
+from runner.sandbox import isolation
 from runner.sandbox.backends import default_backends
 from runner.sandbox.base import InvokeOutcome, InvokeRequest
 
@@ -161,12 +162,40 @@ def assert_neighbour_fine(a: Attack) -> None:
     assert a.after == {"ok": True, "echo": "after", "h": a.after["h"]}
 
 
+def guest_process(env) -> psutil.Process:
+    """The environment's guest process on the host: below the bwrap wrappers of a spawned
+    environment, or the forked child itself (zygote backend)."""
+    p = psutil.Process(env.pid)
+    while isolation.is_wrapper(p.cmdline()):
+        kids = p.children()
+        assert len(kids) == 1, kids
+        p = kids[0]
+    return p
+
+
 def guest_uid(env) -> int:
-    """The host uid the environment's guest runs as (from the sandbox command line)."""
-    for a in env._proc.args:
-        if str(a).startswith("--reuid="):
-            return int(str(a).split("=", 1)[1])
-    raise AssertionError("environment is not running under a dropped uid")
+    """The host uid the environment's guest runs as."""
+    return guest_process(env).uids().real
+
+
+def group_pids(env) -> list[int]:
+    return env._enforcement.group.pids()
+
+
+def wait_pids_gone(pids, timeout: float = 3.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    left = [p for p in pids if _alive(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [p for p in pids if _alive(p)]
+    return left
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def processes_of_uid(uid: int) -> list[psutil.Process]:

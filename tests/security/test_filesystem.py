@@ -76,8 +76,8 @@ def test_read_other_functions_tmp_is_blocked(h):
             return {"tmp": os.listdir("/tmp")}
     """)
     assert result(writer.invoke(request()))["tmp"] == ["secret.txt"]
-    out = probe(h, {"read": ["/tmp/secret.txt", os.path.join(writer._tmp_dir, "secret.txt")],
-                    "list": ["/tmp", os.path.dirname(writer._tmp_dir)]})
+    envs = os.path.join(h.root, "envs")  # the host's per-environment scratch root
+    out = probe(h, {"read": ["/tmp/secret.txt"], "list": ["/tmp", envs]})
     assert out["read /tmp/secret.txt"] == {"ok": False, "errno": errno.ENOENT, "type": "FileNotFoundError"}
     assert out["list /tmp"] == {"ok": True, "data": []}  # its own, empty /tmp
     assert all(r["ok"] is False for k, r in out.items() if k != "list /tmp"), out
