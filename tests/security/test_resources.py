@@ -79,7 +79,7 @@ def test_cpu_hog_does_not_starve_a_latency_sensitive_neighbour(h):
     group = hog._enforcement.group
     _p99(h, 10)  # warm up
     base, loaded = [], []
-    for _ in range(5):
+    for _ in range(7):
         base.append(_p99(h, 30))
         box = {}
         t = threading.Thread(target=lambda: box.update(out=hog.invoke(
