@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._common import cleanup, request, scratch, set_mode, version, write_json  # noqa: E402
 from runner.sandbox.backends import ProcessBackend  # noqa: E402
 from runner.sandbox.python import PythonRuntime  # noqa: E402
+from runner.sandbox.zygote import ZygoteBackend  # noqa: E402
 
 HELLO = """
 def handler(event, context):
@@ -74,13 +75,24 @@ def main() -> None:
             set_mode(ns, cg)
             measure(backend, v, 3)  # warm the page cache and the one-time probes
             results[name] = measure(backend, v, args.n)
+        # Environments forked from a per-version zygote (the default Python backend): the
+        # zygote is built once (in the warm-up), then each cold start is fork + limits.
+        for name, ns, cg in (MODES[0], MODES[3]):
+            set_mode(ns, cg)
+            zb = ZygoteBackend(PythonRuntime(), os.path.join(root, "envs"))
+            zv = version(root, f"hello-z-{int(ns)}{int(cg)}", HELLO, memory_mb=1769)
+            try:
+                measure(zb, zv, 3)
+                results[f"zygote fork: {name}"] = measure(zb, zv, args.n)
+            finally:
+                zb.close()
         # A second pass of the baseline at the end: its drift bounds the noise of the run.
         set_mode(False, False)
         results["baseline (again)"] = measure(backend, v, args.n)
     finally:
         cleanup(root)
     base = statistics.median(results["baseline (rlimits only)"]["total"])
-    hdr = f"{'mode':<26}{'launch':>9}{'start':>9}{'invoke':>9}{'destroy':>9}{'cold total':>12}{'p90':>8}{'added':>8}"
+    hdr = f"{'mode':<42}{'launch':>9}{'start':>9}{'invoke':>9}{'destroy':>9}{'cold total':>12}{'p90':>8}{'added':>8}"
     print(f"cold start of a Python hello function, median ms over {args.n} environments")
     print(hdr)
     print("-" * len(hdr))
@@ -89,7 +101,7 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in r.items()}
         summary[name] = {"median_ms": med, "p90_total_ms": p90(r["total"]),
                          "added_ms": med["total"] - base, "samples_ms": r}
-        print(f"{name:<26}{med['launch']:>9.1f}{med['start']:>9.1f}{med['invoke']:>9.1f}"
+        print(f"{name:<42}{med['launch']:>9.1f}{med['start']:>9.1f}{med['invoke']:>9.1f}"
               f"{med['destroy']:>9.1f}{med['total']:>12.1f}{p90(r['total']):>8.1f}{med['total'] - base:>+8.1f}")
     path = write_json("isolation.json", {"n": args.n, "cores": os.cpu_count(), "modes": summary})
     print(f"\nwrote {path}")
