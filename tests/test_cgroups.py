@@ -99,3 +99,15 @@ def test_apply_places_a_process_tree_by_pid_on_this_host():
     finally:
         p.kill()
         p.wait()
+
+
+def test_sweep_removes_groups_of_dead_runners_only(tmp_path):
+    layout = fake_v2(tmp_path)
+    parent = tmp_path / "runner"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (parent / f"env-{dead.pid}-1").mkdir()  # its creator is gone
+    (parent / f"env-{os.getpid()}-999").mkdir()  # ours
+    (parent / "env-1-1").mkdir()  # pid 1 is alive
+    assert cgroups.sweep(layout) == 1
+    assert sorted(p.name for p in parent.iterdir()) == sorted([f"env-{os.getpid()}-999", "env-1-1"])

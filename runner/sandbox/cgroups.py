@@ -162,6 +162,29 @@ def _detect_v1(root: str) -> Layout:
     return Layout(1, parents)
 
 
+def sweep(layout: Layout) -> int:
+    """Remove groups left by runner processes that died without cleaning up (SIGKILL, a crash):
+    `env-<pid>-<n>` whose creator pid is gone. Anything still inside is killed first: it
+    belonged to a dead server and no one can reach it any more. Returns how many were removed."""
+    removed = 0
+    names: set[str] = set()
+    for parent in layout.parents.values():
+        try:
+            names.update(n for n in os.listdir(parent) if n.startswith("env-"))
+        except OSError:
+            continue
+    for name in sorted(names):
+        try:
+            creator = int(name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if creator == os.getpid() or os.path.exists(f"/proc/{creator}"):
+            continue  # a live runner's (or a reused pid: leave it, it costs nothing)
+        CgroupSet(layout, name).close(timeout=0.5)
+        removed += 1
+    return removed
+
+
 class CgroupSet:
     """One environment's group(s). Create with `create()`; `close()` removes them."""
 

@@ -68,10 +68,14 @@ def cgroup_layout() -> cgroups.Layout | None:
     if os.environ.get("RUNNER_CGROUPS", "").lower() in ("off", "0", "no"):
         return None
     try:
-        return cgroups.detect()
+        layout = cgroups.detect()
     except (cgroups.CgroupUnavailable, OSError) as exc:
         log.debug("cgroups unavailable: %s", exc)
         return None
+    n = cgroups.sweep(layout)
+    if n:
+        log.info("removed %d cgroups left behind by runner processes that no longer exist", n)
+    return layout
 
 
 def cgroup_problem() -> str | None:
