@@ -4,6 +4,8 @@
 set -euo pipefail
 need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+# wat2wasm rebuilds the WebAssembly guests (guests/wasm/build.sh; a test compares the result).
+command -v wat2wasm >/dev/null 2>&1 || need+=(wabt)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
   echo "setup-system: not root; missing Debian packages: ${need[*]} (install them for full support)" >&2
