@@ -36,8 +36,10 @@ class ProcessBackend:
 def default_backends(work_dir: str | None = None) -> dict[str, Backend]:
     """One backend per runtime this host can run. `work_dir` holds per-environment scratch."""
     from runner.sandbox.python import PythonRuntime
+    from runner.sandbox.wasm import WasmBackend
 
     tmp_root = work_dir or tempfile.mkdtemp(prefix="runner-envs-")
     os.makedirs(tmp_root, exist_ok=True)
     backends: dict[str, Backend] = {"python": ProcessBackend(PythonRuntime(), tmp_root)}
+    backends["wasm"] = WasmBackend(os.path.join(tmp_root, "wasm"))
     return backends
