@@ -50,6 +50,15 @@ MIB = 1024 * 1024
 GUEST_ARGV = ["function.wasm"]
 
 
+def default_cache_dir() -> str:
+    """Outside any per-run work directory, so compiled modules survive a server restart."""
+    explicit = os.environ.get("RUNNER_WASM_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "lambda-runner", "wasm")
+
+
 @dataclass
 class Prepared:
     """Per-version state built once by prepare(): compiled module, linked instantiator, shape."""
@@ -83,8 +92,7 @@ class WasmBackend:
         self.work_dir = work_dir
         os.makedirs(work_dir, exist_ok=True)
         self.cache = CompiledModuleCache(
-            self.engine, cache_dir or os.path.join(work_dir, "wasm-cache"),
-            engine_fingerprint(settings))
+            self.engine, cache_dir or default_cache_dir(), engine_fingerprint(settings))
         self.linker = wasmtime.Linker(self.engine)
         self.linker.define_wasi()
         self.ticker = EpochTicker(self.engine)
