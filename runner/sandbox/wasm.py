@@ -211,10 +211,10 @@ class WasmBackend:
                     self.ticker.end()
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
                 mb = version.config.memory_mb
-                text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                text = wasm_abi.cause(exc)
                 if isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.INTERRUPT:
                     text = f"start function still running after {wasm_abi.INIT_TIMEOUT_S:.0f} s"
-                if "memory" in text and "limit" in text or "exceeds" in text:
+                if "memory" in text and ("limit" in text or "exceeds" in text):
                     raise InvalidCodePackage(
                         "memory_mb", f"the module needs more linear memory than {mb} MB "
                         f"({text}); raise memory_mb or lower the module's minimum memory") from None

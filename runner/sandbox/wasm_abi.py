@@ -100,6 +100,15 @@ def decode_result(value: int) -> tuple[bool, int, int]:
     return bool(raw & ERROR_BIT), (raw >> 32) & 0x7FFF_FFFF, raw & 0xFFFF_FFFF
 
 
+def cause(exc: BaseException) -> str:
+    """The informative line of a wasmtime error. Traps read "error while executing at wasm
+    backtrace: <frames> Caused by: wasm trap: <cause>"; the frames belong in stackTrace."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    return lines[-1].removeprefix("wasm trap: ")
+
+
 def backtrace(trap: wasmtime.Trap) -> list[str]:
     lines = []
     for frame in trap.frames:
@@ -126,10 +135,7 @@ def classify(exc: Exception, *, timeout_s: float, memory_mb: int, memory_bytes: 
         if code == wasmtime.TrapCode.INTERRUPT:
             return FunctionTimeout.after(timeout_s), True
         name = code.name.lower() if code is not None else "trap"
-        # wasmtime's message is "error while executing at wasm backtrace: ... Caused by: ...";
-        # the backtrace goes to stackTrace, the cause into the message.
-        lines = [ln.strip() for ln in str(exc.message).splitlines() if ln.strip()]
-        message = lines[-1].removeprefix("wasm trap: ") if lines else name
+        message = cause(exc)
         trace = backtrace(exc)
         if near_cap:
             err = FunctionOutOfMemory.at(
@@ -139,7 +145,7 @@ def classify(exc: Exception, *, timeout_s: float, memory_mb: int, memory_bytes: 
         return HandlerError(f"wasm trap during {during}: {name}: {message}",
                             "Runtime.WasmTrap", trace), True
     # Instantiation failures (e.g. a minimum memory over the cap) and host errors.
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = cause(exc)
     if "memory" in text and ("limit" in text or "exceed" in text or "grow" in text):
         return FunctionOutOfMemory.at(memory_mb, text), True
     return FunctionCrashed(f"Runtime failed during {during}: {text}", "Runtime.WasmError"), True

@@ -320,7 +320,7 @@ def _run_init_and_capture(backend: "WasmBackend", version: FunctionVersion, sect
             values = [exports[GLOBAL_EXPORT_PREFIX + str(i)].value(store) if mutable else None
                       for i, (_, mutable) in enumerate(layout.globals)]
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            raise SnapshotUnsupported(f"init failed: {str(exc).splitlines()[0]}") from None
+            raise SnapshotUnsupported(f"init failed: {wasm_abi.cause(exc)}") from None
         finally:
             store.close()
             io.close()
