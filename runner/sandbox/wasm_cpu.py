@@ -18,6 +18,7 @@ run unthrottled; the backend logs that once and reports it in `WasmBackend.cpu_e
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -51,10 +52,11 @@ def _own_cpu_cgroup() -> str | None:
 
 
 SPARES = 4  # lanes kept ready for cold starts
+_instances = itertools.count(1)
 
 
 class CpuShares:
-    """Hands out `Lane`s (a cgroup + its guest thread) under `<own cgroup>/runner-wasm-<pid>/`,
+    """Hands out `Lane`s (a cgroup + its guest thread) under `<own cgroup>/runner-wasm-<pid>-<n>/`,
     one per live environment."""
 
     def __init__(self, root: str = V1_CPU_ROOT) -> None:
@@ -71,7 +73,8 @@ class CpuShares:
             self.reason = "no cgroup v1 cpu controller mounted at " + root
             return
         home = os.path.join(root, own.lstrip("/"))
-        parent = os.path.join(home, f"runner-wasm-{os.getpid()}")
+        # One directory per backend: several backends may live in one process (tests, benches).
+        parent = os.path.join(home, f"runner-wasm-{os.getpid()}-{next(_instances)}")
         try:
             os.makedirs(parent, exist_ok=True)
         except OSError as exc:

@@ -95,3 +95,13 @@ def test_tmp_is_private_per_environment_and_writable(backend, tmp_path):
     assert not os.path.exists("/tmp/marker")  # and it is not the host's /tmp
     env.destroy()
     other.destroy()
+
+
+def test_close_leaves_no_cgroup_behind(tmp_path):
+    b = new_backend(tmp_path)
+    env = started(b, deploy(tmp_path, "hello"))
+    invoke(env)
+    parent = b.cpu._dir
+    env.destroy()
+    b.close()
+    assert parent is None or not os.path.exists(parent)
