@@ -9,7 +9,7 @@ import os
 import pytest
 
 from runner.errors import InvalidCodePackage
-from wasm_support import deploy, guest_bytes, invoke, new_backend, started
+from tests.unit.sandbox.wasm_support import deploy, guest_bytes, invoke, new_backend, started
 
 
 @pytest.fixture(scope="module")

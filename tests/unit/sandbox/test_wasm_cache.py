@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 
-from wasm_support import deploy, guest_bytes, invoke, new_backend, started
+from tests.unit.sandbox.wasm_support import deploy, guest_bytes, invoke, new_backend, started
 
 
 def cache_entries(cache_dir):

@@ -10,7 +10,7 @@ import pytest
 from runner.errors import FunctionCrashed, FunctionOutOfMemory, FunctionTimeout, HandlerError
 from runner.model import MAX_PAYLOAD_BYTES
 from runner.sandbox.base import EnvState
-from wasm_support import deploy, invoke, new_backend, started
+from tests.unit.sandbox.wasm_support import deploy, invoke, new_backend, started
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 
-from wasm_support import GUESTS
+from tests.unit.sandbox.wasm_support import GUESTS
 
 
 def committed_sums() -> dict[str, str]:

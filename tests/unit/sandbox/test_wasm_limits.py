@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from runner.sandbox.wasm_cpu import cfs_period_quota
-from wasm_support import deploy, invoke, new_backend, started
+from tests.unit.sandbox.wasm_support import deploy, invoke, new_backend, started
 
 
 @pytest.fixture(scope="module")

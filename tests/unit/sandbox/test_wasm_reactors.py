@@ -8,7 +8,7 @@ import pytest
 
 from runner.errors import FunctionInitError, FunctionTimeout, HandlerError
 from runner.sandbox.base import EnvState
-from wasm_support import deploy, invoke, new_backend, started
+from tests.unit.sandbox.wasm_support import deploy, invoke, new_backend, started
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Shared helpers for the wasm runtime's tests: deploy a guest as a FunctionVersion, invoke it.
 
-Imported by the test modules beside it (pytest puts this directory on sys.path)."""
+Imported by the test modules beside it."""
 
 from __future__ import annotations
 
