@@ -28,6 +28,7 @@ import os
 import shutil
 import tempfile
 import threading
+import weakref
 from dataclasses import dataclass
 
 import wasmtime
@@ -103,6 +104,7 @@ class WasmBackend:
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         self.io_root = tempfile.mkdtemp(prefix="runner-wasm-io-", dir=shm)
         self._prepared: dict[str, Prepared] = {}
+        self._envs: "weakref.WeakSet[WasmEnvironment]" = weakref.WeakSet()
         self._lock = threading.Lock()
         self._version_locks: dict[str, threading.Lock] = {}
 
@@ -112,7 +114,10 @@ class WasmBackend:
         self._prepare(version)
 
     def create(self, version: FunctionVersion) -> WasmEnvironment:
-        return WasmEnvironment(version, self._prepare(version), self)
+        env = WasmEnvironment(version, self._prepare(version), self)
+        with self._lock:
+            self._envs.add(env)
+        return env
 
     def forget(self, version: FunctionVersion) -> None:
         with self._lock:
@@ -120,6 +125,12 @@ class WasmBackend:
             self._version_locks.pop(version.key, None)
 
     def close(self) -> None:
+        # Stores must be closed before interpreter exit (wasmtime's background thread must not
+        # find live ones), and lanes need their threads back: destroy what the pool left.
+        with self._lock:
+            envs = list(self._envs)
+        for env in envs:
+            env.destroy()
         self.ticker.stop()
         if self.cpu is not None:
             self.cpu.close()
