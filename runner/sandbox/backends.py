@@ -49,5 +49,5 @@ def default_backends(work_dir: str | None = None) -> dict[str, Backend]:
     else:
         python = ProcessBackend(PythonRuntime(), tmp_root)
     backends: dict[str, Backend] = {"python": python}
-    backends["wasm"] = WasmBackend(os.path.join(tmp_root, "wasm"))
+    backends["wasm"] = WasmBackend(os.path.join(tmp_root, "wasm"), cache_dir=os.path.join(tmp_root, "wasm-cache") if work_dir else None)
     return backends
