@@ -10,7 +10,8 @@ Measures, in one run, side by side:
 * warm invoke p50/p95/p99 for command and reactor guests, with and without the CPU cgroup lane;
 * heavy-init reactor cold start from the init snapshot vs running init per environment;
 * CPU share obtained by a CPU-bound guest at several memory sizes (target memory_mb/1769);
-* how late an infinite loop is stopped after its deadline.
+* how late an infinite loop is stopped after its deadline;
+* cold and warm invocations of a command and a reactor through the real gRPC server.
 
 Prints a table and writes JSON (default bench/results/wasm_bench.json). Numbers depend on the
 machine and its load; tests never assert on them.
@@ -70,7 +71,10 @@ class Bench:
     def backend(self, name: str, **kw) -> WasmBackend:
         kw.setdefault("cache_dir", os.path.join(self.work, f"cache-{name}"))
         b = WasmBackend(os.path.join(self.work, f"work-{name}"), **kw)
-        time.sleep(0.2)  # let the lane filler have spare CPU lanes ready, as on a running server
+        if b.cpu is not None and b.cpu.available:
+            # As on a running server: spare CPU lanes are ready before the measured cold starts.
+            b.cpu.release(b.cpu.acquire(1.0))
+            time.sleep(0.3)
         return b
 
     @staticmethod
@@ -210,6 +214,49 @@ class Bench:
         b.close()
         return summary(late)
 
+    def over_grpc(self) -> dict:
+        """The same guests through the real server: Runner + gRPC on loopback, generated stubs."""
+        import grpc
+
+        from runner import Runner
+        from runner.service.proto import runner_api_pb2 as pb
+        from runner.service.proto import runner_api_pb2_grpc as pb_grpc
+        from runner.service.server import SERVER_OPTIONS, build_server
+
+        runner = Runner(os.path.join(self.work, "grpc-data"), idle_ttl_s=600)
+        server, port = build_server(runner, "127.0.0.1", 0)
+        server.start()
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=SERVER_OPTIONS[:2])
+        functions, invoker = pb_grpc.FunctionsStub(channel), pb_grpc.InvokerStub(channel)
+        out = {}
+        try:
+            for guest, handler in (("hello", "_start"), ("counter", "handle")):
+                with open(os.path.join(GUESTS, f"{guest}.wasm"), "rb") as f:
+                    code = f.read()
+                cold, warm = [], []
+                for i in range(5 if self.quick else 20):
+                    # A new function each time: a freshly deployed version (compiled cache warm
+                    # after the first, as for any redeploy of the same module).
+                    name = f"{guest}-{i}"
+                    functions.Deploy(pb.DeployRequest(name=name, code=code, config=pb.FunctionConfig(
+                        runtime="wasm", handler=handler)))
+                    t0 = time.perf_counter()
+                    resp = invoker.Invoke(pb.InvokeRequest(name=name, payload=b"{}"))
+                    cold.append(time.perf_counter() - t0)
+                    assert resp.function_error == "" and resp.report.cold_start
+                for _ in range(200 if self.quick else 1000):
+                    t0 = time.perf_counter()
+                    resp = invoker.Invoke(pb.InvokeRequest(name=name, payload=b"{}"))
+                    warm.append(time.perf_counter() - t0)
+                assert resp.function_error == ""
+                out[f"grpc_cold_{guest}"] = summary(cold)
+                out[f"grpc_warm_{guest}"] = summary(warm)
+        finally:
+            channel.close()
+            server.stop(grace=2).wait()
+            runner.close()
+        return out
+
     def run(self) -> dict:
         r = self.results
         r["baseline_compile_per_invoke_hello"] = self.baseline("hello")
@@ -224,6 +271,7 @@ class Bench:
         r["heavy_init_cold_no_snapshot"] = self.heavy_init(False)
         r["cpu_share"] = [self.cpu_share(m) for m in (128, 512, 1769)]
         r["timeout_lateness"] = self.timeout_lateness()
+        r.update(self.over_grpc())
         return r
 
 

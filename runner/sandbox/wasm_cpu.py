@@ -83,8 +83,6 @@ class CpuShares:
         self._home_tasks = os.path.join(home, "tasks")
         self._dir = parent
         self.available = True
-        self._filler = threading.Thread(target=self._fill, name="wasm-cpu-lanes", daemon=True)
-        self._filler.start()
 
     def acquire(self, cpus: float) -> "Lane | None":
         """A cgroup with `cpus` of quota and its guest thread already inside. Taken from the
@@ -93,6 +91,11 @@ class CpuShares:
         if not self.available:
             return None
         with self._cond:
+            if self._filler is None:
+                # Started on first use: a server without wasm functions keeps no spare lanes.
+                self._filler = threading.Thread(target=self._fill, name="wasm-cpu-lanes",
+                                                daemon=True)
+                self._filler.start()
             lane = self._spares.pop() if self._spares else None
             self._cond.notify_all()  # wake the filler
         if lane is None:
