@@ -200,8 +200,8 @@ class Bench:
                 "measured_cpus": round(cpu / wall, 4) if tid else None, "wall_s": round(wall, 3),
                 "enforcement": b.cpu_enforcement}
 
-    def timeout_lateness(self) -> dict:
-        b = self.backend("timeout")
+    def timeout_lateness(self, **kw) -> dict:
+        b = self.backend(f"timeout-{len(kw)}", **kw)
         v = self.version("infinite_loop", timeout_s=1)
         late = []
         for _ in range(3 if self.quick else 8):
@@ -271,6 +271,7 @@ class Bench:
         r["heavy_init_cold_no_snapshot"] = self.heavy_init(False)
         r["cpu_share"] = [self.cpu_share(m) for m in (128, 512, 1769)]
         r["timeout_lateness"] = self.timeout_lateness()
+        r["timeout_lateness_no_cpu_lane"] = self.timeout_lateness(cpu_share=False)
         r.update(self.over_grpc())
         return r
 

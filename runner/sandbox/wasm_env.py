@@ -243,7 +243,9 @@ class WasmEnvironment:
         def run():  # on the guest thread: nothing but the guest's own code
             ptr = 0
             try:
-                ptr = alloc(store, len(payload))
+                # wasmtime returns i32 results signed; a pointer is unsigned (and a negative
+                # start would make Memory.write count from the end of memory).
+                ptr = alloc(store, len(payload)) & 0xFFFF_FFFF
                 if ptr == 0 and payload:
                     return 0, FunctionOutOfMemory.at(memory_mb, f"alloc({len(payload)}) returned 0")
                 memory.write(store, payload, ptr)

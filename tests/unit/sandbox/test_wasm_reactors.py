@@ -151,3 +151,18 @@ def test_reactor_trap_retires_the_environment(backend, tmp_path):
     out = invoke(env)
     assert out.error.error_type == "Runtime.WasmTrap"
     assert not out.reusable and env.state is EnvState.DEAD
+
+
+def test_alloc_returning_a_pointer_past_memory_is_an_invalid_response(backend, tmp_path):
+    # 0xFFFFFFF0 as an i32 is -16: it must not be taken as "16 bytes before the end".
+    wat = """
+    (module
+      (memory (export "memory") 1)
+      (func (export "alloc") (param i32) (result i32) (i32.const -16))
+      (func (export "handle") (param i32 i32) (result i64) (i64.const 0)))
+    """
+    env = started(backend, deploy(tmp_path, wat, "handle"))
+    out = invoke(env, b'{"a": 1}')
+    assert out.error.error_type == "Runtime.InvalidResponse"
+    assert "4294967280" in out.error.message
+    assert not out.reusable
