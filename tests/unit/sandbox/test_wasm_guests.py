@@ -38,3 +38,15 @@ def test_rebuild_is_byte_identical():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "byte-identical" in result.stdout
+
+
+def test_wasm_examples_are_discovered_and_invocable(tmp_path):
+    from runner import Runner
+    from runner.examples import deploy_examples
+
+    with Runner(str(tmp_path / "data"), idle_ttl_s=60) as runner:
+        deployed = deploy_examples(runner, os.path.dirname(GUESTS))
+        wasm = sorted(n for n in deployed if n.startswith("wasm-"))
+        assert wasm == ["wasm-counter", "wasm-cpu_bound", "wasm-echo", "wasm-heavy_init", "wasm-hello"]
+        assert runner.invoke("wasm-echo", b'{"x": 1}').payload == b'{"x": 1}'
+        assert runner.invoke("wasm-counter", b"{}").payload == b'{"count":1}'
