@@ -111,6 +111,8 @@ class WasmBackend:
     # ------------------------------------------------------------------ Backend protocol
 
     def prepare(self, version: FunctionVersion) -> None:
+        if self.cpu is not None:
+            self.cpu.warm_up()
         self._prepare(version)
 
     def create(self, version: FunctionVersion) -> WasmEnvironment:

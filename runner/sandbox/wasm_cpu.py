@@ -91,11 +91,7 @@ class CpuShares:
         if not self.available:
             return None
         with self._cond:
-            if self._filler is None:
-                # Started on first use: a server without wasm functions keeps no spare lanes.
-                self._filler = threading.Thread(target=self._fill, name="wasm-cpu-lanes",
-                                                daemon=True)
-                self._filler.start()
+            self._start_filler()
             lane = self._spares.pop() if self._spares else None
             self._cond.notify_all()  # wake the filler
         if lane is None:
@@ -104,6 +100,17 @@ class CpuShares:
                 return None
         lane.group.set_share(cpus)
         return lane
+
+    def warm_up(self) -> None:
+        """Start keeping spare lanes (the backend calls this when a wasm version is prepared,
+        so the first cold start finds one ready). A server without wasm functions keeps none."""
+        with self._cond:
+            self._start_filler()
+
+    def _start_filler(self) -> None:
+        if self._filler is None and self.available:
+            self._filler = threading.Thread(target=self._fill, name="wasm-cpu-lanes", daemon=True)
+            self._filler.start()
 
     def release(self, lane: "Lane") -> None:
         """Take back a lane whose environment is gone: recycled if idle, else torn down."""
