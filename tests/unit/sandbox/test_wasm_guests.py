@@ -1,7 +1,7 @@
 """The committed guest binaries are exactly what guests/wasm/build.sh produces from the sources.
 
-scripts/setup-system.sh installs the toolchain (Debian's wabt), so a missing wat2wasm fails
-this test rather than skipping it."""
+scripts/setup-system.sh installs the toolchains (Debian's wabt; clang-14 with wasi-libc), so a
+missing tool fails this test rather than skipping it."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def committed_sums() -> dict[str, str]:
 
 
 def test_every_source_has_a_committed_binary_matching_sha256sums():
-    sources = sorted(n[:-4] for n in os.listdir(GUESTS) if n.endswith(".wat"))
+    sources = sorted(os.path.splitext(n)[0] for n in os.listdir(GUESTS) if n.endswith((".wat", ".c")))
     sums = committed_sums()
     assert sorted(n[:-5] for n in sums) == sources
     for name, digest in sums.items():
@@ -32,8 +32,8 @@ def test_every_source_has_a_committed_binary_matching_sha256sums():
 
 
 def test_rebuild_is_byte_identical():
-    assert shutil.which("wat2wasm"), (
-        "wat2wasm missing: run scripts/setup-system.sh (installs Debian's wabt)")
+    for tool in ("wat2wasm", "clang-14"):
+        assert shutil.which(tool), f"{tool} missing: run scripts/setup-system.sh"
     result = subprocess.run(["bash", os.path.join(GUESTS, "build.sh"), "--check"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -47,6 +47,7 @@ def test_wasm_examples_are_discovered_and_invocable(tmp_path):
     with Runner(str(tmp_path / "data"), idle_ttl_s=60) as runner:
         deployed = deploy_examples(runner, os.path.dirname(GUESTS))
         wasm = sorted(n for n in deployed if n.startswith("wasm-"))
-        assert wasm == ["wasm-counter", "wasm-cpu_bound", "wasm-echo", "wasm-heavy_init", "wasm-hello"]
+        assert wasm == ["wasm-c_greeter", "wasm-counter", "wasm-cpu_bound", "wasm-echo",
+                        "wasm-heavy_init", "wasm-hello"]
         assert runner.invoke("wasm-echo", b'{"x": 1}').payload == b'{"x": 1}'
         assert runner.invoke("wasm-counter", b"{}").payload == b'{"count":1}'

@@ -166,3 +166,17 @@ def test_alloc_returning_a_pointer_past_memory_is_an_invalid_response(backend, t
     assert out.error.error_type == "Runtime.InvalidResponse"
     assert "4294967280" in out.error.message
     assert not out.reusable
+
+
+def test_c_reactor_built_with_wasi_libc(backend, plain_backend, tmp_path):
+    # _initialize (wasi-libc constructors) and init (reads GREETING) run once, at deploy, into
+    # the snapshot; without snapshots they run per environment. Both answer alike.
+    version = deploy(tmp_path, "c_greeter", "handle", environment={"GREETING": "hej"})
+    for b in (backend, plain_backend):
+        env = started(b, version)
+        first = invoke(env, b'{"x": 12345}')
+        assert json.loads(first.payload) == {"greeting": "hej", "event_bytes": 12, "calls": 1}
+        assert first.logs == b"c_greeter: call 1\n"
+        assert json.loads(invoke(env).payload)["calls"] == 2
+        assert env.restored_from_snapshot is (b is backend)
+        env.destroy()
