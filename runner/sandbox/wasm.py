@@ -28,6 +28,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 
@@ -132,7 +133,13 @@ class WasmBackend:
         with self._lock:
             envs = list(self._envs)
         for env in envs:
-            env.destroy()
+            env.destroy()  # a running one is only marked: it tears down when its call returns
+        running = [env for env in envs if env.running]
+        if running:
+            self.ticker.expire_all()  # so they return now rather than at their deadlines
+            give_up = time.monotonic() + 10.0
+            while any(env.running for env in running) and time.monotonic() < give_up:
+                time.sleep(0.005)
         self.ticker.stop()
         if self.cpu is not None:
             self.cpu.close()

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
 import time
 from typing import TYPE_CHECKING
 
 import wasmtime
 
 from runner.errors import (
+    FunctionCrashed,
     FunctionError,
     FunctionInitError,
     FunctionOutOfMemory,
@@ -65,6 +67,9 @@ class WasmEnvironment:
         self._memory_now = 0
         self._memory_peak = 0
         self._watches: list = []
+        self._lock = threading.Lock()
+        self._running = False  # start() or invoke() is executing guest code right now
+        self._doomed = False  # destroy() came during a call; the call tears down when it ends
         self._lane = None  # wasm_cpu.Lane: the CPU cgroup and the thread inside it
         self._cpu = None
         self._thread = None  # runs guest calls inside the CPU cgroup
@@ -72,9 +77,11 @@ class WasmEnvironment:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        if self.state is not EnvState.NEW:
-            raise InternalError(f"environment is {self.state.value}; start() runs once")
-        self.state = EnvState.INIT
+        with self._lock:
+            if self.state is not EnvState.NEW or self._doomed:
+                raise InternalError(f"environment is {self.state.value}; start() runs once")
+            self.state = EnvState.INIT
+            self._running = True
         t0 = time.monotonic()
         try:
             b = self._backend
@@ -88,10 +95,11 @@ class WasmEnvironment:
             if self._prepared.shape.kind == "reactor":
                 self._start_reactor()
             self.init_duration_ms = (time.monotonic() - t0) * 1000.0
-            self.state = EnvState.READY
         except BaseException:
-            self.destroy()
+            self._finish(False)
             raise
+        if not self._finish(True):
+            raise InternalError("environment was destroyed while it started")
 
     def _start_reactor(self) -> None:
         prep, b, io = self._prepared, self._backend, self._io
@@ -138,7 +146,31 @@ class WasmEnvironment:
         self._handle = exports[prep.shape.handler]
 
     def destroy(self) -> None:
-        self.state = EnvState.DEAD
+        with self._lock:
+            if self._running:
+                # A guest call is executing in the store on the lane thread; freeing the store
+                # under it would crash the server. The call ends by its deadline (or at once
+                # when the backend closes: ticker.expire_all) and tears down then.
+                self._doomed = True
+                return
+            self.state = EnvState.DEAD
+        self._teardown()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def _finish(self, keep: bool) -> bool:
+        """End of a guest phase (start or invoke): READY if kept, else torn down."""
+        with self._lock:
+            self._running = False
+            keep = keep and not self._doomed
+            self.state = EnvState.READY if keep else EnvState.DEAD
+        if not keep:
+            self._teardown()
+        return keep
+
+    def _teardown(self) -> None:
         store, self._store = self._store, None
         self._memory = self._alloc = self._handle = None
         if store is not None:
@@ -163,21 +195,24 @@ class WasmEnvironment:
     # ------------------------------------------------------------------ invocation
 
     def invoke(self, request: InvokeRequest) -> InvokeOutcome:
-        if self.state is not EnvState.READY:
-            raise InternalError(f"environment is {self.state.value}, not ready")
-        self.state = EnvState.BUSY
+        with self._lock:
+            if self.state is not EnvState.READY or self._doomed:
+                raise InternalError(f"environment is {self.state.value}, not ready")
+            self.state = EnvState.BUSY
+            self._running = True
         try:
             if self._prepared.shape.kind == "command":
                 outcome = self._invoke_command(request)
             else:
                 outcome = self._invoke_reactor(request)
         except BaseException:
-            self.destroy()
+            self._finish(False)
             raise
-        if outcome.reusable:
-            self.state = EnvState.READY
-        else:
-            self.destroy()
+        if self._doomed and isinstance(outcome.error, FunctionTimeout):
+            outcome.error = FunctionCrashed(
+                "Runtime exited: the environment was shut down during the invocation")
+        if not self._finish(outcome.reusable):
+            outcome.reusable = False
         return outcome
 
     def _invoke_command(self, request: InvokeRequest) -> InvokeOutcome:

@@ -77,13 +77,29 @@ class EpochTicker:
         self._watched: set = set()  # Watched and OnDeadline items of calls in flight
         self._stopped = False
         self._epoch = 0  # ticks issued (mirrors the engine's counter, which has no getter)
+        self._latest_deadline = 0  # the furthest epoch any store was given as its deadline
         self._base = time.monotonic()  # when tick 0 was due
         self._thread = threading.Thread(target=self._run, name="wasm-epoch", daemon=True)
         self._thread.start()
 
-    @staticmethod
-    def ticks_until(remaining_s: float) -> int:
-        return max(1, math.ceil(remaining_s / TICK_S) + 1)
+    def ticks_until(self, remaining_s: float) -> int:
+        """Epoch ticks for a store's deadline `remaining_s` from now (see the module doc)."""
+        ticks = max(1, math.ceil(remaining_s / TICK_S) + 1)
+        with self._cond:
+            self._latest_deadline = max(self._latest_deadline, self._epoch + ticks)
+        return ticks
+
+    def expire_all(self) -> None:
+        """Advance the epoch past every deadline handed out: each running guest call traps
+        (INTERRUPT) at once. Used at shutdown, when a call cannot be waited for."""
+        with self._cond:
+            # +2: deadlines were computed against this mirror, which may lead the engine's
+            # counter by the increments of a tick in progress.
+            behind = max(0, self._latest_deadline - self._epoch + 2)
+            self._epoch += behind
+            self._base = time.monotonic() - self._epoch * TICK_S
+        for _ in range(behind):
+            self._engine.increment_epoch()
 
     def begin(self, *watched) -> None:
         """A guest call starts: tick until the matching end()."""
