@@ -23,11 +23,15 @@ import logging
 import os
 import platform
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import wasmtime
 
 log = logging.getLogger(__name__)
+
+RECENT_MODULES = 64  # compiled modules kept loaded per backend (code pages are shared mmaps)
 
 
 def wasmtime_version() -> str:
@@ -49,9 +53,10 @@ def engine_fingerprint(settings: dict[str, object]) -> str:
 
 @dataclass
 class CacheStats:
-    hits: int = 0
-    misses: int = 0
-    corrupt: int = 0
+    hits: int = 0  # loaded from disk
+    misses: int = 0  # compiled
+    corrupt: int = 0  # disk entries that failed verification
+    memory_hits: int = 0  # already loaded in this process (another revision, same module)
 
 
 class CompiledModuleCache:
@@ -62,6 +67,11 @@ class CompiledModuleCache:
         self.dir = cache_dir
         self.fingerprint = fingerprint
         self.stats = CacheStats()
+        # Modules loaded in this process, most recent last: a redeploy of the same code (a new
+        # revision) skips even the disk read and checksum. wasmtime modules are immutable and
+        # thread-safe, so sharing them across versions is sound.
+        self._recent: OrderedDict[str, wasmtime.Module] = OrderedDict()
+        self._lock = threading.Lock()
         os.makedirs(cache_dir, exist_ok=True)
 
     def paths(self, module_sha256: str) -> tuple[str, str]:
@@ -74,15 +84,25 @@ class CompiledModuleCache:
         `wasm` (or `read_wasm()`, called only on a miss) and stored.
 
         Raises wasmtime.WasmtimeError if the bytes are not a valid module."""
+        with self._lock:
+            module = self._recent.get(module_sha256)
+            if module is not None:
+                self._recent.move_to_end(module_sha256)
+                self.stats.memory_hits += 1
+                return module
         module = self._load(module_sha256)
         if module is not None:
             self.stats.hits += 1
-            return module
-        self.stats.misses += 1
-        if wasm is None:
-            wasm = read_wasm()
-        module = wasmtime.Module(self.engine, wasm)
-        self._store(module_sha256, module.serialize())
+        else:
+            self.stats.misses += 1
+            if wasm is None:
+                wasm = read_wasm()
+            module = wasmtime.Module(self.engine, wasm)
+            self._store(module_sha256, module.serialize())
+        with self._lock:
+            self._recent[module_sha256] = module
+            while len(self._recent) > RECENT_MODULES:
+                self._recent.popitem(last=False)
         return module
 
     def _load(self, module_sha256: str) -> wasmtime.Module | None:

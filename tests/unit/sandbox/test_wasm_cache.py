@@ -88,3 +88,16 @@ def test_engine_configuration_is_part_of_the_key(tmp_path):
     assert len(cache_entries(cache)) == 2
     plain.close()
     fueled.close()
+
+
+def test_a_new_revision_of_the_same_module_reuses_the_loaded_module(tmp_path):
+    b = new_backend(tmp_path, cache_dir=str(tmp_path / "cache"))
+    first, second = deploy(tmp_path, "echo"), deploy(tmp_path, "echo")
+    assert first.key != second.key
+    b.prepare(first)
+    b.prepare(second)
+    assert (b.cache.stats.misses, b.cache.stats.hits, b.cache.stats.memory_hits) == (1, 0, 1)
+    env = started(b, second)
+    assert json.loads(invoke(env, b"[2]").payload) == [2]
+    env.destroy()
+    b.close()
