@@ -77,9 +77,12 @@ class WasmBackend:
 
     runtime = "wasm"
 
-    def __init__(self, work_dir: str, cache_dir: str | None = None, *, fuel: bool = False,
+    def __init__(self, work_dir: str, cache_dir: str | None = None, *, fuel: bool | None = None,
                  snapshots: bool = True, cpu_share: bool = True,
                  max_module_bytes: int = MAX_MODULE_BYTES) -> None:
+        if fuel is None:
+            # Off by default: counting fuel slows guest code; RUNNER_WASM_FUEL=1 turns it on.
+            fuel = os.environ.get("RUNNER_WASM_FUEL", "0") == "1"
         settings = {"epoch_interruption": True, "consume_fuel": fuel, "memory_init_cow": True,
                     "cranelift_opt_level": "speed"}
         config = wasmtime.Config()
