@@ -109,7 +109,7 @@ def test_close_leaves_no_cgroup_behind(tmp_path):
 
 def test_fuel_can_be_turned_on_by_the_servers_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNNER_WASM_FUEL", "1")
-    b = new_backend(tmp_path)
+    b = new_backend(tmp_path, fuel=None)  # None: decided by the environment
     env = started(b, deploy(tmp_path, "hello"))
     assert b.fuel
     assert invoke(env).logs.startswith(b"hello: greeting sent\n[runner] fuel consumed: ")

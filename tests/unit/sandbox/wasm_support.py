@@ -51,6 +51,7 @@ def started(backend: WasmBackend, version: FunctionVersion):
 
 def new_backend(tmp_path, **kw) -> WasmBackend:
     kw.setdefault("cache_dir", str(tmp_path / "cache"))
+    kw.setdefault("fuel", False)  # independent of RUNNER_WASM_FUEL in the caller's environment
     return WasmBackend(str(tmp_path / "work"), **kw)
 
 
