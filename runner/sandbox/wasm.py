@@ -22,6 +22,7 @@ Guarantees (beyond those of base.py):
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import os
@@ -32,6 +33,7 @@ import time
 import weakref
 from dataclasses import dataclass
 
+import psutil
 import wasmtime
 
 from runner.errors import InvalidCodePackage
@@ -50,6 +52,25 @@ MODULE_FILE = "function.wasm"
 MAX_MODULE_BYTES = 50 * 1024 * 1024  # Lambda's limit on a directly uploaded package
 MIB = 1024 * 1024
 GUEST_ARGV = ["function.wasm"]
+
+
+def _close_at_exit(ref: "weakref.ref[WasmBackend]") -> None:
+    backend = ref()
+    if backend is not None:
+        backend.close()
+
+
+def _remove_stale_io_dirs(root: str) -> None:
+    """RAM-backed stdio directories of runner processes that died without closing."""
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return
+    for entry in entries:
+        parts = entry.split("-")
+        if len(parts) == 5 and parts[:3] == ["runner", "wasm", "io"] and parts[3].isdigit() \
+                and not psutil.pid_exists(int(parts[3])):
+            shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
 
 
 def default_cache_dir() -> str:
@@ -106,11 +127,16 @@ class WasmBackend:
             log.warning("wasm: CPU share not enforced (%s)", self.cpu.reason)
         self.cpu_enforcement = "cgroup-v1-thread" if self.cpu and self.cpu.available else "none"
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        self.io_root = tempfile.mkdtemp(prefix="runner-wasm-io-", dir=shm)
+        _remove_stale_io_dirs(shm or tempfile.gettempdir())
+        self.io_root = tempfile.mkdtemp(prefix=f"runner-wasm-io-{os.getpid()}-", dir=shm)
         self._prepared: dict[str, Prepared] = {}
         self._envs: "weakref.WeakSet[WasmEnvironment]" = weakref.WeakSet()
+        self._closed = False
         self._lock = threading.Lock()
         self._version_locks: dict[str, threading.Lock] = {}
+        # Best effort if the owner never calls close(): stores closed before wasmtime's
+        # background thread goes away, RAM files and cgroups removed.
+        atexit.register(_close_at_exit, weakref.ref(self))
 
     # ------------------------------------------------------------------ Backend protocol
 
@@ -131,6 +157,9 @@ class WasmBackend:
             self._version_locks.pop(version.key, None)
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         # Stores must be closed before interpreter exit (wasmtime's background thread must not
         # find live ones), and lanes need their threads back: destroy what the pool left.
         with self._lock:

@@ -23,6 +23,8 @@ import logging
 import os
 import threading
 
+import psutil
+
 log = logging.getLogger(__name__)
 
 V1_CPU_ROOT = "/sys/fs/cgroup/cpu"
@@ -73,6 +75,7 @@ class CpuShares:
             self.reason = "no cgroup v1 cpu controller mounted at " + root
             return
         home = os.path.join(root, own.lstrip("/"))
+        _remove_stale(home)
         # One directory per backend: several backends may live in one process (tests, benches).
         parent = os.path.join(home, f"runner-wasm-{os.getpid()}-{next(_instances)}")
         try:
@@ -261,6 +264,26 @@ class Lane:
         self.thread.close()  # the thread exits, leaving the group
         self.group.evict_others(-1)
         self.group.remove()
+
+
+def _remove_stale(home: str) -> None:
+    """Remove the lane groups of runner processes that died without closing their backend
+    (SIGKILL, a crash): empty cgroups whose owner pid is gone."""
+    try:
+        entries = os.listdir(home)
+    except OSError:
+        return
+    for entry in entries:
+        parts = entry.split("-")
+        if len(parts) != 4 or parts[:2] != ["runner", "wasm"] or not parts[2].isdigit():
+            continue
+        if psutil.pid_exists(int(parts[2])):
+            continue
+        parent = os.path.join(home, entry)
+        for lane in os.listdir(parent) if os.path.isdir(parent) else ():
+            if os.path.isdir(os.path.join(parent, lane)):
+                _rmdir(os.path.join(parent, lane))
+        _rmdir(parent)
 
 
 def _rmdir(path: str) -> None:

@@ -47,3 +47,25 @@ def test_destroy_during_a_reactor_call_defers_to_the_end_of_the_call(tmp_path):
     assert result["outcome"].error is not None and not result["outcome"].reusable
     assert env.state is EnvState.DEAD and env._store is None
     b.close()
+
+
+def test_leftovers_of_a_dead_runner_process_are_removed(tmp_path):
+    import os
+
+    import psutil
+
+    from runner.sandbox.wasm_cpu import V1_CPU_ROOT, _own_cpu_cgroup
+
+    dead = next(p for p in range(4_000_000, 4_100_000) if not psutil.pid_exists(p))
+    io_dir = f"/dev/shm/runner-wasm-io-{dead}-stale123"
+    os.makedirs(io_dir)
+    lane = None
+    own = _own_cpu_cgroup()
+    if own is not None and os.access(V1_CPU_ROOT, os.W_OK):
+        lane = os.path.join(V1_CPU_ROOT, own.lstrip("/"), f"runner-wasm-{dead}-1", "lane-1")
+        os.makedirs(lane)
+    b = new_backend(tmp_path)
+    assert not os.path.exists(io_dir)
+    if lane is not None:
+        assert not os.path.exists(os.path.dirname(lane))
+    b.close()
