@@ -33,7 +33,8 @@ def cmd_serve(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_dir = args.data_dir or default_data_dir()
-    runner = Runner(data_dir, idle_ttl_s=args.idle_ttl, max_environments=args.max_environments)
+    runner = Runner(data_dir, idle_ttl_s=args.idle_ttl, max_environments=args.max_environments,
+                    async_workers=args.async_workers, async_retry_base_s=args.retry_delay)
     if args.examples is not None:
         root = args.examples or default_guests_dir()
         if root is None:
@@ -49,6 +50,21 @@ def cmd_serve(args) -> int:
         return EXIT_PLATFORM_ERROR
     server.start()
     print(f"listening on {args.host}:{port} (data in {data_dir})", flush=True)
+    # --- HTTP front (docs/http-and-async.md) ---
+    http_front = None
+    if args.http_port is not None:
+        from runner.service.http import HttpFront
+
+        try:
+            http_front = HttpFront(runner, args.host, args.http_port, grace=args.grace)
+        except OSError as exc:
+            server.stop(grace=0).wait()
+            runner.close()
+            print(f"runner: {exc}", file=sys.stderr)
+            return EXIT_PLATFORM_ERROR
+        http_front.start()
+        print(f"http listening on {args.host}:{http_front.port}", flush=True)
+    # --- end HTTP front ---
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -56,6 +72,8 @@ def cmd_serve(args) -> int:
     print("shutting down: finishing in-flight invocations", flush=True)
     server.health_servicer.enter_graceful_shutdown()
     # Grace covers the longest invocation Lambda allows to finish; new RPCs are refused at once.
+    if http_front is not None:
+        http_front.stop()
     server.stop(grace=args.grace).wait()
     runner.close()
     print("stopped", flush=True)
@@ -118,6 +136,10 @@ def cmd_deploy(args) -> int:
             setattr(cfg, field, value)
     if args.network is not None:
         cfg.network = args.network
+    for field, value in (("max_retries", args.max_retries), ("max_event_age_s", args.max_event_age),
+                         ("on_success", args.on_success), ("on_failure", args.on_failure)):
+        if value is not None:
+            setattr(cfg, field, value)
     channel, functions, _ = _stubs(args)
     with channel:
         try:
@@ -237,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--idle-ttl", type=float, default=300.0, help="seconds an idle environment is kept")
     s.add_argument("--max-environments", type=int, default=256, help="host-wide environment limit")
     s.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight work on stop")
+    s.add_argument("--http-port", type=int, default=None, metavar="PORT",
+                   help="also serve HTTP (Invoke API and function routes) on HOST:PORT (0 = any)")
+    s.add_argument("--async-workers", type=int, default=4, help="concurrent asynchronous invocations")
+    s.add_argument("--retry-delay", type=float, default=60.0, metavar="SECONDS",
+                   help="wait before the first retry of a failed async event (doubles after)")
     s.set_defaults(func=cmd_serve)
 
     def client(name, help_text):
@@ -257,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--ephemeral-storage", type=int, help="MB of private /tmp")
     d.add_argument("--network", action=argparse.BooleanOptionalAction, default=None,
                    help="allow outbound network")
+    d.add_argument("--max-retries", type=int, help="async: retries after a function error, 0..2")
+    d.add_argument("--max-event-age", type=int, metavar="SECONDS",
+                   help="async: give up events older than this, 60..21600")
+    d.add_argument("--on-success", metavar="FUNCTION", help="async: send success records to FUNCTION ('' = none)")
+    d.add_argument("--on-failure", metavar="FUNCTION|dlq",
+                   help="async: send failure records to FUNCTION or the dead-letter store ('' = none)")
     d.set_defaults(func=cmd_deploy)
 
     i = client("invoke", "invoke a function")
@@ -287,7 +320,118 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
     lg.add_argument("--lines", "-n", type=int, default=0, help="last N lines (0 = all kept)")
     lg.set_defaults(func=_simple(_logs))
+    _add_route_and_dlq_commands(sub)
     return p
+
+
+# ---------------------------------------------------------------------------- routes, dlq
+
+
+def _route_add(args):
+    from runner.service.proto import runner_api_pb2 as pb
+
+    stub = _extra_stub(args, "RoutesStub")
+    r = stub.AddRoute(pb.AddRouteRequest(method=args.method, path=args.path,
+                                         function=args.function, qualifier=args.qualifier or ""))
+    print(f"{r.route_key} -> {r.function}" + (f":{r.qualifier}" if r.qualifier else ""))
+    return 0
+
+
+def _route_list(args):
+    from runner.service.proto import runner_api_pb2 as pb
+
+    routes = _extra_stub(args, "RoutesStub").ListRoutes(pb.ListRoutesRequest()).routes
+    if args.json:
+        print(json.dumps([_info_dict(r) for r in routes], indent=2))
+        return 0
+    print(f"{'METHOD':<8} {'PATH':<40} FUNCTION")
+    for r in routes:
+        print(f"{r.method:<8} {r.path:<40} {r.function}" + (f":{r.qualifier}" if r.qualifier else ""))
+    return 0
+
+
+def _route_delete(args):
+    from runner.service.proto import runner_api_pb2 as pb
+
+    r = _extra_stub(args, "RoutesStub").DeleteRoute(pb.DeleteRouteRequest(method=args.method, path=args.path))
+    print(f"deleted {r.route_key}")
+    return 0
+
+
+def _dlq_list(args):
+    from runner.service.proto import runner_api_pb2 as pb
+
+    letters = _extra_stub(args, "EventsStub").ListDeadLetters(pb.ListDeadLettersRequest(name=args.name)).dead_letters
+    if args.json:
+        print(json.dumps([json.loads(d.record_json) for d in letters], indent=2))
+        return 0
+    print(f"{'REQUEST ID':<38} {'CONDITION':<18} {'ATTEMPTS':>8}  ERROR")
+    for d in letters:
+        rec = json.loads(d.record_json)
+        ctx = rec.get("requestContext", {})
+        err = rec.get("responsePayload") or {}
+        err_text = f"{err.get('errorType', '')}: {err.get('errorMessage', '')}" if isinstance(err, dict) and err else ""
+        print(f"{d.request_id:<38} {ctx.get('condition', ''):<18} {ctx.get('approximateInvokeCount', 0):>8}  {err_text}")
+    return 0
+
+
+def _dlq_replay(args):
+    from runner.service.proto import runner_api_pb2 as pb
+
+    resp = _extra_stub(args, "EventsStub").ReplayDeadLetters(
+        pb.ReplayDeadLettersRequest(name=args.name, request_ids=args.ids))
+    print(f"queued {len(resp.request_ids)} event(s) again: {' '.join(resp.request_ids)}".rstrip(": "))
+    return 0
+
+
+def _extra_stub(args, name: str):
+    """A stub for the Routes/Events services on the channel `_simple` opened (args._channel)."""
+    from runner.service.proto import runner_api_pb2_grpc as pb_grpc
+
+    return getattr(pb_grpc, name)(args._channel)
+
+
+def _with_channel(call):
+    def run(args) -> int:
+        channel, _, _ = _stubs(args)
+        args._channel = channel
+        with channel:
+            try:
+                return call(args)
+            except Exception as exc:
+                return _platform_error(exc)
+    return run
+
+
+def _add_route_and_dlq_commands(sub) -> None:
+    rt = sub.add_parser("route", help="manage HTTP routes (METHOD PATH -> FUNCTION)")
+    rsub = rt.add_subparsers(dest="route_command", required=True)
+    for name, help_text in (("add", "add or repoint a route"), ("list", "list routes"),
+                            ("delete", "delete a route")):
+        c = rsub.add_parser(name, help=help_text)
+        c.add_argument("--address", help="server HOST:PORT (default $RUNNER_ADDRESS or 127.0.0.1:50051)")
+        if name in ("add", "delete"):
+            c.add_argument("method", help="GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or ANY")
+            c.add_argument("path", help="e.g. /items/{id} or /files/{proxy+}")
+        if name == "add":
+            c.add_argument("function")
+            c.add_argument("--qualifier", help="version or alias (default $LATEST)")
+        if name == "list":
+            c.add_argument("--json", action="store_true")
+        c.set_defaults(func=_with_channel({"add": _route_add, "list": _route_list,
+                                           "delete": _route_delete}[name]))
+    dq = sub.add_parser("dlq", help="async events that failed: list and replay")
+    dsub = dq.add_subparsers(dest="dlq_command", required=True)
+    ls = dsub.add_parser("list", help="list a function's dead letters")
+    ls.add_argument("--address", help="server HOST:PORT (default $RUNNER_ADDRESS or 127.0.0.1:50051)")
+    ls.add_argument("name")
+    ls.add_argument("--json", action="store_true", help="print the full destination records")
+    ls.set_defaults(func=_with_channel(_dlq_list))
+    rp = dsub.add_parser("replay", help="queue dead letters again (all, or the given request ids)")
+    rp.add_argument("--address", help="server HOST:PORT (default $RUNNER_ADDRESS or 127.0.0.1:50051)")
+    rp.add_argument("name")
+    rp.add_argument("ids", nargs="*", metavar="ID")
+    rp.set_defaults(func=_with_channel(_dlq_replay))
 
 
 def main(argv: list[str] | None = None) -> int:
