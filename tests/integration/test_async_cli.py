@@ -72,3 +72,14 @@ def test_bad_async_flags_name_the_field(http_server, capsys):
     assert cli_main(["deploy", "--address", address, "x", RECORDER, "--runtime", "python",
                      "--handler", "app.handler", "--max-retries", "5"]) == 2
     assert "max_retries" in capsys.readouterr().err
+
+
+def test_empty_destination_removes_it(http_server, capsys):
+    _, address, _ = http_server
+    base = ["deploy", "--address", address, "d", RECORDER, "--runtime", "python",
+            "--handler", "app.handler"]
+    assert cli_main([*base, "--on-success", "audit", "--on-failure", "dlq"]) == 0
+    capsys.readouterr()
+    assert cli_main(["deploy", "--address", address, "d", "--on-success", ""]) == 0
+    cfg = json.loads(capsys.readouterr().out)["config"]
+    assert cfg["on_success"] == "" and cfg["on_failure"] == "dlq"

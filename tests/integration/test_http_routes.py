@@ -284,3 +284,11 @@ def test_throttled_is_429(http_server):
     finally:
         first.close()
         second.close()
+
+
+def test_body_over_the_limit_is_413(app, hc):
+    route(app, "POST", "/r")
+    status, _, body = hc.request("POST", "/r", b"x" * (6 * 1024 * 1024 + 1),
+                                 {"Content-Type": "application/octet-stream"})
+    assert status == 413
+    assert "limit" in json.loads(body)["message"]

@@ -181,3 +181,10 @@ def test_error_headers_for_plain_http_clients(deployed, hc):
     assert headers["x-amzn-ErrorType"] == "InvalidParameterValueException"
     status, _, _ = hc.request("GET", "/2015-03-31/functions/echo/invocations")
     assert status == 400
+
+
+def test_event_payload_over_the_async_limit(deployed, lam):
+    big = json.dumps("x" * (1024 * 1024))
+    with pytest.raises(lam.exceptions.RequestTooLargeException):
+        lam.invoke(FunctionName="echo", InvocationType="Event", Payload=big)
+    assert deployed.events.pending() == 0
