@@ -54,8 +54,10 @@ class HttpFront:
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.rel_url.raw_path.startswith(PREFIX):
-            return await self._invoke_api.handle(request)
-        return await self._routes.handle(request)
+            resp = await self._invoke_api.handle(request)
+        else:
+            resp = await self._routes.handle(request)
+        return resp
 
     async def _start(self) -> None:
         server = web.Server(self._dispatch, access_log=None, keepalive_timeout=KEEPALIVE_S)
@@ -72,10 +74,18 @@ class HttpFront:
             self.stop()
             raise
 
+    async def _stop(self) -> None:
+        if self._web_runner is not None:
+            await self._web_runner.cleanup()
+        # Connection tasks still waiting for a next request end here, not at loop close.
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def stop(self) -> None:
         if self._thread.is_alive():
-            if self._web_runner is not None:
-                asyncio.run_coroutine_threadsafe(self._web_runner.cleanup(), self._loop).result()
+            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result()
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
         self._loop.run_until_complete(self._loop.shutdown_asyncgens())
