@@ -17,7 +17,7 @@ from runner.service.proto import runner_api_pb2 as pb
 from tests.async_helpers import RECORDER, records, wait_for
 from tests.conftest import guest
 from tests.integration.conftest import Client
-from tests.integration.http_fixtures import Http, hc, http_server  # noqa: F401 (fixtures)
+from tests.integration.http_fixtures import hc, http_server  # noqa: F401 (fixtures)
 
 WEBAPP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guests", "webapp")
 
