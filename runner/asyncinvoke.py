@@ -88,6 +88,9 @@ class AsyncInvoker:
         self.throttle_delay_s = throttle_delay_s
         self._cond = threading.Condition()
         self._running: set[str] = set()  # ids lent to workers; never handed out twice
+        # Throttled events: id -> not before. Memory only, so a throttle costs no fsync: it is
+        # not an attempt, and after a restart the event is simply due again.
+        self._deferred: dict[str, float] = {}
         self._kick = False  # set when something changed since the dispatcher last looked
         self._closing = False
         # Held while recording an outcome; close() takes it to stop late writers before the
@@ -133,8 +136,11 @@ class AsyncInvoker:
                 if self._closing:
                     return
                 self._kick = False
+                now = time.time()
+                for eid in [e for e, t in self._deferred.items() if t <= now]:
+                    del self._deferred[eid]
                 free = self.workers - len(self._running)
-                busy = set(self._running)
+                busy = self._running | self._deferred.keys()
             batch = self.store.due(time.time(), busy, free) if free > 0 else []
             with self._cond:
                 if self._closing:
@@ -142,7 +148,10 @@ class AsyncInvoker:
                 for event in batch:
                     self._running.add(event.id)
             for event in batch:
-                self._executor.submit(self._run, event)
+                future = self._executor.submit(self._run, event)
+                # A run cancelled by close() before it started must not count as running.
+                future.add_done_callback(
+                    lambda f, eid=event.id: f.cancelled() and self._finished(eid))
             if batch:
                 continue
             with self._cond:
@@ -150,9 +159,12 @@ class AsyncInvoker:
                     continue
                 timeout = IDLE_POLL_S
                 if len(self._running) < self.workers:
-                    nxt = self.store.next_due_at(self._running)
+                    wake_times = list(self._deferred.values())
+                    nxt = self.store.next_due_at(self._running | self._deferred.keys())
                     if nxt is not None:
-                        timeout = min(IDLE_POLL_S, max(0.0, nxt - time.time()))
+                        wake_times.append(nxt)
+                    if wake_times:
+                        timeout = min(IDLE_POLL_S, max(0.0, min(wake_times) - time.time()))
                 if timeout > 0:
                     self._cond.wait(timeout)
 
@@ -165,10 +177,13 @@ class AsyncInvoker:
             self._record(lambda: self.store.reschedule(
                 event.id, time.time() + self.throttle_delay_s, event.attempts, None))
         finally:
-            with self._cond:
-                self._running.discard(event.id)
-                self._kick = True
-                self._cond.notify_all()
+            self._finished(event.id)
+
+    def _finished(self, event_id: str) -> None:
+        with self._cond:
+            self._running.discard(event_id)
+            self._kick = True
+            self._cond.notify_all()
 
     def _process(self, event: Event) -> None:
         now = time.time()
@@ -191,8 +206,8 @@ class AsyncInvoker:
             result = self._invoke(event.function, event.payload,
                                   qualifier=event.qualifier or None, request_id=event.id)
         except TooManyRequests:
-            self._record(lambda: self.store.reschedule(
-                event.id, time.time() + self.throttle_delay_s, event.attempts, None))
+            with self._cond:
+                self._deferred[event.id] = time.time() + self.throttle_delay_s
             return
         except PlatformError as exc:  # e.g. the host is out of environments of a runtime
             result = None
