@@ -6,7 +6,8 @@ One in-process server (gRPC + the HTTP front on loopback ports) and the python e
 Clients are the ones users would use: a gRPC stub on one channel, and one keep-alive
 HTTP/1.1 connection (http.client) for the Lambda Invoke API and for a function route.
 "warm" reuses an idle environment; "cold" redeploys (a new revision, untimed) before every
-timed invocation, so each one starts an environment. The in-process row is the floor: the
+timed invocation, so each one starts an environment; "event accept" is the time to a 202 for
+an asynchronous invocation (validation plus one fsync'ed commit). The in-process row is the floor: the
 Runner with no network in between. Prints a table and writes JSON (default
 bench/results/http_bench.json).
 """
@@ -52,6 +53,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--warm", type=int, default=2000, help="warm invocations per client")
     ap.add_argument("--cold", type=int, default=30, help="cold invocations per client")
+    ap.add_argument("--events", type=int, default=300, help="Event (async) accepts per client")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "http_bench.json"))
     args = ap.parse_args()
 
@@ -87,6 +89,18 @@ def main() -> int:
             def via_route():
                 http_post("/echo", {"Content-Type": "application/json"})
 
+            def event_grpc():
+                resp = stub.Invoke(pb.InvokeRequest(name="echo", payload=PAYLOAD,
+                                                    invocation_type=pb.EVENT))
+                assert resp.status_code == 202
+
+            def event_http():
+                conn.request("POST", "/2015-03-31/functions/echo/invocations", PAYLOAD,
+                             {"X-Amz-Invocation-Type": "Event"})
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 202
+
             clients = {"in-process": via_inproc, "grpc": via_grpc,
                        "http invoke api": via_invoke_api, "http route": via_route}
             results: dict[str, dict] = {}
@@ -107,6 +121,15 @@ def main() -> int:
                     clients[name]()
                     samples.append(time.perf_counter() - t0)
                 results[f"cold {name}"] = summarize(samples)
+            # Accepting an Event = one fsync'ed SQLite commit; the events then run in the
+            # background while later samples are taken, as they would in production.
+            for name, fn in (("grpc", event_grpc), ("http", event_http)):
+                samples = []
+                for _ in range(args.events):
+                    t0 = time.perf_counter()
+                    fn()
+                    samples.append(time.perf_counter() - t0)
+                results[f"event accept {name}"] = summarize(samples)
         finally:
             conn.close()
             channel.close()
