@@ -36,6 +36,7 @@ class ProcessBackend:
 def default_backends(work_dir: str | None = None) -> dict[str, Backend]:
     """One backend per runtime this host can run. `work_dir` holds per-environment scratch."""
     from runner.sandbox.python import PythonRuntime
+    from runner.sandbox.wasm import WasmBackend
 
     from runner.sandbox import doctor
 
@@ -51,4 +52,5 @@ def default_backends(work_dir: str | None = None) -> dict[str, Backend]:
     else:
         python = ProcessBackend(PythonRuntime(), tmp_root)
     backends: dict[str, Backend] = {"python": python}
+    backends["wasm"] = WasmBackend(os.path.join(tmp_root, "wasm"), cache_dir=os.path.join(tmp_root, "wasm-cache") if work_dir else None)
     return backends
