@@ -181,18 +181,19 @@ def test_daemonised_grandchild_dies_with_its_environment(h):
             os.wait()
             return {"daemon": "started"}
     """)
+    uid = guest_uid(env)
     a = h.attack(env, {"token": token})
     assert_neighbour_fine(a)
     assert result(a.outcome) == {"daemon": "started"}
 
     def daemons():
-        return [p for p in processes_of_uid(guest_uid(env)) if token in " ".join(p.cmdline())]
+        return [p for p in processes_of_uid(uid) if token in " ".join(p.cmdline())]
 
     deadline = time.monotonic() + 3
     while not daemons() and time.monotonic() < deadline:
         time.sleep(0.02)
     found = daemons()
-    assert len(found) == 1  # it really is running, detached, after the invocation
+    assert len(found) == 1, [(p.pid, p.ppid(), p.cmdline()) for p in found]  # running, detached
     assert found[0].pid in group_pids(env)  # ...and still in the environment's cgroup
     env.destroy()
     assert wait_pids_gone([found[0].pid]) == []
