@@ -111,3 +111,53 @@ def test_sweep_removes_groups_of_dead_runners_only(tmp_path):
     (parent / "env-1-1").mkdir()  # pid 1 is alive
     assert cgroups.sweep(layout) == 1
     assert sorted(p.name for p in parent.iterdir()) == sorted([f"env-{os.getpid()}-999", "env-1-1"])
+
+
+def test_release_kills_a_setsid_daemon_without_namespaces(monkeypatch, tmp_path):
+    """Without a PID namespace to tear down, the cgroup alone (v1: freeze + SIGKILL every
+    member; v2: cgroup.kill) must reach a grandchild that left the process group."""
+    import time
+
+    import psutil
+
+    from runner.sandbox import isolation
+    from runner.sandbox.backends import ProcessBackend
+    from runner.sandbox.python import PythonRuntime
+    from tests.security.conftest import make_version, request, result
+
+    monkeypatch.setenv("RUNNER_ISOLATION", "off")
+    isolation.mode.cache_clear()
+    try:
+        v = make_version(tmp_path, "daemon", """
+            import os
+            def handler(event, context):
+                if os.fork() == 0:
+                    os.setsid()
+                    if os.fork() == 0:
+                        os.closerange(0, 1024)
+                        os.execv("/usr/bin/sleep", ["sleep", "3141"])
+                    os._exit(0)
+                os.wait()
+                return "ok"
+        """)
+        os.makedirs(str(tmp_path / "envs"), exist_ok=True)
+        env = ProcessBackend(PythonRuntime(), str(tmp_path / "envs")).create(v)
+        env.start()
+        assert result(env.invoke(request())) == "ok"
+        group = env._enforcement.group
+        deadline = time.monotonic() + 3
+        daemon = []
+        while not daemon and time.monotonic() < deadline:
+            daemon = [p for p in group.pids() if "3141" in " ".join(psutil.Process(p).cmdline())]
+        assert len(daemon) == 1
+        assert os.getpgid(daemon[0]) != os.getpgid(env.pid)  # out of reach of killpg
+        env.destroy()
+        deadline = time.monotonic() + 3
+        while psutil.pid_exists(daemon[0]) and time.monotonic() < deadline:
+            if psutil.Process(daemon[0]).status() == psutil.STATUS_ZOMBIE:
+                break
+            time.sleep(0.02)
+        assert not psutil.pid_exists(daemon[0]) or psutil.Process(daemon[0]).status() == psutil.STATUS_ZOMBIE
+    finally:
+        monkeypatch.undo()
+        isolation.mode.cache_clear()
