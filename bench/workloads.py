@@ -1,0 +1,176 @@
+"""Our figures: the runner's cold start, warm invoke, throughput and idle-environment memory,
+per registered runtime, measured through the real gRPC service (cold/warm/throughput) and the
+embedding API (memory, where the pool can be inspected).
+
+Every runtime runs the same fixture (bench/fixtures): an echo handler, so the figures are the
+platform's cost, not the function's.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import threading
+import time
+
+import psutil
+
+from bench import measure
+from bench.servers import ServerProcess
+from runner.api import zip_directory
+from runner.service.proto import runner_api_pb2 as pb
+from runner.service.proto import runner_api_pb2_grpc as pb_grpc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "fixtures")
+FOUR_GIB = 4 * 1024 ** 3
+MiB = 1024 ** 2
+ALL_RUNTIMES = ("python", "nodejs", "wasm")
+# The fixture directory and handler per runtime; wasm's code is built from WAT at run time.
+FIXTURE = {
+    "python": ("python", "app.handler"),
+    "nodejs": ("node", "index.handler"),
+    "wasm": ("wasm", "_start"),
+}
+SLEEPING_RUNTIMES = ("python", "nodejs")  # fixtures that honour {"sleep_ms": N}
+
+
+def wasm_echo_bytes() -> bytes:
+    import wasmtime
+
+    with open(os.path.join(FIXTURES, "wasm", "echo.wat")) as f:
+        return wasmtime.wat2wasm(f.read())
+
+
+def fixture_code(runtime: str) -> tuple[bytes, str]:
+    """(code package, handler) for `runtime`'s echo fixture."""
+    sub, handler = FIXTURE[runtime]
+    if runtime == "wasm":
+        return wasm_echo_bytes(), handler
+    return zip_directory(os.path.join(FIXTURES, sub)), handler
+
+
+def registered_runtimes() -> list[str]:
+    """What this checkout can run, asked the same way the Runner asks."""
+    from runner.sandbox.backends import default_backends
+
+    with tempfile.TemporaryDirectory(prefix="bench-probe-") as scratch:
+        backends = default_backends(scratch)
+        try:
+            return sorted(backends)
+        finally:
+            for b in backends.values():
+                b.close()
+
+
+def _deploy(functions, name: str, runtime: str, code: bytes, handler: str, nonce: str):
+    # A changed environment variable makes a new version: the pool has no environment for it,
+    # which is exactly Lambda's cold start. concurrency 64 lets 32 clients run in parallel.
+    return functions.Deploy(pb.DeployRequest(
+        name=name, code=code,
+        config=pb.FunctionConfig(runtime=runtime, handler=handler, concurrency=64,
+                                 environment={"BENCH_NONCE": nonce})))
+
+
+def grpc_figures(runtime: str, cfg) -> dict:
+    """Cold start, warm invoke and the throughput sweep of one runtime via a runner server."""
+    code, handler = fixture_code(runtime)
+    data = tempfile.mkdtemp(prefix=f"bench-{runtime}-", dir=cfg.cache_dir)
+    with ServerProcess("runner", data) as srv:
+        measure.wait_ready(srv.address)
+        ch = measure.channel(srv.address)
+        functions = pb_grpc.FunctionsStub(ch)
+        name = f"bench-{runtime}"
+        client = measure.InvokeClient(srv.address, name)
+        try:
+            cold_ms, init_ms = [], []
+            for i in range(cfg.cold_n):
+                _deploy(functions, name, runtime, code if i == 0 else b"", handler, f"cold-{i}")
+                t0 = time.perf_counter()
+                resp = client.invoke()
+                cold_ms.append((time.perf_counter() - t0) * 1000.0)
+                if not resp.report.cold_start:
+                    raise RuntimeError(f"{runtime}: first invoke of a fresh version was warm")
+                init_ms.append(resp.report.init_duration_ms)
+            _deploy(functions, name, runtime, b"", handler, "warm")
+            client.invoke()  # the one cold start of this version, outside the sample
+            warm_ms = []
+            for _ in range(cfg.warm_n):
+                t0 = time.perf_counter()
+                resp = client.invoke()
+                warm_ms.append((time.perf_counter() - t0) * 1000.0)
+                if resp.report.cold_start:
+                    raise RuntimeError(f"{runtime}: a warm invoke started an environment")
+        finally:
+            client.close()
+            ch.close()
+        sweep = measure.load_sweep(srv.address, name, cfg.load_s, cfg.levels)
+    cold = measure.summarize(cold_ms)
+    warm = measure.summarize(warm_ms)
+    return {
+        "cold_p50_ms": cold["p50_ms"], "cold_p99_ms": cold["p99_ms"],
+        "warm_p50_ms": warm["p50_ms"], "warm_p99_ms": warm["p99_ms"],
+        "throughput_rps": measure.peak_rps(sweep),
+        "cold": cold, "init": measure.summarize(init_ms), "warm": warm, "throughput": sweep,
+    }
+
+
+def _own_pss() -> int:
+    return psutil.Process().memory_full_info().pss
+
+
+def idle_memory(runtime: str, cfg) -> dict:
+    """PSS per idle warm environment: N environments made idle in an embedded Runner, then
+    (PSS of the processes they added + growth of this process's own PSS) / N. The second term
+    is zero-floored and covers runtimes whose environments live inside the host process."""
+    from runner import Runner
+
+    n = cfg.idle_envs
+    code, handler = fixture_code(runtime)
+    data = tempfile.mkdtemp(prefix=f"bench-mem-{runtime}-", dir=cfg.cache_dir)
+    runner = Runner(data, idle_ttl_s=3600, max_environments=n + 8)
+    try:
+        before_children = measure.descendants(os.getpid())
+        before_self = _own_pss()
+        if runtime in SLEEPING_RUNTIMES:
+            # N overlapping invocations of one version force N environments of that version.
+            runner.deploy("mem", code, runtime=runtime, handler=handler, concurrency=n)
+            hold = f'{{"sleep_ms": {cfg.hold_ms}}}'.encode()
+            errors: list[BaseException] = []
+
+            def call() -> None:
+                try:
+                    runner.invoke("mem", hold)
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=call) for _ in range(n)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if errors:
+                raise RuntimeError(f"{runtime}: {errors[0]!r}") from errors[0]
+            method = f"{n} overlapping invocations of one version"
+        else:
+            # No sleep in the wasm fixture: one environment per function, N functions.
+            for i in range(n):
+                runner.deploy(f"mem-{i}", code, runtime=runtime, handler=handler)
+                runner.invoke(f"mem-{i}", b"{}")
+            method = f"{n} functions, one environment each"
+        idle = sum(v["idle"] for v in runner.pool.stats()["versions"].values())
+        time.sleep(0.2)  # let start-up allocations settle before reading PSS
+        added = sorted(measure.descendants(os.getpid()) - before_children)
+        env_pss = measure.tree_pss_bytes(added)
+        host_growth = max(0, _own_pss() - before_self)
+    finally:
+        runner.close()
+    if idle == 0:
+        raise RuntimeError(f"{runtime}: no idle environment after the warm-up")
+    per_env = (env_pss + host_growth) / idle
+    return {
+        "idle_envs": idle, "method": method, "env_processes": len(added),
+        "pss_per_env_mb": per_env / MiB, "host_growth_mb": host_growth / MiB,
+        "fit_in_4gib": math.floor(FOUR_GIB / per_env) if per_env > 0 else None,
+    }
