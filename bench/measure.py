@@ -107,18 +107,27 @@ def closed_loop(address: str, name: str, clients: int, duration_s: float,
     Closed loop (a client sends its next request when the previous answer arrives), so the
     invocations per second are what the server sustains at that concurrency."""
     conns = [InvokeClient(address, name, payload) for _ in range(clients)]
-    for c in conns:  # connect and warm every channel outside the measured window
-        for _ in range(warmup_calls):
-            c.invoke()
     per_client: list[list[float]] = [[] for _ in range(clients)]
     errors: list[BaseException] = []
+    # Two gates: all threads warm up together (so the runner has one environment per
+    # concurrent client before the window opens, and no cold start lands in the throughput
+    # figure), then the measured window opens for all at once.
+    warmed = threading.Barrier(clients + 1)
     start_gate = threading.Barrier(clients + 1)
     stop_at = [0.0]
 
     def loop(i: int) -> None:
         out = per_client[i]
         call = conns[i].invoke
+        try:
+            for _ in range(warmup_calls):
+                call()
+        except BaseException as exc:
+            errors.append(exc)
+        warmed.wait()
         start_gate.wait()
+        if errors:
+            return
         try:
             while True:
                 t0 = time.perf_counter()
@@ -132,6 +141,7 @@ def closed_loop(address: str, name: str, clients: int, duration_s: float,
     threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(clients)]
     for t in threads:
         t.start()
+    warmed.wait()
     begin = time.perf_counter()
     stop_at[0] = begin + duration_s
     start_gate.wait()

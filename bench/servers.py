@@ -100,6 +100,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc.stdout.close()
 
     def __enter__(self) -> "ServerProcess":
         return self

@@ -57,20 +57,25 @@ def _start(cmd: list[str]) -> tuple[subprocess.Popen, float]:
     line = proc.stdout.readline()
     ms = (time.perf_counter() - t0) * 1000.0
     if not line.strip():
-        err = proc.stderr.read().decode(errors="replace")[-500:]
         proc.kill()
         proc.wait()
+        err = proc.stderr.read().decode(errors="replace")[-500:]
+        proc.stdin.close()
+        proc.stdout.close()
+        proc.stderr.close()
         raise RuntimeError(f"naive environment gave no answer: {err}")
     return proc, ms
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    proc.stdin.close()
+    proc.stdin.close()  # the environment's stdin read returns: it exits on its own
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
 
 
 def run(runtime: str, cfg) -> dict:

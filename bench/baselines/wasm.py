@@ -33,9 +33,9 @@ def _sequential_rps(fn, seconds: float) -> float:
     return done / (time.perf_counter() - t0)
 
 
-def _result(kind: str, samples: list[float], rps: float, note: str) -> dict:
+def _result(kind: str, label: str, samples: list[float], rps: float, note: str) -> dict:
     c = measure.summarize(samples)
-    return {"kind": kind, "cold_p50_ms": c["p50_ms"], "cold_p99_ms": c["p99_ms"],
+    return {"kind": kind, "label": label, "cold_p50_ms": c["p50_ms"], "cold_p99_ms": c["p99_ms"],
             "warm_p50_ms": None, "warm_p99_ms": None, "throughput_rps": rps, "cold": c,
             "na": {"warm": NA_WARM}, "note": note}
 
@@ -68,7 +68,7 @@ def compile_instantiate(cfg) -> dict:
 
         samples = measure.repeat(invocation, cfg.cold_n, warmup=2)
         rps = _sequential_rps(invocation, cfg.load_s)
-    return _result("wasmtime-py compile+instantiate per invocation", samples, rps,
+    return _result("wasmtime-py compile+instantiate per invocation", "wasmtime-py compile+inst.", samples, rps,
                    "in-process, no gRPC edge; sequential, 1 client")
 
 
@@ -90,5 +90,6 @@ def wasmtime_cli(cfg) -> dict:
         samples = measure.repeat(invocation, cfg.cold_n, warmup=1)
         rps = _sequential_rps(invocation, cfg.load_s)
     version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
-    return _result(f"wasmtime CLI ({version}) per invocation", samples, rps,
+    return _result(f"{version} CLI, one process per invocation",
+                   f"wasmtime CLI {version.split()[1] if ' ' in version else ''}".strip(), samples, rps,
                    "one process per invocation; sequential, 1 client")

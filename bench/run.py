@@ -1,0 +1,177 @@
+"""The benchmark suite: `python bench/run.py [--quick] [--json FILE]`.
+
+Measures, for every runtime this checkout registers (python, nodejs, wasm), cold start, warm
+invoke, closed-loop throughput at 1/2/8/32 gRPC clients and PSS per idle environment, and in the
+same run the baselines they are judged against (bare gRPC echo, naive spawn, AWS runtime
+interface clients, wasmtime). Prints one table with pass/fail target columns and writes JSON.
+See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # `python bench/run.py` puts bench/ first, not the repository root
+    sys.path.insert(0, ROOT)
+
+from bench import report, setup_baselines  # noqa: E402
+from bench.report import FIGURE_KEYS  # noqa: E402
+
+CACHE_DIR = os.path.join(ROOT, "bench", ".cache")
+DEFAULT_JSON = os.path.join(ROOT, "bench", "results", "latest.json")
+
+
+@dataclass
+class Config:
+    cold_n: int  # cold starts sampled per runtime (and per naive/wasm baseline)
+    ric_cold_n: int  # cold starts of the AWS clients (each spawns an interpreter + HTTP server)
+    warm_n: int  # sequential warm invocations
+    load_s: float  # seconds per concurrency level of the throughput sweep
+    idle_envs: int  # environments made idle for the memory figure
+    hold_ms: int  # how long each of those invocations holds its environment
+    levels: tuple[int, ...] = (1, 2, 8, 32)
+    cache_dir: str = CACHE_DIR
+
+
+QUICK = Config(cold_n=20, ric_cold_n=8, warm_n=300, load_s=1.0, idle_envs=30, hold_ms=600)
+FULL = Config(cold_n=100, ric_cold_n=30, warm_n=3000, load_s=5.0, idle_envs=100, hold_ms=2000)
+
+
+def na_figures() -> dict:
+    return {k: None for k in FIGURE_KEYS}
+
+
+def guarded(label: str, fn, *args) -> dict:
+    """Run one measurement; a failure becomes {"error": ...} in the results (and the table)
+    instead of losing every other figure of the run."""
+    t0 = time.perf_counter()
+    print(f"  {label} ...", file=sys.stderr, flush=True, end="")
+    try:
+        out = fn(*args)
+    except Exception as exc:
+        print(f" FAILED: {exc!r}", file=sys.stderr, flush=True)
+        return {**na_figures(), "error": f"{type(exc).__name__}: {exc}"}
+    print(f" {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+    if "unavailable" in out:
+        out = {**na_figures(), **out}
+    return out
+
+
+def run_suite(cfg: Config, only: list[str] | None = None, setup_notes: dict | None = None) -> dict:
+    """All measurements; returns the results dict that is printed and written as JSON."""
+    from bench import workloads
+    from bench.baselines import grpc_echo, naive, ric, wasm
+
+    setup_notes = setup_notes or {}
+    registered = workloads.registered_runtimes()
+    results: dict = {
+        "meta": {
+            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "host": platform.node(), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "commit": _git_commit(), "config": asdict(cfg),
+            "registered_runtimes": registered,
+        },
+        "setup": {"unavailable": setup_notes,
+                  "versions": setup_baselines.installed_versions(cfg.cache_dir)},
+        "runtimes": {}, "baselines": {},
+    }
+    base = results["baselines"]
+
+    def unavailable_from_setup(key: str) -> dict | None:
+        return {**na_figures(), "unavailable": setup_notes[key]} if key in setup_notes else None
+
+    print("measuring (ratios are only meaningful within one run):", file=sys.stderr)
+    base["grpc_echo"] = guarded("grpc_echo (floor)", grpc_echo.run, cfg)
+    for rt in workloads.ALL_RUNTIMES:
+        if only and rt not in only:
+            results["runtimes"][rt] = {**na_figures(), "skipped": "not selected (--runtimes)"}
+        elif rt not in registered:
+            results["runtimes"][rt] = {
+                **na_figures(),
+                "skipped": f"runtime {rt!r} is not registered on this checkout "
+                           "(runner.sandbox.backends.default_backends())"}
+        else:
+            fig = guarded(f"runner {rt}: cold/warm/throughput", workloads.grpc_figures, rt, cfg)
+            if "error" not in fig:
+                mem = guarded(f"runner {rt}: idle memory", workloads.idle_memory, rt, cfg)
+                if "error" in mem:
+                    fig["memory_error"] = mem["error"]
+                else:
+                    fig["memory"] = mem
+                echo = base["grpc_echo"]
+                if echo.get("warm_p50_ms"):
+                    fig["warm_overhead_ms"] = fig["warm_p50_ms"] - echo["warm_p50_ms"]
+                if echo.get("throughput_rps"):
+                    fig["throughput_vs_echo"] = fig["throughput_rps"] / echo["throughput_rps"]
+            results["runtimes"][rt] = fig
+        if only and rt not in only:
+            continue
+        if rt == "python":
+            base["naive_python"] = guarded("naive python3 -I", naive.run, "python", cfg)
+            base["awslambdaric"] = (unavailable_from_setup("pypi")
+                                    or guarded("awslambdaric", ric.run, "python", cfg))
+        elif rt == "nodejs":
+            base["naive_nodejs"] = guarded("naive node", naive.run, "nodejs", cfg)
+            base["aws_lambda_ric"] = (unavailable_from_setup("aws_lambda_ric")
+                                      or guarded("aws-lambda-ric", ric.run, "nodejs", cfg))
+        else:
+            base["wasm_compile_instantiate"] = guarded(
+                "wasm compile+instantiate", wasm.compile_instantiate, cfg)
+            base["wasmtime_cli"] = (unavailable_from_setup("wasmtime_cli")
+                                    or guarded("wasmtime CLI", wasm.wasmtime_cli, cfg))
+    results["targets"] = report.targets(results)
+    results["meta"]["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return results
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=5).stdout.strip() or None
+    except OSError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python bench/run.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer samples and shorter load levels (under 2 minutes)")
+    ap.add_argument("--json", metavar="FILE", default=DEFAULT_JSON,
+                    help=f"where to write the results (default {os.path.relpath(DEFAULT_JSON, ROOT)})")
+    ap.add_argument("--runtimes", help="comma-separated subset of python,nodejs,wasm")
+    ap.add_argument("--skip-setup", action="store_true",
+                    help="do not install missing baselines (they are reported unavailable)")
+    args = ap.parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    os.makedirs(cfg.cache_dir, exist_ok=True)
+    notes = {} if args.skip_setup else setup_baselines.ensure(cfg.cache_dir)
+    for name, why in notes.items():
+        print(f"setup: baseline {name} unavailable: {why}", file=sys.stderr)
+    only = [r.strip() for r in args.runtimes.split(",")] if args.runtimes else None
+    t0 = time.perf_counter()
+    results = run_suite(cfg, only, notes)
+    results["meta"]["mode"] = "quick" if args.quick else "full"
+    results["meta"]["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    print()
+    print(f"Benchmark ({results['meta']['mode']}, {results['meta']['started_utc']}, "
+          f"commit {results['meta']['commit']}, {results['meta']['elapsed_s']} s; "
+          f"registered runtimes: {', '.join(results['meta']['registered_runtimes'])})")
+    print(report.table(results))
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"\nJSON: {args.json}")
+    failed = [rt for rt, fig in results["runtimes"].items() if "error" in fig]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
