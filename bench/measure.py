@@ -52,6 +52,26 @@ def repeat(fn: Callable[[], object], n: int, warmup: int = 0) -> list[float]:
     return [timed(fn) for _ in range(n)]
 
 
+def interleave(samplers: dict[str, tuple[Callable[[], float], int]]) -> tuple[dict, dict]:
+    """Take each sampler's samples (fn() -> ms, count) spread evenly over the same rounds, so
+    that on a noisy machine every system sees the same stretch of load, and their ratios mean
+    something. Returns ({name: [ms...]}, {name: error message}); a sampler that raises stops
+    being sampled, the others go on."""
+    rounds = max((n for _, n in samplers.values()), default=0)
+    out: dict[str, list[float]] = {name: [] for name in samplers}
+    failed: dict[str, str] = {}
+    for i in range(rounds):
+        for name, (fn, n) in samplers.items():
+            # Sampler with n of `rounds` samples: one in round i when floor(i*n/rounds) steps.
+            if name in failed or (i + 1) * n // rounds == i * n // rounds:
+                continue
+            try:
+                out[name].append(fn())
+            except Exception as exc:
+                failed[name] = f"{type(exc).__name__}: {exc}"
+    return out, failed
+
+
 def channel(address: str) -> grpc.Channel:
     """The one client configuration used against every gRPC server in the suite (ours and the
     bare echo), the same as the integration tests' client."""

@@ -106,7 +106,9 @@ def table(results: dict) -> str:
         return [_f(d.get("p50_ms")), _f(d.get("p95_ms")), _f(d.get("p99_ms"))]
 
     def baseline_rows(rt: str, name: str, section: str) -> None:
-        b = base.get(name, {})
+        if name not in base:  # its runtime was not selected with --runtimes
+            return
+        b = base[name]
         label = b.get("label") or b.get("kind", name)
         if "unavailable" in b or "error" in b:
             rows.append([rt, name, section, "-", "-", "-", "-",

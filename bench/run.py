@@ -68,7 +68,7 @@ def guarded(label: str, fn, *args) -> dict:
 def run_suite(cfg: Config, only: list[str] | None = None, setup_notes: dict | None = None) -> dict:
     """All measurements; returns the results dict that is printed and written as JSON."""
     from bench import workloads
-    from bench.baselines import grpc_echo, naive, ric, wasm
+    from bench.baselines import grpc_echo
 
     setup_notes = setup_notes or {}
     registered = workloads.registered_runtimes()
@@ -93,43 +93,102 @@ def run_suite(cfg: Config, only: list[str] | None = None, setup_notes: dict | No
     for rt in workloads.ALL_RUNTIMES:
         if only and rt not in only:
             results["runtimes"][rt] = {**na_figures(), "skipped": "not selected (--runtimes)"}
-        elif rt not in registered:
+            continue
+        session = None
+        if rt not in registered:
             results["runtimes"][rt] = {
                 **na_figures(),
                 "skipped": f"runtime {rt!r} is not registered on this checkout "
                            "(runner.sandbox.backends.default_backends())"}
         else:
-            fig = guarded(f"runner {rt}: cold/warm/throughput", workloads.grpc_figures, rt, cfg)
-            if "error" not in fig:
-                mem = guarded(f"runner {rt}: idle memory", workloads.idle_memory, rt, cfg)
-                if "error" in mem:
-                    fig["memory_error"] = mem["error"]
-                else:
-                    fig["memory"] = mem
-                echo = base["grpc_echo"]
-                if echo.get("warm_p50_ms"):
-                    fig["warm_overhead_ms"] = fig["warm_p50_ms"] - echo["warm_p50_ms"]
-                if echo.get("throughput_rps"):
-                    fig["throughput_vs_echo"] = fig["throughput_rps"] / echo["throughput_rps"]
-            results["runtimes"][rt] = fig
-        if only and rt not in only:
-            continue
-        if rt == "python":
-            base["naive_python"] = guarded("naive python3 -I", naive.run, "python", cfg)
-            base["awslambdaric"] = (unavailable_from_setup("pypi")
-                                    or guarded("awslambdaric", ric.run, "python", cfg))
-        elif rt == "nodejs":
-            base["naive_nodejs"] = guarded("naive node", naive.run, "nodejs", cfg)
-            base["aws_lambda_ric"] = (unavailable_from_setup("aws_lambda_ric")
-                                      or guarded("aws-lambda-ric", ric.run, "nodejs", cfg))
-        else:
-            base["wasm_compile_instantiate"] = guarded(
-                "wasm compile+instantiate", wasm.compile_instantiate, cfg)
-            base["wasmtime_cli"] = (unavailable_from_setup("wasmtime_cli")
-                                    or guarded("wasmtime CLI", wasm.wasmtime_cli, cfg))
+            try:
+                session = workloads.RunnerSession(rt, cfg)
+            except Exception as exc:
+                results["runtimes"][rt] = {**na_figures(), "error": f"{type(exc).__name__}: {exc}"}
+        try:
+            _measure_runtime(rt, cfg, session, results, unavailable_from_setup)
+        finally:
+            if session is not None:
+                session.close()
     results["targets"] = report.targets(results)
     results["meta"]["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return results
+
+
+def _baseline_specs(rt: str, cfg: Config, unavailable_from_setup) -> list[tuple]:
+    """(JSON key, label, unavailable dict or None, cold sampler or None, count, finish) for the
+    baselines of `rt`; finish(cold samples) -> figures."""
+    from bench.baselines import naive, ric, wasm
+
+    if rt in ("python", "nodejs"):
+        ric_key, setup_key = (("awslambdaric", "pypi") if rt == "python"
+                              else ("aws_lambda_ric", "aws_lambda_ric"))
+        return [
+            (f"naive_{rt}", f"naive {rt}", None, naive.cold_sampler(rt), cfg.cold_n,
+             lambda cold: naive.run(rt, cfg, cold)),
+            (ric_key, ric_key, unavailable_from_setup(setup_key), ric.cold_sampler(rt, cfg),
+             cfg.ric_cold_n, lambda cold: ric.run(rt, cfg, cold)),
+        ]
+    specs = []
+    for key, cls, setup_key in (("wasm_compile_instantiate", wasm.CompileInstantiate, None),
+                                ("wasmtime_cli", wasm.Cli, "wasmtime_cli")):
+        gone = unavailable_from_setup(setup_key) if setup_key else None
+        obj = None
+        if gone is None:
+            try:
+                obj = cls(cfg)
+                obj.invocation()  # first-use costs (file cache, lazy init) outside the samples
+            except Exception as exc:
+                gone = {**na_figures(), "unavailable": f"{type(exc).__name__}: {exc}"}
+        specs.append((key, key, gone, obj.sample if obj else None, cfg.cold_n,
+                      (lambda o: lambda cold: wasm.run(o, cfg, cold))(obj)))
+    return specs
+
+
+def _measure_runtime(rt: str, cfg: Config, session, results: dict, unavailable_from_setup) -> None:
+    """Cold starts of the runner and of this runtime's baselines, interleaved round by round
+    (so a burst of load on this shared machine hits all of them alike); then the rest."""
+    from bench import measure, workloads
+
+    base = results["baselines"]
+    specs = _baseline_specs(rt, cfg, unavailable_from_setup)
+    samplers = {key: (sampler, n) for key, _, gone, sampler, n, _ in specs
+                if gone is None and sampler is not None}
+    if session is not None:
+        samplers["runner"] = (session.cold_sample, cfg.cold_n)
+    print(f"  {rt}: interleaved cold starts of {', '.join(samplers)} ...", file=sys.stderr,
+          end="", flush=True)
+    t0 = time.perf_counter()
+    cold, failed = measure.interleave(samplers)
+    print(f" {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+    for key, why in failed.items():
+        print(f"    {key} failed: {why}", file=sys.stderr)
+    if session is not None:
+        if "runner" in failed:
+            fig = {**na_figures(), "error": failed["runner"]}
+        else:
+            fig = guarded(f"runner {rt}: warm/throughput", session.figures, cold["runner"])
+        if "error" not in fig:
+            mem = guarded(f"runner {rt}: idle memory", workloads.idle_memory, rt, cfg)
+            if "error" in mem:
+                fig["memory_error"] = mem["error"]
+            else:
+                fig["memory"] = mem
+            echo = base["grpc_echo"]
+            if echo.get("warm_p50_ms"):
+                fig["warm_overhead_ms"] = fig["warm_p50_ms"] - echo["warm_p50_ms"]
+            if echo.get("throughput_rps"):
+                fig["throughput_vs_echo"] = fig["throughput_rps"] / echo["throughput_rps"]
+        results["runtimes"][rt] = fig
+    for key, label, gone, sampler, _, finish in specs:
+        if gone is not None:
+            base[key] = gone
+        elif sampler is None:
+            base[key] = guarded(label, finish, None)  # reports why it is unavailable
+        elif key in failed:
+            base[key] = {**na_figures(), "error": failed[key]}
+        else:
+            base[key] = guarded(label, finish, cold[key])
 
 
 def _git_commit() -> str | None:

@@ -64,56 +64,83 @@ def registered_runtimes() -> list[str]:
                 b.close()
 
 
-def _deploy(functions, name: str, runtime: str, code: bytes, handler: str, nonce: str):
-    # A changed environment variable makes a new version: the pool has no environment for it,
-    # which is exactly Lambda's cold start. concurrency 64 lets 32 clients run in parallel.
-    return functions.Deploy(pb.DeployRequest(
-        name=name, code=code,
-        config=pb.FunctionConfig(runtime=runtime, handler=handler, concurrency=64,
-                                 environment={"BENCH_NONCE": nonce})))
+class RunnerSession:
+    """A runner server process with the runtime's fixture deployed, for the gRPC figures.
+
+    `cold_sample()` is one cold start (so the suite can interleave it with the baselines'
+    cold starts); `figures(cold_ms, init_ms)` then measures warm invokes and the load sweep."""
+
+    def __init__(self, runtime: str, cfg) -> None:
+        self.runtime, self.cfg = runtime, cfg
+        self.code, self.handler = fixture_code(runtime)
+        data = tempfile.mkdtemp(prefix=f"bench-{runtime}-", dir=cfg.cache_dir)
+        self.server = ServerProcess("runner", data)
+        try:
+            measure.wait_ready(self.server.address)
+            self.channel = measure.channel(self.server.address)
+            self.functions = pb_grpc.FunctionsStub(self.channel)
+            self.name = f"bench-{runtime}"
+            self.client = measure.InvokeClient(self.server.address, self.name)
+        except BaseException:
+            self.server.close()
+            raise
+        self._deploys = 0
+        self.init_ms: list[float] = []
+
+    def _deploy(self, nonce: str) -> None:
+        # A changed environment variable makes a new version: the pool has no environment for
+        # it, which is exactly Lambda's cold start. concurrency 64 lets 32 clients run at once.
+        self.functions.Deploy(pb.DeployRequest(
+            name=self.name, code=self.code if self._deploys == 0 else b"",
+            config=pb.FunctionConfig(runtime=self.runtime, handler=self.handler, concurrency=64,
+                                     environment={"BENCH_NONCE": nonce})))
+        self._deploys += 1
+
+    def cold_sample(self) -> float:
+        self._deploy(f"cold-{self._deploys}")
+        t0 = time.perf_counter()
+        resp = self.client.invoke()
+        ms = (time.perf_counter() - t0) * 1000.0
+        if not resp.report.cold_start:
+            raise RuntimeError(f"{self.runtime}: first invoke of a fresh version was warm")
+        self.init_ms.append(resp.report.init_duration_ms)
+        return ms
+
+    def figures(self, cold_ms: list[float]) -> dict:
+        cfg = self.cfg
+        self._deploy("warm")
+        self.client.invoke()  # the one cold start of this version, outside the sample
+        warm_ms = []
+        for _ in range(cfg.warm_n):
+            t0 = time.perf_counter()
+            resp = self.client.invoke()
+            warm_ms.append((time.perf_counter() - t0) * 1000.0)
+            if resp.report.cold_start:
+                raise RuntimeError(f"{self.runtime}: a warm invoke started an environment")
+        sweep = measure.load_sweep(self.server.address, self.name, cfg.load_s, cfg.levels)
+        cold = measure.summarize(cold_ms)
+        warm = measure.summarize(warm_ms)
+        return {
+            "cold_p50_ms": cold["p50_ms"], "cold_p99_ms": cold["p99_ms"],
+            "warm_p50_ms": warm["p50_ms"], "warm_p99_ms": warm["p99_ms"],
+            "throughput_rps": measure.peak_rps(sweep),
+            "cold": cold, "init": measure.summarize(self.init_ms), "warm": warm,
+            "throughput": sweep,
+        }
+
+    def close(self) -> None:
+        self.client.close()
+        self.channel.close()
+        self.server.close()
 
 
 def grpc_figures(runtime: str, cfg) -> dict:
-    """Cold start, warm invoke and the throughput sweep of one runtime via a runner server."""
-    code, handler = fixture_code(runtime)
-    data = tempfile.mkdtemp(prefix=f"bench-{runtime}-", dir=cfg.cache_dir)
-    with ServerProcess("runner", data) as srv:
-        measure.wait_ready(srv.address)
-        ch = measure.channel(srv.address)
-        functions = pb_grpc.FunctionsStub(ch)
-        name = f"bench-{runtime}"
-        client = measure.InvokeClient(srv.address, name)
-        try:
-            cold_ms, init_ms = [], []
-            for i in range(cfg.cold_n):
-                _deploy(functions, name, runtime, code if i == 0 else b"", handler, f"cold-{i}")
-                t0 = time.perf_counter()
-                resp = client.invoke()
-                cold_ms.append((time.perf_counter() - t0) * 1000.0)
-                if not resp.report.cold_start:
-                    raise RuntimeError(f"{runtime}: first invoke of a fresh version was warm")
-                init_ms.append(resp.report.init_duration_ms)
-            _deploy(functions, name, runtime, b"", handler, "warm")
-            client.invoke()  # the one cold start of this version, outside the sample
-            warm_ms = []
-            for _ in range(cfg.warm_n):
-                t0 = time.perf_counter()
-                resp = client.invoke()
-                warm_ms.append((time.perf_counter() - t0) * 1000.0)
-                if resp.report.cold_start:
-                    raise RuntimeError(f"{runtime}: a warm invoke started an environment")
-        finally:
-            client.close()
-            ch.close()
-        sweep = measure.load_sweep(srv.address, name, cfg.load_s, cfg.levels)
-    cold = measure.summarize(cold_ms)
-    warm = measure.summarize(warm_ms)
-    return {
-        "cold_p50_ms": cold["p50_ms"], "cold_p99_ms": cold["p99_ms"],
-        "warm_p50_ms": warm["p50_ms"], "warm_p99_ms": warm["p99_ms"],
-        "throughput_rps": measure.peak_rps(sweep),
-        "cold": cold, "init": measure.summarize(init_ms), "warm": warm, "throughput": sweep,
-    }
+    """Cold start, warm invoke and the load sweep of one runtime, cold starts not interleaved."""
+    session = RunnerSession(runtime, cfg)
+    try:
+        return session.figures([session.cold_sample() for _ in range(cfg.cold_n)])
+    finally:
+        session.close()
 
 
 def _own_pss() -> int:

@@ -78,16 +78,29 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.stderr.close()
 
 
-def run(runtime: str, cfg) -> dict:
+def cold_sampler(runtime: str):
+    """fn() -> ms of one naive cold start, or None when the interpreter is missing."""
+    cmd = command(runtime)
+    if cmd is None:
+        return None
+
+    def sample() -> float:
+        proc, ms = _start(cmd)
+        _stop(proc)  # outside the timed part
+        return ms
+
+    return sample
+
+
+def run(runtime: str, cfg, cold: list[float] | None = None) -> dict:
+    """Figures of the naive baseline; `cold` = samples already taken (interleaved by run.py)."""
     cmd = command(runtime)
     label = "python3 -I" if runtime == "python" else "node"
     if cmd is None:
         return {"unavailable": "no `node` on PATH"}
-    cold = []
-    for _ in range(cfg.cold_n):
-        proc, ms = _start(cmd)
-        cold.append(ms)
-        _stop(proc)  # outside the timed part: the next spawn starts on a quiet machine
+    if cold is None:
+        sample = cold_sampler(runtime)
+        cold = [sample() for _ in range(cfg.cold_n)]
     # Idle memory: N interpreters alive at once, as N environments would be.
     procs = []
     try:

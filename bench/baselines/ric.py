@@ -66,25 +66,38 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def run(runtime: str, cfg) -> dict:
-    cmd, root, reason = command(runtime, cfg.cache_dir)
+def cold_sampler(runtime: str, cfg):
+    """fn() -> ms of one cold start of the client, or None when it is not installed."""
+    cmd, root, _ = command(runtime, cfg.cache_dir)
     if cmd is None:
-        return {"unavailable": reason}
-    handler = cmd[-1]
-    cold = []
-    for _ in range(cfg.ric_cold_n):
+        return None
+
+    def sample() -> float:
         api = RuntimeAPI()
         try:
             rid, pending = api.submit(measure.PAYLOAD)
             t0 = time.perf_counter()
-            proc = _spawn(cmd, _env(api, runtime, root, handler), root)
+            proc = _spawn(cmd, _env(api, runtime, root, cmd[-1]), root)
             try:
                 api.wait(rid, pending)
-                cold.append((pending.finished_at - t0) * 1000.0)
+                return (pending.finished_at - t0) * 1000.0
             finally:
                 _kill(proc)
         finally:
             api.close()
+
+    return sample
+
+
+def run(runtime: str, cfg, cold: list[float] | None = None) -> dict:
+    """Figures of the client; `cold` = samples already taken (interleaved by run.py)."""
+    cmd, root, reason = command(runtime, cfg.cache_dir)
+    if cmd is None:
+        return {"unavailable": reason}
+    handler = cmd[-1]
+    if cold is None:
+        sample = cold_sampler(runtime, cfg)
+        cold = [sample() for _ in range(cfg.ric_cold_n)]
     api = RuntimeAPI()
     proc = _spawn(cmd, _env(api, runtime, root, handler), root)
     try:
