@@ -168,6 +168,7 @@ def _measure_runtime(rt: str, cfg: Config, session, results: dict, unavailable_f
             fig = {**na_figures(), "error": failed["runner"]}
         else:
             fig = guarded(f"runner {rt}: warm/throughput", session.figures, cold["runner"])
+        session.close()  # its server and environments must be gone while PSS is read
         if "error" not in fig:
             mem = guarded(f"runner {rt}: idle memory", workloads.idle_memory, rt, cfg)
             if "error" in mem:

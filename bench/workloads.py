@@ -129,9 +129,14 @@ class RunnerSession:
         }
 
     def close(self) -> None:
+        """Idempotent: run.py closes the session before measuring memory (so the server's
+        processes cannot move) and again on the way out."""
+        if self.server is None:
+            return
         self.client.close()
         self.channel.close()
         self.server.close()
+        self.server = None
 
 
 def grpc_figures(runtime: str, cfg) -> dict:
