@@ -111,6 +111,7 @@ class LoadResult:
     completed: int
     elapsed_s: float
     latencies_ms: list[float] = field(repr=False, default_factory=list)
+    cold_starts: int = 0  # invocations in the window that started an environment
 
     @property
     def rps(self) -> float:
@@ -118,20 +119,26 @@ class LoadResult:
 
     def as_dict(self) -> dict:
         return {"clients": self.clients, "throughput_rps": self.rps,
-                **summarize(self.latencies_ms)}
+                "cold_starts": self.cold_starts, **summarize(self.latencies_ms)}
 
 
 def closed_loop(address: str, name: str, clients: int, duration_s: float,
-                warmup_calls: int = 3, payload: bytes = PAYLOAD) -> LoadResult:
+                warmup_s: float | None = None, payload: bytes = PAYLOAD) -> LoadResult:
     """`clients` threads, each with its own channel, invoking back to back for `duration_s`.
     Closed loop (a client sends its next request when the previous answer arrives), so the
     invocations per second are what the server sustains at that concurrency."""
     conns = [InvokeClient(address, name, payload) for _ in range(clients)]
     per_client: list[list[float]] = [[] for _ in range(clients)]
+    colds = [0] * clients
     errors: list[BaseException] = []
-    # Two gates: all threads warm up together (so the runner has one environment per
-    # concurrent client before the window opens, and no cold start lands in the throughput
-    # figure), then the measured window opens for all at once.
+    # Two gates: all threads first run at full concurrency for a warm-up period (so the
+    # runner's pool grows to what this concurrency needs before the window opens: a fixed
+    # number of warm-up calls is not enough, since the clients' first calls need not
+    # overlap), then the measured window opens for all at once. Cold starts that still land
+    # in the window are counted and reported.
+    if warmup_s is None:
+        warmup_s = min(1.0, max(0.3, duration_s / 2))
+    warm_until = time.perf_counter() + warmup_s
     warmed = threading.Barrier(clients + 1)
     start_gate = threading.Barrier(clients + 1)
     stop_at = [0.0]
@@ -140,7 +147,8 @@ def closed_loop(address: str, name: str, clients: int, duration_s: float,
         out = per_client[i]
         call = conns[i].invoke
         try:
-            for _ in range(warmup_calls):
+            call()  # at least one call per channel (connects it)
+            while time.perf_counter() < warm_until:
                 call()
         except BaseException as exc:
             errors.append(exc)
@@ -153,8 +161,9 @@ def closed_loop(address: str, name: str, clients: int, duration_s: float,
                 t0 = time.perf_counter()
                 if t0 >= stop_at[0]:
                     return
-                call()
+                resp = call()
                 out.append((time.perf_counter() - t0) * 1000.0)
+                colds[i] += resp.report.cold_start
         except BaseException as exc:  # surfaced below: a failed run must not report numbers
             errors.append(exc)
 
@@ -173,7 +182,7 @@ def closed_loop(address: str, name: str, clients: int, duration_s: float,
     if errors:
         raise RuntimeError(f"{len(errors)} client(s) failed under load: {errors[0]!r}") from errors[0]
     lat = [x for xs in per_client for x in xs]
-    return LoadResult(clients, len(lat), elapsed, lat)
+    return LoadResult(clients, len(lat), elapsed, lat, sum(colds))
 
 
 def load_sweep(address: str, name: str, duration_s: float,

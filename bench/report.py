@@ -27,8 +27,9 @@ def targets(results: dict) -> list[dict]:
     """One record per target: what it asks, what was measured, pass (True/False) or None when
     it cannot be judged (runtime or baseline missing), with the reason."""
     out = []
-    echo = results["baselines"].get("grpc_echo", {})
     for rt, fig in results["runtimes"].items():
+        # The echo measured alongside this runtime (same load), else the floor's own run.
+        echo = fig.get("echo_alongside") or results["baselines"].get("grpc_echo", {})
         naive_name = RUNTIME_BASELINES[rt][0]
         naive = results["baselines"].get(naive_name, {})
         skipped = fig.get("skipped") or fig.get("error")
@@ -154,19 +155,28 @@ def table(results: dict) -> str:
                 rows.append([rt, "runner", "cold vs naive", "", "", "", "", _measured(t), *_verdict(t)])
         for name in (naive_name, ric_name):
             baseline_rows(rt, name, "cold start")
+        ref = fig.get("echo_alongside") or echo
         if not (fig.get("skipped") or fig.get("error")):
-            over = fig["warm_p50_ms"] - echo["warm_p50_ms"] if echo.get("warm_p50_ms") else None
+            over = fig["warm_p50_ms"] - ref["warm_p50_ms"] if ref.get("warm_p50_ms") else None
             rows.append([rt, "runner", "warm invoke", *lat(fig["warm"]), "-",
                          f"{over:+.2f} ms over gRPC echo" if over is not None else "",
                          *_verdict(tfind(rt, "warm invoke p50"))])
+            if fig.get("echo_alongside"):
+                rows.append([rt, "gRPC echo, alongside", "warm invoke", *lat(ref["warm"]), "-",
+                             "blocks of 50 calls alternated with the runner's", "", ""])
             t = tfind(rt, "warm p50 <=")
             rows.append([rt, "runner", "warm overhead", "", "", "", "", _measured(t), *_verdict(t)])
         for name in (naive_name, ric_name):
             baseline_rows(rt, name, "warm invoke")
         if not (fig.get("skipped") or fig.get("error")):
             for lvl, r in fig["throughput"].items():
-                e = (echo.get("throughput") or {}).get(lvl)
+                e = (ref.get("throughput") or {}).get(lvl)
                 ratio = f"{r['throughput_rps'] / e['throughput_rps']:.0%} of echo's inv/s" if e else ""
+                if fig.get("echo_alongside") and e:
+                    rows.append([rt, "gRPC echo, alongside", f"{lvl} client(s)", *lat(e),
+                                 _f(e["throughput_rps"], 0), "run just before the runner's", "", ""])
+                if r.get("cold_starts"):
+                    ratio += f"; {r['cold_starts']} cold start(s) in the window"
                 rows.append([rt, "runner", f"{lvl} client(s)", *lat(r), _f(r["throughput_rps"], 0),
                              ratio, "", ""])
             t = tfind(rt, "peak throughput")

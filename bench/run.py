@@ -69,6 +69,7 @@ def run_suite(cfg: Config, only: list[str] | None = None, setup_notes: dict | No
     """All measurements; returns the results dict that is printed and written as JSON."""
     from bench import workloads
     from bench.baselines import grpc_echo
+    from bench.servers import ServerProcess
 
     setup_notes = setup_notes or {}
     registered = workloads.registered_runtimes()
@@ -89,27 +90,31 @@ def run_suite(cfg: Config, only: list[str] | None = None, setup_notes: dict | No
         return {**na_figures(), "unavailable": setup_notes[key]} if key in setup_notes else None
 
     print("measuring (ratios are only meaningful within one run):", file=sys.stderr)
-    base["grpc_echo"] = guarded("grpc_echo (floor)", grpc_echo.run, cfg)
-    for rt in workloads.ALL_RUNTIMES:
-        if only and rt not in only:
-            results["runtimes"][rt] = {**na_figures(), "skipped": "not selected (--runtimes)"}
-            continue
-        session = None
-        if rt not in registered:
-            results["runtimes"][rt] = {
-                **na_figures(),
-                "skipped": f"runtime {rt!r} is not registered on this checkout "
-                           "(runner.sandbox.backends.default_backends())"}
-        else:
+    # One echo server for the whole run: measured alone first, then alongside each runtime.
+    with ServerProcess("echo") as echo_srv:
+        base["grpc_echo"] = guarded("grpc_echo (floor)", grpc_echo.run, cfg, echo_srv.address)
+        for rt in workloads.ALL_RUNTIMES:
+            if only and rt not in only:
+                results["runtimes"][rt] = {**na_figures(), "skipped": "not selected (--runtimes)"}
+                continue
+            session = None
+            if rt not in registered:
+                results["runtimes"][rt] = {
+                    **na_figures(),
+                    "skipped": f"runtime {rt!r} is not registered on this checkout "
+                               "(runner.sandbox.backends.default_backends())"}
+            else:
+                try:
+                    session = workloads.RunnerSession(rt, cfg)
+                except Exception as exc:
+                    results["runtimes"][rt] = {**na_figures(),
+                                               "error": f"{type(exc).__name__}: {exc}"}
             try:
-                session = workloads.RunnerSession(rt, cfg)
-            except Exception as exc:
-                results["runtimes"][rt] = {**na_figures(), "error": f"{type(exc).__name__}: {exc}"}
-        try:
-            _measure_runtime(rt, cfg, session, results, unavailable_from_setup)
-        finally:
-            if session is not None:
-                session.close()
+                _measure_runtime(rt, cfg, session, results, unavailable_from_setup,
+                                 echo_srv.address)
+            finally:
+                if session is not None:
+                    session.close()
     results["targets"] = report.targets(results)
     results["meta"]["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return results
@@ -145,7 +150,8 @@ def _baseline_specs(rt: str, cfg: Config, unavailable_from_setup) -> list[tuple]
     return specs
 
 
-def _measure_runtime(rt: str, cfg: Config, session, results: dict, unavailable_from_setup) -> None:
+def _measure_runtime(rt: str, cfg: Config, session, results: dict, unavailable_from_setup,
+                     echo_address: str) -> None:
     """Cold starts of the runner and of this runtime's baselines, interleaved round by round
     (so a burst of load on this shared machine hits all of them alike); then the rest."""
     from bench import measure, workloads
@@ -167,7 +173,8 @@ def _measure_runtime(rt: str, cfg: Config, session, results: dict, unavailable_f
         if "runner" in failed:
             fig = {**na_figures(), "error": failed["runner"]}
         else:
-            fig = guarded(f"runner {rt}: warm/throughput", session.figures, cold["runner"])
+            fig = guarded(f"runner {rt}: warm/throughput (echo alongside)", session.figures,
+                          cold["runner"], echo_address)
         session.close()  # its server and environments must be gone while PSS is read
         if "error" not in fig:
             mem = guarded(f"runner {rt}: idle memory", workloads.idle_memory, rt, cfg)
@@ -175,7 +182,7 @@ def _measure_runtime(rt: str, cfg: Config, session, results: dict, unavailable_f
                 fig["memory_error"] = mem["error"]
             else:
                 fig["memory"] = mem
-            echo = base["grpc_echo"]
+            echo = fig.get("echo_alongside") or base["grpc_echo"]
             if echo.get("warm_p50_ms"):
                 fig["warm_overhead_ms"] = fig["warm_p50_ms"] - echo["warm_p50_ms"]
             if echo.get("throughput_rps"):

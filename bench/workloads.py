@@ -33,7 +33,8 @@ FIXTURE = {
     "nodejs": ("node", "index.handler"),
     "wasm": ("wasm", "_start"),
 }
-SLEEPING_RUNTIMES = ("python", "nodejs")  # fixtures that honour {"sleep_ms": N}
+SLEEPING_RUNTIMES = ("python", "nodejs")
+WARM_BLOCK = 50  # warm calls per block when the echo is measured alongside  # fixtures that honour {"sleep_ms": N}
 
 
 def wasm_echo_bytes() -> bytes:
@@ -106,27 +107,54 @@ class RunnerSession:
         self.init_ms.append(resp.report.init_duration_ms)
         return ms
 
-    def figures(self, cold_ms: list[float]) -> dict:
+    def figures(self, cold_ms: list[float], echo_address: str | None = None) -> dict:
+        """Warm invokes and the load sweep. With `echo_address`, the bare echo is measured
+        alongside: warm calls alternate echo/runner, and each load level runs echo then runner,
+        so overhead and throughput ratios compare figures taken under the same load."""
         cfg = self.cfg
         self._deploy("warm")
         self.client.invoke()  # the one cold start of this version, outside the sample
-        warm_ms = []
-        for _ in range(cfg.warm_n):
-            t0 = time.perf_counter()
-            resp = self.client.invoke()
-            warm_ms.append((time.perf_counter() - t0) * 1000.0)
-            if resp.report.cold_start:
+        echo = measure.InvokeClient(echo_address, "echo") if echo_address else None
+        warm_ms, echo_ms = [], []
+
+        def runner_call() -> None:
+            if self.client.invoke().report.cold_start:
                 raise RuntimeError(f"{self.runtime}: a warm invoke started an environment")
-        sweep = measure.load_sweep(self.server.address, self.name, cfg.load_s, cfg.levels)
+
+        try:
+            # Blocks of back-to-back calls, echo then runner, until warm_n of each: each
+            # server is measured warm (alternating single calls would add a wake-up to every
+            # call of both), and both see the same stretch of machine load.
+            while len(warm_ms) < cfg.warm_n:
+                n = min(WARM_BLOCK, cfg.warm_n - len(warm_ms))
+                if echo is not None:
+                    echo_ms += measure.repeat(echo.invoke, n, warmup=2)
+                warm_ms += measure.repeat(runner_call, n, warmup=2)
+        finally:
+            if echo is not None:
+                echo.close()
+        sweep, echo_sweep = {}, {}
+        for level in cfg.levels:
+            if echo_address:
+                echo_sweep[str(level)] = measure.closed_loop(
+                    echo_address, "echo", level, cfg.load_s).as_dict()
+            sweep[str(level)] = measure.closed_loop(
+                self.server.address, self.name, level, cfg.load_s).as_dict()
         cold = measure.summarize(cold_ms)
         warm = measure.summarize(warm_ms)
-        return {
+        out = {
             "cold_p50_ms": cold["p50_ms"], "cold_p99_ms": cold["p99_ms"],
             "warm_p50_ms": warm["p50_ms"], "warm_p99_ms": warm["p99_ms"],
             "throughput_rps": measure.peak_rps(sweep),
             "cold": cold, "init": measure.summarize(self.init_ms), "warm": warm,
             "throughput": sweep,
         }
+        if echo_address:
+            e = measure.summarize(echo_ms)
+            out["echo_alongside"] = {"warm_p50_ms": e["p50_ms"], "warm": e,
+                                     "throughput_rps": measure.peak_rps(echo_sweep),
+                                     "throughput": echo_sweep}
+        return out
 
     def close(self) -> None:
         """Idempotent: run.py closes the session before measuring memory (so the server's
