@@ -53,6 +53,11 @@ def test_every_registered_runtime_has_positive_figures(results):
                 assert positive(fig[k]), (rt, k, fig[k])
             assert fig["cold"]["n"] == 3 and fig["warm"]["n"] == 5
             assert set(fig["throughput"]) == {"1", "2"}
+            assert all(lvl["cold_starts"] >= 0 for lvl in fig["throughput"].values())
+            # The floor measured alongside this runtime, which the targets compare against.
+            alongside = fig["echo_alongside"]
+            assert positive(alongside["warm_p50_ms"]) and positive(alongside["throughput_rps"])
+            assert alongside["warm"]["n"] == 5 and set(alongside["throughput"]) == {"1", "2"}
             mem = fig["memory"]
             assert mem["idle_envs"] >= 1 and positive(mem["pss_per_env_mb"])
             assert mem["fit_in_4gib"] >= 1
