@@ -22,6 +22,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # `python bench/run.py` puts bench/ first, not the repository root
     sys.path.insert(0, ROOT)
 
+
+def _use_project_venv() -> None:
+    """`python bench/run.py` from outside the venv: re-run under the project's venv (which has
+    grpcio, wasmtime and the runner installed) rather than failing on the first import."""
+    venv_python = os.path.join(ROOT, ".venv", "bin", "python")
+    try:
+        import grpc  # noqa: F401
+        import runner  # noqa: F401
+    except ImportError:
+        in_venv = os.path.realpath(sys.prefix) == os.path.realpath(os.path.join(ROOT, ".venv"))
+        if os.path.exists(venv_python) and not in_venv:
+            os.execv(venv_python, [venv_python, *sys.argv])
+        raise SystemExit("bench: grpcio/runner not importable; set up first: make setup "
+                         "(or python3 -m venv .venv && .venv/bin/pip install -e '.[test]')")
+
+
+if __name__ == "__main__":
+    _use_project_venv()
+
 from bench import report, setup_baselines  # noqa: E402
 from bench.report import FIGURE_KEYS  # noqa: E402
 
