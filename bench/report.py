@@ -140,13 +140,14 @@ def table(results: dict) -> str:
         naive_name, ric_name = RUNTIME_BASELINES[rt]
         rows.append(None)
         if fig.get("skipped") or fig.get("error"):
-            why = fig.get("skipped") or f"ERROR: {fig['error']}"
-            rows.append([rt, "runner", "all", "-", "-", "-", "-", f"SKIPPED: {why}", "", ""])
+            why = f"SKIPPED: {fig['skipped']}" if fig.get("skipped") else f"ERROR: {fig['error']}"
+            rows.append([rt, "runner", "all", "-", "-", "-", "-", why, "", ""])
         else:
             naive_p50 = _num(base.get(naive_name), "cold_p50_ms")
             cold_note = f"init {_f(fig['init']['p50_ms'])} ms in guest (p50)"
             if naive_p50:
-                cold_note += f"; {naive_p50 / fig['cold_p50_ms']:.2f}x naive's speed"
+                who = "naive's" if rt != "wasm" else "compile+inst.'s"
+                cold_note += f"; {naive_p50 / fig['cold_p50_ms']:.2f}x {who} speed"
             t = tfind(rt, "cold start p50")
             rows.append([rt, "runner", "cold start", *lat(fig["cold"]), "-", cold_note,
                          *_verdict(t)])

@@ -41,7 +41,7 @@ def wasm_echo_bytes() -> bytes:
     import wasmtime
 
     with open(os.path.join(FIXTURES, "wasm", "echo.wat")) as f:
-        return wasmtime.wat2wasm(f.read())
+        return bytes(wasmtime.wat2wasm(f.read()))  # it returns a bytearray; protobuf wants bytes
 
 
 def fixture_code(runtime: str) -> tuple[bytes, str]:
@@ -180,10 +180,19 @@ def _own_pss() -> int:
     return psutil.Process().memory_full_info().pss
 
 
+def _total_pss() -> tuple[int, set[int]]:
+    """PSS of this process plus all its descendants, and the descendants' pids."""
+    kids = measure.descendants(os.getpid())
+    return _own_pss() + measure.tree_pss_bytes(sorted(kids)), kids
+
+
 def idle_memory(runtime: str, cfg) -> dict:
-    """PSS per idle warm environment: N environments made idle in an embedded Runner, then
-    (PSS of the processes they added + growth of this process's own PSS) / N. The second term
-    is zero-floored and covers runtimes whose environments live inside the host process."""
+    """PSS per idle warm environment: N environments made idle in an embedded Runner (already
+    constructed, so its fixed start-up cost is not counted), then the growth of the total PSS
+    of this process and all its descendants, divided by N. The total covers every place an
+    environment can live: its own processes, a helper or zygote process the backend keeps,
+    or this very process for in-process runtimes. PSS, unlike RSS, adds up: pages shared
+    between environments are split among them, not counted once per process."""
     from runner import Runner
 
     n = cfg.idle_envs
@@ -191,7 +200,7 @@ def idle_memory(runtime: str, cfg) -> dict:
     data = tempfile.mkdtemp(prefix=f"bench-mem-{runtime}-", dir=cfg.cache_dir)
     runner = Runner(data, idle_ttl_s=3600, max_environments=n + 8)
     try:
-        before_children = measure.descendants(os.getpid())
+        before_total, before_children = _total_pss()
         before_self = _own_pss()
         if runtime in SLEEPING_RUNTIMES:
             # N overlapping invocations of one version force N environments of that version.
@@ -221,16 +230,18 @@ def idle_memory(runtime: str, cfg) -> dict:
             method = f"{n} functions, one environment each"
         idle = sum(v["idle"] for v in runner.pool.stats()["versions"].values())
         time.sleep(0.2)  # let start-up allocations settle before reading PSS
-        added = sorted(measure.descendants(os.getpid()) - before_children)
-        env_pss = measure.tree_pss_bytes(added)
-        host_growth = max(0, _own_pss() - before_self)
+        after_total, after_children = _total_pss()
+        host_growth = _own_pss() - before_self
     finally:
         runner.close()
     if idle == 0:
         raise RuntimeError(f"{runtime}: no idle environment after the warm-up")
-    per_env = (env_pss + host_growth) / idle
+    per_env = (after_total - before_total) / idle
+    if per_env <= 0:
+        raise RuntimeError(f"{runtime}: total PSS did not grow with {idle} idle environments")
     return {
-        "idle_envs": idle, "method": method, "env_processes": len(added),
+        "idle_envs": idle, "method": method,
+        "env_processes": len(after_children - before_children),
         "pss_per_env_mb": per_env / MiB, "host_growth_mb": host_growth / MiB,
-        "fit_in_4gib": math.floor(FOUR_GIB / per_env) if per_env > 0 else None,
+        "fit_in_4gib": math.floor(FOUR_GIB / per_env),
     }
