@@ -242,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, why in notes.items():
         print(f"setup: baseline {name} unavailable: {why}", file=sys.stderr)
     only = [r.strip() for r in args.runtimes.split(",")] if args.runtimes else None
+    known = ("python", "nodejs", "wasm")
+    if only and not set(only) <= set(known):
+        ap.error(f"--runtimes: unknown {sorted(set(only) - set(known))}; choose from {', '.join(known)}")
     t0 = time.perf_counter()
     results = run_suite(cfg, only, notes)
     results["meta"]["mode"] = "quick" if args.quick else "full"
