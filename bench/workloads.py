@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -74,8 +75,8 @@ class RunnerSession:
     def __init__(self, runtime: str, cfg) -> None:
         self.runtime, self.cfg = runtime, cfg
         self.code, self.handler = fixture_code(runtime)
-        data = tempfile.mkdtemp(prefix=f"bench-{runtime}-", dir=cfg.cache_dir)
-        self.server = ServerProcess("runner", data)
+        self.data = tempfile.mkdtemp(prefix=f"bench-{runtime}-", dir=cfg.cache_dir)
+        self.server = ServerProcess("runner", self.data)
         try:
             measure.wait_ready(self.server.address)
             self.channel = measure.channel(self.server.address)
@@ -84,6 +85,7 @@ class RunnerSession:
             self.client = measure.InvokeClient(self.server.address, self.name)
         except BaseException:
             self.server.close()
+            shutil.rmtree(self.data, ignore_errors=True)
             raise
         self._deploys = 0
         self.init_ms: list[float] = []
@@ -165,6 +167,7 @@ class RunnerSession:
         self.channel.close()
         self.server.close()
         self.server = None
+        shutil.rmtree(self.data, ignore_errors=True)  # the run's registry and code copies
 
 
 def grpc_figures(runtime: str, cfg) -> dict:
@@ -234,6 +237,7 @@ def idle_memory(runtime: str, cfg) -> dict:
         host_growth = _own_pss() - before_self
     finally:
         runner.close()
+        shutil.rmtree(data, ignore_errors=True)
     if idle == 0:
         raise RuntimeError(f"{runtime}: no idle environment after the warm-up")
     per_env = (after_total - before_total) / idle
