@@ -77,3 +77,30 @@ def test_wrapper_exit_status_maps_to_the_guests_signal():
     assert isolation.guest_returncode(128 + 11) == -11
     assert isolation.guest_returncode(3) == 3
     assert isolation.guest_returncode(None) is None
+
+
+@pytest.mark.parametrize("kind", ["spawn", "zygote"])
+def test_environment_outlives_the_thread_that_spawned_it(tmp_path, kind):
+    """Environments are spawned on request threads that come and go; nothing of the sandbox
+    (e.g. a parent-death signal, which is per thread) may tie the guest to that thread."""
+    import threading
+    import time
+
+    from runner.sandbox.backends import ProcessBackend
+    from runner.sandbox.python import PythonRuntime
+    from runner.sandbox.zygote import ZygoteBackend
+    from tests.security.conftest import make_version, request, result
+
+    v = make_version(tmp_path, "outlive", "def handler(e, c):\n    return 'alive'\n")
+    os.makedirs(str(tmp_path / "envs"), exist_ok=True)
+    backend = (ZygoteBackend if kind == "zygote" else ProcessBackend)(PythonRuntime(), str(tmp_path / "envs"))
+    env = backend.create(v)
+    t = threading.Thread(target=env.start)
+    t.start()
+    t.join()
+    try:
+        time.sleep(0.2)  # a parent-death signal would have landed by now
+        assert result(env.invoke(request())) == "alive"
+    finally:
+        env.destroy()
+        backend.close()

@@ -154,8 +154,12 @@ def _ancestors(path: str) -> list[str]:
 def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: int,
                   network: bool, uid: int, as_bytes: int | None = None) -> list[str]:
     bwrap, setpriv, prlimit = tools()
+    # No --die-with-parent: its PR_SET_PDEATHSIG fires when the *thread* that spawned bwrap
+    # exits, and environments are spawned from request threads that come and go. A server
+    # that dies instead closes every guest's socket (the bootstraps exit on EOF), and the next
+    # start sweeps the dead server's cgroups, killing whatever ignored that (cgroups.sweep).
     args = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-            "--die-with-parent", "--hostname", "sandbox"]
+            "--hostname", "sandbox"]
     if not network:
         args.append("--unshare-net")  # bwrap brings up loopback inside
     if m == "userns":
