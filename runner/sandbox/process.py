@@ -16,7 +16,7 @@ Guarantees (beyond those of base.py):
 from __future__ import annotations
 
 import os
-import selectors
+import select
 import shutil
 import signal
 import socket
@@ -36,7 +36,7 @@ from runner.errors import (
 from runner.model import FunctionVersion
 from runner.sandbox import isolation, limits
 from runner.sandbox.base import EnvState, InvokeOutcome, InvokeRequest
-from runner.sandbox.protocol import FrameReader, ProtocolError, send
+from runner.sandbox.protocol import FrameReader, ProtocolError, encode, send
 
 MAX_LOG_BYTES = 1024 * 1024  # per invocation; Lambda truncates huge outputs too
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit, at least the function's own timeout
@@ -101,6 +101,8 @@ class ProcessEnvironment:
         self._sock: socket.socket | None = None
         self._logr: int | None = None
         self._reader = FrameReader()
+        self._poll: select.poll | None = None
+        self._log_eof = False
         self._enforcement: limits.Enforcement | None = None
         self._tmp_dir: str | None = None
         self._maxrss = 0
@@ -198,10 +200,9 @@ class ProcessEnvironment:
         logs = bytearray()
         t0 = time.monotonic()
         try:
-            self._sock.setblocking(True)
-            send(self._sock, {"t": "invoke", "id": request.request_id,
-                              "payload": request.payload, "ctx": request.context})
-            self._sock.setblocking(False)
+            self._send_frame(encode({"t": "invoke", "id": request.request_id,
+                                     "payload": request.payload, "ctx": request.context}),
+                             request.deadline)
         except OSError:
             pass  # the guest died; _wait_message sees EOF and reports why
         msg = self._wait_message(request.deadline, logs)
@@ -251,6 +252,7 @@ class ProcessEnvironment:
             if closer is not None:
                 closer.close()
         self._sock = None
+        self._poll = None
         if self._logr is not None:
             os.close(self._logr)
             self._logr = None
@@ -283,13 +285,34 @@ class ProcessEnvironment:
 
     # ------------------------------------------------------------------ internals
 
+    def _send_frame(self, frame: bytes, deadline: float) -> None:
+        """Send on the non-blocking socket. A frame larger than the socket buffer (a big event)
+        is sent as the guest reads it; a guest that stops reading cannot hold us past the
+        deadline (the wait that follows then reports the timeout)."""
+        view = memoryview(frame)
+        while view:
+            try:
+                view = view[self._sock.send(view):]
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                select.select([], [self._sock], [], left)
+
+    def _poller(self) -> select.poll:
+        """One poll object per environment, made on first use: registering two descriptors per
+        invocation cost more than the rest of the host's side of a warm invoke."""
+        if self._poll is None:
+            self._poll = select.poll()
+            self._poll.register(self._sock.fileno(), select.POLLIN)
+            self._poll.register(self._logr, select.POLLIN)
+        return self._poll
+
     def _wait_message(self, deadline: float, logs: bytearray | None = None) -> dict | None:
         """Wait for the next frame, draining the log pipe meanwhile. None on EOF or deadline
         (sets _timed_out in the latter case)."""
-        sel = selectors.DefaultSelector()
-        sel.register(self._sock, selectors.EVENT_READ, "sock")
-        sel.register(self._logr, selectors.EVENT_READ, "log")
-        dropped = 0
+        poller = self._poller()
+        sock_fd = self._sock.fileno()
         try:
             while True:
                 msg = self._reader.next()
@@ -300,9 +323,9 @@ class ProcessEnvironment:
                 if remaining <= 0:
                     self._timed_out = True
                     return None
-                for key, _ in sel.select(remaining):
-                    if key.data == "log":
-                        dropped += self._drain_log(logs)
+                for fd, _events in poller.poll(max(1, int(remaining * 1000 + 0.999))):
+                    if fd != sock_fd:
+                        self._drain_log(logs)
                         continue
                     try:
                         data = self._sock.recv(1 << 16)
@@ -316,8 +339,6 @@ class ProcessEnvironment:
                     self._reader.feed(data)
         except ProtocolError:
             return None
-        finally:
-            sel.close()
 
     def _drain_log(self, logs: bytearray | None) -> int:
         """Read what the pipe holds. Bytes over MAX_LOG_BYTES are read and dropped (memory stays
@@ -329,6 +350,11 @@ class ProcessEnvironment:
             except (BlockingIOError, OSError):
                 return dropped
             if not chunk:
+                # EOF: the guest closed its stdout/stderr but may run on. A pipe at EOF polls
+                # readable forever, so stop watching it or the wait loop would spin.
+                if self._poll is not None and not self._log_eof:
+                    self._poll.unregister(self._logr)
+                self._log_eof = True
                 return dropped
             if logs is None:
                 continue
