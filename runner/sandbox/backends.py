@@ -40,4 +40,9 @@ def default_backends(work_dir: str | None = None) -> dict[str, Backend]:
     tmp_root = work_dir or tempfile.mkdtemp(prefix="runner-envs-")
     os.makedirs(tmp_root, exist_ok=True)
     backends: dict[str, Backend] = {"python": ProcessBackend(PythonRuntime(), tmp_root)}
+    from runner.sandbox.node import NodeRuntime, find_node
+
+    node = find_node()  # Node.js is optional: without a `node` binary the runtime is absent
+    if node is not None:
+        backends["nodejs"] = ProcessBackend(NodeRuntime(node), tmp_root)
     return backends

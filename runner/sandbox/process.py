@@ -59,6 +59,10 @@ class ProcessRuntime(Protocol):
     def check_code(self, version: FunctionVersion) -> None:
         """Raise InvalidCodePackage if the code can never run (e.g. handler file missing)."""
 
+    # Optional: `classify_death(version, returncode, logs) -> FunctionError | None` names a
+    # runtime-specific death (e.g. V8's "JavaScript heap out of memory" abort) from the exit
+    # status and what the guest printed; None falls back to the generic crash error.
+
 
 def guest_environment(version: FunctionVersion, tmp_dir: str) -> dict[str, str]:
     """The whole environment a guest sees: Lambda's reserved variables, then the function's."""
@@ -138,7 +142,7 @@ class ProcessEnvironment:
             self.init_logs = bytes(logs)
             if msg is None:
                 if self._exited_or_kill() and not self._timed_out:
-                    raise self._death_error(during="init")
+                    raise self._death_error(during="init", logs=logs)
                 raise FunctionTimeout.after(init_timeout)
             self._maxrss = max(self._maxrss, int(msg.get("maxrss_kb", 0)) * 1024)
             self.init_duration_ms = float(msg.get("init_ms", 0.0))
@@ -213,7 +217,7 @@ class ProcessEnvironment:
             if self._timed_out or not self._exited_or_kill():
                 error = FunctionTimeout.after(request.timeout_s)
             else:
-                error = self._death_error(during="invoke")
+                error = self._death_error(during="invoke", logs=logs)
         elif msg["t"] == "result" and msg.get("id") == request.request_id:
             payload = bytes(msg.get("payload") or b"null")
         elif msg["t"] == "error":
@@ -334,12 +338,17 @@ class ProcessEnvironment:
         except subprocess.TimeoutExpired:
             return False
 
-    def _death_error(self, during: str) -> FunctionError:
+    def _death_error(self, during: str, logs: bytes | bytearray = b"") -> FunctionError:
         proc = self._proc
         rc = proc.returncode if proc is not None else None
         memory_mb = self.version.config.memory_mb
         if self._enforcement is not None and self._enforcement.oom_killed():
             return FunctionOutOfMemory.at(memory_mb, "killed by the kernel's OOM killer")
+        classify = getattr(self.runtime, "classify_death", None)  # optional runtime hook
+        if classify is not None:
+            named = classify(self.version, rc, bytes(logs))
+            if named is not None:
+                return named
         if rc is not None and rc < 0:
             sig = signal.Signals(-rc).name if -rc in signal.valid_signals() else str(-rc)
             if -rc == signal.SIGKILL:
