@@ -1,0 +1,58 @@
+"""Shared helpers for the Node.js runtime tests: versions of the guests/node examples and requests.
+
+Imported by the test modules beside it (pytest's default import mode puts this folder on
+sys.path). Tests need a `node` binary; without one they are reported as errors by `node_path`,
+not silently skipped: this project's machines all have Node 20.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+from runner.model import FunctionConfig, FunctionVersion
+from runner.sandbox.base import InvokeRequest
+
+REPO = Path(__file__).resolve().parents[3]
+GUESTS = REPO / "guests" / "node"
+
+
+def version(code_dir: str | os.PathLike, handler: str = "index.handler", name: str = "fn",
+            revision: int = 1, **config) -> FunctionVersion:
+    cfg = FunctionConfig(runtime="nodejs", handler=handler, **config)
+    return FunctionVersion(name, "$LATEST", revision, cfg, "0" * 64, str(code_dir))
+
+
+def guest(name: str, handler: str = "index.handler", **config) -> FunctionVersion:
+    return version(GUESTS / name, handler, name=name, **config)
+
+
+def request(payload, timeout_s: float = 3.0, request_id: str | None = None) -> InvokeRequest:
+    rid = request_id or str(uuid.uuid4())
+    return InvokeRequest(
+        request_id=rid,
+        payload=json.dumps(payload).encode(),
+        timeout_s=timeout_s,
+        deadline=time.monotonic() + timeout_s,
+        context={
+            "function_name": "fn",
+            "function_version": "$LATEST",
+            "invoked_function_arn": "arn:aws:lambda:local-1:000000000000:function:fn",
+            "memory_limit_in_mb": 256,
+            "log_group_name": "/aws/lambda/fn",
+            "log_stream_name": "2026/01/01/[$LATEST]1",
+            "deadline_ms": int(time.time() * 1000 + timeout_s * 1000),
+        },
+    )
+
+
+def write_code(root: Path, files: dict[str, str]) -> Path:
+    """Lay out a code directory from {relative path: source}."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
