@@ -192,6 +192,7 @@ class FunctionVersion:
     code_sha256: str
     code_dir: str  # extracted, read-only code: a directory, or for wasm the module's directory
     created_at: float = 0.0
+    code_size: int = 0  # bytes of the uploaded package
 
     @property
     def arn(self) -> str:

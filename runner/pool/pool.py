@@ -1,0 +1,234 @@
+"""Per-version pools of execution environments, with concurrency limits and idle reaping.
+
+Invariants (under `self._lock`):
+* for each version: busy + starting <= its configured concurrency;
+* in total: idle + busy + starting <= max_environments (the host-wide limit); when full, the
+  least recently used idle environment of *another* version is evicted to make room;
+* an environment is in exactly one place: an idle list, or lent out (busy), or being created.
+Environment creation (init) and destruction run outside the lock: they take milliseconds to
+seconds and must not serialise unrelated functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from runner.errors import FunctionError, InternalError, TooManyRequests
+from runner.model import FunctionVersion
+from runner.pool.base import Lease
+from runner.sandbox.base import Backend, ExecutionEnvironment
+
+log = logging.getLogger(__name__)
+
+# Tuning constants.
+DEFAULT_IDLE_TTL_S = 300.0  # Lambda keeps idle environments for minutes; 5 is a common middle
+DEFAULT_MAX_ENVIRONMENTS = 256  # host-wide; ~256 x 20 MB Python environments = 5 GB
+REAPER_PERIOD_S = 1.0  # how often idle environments are checked against the TTL
+
+
+@dataclass
+class _Idle:
+    env: ExecutionEnvironment
+    since: float
+
+
+@dataclass
+class _VersionPool:
+    version: FunctionVersion
+    idle: list[_Idle] = field(default_factory=list)  # LIFO: the warmest environment on top
+    busy: int = 0
+    starting: int = 0
+    live: bool = True  # False once retired: nothing returns to the idle list
+    cold_starts: int = 0
+    invocations: int = 0
+
+
+class PoolManager:
+    """The `EnvironmentPool` of base.py for all versions of all functions."""
+
+    def __init__(
+        self,
+        backends: dict[str, Backend],
+        *,
+        idle_ttl_s: float = DEFAULT_IDLE_TTL_S,
+        max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
+    ) -> None:
+        self.backends = backends
+        self.idle_ttl_s = idle_ttl_s
+        self.max_environments = max_environments
+        self._lock = threading.Lock()
+        self._pools: dict[str, _VersionPool] = {}
+        self._prepared: dict[str, threading.Lock] = {}
+        self._done_prepare: set[str] = set()
+        self._closed = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_loop, name="pool-reaper", daemon=True)
+        self._reaper.start()
+
+    # ------------------------------------------------------------------ backend access
+
+    def backend(self, version: FunctionVersion) -> Backend:
+        try:
+            return self.backends[version.config.runtime]
+        except KeyError:
+            raise InternalError(
+                f"runtime {version.config.runtime!r} is not available on this host "
+                "(see `runner doctor`)"
+            ) from None
+
+    def prepare(self, version: FunctionVersion) -> None:
+        """Run the backend's per-version preparation once (thread-safe, idempotent)."""
+        if version.key in self._done_prepare:
+            return
+        with self._lock:
+            lock = self._prepared.setdefault(version.key, threading.Lock())
+        with lock:
+            if version.key not in self._done_prepare:
+                self.backend(version).prepare(version)
+                self._done_prepare.add(version.key)
+
+    # ------------------------------------------------------------------ lease / release
+
+    def acquire(self, version: FunctionVersion) -> Lease:
+        evicted: list[ExecutionEnvironment] = []
+        with self._lock:
+            if self._closed.is_set():
+                raise InternalError("the pool is shut down")
+            vp = self._pools.get(version.key)
+            if vp is None:
+                vp = self._pools[version.key] = _VersionPool(version)
+            vp.invocations += 1
+            if vp.idle:
+                env = vp.idle.pop().env
+                vp.busy += 1
+                return Lease(env, version, cold=False)
+            limit = version.config.concurrency
+            if vp.busy + vp.starting >= limit:
+                raise TooManyRequests(
+                    f"Rate exceeded: function {version.name!r} is at its concurrency limit "
+                    f"({limit}); retry later or deploy with a higher --concurrency"
+                )
+            if self._total_locked() >= self.max_environments:
+                victim = self._lru_idle_locked(exclude=vp)
+                if victim is None:
+                    raise TooManyRequests(
+                        f"Rate exceeded: the host runs its maximum of {self.max_environments} "
+                        "environments; retry later or raise --max-environments"
+                    )
+                evicted.append(victim)
+            vp.starting += 1
+        for env in evicted:
+            env.destroy()
+        env = None
+        try:
+            self.prepare(version)
+            env = self.backend(version).create(version)
+            env.start()
+        except BaseException as exc:
+            with self._lock:
+                vp.starting -= 1
+            if isinstance(exc, FunctionError) and env is not None:
+                exc.init_logs = env.init_logs  # type: ignore[attr-defined]
+                exc.init_duration_ms = env.init_duration_ms  # type: ignore[attr-defined]
+            raise
+        with self._lock:
+            vp.starting -= 1
+            vp.busy += 1
+            vp.cold_starts += 1
+        return Lease(env, version, cold=True)
+
+    def release(self, lease: Lease, reusable: bool) -> None:
+        with self._lock:
+            vp = self._pools.get(lease.version.key)
+            keep = reusable and vp is not None and vp.live and not self._closed.is_set()
+            if vp is not None:
+                vp.busy -= 1
+            if keep:
+                vp.idle.append(_Idle(lease.env, time.monotonic()))
+                return
+        lease.env.destroy()
+
+    def retire(self, version: FunctionVersion) -> None:
+        with self._lock:
+            vp = self._pools.pop(version.key, None)
+            if vp is None:
+                return
+            vp.live = False
+            idle, vp.idle = vp.idle, []
+            # Keep the record while invocations are in flight so release() can account them.
+            if vp.busy or vp.starting:
+                self._pools[f"retired:{version.key}:{id(vp)}"] = vp
+        for item in idle:
+            item.env.destroy()
+        self.backend(version).forget(version)
+
+    # ------------------------------------------------------------------ reaping, stats
+
+    def reap(self, now: float | None = None) -> int:
+        """Destroy environments idle for longer than the TTL; returns how many."""
+        now = time.monotonic() if now is None else now
+        doomed: list[ExecutionEnvironment] = []
+        with self._lock:
+            for key, vp in list(self._pools.items()):
+                keep = [i for i in vp.idle if now - i.since < self.idle_ttl_s]
+                doomed += [i.env for i in vp.idle if now - i.since >= self.idle_ttl_s]
+                vp.idle = keep
+                if not vp.live and not (vp.busy or vp.starting):
+                    del self._pools[key]
+        for env in doomed:
+            env.destroy()
+        return len(doomed)
+
+    def _reap_loop(self) -> None:
+        while not self._closed.wait(min(REAPER_PERIOD_S, self.idle_ttl_s / 2)):
+            try:
+                self.reap()
+            except Exception:  # the reaper must outlive any one bad environment
+                log.exception("idle reaper failed")
+
+    def stats(self) -> dict:
+        with self._lock:
+            per = {
+                vp.version.key: {
+                    "idle": len(vp.idle), "busy": vp.busy, "starting": vp.starting,
+                    "cold_starts": vp.cold_starts, "invocations": vp.invocations,
+                }
+                for vp in self._pools.values()
+            }
+            return {"versions": per, "total": self._total_locked()}
+
+    def idle_environments(self, version: FunctionVersion) -> int:
+        with self._lock:
+            vp = self._pools.get(version.key)
+            return len(vp.idle) if vp else 0
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            envs = [i.env for vp in self._pools.values() for i in vp.idle]
+            for vp in self._pools.values():
+                vp.idle = []
+                vp.live = False
+        for env in envs:
+            env.destroy()
+        self._reaper.join(timeout=2)
+        for backend in self.backends.values():
+            backend.close()
+
+    def _total_locked(self) -> int:
+        return sum(len(vp.idle) + vp.busy + vp.starting for vp in self._pools.values())
+
+    def _lru_idle_locked(self, exclude: _VersionPool) -> ExecutionEnvironment | None:
+        best: tuple[float, _VersionPool, _Idle] | None = None
+        for vp in self._pools.values():
+            if vp is exclude or not vp.idle:
+                continue
+            oldest = vp.idle[0]  # LIFO list: the bottom is the least recently used
+            if best is None or oldest.since < best[0]:
+                best = (oldest.since, vp, oldest)
+        if best is None:
+            return None
+        best[1].idle.remove(best[2])
+        return best[2].env

@@ -1,0 +1,68 @@
+"""Conversions between the gRPC messages and the runner's own data (model.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.model import FunctionVersion, InvocationResult
+from runner.service.proto import runner_api_pb2 as pb
+
+_OPTIONAL = ("memory_mb", "timeout_s", "concurrency", "ephemeral_storage_mb", "network", "provisioned")
+
+
+def config_settings(msg: pb.FunctionConfig) -> dict[str, Any]:
+    """The settings a DeployRequest carries, None for fields the client left unset."""
+    out: dict[str, Any] = {
+        "runtime": msg.runtime or None,
+        "handler": msg.handler or None,
+        "environment": dict(msg.environment),
+        "replace_environment": msg.replace_environment,
+    }
+    for field in _OPTIONAL:
+        out[field] = getattr(msg, field) if msg.HasField(field) else None
+    if out["timeout_s"] is not None and float(out["timeout_s"]).is_integer():
+        out["timeout_s"] = float(out["timeout_s"])
+    return out
+
+
+def function_info(v: FunctionVersion) -> pb.FunctionInfo:
+    c = v.config
+    return pb.FunctionInfo(
+        name=v.name,
+        version=v.version,
+        revision=v.revision,
+        config=pb.FunctionConfig(
+            runtime=c.runtime, handler=c.handler, memory_mb=c.memory_mb, timeout_s=c.timeout_s,
+            environment=dict(c.environment), concurrency=c.concurrency,
+            ephemeral_storage_mb=c.ephemeral_storage_mb, network=c.network,
+            provisioned=c.provisioned,
+        ),
+        code_sha256=v.code_sha256,
+        code_size=v.code_size,
+        last_modified=v.created_at,
+        arn=v.arn,
+    )
+
+
+def invoke_response(r: InvocationResult, tail: bool) -> pb.InvokeResponse:
+    rep = r.report
+    report = pb.Report(
+        request_id=rep.request_id, duration_ms=rep.duration_ms,
+        billed_duration_ms=rep.billed_duration_ms, memory_size_mb=rep.memory_size_mb,
+        max_memory_used_mb=rep.max_memory_used_mb, cold_start=rep.cold_start,
+    )
+    if rep.init_duration_ms is not None:
+        report.init_duration_ms = rep.init_duration_ms
+    resp = pb.InvokeResponse(
+        payload=r.payload, function_error=r.function_error or "",
+        executed_version=r.executed_version, report=report, request_id=r.request_id,
+        status_code=200,
+    )
+    if r.error:
+        resp.error.CopyFrom(pb.FunctionErrorDetail(
+            error_type=r.error.get("errorType", ""), error_message=r.error.get("errorMessage", ""),
+            stack_trace=[str(s) for s in r.error.get("stackTrace") or []],
+        ))
+    if tail:
+        resp.log_result = r.log_tail()
+    return resp

@@ -1,0 +1,47 @@
+"""The one table mapping platform errors to gRPC status codes (see runner/errors.py).
+
+Function errors never appear here: they travel inside a successful InvokeResponse. The
+Lambda-style error type goes along in the trailing metadata key `x-error-type`, so clients can
+tell, e.g., RequestTooLargeException from InvalidRequestContentException under one status.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from runner import errors
+
+log = logging.getLogger(__name__)
+
+ERROR_TYPE_KEY = "x-error-type"
+
+# Most specific first: the first matching class wins.
+STATUS_TABLE: tuple[tuple[type[errors.PlatformError], grpc.StatusCode], ...] = (
+    (errors.InvalidParameter, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.RequestTooLarge, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.ResourceNotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.ResourceConflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.TooManyRequests, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.ServiceUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.InternalError, grpc.StatusCode.INTERNAL),
+)
+
+
+def status_for(exc: errors.PlatformError) -> grpc.StatusCode:
+    for cls, code in STATUS_TABLE:
+        if isinstance(exc, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    """End the RPC with the status for `exc`. Unknown exceptions are logged and become INTERNAL
+    without leaking internals to the client."""
+    if isinstance(exc, errors.PlatformError):
+        context.set_trailing_metadata(((ERROR_TYPE_KEY, exc.error_type),))
+        context.abort(status_for(exc), exc.message)
+    log.exception("unexpected error serving %s", type(exc).__name__)
+    context.set_trailing_metadata(((ERROR_TYPE_KEY, "ServiceException"),))
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
