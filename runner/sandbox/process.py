@@ -124,6 +124,11 @@ class ProcessEnvironment:
             self.destroy()
             raise
 
+    def launched_alive(self) -> bool:
+        """Whether launch() ran and the runtime process is still running (for pre-start pools:
+        a spare may be killed from outside while it waits). poll() only reaps our own child."""
+        return self._proc is not None and self._proc.poll() is None
+
     def start(self) -> None:
         self.launch()
         self.state = EnvState.INIT

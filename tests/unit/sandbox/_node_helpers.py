@@ -1,8 +1,7 @@
 """Shared helpers for the Node.js runtime tests: versions of the guests/node examples and requests.
 
-Imported by the test modules beside it (pytest's default import mode puts this folder on
-sys.path). Tests need a `node` binary; without one they are reported as errors by `node_path`,
-not silently skipped: this project's machines all have Node 20.
+Tests need a `node` binary; without one they fail (the nodejs backend is missing) rather than
+being skipped: this project's machines all have Node 20.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from _node_helpers import guest, request, version, write_code
+from tests.unit.sandbox._node_helpers import guest, request, version, write_code
 from runner.errors import FunctionCrashed, FunctionOutOfMemory, FunctionTimeout
 from runner.sandbox.backends import default_backends
 from runner.sandbox.base import EnvState

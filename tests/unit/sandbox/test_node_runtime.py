@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from _node_helpers import GUESTS, guest, request, version, write_code
+from tests.unit.sandbox._node_helpers import GUESTS, guest, request, version, write_code
 from runner.errors import FunctionInitError, InvalidCodePackage
 from runner.sandbox.backends import default_backends
 from runner.sandbox.base import EnvState, ExecutionEnvironment
