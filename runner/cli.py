@@ -291,7 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse fills an optional positional (deploy's PATH) at the first positional chunk, so
+    # `deploy NAME --env K=V PATH` leaves PATH over; take it here rather than reject it.
+    if extra and getattr(args, "command", None) == "deploy" and args.path is None \
+            and len(extra) == 1 and not extra[0].startswith("-"):
+        args.path, extra = extra[0], []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args.func(args)
 
 
