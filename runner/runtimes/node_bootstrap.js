@@ -22,7 +22,12 @@ const url = require('url');
 // over through this global; otherwise it sits beside this file.
 const mpack = globalThis.__runnerMpack || require('./node_mpack.js');
 
-const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
+// Created on first use: a SharedArrayBuffer made at load time would end up in a startup snapshot.
+let sleepCell = null;
+function sleepMs(ms) {
+  if (sleepCell === null) sleepCell = new Int32Array(new SharedArrayBuffer(4));
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
 
 function writeAll(fd, buf) {
   // fd 1/2 are pipes the host drains; a full pipe under O_NONBLOCK gives EAGAIN: wait 1 ms and
@@ -33,7 +38,7 @@ function writeAll(fd, buf) {
       off += fs.writeSync(fd, buf, off, buf.length - off);
     } catch (e) {
       if (e.code !== 'EAGAIN' && e.code !== 'EINTR') throw e;
-      Atomics.wait(SLEEP_CELL, 0, 0, 1);
+      sleepMs(1);
     }
   }
 }
@@ -50,7 +55,7 @@ class Channel {
         got = fs.readSync(this.fd, buf, off, n - off, null);
       } catch (e) {
         if (e.code !== 'EAGAIN' && e.code !== 'EINTR') throw e;
-        Atomics.wait(SLEEP_CELL, 0, 0, 1);
+        sleepMs(1);
         continue;
       }
       if (got === 0) return null; // host closed the channel: shut down quietly

@@ -44,5 +44,9 @@ def default_backends(work_dir: str | None = None) -> dict[str, Backend]:
 
     node = find_node()  # Node.js is optional: without a `node` binary the runtime is absent
     if node is not None:
-        backends["nodejs"] = ProcessBackend(NodeRuntime(node), tmp_root)
+        from runner.sandbox.node_snapshot import SnapshotStore
+
+        # Startup snapshots are opt-in per function (RUNNER_NODE_SNAPSHOT=1 in its environment).
+        snapshots = SnapshotStore(node, os.path.join(tmp_root, "node-snapshots"))
+        backends["nodejs"] = ProcessBackend(NodeRuntime(node, snapshots), tmp_root)
     return backends

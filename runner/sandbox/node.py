@@ -25,6 +25,7 @@ import signal
 
 from runner.errors import FunctionError, FunctionOutOfMemory, InvalidCodePackage
 from runner.model import FunctionVersion
+from runner.sandbox.node_snapshot import SnapshotStore
 
 RUNTIMES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtimes")
 BOOTSTRAP = os.path.join(RUNTIMES_DIR, "node_bootstrap.js")
@@ -64,9 +65,9 @@ class NodeRuntime:
     name = "nodejs"
     address_space_limit = False  # see the module docstring: RLIMIT_AS breaks V8
 
-    def __init__(self, node_path: str, snapshots: "object | None" = None) -> None:
+    def __init__(self, node_path: str, snapshots: SnapshotStore | None = None) -> None:
         self.node_path = node_path
-        # A node_snapshot.SnapshotStore, or None: snapshot mode off for every version.
+        # None: snapshot mode off for every version (prepare() builds blobs where wanted).
         self.snapshots = snapshots
 
     def command(self, version: FunctionVersion) -> list[str]:
@@ -88,10 +89,12 @@ class NodeRuntime:
     def check_code(self, version: FunctionVersion) -> None:
         module, candidates = handler_files(version)
         root = version.code_dir
-        if any(os.path.isfile(os.path.join(root, c)) for c in candidates):
+        found = any(os.path.isfile(os.path.join(root, c)) for c in candidates)
+        # Otherwise the handler module may be a package shipped in node_modules/.
+        if found or os.path.isdir(os.path.join(root, "node_modules", module)):
+            if self.snapshots is not None:
+                self.snapshots.prepare(version)  # opt-in; falls back to a normal start
             return
-        if os.path.isdir(os.path.join(root, "node_modules", module)):
-            return  # the handler module is a package shipped in node_modules/
         raise InvalidCodePackage(
             "handler",
             f"module {module!r} not found in the code package (looked for "
