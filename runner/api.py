@@ -107,6 +107,8 @@ class Runner:
             max_environments=max_environments,
         )
         self._collect_garbage()
+        for version in self.registry.list_functions():
+            self.pool.provision(version, wait=False)  # restore provisioned environments
 
     # ------------------------------------------------------------------ management
 
@@ -143,6 +145,9 @@ class Runner:
         version = self.registry.deploy(name, config, data, validate=self._validate)
         if previous is not None and previous.revision not in self.registry.published_revisions(name):
             self.pool.retire(previous)
+        # Provisioned environments are ready when deploy returns, so invocations within the
+        # provisioned count never see a cold start.
+        self.pool.provision(version)
         return version
 
     def _validate(self, version: FunctionVersion) -> None:

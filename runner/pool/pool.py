@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 DEFAULT_IDLE_TTL_S = 300.0  # Lambda keeps idle environments for minutes; 5 is a common middle
 DEFAULT_MAX_ENVIRONMENTS = 256  # host-wide; ~256 x 20 MB Python environments = 5 GB
 REAPER_PERIOD_S = 1.0  # how often idle environments are checked against the TTL
+# Under memory pressure (host memory available below this fraction), idle environments are
+# destroyed least recently used first until it recovers: idle ones cost memory and no work.
+MIN_AVAILABLE_FRACTION = 0.10
 
 
 @dataclass
@@ -43,8 +46,15 @@ class _VersionPool:
     busy: int = 0
     starting: int = 0
     live: bool = True  # False once retired: nothing returns to the idle list
-    cold_starts: int = 0
+    cold_starts: int = 0  # invocations that had to wait for an environment's init
+    inits: int = 0  # environments initialised (cold starts + provisioned + replacements)
     invocations: int = 0
+    replenishing: bool = False  # a background thread is creating provisioned environments
+
+    @property
+    def floor(self) -> int:
+        """Environments kept initialised at all times (provisioned concurrency)."""
+        return self.version.config.provisioned if self.live else 0
 
 
 class PoolManager:
@@ -144,6 +154,7 @@ class PoolManager:
             vp.starting -= 1
             vp.busy += 1
             vp.cold_starts += 1
+            vp.inits += 1
         return Lease(env, version, cold=True)
 
     def release(self, lease: Lease, reusable: bool) -> None:
@@ -181,9 +192,14 @@ class PoolManager:
         doomed: list[ExecutionEnvironment] = []
         with self._lock:
             for key, vp in list(self._pools.items()):
-                keep = [i for i in vp.idle if now - i.since < self.idle_ttl_s]
-                doomed += [i.env for i in vp.idle if now - i.since >= self.idle_ttl_s]
-                vp.idle = keep
+                # Provisioned environments are exempt: keep the most recently used ones that
+                # make up the floor, expire only the rest.
+                protected = max(0, vp.floor - vp.busy - vp.starting)
+                cut = max(0, len(vp.idle) - protected)
+                expired = [i for i in vp.idle[:cut] if now - i.since >= self.idle_ttl_s]
+                if expired:
+                    vp.idle = [i for i in vp.idle if i not in expired]
+                    doomed += [i.env for i in expired]
                 if not vp.live and not (vp.busy or vp.starting):
                     del self._pools[key]
         for env in doomed:
@@ -194,15 +210,110 @@ class PoolManager:
         while not self._closed.wait(min(REAPER_PERIOD_S, self.idle_ttl_s / 2)):
             try:
                 self.reap()
+                self.relieve_memory_pressure()
+                self._replenish_all()
             except Exception:  # the reaper must outlive any one bad environment
                 log.exception("idle reaper failed")
+
+    # ------------------------------------------------------------------ provisioned concurrency
+
+    def provision(self, version: FunctionVersion, wait: bool = True) -> int:
+        """Bring `version` up to its provisioned environments (config.provisioned); returns how
+        many were created. With wait=False the work happens in a background thread."""
+        if version.config.provisioned <= 0:
+            return 0
+        with self._lock:
+            vp = self._pools.get(version.key)
+            if vp is None:
+                vp = self._pools[version.key] = _VersionPool(version)
+        if not wait:
+            self._replenish_async(vp)
+            return 0
+        return self._replenish(vp)
+
+    def _replenish(self, vp: _VersionPool) -> int:
+        created = 0
+        while True:
+            with self._lock:
+                missing = vp.floor - (len(vp.idle) + vp.busy + vp.starting)
+                if missing <= 0 or self._closed.is_set() or \
+                        self._total_locked() >= self.max_environments:
+                    return created
+                vp.starting += 1
+            env = None
+            try:
+                self.prepare(vp.version)
+                env = self.backend(vp.version).create(vp.version)
+                env.start()
+            except Exception as exc:  # init keeps failing: the invocations will report it
+                with self._lock:
+                    vp.starting -= 1
+                log.warning("provisioned environment for %s failed to start: %s", vp.version.key, exc)
+                return created
+            with self._lock:
+                vp.starting -= 1
+                vp.inits += 1
+                if vp.live and not self._closed.is_set():
+                    vp.idle.insert(0, _Idle(env, time.monotonic()))
+                    created += 1
+                    continue
+            env.destroy()
+            return created
+
+    def _replenish_async(self, vp: _VersionPool) -> None:
+        with self._lock:
+            if vp.replenishing:
+                return
+            vp.replenishing = True
+
+        def run() -> None:
+            try:
+                self._replenish(vp)
+            finally:
+                with self._lock:
+                    vp.replenishing = False
+
+        threading.Thread(target=run, name=f"provision-{vp.version.key}", daemon=True).start()
+
+    def _replenish_all(self) -> None:
+        """Replace provisioned environments lost to timeouts, crashes or OOM kills."""
+        with self._lock:
+            short = [vp for vp in self._pools.values()
+                     if vp.floor and len(vp.idle) + vp.busy + vp.starting < vp.floor]
+        for vp in short:
+            self._replenish_async(vp)
+
+    # ------------------------------------------------------------------ memory pressure
+
+    def memory_pressure(self) -> bool:
+        """True while the host's available memory is below MIN_AVAILABLE_FRACTION."""
+        import psutil
+
+        vm = psutil.virtual_memory()
+        return vm.available < vm.total * MIN_AVAILABLE_FRACTION
+
+    def relieve_memory_pressure(self, limit: int = 64) -> int:
+        """Destroy idle environments, least recently used first, while under pressure (at most
+        `limit` per call so one pass never stalls the reaper). Returns how many."""
+        evicted = 0
+        while evicted < limit and self.memory_pressure():
+            with self._lock:
+                env = self._lru_idle_locked(exclude=None)
+            if env is None:
+                break
+            env.destroy()
+            evicted += 1
+        if evicted:
+            log.warning("memory pressure: destroyed %d idle environments", evicted)
+        return evicted
 
     def stats(self) -> dict:
         with self._lock:
             per = {
                 vp.version.key: {
                     "idle": len(vp.idle), "busy": vp.busy, "starting": vp.starting,
-                    "cold_starts": vp.cold_starts, "invocations": vp.invocations,
+                    "cold_starts": vp.cold_starts, "inits": vp.inits,
+                    "invocations": vp.invocations,
                 }
                 for vp in self._pools.values()
             }
@@ -231,10 +342,12 @@ class PoolManager:
     def _total_locked(self) -> int:
         return sum(len(vp.idle) + vp.busy + vp.starting for vp in self._pools.values())
 
-    def _lru_idle_locked(self, exclude: _VersionPool) -> ExecutionEnvironment | None:
+    def _lru_idle_locked(self, exclude: _VersionPool | None) -> ExecutionEnvironment | None:
+        """Remove and return the least recently used idle environment, sparing `exclude` and
+        every pool's provisioned floor."""
         best: tuple[float, _VersionPool, _Idle] | None = None
         for vp in self._pools.values():
-            if vp is exclude or not vp.idle:
+            if vp is exclude or len(vp.idle) + vp.busy <= vp.floor or not vp.idle:
                 continue
             oldest = vp.idle[0]  # LIFO list: the bottom is the least recently used
             if best is None or oldest.since < best[0]:

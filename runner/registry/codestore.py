@@ -56,18 +56,23 @@ class CodeStore:
             raise InvalidCodePackage(
                 "code", f"{len(data)} bytes exceeds the {MAX_PACKAGE_BYTES}-byte package limit"
             )
+        is_wasm = data[:4] == WASM_MAGIC
+        # Checks that depend on the runtime come before the dedup shortcut below: the same bytes
+        # may already be stored for another function with another runtime.
+        if is_wasm and runtime != "wasm":
+            raise InvalidCodePackage(
+                "code", f"a WebAssembly module was given for runtime {runtime!r}; "
+                "use --runtime wasm, or upload a zip"
+            )
         digest = sha256(data)
         final = self.path(digest)
         if os.path.isdir(final):
+            if runtime == "wasm" and not os.path.exists(os.path.join(final, WASM_FILE)):
+                raise InvalidCodePackage("code", "a wasm package must hold exactly one .wasm module, found 0")
             return digest, final
         work = tempfile.mkdtemp(dir=self.staging)
         try:
-            if data[:4] == WASM_MAGIC:
-                if runtime != "wasm":
-                    raise InvalidCodePackage(
-                        "code", f"a WebAssembly module was given for runtime {runtime!r}; "
-                        "use --runtime wasm, or upload a zip"
-                    )
+            if is_wasm:
                 _check_wasm_header(data)
                 with open(os.path.join(work, WASM_FILE), "wb") as f:
                     f.write(data)

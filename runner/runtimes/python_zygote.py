@@ -1,0 +1,183 @@
+"""The Python zygote: runs a function's init phase once, then forks ready environments.
+
+Runs as `python -I -S -B python_zygote.py` inside the version's sandbox, with the same
+environment a plain Python environment gets. Protocol with the host (docs/guest-protocol.md,
+"Zygote"): a SOCK_SEQPACKET socket in `_RUNNER_FD`, one msgpack map per packet:
+
+    zygote -> host  {"t": "hello", "pid"}          host applies limits, then sends init
+    host -> zygote  {"t": "init"}
+    zygote -> host  {"t": "ready", "init_ms", "forkable"} | {"t": "init_error", "error", ...}
+    host -> zygote  {"t": "fork", "seq"}  + 2 fds (SCM_RIGHTS): the child's control socket and
+                                            its log pipe's write end
+    zygote -> host  {"t": "forked", "seq", "pid"} | {"t": "fork_error", "seq", "error"}
+    zygote -> host  {"t": "exited", "pid", "status", "maxrss_kb"}   whenever a child is reaped
+
+A forked child then speaks the ordinary environment protocol on its own socket, starting with
+hello, so the host applies the child's own limits before it runs anything (invariant of
+docs/decisions/002). Fork safety:
+* the zygote is single-threaded: the bootstrap starts no thread, and if the function's init
+  started one, `forkable` is False and the host falls back to spawning plain environments
+  (fork() copies only the calling thread; locks held by others would stay locked forever);
+* each child reseeds `random` and drops inherited descriptors it must not keep (the zygote's
+  control socket), so two environments never share an RNG stream or a channel;
+* the zygote reaps every child (wait4) and reports its status and peak RSS: the host is not the
+  parent of forked environments and could not wait for them itself.
+"""
+
+import array
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _mpack  # noqa: E402
+import python_bootstrap as boot  # noqa: E402
+
+del sys.path[0]
+
+MAX_PACKET = 1 << 16
+
+
+class SeqChannel:
+    """One msgpack map per SOCK_SEQPACKET packet; fds ride along with a packet."""
+
+    def __init__(self, fd):
+        self.sock = socket.socket(fileno=fd)
+
+    def send(self, msg):
+        self.sock.send(_mpack.packb(msg))
+
+    def recv(self):
+        """(message, fds) or (None, []) on EOF."""
+        fds = array.array("i")
+        data, anc, _flags, _addr = self.sock.recvmsg(MAX_PACKET, socket.CMSG_SPACE(8 * fds.itemsize))
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return None, []
+        return _mpack.unpackb(data), list(fds)
+
+
+def child_main(ctrl_fd, log_fd, handler, zygote_sock, wake_fds):
+    """In the forked child: become an ordinary environment. Never returns."""
+    try:
+        # The child must not keep the zygote's channel (it could forge fork requests' replies)
+        # nor the zygote's SIGCHLD wake-up pipe.
+        zygote_sock.close()
+        for fd in wake_fds:
+            os.close(fd)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.setsid()  # own process group: the host kills the environment with killpg
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+        import random
+
+        random.seed()  # fresh OS entropy: environments never share an RNG stream
+        sys.stdout.reconfigure(line_buffering=True)
+        sys.stderr.reconfigure(line_buffering=True)
+        chan = boot.Channel(ctrl_fd)
+        t0 = time.perf_counter()
+        chan.send({"t": "hello", "pid": os.getpid()})
+        msg = chan.recv()
+        if msg is None or msg.get("t") != "init":
+            os._exit(0)
+        chan.send({"t": "ready", "init_ms": (time.perf_counter() - t0) * 1000.0,
+                   "maxrss_kb": boot._maxrss_kb(), "forked": True})
+        code = boot.serve(chan, handler)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    except BaseException:
+        os._exit(70)  # EX_SOFTWARE: the host reports a crash with this status
+
+
+def reap(chan):
+    while True:
+        try:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        chan.send({"t": "exited", "pid": pid, "status": code, "maxrss_kb": usage.ru_maxrss})
+
+
+def main():
+    chan = SeqChannel(int(os.environ.pop("_RUNNER_FD")))
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+    chan.send({"t": "hello", "pid": os.getpid()})
+    msg, _ = chan.recv()
+    if msg is None or msg.get("t") != "init":
+        return 0
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
+    sys.path.insert(0, task_root)
+    try:
+        os.chdir(task_root)
+    except OSError:
+        pass
+    boot._setup_logging()
+    t0 = time.perf_counter()
+    handler, err = boot.load_handler(os.environ.get("_HANDLER", ""))
+    init_ms = (time.perf_counter() - t0) * 1000.0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if err is not None:
+        chan.send({"t": "init_error", "error": err, "init_ms": init_ms, "maxrss_kb": boot._maxrss_kb()})
+        return 1
+    forkable = threading.active_count() == 1
+    chan.send({"t": "ready", "init_ms": init_ms, "forkable": forkable, "maxrss_kb": boot._maxrss_kb()})
+
+    # SIGCHLD wakes the loop through a pipe (set_wakeup_fd) so children are reaped promptly
+    # even while the zygote waits for the next fork request.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    while True:
+        ready, _, _ = select.select([chan.sock, wake_r], [], [])
+        if wake_r in ready:
+            try:
+                os.read(wake_r, 4096)
+            except BlockingIOError:
+                pass
+            reap(chan)
+        if chan.sock not in ready:
+            continue
+        msg, fds = chan.recv()
+        if msg is None:
+            return 0  # host closed the channel: the version is retired
+        if msg.get("t") != "fork" or len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            chan.send({"t": "fork_error", "seq": msg.get("seq"), "error": "fork needs 2 fds"})
+            continue
+        ctrl_fd, log_fd = fds
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            os.close(ctrl_fd)
+            os.close(log_fd)
+            chan.send({"t": "fork_error", "seq": msg.get("seq"), "error": str(exc)})
+            continue
+        if pid == 0:
+            child_main(ctrl_fd, log_fd, handler, chan.sock, (wake_r, wake_w))
+        os.close(ctrl_fd)
+        os.close(log_fd)
+        chan.send({"t": "forked", "seq": msg.get("seq"), "pid": pid})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

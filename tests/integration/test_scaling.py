@@ -1,0 +1,63 @@
+"""Scaling over gRPC: provisioned concurrency, cold/warm reporting, scale to zero."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from runner.api import zip_directory
+from tests.conftest import guest
+
+SLEEPY = zip_directory(guest("python", "hello"))
+
+
+def _zip(source: str) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("app.py", source)
+    return buf.getvalue()
+
+
+def test_invocations_within_provisioned_count_are_never_cold(client, server):
+    runner, _ = server
+    code = _zip("import time, os\ndef handler(e, c):\n    time.sleep(0.4)\n    return os.getpid()\n")
+    client.deploy("prov", code, runtime="python", handler="app.handler", provisioned=3, concurrency=5)
+    reports = []
+
+    def call():
+        resp = client.invoke("prov", b"{}")
+        reports.append((resp.report.cold_start, json.loads(resp.payload)))
+
+    for _ in range(3):  # three rounds of three concurrent invocations
+        threads = [threading.Thread(target=call) for _ in range(3)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+    assert len(reports) == 9
+    assert [cold for cold, _ in reports] == [False] * 9
+    assert len({pid for _, pid in reports}) == 3
+    stats = runner.pool.stats()["versions"]
+    assert sum(s["cold_starts"] for s in stats.values()) == 0
+    assert sum(s["inits"] for s in stats.values()) == 3  # only the provisioning itself
+
+
+def test_cold_then_warm_is_reported(client):
+    client.deploy("cw", SLEEPY, runtime="python", handler="app.handler")
+    first, second = client.invoke("cw", b"{}"), client.invoke("cw", b"{}")
+    assert first.report.cold_start and first.report.HasField("init_duration_ms")
+    assert not second.report.cold_start and not second.report.HasField("init_duration_ms")
+
+
+def test_scale_to_zero_after_idle_ttl(server, client):
+    runner, _ = server
+    client.deploy("z", SLEEPY, runtime="python", handler="app.handler")
+    client.invoke("z", b"{}")
+    version = runner.get("z")
+    assert runner.pool.idle_environments(version) == 1
+    import time
+
+    runner.pool.reap(now=time.monotonic() + runner.pool.idle_ttl_s + 1)
+    assert runner.pool.idle_environments(version) == 0
+    assert client.invoke("z", b"{}").report.cold_start

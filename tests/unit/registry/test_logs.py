@@ -1,0 +1,46 @@
+import threading
+
+from runner.registry import logs as logs_mod
+from runner.registry.logs import LogStore
+
+
+def test_append_tail_and_delete(tmp_path):
+    s = LogStore(str(tmp_path))
+    s.append("f", "a\nb")
+    s.append("f", "c\n")
+    assert s.tail("f") == ["a", "b", "c"] and s.tail("f", 2) == ["b", "c"]
+    s.delete("f")
+    assert s.tail("f") == []
+
+
+def test_rotation_keeps_one_generation(tmp_path, monkeypatch):
+    monkeypatch.setattr(logs_mod, "MAX_LOG_FILE_BYTES", 100)
+    s = LogStore(str(tmp_path))
+    for i in range(30):
+        s.append("f", f"line {i:04d}")
+    lines = s.tail("f")
+    assert lines[-1] == "line 0029" and len(lines) < 30
+    assert (tmp_path / "f.log.1").exists()
+
+
+def test_followers_receive_new_lines_and_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(logs_mod, "FOLLOWER_QUEUE", 3)
+    s = LogStore(str(tmp_path))
+    q = s.follow("f")
+    s.append("f", "1\n2\n3\n4\n5")
+    assert [q.get_nowait() for _ in range(3)] == ["1", "2", "3"] and q.empty()
+    s.unfollow("f", q)
+    s.append("f", "6")
+    assert q.empty()
+
+
+def test_concurrent_blocks_never_interleave(tmp_path):
+    s = LogStore(str(tmp_path))
+    block = lambda i: "\n".join(f"{i}:{j}" for j in range(50))
+    threads = [threading.Thread(target=s.append, args=("f", block(i))) for i in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    lines = s.tail("f")
+    for start in range(0, len(lines), 50):
+        owners = {line.split(":")[0] for line in lines[start:start + 50]}
+        assert len(owners) == 1

@@ -1,0 +1,42 @@
+import socket
+
+import msgpack
+import pytest
+
+from runner.sandbox.protocol import MAX_FRAME, FrameReader, ProtocolError, encode, recv_blocking, send
+
+
+def test_frames_split_across_reads():
+    data = encode({"t": "a", "n": 1}) + encode({"t": "b", "payload": b"x" * 1000})
+    r = FrameReader()
+    got = []
+    for i in range(0, len(data), 7):
+        r.feed(data[i:i + 7])
+        while (m := r.next()) is not None:
+            got.append(m)
+    assert [m["t"] for m in got] == ["a", "b"] and got[1]["payload"] == b"x" * 1000
+
+
+def test_oversized_frame_is_refused():
+    r = FrameReader()
+    r.feed((MAX_FRAME + 1).to_bytes(4, "big"))
+    with pytest.raises(ProtocolError, match="exceeds"):
+        r.next()
+
+
+@pytest.mark.parametrize("body", [b"\xc1", msgpack.packb([1, 2]), msgpack.packb({"t": 5})])
+def test_malformed_frames(body):
+    r = FrameReader()
+    r.feed(len(body).to_bytes(4, "big") + body)
+    with pytest.raises(ProtocolError):
+        r.next()
+
+
+def test_send_and_recv_over_socketpair():
+    a, b = socket.socketpair()
+    with a, b:
+        send(a, {"t": "hello", "pid": 42})
+        assert recv_blocking(b, FrameReader()) == {"t": "hello", "pid": 42}
+        a.close()
+        with pytest.raises(ProtocolError, match="closed"):
+            recv_blocking(b, FrameReader())

@@ -1,0 +1,69 @@
+import pytest
+
+from runner.errors import InvalidParameter
+from runner.model import FunctionConfig, Report, function_arn, normalize_runtime, validate_name
+
+
+def test_runtime_aliases():
+    assert normalize_runtime("python3.11") == "python"
+    assert normalize_runtime("nodejs20.x") == "nodejs"
+    assert normalize_runtime("WASM") == "wasm"
+    with pytest.raises(InvalidParameter, match="runtime: unknown runtime 'ruby'"):
+        normalize_runtime("ruby")
+
+
+def test_defaults_and_vcpus():
+    c = FunctionConfig("python", "app.handler")
+    assert (c.memory_mb, c.timeout_s, c.concurrency) == (128, 3.0, 10)
+    assert FunctionConfig("python", "a.b", memory_mb=1769).vcpus == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("kw,field", [
+    ({"memory_mb": 127}, "memory_mb"), ({"memory_mb": 10241}, "memory_mb"),
+    ({"memory_mb": True}, "memory_mb"), ({"timeout_s": 0}, "timeout_s"),
+    ({"timeout_s": 900.5}, "timeout_s"), ({"concurrency": 0}, "concurrency"),
+    ({"provisioned": 11}, "provisioned"), ({"environment": {"a-b": "x"}}, "environment"),
+    ({"environment": {"K": 1}}, "environment"), ({"environment": {"K": "x" * 5000}}, "environment"),
+    ({"handler": "nodots"}, "handler"), ({"handler": "1mod.fn"}, "handler"),
+])
+def test_invalid_values_name_the_field(kw, field):
+    args = {"runtime": "python", "handler": "app.handler", **kw}
+    with pytest.raises(InvalidParameter) as e:
+        FunctionConfig(**args)
+    assert e.value.field == field and str(e.value).startswith(field + ":")
+
+
+def test_handlers_per_runtime():
+    FunctionConfig("python", "pkg.sub.mod.handler")
+    FunctionConfig("nodejs", "src/index.handler")
+    FunctionConfig("wasm", "_start")
+    with pytest.raises(InvalidParameter):
+        FunctionConfig("nodejs", "index")
+
+
+def test_round_trip_and_changes():
+    c = FunctionConfig("python3.12", "app.handler", memory_mb=512, environment={"A": "1"})
+    assert FunctionConfig.from_dict(c.to_dict()) == c
+    d = c.with_changes(memory_mb=None, timeout_s=9)
+    assert d.memory_mb == 512 and d.timeout_s == 9
+    with pytest.raises(InvalidParameter):
+        c.with_changes(memory_mb=1)
+
+
+def test_names():
+    assert validate_name("my-func_1") == "my-func_1"
+    for bad in ("", "a b", "a" * 65, "a:b"):
+        with pytest.raises(InvalidParameter, match="^name:"):
+            validate_name(bad)
+
+
+def test_report_line_matches_lambda():
+    r = Report("id", 1.234, 2, 128, 40, init_duration_ms=10.5, cold_start=True)
+    assert r.line() == ("REPORT RequestId: id\tDuration: 1.23 ms\tBilled Duration: 2 ms\t"
+                        "Memory Size: 128 MB\tMax Memory Used: 40 MB\tInit Duration: 10.50 ms")
+    assert "Init" not in Report("id", 1, 1, 128, 1).line()
+
+
+def test_arn():
+    assert function_arn("f") == "arn:aws:lambda:local-1:000000000000:function:f"
+    assert function_arn("f", "3").endswith(":function:f:3")
