@@ -26,6 +26,7 @@ docs/decisions/002). Fork safety:
 
 import array
 import os
+import random  # imported once here so that a forked child only reseeds it
 import select
 import signal
 import socket
@@ -80,8 +81,6 @@ def child_main(ctrl_fd, log_fd, handler, zygote_sock, wake_fds):
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         os.close(log_fd)
-        import random
-
         random.seed()  # fresh OS entropy: environments never share an RNG stream
         sys.stdout.reconfigure(line_buffering=True)
         sys.stderr.reconfigure(line_buffering=True)
@@ -99,6 +98,14 @@ def child_main(ctrl_fd, log_fd, handler, zygote_sock, wake_fds):
         os._exit(code)
     except BaseException:
         os._exit(70)  # EX_SOFTWARE: the host reports a crash with this status
+
+
+def _single_task():
+    """No native threads either (threading only counts its own)."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return True
 
 
 def reap(chan):
@@ -136,7 +143,12 @@ def main():
     if err is not None:
         chan.send({"t": "init_error", "error": err, "init_ms": init_ms, "maxrss_kb": boot._maxrss_kb()})
         return 1
-    forkable = threading.active_count() == 1
+    # gc.freeze(): objects created by init move to a permanent generation, so a child's garbage
+    # collector never walks (and so never copies-on-write) the pages it shares with the zygote.
+    import gc
+
+    gc.freeze()
+    forkable = threading.active_count() == 1 and _single_task()
     chan.send({"t": "ready", "init_ms": init_ms, "forkable": forkable, "maxrss_kb": boot._maxrss_kb()})
 
     # SIGCHLD wakes the loop through a pipe (set_wakeup_fd) so children are reaped promptly

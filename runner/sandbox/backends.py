@@ -39,7 +39,15 @@ def default_backends(work_dir: str | None = None) -> dict[str, Backend]:
 
     tmp_root = work_dir or tempfile.mkdtemp(prefix="runner-envs-")
     os.makedirs(tmp_root, exist_ok=True)
-    backends: dict[str, Backend] = {"python": ProcessBackend(PythonRuntime(), tmp_root)}
+    # Python environments fork from a per-version zygote (zygote.py); RUNNER_PYTHON_ZYGOTE=0
+    # spawns a fresh interpreter per environment instead (for comparison and debugging).
+    if os.environ.get("RUNNER_PYTHON_ZYGOTE", "1") != "0":
+        from runner.sandbox.zygote import ZygoteBackend
+
+        python: Backend = ZygoteBackend(PythonRuntime(), tmp_root)
+    else:
+        python = ProcessBackend(PythonRuntime(), tmp_root)
+    backends: dict[str, Backend] = {"python": python}
     from runner.sandbox.node import NodeRuntime, find_node
 
     node = find_node()  # Node.js is optional: without a `node` binary the runtime is absent

@@ -1,0 +1,416 @@
+"""Python environments forked from a per-version zygote (the Python snapshot pool).
+
+A `Zygote` is one process per function version, started inside the version's sandbox like a
+plain environment (isolation.wrap + limits.apply before its init), that imports the handler
+module once and then forks new environments on request (runtimes/python_zygote.py). A forked
+environment skips interpreter start-up and the init phase: its cold start is a fork plus one
+handshake.
+
+`ZygoteEnvironment` is a `ProcessEnvironment` whose process comes from the zygote instead of
+subprocess: everything after the child's hello (limits, invoke, timeout, log capture, death
+classification) is the same code path. What differs, and why it is safe:
+
+* The host is not the parent of a forked environment; the zygote reaps it (wait4) and reports
+  its status, which `ForkedProcess.wait()` waits for. If the zygote itself is gone, the host
+  falls back to watching the pid.
+* The child reports its pid as seen in its PID namespace; the host maps it to the host pid via
+  the NSpid line of /proc/<pid>/status of the zygote's children before applying limits or
+  signalling anything.
+* Environments of one version share the zygote's sandbox (mount namespace, /tmp, uid): isolation
+  between *functions* is unchanged, isolation between environments of the same version is
+  process-level only (docs/decisions/007-python-zygote.md).
+* If init started threads, fork would copy a process with locks held by threads that no longer
+  exist; the zygote reports `forkable: False` and this backend spawns plain environments for
+  that version instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+
+import psutil
+
+from runner.errors import FunctionError, FunctionInitError, InternalError
+from runner.model import FunctionVersion
+from runner.runtimes import _mpack
+from runner.sandbox import isolation, limits
+from runner.sandbox.base import EnvState
+from runner.sandbox.process import HELLO_TIMEOUT_S, INIT_TIMEOUT_S, ProcessEnvironment, guest_environment
+
+log = logging.getLogger(__name__)
+
+ZYGOTE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "runtimes", "python_zygote.py")
+FORK_TIMEOUT_S = 5.0  # a fork request unanswered this long means the zygote is wedged
+MAX_PACKET = 1 << 16
+
+
+class ZygoteDead(Exception):
+    """The zygote exited or stopped answering; the next cold start builds a new one."""
+
+
+class Zygote:
+    """The host's handle on one version's zygote process. Thread-safe."""
+
+    def __init__(self, version: FunctionVersion, runtime, tmp_root: str) -> None:
+        import subprocess
+        import tempfile
+
+        self.version = version
+        self.tmp_dir = tempfile.mkdtemp(prefix=f"zygote-{version.name}-", dir=tmp_root)
+        host, guest = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        logr, logw = os.pipe()
+        env = guest_environment(version, self.tmp_dir)
+        env.update(runtime.environment(version))
+        env["_RUNNER_FD"] = str(guest.fileno())
+        argv = [sys.executable, "-I", "-S", "-B", ZYGOTE]
+        try:
+            # Same spawn path as a plain environment (no preexec_fn; own session).
+            self.proc = subprocess.Popen(
+                isolation.wrap(argv, version, self.tmp_dir), env=env, cwd=version.code_dir,
+                stdin=subprocess.DEVNULL, stdout=logw, stderr=logw, pass_fds=(guest.fileno(),),
+                close_fds=True, start_new_session=True)
+        finally:
+            guest.close()
+            os.close(logw)
+        self.sock = host
+        self._logr = logr
+        self._lock = threading.Lock()  # one fork request in flight at a time
+        self._cond = threading.Condition()
+        self._replies: dict[int, dict] = {}
+        self._exits: dict[int, tuple[int, int]] = {}  # ns pid -> (status, maxrss_kb)
+        self._seq = 0
+        self.alive = True
+        self.forkable = False
+        self.init_ms = 0.0
+        self.init_logs = b""
+        self.init_error: FunctionError | None = None
+        self.enforcement: limits.Enforcement | None = None
+        self._reader: threading.Thread | None = None
+        self._host_pid: int | None = None
+        try:
+            self._initialise(runtime)
+        except BaseException:
+            self.close()
+            raise
+
+    def _initialise(self, runtime) -> None:
+        self.sock.settimeout(HELLO_TIMEOUT_S)
+        hello = self._recv()
+        if hello is None or hello.get("t") != "hello":
+            raise ZygoteDead("zygote did not start")
+        self.enforcement = limits.apply(self.proc.pid, limits.LimitSpec.for_version(
+            self.version, address_space=runtime.address_space_limit))
+        self.sock.send(_mpack.packb({"t": "init"}))
+        self.sock.settimeout(max(INIT_TIMEOUT_S, self.version.config.timeout_s))
+        try:
+            msg = self._recv()
+        except socket.timeout:
+            msg = None
+        self.init_logs = self._drain_logs()
+        if msg is None:
+            raise FunctionInitError("Runtime exited during init", "Runtime.ExitError")
+        self.init_ms = float(msg.get("init_ms", 0.0))
+        if msg["t"] == "init_error":
+            err = FunctionError.from_document(msg.get("error") or {})
+            self.init_error = FunctionInitError(err.message, err.error_type, err.stack_trace)
+            return
+        self.forkable = bool(msg.get("forkable"))
+        self.sock.settimeout(None)
+        self._reader = threading.Thread(target=self._read_loop, name=f"zygote-{self.version.key}",
+                                        daemon=True)
+        self._reader.start()
+
+    # ------------------------------------------------------------------ channel
+
+    def _recv(self) -> dict | None:
+        data = self.sock.recv(MAX_PACKET)
+        return _mpack.unpackb(data) if data else None
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                msg = self._recv()
+                if msg is None:
+                    break
+                with self._cond:
+                    if msg.get("t") == "exited":
+                        self._exits[int(msg["pid"])] = (int(msg["status"]), int(msg.get("maxrss_kb", 0)))
+                    elif "seq" in msg:
+                        self._replies[int(msg["seq"])] = msg
+                    self._cond.notify_all()
+        except (OSError, ValueError):
+            pass
+        with self._cond:
+            self.alive = False
+            self._cond.notify_all()
+
+    def _drain_logs(self) -> bytes:
+        os.set_blocking(self._logr, False)
+        out = bytearray()
+        while True:
+            try:
+                chunk = os.read(self._logr, 1 << 16)
+            except (BlockingIOError, OSError):
+                break
+            if not chunk:
+                break
+            out += chunk[: max(0, (1 << 20) - len(out))]
+        return bytes(out)
+
+    # ------------------------------------------------------------------ forking
+
+    def fork(self, ctrl_fd: int, log_fd: int) -> int:
+        """Fork an environment that uses the given descriptors; returns its namespace pid."""
+        with self._lock:
+            if not self.alive:
+                raise ZygoteDead("zygote is gone")
+            self._seq += 1
+            seq = self._seq
+            try:
+                # SCM_RIGHTS duplicates the descriptors into the zygote; ours stay open until
+                # the caller closes them after the reply.
+                socket.send_fds(self.sock, [_mpack.packb({"t": "fork", "seq": seq})], [ctrl_fd, log_fd])
+            except OSError as exc:
+                raise ZygoteDead(f"zygote channel: {exc}") from None
+            deadline = time.monotonic() + FORK_TIMEOUT_S
+            with self._cond:
+                while seq not in self._replies:
+                    left = deadline - time.monotonic()
+                    if not self.alive or left <= 0:
+                        raise ZygoteDead("zygote did not answer a fork request")
+                    self._cond.wait(left)
+                reply = self._replies.pop(seq)
+        if reply["t"] != "forked":
+            raise InternalError(f"zygote could not fork: {reply.get('error')}")
+        return int(reply["pid"])
+
+    def host_pid(self, ns_pid: int) -> int:
+        """Map a pid from the zygote's PID namespace to the host's, reading only the zygote's
+        own children list (/proc/<pid>/task/<pid>/children), not the whole process table."""
+        if self._host_pid is None:
+            self._host_pid = _innermost(self.proc.pid).pid
+        zpid = self._host_pid
+        try:
+            with open(f"/proc/{zpid}/task/{zpid}/children") as f:
+                children = [int(x) for x in f.read().split()]
+        except OSError:
+            children = [c.pid for c in psutil.Process(zpid).children()]
+        for pid in children:
+            try:
+                if _ns_pids(pid)[-1] == ns_pid:
+                    return pid
+            except OSError:
+                continue
+        raise ZygoteDead(f"forked environment {ns_pid} not found among the zygote's children")
+
+    def wait_exit(self, ns_pid: int, timeout: float) -> tuple[int, int] | None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while ns_pid not in self._exits:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.alive:
+                    return self._exits.pop(ns_pid, None)
+                self._cond.wait(left)
+            return self._exits.pop(ns_pid)
+
+    def close(self) -> None:
+        """Kill the zygote (its children are separate environments and stay up)."""
+        self.alive = False
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        try:
+            os.killpg(self.proc.pid, 9)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except Exception:
+            pass
+        if self._logr is not None:
+            os.close(self._logr)
+            self._logr = None
+        if self.enforcement is not None:
+            self.enforcement.release()
+            self.enforcement = None
+        import shutil
+
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+
+def _ns_pids(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("NSpid:"):
+                return [int(x) for x in line.split()[1:]]
+    return [pid]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def _innermost(pid: int) -> psutil.Process:
+    """The zygote's own process: `pid` itself, or the interpreter under a bwrap wrapper."""
+    proc = psutil.Process(pid)
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            cmd = p.cmdline()
+        except psutil.Error:
+            continue
+        if cmd and cmd[-1] == ZYGOTE:
+            return p
+    return proc
+
+
+class ForkedProcess:
+    """The subset of subprocess.Popen that ProcessEnvironment uses, for a forked environment."""
+
+    def __init__(self, zygote: Zygote, ns_pid: int) -> None:
+        self.zygote = zygote
+        self.ns_pid = ns_pid
+        self.pid = zygote.host_pid(ns_pid)
+        self.returncode: int | None = None
+        self.maxrss_kb = 0
+
+    def poll(self) -> int | None:
+        return self._wait(0)
+
+    def wait(self, timeout: float | None = None) -> int:
+        import subprocess
+
+        rc = self._wait(timeout if timeout is not None else 3600)
+        if rc is None:
+            raise subprocess.TimeoutExpired("forked environment", timeout)
+        return rc
+
+    def _wait(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while self.returncode is None:
+            got = self.zygote.wait_exit(self.ns_pid, max(0.0, min(0.05, deadline - time.monotonic())))
+            if got is not None:
+                self.returncode, self.maxrss_kb = got
+            elif not self.zygote.alive and _gone(self.pid):
+                self.returncode = -9  # reaped elsewhere after the zygote died: status unknown
+            elif time.monotonic() >= deadline:
+                return None
+        return self.returncode
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, 9)
+        except ProcessLookupError:
+            pass
+
+
+class ZygoteEnvironment(ProcessEnvironment):
+    """A ProcessEnvironment whose process is forked by the version's zygote (or spawned, when
+    the version's init left the zygote unforkable)."""
+
+    def __init__(self, version, runtime, tmp_root: str, backend: "ZygoteBackend") -> None:
+        super().__init__(version, runtime, tmp_root)
+        self.backend = backend
+        self.zygote: Zygote | None = None
+        self._built_now = False  # this cold start also paid for the zygote's init
+
+    def _spawn(self) -> None:
+        self.zygote, self._built_now = self.backend.zygote(self.version)
+        if self.zygote.init_error is not None:
+            self.init_logs = self.zygote.init_logs
+            self.init_duration_ms = self.zygote.init_ms
+            raise self.zygote.init_error
+        if not self.zygote.forkable:
+            self._built_now = False
+            return super()._spawn()
+        host_sock, guest_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        logr, logw = os.pipe()
+        try:
+            ns_pid = self.zygote.fork(guest_sock.fileno(), logw)
+            self._proc = ForkedProcess(self.zygote, ns_pid)
+        except BaseException:
+            host_sock.close()
+            os.close(logr)
+            raise
+        finally:
+            guest_sock.close()
+            os.close(logw)
+        self._tmp_dir = None  # the zygote's sandbox /tmp is shared by the version's environments
+        self.pid = self._proc.pid
+        self._sock = host_sock
+        self._sock.setblocking(False)
+        self._logr = logr
+        os.set_blocking(logr, False)
+        self._timed_out = False
+
+    def start(self) -> None:
+        t0 = time.perf_counter()
+        super().start()
+        # Init Duration is what this cold start waited for: the fork and handshake, plus the
+        # zygote's own init when this environment caused the zygote to be built.
+        self.init_duration_ms = (time.perf_counter() - t0) * 1000.0
+        if self._built_now:
+            self.init_logs = self.zygote.init_logs + self.init_logs
+
+
+class ZygoteBackend:
+    """The Python backend with one zygote per version (see the module docstring)."""
+
+    def __init__(self, runtime, tmp_root: str) -> None:
+        self.runtime_impl = runtime
+        self.runtime = runtime.name
+        self.tmp_root = tmp_root
+        self._lock = threading.Lock()
+        self._zygotes: dict[str, Zygote] = {}
+        self._building: dict[str, threading.Lock] = {}
+
+    def prepare(self, version: FunctionVersion) -> None:
+        self.runtime_impl.check_code(version)
+
+    def create(self, version: FunctionVersion) -> ZygoteEnvironment:
+        return ZygoteEnvironment(version, self.runtime_impl, self.tmp_root, self)
+
+    def zygote(self, version: FunctionVersion) -> tuple[Zygote, bool]:
+        """The version's live zygote, built (init run) if there is none; (zygote, built_now).
+        A zygote whose init failed is handed out once and dropped, so the next cold start
+        retries the init, as Lambda does."""
+        with self._lock:
+            build_lock = self._building.setdefault(version.key, threading.Lock())
+        with build_lock:
+            with self._lock:
+                z = self._zygotes.get(version.key)
+            if z is not None and z.alive and z.proc.poll() is None:
+                return z, False
+            if z is not None:
+                z.close()  # died (OOM-killed, crashed): rebuild below
+            z = Zygote(version, self.runtime_impl, self.tmp_root)
+            with self._lock:
+                if z.init_error is None:
+                    self._zygotes[version.key] = z
+                else:
+                    self._zygotes.pop(version.key, None)
+            if z.init_error is not None:
+                z.close()
+            return z, True
+
+    def forget(self, version: FunctionVersion) -> None:
+        with self._lock:
+            z = self._zygotes.pop(version.key, None)
+            self._building.pop(version.key, None)
+        if z is not None:
+            z.close()
+
+    def close(self) -> None:
+        with self._lock:
+            zygotes, self._zygotes = list(self._zygotes.values()), {}
+        for z in zygotes:
+            z.close()

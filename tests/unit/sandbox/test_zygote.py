@@ -1,0 +1,138 @@
+"""Python environments forked from a per-version zygote."""
+
+import json
+import os
+import signal
+import time
+import uuid
+
+import pytest
+
+from runner.errors import FunctionInitError
+from runner.model import FunctionConfig, FunctionVersion
+from runner.sandbox.base import InvokeRequest
+from runner.sandbox.python import PythonRuntime
+from runner.sandbox.zygote import ZygoteBackend
+
+
+@pytest.fixture
+def backend(tmp_path):
+    b = ZygoteBackend(PythonRuntime(), str(tmp_path / "work"))
+    os.makedirs(b.tmp_root)
+    yield b
+    b.close()
+
+
+def version(tmp_path, source, revision=1, **cfg):
+    code = tmp_path / f"code{revision}"
+    code.mkdir()
+    (code / "app.py").write_text(source)
+    return FunctionVersion("z", "$LATEST", revision, FunctionConfig("python", "app.handler", **cfg), "d", str(code))
+
+
+def call(env, payload=b"{}", timeout=3.0):
+    return env.invoke(InvokeRequest(str(uuid.uuid4()), payload, timeout, time.monotonic() + timeout, {}))
+
+
+def started(backend, v):
+    env = backend.create(v)
+    env.start()
+    return env
+
+
+RANDOM_SRC = """
+import os, random, time, uuid
+INIT_AT = time.time()
+INIT_PID = os.getpid()
+print("init once")
+def handler(e, c):
+    return {"init_at": INIT_AT, "init_pid": INIT_PID, "pid": os.getpid(),
+            "random": [random.random() for _ in range(3)], "uuid": str(uuid.uuid4())}
+"""
+
+
+def test_init_runs_once_and_environments_fork_from_it(backend, tmp_path):
+    v = version(tmp_path, RANDOM_SRC)
+    a, b = started(backend, v), started(backend, v)
+    ra, rb = json.loads(call(a).payload), json.loads(call(b).payload)
+    assert ra["init_at"] == rb["init_at"] and ra["init_pid"] == rb["init_pid"]  # one init
+    assert ra["pid"] != rb["pid"] != ra["init_pid"]
+    assert a.init_logs == b"init once\n" and b.init_logs == b""  # the first paid for the init
+    a.destroy(), b.destroy()
+
+
+def test_forked_environments_never_share_rng_or_uuid_streams(backend, tmp_path):
+    v = version(tmp_path, RANDOM_SRC)
+    envs = [started(backend, v) for _ in range(4)]
+    outs = [json.loads(call(e).payload) for e in envs]
+    assert len({tuple(o["random"]) for o in outs}) == 4
+    assert len({o["uuid"] for o in outs}) == 4
+    for e in envs:
+        e.destroy()
+
+
+def test_zygote_reports_exit_status_of_children(backend, tmp_path):
+    v = version(tmp_path, "import os\ndef handler(e, c):\n    os._exit(3)\n")
+    env = started(backend, v)
+    out = call(env)
+    assert out.error.error_type == "Runtime.ExitError" and "exit status 3" in out.error.message
+    assert not out.reusable
+
+
+def test_timeout_kills_forked_environment(backend, tmp_path):
+    v = version(tmp_path, "import time\ndef handler(e, c):\n    time.sleep(30)\n")
+    env = started(backend, v)
+    pid = env.pid
+    out = call(env, timeout=1.0)
+    assert out.error.error_type == "Sandbox.Timedout" and not out.reusable
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}")
+    again = started(backend, v)  # the zygote keeps serving
+    again.destroy()
+
+
+def test_dead_zygote_is_rebuilt_on_next_cold_start(backend, tmp_path):
+    v = version(tmp_path, RANDOM_SRC)
+    first = started(backend, v)
+    before = json.loads(call(first).payload)["init_pid"]
+    zygote, _ = backend.zygote(v)
+    os.killpg(zygote.proc.pid, signal.SIGKILL)
+    zygote.proc.wait(timeout=5)
+    env = started(backend, v)
+    after = json.loads(call(env).payload)["init_pid"]
+    assert after != before and env.init_logs == b"init once\n"
+    assert call(first).payload  # environments forked earlier keep working on their own
+    first.destroy(), env.destroy()
+
+
+def test_init_error_is_reported_and_retried(backend, tmp_path):
+    marker = tmp_path / "attempts"
+    v = version(tmp_path, f"open({str(marker)!r}, 'a').write('x')\nprint('loading')\nraise ImportError('no db')\n")
+    for attempt in (1, 2):
+        env = backend.create(v)
+        with pytest.raises(FunctionInitError) as e:
+            env.start()
+        assert "no db" in e.value.message and env.init_logs == b"loading\n"
+        assert marker.read_text() == "x" * attempt  # each cold start retries the init
+
+
+def test_threads_at_init_fall_back_to_spawning(backend, tmp_path):
+    v = version(tmp_path, "import os, threading, time\n"
+                          "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+                          "def handler(e, c):\n    return os.getpid()\n")
+    a, b = started(backend, v), started(backend, v)
+    zygote, _ = backend.zygote(v)
+    assert zygote.forkable is False
+    pa, pb = json.loads(call(a).payload), json.loads(call(b).payload)
+    assert pa != pb and a._tmp_dir is not None  # plain spawned environments, own scratch
+    a.destroy(), b.destroy()
+
+
+def test_forget_closes_the_zygote(backend, tmp_path):
+    v = version(tmp_path, RANDOM_SRC)
+    started(backend, v).destroy()
+    zygote, _ = backend.zygote(v)
+    backend.forget(v)
+    assert zygote.proc.wait(timeout=5) is not None and not zygote.alive
