@@ -27,7 +27,9 @@ class ProcessBackend:
         return ProcessEnvironment(version, self.runtime_impl, self.tmp_root)
 
     def forget(self, version: FunctionVersion) -> None:
-        pass
+        forget = getattr(self.runtime_impl, "forget", None)  # optional: per-version caches
+        if forget is not None:
+            forget(version)
 
     def close(self) -> None:
         pass

@@ -101,6 +101,11 @@ class NodeRuntime:
             f"{', '.join(candidates)} and node_modules/{module}); check --handler and the zip's layout",
         )
 
+    def forget(self, version: FunctionVersion) -> None:
+        """The version is retired: drop its snapshot blob, if any."""
+        if self.snapshots is not None:
+            self.snapshots.forget(version)
+
     def classify_death(self, version: FunctionVersion, returncode: int | None,
                        logs: bytes) -> FunctionError | None:
         """V8's heap-limit abort -> FunctionOutOfMemory; anything else is left to process.py.

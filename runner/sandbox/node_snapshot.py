@@ -107,6 +107,9 @@ class SnapshotStore:
         self._lock = threading.Lock()
         self._blobs: dict[str, str | None] = {}
         self._reasons: dict[str, str] = {}
+        # The store owns `root`. Blobs left by an earlier server run are unreachable (the index
+        # is in memory) and 5-10 MB each: start empty.
+        shutil.rmtree(root, ignore_errors=True)
         os.makedirs(root, exist_ok=True)
 
     def wanted(self, version: FunctionVersion) -> bool:

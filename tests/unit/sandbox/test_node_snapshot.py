@@ -138,3 +138,23 @@ def test_enabled_store_snapshots_every_eligible_version(tmp_path):
         assert GUESTS.joinpath("hello", "index.js").is_file()
     finally:
         s.close()
+
+
+def test_retiring_a_version_through_the_backend_drops_its_blob(backend, store):
+    v = guest("hello", environment=ON)
+    backend.prepare(v)
+    blob = store.blob_for(v)
+    assert blob and os.path.isfile(blob)
+    backend.forget(v)
+    assert store.blob_for(v) is None and not os.path.exists(blob)
+
+
+def test_a_new_store_starts_empty(tmp_path):
+    root = tmp_path / "snaps"
+    (root / "stale-1").mkdir(parents=True)
+    (root / "stale-1" / "snapshot.blob").write_bytes(b"x" * 10)
+    s = SnapshotStore(find_node(), str(root))
+    try:
+        assert os.listdir(root) == []
+    finally:
+        s.close()
