@@ -7,6 +7,11 @@ dependencies. What is specific to Node:
 * No RLIMIT_AS: V8 reserves far more address space than it ever touches (its pointer cage alone
   is 4 GiB), so an address-space cap kills it at start-up. Memory is bounded by the cgroup where
   limits.py has one, and always by V8's own heap limit, set here from memory_mb.
+* Off-heap memory (Buffers, typed arrays, native allocations) is outside V8's heap limit. Where
+  `prlimit` (util-linux) exists, node is started under RLIMIT_DATA, which counts committed
+  private writable memory but not the PROT_NONE reservations that make RLIMIT_AS unusable: a
+  Buffer hog then makes V8 fail to commit memory and abort with the same out-of-memory message.
+  Without it, only a cgroup bounds off-heap memory (docs/runtimes-nodejs.md).
 * V8 answers a heap blow-up with "FATAL ERROR: ... JavaScript heap out of memory" and abort()
   (SIGABRT, or exit status 134 behind a shell); `classify_death` turns that into
   FunctionOutOfMemory instead of a generic crash.
@@ -38,6 +43,12 @@ NODE_OVERHEAD_MB = 64
 MIN_OLD_SPACE_MB = 32  # below this node cannot even load a modest handler
 SEMI_SPACE_MB = 8  # young-generation semi-space cap; V8's default (16 MB) is sized for servers
 
+# RLIMIT_DATA over memory_mb. Measured: an idle node 20 after an ESM import has VmData ~82 MB for
+# ~44 MB RSS, because the reserved stacks of its ~11 threads (8 MB each, mostly untouched) count.
+# 64 MB of headroom keeps start-up and those stacks inside the limit at memory_mb = 128.
+DATA_HEADROOM_MB = 64
+MB = 1024 * 1024
+
 # Markers V8 and node print on a fatal heap exhaustion (checked in the log, case-sensitive).
 OOM_MARKERS = (b"JavaScript heap out of memory", b"Reached heap limit", b"FatalProcessOutOfMemory")
 
@@ -45,6 +56,11 @@ OOM_MARKERS = (b"JavaScript heap out of memory", b"Reached heap limit", b"FatalP
 def find_node() -> str | None:
     """Absolute, symlink-resolved path of the `node` binary, or None if this host has none."""
     found = shutil.which("node", path=os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"))
+    return os.path.realpath(found) if found else None
+
+
+def find_prlimit() -> str | None:
+    found = shutil.which("prlimit", path="/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
     return os.path.realpath(found) if found else None
 
 
@@ -65,14 +81,23 @@ class NodeRuntime:
     name = "nodejs"
     address_space_limit = False  # see the module docstring: RLIMIT_AS breaks V8
 
-    def __init__(self, node_path: str, snapshots: SnapshotStore | None = None) -> None:
+    def __init__(self, node_path: str, snapshots: SnapshotStore | None = None,
+                 prlimit: str | None = "auto") -> None:
         self.node_path = node_path
+        # Path of util-linux `prlimit`, used to start node under RLIMIT_DATA; None: not used.
+        self.prlimit = find_prlimit() if prlimit == "auto" else prlimit
         # None: snapshot mode off for every version (prepare() builds blobs where wanted).
         self.snapshots = snapshots
 
     def command(self, version: FunctionVersion) -> list[str]:
         mem = version.config.memory_mb
-        argv = [
+        argv = []
+        if self.prlimit is not None:
+            # prlimit sets the limit on itself and execs node: same pid, limit in force before
+            # node's first instruction, inherited by anything the guest spawns.
+            data = (mem + DATA_HEADROOM_MB) * MB
+            argv = [self.prlimit, f"--data={data}:{data}", "--"]
+        argv += [
             self.node_path,
             f"--max-old-space-size={old_space_mb(mem)}",
             f"--max-semi-space-size={SEMI_SPACE_MB}",

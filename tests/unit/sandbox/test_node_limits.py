@@ -160,3 +160,24 @@ def test_destroy_is_idempotent_and_reaps(started):
     env.destroy()
     assert env.state is EnvState.DEAD and gone(pid)
     assert not os.path.exists(f"/proc/{pid}/cmdline") or gone(pid)
+
+
+def test_off_heap_blow_up_is_out_of_memory(started, tmp_path):
+    # Buffers live outside V8's heap: RLIMIT_DATA (via prlimit) is what bounds them here.
+    assert NodeRuntime(find_node()).prlimit is not None, "this test needs util-linux prlimit"
+    code = write_code(tmp_path, {"index.js": (
+        "const keep = [];\n"
+        "exports.handler = async () => { for (;;) keep.push(Buffer.alloc(1 << 20, 1)); };\n")})
+    env = started(version(code, memory_mb=128))
+    out = env.invoke(request({}, timeout_s=20.0))
+    assert isinstance(out.error, FunctionOutOfMemory), out.error and out.error.to_document()
+    assert not out.reusable
+    assert "JavaScript heap out of memory" in out.error.message
+
+
+def test_data_limit_follows_memory(started):
+    import resource
+
+    env = started(guest("hello", memory_mb=256))
+    soft, hard = psutil.Process(env.pid).rlimit(resource.RLIMIT_DATA)
+    assert soft == hard == (256 + 64) * 1024 * 1024
