@@ -296,6 +296,7 @@ class Runner:
     def close(self) -> None:
         self.pool.close()
         self.registry.close()
+        self.logs.close()
 
     def __enter__(self) -> "Runner":
         return self

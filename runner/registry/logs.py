@@ -16,6 +16,7 @@ from collections import deque
 
 MAX_LOG_FILE_BYTES = 16 * 1024 * 1024
 FOLLOWER_QUEUE = 10_000  # lines buffered per follower before it starts losing them
+MAX_OPEN_FILES = 256  # log files kept open at once (each costs one descriptor)
 
 
 class LogStore:
@@ -24,6 +25,10 @@ class LogStore:
         os.makedirs(root, exist_ok=True)
         self._lock = threading.Lock()
         self._followers: dict[str, list[queue.Queue]] = {}
+        # Open append handles and their sizes: one open() per function, not per invocation
+        # (the log append is on the invoke path). Bounded: the least recently written handles
+        # are closed past MAX_OPEN_FILES.
+        self._files: dict[str, tuple[object, int]] = {}
 
     def _path(self, name: str) -> str:
         return os.path.join(self.root, f"{name}.log")
@@ -32,15 +37,17 @@ class LogStore:
         if not text.endswith("\n"):
             text += "\n"
         data = text.encode("utf-8", "replace")
-        path = self._path(name)
         with self._lock:
-            try:
-                if os.path.getsize(path) + len(data) > MAX_LOG_FILE_BYTES:
-                    os.replace(path, path + ".1")
-            except FileNotFoundError:
-                pass
-            with open(path, "ab") as f:
-                f.write(data)
+            f, size = self._handle(name)
+            if size + len(data) > MAX_LOG_FILE_BYTES:
+                f.close()
+                del self._files[name]
+                os.replace(self._path(name), self._path(name) + ".1")
+                f, size = self._handle(name)
+            # One write per invocation block, unbuffered: concurrent blocks never interleave and
+            # a reader (tail, follow) sees whole blocks.
+            f.write(data)
+            self._files[name] = (f, size + len(data))
             followers = list(self._followers.get(name, ()))
         if followers:
             lines = text.splitlines()
@@ -50,6 +57,23 @@ class LogStore:
                         q.put_nowait(line)
                     except queue.Full:
                         break
+
+    def _handle(self, name: str):
+        entry = self._files.pop(name, None)
+        if entry is None:
+            if len(self._files) >= MAX_OPEN_FILES:
+                oldest = next(iter(self._files))
+                self._files.pop(oldest)[0].close()
+            f = open(self._path(name), "ab", buffering=0)
+            entry = (f, f.seek(0, os.SEEK_END))
+        self._files[name] = entry  # re-inserted last: dict order is least recently used first
+        return entry
+
+    def close(self) -> None:
+        with self._lock:
+            for f, _ in self._files.values():
+                f.close()
+            self._files.clear()
 
     def tail(self, name: str, lines: int = 0) -> list[str]:
         """The last `lines` lines kept for `name` (all kept lines if 0)."""
@@ -77,6 +101,9 @@ class LogStore:
 
     def delete(self, name: str) -> None:
         with self._lock:
+            entry = self._files.pop(name, None)
+            if entry is not None:
+                entry[0].close()
             for path in (self._path(name), self._path(name) + ".1"):
                 try:
                     os.remove(path)

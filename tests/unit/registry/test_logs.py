@@ -7,10 +7,14 @@ from runner.registry.logs import LogStore
 def test_append_tail_and_delete(tmp_path):
     s = LogStore(str(tmp_path))
     s.append("f", "a\nb")
+    s.delete("f")
+    assert s.tail("f") == []
+    s.append("f", "a\nb")
     s.append("f", "c\n")
     assert s.tail("f") == ["a", "b", "c"] and s.tail("f", 2) == ["b", "c"]
     s.delete("f")
     assert s.tail("f") == []
+    s.close()
 
 
 def test_rotation_keeps_one_generation(tmp_path, monkeypatch):
@@ -21,6 +25,16 @@ def test_rotation_keeps_one_generation(tmp_path, monkeypatch):
     lines = s.tail("f")
     assert lines[-1] == "line 0029" and len(lines) < 30
     assert (tmp_path / "f.log.1").exists()
+    s.close()
+
+
+def test_open_handles_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(logs_mod, "MAX_OPEN_FILES", 2)
+    s = LogStore(str(tmp_path))
+    for name in ("a", "b", "c", "a"):
+        s.append(name, name)
+    assert len(s._files) == 2 and s.tail("a") == ["a", "a"] and s.tail("c") == ["c"]
+    s.close()
 
 
 def test_followers_receive_new_lines_and_bounded(tmp_path, monkeypatch):
@@ -32,6 +46,7 @@ def test_followers_receive_new_lines_and_bounded(tmp_path, monkeypatch):
     s.unfollow("f", q)
     s.append("f", "6")
     assert q.empty()
+    s.close()
 
 
 def test_concurrent_blocks_never_interleave(tmp_path):
@@ -44,3 +59,4 @@ def test_concurrent_blocks_never_interleave(tmp_path):
     for start in range(0, len(lines), 50):
         owners = {line.split(":")[0] for line in lines[start:start + 50]}
         assert len(owners) == 1
+    s.close()
