@@ -149,3 +149,25 @@ def test_cold_start_after_replacement_uses_a_prestarted_process(client, server):
         time.sleep(0.02)
     invoke(client, "n-spare", {})
     assert runner.pool.prestart.stats()[version.key]["taken"] == 1
+
+
+def test_concurrent_invocations(client, server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    deploy(client, "n-conc", code("async"), concurrency=4)
+
+    def one(i):
+        try:
+            return json.loads(invoke(client, "n-conc", {"sleepMs": 20}).payload)
+        except grpc.RpcError as exc:  # past the concurrency limit: throttled, never wrong
+            assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            return None
+
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        results = list(ex.map(one, range(40)))
+    served = [r for r in results if r is not None]
+    assert served and all(r == {"style": "async", "slept": 20} for r in served)
+    runner, _ = server
+    stats = runner.pool.stats()["versions"]
+    version = runner.registry.resolve("n-conc", None)
+    assert stats[version.key]["busy"] == 0 and stats[version.key]["idle"] <= 4

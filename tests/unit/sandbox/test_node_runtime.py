@@ -259,3 +259,28 @@ def test_check_code_refuses_a_missing_handler_file(backend, tmp_path):
     assert info.value.field == "handler"
     assert "index.js" in info.value.message and "index.mjs" in info.value.message
     backend.prepare(version(GUESTS / "esm", "index.handler"))  # .mjs is a valid handler file
+
+
+def test_large_payload_round_trip(started):
+    blob = "x" * (5 * 1024 * 1024)  # near Lambda's 6 MB: exercises 32-bit msgpack lengths
+    body = ok(started(guest("echo")).invoke(request({"blob": blob})))
+    assert body["event"]["blob"] == blob
+
+
+def test_esm_syntax_error(started, tmp_path):
+    err = init_error(started, write_code(tmp_path, {"index.mjs": "export const handler = async ( => 1;"}))
+    assert err.error_type == "Runtime.UserCodeSyntaxError"
+
+
+def test_rejection_with_a_non_error_value(started, tmp_path):
+    code = write_code(tmp_path, {"index.js": "exports.handler = async () => { throw 'plain string'; };"})
+    doc = started(version(code)).invoke(request({})).error.to_document()
+    assert doc == {"errorType": "string", "errorMessage": "plain string", "stackTrace": []}
+
+
+def test_direct_stdout_writes_reach_the_log(started, tmp_path):
+    code = write_code(tmp_path, {"index.js": (
+        "exports.handler = async () => { process.stdout.write('raw out\\n');"
+        " process.stderr.write('raw err\\n'); return 1; };")})
+    out = started(version(code)).invoke(request({}))
+    assert b"raw out\n" in out.logs and b"raw err\n" in out.logs
