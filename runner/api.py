@@ -148,6 +148,10 @@ class Runner:
         # Provisioned environments are ready when deploy returns, so invocations within the
         # provisioned count never see a cold start.
         self.pool.provision(version)
+        if self.pool.prestart is not None:
+            # Runtimes that cannot fork (Node.js) launch a spare process now, so even the first
+            # cold start after a deploy skips the runtime's start-up (runner/pool/prestart.py).
+            self.pool.prestart.prewarm(version)
         return version
 
     def _validate(self, version: FunctionVersion) -> None:

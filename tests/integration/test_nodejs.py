@@ -142,13 +142,21 @@ def test_heap_blow_up_is_out_of_memory_and_replaced(client, server):
 def test_cold_start_after_replacement_uses_a_prestarted_process(client, server):
     runner, _ = server
     deploy(client, "n-spare", code("never_settles"), timeout_s=1)
-    invoke(client, "n-spare", {})  # cold (miss), then killed by the timeout
     version = runner.registry.resolve("n-spare", None)
-    end = time.monotonic() + 10
-    while runner.pool.prestart.stats()[version.key]["spares"] < 1 and time.monotonic() < end:
-        time.sleep(0.02)
-    invoke(client, "n-spare", {})
-    assert runner.pool.prestart.stats()[version.key]["taken"] == 1
+    prestart = runner.pool.prestart
+
+    def spare_ready():
+        end = time.monotonic() + 10
+        while prestart.stats()[version.key]["spares"] < 1 and time.monotonic() < end:
+            time.sleep(0.02)
+        return prestart.stats()[version.key]["spares"]
+
+    assert spare_ready() == 1  # the deploy pre-started one
+    first = invoke(client, "n-spare", {})  # cold: takes it; then killed by the timeout
+    assert first.report.cold_start and prestart.stats()[version.key]["taken"] == 1
+    assert spare_ready() == 1  # demand seen: refilled
+    second = invoke(client, "n-spare", {})
+    assert second.report.cold_start and prestart.stats()[version.key]["taken"] == 2
 
 
 def test_concurrent_invocations(client, server):
