@@ -79,6 +79,11 @@ class Channel {
   }
 }
 
+// Lambda's synchronous response limit (runner/model.py MAX_PAYLOAD_BYTES); error documents are
+// cut well below the host's 16 MB frame limit.
+const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
+const MAX_ERROR_CHARS = 256 * 1024;
+
 // ------------------------------------------------------------------------------ logging
 
 // Lambda's Node runtime prints `undefined` as the request id of lines logged during init.
@@ -282,10 +287,25 @@ class Server {
         ok = false;
         value = new RuntimeError('Runtime.MarshalError', `Unable to stringify response body: ${e.message}`, e);
       }
-      if (ok) frame = { t: 'result', id, payload: Buffer.from(body === undefined ? 'null' : body, 'utf8') };
+      if (ok) {
+        const payload = Buffer.from(body === undefined ? 'null' : body, 'utf8');
+        if (payload.length > MAX_RESPONSE_BYTES) {
+          // Refused here: a frame over the host's limit would read as a broken channel.
+          ok = false;
+          value = new RuntimeError('Function.ResponseSizeTooLarge',
+            `Response payload size (${payload.length} bytes) exceeded maximum allowed payload ` +
+            `size (${MAX_RESPONSE_BYTES} bytes).`);
+        } else {
+          frame = { t: 'result', id, payload };
+        }
+      }
     }
     if (!ok) {
       const doc = errorDoc(value);
+      if (doc.errorMessage.length > MAX_ERROR_CHARS) {
+        doc.errorMessage = doc.errorMessage.slice(0, MAX_ERROR_CHARS) + ' [truncated]';
+      }
+      doc.stackTrace = doc.stackTrace.slice(0, 200).map((l) => l.slice(0, 2000));
       emit('ERROR', ['Invoke Error', `\t${JSON.stringify(doc)}`]);
       frame = { t: 'error', id, error: doc, fatal };
     }

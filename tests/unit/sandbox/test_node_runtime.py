@@ -284,3 +284,20 @@ def test_direct_stdout_writes_reach_the_log(started, tmp_path):
         " process.stderr.write('raw err\\n'); return 1; };")})
     out = started(version(code)).invoke(request({}))
     assert b"raw out\n" in out.logs and b"raw err\n" in out.logs
+
+
+def test_oversized_result_and_error_are_refused_in_the_guest(started, tmp_path):
+    code = write_code(tmp_path, {"index.js": (
+        "exports.handler = async (e) => {\n"
+        "  if (e.kind === 'error') throw new Error('m'.repeat(20 * 1024 * 1024));\n"
+        "  return 'x'.repeat(7 * 1024 * 1024);\n"
+        "};\n")})
+    env = started(version(code, timeout_s=10))
+    out = env.invoke(request({"kind": "result"}, timeout_s=10))
+    assert out.error.error_type == "Function.ResponseSizeTooLarge"
+    assert "exceeded maximum allowed payload size (6291456 bytes)" in out.error.message
+    assert out.reusable
+    out = env.invoke(request({"kind": "error"}, timeout_s=10))
+    assert out.error.error_type == "Error"
+    assert out.error.message.endswith(" [truncated]") and len(out.error.message) < 300 * 1024
+    assert out.reusable
