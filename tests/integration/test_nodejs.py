@@ -179,3 +179,19 @@ def test_concurrent_invocations(client, server):
     stats = runner.pool.stats()["versions"]
     version = runner.registry.resolve("n-conc", None)
     assert stats[version.key]["busy"] == 0 and stats[version.key]["idle"] <= 4
+
+
+def test_heavy_init_reports_its_init_and_opt_in_snapshot(client, server):
+    deploy(client, "n-heavy", code("heavy_init"))
+    plain = invoke(client, "n-heavy", {"prefix": "ab"})
+    body = json.loads(plain.payload)
+    assert body["entries"] == 18278 and body["count"] > 0
+    assert plain.report.cold_start and plain.report.init_duration_ms >= body["initMs"]
+    # The same code with the snapshot opt-in: init ran at deploy, the cold start only loads it.
+    deploy(client, "n-heavy-snap", code("heavy_init"), environment={"RUNNER_NODE_SNAPSHOT": "1"})
+    snap = invoke(client, "n-heavy-snap", {"prefix": "ab"})
+    assert json.loads(snap.payload)["count"] == body["count"]
+    assert snap.report.cold_start and snap.report.init_duration_ms < body["initMs"]
+    runner, _ = server
+    version = runner.registry.resolve("n-heavy-snap", None)
+    assert runner.pool.backend(version).runtime_impl.snapshots.blob_for(version) is not None
