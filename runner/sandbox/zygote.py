@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 ZYGOTE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "runtimes", "python_zygote.py")
-FORK_TIMEOUT_S = 5.0  # a fork request unanswered this long means the zygote is wedged
+FORK_TIMEOUT_S = 10.0  # unanswered this long: the zygote is wedged (generous: CI is shared)
 MAX_PACKET = 1 << 16
 
 
@@ -103,7 +103,7 @@ class Zygote:
         self.sock.settimeout(HELLO_TIMEOUT_S)
         hello = self._recv()
         if hello is None or hello.get("t") != "hello":
-            raise ZygoteDead("zygote did not start")
+            raise ZygoteDead(f"zygote exited before its hello (status {self.proc.poll()})")
         self.enforcement = limits.apply(self.proc.pid, limits.LimitSpec.for_version(
             self.version, address_space=runtime.address_space_limit))
         self.sock.send(_mpack.packb({"t": "init"}))
@@ -324,6 +324,20 @@ class ZygoteEnvironment(ProcessEnvironment):
         self._built_now = False  # this cold start also paid for the zygote's init
 
     def _spawn(self) -> None:
+        try:
+            self._spawn_from_zygote()
+        except ZygoteDead as first:
+            # The zygote died between our check and the fork (OOM-killed, killed by a guest of
+            # the same version): build a new one and try once more.
+            log.warning("zygote of %s lost (%s); rebuilding", self.version.key, first)
+            self.backend.discard(self.version, self.zygote)
+            try:
+                self._spawn_from_zygote()
+            except ZygoteDead as second:
+                raise InternalError(f"cannot start an environment for {self.version.name}: "
+                                    f"the zygote failed twice ({second})") from None
+
+    def _spawn_from_zygote(self) -> None:
         self.zygote, self._built_now = self.backend.zygote(self.version)
         if self.zygote.init_error is not None:
             self.init_logs = self.zygote.init_logs
@@ -401,6 +415,14 @@ class ZygoteBackend:
             if z.init_error is not None:
                 z.close()
             return z, True
+
+    def discard(self, version: FunctionVersion, zygote: Zygote | None) -> None:
+        """Drop `zygote` (if it is still the version's) so the next request builds a new one."""
+        with self._lock:
+            if zygote is not None and self._zygotes.get(version.key) is zygote:
+                del self._zygotes[version.key]
+        if zygote is not None:
+            zygote.close()
 
     def forget(self, version: FunctionVersion) -> None:
         with self._lock:

@@ -136,3 +136,23 @@ def test_forget_closes_the_zygote(backend, tmp_path):
     zygote, _ = backend.zygote(v)
     backend.forget(v)
     assert zygote.proc.wait(timeout=5) is not None and not zygote.alive
+
+
+def test_zygote_lost_before_fork_is_rebuilt_once(backend, tmp_path, monkeypatch):
+    v = version(tmp_path, RANDOM_SRC)
+    started(backend, v).destroy()
+    old, _ = backend.zygote(v)
+    os.killpg(old.proc.pid, signal.SIGKILL)
+    old.proc.wait(timeout=5)
+    real = backend.zygote
+    calls = []
+
+    def stale_then_real(ver):  # the race: handed out just before it died
+        calls.append(ver.key)
+        return (old, False) if len(calls) == 1 else real(ver)
+
+    monkeypatch.setattr(backend, "zygote", stale_then_real)
+    env = started(backend, v)
+    assert len(calls) == 2 and env.zygote is not old and env.zygote.alive
+    assert call(env).error is None
+    env.destroy()
