@@ -205,7 +205,13 @@ class PreStartPool:
     def _launch_one(self, entry: _Entry) -> None:
         env = None
         try:
-            env = self.backends[entry.version.config.runtime].create(entry.version)
+            backend = self.backends[entry.version.config.runtime]
+            # Prepared first (idempotent, cached): a spare must start the way the version's
+            # environments do, e.g. from its startup snapshot once that is built.
+            prepare = getattr(backend, "prepare", None)
+            if prepare is not None:
+                prepare(entry.version)
+            env = backend.create(entry.version)
             env.launch()
         except Exception as exc:  # a failed spare only costs a future cold start its speed
             log.warning("pre-starting an environment of %s failed: %s", entry.version.key, exc)

@@ -22,6 +22,7 @@ an environment exists, so without the cgroup of limits.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -97,16 +98,31 @@ def bundle(version: FunctionVersion) -> str:
     )
 
 
+def content_key(version: FunctionVersion) -> str:
+    """What a blob depends on: the code and the configuration (module-level code may read the
+    environment; the heap flags come from memory_mb). Not the revision: the deploy-time
+    validation of a version (a would-be revision) and the stored version share one build."""
+    ident = json.dumps([version.code_sha256, version.code_dir, version.config.to_dict()],
+                       sort_keys=True)
+    return hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+
 class SnapshotStore:
-    """Snapshot blobs by version key, built at prepare time. Thread-safe."""
+    """Snapshot blobs by content key (code + configuration), built at prepare time.
+
+    Thread-safe; one build per key at a time (a per-key lock), so the pool's prepare and the
+    pre-start thread never build the same blob twice. A blob is deleted when the last version
+    that started environments from it is forgotten."""
 
     def __init__(self, node_path: str, root: str, *, enabled: bool = False) -> None:
         self.node_path = node_path
         self.root = root
         self.enabled = enabled  # True: every eligible version; False: only opted-in ones
         self._lock = threading.Lock()
-        self._blobs: dict[str, str | None] = {}
+        self._blobs: dict[str, str | None] = {}  # content key -> blob path (None: build failed)
         self._reasons: dict[str, str] = {}
+        self._users: dict[str, set[str]] = {}  # content key -> version keys that used the blob
+        self._building: dict[str, threading.Lock] = {}
         # The store owns `root`. Blobs left by an earlier server run are unreachable (the index
         # is in memory) and 5-10 MB each: start empty.
         shutil.rmtree(root, ignore_errors=True)
@@ -116,33 +132,51 @@ class SnapshotStore:
         return self.enabled or wants_snapshot(version)
 
     def blob_for(self, version: FunctionVersion) -> str | None:
+        """The blob environments of `version` start from (None: start normally)."""
+        ckey = content_key(version)
         with self._lock:
-            return self._blobs.get(version.key)
+            blob = self._blobs.get(ckey)
+            if blob is not None:
+                self._users.setdefault(ckey, set()).add(version.key)
+            return blob
 
     def reason(self, version: FunctionVersion) -> str | None:
         """Why `version` has no snapshot although one was wanted; None otherwise."""
         with self._lock:
-            return self._reasons.get(version.key)
+            return self._reasons.get(content_key(version))
 
     def prepare(self, version: FunctionVersion) -> None:
         """Build the version's blob once, if wanted. Failures fall back to a normal start."""
         if not self.wanted(version):
             return
+        ckey = content_key(version)
         with self._lock:
-            if version.key in self._blobs:
+            if ckey in self._blobs:
                 return
-        blob, reason = self._build(version)
-        with self._lock:
-            self._blobs[version.key] = blob
-            if reason:
-                self._reasons[version.key] = reason
+            building = self._building.setdefault(ckey, threading.Lock())
+        with building:
+            with self._lock:
+                if ckey in self._blobs:
+                    return  # built by another thread while this one waited
+            blob, reason = self._build(version)
+            with self._lock:
+                self._blobs[ckey] = blob
+                if reason:
+                    self._reasons[ckey] = reason
         if reason:
             log.warning("no startup snapshot for %s, starting normally: %s", version.key, reason)
 
     def forget(self, version: FunctionVersion) -> None:
+        """`version` is retired; its blob goes once no other version started from it."""
+        ckey = content_key(version)
         with self._lock:
-            blob = self._blobs.pop(version.key, None)
-            self._reasons.pop(version.key, None)
+            users = self._users.get(ckey, set())
+            users.discard(version.key)
+            if users:
+                return
+            blob = self._blobs.pop(ckey, None)
+            self._reasons.pop(ckey, None)
+            self._users.pop(ckey, None)
         if blob:
             shutil.rmtree(os.path.dirname(blob), ignore_errors=True)
 
