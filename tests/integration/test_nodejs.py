@@ -130,7 +130,7 @@ def test_heap_blow_up_is_out_of_memory_and_replaced(client, server):
     out = invoke(client, "n-hog", {})
     assert out.function_error == "Unhandled"
     assert out.error.error_type == "Runtime.OutOfMemory"
-    assert "JavaScript heap out of memory" in out.error.error_message
+    assert "out of memory (limit 128 MB)" in out.error.error_message
     again = invoke(client, "n-hog", {})
     assert again.report.cold_start and again.error.error_type == "Runtime.OutOfMemory"
     # The replacement cold starts feed the pre-start pool's demand estimate.

@@ -44,6 +44,12 @@ def gone(pid: int) -> bool:
         return True
 
 
+def named_oom(message: str) -> bool:
+    """V8's heap limit trips first here; on a host whose cgroup memory limit is tighter than
+    node's footprint the kernel may kill first. Both are out-of-memory errors, named."""
+    return "JavaScript heap out of memory" in message or "OOM killer" in message
+
+
 def test_never_settling_handler_times_out_and_is_killed(started):
     env = started(guest("never_settles", timeout_s=1))
     pid = env.pid
@@ -64,10 +70,11 @@ def test_heap_blow_up_is_out_of_memory_and_replaced(started):
     assert isinstance(out.error, FunctionOutOfMemory), out.error and out.error.to_document()
     assert out.error.error_type == "Runtime.OutOfMemory"
     assert "out of memory (limit 128 MB)" in out.error.message
-    assert "JavaScript heap out of memory" in out.error.message
+    assert named_oom(out.error.message)
     assert not out.reusable and env.state is EnvState.DEAD
     assert gone(pid)
-    assert b"heap out of memory" in out.logs  # V8's own report stays in the invocation's log
+    if "JavaScript" in out.error.message:
+        assert b"heap out of memory" in out.logs  # V8's own report stays in the invocation's log
     # A fresh environment of the same version serves again (the pool's replacement path).
     fresh = started(guest("heap_hog", memory_mb=128))
     assert fresh.state is EnvState.READY and fresh.pid != pid
@@ -79,7 +86,7 @@ def test_heap_blow_up_during_init(started, tmp_path):
         "exports.handler = async () => 1;\n")})
     with pytest.raises(FunctionOutOfMemory) as info:
         started(version(code, memory_mb=128))
-    assert "JavaScript heap out of memory" in info.value.message
+    assert named_oom(info.value.message)
 
 
 def test_uncaught_exception_in_a_timer_fails_the_invocation(started, tmp_path):
@@ -172,7 +179,7 @@ def test_off_heap_blow_up_is_out_of_memory(started, tmp_path):
     out = env.invoke(request({}, timeout_s=20.0))
     assert isinstance(out.error, FunctionOutOfMemory), out.error and out.error.to_document()
     assert not out.reusable
-    assert "JavaScript heap out of memory" in out.error.message
+    assert named_oom(out.error.message)
 
 
 def test_data_limit_follows_memory(started):
