@@ -17,6 +17,7 @@ exports.handler = async (event, context) => ({
     handler: process.env._HANDLER,
     nodeOptions: process.env.NODE_OPTIONS === undefined ? null : process.env.NODE_OPTIONS,
     extraCaCerts: process.env.NODE_EXTRA_CA_CERTS === undefined ? null : process.env.NODE_EXTRA_CA_CERTS,
+    runnerFd: process.env._RUNNER_FD === undefined ? null : process.env._RUNNER_FD,
   },
   cwd: process.cwd(),
 });

@@ -63,6 +63,15 @@ def test_never_settling_handler_times_out_and_is_killed(started):
     assert elapsed < 1.0 + 3.0  # deadline plus the kill-and-reap margin of base.py
 
 
+def test_busy_loop_times_out_and_is_killed(started, tmp_path):
+    code = write_code(tmp_path, {"index.js": "exports.handler = () => { for (;;) {} };"})
+    env = started(version(code, timeout_s=1))
+    pid = env.pid
+    out = env.invoke(request({}, timeout_s=1.0))
+    assert isinstance(out.error, FunctionTimeout) and not out.reusable
+    assert gone(pid)
+
+
 def test_heap_blow_up_is_out_of_memory_and_replaced(started):
     env = started(guest("heap_hog", memory_mb=128))
     pid = env.pid

@@ -117,6 +117,7 @@ def test_server_node_variables_never_reach_the_guest(started, monkeypatch):
     body = ok(env.invoke(request({})))
     assert body["env"]["nodeOptions"] is None
     assert body["env"]["extraCaCerts"] is None
+    assert body["env"]["runnerFd"] is None  # the bootstrap hides its channel before user code
 
 
 def test_callback_style_success_and_error(started):
