@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     snapshots = SnapshotStore(node, os.path.join(work, "snapshots"), enabled=True)
     snap = {"nodejs": ProcessBackend(NodeRuntime(node, snapshots), work)}
 
+    load_before = os.getloadavg()  # the machine may be shared: record how busy it was
     rows: dict[str, dict] = {}
     misses: dict[str, int] = {}
     rev = iter(range(1, 1000))
@@ -222,12 +223,15 @@ def main(argv: list[str] | None = None) -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "node": node, "node_version": os.popen(f"{node} --version").read().strip(),
         "python": platform.python_version(), "cpus": os.cpu_count(),
+        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
         "rows": rows, "prestart_misses": misses,
         "targets": {"hello: cold, pre-started p50 ms": 10.0, "hello: warm p50 ms": 1.0},
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
+    print(f"load average (1 min) before/after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
     print(f"wrote {args.out}")
     snapshots.close()
     return 0
