@@ -222,6 +222,7 @@ class Server {
     this.chan = chan;
     this.handler = handler;
     this.inflight = null; // {id, settle} while a handler runs
+    this.pendingFatal = null; // an error that struck between invocations (see fatal())
   }
 
   // Read frames until an invocation arrives, then start it. Called from setImmediate, never
@@ -250,6 +251,10 @@ class Server {
       setImmediate(() => this.next());
     };
     this.inflight = { id, settle };
+    if (this.pendingFatal !== null) {
+      settle(false, this.pendingFatal, true);
+      return;
+    }
     let event;
     try {
       event = msg.payload && msg.payload.length ? JSON.parse(Buffer.from(msg.payload).toString('utf8')) : null;
@@ -321,8 +326,10 @@ class Server {
       this.inflight.settle(false, err, true);
       return;
     }
+    // Between invocations (e.g. a rejection left over from init): log it now, fail the next
+    // invocation with it and exit then, so the caller sees the cause rather than a bare exit.
     emit('ERROR', ['Uncaught error outside an invocation', `\t${JSON.stringify(errorDoc(err))}`]);
-    process.exit(1);
+    if (this.pendingFatal === null) this.pendingFatal = err;
   }
 }
 
@@ -357,8 +364,12 @@ function main(preloaded = null) {
   let server = null;
   const onFatal = (err, type) => {
     const e = type ? new RuntimeError(type, String(err?.stack ? `${err.name}: ${err.message}` : err), err) : err;
-    if (server) server.fatal(e);
-    else { emit('ERROR', ['Uncaught error during init', `\t${JSON.stringify(errorDoc(e))}`]); process.exit(1); }
+    if (server) { server.fatal(e); return; }
+    // During init: the host is waiting for ready/init_error; answer with this error.
+    const doc = errorDoc(e);
+    emit('ERROR', ['Init Error', `\t${JSON.stringify(doc)}`]);
+    chan.send({ t: 'init_error', error: doc, init_ms: 0, maxrss_kb: maxrssKb() });
+    process.exit(1);
   };
   process.on('uncaughtException', (err) => onFatal(err, null));
   process.on('unhandledRejection', (reason) => onFatal(reason, 'Runtime.UnhandledPromiseRejection'));

@@ -197,3 +197,27 @@ def test_data_limit_follows_memory(started):
     env = started(guest("hello", memory_mb=256))
     soft, hard = psutil.Process(env.pid).rlimit(resource.RLIMIT_DATA)
     assert soft == hard == (256 + 64) * 1024 * 1024
+
+
+def test_rejection_left_over_from_init_fails_the_first_invocation(started, tmp_path):
+    code = write_code(tmp_path, {"index.js": (
+        "Promise.reject(new Error('init reject'));\n"
+        "exports.handler = async () => 'never';\n")})
+    env = started(version(code))
+    out = env.invoke(request({}))
+    doc = out.error.to_document()
+    assert doc["errorType"] == "Runtime.UnhandledPromiseRejection"
+    assert doc["errorMessage"] == "Error: init reject"
+    assert not out.reusable and env.state is EnvState.DEAD
+
+
+def test_uncaught_error_while_an_esm_module_loads_is_an_init_error(started, tmp_path):
+    from runner.errors import FunctionInitError
+
+    code = write_code(tmp_path, {"index.mjs": (
+        "setTimeout(() => { throw new TypeError('timer during init'); }, 0);\n"
+        "await new Promise((r) => setTimeout(r, 200));\n"
+        "export const handler = async () => 1;\n")})
+    with pytest.raises(FunctionInitError) as info:
+        started(version(code))
+    assert (info.value.error_type, info.value.message) == ("TypeError", "timer during init")
