@@ -135,12 +135,9 @@ class NodeRuntime:
                        logs: bytes) -> FunctionError | None:
         """V8's heap-limit abort -> FunctionOutOfMemory; anything else is left to process.py.
 
-        Keyed on the message, not on SIGABRT alone: V8 aborts for other fatal errors too, and
-        those are crashes, not memory exhaustion."""
+        Needs both the abort and V8's message: V8 aborts for other fatal errors too (those are
+        crashes), and a handler may print the phrase itself and exit normally."""
         aborted = returncode in (-signal.SIGABRT, 128 + signal.SIGABRT)
-        if any(m in logs for m in OOM_MARKERS):
-            detail = "JavaScript heap out of memory"
-            if not aborted:
-                detail += f" (exit status {returncode})"
-            return FunctionOutOfMemory.at(version.config.memory_mb, detail)
+        if aborted and any(m in logs for m in OOM_MARKERS):
+            return FunctionOutOfMemory.at(version.config.memory_mb, "JavaScript heap out of memory")
         return None

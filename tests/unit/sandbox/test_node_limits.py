@@ -155,6 +155,8 @@ def test_classify_death_keys_on_the_v8_message():
     assert isinstance(rt.classify_death(v, 134, b"JavaScript heap out of memory"), FunctionOutOfMemory)
     assert rt.classify_death(v, -signal.SIGABRT, b"some other fatal error") is None
     assert rt.classify_death(v, 1, b"") is None
+    # A handler printing the phrase and exiting is not an out-of-memory death.
+    assert rt.classify_death(v, 1, b"JavaScript heap out of memory") is None
 
 
 def test_old_space_tracks_memory():
