@@ -24,6 +24,7 @@ import uuid
 import zipfile
 from typing import Any, Iterator
 
+from runner.asyncinvoke import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, AsyncInvoker
 from runner.errors import (
     FunctionError,
     InvalidParameter,
@@ -39,7 +40,9 @@ from runner.model import (
     function_arn,
 )
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
+from runner.registry.events import EventStore
 from runner.registry.logs import LogStore
+from runner.registry.routes import RouteStore
 from runner.registry.store import SQLiteRegistry
 from runner.sandbox.backends import default_backends
 from runner.sandbox.base import Backend, InvokeRequest
@@ -95,6 +98,8 @@ class Runner:
         backends: dict[str, Backend] | None = None,
         idle_ttl_s: float = DEFAULT_IDLE_TTL_S,
         max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
+        async_workers: int = DEFAULT_WORKERS,
+        async_retry_base_s: float = DEFAULT_RETRY_BASE_S,
     ) -> None:
         self.data_dir = os.path.abspath(data_dir or default_data_dir())
         os.makedirs(self.data_dir, exist_ok=True)
@@ -109,6 +114,13 @@ class Runner:
         self._collect_garbage()
         for version in self.registry.list_functions():
             self.pool.provision(version, wait=False)  # restore provisioned environments
+        # --- async invocation and HTTP routes (docs/http-and-async.md) ---
+        self.routes = RouteStore(self.data_dir)
+        self.events = EventStore(self.data_dir)
+        self.async_invoker = AsyncInvoker(self.invoke, self.registry.resolve, self.events,
+                                          workers=async_workers, retry_base_s=async_retry_base_s)
+        self.async_invoker.start()  # events accepted before a crash run again from here
+        # --- end async/HTTP ---
 
     # ------------------------------------------------------------------ management
 
@@ -247,10 +259,9 @@ class Runner:
 
     def invoke_async(self, name: str, payload: bytes | str | None = None, *,
                      qualifier: str | None = None) -> str:
-        """Queue an asynchronous (Event) invocation; returns its request id."""
-        raise InvalidParameter(
-            "invocation_type", "asynchronous (Event) invocation is not available on this "
-            "server; invoke with RequestResponse")
+        """Queue an asynchronous (Event) invocation durably; returns its request id. It runs
+        at least once, with retries and destinations per the function's configuration."""
+        return self.async_invoker.submit(name, payload, qualifier)
 
     def _finish(self, version, rid, out, error, init_logs: bytes, logs: bytes, report: Report):
         lines = []
@@ -298,7 +309,11 @@ class Runner:
             self.logs.unfollow(name, q)
 
     def close(self) -> None:
+        # Events still running when the grace ends stay queued and run after a restart.
+        self.async_invoker.close()
         self.pool.close()
+        self.events.close()
+        self.routes.close()
         self.registry.close()
         self.logs.close()
 

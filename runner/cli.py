@@ -33,7 +33,8 @@ def cmd_serve(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_dir = args.data_dir or default_data_dir()
-    runner = Runner(data_dir, idle_ttl_s=args.idle_ttl, max_environments=args.max_environments)
+    runner = Runner(data_dir, idle_ttl_s=args.idle_ttl, max_environments=args.max_environments,
+                    async_workers=args.async_workers, async_retry_base_s=args.retry_delay)
     if args.examples is not None:
         root = args.examples or default_guests_dir()
         if root is None:
@@ -49,6 +50,21 @@ def cmd_serve(args) -> int:
         return EXIT_PLATFORM_ERROR
     server.start()
     print(f"listening on {args.host}:{port} (data in {data_dir})", flush=True)
+    # --- HTTP front (docs/http-and-async.md) ---
+    http_front = None
+    if args.http_port is not None:
+        from runner.service.http import HttpFront
+
+        try:
+            http_front = HttpFront(runner, args.host, args.http_port, grace=args.grace)
+        except OSError as exc:
+            server.stop(grace=0).wait()
+            runner.close()
+            print(f"runner: {exc}", file=sys.stderr)
+            return EXIT_PLATFORM_ERROR
+        http_front.start()
+        print(f"http listening on {args.host}:{http_front.port}", flush=True)
+    # --- end HTTP front ---
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -56,6 +72,8 @@ def cmd_serve(args) -> int:
     print("shutting down: finishing in-flight invocations", flush=True)
     server.health_servicer.enter_graceful_shutdown()
     # Grace covers the longest invocation Lambda allows to finish; new RPCs are refused at once.
+    if http_front is not None:
+        http_front.stop()
     server.stop(grace=args.grace).wait()
     runner.close()
     print("stopped", flush=True)
@@ -118,6 +136,10 @@ def cmd_deploy(args) -> int:
             setattr(cfg, field, value)
     if args.network is not None:
         cfg.network = args.network
+    for field, value in (("max_retries", args.max_retries), ("max_event_age_s", args.max_event_age),
+                         ("on_success", args.on_success), ("on_failure", args.on_failure)):
+        if value is not None:
+            setattr(cfg, field, value)
     channel, functions, _ = _stubs(args)
     with channel:
         try:
@@ -237,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--idle-ttl", type=float, default=300.0, help="seconds an idle environment is kept")
     s.add_argument("--max-environments", type=int, default=256, help="host-wide environment limit")
     s.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight work on stop")
+    s.add_argument("--http-port", type=int, default=None, metavar="PORT",
+                   help="also serve HTTP (Invoke API and function routes) on HOST:PORT (0 = any)")
+    s.add_argument("--async-workers", type=int, default=4, help="concurrent asynchronous invocations")
+    s.add_argument("--retry-delay", type=float, default=60.0, metavar="SECONDS",
+                   help="wait before the first retry of a failed async event (doubles after)")
     s.set_defaults(func=cmd_serve)
 
     def client(name, help_text):
@@ -257,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--ephemeral-storage", type=int, help="MB of private /tmp")
     d.add_argument("--network", action=argparse.BooleanOptionalAction, default=None,
                    help="allow outbound network")
+    d.add_argument("--max-retries", type=int, help="async: retries after a function error, 0..2")
+    d.add_argument("--max-event-age", type=int, metavar="SECONDS",
+                   help="async: give up events older than this, 60..21600")
+    d.add_argument("--on-success", metavar="FUNCTION", help="async: send success records to FUNCTION ('' = none)")
+    d.add_argument("--on-failure", metavar="FUNCTION|dlq",
+                   help="async: send failure records to FUNCTION or the dead-letter store ('' = none)")
     d.set_defaults(func=cmd_deploy)
 
     i = client("invoke", "invoke a function")
@@ -287,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
     lg.add_argument("--lines", "-n", type=int, default=0, help="last N lines (0 = all kept)")
     lg.set_defaults(func=_simple(_logs))
+    from runner.cli_routes import add_route_and_dlq_commands  # routes, dead letters
+
+    add_route_and_dlq_commands(sub)
     return p
 
 

@@ -25,6 +25,12 @@ DEFAULT_CONCURRENCY = 10
 MAX_CONCURRENCY = 1000
 DEFAULT_EPHEMERAL_MB = 512
 MB_PER_VCPU = 1769  # Lambda allots one full vCPU at 1,769 MB, proportionally below
+# Asynchronous invocation (Lambda's event-invoke config limits).
+DEFAULT_MAX_RETRIES = 2
+MAX_RETRIES_MAX = 2
+DEFAULT_MAX_EVENT_AGE_S = 21600  # six hours
+MAX_EVENT_AGE_S_MIN = 60
+DEFAULT_DLQ = "dlq"  # on_failure target meaning the runner's own dead-letter store
 
 LATEST = "$LATEST"
 
@@ -94,6 +100,11 @@ class FunctionConfig:
     ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB
     network: bool = False  # outbound network from the environment (off by default)
     provisioned: int = 0  # environments kept initialised at all times
+    # Asynchronous invocation (see docs/decisions/003-async-config-in-function-config.md):
+    max_retries: int = DEFAULT_MAX_RETRIES  # retries after a function error, 0..2
+    max_event_age_s: int = DEFAULT_MAX_EVENT_AGE_S  # older queued events are given up
+    on_success: str = ""  # function that receives the success record ("" = none)
+    on_failure: str = ""  # function, or "dlq" for the dead-letter store ("" = none)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "runtime", normalize_runtime(self.runtime))
@@ -127,6 +138,18 @@ class FunctionConfig:
         _check_int("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
         _check_int("ephemeral_storage_mb", self.ephemeral_storage_mb, 1, 10240)
         _check_int("provisioned", self.provisioned, 0, self.concurrency)
+        _check_int("max_retries", self.max_retries, 0, MAX_RETRIES_MAX)
+        _check_int("max_event_age_s", self.max_event_age_s, MAX_EVENT_AGE_S_MIN,
+                   DEFAULT_MAX_EVENT_AGE_S)
+        for dest in ("on_success", "on_failure"):
+            target = getattr(self, dest)
+            if target == "" or (dest == "on_failure" and target == DEFAULT_DLQ):
+                continue
+            if not isinstance(target, str) or not _NAME_RE.match(target):
+                raise InvalidParameter(
+                    dest, f"{target!r} is not a function name" + (
+                        " or 'dlq'" if dest == "on_failure" else "") + "; name the destination "
+                    "function (or pass '' to remove the destination)")
         total = 0
         for k, v in self.environment.items():
             if not isinstance(k, str) or not _ENV_KEY_RE.match(k):
@@ -163,6 +186,10 @@ class FunctionConfig:
             "ephemeral_storage_mb": self.ephemeral_storage_mb,
             "network": self.network,
             "provisioned": self.provisioned,
+            "max_retries": self.max_retries,
+            "max_event_age_s": self.max_event_age_s,
+            "on_success": self.on_success,
+            "on_failure": self.on_failure,
         }
 
     @classmethod

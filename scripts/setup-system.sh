@@ -4,6 +4,12 @@
 set -euo pipefail
 need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+# The WebAssembly guests' toolchain (guests/wasm/build.sh; a test rebuilds and compares).
+command -v wat2wasm >/dev/null 2>&1 || need+=(wabt)
+command -v clang-14 >/dev/null 2>&1 || need+=(clang-14)
+command -v wasm-ld-14 >/dev/null 2>&1 || need+=(lld-14)
+[ -e /usr/lib/wasm32-wasi/libc.a ] || need+=(wasi-libc)
+[ -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/wasi/libclang_rt.builtins-wasm32.a ] || need+=(libclang-rt-14-dev-wasm32)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
   echo "setup-system: not root; missing Debian packages: ${need[*]} (install them for full support)" >&2

@@ -38,6 +38,7 @@ class ProcessBackend:
 def default_backends(work_dir: str | None = None) -> dict[str, Backend]:
     """One backend per runtime this host can run. `work_dir` holds per-environment scratch."""
     from runner.sandbox.python import PythonRuntime
+    from runner.sandbox.wasm import WasmBackend
 
     tmp_root = work_dir or tempfile.mkdtemp(prefix="runner-envs-")
     os.makedirs(tmp_root, exist_ok=True)
@@ -50,6 +51,7 @@ def default_backends(work_dir: str | None = None) -> dict[str, Backend]:
     else:
         python = ProcessBackend(PythonRuntime(), tmp_root)
     backends: dict[str, Backend] = {"python": python}
+    backends["wasm"] = WasmBackend(os.path.join(tmp_root, "wasm"), cache_dir=os.path.join(tmp_root, "wasm-cache") if work_dir else None)
     from runner.sandbox.node import NodeRuntime, find_node
 
     node = find_node()  # Node.js is optional: without a `node` binary the runtime is absent

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from runner.model import FunctionVersion, InvocationResult
 from runner.service.proto import runner_api_pb2 as pb
 
-_OPTIONAL = ("memory_mb", "timeout_s", "concurrency", "ephemeral_storage_mb", "network", "provisioned")
+_OPTIONAL = ("memory_mb", "timeout_s", "concurrency", "ephemeral_storage_mb", "network", "provisioned",
+             "max_retries", "max_event_age_s", "on_success", "on_failure")
 
 
 def config_settings(msg: pb.FunctionConfig) -> dict[str, Any]:
@@ -35,7 +37,8 @@ def function_info(v: FunctionVersion) -> pb.FunctionInfo:
             runtime=c.runtime, handler=c.handler, memory_mb=c.memory_mb, timeout_s=c.timeout_s,
             environment=dict(c.environment), concurrency=c.concurrency,
             ephemeral_storage_mb=c.ephemeral_storage_mb, network=c.network,
-            provisioned=c.provisioned,
+            provisioned=c.provisioned, max_retries=c.max_retries,
+            max_event_age_s=c.max_event_age_s, on_success=c.on_success, on_failure=c.on_failure,
         ),
         code_sha256=v.code_sha256,
         code_size=v.code_size,
@@ -66,3 +69,14 @@ def invoke_response(r: InvocationResult, tail: bool) -> pb.InvokeResponse:
     if tail:
         resp.log_result = r.log_tail()
     return resp
+
+
+def route(r) -> pb.Route:
+    return pb.Route(method=r.method, path=r.path, function=r.function, qualifier=r.qualifier,
+                    route_key=r.route_key, created_at=r.created_at)
+
+
+def dead_letter(d) -> pb.DeadLetter:
+    return pb.DeadLetter(request_id=d.id, function=d.function, qualifier=d.qualifier,
+                         payload=d.payload, record_json=json.dumps(d.record),
+                         created_at=d.created_at)

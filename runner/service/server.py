@@ -111,6 +111,45 @@ class InvokerServicer(pb_grpc.InvokerServicer):
             abort(context, exc)
 
 
+# --- HTTP routes and async dead letters (docs/http-and-async.md) ---
+
+
+class RoutesServicer(pb_grpc.RoutesServicer):
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    @_edge
+    def AddRoute(self, request, context):
+        return convert.route(self.runner.routes.add(
+            request.method, request.path, request.function, request.qualifier))
+
+    @_edge
+    def ListRoutes(self, request, context):
+        return pb.ListRoutesResponse(routes=[convert.route(r) for r in self.runner.routes.list()])
+
+    @_edge
+    def DeleteRoute(self, request, context):
+        return convert.route(self.runner.routes.delete(request.method, request.path))
+
+
+class EventsServicer(pb_grpc.EventsServicer):
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    @_edge
+    def ListDeadLetters(self, request, context):
+        letters = self.runner.events.dead_letters(request.name)
+        return pb.ListDeadLettersResponse(dead_letters=[convert.dead_letter(d) for d in letters])
+
+    @_edge
+    def ReplayDeadLetters(self, request, context):
+        ids = self.runner.async_invoker.replay(request.name, list(request.request_ids) or None)
+        return pb.ReplayDeadLettersResponse(request_ids=ids)
+
+
+# --- end HTTP routes and async dead letters ---
+
+
 def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
                  max_workers: int = DEFAULT_WORKERS) -> tuple[grpc.Server, int]:
     """A configured, not yet started server and the port it bound (useful with port=0)."""
@@ -119,11 +158,15 @@ def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
                          options=SERVER_OPTIONS)
     pb_grpc.add_FunctionsServicer_to_server(FunctionsServicer(runner), server)
     pb_grpc.add_InvokerServicer_to_server(InvokerServicer(runner), server)
+    pb_grpc.add_RoutesServicer_to_server(RoutesServicer(runner), server)
+    pb_grpc.add_EventsServicer_to_server(EventsServicer(runner), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [
         pb.DESCRIPTOR.services_by_name["Functions"].full_name,
         pb.DESCRIPTOR.services_by_name["Invoker"].full_name,
+        pb.DESCRIPTOR.services_by_name["Routes"].full_name,
+        pb.DESCRIPTOR.services_by_name["Events"].full_name,
     ]
     for name in ["", *names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -24,7 +24,7 @@ EVENT: InvocationType
 DRY_RUN: InvocationType
 
 class FunctionConfig(_message.Message):
-    __slots__ = ("runtime", "handler", "memory_mb", "timeout_s", "environment", "concurrency", "ephemeral_storage_mb", "network", "provisioned", "replace_environment")
+    __slots__ = ("runtime", "handler", "memory_mb", "timeout_s", "environment", "concurrency", "ephemeral_storage_mb", "network", "provisioned", "replace_environment", "max_retries", "max_event_age_s", "on_success", "on_failure")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,10 @@ class FunctionConfig(_message.Message):
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     PROVISIONED_FIELD_NUMBER: _ClassVar[int]
     REPLACE_ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENT_AGE_S_FIELD_NUMBER: _ClassVar[int]
+    ON_SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     runtime: str
     handler: str
     memory_mb: int
@@ -52,7 +56,11 @@ class FunctionConfig(_message.Message):
     network: bool
     provisioned: int
     replace_environment: bool
-    def __init__(self, runtime: _Optional[str] = ..., handler: _Optional[str] = ..., memory_mb: _Optional[int] = ..., timeout_s: _Optional[float] = ..., environment: _Optional[_Mapping[str, str]] = ..., concurrency: _Optional[int] = ..., ephemeral_storage_mb: _Optional[int] = ..., network: _Optional[bool] = ..., provisioned: _Optional[int] = ..., replace_environment: _Optional[bool] = ...) -> None: ...
+    max_retries: int
+    max_event_age_s: int
+    on_success: str
+    on_failure: str
+    def __init__(self, runtime: _Optional[str] = ..., handler: _Optional[str] = ..., memory_mb: _Optional[int] = ..., timeout_s: _Optional[float] = ..., environment: _Optional[_Mapping[str, str]] = ..., concurrency: _Optional[int] = ..., ephemeral_storage_mb: _Optional[int] = ..., network: _Optional[bool] = ..., provisioned: _Optional[int] = ..., replace_environment: _Optional[bool] = ..., max_retries: _Optional[int] = ..., max_event_age_s: _Optional[int] = ..., on_success: _Optional[str] = ..., on_failure: _Optional[str] = ...) -> None: ...
 
 class FunctionInfo(_message.Message):
     __slots__ = ("name", "version", "revision", "config", "code_sha256", "code_size", "last_modified", "arn")
@@ -213,3 +221,91 @@ class LogLine(_message.Message):
     LINE_FIELD_NUMBER: _ClassVar[int]
     line: str
     def __init__(self, line: _Optional[str] = ...) -> None: ...
+
+class Route(_message.Message):
+    __slots__ = ("method", "path", "function", "qualifier", "route_key", "created_at")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    QUALIFIER_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_KEY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    path: str
+    function: str
+    qualifier: str
+    route_key: str
+    created_at: float
+    def __init__(self, method: _Optional[str] = ..., path: _Optional[str] = ..., function: _Optional[str] = ..., qualifier: _Optional[str] = ..., route_key: _Optional[str] = ..., created_at: _Optional[float] = ...) -> None: ...
+
+class AddRouteRequest(_message.Message):
+    __slots__ = ("method", "path", "function", "qualifier")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    QUALIFIER_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    path: str
+    function: str
+    qualifier: str
+    def __init__(self, method: _Optional[str] = ..., path: _Optional[str] = ..., function: _Optional[str] = ..., qualifier: _Optional[str] = ...) -> None: ...
+
+class ListRoutesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRoutesResponse(_message.Message):
+    __slots__ = ("routes",)
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    routes: _containers.RepeatedCompositeFieldContainer[Route]
+    def __init__(self, routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ...) -> None: ...
+
+class DeleteRouteRequest(_message.Message):
+    __slots__ = ("method", "path")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    path: str
+    def __init__(self, method: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class DeadLetter(_message.Message):
+    __slots__ = ("request_id", "function", "qualifier", "payload", "record_json", "created_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    QUALIFIER_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    RECORD_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    function: str
+    qualifier: str
+    payload: bytes
+    record_json: str
+    created_at: float
+    def __init__(self, request_id: _Optional[str] = ..., function: _Optional[str] = ..., qualifier: _Optional[str] = ..., payload: _Optional[bytes] = ..., record_json: _Optional[str] = ..., created_at: _Optional[float] = ...) -> None: ...
+
+class ListDeadLettersRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListDeadLettersResponse(_message.Message):
+    __slots__ = ("dead_letters",)
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    dead_letters: _containers.RepeatedCompositeFieldContainer[DeadLetter]
+    def __init__(self, dead_letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ...) -> None: ...
+
+class ReplayDeadLettersRequest(_message.Message):
+    __slots__ = ("name", "request_ids")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_IDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    request_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., request_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReplayDeadLettersResponse(_message.Message):
+    __slots__ = ("request_ids",)
+    REQUEST_IDS_FIELD_NUMBER: _ClassVar[int]
+    request_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_ids: _Optional[_Iterable[str]] = ...) -> None: ...

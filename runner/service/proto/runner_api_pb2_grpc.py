@@ -428,3 +428,277 @@ class Invoker:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class RoutesStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.AddRoute = channel.unary_unary(
+                '/runner.v1.Routes/AddRoute',
+                request_serializer=runner__api__pb2.AddRouteRequest.SerializeToString,
+                response_deserializer=runner__api__pb2.Route.FromString,
+                _registered_method=True)
+        self.ListRoutes = channel.unary_unary(
+                '/runner.v1.Routes/ListRoutes',
+                request_serializer=runner__api__pb2.ListRoutesRequest.SerializeToString,
+                response_deserializer=runner__api__pb2.ListRoutesResponse.FromString,
+                _registered_method=True)
+        self.DeleteRoute = channel.unary_unary(
+                '/runner.v1.Routes/DeleteRoute',
+                request_serializer=runner__api__pb2.DeleteRouteRequest.SerializeToString,
+                response_deserializer=runner__api__pb2.Route.FromString,
+                _registered_method=True)
+
+
+class RoutesServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def AddRoute(self, request, context):
+        """Adds a route, or points an existing METHOD + path at another function.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRoutes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRoute(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RoutesServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'AddRoute': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddRoute,
+                    request_deserializer=runner__api__pb2.AddRouteRequest.FromString,
+                    response_serializer=runner__api__pb2.Route.SerializeToString,
+            ),
+            'ListRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoutes,
+                    request_deserializer=runner__api__pb2.ListRoutesRequest.FromString,
+                    response_serializer=runner__api__pb2.ListRoutesResponse.SerializeToString,
+            ),
+            'DeleteRoute': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRoute,
+                    request_deserializer=runner__api__pb2.DeleteRouteRequest.FromString,
+                    response_serializer=runner__api__pb2.Route.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'runner.v1.Routes', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('runner.v1.Routes', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Routes:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def AddRoute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runner.v1.Routes/AddRoute',
+            runner__api__pb2.AddRouteRequest.SerializeToString,
+            runner__api__pb2.Route.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runner.v1.Routes/ListRoutes',
+            runner__api__pb2.ListRoutesRequest.SerializeToString,
+            runner__api__pb2.ListRoutesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRoute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runner.v1.Routes/DeleteRoute',
+            runner__api__pb2.DeleteRouteRequest.SerializeToString,
+            runner__api__pb2.Route.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class EventsStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListDeadLetters = channel.unary_unary(
+                '/runner.v1.Events/ListDeadLetters',
+                request_serializer=runner__api__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=runner__api__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.ReplayDeadLetters = channel.unary_unary(
+                '/runner.v1.Events/ReplayDeadLetters',
+                request_serializer=runner__api__pb2.ReplayDeadLettersRequest.SerializeToString,
+                response_deserializer=runner__api__pb2.ReplayDeadLettersResponse.FromString,
+                _registered_method=True)
+
+
+class EventsServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def ListDeadLetters(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayDeadLetters(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_EventsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=runner__api__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=runner__api__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'ReplayDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayDeadLetters,
+                    request_deserializer=runner__api__pb2.ReplayDeadLettersRequest.FromString,
+                    response_serializer=runner__api__pb2.ReplayDeadLettersResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'runner.v1.Events', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('runner.v1.Events', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Events:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runner.v1.Events/ListDeadLetters',
+            runner__api__pb2.ListDeadLettersRequest.SerializeToString,
+            runner__api__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runner.v1.Events/ReplayDeadLetters',
+            runner__api__pb2.ReplayDeadLettersRequest.SerializeToString,
+            runner__api__pb2.ReplayDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

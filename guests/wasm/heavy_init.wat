@@ -1,0 +1,92 @@
+;; Reactor with an expensive init: fills a 4 MiB table (1 MiB..5 MiB) with eight rounds of an
+;; xorshift sequence (tens of milliseconds) and keeps its checksum in a non-exported global.
+;; handle answers {"checksum":C,"probe":P,"calls":N} from that state, so a snapshot that lost
+;; memory or globals answers differently from a fresh init; without init it returns an error.
+(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 81)
+  (global $checksum (mut i64) (i64.const 0))
+  (global $calls (mut i64) (i64.const 0))
+  (global $ready (mut i32) (i32.const 0))
+  (data (i32.const 256) "{\"checksum\":")
+  (data (i32.const 320) ",\"probe\":")
+  (data (i32.const 352) ",\"calls\":")
+  (data (i32.const 384) "heavy_init: table ready\n")
+  (data (i32.const 448) "{\"errorMessage\":\"init did not run\",\"errorType\":\"InitMissing\"}")
+  (func $utoa (param $v i64) (param $dst i32) (result i32)
+    (local $n i32)
+    (loop $digit
+      (i32.store8 (i32.add (i32.const 200) (local.get $n))
+        (i32.add (i32.const 48) (i32.wrap_i64 (i64.rem_u (local.get $v) (i64.const 10)))))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (local.set $v (i64.div_u (local.get $v) (i64.const 10)))
+      (br_if $digit (i64.ne (local.get $v) (i64.const 0))))
+    (loop $copy
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (i32.store8 (local.get $dst) (i32.load8_u (i32.add (i32.const 200) (local.get $n))))
+      (local.set $dst (i32.add (local.get $dst) (i32.const 1)))
+      (br_if $copy (local.get $n)))
+    (local.get $dst))
+  (func $copy (param $src i32) (param $len i32) (param $dst i32) (result i32)
+    (block $done
+      (loop $byte
+        (br_if $done (i32.eqz (local.get $len)))
+        (i32.store8 (local.get $dst) (i32.load8_u (local.get $src)))
+        (local.set $src (i32.add (local.get $src) (i32.const 1)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 1)))
+        (local.set $len (i32.sub (local.get $len) (i32.const 1)))
+        (br $byte)))
+    (local.get $dst))
+  (func (export "init")
+    (local $x i32) (local $i i32) (local $round i32) (local $addr i32) (local $sum i64)
+    (local.set $x (i32.const 2463534242))
+    (loop $rounds
+      (local.set $i (i32.const 0))
+      (loop $words
+        (local.set $x (i32.xor (local.get $x) (i32.shl (local.get $x) (i32.const 13))))
+        (local.set $x (i32.xor (local.get $x) (i32.shr_u (local.get $x) (i32.const 17))))
+        (local.set $x (i32.xor (local.get $x) (i32.shl (local.get $x) (i32.const 5))))
+        (local.set $addr (i32.add (i32.const 1048576) (i32.shl (local.get $i) (i32.const 2))))
+        (i32.store (local.get $addr) (i32.add (i32.load (local.get $addr)) (local.get $x)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $words (i32.lt_u (local.get $i) (i32.const 1048576))))
+      (local.set $round (i32.add (local.get $round) (i32.const 1)))
+      (br_if $rounds (i32.lt_u (local.get $round) (i32.const 8))))
+    (local.set $i (i32.const 0))
+    (loop $sum
+      (local.set $sum (i64.add (local.get $sum) (i64.load32_u
+        (i32.add (i32.const 1048576) (i32.shl (local.get $i) (i32.const 2))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $sum (i32.lt_u (local.get $i) (i32.const 1048576))))
+    (global.set $checksum (local.get $sum))
+    (global.set $ready (i32.const 1))
+    (i32.store (i32.const 0) (i32.const 384))
+    (i32.store (i32.const 4) (i32.const 24))
+    (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8))))
+  ;; Events go above the table: the arena restarts at 5 MiB on every alloc.
+  (func (export "alloc") (param $size i32) (result i32)
+    (local $need i32)
+    (local.set $need (i32.shr_u (i32.add (i32.add (i32.const 5242880) (local.get $size))
+                                         (i32.const 65535)) (i32.const 16)))
+    (if (i32.gt_u (local.get $need) (memory.size))
+      (then
+        (if (i32.eq (memory.grow (i32.sub (local.get $need) (memory.size))) (i32.const -1))
+          (then (return (i32.const 0))))))
+    (i32.const 5242880))
+  (func (export "handle") (param $ptr i32) (param $len i32) (result i64)
+    (local $end i32)
+    (if (i32.eqz (global.get $ready))
+      (then
+        ;; bit 63 marks an error document (docs/guest-abi.md)
+        (return (i64.or (i64.const 0x8000000000000000)
+                        (i64.or (i64.shl (i64.const 448) (i64.const 32)) (i64.const 61))))))
+    (global.set $calls (i64.add (global.get $calls) (i64.const 1)))
+    (local.set $end (call $utoa (global.get $checksum) (i32.const 268)))
+    (local.set $end (call $copy (i32.const 320) (i32.const 9) (local.get $end)))
+    (local.set $end (call $utoa (i64.load32_u (i32.const 5242876)) (local.get $end)))
+    (local.set $end (call $copy (i32.const 352) (i32.const 9) (local.get $end)))
+    (local.set $end (call $utoa (global.get $calls) (local.get $end)))
+    (i32.store8 (local.get $end) (i32.const 125))
+    (i64.or (i64.shl (i64.const 256) (i64.const 32))
+            (i64.extend_i32_u (i32.sub (i32.add (local.get $end) (i32.const 1)) (i32.const 256))))))
