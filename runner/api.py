@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 import uuid
 import zipfile
@@ -112,8 +113,10 @@ class Runner:
             max_environments=max_environments,
         )
         self._collect_garbage()
-        for version in self.registry.list_functions():
-            self.pool.provision(version, wait=False)  # restore provisioned environments
+        # Snapshots and provisioned environments of deployed functions come back in the
+        # background: the server answers at once, cold starts meanwhile just build on demand.
+        self._restorer = threading.Thread(target=self._restore, name="restore", daemon=True)
+        self._restorer.start()
         # --- async invocation and HTTP routes (docs/http-and-async.md) ---
         self.routes = RouteStore(self.data_dir)
         self.events = EventStore(self.data_dir)
@@ -157,8 +160,11 @@ class Runner:
         version = self.registry.deploy(name, config, data, validate=self._validate)
         if previous is not None and previous.revision not in self.registry.published_revisions(name):
             self.pool.retire(previous)
+        # The version's snapshot (Python: its zygote, which runs the init phase) is built now,
+        # as Lambda SnapStart does at publish, so even its first cold start is a fork.
         # Provisioned environments are ready when deploy returns, so invocations within the
         # provisioned count never see a cold start.
+        self.pool.prewarm(version)
         self.pool.provision(version)
         if self.pool.prestart is not None:
             # Runtimes that cannot fork (Node.js) launch a spare process now, so even the first
@@ -322,6 +328,13 @@ class Runner:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _restore(self) -> None:
+        for version in self.registry.list_functions():
+            if self.pool.closed:
+                return
+            self.pool.prewarm(version)
+            self.pool.provision(version, wait=False)
 
     def _latest_or_none(self, name: str) -> FunctionVersion | None:
         try:

@@ -104,6 +104,10 @@ class Backend(Protocol):
     def create(self, version: FunctionVersion) -> ExecutionEnvironment:
         """A NEW environment for `version`; the caller then calls start()."""
 
+    # Optional: `prewarm(version) -> None` builds the version's snapshot ahead of demand (the
+    # Python backend's zygote, which runs the init phase once). The pool calls it at deploy
+    # time when present; an init failure there is left for the first invocation to report.
+
     def forget(self, version: FunctionVersion) -> None:
         """The version will not be invoked again: drop its snapshots, zygotes, caches."""
 

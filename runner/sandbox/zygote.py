@@ -150,6 +150,13 @@ class Zygote:
             self.alive = False
             self._cond.notify_all()
 
+    def take_init_logs(self) -> bytes:
+        """The init phase's output, once: the first environment forked from this zygote puts
+        it in its invocation's log (whether the zygote was built on demand or at deploy)."""
+        with self._cond:
+            logs, self.init_logs = self.init_logs, b""
+        return logs
+
     def _drain_logs(self) -> bytes:
         os.set_blocking(self._logr, False)
         out = bytearray()
@@ -321,7 +328,6 @@ class ZygoteEnvironment(ProcessEnvironment):
         super().__init__(version, runtime, tmp_root)
         self.backend = backend
         self.zygote: Zygote | None = None
-        self._built_now = False  # this cold start also paid for the zygote's init
 
     def _spawn(self) -> None:
         try:
@@ -338,13 +344,12 @@ class ZygoteEnvironment(ProcessEnvironment):
                                     f"the zygote failed twice ({second})") from None
 
     def _spawn_from_zygote(self) -> None:
-        self.zygote, self._built_now = self.backend.zygote(self.version)
+        self.zygote, _ = self.backend.zygote(self.version)
         if self.zygote.init_error is not None:
             self.init_logs = self.zygote.init_logs
             self.init_duration_ms = self.zygote.init_ms
             raise self.zygote.init_error
         if not self.zygote.forkable:
-            self._built_now = False
             return super()._spawn()
         host_sock, guest_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         logr, logw = os.pipe()
@@ -370,10 +375,10 @@ class ZygoteEnvironment(ProcessEnvironment):
         t0 = time.perf_counter()
         super().start()
         # Init Duration is what this cold start waited for: the fork and handshake, plus the
-        # zygote's own init when this environment caused the zygote to be built.
+        # zygote's own init when this cold start had to build the zygote (it ran inside).
         self.init_duration_ms = (time.perf_counter() - t0) * 1000.0
-        if self._built_now:
-            self.init_logs = self.zygote.init_logs + self.init_logs
+        if self.zygote is not None and self.zygote.forkable:
+            self.init_logs = self.zygote.take_init_logs() + self.init_logs
 
 
 class ZygoteBackend:
@@ -386,6 +391,7 @@ class ZygoteBackend:
         self._lock = threading.Lock()
         self._zygotes: dict[str, Zygote] = {}
         self._building: dict[str, threading.Lock] = {}
+        self._closed = False
 
     def prepare(self, version: FunctionVersion) -> None:
         self.runtime_impl.check_code(version)
@@ -401,6 +407,8 @@ class ZygoteBackend:
             build_lock = self._building.setdefault(version.key, threading.Lock())
         with build_lock:
             with self._lock:
+                if self._closed:
+                    raise InternalError("the Python backend is shut down")
                 z = self._zygotes.get(version.key)
             if z is not None and z.alive and z.proc.poll() is None:
                 return z, False
@@ -408,6 +416,9 @@ class ZygoteBackend:
                 z.close()  # died (OOM-killed, crashed): rebuild below
             z = Zygote(version, self.runtime_impl, self.tmp_root)
             with self._lock:
+                if self._closed:
+                    z.close()
+                    raise InternalError("the Python backend is shut down")
                 if z.init_error is None:
                     self._zygotes[version.key] = z
                 else:
@@ -415,6 +426,11 @@ class ZygoteBackend:
             if z.init_error is not None:
                 z.close()
             return z, True
+
+    def prewarm(self, version: FunctionVersion) -> None:
+        """Build the version's zygote now (at deploy), so its first cold start is a fork. A
+        zygote whose init failed is not kept (zygote() drops it); the invocation retries."""
+        self.zygote(version)
 
     def discard(self, version: FunctionVersion, zygote: Zygote | None) -> None:
         """Drop `zygote` (if it is still the version's) so the next request builds a new one."""
@@ -433,6 +449,7 @@ class ZygoteBackend:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             zygotes, self._zygotes = list(self._zygotes.values()), {}
         for z in zygotes:
             z.close()

@@ -61,3 +61,23 @@ def test_scale_to_zero_after_idle_ttl(server, client):
     runner.pool.reap(now=time.monotonic() + runner.pool.idle_ttl_s + 1)
     assert runner.pool.idle_environments(version) == 0
     assert client.invoke("z", b"{}").report.cold_start
+
+
+def test_deploy_builds_the_zygote_so_first_invoke_forks(client, server):
+    runner, _ = server
+    code = _zip("import os\nprint('module init ran')\nINIT_PID = os.getpid()\n"
+                "def handler(e, c):\n    return {'init_pid': INIT_PID, 'pid': os.getpid()}\n")
+    client.deploy("snap", code, runtime="python", handler="app.handler")
+    version = runner.get("snap")
+    backend = runner.pool.backend(version)
+    if not hasattr(backend, "prewarm"):
+        raise AssertionError("the Python backend should build snapshots at deploy")
+    assert version.key in backend._zygotes  # built by the deploy, before any invocation
+    from runner.service.proto import runner_api_pb2 as pb
+
+    first = client.invoke("snap", b"{}", log_type=pb.LOG_TYPE_TAIL)
+    body = json.loads(first.payload)
+    assert first.report.cold_start and body["pid"] != body["init_pid"]  # forked, init not re-run
+    assert "module init ran" in first.log_result.decode()  # the init's output is not lost
+    second = client.invoke("snap", b"{}", log_type=pb.LOG_TYPE_TAIL)
+    assert "module init ran" not in second.log_result.decode()

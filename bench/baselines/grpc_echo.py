@@ -1,0 +1,36 @@
+"""Baseline: the floor. A bare grpcio echo server (bench/servers.py) with the runner's server
+settings, driven by the same client loops as the runner, so our warm invoke can be reported as
+overhead over gRPC itself and our throughput as a fraction of what gRPC alone sustains.
+
+These are the floor's own figures, taken before any runtime. Each runtime's figures are also
+judged against the echo measured *alongside* them (workloads.RunnerSession.figures alternates
+echo and runner calls), which is what the targets use."""
+
+from __future__ import annotations
+
+from bench import measure
+from bench.servers import ServerProcess
+
+NAME = "grpc_echo"
+
+
+def run(cfg, address: str | None = None) -> dict:
+    """Figures of the echo server at `address` (one is started when None)."""
+    if address is None:
+        with ServerProcess("echo") as srv:
+            return run(cfg, srv.address)
+    measure.wait_ready(address)
+    client = measure.InvokeClient(address, "echo")
+    try:
+        warm = measure.summarize(measure.repeat(client.invoke, cfg.warm_n, warmup=20))
+    finally:
+        client.close()
+    sweep = measure.load_sweep(address, "echo", cfg.load_s, cfg.levels)
+    return {
+        "kind": "gRPC floor", "label": "gRPC echo (floor)",
+        "cold_p50_ms": None, "cold_p99_ms": None,
+        "warm_p50_ms": warm["p50_ms"], "warm_p99_ms": warm["p99_ms"],
+        "throughput_rps": measure.peak_rps(sweep),
+        "warm": warm, "throughput": sweep,
+        "na": {"cold": "an echo server has no environments to start"},
+    }

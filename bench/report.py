@@ -1,0 +1,210 @@
+"""Targets and the on-screen table. Everything here reads the results dict run.py builds; no
+figure is computed here except ratios between two figures of the same run."""
+
+from __future__ import annotations
+
+FIGURE_KEYS = ("cold_p50_ms", "cold_p99_ms", "warm_p50_ms", "warm_p99_ms", "throughput_rps")
+# Runtime -> (its naive-spawn baseline, its AWS runtime interface client baseline).
+RUNTIME_BASELINES = {
+    "python": ("naive_python", "awslambdaric"),
+    "nodejs": ("naive_nodejs", "aws_lambda_ric"),
+    "wasm": ("wasm_compile_instantiate", "wasmtime_cli"),
+}
+COLD_TARGET_MS = {"python": 5.0, "nodejs": 10.0, "wasm": 2.0}
+WARM_TARGET_MS = 1.0
+WARM_OVERHEAD_TARGET_MS = 0.4
+THROUGHPUT_FRACTION = 0.70
+PYTHON_NAIVE_SPEEDUP = 10.0
+PYTHON_IDLE_IN_4GIB = 1000
+
+
+def _num(d: dict | None, key: str):
+    v = (d or {}).get(key)
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def targets(results: dict) -> list[dict]:
+    """One record per target: what it asks, what was measured, pass (True/False) or None when
+    it cannot be judged (runtime or baseline missing), with the reason."""
+    out = []
+    for rt, fig in results["runtimes"].items():
+        # The echo measured alongside this runtime (same load), else the floor's own run.
+        echo = fig.get("echo_alongside") or results["baselines"].get("grpc_echo", {})
+        naive_name = RUNTIME_BASELINES[rt][0]
+        naive = results["baselines"].get(naive_name, {})
+        skipped = fig.get("skipped") or fig.get("error")
+
+        def add(name: str, measured, ok, unit: str = "", why: str = "") -> None:
+            if skipped:
+                out.append({"runtime": rt, "target": name, "measured": None, "pass": None,
+                            "why": skipped})
+            elif measured is None:
+                out.append({"runtime": rt, "target": name, "measured": None, "pass": None,
+                            "why": why or "figure missing"})
+            else:
+                out.append({"runtime": rt, "target": name, "measured": measured, "unit": unit,
+                            "pass": bool(ok)})
+
+        cold = _num(fig, "cold_p50_ms")
+        add(f"cold start p50 < {COLD_TARGET_MS[rt]:g} ms", cold,
+            cold is not None and cold < COLD_TARGET_MS[rt], "ms")
+        if rt == "python":
+            n = _num(naive, "cold_p50_ms")
+            ratio = n / cold if n and cold else None
+            add(f"cold start >= {PYTHON_NAIVE_SPEEDUP:g}x faster than naive spawn", ratio,
+                ratio is not None and ratio >= PYTHON_NAIVE_SPEEDUP, "x",
+                "naive baseline unavailable")
+        warm = _num(fig, "warm_p50_ms")
+        add(f"warm invoke p50 < {WARM_TARGET_MS:g} ms", warm,
+            warm is not None and warm < WARM_TARGET_MS, "ms")
+        e = _num(echo, "warm_p50_ms")
+        over = warm - e if warm is not None and e is not None else None
+        add(f"warm p50 <= {WARM_OVERHEAD_TARGET_MS:g} ms over bare gRPC echo", over,
+            over is not None and over <= WARM_OVERHEAD_TARGET_MS, "ms", "echo baseline missing")
+        rps, erps = _num(fig, "throughput_rps"), _num(echo, "throughput_rps")
+        frac = rps / erps if rps and erps else None
+        add(f"peak throughput >= {THROUGHPUT_FRACTION:.0%} of bare gRPC echo's", frac,
+            frac is not None and frac >= THROUGHPUT_FRACTION, "x", "echo baseline missing")
+        if rt == "python":
+            fit = _num(fig.get("memory"), "fit_in_4gib")
+            add(f"idle environments in 4 GiB >= {PYTHON_IDLE_IN_4GIB}", fit,
+                fit is not None and fit >= PYTHON_IDLE_IN_4GIB, "", "memory figure missing")
+    return out
+
+
+def _f(v, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _verdict(t: dict | None) -> tuple[str, str]:
+    if t is None:
+        return "", ""
+    if t["pass"] is None:
+        return t["target"], "n/a"
+    return t["target"], "PASS" if t["pass"] else "FAIL"
+
+
+def _measured(t: dict) -> str:
+    v, unit = t["measured"], t.get("unit", "")
+    if v is None:
+        return ""
+    return f"{v:.2f}{unit}" if isinstance(v, float) else f"{v}{unit}"
+
+
+def table(results: dict) -> str:
+    hdr = ["runtime", "system", "metric", "p50 ms", "p95 ms", "p99 ms", "inv/s", "vs baseline / note",
+           "target", "result"]
+    rows: list[list[str]] = []
+    base = results["baselines"]
+    echo = base.get("grpc_echo", {})
+    tlist = targets(results)
+
+    def tfind(rt: str, prefix: str) -> dict | None:
+        return next((t for t in tlist if t["runtime"] == rt and t["target"].startswith(prefix)), None)
+
+    def lat(d: dict | None) -> list[str]:
+        d = d or {}
+        return [_f(d.get("p50_ms")), _f(d.get("p95_ms")), _f(d.get("p99_ms"))]
+
+    def baseline_rows(rt: str, name: str, section: str) -> None:
+        if name not in base:  # its runtime was not selected with --runtimes
+            return
+        b = base[name]
+        label = b.get("label") or b.get("kind", name)
+        if "unavailable" in b or "error" in b:
+            rows.append([rt, name, section, "-", "-", "-", "-",
+                         f"UNAVAILABLE: {b.get('unavailable') or b.get('error')}", "", ""])
+            return
+        if section == "cold start":
+            rows.append([rt, label, section, *lat(b.get("cold")), "-", "", "", ""])
+        elif section == "warm invoke":
+            if b.get("warm") is None:
+                rows.append([rt, label, section, "-", "-", "-", "-",
+                             "n/a: " + b.get("na", {}).get("warm", ""), "", ""])
+            else:
+                rows.append([rt, label, section, *lat(b.get("warm")), "-",
+                             "Runtime API round trip, no gRPC edge", "", ""])
+        elif section == "throughput":
+            if b.get("throughput_rps") is not None:
+                rows.append([rt, label, "1 client", "-", "-", "-", _f(b["throughput_rps"], 0),
+                             b.get("note", ""), "", ""])
+        elif section == "memory" and b.get("pss_per_env_mb") is not None:
+            rows.append([rt, label, "idle env PSS", "-", "-", "-", "-",
+                         f"{b['pss_per_env_mb']:.2f} MB/env", "", ""])
+
+    for lvl, e in (echo.get("throughput") or {}).items():
+        rows.append(["-", "gRPC echo (floor)", f"{lvl} client(s)", *lat(e), _f(e["throughput_rps"], 0),
+                     "", "", ""])
+    rows.append(["-", "gRPC echo (floor)", "warm invoke", *lat(echo.get("warm")), "-", "", "", ""])
+    for rt, fig in results["runtimes"].items():
+        naive_name, ric_name = RUNTIME_BASELINES[rt]
+        rows.append(None)
+        if fig.get("skipped") or fig.get("error"):
+            why = f"SKIPPED: {fig['skipped']}" if fig.get("skipped") else f"ERROR: {fig['error']}"
+            rows.append([rt, "runner", "all", "-", "-", "-", "-", why, "", ""])
+        else:
+            naive_p50 = _num(base.get(naive_name), "cold_p50_ms")
+            cold_note = f"init {_f(fig['init']['p50_ms'])} ms in guest (p50)"
+            if naive_p50:
+                who = "naive's" if rt != "wasm" else "compile+inst.'s"
+                cold_note += f"; {naive_p50 / fig['cold_p50_ms']:.2f}x {who} speed"
+            t = tfind(rt, "cold start p50")
+            rows.append([rt, "runner", "cold start", *lat(fig["cold"]), "-", cold_note,
+                         *_verdict(t)])
+            if rt == "python":
+                t = tfind(rt, "cold start >=")
+                rows.append([rt, "runner", "cold vs naive", "", "", "", "", _measured(t), *_verdict(t)])
+        for name in (naive_name, ric_name):
+            baseline_rows(rt, name, "cold start")
+        ref = fig.get("echo_alongside") or echo
+        if not (fig.get("skipped") or fig.get("error")):
+            over = fig["warm_p50_ms"] - ref["warm_p50_ms"] if ref.get("warm_p50_ms") else None
+            rows.append([rt, "runner", "warm invoke", *lat(fig["warm"]), "-",
+                         f"{over:+.2f} ms over gRPC echo" if over is not None else "",
+                         *_verdict(tfind(rt, "warm invoke p50"))])
+            if fig.get("echo_alongside"):
+                rows.append([rt, "gRPC echo, alongside", "warm invoke", *lat(ref["warm"]), "-",
+                             "blocks of 50 calls alternated with the runner's", "", ""])
+            t = tfind(rt, "warm p50 <=")
+            rows.append([rt, "runner", "warm overhead", "", "", "", "", _measured(t), *_verdict(t)])
+        for name in (naive_name, ric_name):
+            baseline_rows(rt, name, "warm invoke")
+        if not (fig.get("skipped") or fig.get("error")):
+            for lvl, r in fig["throughput"].items():
+                e = (ref.get("throughput") or {}).get(lvl)
+                ratio = f"{r['throughput_rps'] / e['throughput_rps']:.0%} of echo's inv/s" if e else ""
+                if fig.get("echo_alongside") and e:
+                    rows.append([rt, "gRPC echo, alongside", f"{lvl} client(s)", *lat(e),
+                                 _f(e["throughput_rps"], 0), "run just before the runner's", "", ""])
+                if r.get("cold_starts"):
+                    ratio += f"; {r['cold_starts']} cold start(s) in the window"
+                rows.append([rt, "runner", f"{lvl} client(s)", *lat(r), _f(r["throughput_rps"], 0),
+                             ratio, "", ""])
+            t = tfind(rt, "peak throughput")
+            rows.append([rt, "runner", "peak inv/s", "", "", "", _f(fig["throughput_rps"], 0),
+                         _measured(t) + " of echo's peak", *_verdict(t)])
+        for name in (naive_name, ric_name):
+            baseline_rows(rt, name, "throughput")
+        mem = fig.get("memory") or {}
+        if mem.get("pss_per_env_mb") is not None:
+            t = tfind(rt, "idle environments")
+            rows.append([rt, "runner", "idle env PSS", "-", "-", "-", "-",
+                         f"{mem['pss_per_env_mb']:.2f} MB/env ({mem['method']}); "
+                         f"{mem['fit_in_4gib']} fit in 4 GiB", *_verdict(t)])
+        elif fig.get("memory_error"):
+            rows.append([rt, "runner", "idle env PSS", "-", "-", "-", "-",
+                         f"ERROR: {fig['memory_error']}", "", ""])
+        for name in (naive_name, ric_name):
+            baseline_rows(rt, name, "memory")
+    widths = [max(len(hdr[i]), *(len(r[i]) for r in rows if r)) for i in range(len(hdr))]
+    widths[7] = min(widths[7], 62)  # longer notes overflow rather than being cut
+
+    def fmt(r: list[str]) -> str:
+        cells = [r[i].ljust(widths[i]) if i < 3 or i >= 7 else r[i].rjust(widths[i])
+                 for i in range(len(hdr))]
+        return "  ".join(cells).rstrip()
+
+    sep = "-" * len(fmt(hdr))
+    lines = [fmt(hdr), sep]
+    lines += [sep if r is None else fmt(r) for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""Smoke test of the benchmark suite (bench/): its measurement functions run end to end with
+tiny sample counts and produce the documented JSON. Behaviour only: no timing is asserted, since
+this machine is shared and any threshold would be a coin toss."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from bench import measure, report  # noqa: E402
+from bench.baselines.runtime_api import RuntimeAPI  # noqa: E402
+from bench.run import Config, run_suite  # noqa: E402
+from bench.workloads import registered_runtimes  # noqa: E402
+
+KEYS = ("cold_p50_ms", "cold_p99_ms", "warm_p50_ms", "warm_p99_ms", "throughput_rps")
+# Baselines that need no registry install: they must always produce figures.
+ALWAYS_AVAILABLE = {"grpc_echo": ("warm_p50_ms", "warm_p99_ms", "throughput_rps"),
+                    "naive_python": ("cold_p50_ms", "cold_p99_ms"),
+                    "wasm_compile_instantiate": ("cold_p50_ms", "cold_p99_ms", "throughput_rps")}
+
+
+def positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("bench-cache")
+    cfg = Config(cold_n=3, ric_cold_n=2, warm_n=5, load_s=0.2, idle_envs=3, hold_ms=300,
+                 levels=(1, 2), cache_dir=str(cache))
+    out = run_suite(cfg)
+    return json.loads(json.dumps(out))  # what a reader of the JSON file gets
+
+
+def test_every_registered_runtime_has_positive_figures(results):
+    registered = registered_runtimes()
+    assert "python" in registered
+    for rt in ("python", "nodejs", "wasm"):
+        fig = results["runtimes"][rt]
+        assert set(KEYS) <= set(fig), (rt, fig)
+        if rt in registered:
+            assert "error" not in fig, fig.get("error")
+            for k in KEYS:
+                assert positive(fig[k]), (rt, k, fig[k])
+            assert fig["cold"]["n"] == 3 and fig["warm"]["n"] == 5
+            assert set(fig["throughput"]) == {"1", "2"}
+            assert all(lvl["cold_starts"] >= 0 for lvl in fig["throughput"].values())
+            # The floor measured alongside this runtime, which the targets compare against.
+            alongside = fig["echo_alongside"]
+            assert positive(alongside["warm_p50_ms"]) and positive(alongside["throughput_rps"])
+            assert alongside["warm"]["n"] == 5 and set(alongside["throughput"]) == {"1", "2"}
+            mem = fig["memory"]
+            assert mem["idle_envs"] >= 1 and positive(mem["pss_per_env_mb"])
+            assert mem["fit_in_4gib"] >= 1
+        else:
+            # Not silently dropped: the skip carries its reason into the JSON and the table.
+            assert "not registered" in fig["skipped"]
+            assert all(fig[k] is None for k in KEYS)
+
+
+def test_baselines_have_the_documented_keys(results):
+    base = results["baselines"]
+    for name, must in ALWAYS_AVAILABLE.items():
+        assert "error" not in base[name], base[name].get("error")
+        for k in must:
+            assert positive(base[name][k]), (name, k)
+    for name, fig in base.items():
+        assert set(KEYS) <= set(fig), name
+        for k in KEYS:
+            # Each figure is a measurement, or null with the reason it does not apply or
+            # could not be measured.
+            assert positive(fig[k]) or (fig[k] is None and (
+                fig.get("na") or fig.get("unavailable") or fig.get("error"))), (name, k, fig)
+
+
+def test_targets_and_table_cover_the_runtimes(results):
+    ts = results["targets"]
+    py = [t for t in ts if t["runtime"] == "python"]
+    assert {t["target"].split()[0] for t in py} >= {"cold", "warm", "peak", "idle"}
+    assert all(isinstance(t["pass"], bool) for t in py)
+    text = report.table(results)
+    assert "gRPC echo (floor)" in text and "naive spawn (python3 -I)" in text
+    for rt in ("nodejs", "wasm"):
+        if rt not in registered_runtimes():
+            assert f"SKIPPED: runtime '{rt}' is not registered" in text
+
+
+def test_percentile_is_nearest_rank():
+    data = [float(x) for x in range(1, 101)]
+    s = measure.summarize(list(reversed(data)))
+    assert (s["p50_ms"], s["p95_ms"], s["p99_ms"], s["n"]) == (50.0, 95.0, 99.0, 100)
+    assert measure.percentile([7.0], 99) == 7.0
+    with pytest.raises(ValueError):
+        measure.percentile([], 50)
+
+
+def test_runtime_api_speaks_the_lambda_protocol():
+    api = RuntimeAPI()
+    try:
+        rid, pending = api.submit(b'{"x": 1}')
+        base = f"http://{api.address}/2018-06-01/runtime"
+        with urllib.request.urlopen(f"{base}/invocation/next", timeout=5) as r:
+            assert r.status == 200 and json.loads(r.read()) == {"x": 1}
+            assert r.headers["Lambda-Runtime-Aws-Request-Id"] == rid
+            assert int(r.headers["Lambda-Runtime-Deadline-Ms"]) > 0
+            assert r.headers["Lambda-Runtime-Invoked-Function-Arn"].startswith("arn:aws:lambda:")
+        post = urllib.request.Request(f"{base}/invocation/{rid}/response", data=b'{"ok": true}',
+                                      method="POST")
+        with urllib.request.urlopen(post, timeout=5) as r:
+            assert r.status == 202
+        assert api.wait(rid, pending) == b'{"ok": true}'
+        rid2, pending2 = api.submit(b"{}")
+        urllib.request.urlopen(f"{base}/invocation/next", timeout=5).close()
+        err = urllib.request.Request(f"{base}/invocation/{rid2}/error", data=b'{"errorType": "E"}',
+                                     method="POST",
+                                     headers={"Lambda-Runtime-Function-Error-Type": "E"})
+        urllib.request.urlopen(err, timeout=5).close()
+        with pytest.raises(Exception, match="E"):
+            api.wait(rid2, pending2)
+    finally:
+        api.close()
