@@ -167,9 +167,9 @@ class Runner:
         self.pool.prewarm(version)
         self.pool.provision(version)
         if self.pool.prestart is not None:
-            # Runtimes that cannot fork (Node.js) launch a spare process now, so even the first
-            # cold start after a deploy skips the runtime's start-up (runner/pool/prestart.py).
-            self.pool.prestart.prewarm(version)
+            # Runtimes that cannot fork (Node.js) launch a spare process before deploy returns,
+            # so even the first cold start skips the runtime's start-up (runner/pool/prestart.py).
+            self.pool.prestart.prewarm(version, wait=True)
         return version
 
     def _validate(self, version: FunctionVersion) -> None:

@@ -206,3 +206,19 @@ def test_pool_manager_cold_start_uses_a_spare(backends):
         assert v.key not in pool.prestart.stats()
     finally:
         pool.close()
+
+
+def test_prewarm_with_wait_has_a_spare_ready_on_return(pre):
+    v = guest("hello")
+    pre.prewarm(v, wait=True)
+    assert pre.stats()[v.key]["spares"] == 1  # no polling: launched in this thread
+    env = pre.take(v)
+    try:
+        assert env is not None and env.launched_alive()
+        env.start()
+        assert json.loads(env.invoke(request({})).payload) == {"message": "hello world"}
+    finally:
+        env.destroy()
+    pre.prewarm(v, wait=True)
+    pre.prewarm(v, wait=True)  # one spare already there: nothing more launched here
+    assert pre.stats()[v.key]["spares"] + pre.stats()[v.key]["launching"] == 1
