@@ -243,6 +243,21 @@ def _logs(args, _, invoker):
     return 0
 
 
+# ---------------------------------------------------------------------------- doctor
+
+
+def cmd_doctor(args) -> int:
+    """Print which protections this host gives guests; exit 1 if any is off (scriptable)."""
+    from runner.sandbox import doctor
+
+    rows = doctor.rows()
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=2))
+    else:
+        print(doctor.format_table(rows))
+    return 0 if all(r.enabled for r in rows) else 1
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -323,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     from runner.cli_routes import add_route_and_dlq_commands  # routes, dead letters
 
     add_route_and_dlq_commands(sub)
+
+    doc = sub.add_parser("doctor", help="show which isolation protections this host supports")
+    doc.add_argument("--json", action="store_true")
+    doc.set_defaults(func=cmd_doctor)
     return p
 
 

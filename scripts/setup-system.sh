@@ -4,6 +4,9 @@
 set -euo pipefail
 need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+# Namespaces for subprocess environments (runner/sandbox/isolation.py); setpriv and prlimit come
+# with util-linux, which Debian always has.
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 # The WebAssembly guests' toolchain (guests/wasm/build.sh; a test rebuilds and compares).
 command -v wat2wasm >/dev/null 2>&1 || need+=(wabt)
 command -v clang-14 >/dev/null 2>&1 || need+=(clang-14)

@@ -21,3 +21,17 @@ def runner(tmp_path):
     r = Runner(str(tmp_path / "data"), idle_ttl_s=60)
     yield r
     r.close()
+
+
+@pytest.fixture
+def guests_see_host_files(monkeypatch):
+    """For tests whose guest reports to the test through a host directory (tests/guests/
+    recorder): run environments without namespaces, since a sandboxed guest cannot see any host
+    path (docs/security.md). Limits (cgroups, rlimits) stay on. Inherited by subprocess servers."""
+    from runner.sandbox import isolation
+
+    monkeypatch.setenv("RUNNER_ISOLATION", "off")
+    isolation.mode.cache_clear()
+    yield
+    monkeypatch.undo()
+    isolation.mode.cache_clear()

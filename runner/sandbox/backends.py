@@ -40,6 +40,9 @@ def default_backends(work_dir: str | None = None) -> dict[str, Backend]:
     from runner.sandbox.python import PythonRuntime
     from runner.sandbox.wasm import WasmBackend
 
+    from runner.sandbox import doctor
+
+    doctor.warn_if_degraded()  # once per process: says which protections this host lacks
     tmp_root = work_dir or tempfile.mkdtemp(prefix="runner-envs-")
     os.makedirs(tmp_root, exist_ok=True)
     # Python environments fork from a per-version zygote (zygote.py); RUNNER_PYTHON_ZYGOTE=0

@@ -42,6 +42,8 @@ MAX_LOG_BYTES = 1024 * 1024  # per invocation; Lambda truncates huge outputs too
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit, at least the function's own timeout
 HELLO_TIMEOUT_S = 10.0  # interpreter start; generous because CI machines are shared
 KILL_GRACE_S = 2.0
+_TRUNCATED = b"\n[runner] log truncated: output over 1 MiB per invocation dropped\n"
+EXIT_WAIT_S = 1.0  # after EOF from the guest: how long its wrapper may take to exit
 
 
 class ProcessRuntime(Protocol):
@@ -173,7 +175,8 @@ class ProcessEnvironment:
             # own process group, so a kill reaches everything it forked (unless it escapes with
             # setsid; the cgroup enforcement of limits.py closes that gap where available).
             self._proc = subprocess.Popen(
-                isolation.wrap(self.runtime.command(self.version), self.version, self._tmp_dir),
+                isolation.wrap(self.runtime.command(self.version), self.version, self._tmp_dir,
+                               address_space=self.runtime.address_space_limit),
                 env=env,
                 cwd=self.version.code_dir,
                 stdin=subprocess.DEVNULL,
@@ -237,6 +240,11 @@ class ProcessEnvironment:
         else:
             error = FunctionCrashed(f"Runtime sent an unexpected frame {msg['t']!r}", "Runtime.InvalidResponse")
             reusable = False
+        # --- isolation (limits.py): a guest that hit its pids limit (fork bomb) has processes
+        # its code did not expect; replace the environment rather than reuse it.
+        if reusable and self._enforcement is not None and self._enforcement.pids_limit_hit():
+            reusable = False
+        # --- end isolation
         if reusable:
             self.state = EnvState.READY
         else:
@@ -256,6 +264,9 @@ class ProcessEnvironment:
             os.close(self._logr)
             self._logr = None
         if self._enforcement is not None:
+            # --- isolation: keep the cgroup's peak for the outcome built after destroy()
+            self._maxrss = max(self._maxrss, self._enforcement.max_memory_bytes())
+            # --- end isolation
             self._enforcement.release()
             self._enforcement = None
         if self._tmp_dir:
@@ -263,6 +274,11 @@ class ProcessEnvironment:
             self._tmp_dir = None
 
     def memory_bytes(self) -> int:
+        # --- isolation: the cgroup's charge covers every process of the environment
+        current = self._enforcement.memory_bytes() if self._enforcement else 0
+        if current:
+            return current
+        # --- end isolation
         try:
             import psutil
 
@@ -328,8 +344,11 @@ class ProcessEnvironment:
             room = MAX_LOG_BYTES - len(logs)
             if room > 0:
                 logs += chunk[:room]
-                if len(chunk) > room:
-                    logs += b"\n[runner] log truncated: output over 1 MiB per invocation dropped\n"
+            # --- isolation (found by tests/security): mark the cut even when the log filled up
+            # exactly at a chunk boundary; after the marker nothing more is appended.
+            if len(chunk) > max(room, 0) and not logs.endswith(_TRUNCATED):
+                logs += _TRUNCATED
+            # --- end isolation
             dropped += max(0, len(chunk) - max(room, 0))
 
     def _exited_or_kill(self) -> bool:
@@ -338,7 +357,10 @@ class ProcessEnvironment:
         if proc is None:
             return True
         try:
-            proc.wait(timeout=0.05)
+            # --- isolation: the guest runs under bwrap's init, so the process we hold exits a
+            # few ms after the guest dies (e.g. OOM-killed); give the chain time to unwind.
+            proc.wait(timeout=EXIT_WAIT_S)
+            # --- end isolation
             return True
         except subprocess.TimeoutExpired:
             return False
@@ -346,6 +368,7 @@ class ProcessEnvironment:
     def _death_error(self, during: str, logs: bytes | bytearray = b"") -> FunctionError:
         proc = self._proc
         rc = proc.returncode if proc is not None else None
+        rc = isolation.guest_returncode(rc)  # --- isolation: the wrapper reports 128+signal
         memory_mb = self.version.config.memory_mb
         if self._enforcement is not None and self._enforcement.oom_killed():
             return FunctionOutOfMemory.at(memory_mb, "killed by the kernel's OOM killer")

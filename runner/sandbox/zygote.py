@@ -275,8 +275,11 @@ def _innermost(pid: int) -> psutil.Process:
             cmd = p.cmdline()
         except psutil.Error:
             continue
-        if cmd and cmd[-1] == ZYGOTE:
+        # --- isolation: bwrap's own argv ends with the zygote's too; the zygote is the first
+        # process of the chain that is not the wrapper.
+        if cmd and cmd[-1] == ZYGOTE and not isolation.is_wrapper(cmd):
             return p
+        # --- end isolation
     return proc
 
 
@@ -445,7 +448,7 @@ class ZygoteBackend:
             z = self._zygotes.pop(version.key, None)
             self._building.pop(version.key, None)
         if z is not None:
-            z.close()
+            _close_when_idle(z, version.config.timeout_s)
 
     def close(self) -> None:
         with self._lock:
@@ -453,3 +456,30 @@ class ZygoteBackend:
             zygotes, self._zygotes = list(self._zygotes.values()), {}
         for z in zygotes:
             z.close()
+
+
+# --- isolation: under bwrap, forked environments live in their zygote's PID namespace, which
+# the kernel tears down when the zygote exits. A forgotten version's in-flight invocations must
+# still finish, so its zygote is closed once it has no forked child left (bounded by the
+# function's timeout plus a margin; the pool destroys idle environments of a forgotten version).
+def _close_when_idle(z: Zygote, timeout_s: float) -> None:
+    def children() -> list[int]:
+        try:
+            zpid = _innermost(z.proc.pid).pid
+            with open(f"/proc/{zpid}/task/{zpid}/children") as f:
+                return [int(x) for x in f.read().split()]
+        except (OSError, psutil.Error, ValueError):
+            return []
+
+    if isolation.mode() == "off" or not children():
+        z.close()
+        return
+
+    def wait_then_close() -> None:
+        deadline = time.monotonic() + timeout_s + INIT_TIMEOUT_S
+        while children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        z.close()
+
+    threading.Thread(target=wait_then_close, name="zygote-retire", daemon=True).start()
+# --- end isolation

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from runner.cli import main as cli_main
 from tests.async_helpers import RECORDER, records, wait_for
 from tests.integration.http_fixtures import http_server  # noqa: F401 (fixture)
+
+# The recorder guest writes into a host directory the test reads back.
+pytestmark = pytest.mark.usefixtures("guests_see_host_files")
 
 
 def test_deploy_flags_retries_dlq_list_and_replay(http_server, tmp_path, capsys):

@@ -197,7 +197,10 @@ def test_concurrency_limit_throttles(client):
 
 
 def test_concurrent_invocations_get_separate_environments(client):
-    code = b"import os, time\ndef handler(e, c):\n    time.sleep(0.5)\n    return os.getpid()\n"
+    # Identity per environment: a token drawn on its first invocation (every sandbox has its
+    # own PID namespace, so os.getpid() repeats; import-time state is shared via the zygote).
+    code = (b"import os, time\nENV = []\ndef handler(e, c):\n    ENV or ENV.append(os.urandom(8).hex())\n"
+            b"    time.sleep(0.5)\n    return ENV[0]\n")
     client.deploy("par", _zip({"app.py": code}), runtime="python", handler="app.handler", concurrency=3)
     pids = []
     threads = [threading.Thread(target=lambda: pids.append(json.loads(client.invoke("par", b"{}").payload)))

@@ -20,6 +20,9 @@ from tests.conftest import guest
 from tests.integration.conftest import Client
 from tests.integration.http_fixtures import hc, http_server  # noqa: F401 (fixtures)
 
+# The recorder guest writes into a host directory the test reads back.
+pytestmark = pytest.mark.usefixtures("guests_see_host_files")
+
 WEBAPP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guests", "webapp")
 
 

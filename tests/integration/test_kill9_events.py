@@ -27,6 +27,9 @@ from runner.service.proto import runner_api_pb2 as pb
 from tests.async_helpers import RECORDER, WAIT_S, records, wait_for
 from tests.integration.conftest import Client
 
+# The recorder guest writes into a host directory the test reads back.
+pytestmark = pytest.mark.usefixtures("guests_see_host_files")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KILL_AFTER = 40  # accepted events before the kill
 MAX_SENDS = 2000  # the sender stops by itself at this many, should the kill never land

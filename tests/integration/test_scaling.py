@@ -23,7 +23,10 @@ def _zip(source: str) -> bytes:
 
 def test_invocations_within_provisioned_count_are_never_cold(client, server):
     runner, _ = server
-    code = _zip("import time, os\ndef handler(e, c):\n    time.sleep(0.4)\n    return os.getpid()\n")
+    # One token per environment, drawn on its first invocation (sandboxes repeat pids, and
+    # import-time state is shared by the environments a zygote forks).
+    code = _zip("import time, os\nENV = []\ndef handler(e, c):\n    ENV or ENV.append(os.urandom(8).hex())\n"
+                "    time.sleep(0.4)\n    return ENV[0]\n")
     client.deploy("prov", code, runtime="python", handler="app.handler", provisioned=3, concurrency=5)
     reports = []
 

@@ -12,6 +12,9 @@ from runner.errors import InvalidParameter, InvalidRequestContent, RequestTooLar
 from runner.registry.events import Event
 from tests.async_helpers import RECORDER, records, wait_for
 
+# The recorder guest writes into a host directory the test reads back.
+pytestmark = pytest.mark.usefixtures("guests_see_host_files")
+
 
 @pytest.fixture
 def arunner(tmp_path):

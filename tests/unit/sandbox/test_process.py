@@ -93,9 +93,13 @@ def test_environment_is_scrubbed(tmp_path, monkeypatch):
 
 
 def test_private_tmp_dir_is_removed(tmp_path):
-    env = make(tmp_path, "import os, tempfile\ndef handler(e, c):\n    return tempfile.gettempdir()\n")
+    # The guest's TMPDIR is its sandbox's own /tmp (a tmpfs that dies with it) when isolation
+    # is on, else the host scratch dir; either way the host scratch dir goes with destroy().
+    env = make(tmp_path, "import os, tempfile\ndef handler(e, c):\n    open(os.path.join(tempfile.gettempdir(), 'x'), 'w').close()\n    return tempfile.gettempdir()\n")
     env.start()
     tmp = __import__("json").loads(env.invoke(req()).payload)
-    assert os.path.isdir(tmp) and tmp.startswith(str(tmp_path / "work"))
+    host_tmp = env._tmp_dir
+    assert os.path.isdir(host_tmp) and host_tmp.startswith(str(tmp_path / "work"))
+    assert tmp in ("/tmp", host_tmp)
     env.destroy()
-    assert not os.path.exists(tmp)
+    assert not os.path.exists(host_tmp)

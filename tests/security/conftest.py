@@ -1,0 +1,221 @@
+"""Shared pieces of the hostile-guest suite: functions from source text, a neighbour function
+that must keep working, and a runner that attacks while the neighbour is being served.
+
+Every attack runs through the real sandbox backend (`default_backends()`), exactly as the server
+creates environments, with whatever isolation this host supports; tests/test_doctor.py asserts
+the full set is on here, so a silent fallback cannot make this suite pass vacuously.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import textwrap
+import threading
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+
+import grpc
+import psutil
+import pytest
+
+from runner import Runner
+from runner.service.proto import runner_api_pb2 as pb
+from runner.service.proto import runner_api_pb2_grpc as pb_grpc
+from runner.service.server import build_server
+
+from runner.model import FunctionConfig, FunctionVersion
+from runner.sandbox import isolation
+from runner.sandbox.backends import default_backends
+from runner.sandbox.base import InvokeOutcome, InvokeRequest
+
+_rev = iter(range(1, 1_000_000))
+
+NEIGHBOUR = """
+import hashlib
+def handler(event, context):
+    n = event.get("work", 0)
+    h = b"x"
+    for _ in range(n):
+        h = hashlib.sha256(h).digest()
+    return {"ok": True, "echo": event.get("echo"), "h": h.hex()[:8]}
+"""
+
+
+def make_version(root, name: str, source: str, **cfg) -> FunctionVersion:
+    """A function whose app.py is `source`; its code dir is world-readable (the guest runs as
+    an unprivileged uid), like the registry's extracted code."""
+    code = os.path.join(str(root), f"code-{name}")
+    os.makedirs(code, exist_ok=True)
+    with open(os.path.join(code, "app.py"), "w") as f:
+        f.write(textwrap.dedent(source))
+    os.chmod(code, 0o755)
+    os.chmod(os.path.join(code, "app.py"), 0o644)
+    cfg.setdefault("timeout_s", 10)
+    return FunctionVersion(name, "$LATEST", next(_rev), FunctionConfig("python", "app.handler", **cfg),
+                           "sha", code)
+
+
+def request(payload=None, timeout_s: float = 10.0) -> InvokeRequest:
+    return InvokeRequest(str(uuid.uuid4()), json.dumps(payload or {}).encode(), timeout_s,
+                         time.monotonic() + timeout_s)
+
+
+def result(outcome: InvokeOutcome):
+    assert outcome.error is None, (outcome.error.to_document(), outcome.logs[-2000:])
+    return json.loads(outcome.payload)
+
+
+@dataclass
+class Attack:
+    outcome: InvokeOutcome
+    during: list = field(default_factory=list)  # neighbour results while the attack ran
+    after: dict | None = None
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Harness:
+    """A real server (the embedded `Runner` behind the gRPC edge) serves a neighbour function
+    while guests attack; "keeps serving" is checked through the server, as a client sees it.
+
+    The attackers' environments come from the same sandbox backend the server uses, created
+    directly so a test can inspect them (cgroup, uid). Everything lives in the repo's .data/
+    (not under /tmp, which every guest replaces with its own): siblings of the runtime
+    directory the sandbox does mount, so "invisible" is tested where it is not trivially so.
+    """
+
+    def __init__(self) -> None:
+        self.root = os.path.join(REPO, ".data", f"security-{uuid.uuid4().hex[:8]}")
+        os.makedirs(self.root)
+        self.runner = Runner(os.path.join(self.root, "data"), idle_ttl_s=60)
+        self.server, port = build_server(self.runner, "127.0.0.1", 0)
+        self.server.start()
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.invoker = pb_grpc.InvokerStub(self.channel)
+        self.data_dir = self.runner.data_dir
+        self.registry_db = self.runner.registry.db_path
+        served = self.runner.deploy("neighbour", _zip(NEIGHBOUR), runtime="python",
+                                    handler="app.handler", memory_mb=512)
+        self.neighbour_code = served.code_dir  # in the registry's code store
+        self.backend = default_backends(os.path.join(self.root, "envs"))["python"]
+        self.envs = []
+        # The same function in an environment of its own, for latency measurements that must
+        # not include the gRPC edge's own scheduling noise.
+        self.neighbour = self.start(make_version(self.root, "neighbour-direct", NEIGHBOUR, memory_mb=512))
+
+    def start(self, version: FunctionVersion):
+        env = self.backend.create(version)
+        self.envs.append(env)
+        env.start()
+        return env
+
+    def function(self, name: str, source: str, **cfg):
+        return self.start(make_version(self.root, name, source, **cfg))
+
+    def ask_neighbour(self, echo="ping") -> dict:
+        """One invocation of the served neighbour through gRPC; must succeed."""
+        resp = self.invoker.Invoke(pb.InvokeRequest(
+            name="neighbour", payload=json.dumps({"echo": echo}).encode()), timeout=30)
+        assert not resp.function_error, resp.payload
+        return json.loads(resp.payload)
+
+    def attack(self, env, payload=None, timeout_s: float = 10.0) -> Attack:
+        """Invoke `env` in a thread; meanwhile and afterwards the neighbour must answer."""
+        box = {}
+        t = threading.Thread(target=lambda: box.update(out=env.invoke(request(payload, timeout_s))))
+        t.start()
+        during = []
+        while t.is_alive() or not during:
+            during.append(self.ask_neighbour(f"during-{len(during)}"))
+            time.sleep(0.05)
+        t.join()
+        a = Attack(box["out"], during)
+        a.after = self.ask_neighbour("after")
+        return a
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.destroy()
+        self.backend.close()
+        self.channel.close()
+        self.server.stop(grace=2).wait()
+        self.runner.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _zip(source: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", textwrap.dedent(source))
+    return buf.getvalue()
+
+
+def assert_neighbour_fine(a: Attack) -> None:
+    assert a.during and all(r["ok"] for r in a.during)
+    assert [r["echo"] for r in a.during] == [f"during-{i}" for i in range(len(a.during))]
+    assert a.after == {"ok": True, "echo": "after", "h": a.after["h"]}
+
+
+def guest_process(env) -> psutil.Process:
+    """The environment's guest process on the host: below the bwrap wrappers of a spawned
+    environment, or the forked child itself (zygote backend)."""
+    p = psutil.Process(env.pid)
+    while isolation.is_wrapper(p.cmdline()):
+        # The first child of the PID namespace's init is the guest; orphans of the namespace
+        # (a daemonised grandchild) are reparented to init too, and come later.
+        p = min(p.children(), key=lambda c: (c.create_time(), c.pid))
+    return p
+
+
+def guest_uid(env) -> int:
+    """The host uid the environment's guest runs as."""
+    return guest_process(env).uids().real
+
+
+def group_pids(env) -> list[int]:
+    return env._enforcement.group.pids()
+
+
+def wait_pids_gone(pids, timeout: float = 3.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    left = [p for p in pids if _alive(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [p for p in pids if _alive(p)]
+    return left
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def processes_of_uid(uid: int) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["uids"]):
+        try:
+            if p.info["uids"] and p.info["uids"].real == uid:
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out
+
+
+@pytest.fixture(params=["zygote", "spawn"])
+def h(request, monkeypatch):
+    """Every attack runs against both ways Python environments are made: forked from the
+    version's zygote (the default) and spawned fresh (the fallback, and Node.js's path)."""
+    monkeypatch.setenv("RUNNER_PYTHON_ZYGOTE", "1" if request.param == "zygote" else "0")
+    harness = Harness()
+    try:
+        yield harness
+    finally:
+        harness.close()

@@ -1,0 +1,163 @@
+"""cgroups.py against a fake cgroup v2 tree (files in a temp dir: checks what is written where
+and how counters are parsed) and against this host's real hierarchy."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+
+import pytest
+
+from runner.sandbox import cgroups, limits
+
+MB = 1 << 20
+
+
+def fake_v2(tmp_path):
+    """A plain directory stands in for a v2 group: mkdir there does not create the kernel's
+    files, so writes land as ordinary files and counters are written by the test."""
+    parent = tmp_path / "runner"
+    parent.mkdir()
+    return cgroups.Layout(2, {"": str(parent)})
+
+
+def test_v2_limits_are_written_to_the_v2_files(tmp_path):
+    layout = fake_v2(tmp_path)
+    cg = cgroups.CgroupSet.create(layout, 256 * MB, 512 / 1769, 64)
+    d = tmp_path / "runner" / cg.name
+    assert (d / "memory.max").read_text() == str(256 * MB)
+    assert (d / "memory.swap.max").read_text() == "0"
+    quota = int(cgroups.CPU_PERIOD_US * 512 / 1769)
+    assert (d / "cpu.max").read_text() == f"{quota} {cgroups.CPU_PERIOD_US}"
+    assert (d / "pids.max").read_text() == "64"
+
+
+def test_v2_counters_are_parsed(tmp_path):
+    cg = cgroups.CgroupSet.create(fake_v2(tmp_path), 128 * MB, 0.1, 16)
+    d = tmp_path / "runner" / cg.name
+    (d / "memory.events").write_text("low 0\nhigh 0\nmax 12\noom 2\noom_kill 1\n")
+    (d / "memory.peak").write_text("134217728\n")
+    (d / "pids.events").write_text("max 3\n")
+    (d / "cpu.stat").write_text("usage_usec 10\nthrottled_usec 4500\n")
+    assert cg.oom_kills() == 1
+    assert cg.peak_memory() == 128 * MB
+    assert cg.pids_limit_hits() == 3
+    assert cg.cpu_throttled_us() == 4500
+
+
+def test_cpu_quota_never_below_kernel_minimum(tmp_path):
+    cg = cgroups.CgroupSet.create(fake_v2(tmp_path), 128 * MB, 0.001, 16)
+    d = tmp_path / "runner" / cg.name
+    assert (d / "cpu.max").read_text().split()[0] == str(cgroups.CPU_QUOTA_MIN_US)
+
+
+def test_limit_spec_cpu_is_memory_over_1769_capped_at_cores():
+    from runner.model import FunctionConfig, FunctionVersion
+
+    def spec(mb):
+        v = FunctionVersion("f", "$LATEST", 1, FunctionConfig("python", "app.handler", memory_mb=mb), "s", "/x")
+        return limits.LimitSpec.for_version(v)
+
+    assert spec(1769).cpu_fraction == pytest.approx(1.0)
+    assert spec(128).cpu_fraction == pytest.approx(128 / 1769)
+    assert spec(10240).cpu_fraction == float(os.cpu_count())
+
+
+def test_apply_places_a_process_tree_by_pid_on_this_host():
+    """The zygote/wrapper contract: any pid, with its child already forked; the leaf (where
+    guest code runs) goes into the group, the waiting wrapper above it stays put, and release
+    kills the leaf though nobody signalled it directly."""
+    layout = limits.cgroup_layout()
+    assert layout is not None, limits.cgroup_problem()
+    code = ("import os,time\nif os.fork()==0:\n    time.sleep(30)\nelse:\n    os.wait()\n")
+    p = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        import time
+
+        import psutil
+
+        deadline = time.monotonic() + 5
+        while not psutil.Process(p.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child = psutil.Process(p.pid).children()[0].pid
+        enf = limits.apply(p.pid, limits.LimitSpec(memory_bytes=200 * MB, cpu_fraction=0.5, pids=50))
+        assert enf.group.pids() == [child]
+        mem_file = "memory.max" if layout.version == 2 else "memory.limit_in_bytes"
+        ctl = "" if layout.version == 2 else "memory"
+        with open(os.path.join(enf.group.dirs[ctl], mem_file)) as f:
+            assert int(f.read()) == 200 * MB
+        assert psutil.Process(child).rlimit(resource.RLIMIT_NOFILE) == (1024, 1024)
+        assert not enf.oom_killed()
+        dirs = list(enf.group.dirs.values())
+        assert dirs and all(os.path.isdir(d) for d in dirs)
+        enf.release()
+        assert p.wait(timeout=5) == 0  # the wrapper's wait() returned: its child was killed
+        assert not psutil.pid_exists(child)
+        assert [d for d in dirs if os.path.exists(d)] == []
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_sweep_removes_groups_of_dead_runners_only(tmp_path):
+    layout = fake_v2(tmp_path)
+    parent = tmp_path / "runner"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (parent / f"env-{dead.pid}-1").mkdir()  # its creator is gone
+    (parent / f"env-{os.getpid()}-999").mkdir()  # ours
+    (parent / "env-1-1").mkdir()  # pid 1 is alive
+    assert cgroups.sweep(layout) == 1
+    assert sorted(p.name for p in parent.iterdir()) == sorted([f"env-{os.getpid()}-999", "env-1-1"])
+
+
+def test_release_kills_a_setsid_daemon_without_namespaces(monkeypatch, tmp_path):
+    """Without a PID namespace to tear down, the cgroup alone (v1: freeze + SIGKILL every
+    member; v2: cgroup.kill) must reach a grandchild that left the process group."""
+    import time
+
+    import psutil
+
+    from runner.sandbox import isolation
+    from runner.sandbox.backends import ProcessBackend
+    from runner.sandbox.python import PythonRuntime
+    from tests.security.conftest import make_version, request, result
+
+    monkeypatch.setenv("RUNNER_ISOLATION", "off")
+    isolation.mode.cache_clear()
+    try:
+        v = make_version(tmp_path, "daemon", """
+            import os
+            def handler(event, context):
+                if os.fork() == 0:
+                    os.setsid()
+                    if os.fork() == 0:
+                        os.closerange(0, 1024)
+                        os.execv("/usr/bin/sleep", ["sleep", "3141"])
+                    os._exit(0)
+                os.wait()
+                return "ok"
+        """)
+        os.makedirs(str(tmp_path / "envs"), exist_ok=True)
+        env = ProcessBackend(PythonRuntime(), str(tmp_path / "envs")).create(v)
+        env.start()
+        assert result(env.invoke(request())) == "ok"
+        group = env._enforcement.group
+        deadline = time.monotonic() + 3
+        daemon = []
+        while not daemon and time.monotonic() < deadline:
+            daemon = [p for p in group.pids() if "3141" in " ".join(psutil.Process(p).cmdline())]
+        assert len(daemon) == 1
+        assert os.getpgid(daemon[0]) != os.getpgid(env.pid)  # out of reach of killpg
+        env.destroy()
+        deadline = time.monotonic() + 3
+        while psutil.pid_exists(daemon[0]) and time.monotonic() < deadline:
+            if psutil.Process(daemon[0]).status() == psutil.STATUS_ZOMBIE:
+                break
+            time.sleep(0.02)
+        assert not psutil.pid_exists(daemon[0]) or psutil.Process(daemon[0]).status() == psutil.STATUS_ZOMBIE
+    finally:
+        monkeypatch.undo()
+        isolation.mode.cache_clear()
