@@ -26,11 +26,13 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
 import threading
 
+from runner.errors import InternalError
 from runner.model import FunctionVersion
 from runner.sandbox import isolation
 
@@ -123,10 +125,16 @@ class SnapshotStore:
         self._reasons: dict[str, str] = {}
         self._users: dict[str, set[str]] = {}  # content key -> version keys that used the blob
         self._building: dict[str, threading.Lock] = {}
+        # isolation.py mounts a private /tmp in every sandbox, hiding host paths under /tmp: a
+        # store meant to live there (tests, benchmarks) moves to /var/tmp, which sandboxes see.
+        if os.path.realpath(root).startswith("/tmp/"):
+            digest = hashlib.sha256(os.path.realpath(root).encode()).hexdigest()[:16]
+            root = self.root = os.path.join("/var/tmp", f"runner-node-snapshots-{digest}")
         # The store owns `root`. Blobs left by an earlier server run are unreachable (the index
         # is in memory) and 5-10 MB each: start empty.
         shutil.rmtree(root, ignore_errors=True)
         os.makedirs(root, exist_ok=True)
+        os.chmod(root, 0o755)  # traversable by guests' own uids (see _build)
 
     def wanted(self, version: FunctionVersion) -> bool:
         return self.enabled or wants_snapshot(version)
@@ -194,33 +202,47 @@ class SnapshotStore:
         except (ValueError, OSError) as exc:
             return None, str(exc)
         out_dir = tempfile.mkdtemp(prefix=f"{version.name}-{version.revision}-", dir=self.root)
-        entry = os.path.join(out_dir, "entry.js")
+        # Guests may run as an unprivileged uid of their own (isolation.py, root mode): the
+        # blob must be world-readable. It holds only the function's own code and what its init
+        # computed, which every environment of it sees anyway.
+        os.chmod(out_dir, 0o755)
         blob = os.path.join(out_dir, "snapshot.blob")
-        with open(entry, "w", encoding="utf-8") as f:
-            f.write(entry_src)
         scratch = tempfile.mkdtemp(prefix="build-", dir=out_dir)
         runtime = NodeRuntime(self.node_path)
         env = guest_environment(version, scratch)
         env.update(runtime.environment(version))
-        argv = runtime.command(version)[:-1] + ["--snapshot-blob", blob, "--build-snapshot", entry]
+        # Inside the sandbox only the guest's private TMPDIR is writable, and the host's paths
+        # may be hidden (a private /tmp is mounted over /tmp): the entry script comes in on
+        # stdin, the blob is built in TMPDIR and goes out on stdout; node's own output goes to
+        # stderr, kept for the failure reason.
+        node_cmd = shlex.join(runtime.command(version)[:-1])
+        script = ('cat > "$TMPDIR/entry.js" && '
+                  f'{node_cmd} --snapshot-blob "$TMPDIR/snapshot.blob" '
+                  '--build-snapshot "$TMPDIR/entry.js" 1>&2 && cat "$TMPDIR/snapshot.blob"')
+        argv = ["/bin/sh", "-c", script]
         try:
-            # A fresh session (own process group) so the timeout kill reaches everything the
-            # build started; output is captured for the failure reason only.
+            # A fresh session (own process group) so the timeout kill reaches everything.
             proc = subprocess.run(
-                isolation.wrap(argv, version, scratch), env=env, cwd=version.code_dir,
-                stdin=subprocess.DEVNULL, capture_output=True, timeout=BUILD_TIMEOUT_S,
-                start_new_session=True,
+                isolation.wrap(argv, version, scratch, address_space=runtime.address_space_limit),
+                env=env, cwd=version.code_dir, input=entry_src.encode("utf-8"),
+                capture_output=True, timeout=BUILD_TIMEOUT_S, start_new_session=True,
             )
         except subprocess.TimeoutExpired:
             shutil.rmtree(out_dir, ignore_errors=True)
             return None, f"the snapshot build ran past {BUILD_TIMEOUT_S:.0f} s"
+        except (InternalError, OSError) as exc:  # e.g. a code dir the sandbox cannot read
+            shutil.rmtree(out_dir, ignore_errors=True)
+            return None, f"the snapshot build could not start: {exc}"
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        if proc.returncode != 0 or not os.path.isfile(blob):
+        if proc.returncode != 0 or not proc.stdout:
             shutil.rmtree(out_dir, ignore_errors=True)
-            lines = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip().splitlines()
+            lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
             # The line naming the error, not the stack frames under it.
             first = next((ln.strip() for ln in lines if "Error" in ln), lines[-1] if lines else "")
             return None, (f"node --build-snapshot exited with status {proc.returncode}: {first} "
                           "(the handler must be one file requiring only built-in modules)")
+        with open(blob, "wb") as f:
+            f.write(proc.stdout)
+        os.chmod(blob, 0o644)
         return blob, None

@@ -12,6 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
+
 from runner.model import FunctionConfig, FunctionVersion
 from runner.sandbox.base import InvokeRequest
 
@@ -49,9 +51,29 @@ def request(payload, timeout_s: float = 3.0, request_id: str | None = None) -> I
 
 
 def write_code(root: Path, files: dict[str, str]) -> Path:
-    """Lay out a code directory from {relative path: source}."""
+    """Lay out a code directory from {relative path: source}, world-readable as the registry's
+    code store makes it (guests may run as an unprivileged uid of their own)."""
     for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+        path.chmod(0o644)
+    for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        d.chmod(0o755)
     return root
+
+
+def guest_process(env) -> psutil.Process:
+    """The node process of an environment: its own pid, or under isolation.py's sandbox
+    (bwrap -> prlimit -> setpriv -> node) the descendant that runs node."""
+    proc = psutil.Process(env.pid)
+    for p in [proc, *proc.children(recursive=True)]:
+        if p.name() == "node":
+            return p
+    raise AssertionError(f"no node process under pid {env.pid}")
+
+
+def code_path(code_dir, *rel: str) -> set[str]:
+    """Where the guest sees a code file: its host path, or /var/task under isolation."""
+    tail = "/".join(rel)
+    return {f"{code_dir}/{tail}".rstrip("/"), f"/var/task/{tail}".rstrip("/")}

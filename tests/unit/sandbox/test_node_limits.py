@@ -9,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from tests.unit.sandbox._node_helpers import guest, request, version, write_code
+from tests.unit.sandbox._node_helpers import guest, guest_process, request, version, write_code
 from runner.errors import FunctionCrashed, FunctionOutOfMemory, FunctionTimeout
 from runner.sandbox.backends import default_backends
 from runner.sandbox.base import EnvState
@@ -42,6 +42,17 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+def limit(pid: int, name: str) -> tuple[str, str]:
+    """(soft, hard) of one resource limit as /proc shows it: readable even for a guest running
+    under another uid, where prlimit(2) from here may be refused."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith(name):
+                soft, hard = line[len(name):].split()[:2]
+                return soft, hard
+    raise AssertionError(f"{name!r} not in /proc/{pid}/limits")
 
 
 def named_oom(message: str) -> bool:
@@ -138,11 +149,9 @@ def test_abort_without_heap_message_is_a_crash_not_oom(started, tmp_path):
 
 def test_limits_no_address_space_cap_and_heap_flag(started):
     env = started(guest("hello", memory_mb=512))
-    proc = psutil.Process(env.pid)
-    import resource
-
-    assert proc.rlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY  # V8 needs its reservations
-    assert proc.rlimit(resource.RLIMIT_NOFILE) == (1024, 1024)
+    proc = guest_process(env)
+    assert limit(proc.pid, "Max address space") == ("unlimited", "unlimited")  # V8 needs it
+    assert limit(proc.pid, "Max open files") == ("1024", "1024")
     assert f"--max-old-space-size={old_space_mb(512)}" in proc.cmdline()
 
 
@@ -194,11 +203,9 @@ def test_off_heap_blow_up_is_out_of_memory(started, tmp_path):
 
 
 def test_data_limit_follows_memory(started):
-    import resource
-
     env = started(guest("hello", memory_mb=256))
-    soft, hard = psutil.Process(env.pid).rlimit(resource.RLIMIT_DATA)
-    assert soft == hard == (256 + 64) * 1024 * 1024
+    soft, hard = limit(guest_process(env).pid, "Max data size")
+    assert soft == hard == str((256 + 64) * 1024 * 1024)
 
 
 def test_rejection_left_over_from_init_fails_the_first_invocation(started, tmp_path):

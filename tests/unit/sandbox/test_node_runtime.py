@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.unit.sandbox._node_helpers import GUESTS, guest, request, version, write_code
+from tests.unit.sandbox._node_helpers import code_path, GUESTS, guest, request, version, write_code
 from runner.errors import FunctionInitError, InvalidCodePackage
 from runner.sandbox.backends import default_backends
 from runner.sandbox.base import EnvState, ExecutionEnvironment
@@ -105,9 +105,9 @@ def test_context_fields_and_scrubbed_environment(started):
     assert ctx["logStreamName"] == "2026/01/01/[$LATEST]1"
     assert 0 < ctx["remainingMs"] <= 3000
     assert ctx["callbackWaitsForEmptyEventLoop"] is True
-    assert body["env"]["taskRoot"] == str(GUESTS / "echo")
+    assert body["env"]["taskRoot"] in code_path(GUESTS / "echo")
     assert body["env"]["handler"] == "index.handler"
-    assert body["cwd"] == str(GUESTS / "echo")
+    assert body["cwd"] == body["env"]["taskRoot"]
 
 
 def test_server_node_variables_never_reach_the_guest(started, monkeypatch):
@@ -128,7 +128,7 @@ def test_callback_style_success_and_error(started):
     assert doc["errorType"] == "Error"
     assert doc["errorMessage"] == "callback failure: nope"
     assert doc["stackTrace"][0] == "Error: callback failure: nope"
-    assert any("callback/index.js" in line for line in doc["stackTrace"])
+    assert any(p in line for line in doc["stackTrace"] for p in code_path(GUESTS / "callback", "index.js"))
     assert out.reusable  # a handled error leaves the environment usable
     assert ok(env.invoke(request({"n": 1}))) == {"style": "callback", "doubled": 2}
 
@@ -149,7 +149,7 @@ def test_thrown_error(started):
     doc = out.error.to_document()
     assert doc["errorType"] == "TypeError"
     assert doc["errorMessage"] == 'bad input: {"x":1}'
-    assert any("throws/index.js:3" in line for line in doc["stackTrace"])
+    assert any(f"{p}:3" in line for line in doc["stackTrace"] for p in code_path(GUESTS / "throws", "index.js"))
 
 
 @pytest.mark.parametrize("name,expected", [("esm", "esm"), ("esm_pkg", "esm-package")])

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 
-import psutil
 import pytest
 
 from runner.sandbox.backends import ProcessBackend
 from runner.sandbox.node import NodeRuntime, find_node
 from runner.sandbox.node_snapshot import OPT_IN_VAR, SnapshotStore, bundle
-from tests.unit.sandbox._node_helpers import GUESTS, guest, request, version, write_code
+from tests.unit.sandbox._node_helpers import GUESTS, guest, guest_process, request, version, write_code
 
 ON = {OPT_IN_VAR: "1"}
 
@@ -69,7 +68,7 @@ def test_snapshot_environments_share_the_build_time_init(backend, store, envs, t
     blob = store.blob_for(v)
     assert blob is not None and os.path.isfile(blob), store.reason(v)
     a, b = envs(v), envs(v)
-    assert "--snapshot-blob" in psutil.Process(a.pid).cmdline()
+    assert "--snapshot-blob" in guest_process(a).cmdline()
     ra = a.invoke(request({}))
     rb = b.invoke(request({}))
     first, second = json.loads(ra.payload), json.loads(rb.payload)
@@ -112,7 +111,7 @@ def test_failed_build_falls_back_to_a_normal_start(backend, store, envs):
     assert "Cannot find module 'greeter'" in store.reason(v)
     assert "requiring only built-in modules" in store.reason(v)
     env = envs(v)
-    assert "--snapshot-blob" not in psutil.Process(env.pid).cmdline()
+    assert "--snapshot-blob" not in guest_process(env).cmdline()
     assert json.loads(env.invoke(request({"name": "x"})).payload) == {"greeting": "greetings, x"}
 
 
@@ -150,11 +149,22 @@ def test_retiring_a_version_through_the_backend_drops_its_blob(backend, store):
 
 
 def test_a_new_store_starts_empty(tmp_path):
-    root = tmp_path / "snaps"
-    (root / "stale-1").mkdir(parents=True)
-    (root / "stale-1" / "snapshot.blob").write_bytes(b"x" * 10)
-    s = SnapshotStore(find_node(), str(root))
+    first = SnapshotStore(find_node(), str(tmp_path / "snaps"))
+    stale = os.path.join(first.root, "stale-1")  # as left by an earlier server run
+    os.makedirs(stale)
+    with open(os.path.join(stale, "snapshot.blob"), "wb") as f:
+        f.write(b"x" * 10)
+    s = SnapshotStore(find_node(), str(tmp_path / "snaps"))
     try:
-        assert os.listdir(root) == []
+        assert s.root == first.root and os.listdir(s.root) == []
+    finally:
+        s.close()
+
+
+def test_a_store_under_tmp_moves_where_sandboxes_can_read(tmp_path):
+    s = SnapshotStore(find_node(), "/tmp/runner-test-snapshots-x")
+    try:
+        assert not s.root.startswith("/tmp/") and os.path.isdir(s.root)
+        assert os.stat(s.root).st_mode & 0o005 == 0o005  # traversable by a guest uid
     finally:
         s.close()
