@@ -113,8 +113,9 @@ class ProcessEnvironment:
     # ------------------------------------------------------------------ lifecycle
 
     def launch(self) -> None:
-        """Start the runtime process and wait for its hello; no guest code runs yet. A pool may
-        call this ahead of demand (pre-started environments); start() then only runs init."""
+        """Start the runtime process, wait for its hello and apply the limits; no guest code
+        runs yet. A pool may call this ahead of demand (pre-started environments); start() then
+        only runs init."""
         if self._proc is not None:
             return
         try:
@@ -122,6 +123,15 @@ class ProcessEnvironment:
             hello = self._wait_message(time.monotonic() + HELLO_TIMEOUT_S)
             if hello is None or hello.get("t") != "hello":
                 raise FunctionInitError("Runtime failed to start", "Runtime.ExitError")
+            # Limits here rather than in start(): the bootstrap is parked waiting for `init`, so
+            # still no guest code runs unconstrained, and a pre-started environment's cold
+            # start skips the cgroup set-up (measured ~11 ms of a Node cold start).
+            self._enforcement = limits.apply(
+                self._proc.pid,
+                limits.LimitSpec.for_version(
+                    self.version, address_space=self.runtime.address_space_limit
+                ),
+            )
         except BaseException:
             self.destroy()
             raise
@@ -136,12 +146,6 @@ class ProcessEnvironment:
         self.state = EnvState.INIT
         cfg = self.version.config
         try:
-            self._enforcement = limits.apply(
-                self._proc.pid,
-                limits.LimitSpec.for_version(
-                    self.version, address_space=self.runtime.address_space_limit
-                ),
-            )
             send(self._sock, {"t": "init"})
             init_timeout = max(INIT_TIMEOUT_S, cfg.timeout_s)
             logs = bytearray()
