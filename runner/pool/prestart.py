@@ -2,10 +2,10 @@
 
 Node cannot fork, so a Node cold start would pay for a whole `node` start-up (~40 ms) before the
 handler even loads. This pool keeps, per function version, a few environments on which
-`launch()` already ran: the process is up, has said hello and is parked reading its socket. A
-cold start then only applies limits and runs init (`start()`), a few milliseconds for a light
-handler. No guest code runs in a pre-started environment: the bootstrap waits for `init`, and
-limits are applied in `start()` before that.
+`launch()` already ran: the process is up, has said hello, has its limits applied (cgroup,
+rlimits) and is parked reading its socket. A cold start then only runs init (`start()`), a few
+milliseconds for a light handler. No guest code runs in a pre-started environment: the
+bootstrap waits for `init`.
 
 Sizing follows recent demand. Every TICK_S the cold starts counted for a version feed an
 exponentially weighted moving average (EWMA) of cold starts per second; the target number of
