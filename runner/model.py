@@ -100,7 +100,7 @@ class FunctionConfig:
     ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB
     network: bool = False  # outbound network from the environment (off by default)
     provisioned: int = 0  # environments kept initialised at all times
-    # Asynchronous invocation (see docs/decisions/003-async-config-in-function-config.md):
+    # Asynchronous invocation (see docs/decisions/022-async-config-in-function-config.md):
     max_retries: int = DEFAULT_MAX_RETRIES  # retries after a function error, 0..2
     max_event_age_s: int = DEFAULT_MAX_EVENT_AGE_S  # older queued events are given up
     on_success: str = ""  # function that receives the success record ("" = none)

@@ -8,7 +8,7 @@ to it. The kernel throttles that thread like any process in the group.
 
 Why a dedicated thread rather than moving the invoking thread in and out per call: a cgroup v1
 migration usually costs ~35 us but 5-15 ms right after the thread was throttled (measured
-here), which would land in the invocation's latency. See docs/decisions/021-wasm-cpu-share.md.
+here), which would land in the invocation's latency. See docs/decisions/024-wasm-cpu-share.md.
 
 Per-thread placement needs the cgroup v1 `cpu` controller (v1 lets any thread join any group
 via `tasks`; v2 only within a "threaded" subtree the process must move into as a whole). Where

@@ -3,7 +3,7 @@
 Why files: wasmtime's Python API has no in-memory stdin and its `stdout_custom` callback costs
 ~0.5-0.8 ms per invocation (a Python call per write plus the callback machinery), while a WASI
 config pointed at files under /dev/shm (RAM) costs ~0.1 ms. See
-docs/decisions/022-wasm-stdio-files.md.
+docs/decisions/025-wasm-stdio-files.md.
 
 Layout of one environment: `<io_dir>/stdin|stdout|stderr` under /dev/shm, and `tmp_dir` on the
 work disk, preopened as the guest's /tmp. The host keeps its own descriptor on each file (same

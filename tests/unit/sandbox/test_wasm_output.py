@@ -1,4 +1,4 @@
-"""Bounded guest output (docs/decisions/022-wasm-stdio-files.md): stdout and stderr live in
+"""Bounded guest output (docs/decisions/025-wasm-stdio-files.md): stdout and stderr live in
 RAM-backed files, so what a guest writes must be cut at the limits, and a long-lived reactor's
 log files must not keep what was already read."""
 
