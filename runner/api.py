@@ -166,6 +166,10 @@ class Runner:
         # provisioned count never see a cold start.
         self.pool.prewarm(version)
         self.pool.provision(version)
+        if self.pool.prestart is not None:
+            # Runtimes that cannot fork (Node.js) launch a spare process before deploy returns,
+            # so even the first cold start skips the runtime's start-up (runner/pool/prestart.py).
+            self.pool.prestart.prewarm(version, wait=True)
         return version
 
     def _validate(self, version: FunctionVersion) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from runner.errors import FunctionError, InternalError, TooManyRequests
 from runner.model import FunctionVersion
 from runner.pool.base import Lease
+from runner.pool.prestart import PreStartPool
 from runner.sandbox.base import Backend, ExecutionEnvironment
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,12 @@ class PoolManager:
         *,
         idle_ttl_s: float = DEFAULT_IDLE_TTL_S,
         max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
+        prestart: bool = True,
     ) -> None:
         self.backends = backends
+        # Launched-not-initialised spares for runtimes that cannot fork (Node.js): a cold start
+        # takes one when it can and only runs init (prestart.py).
+        self.prestart = PreStartPool(backends) if prestart else None
         self.idle_ttl_s = idle_ttl_s
         self.max_environments = max_environments
         self._lock = threading.Lock()
@@ -150,7 +155,9 @@ class PoolManager:
         env = None
         try:
             self.prepare(version)
-            env = self.backend(version).create(version)
+            env = self.prestart.take(version) if self.prestart is not None else None
+            if env is None:
+                env = self.backend(version).create(version)
             env.start()
         except BaseException as exc:
             with self._lock:
@@ -189,6 +196,8 @@ class PoolManager:
                 self._pools[f"retired:{version.key}:{id(vp)}"] = vp
         for item in idle:
             item.env.destroy()
+        if self.prestart is not None:
+            self.prestart.forget(version)
         self.backend(version).forget(version)
 
     # ------------------------------------------------------------------ reaping, stats
@@ -344,6 +353,8 @@ class PoolManager:
                 vp.live = False
         for env in envs:
             env.destroy()
+        if self.prestart is not None:
+            self.prestart.close()
         self._reaper.join(timeout=2)
         for backend in self.backends.values():
             backend.close()

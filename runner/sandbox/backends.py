@@ -27,7 +27,9 @@ class ProcessBackend:
         return ProcessEnvironment(version, self.runtime_impl, self.tmp_root)
 
     def forget(self, version: FunctionVersion) -> None:
-        pass
+        forget = getattr(self.runtime_impl, "forget", None)  # optional: per-version caches
+        if forget is not None:
+            forget(version)
 
     def close(self) -> None:
         pass
@@ -53,4 +55,13 @@ def default_backends(work_dir: str | None = None) -> dict[str, Backend]:
         python = ProcessBackend(PythonRuntime(), tmp_root)
     backends: dict[str, Backend] = {"python": python}
     backends["wasm"] = WasmBackend(os.path.join(tmp_root, "wasm"), cache_dir=os.path.join(tmp_root, "wasm-cache") if work_dir else None)
+    from runner.sandbox.node import NodeRuntime, find_node
+
+    node = find_node()  # Node.js is optional: without a `node` binary the runtime is absent
+    if node is not None:
+        from runner.sandbox.node_snapshot import SnapshotStore
+
+        # Startup snapshots are opt-in per function (RUNNER_NODE_SNAPSHOT=1 in its environment).
+        snapshots = SnapshotStore(node, os.path.join(tmp_root, "node-snapshots"))
+        backends["nodejs"] = ProcessBackend(NodeRuntime(node, snapshots), tmp_root)
     return backends

@@ -1,0 +1,246 @@
+"""Pre-started environments: runtime processes launched ahead of demand, not yet initialised.
+
+Node cannot fork, so a Node cold start would pay for a whole `node` start-up (~40 ms) before the
+handler even loads. This pool keeps, per function version, a few environments on which
+`launch()` already ran: the process is up, has said hello, has its limits applied (cgroup,
+rlimits) and is parked reading its socket. A cold start then only runs init (`start()`), a few
+milliseconds for a light handler. No guest code runs in a pre-started environment: the
+bootstrap waits for `init`.
+
+Sizing follows recent demand. Every TICK_S the cold starts counted for a version feed an
+exponentially weighted moving average (EWMA) of cold starts per second; the target number of
+spares is that rate times COVER_S, rounded up, at least 1 while the version had a cold start in
+the last FORGET_S, at most MAX_PER_VERSION. A version nobody cold-starts decays to 0 spares.
+
+Threading: one daemon thread refills; `take()` runs on invocation threads. All shared state is
+under `_lock`; launching and destroying (fork+exec, kill+reap: milliseconds) happen outside it.
+An environment is in exactly one place: a version's spare list, or being launched (counted in
+`launching`), or handed out (no longer ours).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+from runner.model import FunctionVersion
+from runner.sandbox.base import Backend
+
+log = logging.getLogger(__name__)
+
+# Tuning constants, with the reason for each number.
+TICK_S = 0.25  # EWMA update and refill period: reacts to a burst within a second
+HALF_LIFE_S = 5.0  # demand seen 5 s ago counts half: follows bursts, forgets them in ~20 s
+COVER_S = 1.0  # spares cover one second of cold starts: a serial refill launches ~20 node/s
+MAX_PER_VERSION = 4  # an idle node process holds ~40 MB RSS; 4 absorb a burst of 4 at once
+MAX_TOTAL = 32  # host-wide cap on spares: 32 x 40 MB = 1.3 GB at most, on a 24 GB machine
+FORGET_S = 120.0  # after 2 minutes without a cold start a version keeps no spare at all
+FAILURE_BACKOFF_S = 5.0  # a launch that failed (binary gone, host full) is not retried sooner
+DEFAULT_RUNTIMES = ("nodejs",)  # Python has its own fork-based plan; wasm instantiates in-host
+
+
+@dataclass
+class _Entry:
+    version: FunctionVersion
+    spares: list = field(default_factory=list)  # launched environments, oldest first
+    launching: int = 0
+    pending: int = 0  # cold starts since the last tick
+    rate: float = 0.0  # EWMA of cold starts per second
+    last_cold: float = 0.0  # monotonic time of the latest cold start
+    failed_until: float = 0.0
+    live: bool = True
+    taken: int = 0  # statistics: cold starts served by a spare
+    missed: int = 0  # statistics: cold starts that found none
+
+
+class PreStartPool:
+    """Per-version spares of launched-not-initialised environments. Thread-safe."""
+
+    def __init__(self, backends: dict[str, Backend], runtimes: tuple[str, ...] = DEFAULT_RUNTIMES,
+                 *, max_per_version: int = MAX_PER_VERSION, max_total: int = MAX_TOTAL,
+                 tick_s: float = TICK_S) -> None:
+        self.backends = backends
+        self.runtimes = frozenset(runtimes)
+        self.max_per_version = max_per_version
+        self.max_total = max_total
+        self.tick_s = tick_s
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._entries: dict[str, _Entry] = {}
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="prestart-refill", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ public
+
+    def handles(self, version: FunctionVersion) -> bool:
+        backend = self.backends.get(version.config.runtime)
+        return version.config.runtime in self.runtimes and backend is not None
+
+    def take(self, version: FunctionVersion):
+        """A launched environment of `version` (NEW state, process up), or None. Either way the
+        call counts as one cold start of `version` for the demand estimate."""
+        if not self.handles(version):
+            return None
+        with self._lock:
+            if self._closed:
+                return None
+            entry = self._entries.get(version.key)
+            if entry is None:
+                entry = self._entries[version.key] = _Entry(version)
+            entry.pending += 1
+            entry.last_cold = time.monotonic()
+            env = None
+            dead = []
+            while entry.spares:
+                candidate = entry.spares.pop()  # newest first: least likely to have been killed
+                if _alive(candidate):
+                    env = candidate
+                    break
+                dead.append(candidate)
+            if env is not None:
+                entry.taken += 1
+            else:
+                entry.missed += 1
+            self._wake.notify()
+        for d in dead:
+            d.destroy()
+        return env
+
+    def prewarm(self, version: FunctionVersion, wait: bool = False) -> None:
+        """Expect cold starts of `version` soon (e.g. right after a deploy): keep one spare.
+
+        With `wait`, the spare is launched in the calling thread when none exists or is being
+        launched, so it is ready when this returns (a deploy pays ~25 ms of node start-up once,
+        and an invocation right after it finds the spare)."""
+        if not self.handles(version):
+            return
+        with self._lock:
+            if self._closed:
+                return
+            entry = self._entries.setdefault(version.key, _Entry(version))
+            entry.last_cold = time.monotonic()
+            launch_here = wait and not entry.spares and not entry.launching
+            if launch_here:
+                entry.launching += 1  # counted like the refill thread's launches
+            self._wake.notify()
+        if launch_here:
+            self._launch_one(entry)
+
+    def forget(self, version: FunctionVersion) -> None:
+        """The version is retired: destroy its spares; launches in flight are dropped on return."""
+        with self._lock:
+            entry = self._entries.pop(version.key, None)
+            if entry is None:
+                return
+            entry.live = False
+            doomed, entry.spares = entry.spares, []
+        for env in doomed:
+            env.destroy()
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {
+                key: {"spares": len(e.spares), "launching": e.launching, "rate": round(e.rate, 3),
+                      "target": self._target_locked(e, time.monotonic()),
+                      "taken": e.taken, "missed": e.missed}
+                for key, e in self._entries.items()
+            }
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            doomed = [env for e in self._entries.values() for env in e.spares]
+            for e in self._entries.values():
+                e.spares = []
+                e.live = False
+            self._entries.clear()
+            self._wake.notify()
+        for env in doomed:
+            env.destroy()
+        self._thread.join(timeout=5)
+
+    # ------------------------------------------------------------------ refill thread
+
+    def _target_locked(self, entry: _Entry, now: float) -> int:
+        if not entry.live or now - entry.last_cold > FORGET_S:
+            return 0
+        return min(self.max_per_version, max(1, math.ceil(entry.rate * COVER_S)))
+
+    def _tick_locked(self, elapsed: float) -> None:
+        alpha = 1.0 - 0.5 ** (elapsed / HALF_LIFE_S)  # one tick's weight for that half-life
+        for entry in self._entries.values():
+            observed = entry.pending / elapsed if elapsed > 0 else 0.0
+            entry.rate += alpha * (observed - entry.rate)
+            entry.pending = 0
+
+    def _plan_locked(self, now: float) -> tuple[list[_Entry], list]:
+        """(entries to launch one spare for, environments to destroy) for this round."""
+        launch, surplus = [], []
+        total = sum(len(e.spares) + e.launching for e in self._entries.values())
+        for entry in self._entries.values():
+            target = self._target_locked(entry, now)
+            have = len(entry.spares) + entry.launching
+            while have > target and entry.spares:
+                surplus.append(entry.spares.pop(0))  # the oldest go first
+                have -= 1
+                total -= 1
+            if have < target and now >= entry.failed_until and total < self.max_total:
+                entry.launching += 1
+                total += 1
+                launch.append(entry)
+        return launch, surplus
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                now = time.monotonic()
+                if now - last >= self.tick_s:
+                    self._tick_locked(now - last)
+                    last = now
+                launch, surplus = self._plan_locked(now)
+                if not launch and not surplus:
+                    self._wake.wait(timeout=self.tick_s)
+                    continue
+            for env in surplus:
+                env.destroy()
+            for entry in launch:
+                self._launch_one(entry)
+
+    def _launch_one(self, entry: _Entry) -> None:
+        env = None
+        try:
+            backend = self.backends[entry.version.config.runtime]
+            # Prepared first (idempotent, cached): a spare must start the way the version's
+            # environments do, e.g. from its startup snapshot once that is built.
+            prepare = getattr(backend, "prepare", None)
+            if prepare is not None:
+                prepare(entry.version)
+            env = backend.create(entry.version)
+            env.launch()
+        except Exception as exc:  # a failed spare only costs a future cold start its speed
+            log.warning("pre-starting an environment of %s failed: %s", entry.version.key, exc)
+            if env is not None:
+                env.destroy()
+            env = None
+        with self._lock:
+            entry.launching -= 1
+            keep = env is not None and entry.live and not self._closed
+            if keep:
+                entry.spares.append(env)
+            elif env is None:
+                entry.failed_until = time.monotonic() + FAILURE_BACKOFF_S
+        if env is not None and not keep:
+            env.destroy()
+
+
+def _alive(env) -> bool:
+    """Whether a spare's process is still running (it may have been killed from outside)."""
+    check = getattr(env, "launched_alive", None)
+    return bool(check()) if check is not None else True
