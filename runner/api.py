@@ -160,16 +160,11 @@ class Runner:
         version = self.registry.deploy(name, config, data, validate=self._validate)
         if previous is not None and previous.revision not in self.registry.published_revisions(name):
             self.pool.retire(previous)
-        # The version's snapshot (Python: its zygote, which runs the init phase) is built now,
-        # as Lambda SnapStart does at publish, so even its first cold start is a fork.
-        # Provisioned environments are ready when deploy returns, so invocations within the
-        # provisioned count never see a cold start.
+        # Whatever makes the version's cold starts fast is ready when deploy returns (the Python
+        # zygote, a Node spare: pool.prewarm); so are provisioned environments, so invocations
+        # within the provisioned count never see a cold start.
         self.pool.prewarm(version)
         self.pool.provision(version)
-        if self.pool.prestart is not None:
-            # Runtimes that cannot fork (Node.js) launch a spare process before deploy returns,
-            # so even the first cold start skips the runtime's start-up (runner/pool/prestart.py).
-            self.pool.prestart.prewarm(version, wait=True)
         return version
 
     def _validate(self, version: FunctionVersion) -> None:

@@ -104,14 +104,17 @@ class PoolManager:
                 self.backend(version).prepare(version)
                 self._done_prepare.add(version.key)
 
-    def prewarm(self, version: FunctionVersion) -> None:
-        """Build the version's snapshot ahead of demand (the Python zygote), so that even the
-        first invocation of a fresh version starts from it. Backends without a snapshot step
-        do nothing. An init failure is not raised: the invocation that needs the environment
-        retries the init and reports its error, as Lambda does."""
+    def prewarm(self, version: FunctionVersion, wait: bool = True) -> None:
+        """Get ready for the version's cold starts ahead of demand, so that even the first
+        invocation of a fresh version skips start-up: the backend's snapshot (the Python
+        zygote, which runs the init phase once) and, for runtimes that cannot fork (Node.js),
+        one pre-started spare (prestart.py). An init failure is not raised: the invocation
+        that needs the environment retries the init and reports its error, as Lambda does."""
         if self.closed:
             return
         self.prepare(version)
+        if self.prestart is not None:
+            self.prestart.prewarm(version, wait=wait)
         snapshot = getattr(self.backend(version), "prewarm", None)
         if snapshot is None:
             return
