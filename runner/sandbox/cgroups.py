@@ -192,6 +192,10 @@ class CgroupSet:
         self.layout = layout
         self.name = name
         self.dirs = {c: os.path.join(p, name) for c, p in layout.parents.items()}
+        # Counter files read after every invocation (peak memory, pids events) stay open and
+        # are re-read with pread at offset 0: cgroup files regenerate their text on each read
+        # from the start, and this saves an open+close per file on the invoke path.
+        self._fds: dict[tuple[str, str], int] = {}
 
     @classmethod
     def create(cls, layout: Layout, memory_bytes: int, cpu_fraction: float, pids: int) -> "CgroupSet":
@@ -241,9 +245,16 @@ class CgroupSet:
 
     # ------------------------------------------------------------------ counters
 
+    def _counter(self, controller: str, name: str) -> str:
+        fd = self._fds.get((controller, name))
+        if fd is None:
+            fd = os.open(self._file(controller, name), os.O_RDONLY | os.O_CLOEXEC)
+            self._fds[(controller, name)] = fd
+        return os.pread(fd, 65536, 0).decode()
+
     def _kv(self, controller: str, name: str) -> dict[str, int]:
         try:
-            text = _read(self._file(controller, name))
+            text = self._counter(controller, name)
         except OSError:
             return {}
         out = {}
@@ -255,7 +266,7 @@ class CgroupSet:
 
     def _int(self, controller: str, name: str) -> int:
         try:
-            return int(_read(self._file(controller, name)).split()[0])
+            return int(self._counter(controller, name).split()[0])
         except (OSError, ValueError, IndexError):
             return 0
 
@@ -334,6 +345,9 @@ class CgroupSet:
 
     def close(self, timeout: float = 2.0) -> None:
         """Kill what is left and remove the group(s). Never raises; logs what it could not do."""
+        for fd in self._fds.values():  # open counter files would keep the groups busy
+            os.close(fd)
+        self._fds.clear()
         try:
             if self.pids():
                 self.kill_all()

@@ -84,3 +84,15 @@ def test_deploy_builds_the_zygote_so_first_invoke_forks(client, server):
     assert "module init ran" in first.log_result.decode()  # the init's output is not lost
     second = client.invoke("snap", b"{}", log_type=pb.LOG_TYPE_TAIL)
     assert "module init ran" not in second.log_result.decode()
+
+
+def test_python_cold_start_takes_a_prestarted_zygote_child(client, server):
+    runner, _ = server
+    code = _zip("import os\ndef handler(e, c):\n    return os.getpid()\n")
+    client.deploy("spare", code, runtime="python", handler="app.handler")
+    version = runner.get("spare")
+    stats = runner.pool.prestart.stats()[version.key]
+    assert stats["spares"] == 1  # launched by the deploy: forked, limits applied, parked
+    resp = client.invoke("spare", b"{}")
+    assert resp.report.cold_start and resp.function_error == ""
+    assert runner.pool.prestart.stats()[version.key]["taken"] == 1

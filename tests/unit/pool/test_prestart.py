@@ -110,7 +110,8 @@ def test_forget_and_close_destroy_spares(backends):
 def test_other_runtimes_are_not_prestarted(pre, tmp_path):
     from runner.model import FunctionConfig, FunctionVersion
 
-    v = FunctionVersion("py", "$LATEST", 1, FunctionConfig(runtime="python", handler="app.handler"),
+    # wasm instantiates in-host in microseconds: nothing to pre-start.
+    v = FunctionVersion("w", "$LATEST", 1, FunctionConfig(runtime="wasm", handler="_start"),
                         "0" * 64, str(tmp_path))
     assert not pre.handles(v)
     assert pre.take(v) is None and pre.stats() == {}
