@@ -190,12 +190,16 @@ def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: i
             d = a if os.path.isdir(a) else os.path.dirname(a)
             binds[d] = d
         new_argv.append(a)
+    # The private /tmp comes before the binds: bwrap mounts in order, and a bind under /tmp
+    # (a checkout or venv living in /tmp, as CI clones may) must land on top of the tmpfs,
+    # not be hidden by it. Such a bind is read-only and holds only the runtime's own files.
+    args += ["--size", str(tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
     # Parents of mount points are created 0755 first: bwrap would otherwise make them 0700
     # (root-owned), and the unprivileged guest must traverse them.
     made = set()
     for dest in sorted([*binds.values(), TASK_ROOT, "/etc/x"]):
         for anc in _ancestors(dest):
-            if anc not in made and anc not in ("/usr",):
+            if anc not in made and anc not in ("/usr", "/tmp"):
                 args += ["--perms", "0755", "--dir", anc]
                 made.add(anc)
     for src, dest in sorted(binds.items()):
@@ -206,7 +210,6 @@ def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: i
         args += ["--ro-bind", code_dir, TASK_ROOT, "--chdir", TASK_ROOT,
                  "--setenv", "LAMBDA_TASK_ROOT", TASK_ROOT]
     args += ["--proc", "/proc", "--dev", "/dev",
-             "--size", str(tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp",
              "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
              "--remount-ro", "/"]
     if m == "root":
