@@ -26,18 +26,14 @@ import zipfile
 from typing import Any, Iterator
 
 from runner.asyncinvoke import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, AsyncInvoker
-from runner.errors import (
-    FunctionError,
-    InvalidParameter,
-    InvalidRequestContent,
-    RequestTooLarge,
-)
+from runner.errors import FunctionError, InvalidParameter
 from runner.model import (
     MAX_PAYLOAD_BYTES,
     FunctionConfig,
     FunctionVersion,
     InvocationResult,
     Report,
+    check_payload,
     function_arn,
 )
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
@@ -202,7 +198,7 @@ class Runner:
         request_id: str | None = None,
     ) -> InvocationResult:
         """Invoke synchronously. Platform errors raise; function errors are in the result."""
-        body = _check_payload(payload)
+        body = check_payload(payload)
         version = self.registry.resolve(name, qualifier)
         rid = request_id or str(uuid.uuid4())
         cfg = version.config
@@ -255,7 +251,7 @@ class Runner:
     def check_invoke(self, name: str, payload: bytes | str | None = None, *,
                      qualifier: str | None = None) -> FunctionVersion:
         """A dry run: the checks an invocation makes before running anything."""
-        _check_payload(payload)
+        check_payload(payload)
         return self.registry.resolve(name, qualifier)
 
     def invoke_async(self, name: str, payload: bytes | str | None = None, *,
@@ -342,23 +338,3 @@ class Runner:
         no environment can be using them."""
         for digest in self.registry.unreferenced_code():
             self.registry.code.remove(digest)
-
-
-def _check_payload(payload: bytes | str | None) -> bytes:
-    if payload is None:
-        return b"null"
-    body = payload.encode() if isinstance(payload, str) else bytes(payload)
-    if len(body) > MAX_PAYLOAD_BYTES:
-        raise RequestTooLarge(
-            f"payload: {len(body)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit for "
-            "synchronous invocation; send a smaller event or a reference to the data"
-        )
-    if not body.strip():
-        return b"null"
-    try:
-        json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequestContent(
-            "payload", f"could not parse request body into json: {exc}; send a JSON document"
-        ) from None
-    return body

@@ -29,14 +29,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from runner.errors import (
-    InvalidRequestContent,
-    PlatformError,
-    RequestTooLarge,
-    ResourceNotFound,
-    TooManyRequests,
-)
-from runner.model import DEFAULT_DLQ, FunctionVersion, InvocationResult, function_arn
+from runner.errors import PlatformError, ResourceNotFound, TooManyRequests
+from runner.model import DEFAULT_DLQ, FunctionVersion, InvocationResult, check_payload, function_arn
 from runner.registry.events import DeadLetter, Event, EventStore, Outcome
 
 log = logging.getLogger(__name__)
@@ -54,22 +48,7 @@ Resolve = Callable[[str, str | None], FunctionVersion]
 
 def check_async_payload(payload: bytes | str | None) -> bytes:
     """The event as stored: JSON, at most MAX_ASYNC_PAYLOAD_BYTES (empty means null)."""
-    if payload is None:
-        return b"null"
-    body = payload.encode() if isinstance(payload, str) else bytes(payload)
-    if len(body) > MAX_ASYNC_PAYLOAD_BYTES:
-        raise RequestTooLarge(
-            f"payload: {len(body)} bytes exceeds the {MAX_ASYNC_PAYLOAD_BYTES}-byte limit for "
-            "asynchronous invocation; send a smaller event or a reference to the data")
-    if not body.strip():
-        return b"null"
-    try:
-        json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequestContent(
-            "payload", f"could not parse request body into json: {exc}; send a JSON document"
-        ) from None
-    return body
+    return check_payload(payload, MAX_ASYNC_PAYLOAD_BYTES, "asynchronous")
 
 
 class AsyncInvoker:

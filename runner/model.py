@@ -6,11 +6,12 @@ embedding API reject bad input with the same message before anything is stored.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-from runner.errors import InvalidParameter
+from runner.errors import InvalidParameter, InvalidRequestContent, RequestTooLarge
 
 # Limits, as AWS Lambda documents them (units in the names).
 MEMORY_MB_MIN = 128
@@ -278,3 +279,26 @@ class InvocationResult:
 
     def log_tail(self, limit: int = 4096) -> bytes:
         return self.log[-limit:]
+
+
+def check_payload(payload: bytes | str | None, limit: int = MAX_PAYLOAD_BYTES,
+                  kind: str = "synchronous") -> bytes:
+    """An event as the runner passes it on: JSON bytes of at most `limit` (empty means null).
+    Raises RequestTooLarge or InvalidRequestContent naming the limit or the parse error."""
+    if payload is None:
+        return b"null"
+    body = payload.encode() if isinstance(payload, str) else bytes(payload)
+    if len(body) > limit:
+        raise RequestTooLarge(
+            f"payload: {len(body)} bytes exceeds the {limit}-byte limit for {kind} "
+            "invocation; send a smaller event or a reference to the data"
+        )
+    if not body.strip():
+        return b"null"
+    try:
+        json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequestContent(
+            "payload", f"could not parse request body into json: {exc}; send a JSON document"
+        ) from None
+    return body

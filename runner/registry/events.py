@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from runner.errors import ResourceNotFound
+from runner.registry.sqlite import Transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -99,7 +100,7 @@ class EventStore:
 
     def enqueue(self, event: Event) -> None:
         """Durably queue `event`; returns after the commit reached the disk."""
-        with self._lock, _Tx(self._db):
+        with self._lock, Transaction(self._db):
             self._insert_event(event)
 
     def due(self, now: float, exclude: Iterable[str], limit: int) -> list[Event]:
@@ -125,7 +126,7 @@ class EventStore:
     def reschedule(self, event_id: str, next_at: float, attempts: int,
                    last_error: dict[str, Any] | None) -> None:
         """Keep the event queued for another attempt at `next_at`."""
-        with self._lock, _Tx(self._db):
+        with self._lock, Transaction(self._db):
             self._db.execute(
                 "UPDATE events SET next_at = ?, attempts = ?, last_error = ? WHERE id = ?",
                 (next_at, attempts, json.dumps(last_error) if last_error else None, event_id),
@@ -133,7 +134,7 @@ class EventStore:
 
     def complete(self, event_id: str, outcome: Outcome) -> None:
         """Remove the event and record its outcome in ONE transaction (see the module doc)."""
-        with self._lock, _Tx(self._db):
+        with self._lock, Transaction(self._db):
             self._db.execute("DELETE FROM events WHERE id = ?", (event_id,))
             if outcome.forward is not None:
                 self._insert_event(outcome.forward)
@@ -164,7 +165,7 @@ class EventStore:
     def replay(self, function: str, ids: list[str] | None, now: float) -> list[str]:
         """Move dead letters of `function` (all, or those in `ids`) back into the queue as fresh
         events (new age, zero attempts, same request id). Atomic: all or nothing."""
-        with self._lock, _Tx(self._db):
+        with self._lock, Transaction(self._db):
             rows = self._db.execute(
                 "SELECT * FROM dead_letters WHERE function = ? ORDER BY created_at, id", (function,)
             ).fetchall()
@@ -204,16 +205,3 @@ def _event(r: sqlite3.Row) -> Event:
 def _dead_letter(r: sqlite3.Row) -> DeadLetter:
     return DeadLetter(r["id"], r["function"], r["qualifier"], bytes(r["payload"]),
                       json.loads(r["record"]), r["created_at"])
-
-
-class _Tx:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, *_):
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-        return False

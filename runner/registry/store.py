@@ -17,6 +17,7 @@ from typing import Callable
 from runner.errors import InvalidParameter, ResourceNotFound
 from runner.model import LATEST, FunctionConfig, FunctionVersion, validate_name
 from runner.registry.codestore import CodeStore
+from runner.registry.sqlite import Transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS revisions (
@@ -228,18 +229,5 @@ class SQLiteRegistry:
         for key in [k for k in self._cache if k[0] == name]:
             del self._cache[key]
 
-    def _tx(self):
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, *_):
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-        return False
+    def _tx(self) -> Transaction:
+        return Transaction(self._db)

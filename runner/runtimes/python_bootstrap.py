@@ -190,8 +190,9 @@ def serve(chan, handler):
             return 1
 
 
-def init_phase(chan):
-    """Load the handler (the init phase). Returns the handler, or None after reporting."""
+def run_init():
+    """The init phase: enter the task root, set up logging, import the handler.
+    Returns (handler, error document or None, init_ms). Shared with the zygote."""
     task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
     sys.path.insert(0, task_root)
     try:
@@ -204,6 +205,12 @@ def init_phase(chan):
     init_ms = (time.perf_counter() - t0) * 1000.0
     sys.stdout.flush()
     sys.stderr.flush()
+    return handler, err, init_ms
+
+
+def init_phase(chan):
+    """Load the handler (the init phase). Returns the handler, or None after reporting."""
+    handler, err, init_ms = run_init()
     if err is not None:
         chan.send({"t": "init_error", "error": err, "init_ms": init_ms, "maxrss_kb": _maxrss_kb()})
         return None

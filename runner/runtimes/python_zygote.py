@@ -128,18 +128,7 @@ def main():
     msg, _ = chan.recv()
     if msg is None or msg.get("t") != "init":
         return 0
-    task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
-    sys.path.insert(0, task_root)
-    try:
-        os.chdir(task_root)
-    except OSError:
-        pass
-    boot._setup_logging()
-    t0 = time.perf_counter()
-    handler, err = boot.load_handler(os.environ.get("_HANDLER", ""))
-    init_ms = (time.perf_counter() - t0) * 1000.0
-    sys.stdout.flush()
-    sys.stderr.flush()
+    handler, err, init_ms = boot.run_init()
     if err is not None:
         chan.send({"t": "init_error", "error": err, "init_ms": init_ms, "maxrss_kb": boot._maxrss_kb()})
         return 1

@@ -39,7 +39,6 @@ from runner.errors import FunctionError, FunctionInitError, InternalError
 from runner.model import FunctionVersion
 from runner.runtimes import _mpack
 from runner.sandbox import isolation, limits
-from runner.sandbox.base import EnvState
 from runner.sandbox.process import HELLO_TIMEOUT_S, INIT_TIMEOUT_S, ProcessEnvironment, guest_environment
 
 log = logging.getLogger(__name__)

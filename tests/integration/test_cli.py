@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from tests.conftest import guest
 
 
 def run_cli(address, *args, timeout=60):

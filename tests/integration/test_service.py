@@ -38,7 +38,7 @@ def test_python_logging_output_is_captured(client):
     client.deploy("lg", buf.getvalue(), runtime="python", handler="app.handler")
     resp = client.invoke("lg", b"{}", log_type=pb.LOG_TYPE_TAIL)
     tail = resp.log_result.decode()
-    assert f"[INFO]\t" in tail and f"\t{resp.request_id}\tvia logging" in tail
+    assert "[INFO]\t" in tail and f"\t{resp.request_id}\tvia logging" in tail
     assert "to stderr" in tail
 
 
