@@ -151,6 +151,22 @@ def _ancestors(path: str) -> list[str]:
     return out[::-1]
 
 
+RELOCATED = "/opt/runner"  # where runtime files from under /tmp are bound inside the sandbox
+
+
+def _bind_path(binds: dict[str, str], src: str, path: str) -> str:
+    """Bind `src` read-only and return where `path` (inside `src`) is seen by the guest. Host
+    paths are kept, except under /tmp: the guest's /tmp is its own empty tmpfs, so a checkout
+    or venv living there (as CI clones may) is bound at RELOCATED/bN instead, neither hidden
+    by the tmpfs nor showing up in the guest's /tmp."""
+    if not (src == "/tmp" or src.startswith("/tmp/")):
+        binds[src] = src
+        return path
+    dest = binds.get(src) or f"{RELOCATED}/b{sum(d.startswith(RELOCATED) for d in binds.values())}"
+    binds[src] = dest
+    return dest + path[len(src):]
+
+
 def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: int,
                   network: bool, uid: int, as_bytes: int | None = None) -> list[str]:
     bwrap, setpriv, prlimit = tools()
@@ -185,21 +201,18 @@ def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: i
             a = os.path.realpath(a)
             prefix = os.path.dirname(os.path.dirname(a))
             if not (prefix + "/").startswith("/usr/"):
-                binds[prefix] = prefix
+                a = _bind_path(binds, prefix, a)
         elif a.startswith("/") and os.path.exists(a) and not a.startswith("/usr/"):
             d = a if os.path.isdir(a) else os.path.dirname(a)
-            binds[d] = d
+            a = _bind_path(binds, d, a)
         new_argv.append(a)
-    # The private /tmp comes before the binds: bwrap mounts in order, and a bind under /tmp
-    # (a checkout or venv living in /tmp, as CI clones may) must land on top of the tmpfs,
-    # not be hidden by it. Such a bind is read-only and holds only the runtime's own files.
     args += ["--size", str(tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
     # Parents of mount points are created 0755 first: bwrap would otherwise make them 0700
     # (root-owned), and the unprivileged guest must traverse them.
     made = set()
     for dest in sorted([*binds.values(), TASK_ROOT, "/etc/x"]):
         for anc in _ancestors(dest):
-            if anc not in made and anc not in ("/usr", "/tmp"):
+            if anc not in made and anc not in ("/usr",):
                 args += ["--perms", "0755", "--dir", anc]
                 made.add(anc)
     for src, dest in sorted(binds.items()):

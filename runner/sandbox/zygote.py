@@ -275,8 +275,10 @@ def _innermost(pid: int) -> psutil.Process:
         except psutil.Error:
             continue
         # --- isolation: bwrap's own argv ends with the zygote's too; the zygote is the first
-        # process of the chain that is not the wrapper.
-        if cmd and cmd[-1] == ZYGOTE and not isolation.is_wrapper(cmd):
+        # process of the chain that is not the wrapper. Matched by file name: inside the
+        # sandbox the script may be bound at another path (isolation.RELOCATED).
+        if cmd and os.path.basename(cmd[-1]) == os.path.basename(ZYGOTE) \
+                and not isolation.is_wrapper(cmd):
             return p
         # --- end isolation
     return proc
