@@ -101,6 +101,7 @@ class Harness:
         os.makedirs(self.root)
         self.runner = Runner(os.path.join(self.root, "data"), idle_ttl_s=60)
         self.server, port = build_server(self.runner, "127.0.0.1", 0)
+        self.port = port  # the server's gRPC port on the host's loopback
         self.server.start()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.invoker = pb_grpc.InvokerStub(self.channel)
