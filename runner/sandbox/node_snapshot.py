@@ -17,13 +17,15 @@ Caveats (also in docs/runtimes-nodejs.md): module-level code runs once at build 
 it computes (timestamps, random numbers, environment reads) are the same in every environment;
 Math.random itself is reseeded by V8 on deserialisation. The build runs the guest's code under
 the runtime's isolation.wrap, a scrubbed environment, V8's heap limit and a timeout, but before
-an environment exists, so without the cgroup of limits.py. Its output is read with bounds
+an environment exists; `limits.confine` puts it in a cgroup of the function's limits before the
+guest's code can start (the build script waits for its stdin). Its output is read with bounds
 (`_run_bounded`): the blob streams to disk up to a cap, node's messages are kept up to 64 KiB and
 the rest is dropped, so hostile module-level code cannot grow the server's memory by printing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -39,7 +41,7 @@ import time
 
 from runner.errors import InternalError
 from runner.model import FunctionVersion
-from runner.sandbox import isolation
+from runner.sandbox import isolation, limits
 
 log = logging.getLogger(__name__)
 
@@ -229,11 +231,18 @@ class SnapshotStore:
         argv = ["/bin/sh", "-c", script]
         # A serialised heap is no bigger than what V8 may commit: RLIMIT_DATA's memory_mb + 64.
         blob_cap = (version.config.memory_mb + DATA_HEADROOM_MB) * MB
+        # The build runs guest code: the same memory and pids cgroup as an environment (a fork
+        # bomb or Buffer hogs in child processes at init were otherwise unbounded). CPU: at
+        # least one full CPU, so a 128 MB function's deploy does not build at 7% of a core; a
+        # runaway build still holds at most one core, for at most BUILD_TIMEOUT_S.
+        spec = limits.LimitSpec.for_version(version, address_space=runtime.address_space_limit)
+        spec = dataclasses.replace(spec, cpu_fraction=max(spec.cpu_fraction, 1.0))
         try:
             rc, stderr, problem = _run_bounded(
                 isolation.wrap(argv, version, scratch, address_space=runtime.address_space_limit),
                 env=env, cwd=version.code_dir, stdin=entry_src.encode("utf-8"),
-                out_path=blob, out_cap=blob_cap, timeout=BUILD_TIMEOUT_S)
+                out_path=blob, out_cap=blob_cap, timeout=BUILD_TIMEOUT_S,
+                confine=lambda pid: limits.confine(pid, spec))
         except (InternalError, OSError) as exc:  # e.g. a code dir the sandbox cannot read
             shutil.rmtree(out_dir, ignore_errors=True)
             return None, f"the snapshot build could not start: {exc}"
@@ -254,21 +263,28 @@ class SnapshotStore:
 
 
 def _run_bounded(argv: list[str], *, env: dict[str, str], cwd: str, stdin: bytes, out_path: str,
-                 out_cap: int, timeout: float) -> tuple[int | None, bytes, str | None]:
+                 out_cap: int, timeout: float,
+                 confine=None) -> tuple[int | None, bytes, str | None]:
     """Run a snapshot build: (exit status, first BUILD_LOG_BYTES of stderr, problem or None).
 
     Not subprocess.run(capture_output=True): that holds everything the build prints in the
     server's memory, and the build runs guest code (measured: 512 MiB printed at module level
     took the server to 1 GB RSS). Here stdout goes straight to `out_path` and stops the build
     past `out_cap`; stderr beyond BUILD_LOG_BYTES is read and dropped. On a problem (timeout,
-    oversized blob) the build's process group is killed: it runs in a session of its own."""
+    oversized blob) the build's process group is killed: it runs in a session of its own.
+    `confine(pid)` (returning a limits.Enforcement) runs before any stdin is written: the build
+    script reads all of its stdin before it starts node, so no guest code runs unconfined; the
+    enforcement is released (everything left in the group killed) once the build is over."""
     proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + timeout
     err = bytearray()
     written, pos, problem = 0, 0, None
     sel = selectors.DefaultSelector()
+    enforcement = None
     try:
+        if confine is not None:
+            enforcement = confine(proc.pid)
         os.set_blocking(proc.stdin.fileno(), False)
         sel.register(proc.stdin, selectors.EVENT_WRITE)
         sel.register(proc.stdout, selectors.EVENT_READ)
@@ -321,4 +337,6 @@ def _run_bounded(argv: list[str], *, env: dict[str, str], cwd: str, stdin: bytes
             if not f.closed:
                 f.close()
         rc = proc.wait()
+        if enforcement is not None:
+            enforcement.release()
     return rc, bytes(err), problem

@@ -9,13 +9,21 @@ import socket
 import statistics
 import threading
 import time
+import uuid
 import zipfile
 
 import psutil
 import pytest
 
 from runner.errors import FunctionOutOfMemory
-from tests.security.conftest import alternating_p99s, assert_neighbour_fine, request, result
+from runner.sandbox import limits
+from tests.security.conftest import (
+    alternating_p99s,
+    assert_neighbour_fine,
+    request,
+    result,
+    wait_pids_gone,
+)
 
 MB = 1 << 20
 
@@ -262,3 +270,41 @@ def test_output_flood_during_snapshot_build_is_bounded(hn):
     out = hn.runner.invoke("snapshot_flood", b"{}")
     assert json.loads(out.payload) == {"ok": True}
     assert hn.ask_neighbour("after")["ok"]
+
+
+# A fork bomb in module-level code at snapshot-build time: 1500 processes (past the pids limit of
+# an environment), kept alive for a second while the host counts them, then killed by the guest
+# itself (a node left at the pids ceiling hangs the build until its timeout, 60 s).
+BOMB_AT_INIT = """
+const { spawn } = require('child_process');
+const kids = [];
+for (let n = 0; n < 1500; n++) {
+  const c = spawn('/usr/bin/sleep', ['30', process.env.TAG], { stdio: 'ignore' });
+  if (c.pid === undefined) break;  // refused: the pids limit
+  c.unref();
+  kids.push(c);
+}
+const end = Date.now() + 1000;
+while (Date.now() < end);
+for (const c of kids) c.kill('SIGKILL');
+exports.handler = async () => ({ ok: true });
+"""
+
+
+def test_fork_bomb_during_snapshot_build_is_bounded(hn):
+    tag = f"{4000 + uuid.uuid4().int % 1000}.{uuid.uuid4().int % 10**6}"
+    box, seen, peak = {}, set(), [0]
+    t = threading.Thread(target=lambda: box.update(version=hn.runner.deploy(
+        "snapshot_fork_bomb", _zip_js(BOMB_AT_INIT), runtime="nodejs", handler="index.handler",
+        environment={"RUNNER_NODE_SNAPSHOT": "1", "TAG": tag}, memory_mb=512, timeout_s=30)))
+    t.start()
+    while t.is_alive():
+        bombs = [p.pid for p in psutil.process_iter(["cmdline"]) if tag in (p.info["cmdline"] or [])]
+        seen.update(bombs)
+        peak[0] = max(peak[0], len(bombs))
+        time.sleep(0.02)
+    t.join()
+    assert 100 < peak[0] <= limits.PIDS, peak  # it ran, and stopped at an environment's limit
+    assert wait_pids_gone(seen) == []  # nothing of the build outlives it
+    assert hn.ask_neighbour("after")["ok"]
+    assert box["version"].config.runtime == "nodejs"  # the deploy itself went through
