@@ -266,7 +266,14 @@ def test_daemonised_grandchild_dies_with_its_environment(hn):
     assert result(a.outcome) == {"daemon": "started"}
 
     def daemons():
-        return [p for p in processes_of_uid(uid) if tag in " ".join(p.cmdline())]
+        out = []
+        for p in processes_of_uid(uid):
+            try:
+                if tag in " ".join(p.cmdline()):
+                    out.append(p)
+            except psutil.Error:  # e.g. setsid(1)'s exited parent, a zombie until reaped
+                pass
+        return out
 
     deadline = time.monotonic() + 5
     while len(daemons()) < 2 and time.monotonic() < deadline:
