@@ -197,7 +197,8 @@ def confine(pid: int, spec: LimitSpec) -> Enforcement:
     Every member moves, then the tree is listed again until a listing finds nothing new: a
     process forked after its parent moved inherits the group, and one forked before shows up
     in the next listing (an orphan is reparented to the namespace's init, inside the tree).
-    The rlimits come from isolation.wrap's prlimit(1); without cgroups this is a no-op."""
+    Only the cgroup: the tree's rlimits are whatever its command line set (isolation.wrap's
+    prlimit(1) in root mode, node.py's RLIMIT_DATA). Without cgroups this is a no-op."""
     layout = cgroup_layout()
     if layout is None:
         return Enforcement(pid, spec, None)
