@@ -191,6 +191,36 @@ def apply(pid: int, spec: LimitSpec) -> Enforcement:
     return Enforcement(pid, spec, group)
 
 
+def confine(pid: int, spec: LimitSpec) -> Enforcement:
+    """The cgroup part of `spec` for a tree that may still be forking when this is called (a
+    Node snapshot build: its shell forks node later, while `apply` assumes only leaves fork).
+    Every member moves, then the tree is listed again until a listing finds nothing new: a
+    process forked after its parent moved inherits the group, and one forked before shows up
+    in the next listing (an orphan is reparented to the namespace's init, inside the tree).
+    Only the cgroup: the tree's rlimits are whatever its command line set (isolation.wrap's
+    prlimit(1) in root mode, node.py's RLIMIT_DATA). Without cgroups this is a no-op."""
+    layout = cgroup_layout()
+    if layout is None:
+        return Enforcement(pid, spec, None)
+    group = cgroups.CgroupSet.create(layout, spec.memory_bytes, spec.cpu_fraction, spec.pids)
+    moved: set[int] = set()
+    try:
+        while True:
+            new = [p for p in _tree(pid)[0] if p not in moved]
+            if not new:
+                break
+            for p in new:
+                try:
+                    group.add(p)
+                except ProcessLookupError:
+                    pass
+                moved.add(p)
+    except BaseException:
+        group.close()
+        raise
+    return Enforcement(pid, spec, group)
+
+
 def rlimits(spec: LimitSpec, *, address_space: bool) -> dict[int, int]:
     """The rlimits (soft = hard) an environment runs with."""
     out = {

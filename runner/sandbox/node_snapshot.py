@@ -17,29 +17,38 @@ Caveats (also in docs/runtimes-nodejs.md): module-level code runs once at build 
 it computes (timestamps, random numbers, environment reads) are the same in every environment;
 Math.random itself is reseeded by V8 on deserialisation. The build runs the guest's code under
 the runtime's isolation.wrap, a scrubbed environment, V8's heap limit and a timeout, but before
-an environment exists, so without the cgroup of limits.py.
+an environment exists; `limits.confine` puts it in a cgroup of the function's limits before the
+guest's code can start (the build script waits for its stdin). Its output is read with bounds
+(`_run_bounded`): the blob streams to disk up to a cap, node's messages are kept up to 64 KiB and
+the rest is dropped, so hostile module-level code cannot grow the server's memory by printing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
+import selectors
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
+import time
 
 from runner.errors import InternalError
 from runner.model import FunctionVersion
-from runner.sandbox import isolation
+from runner.sandbox import isolation, limits
 
 log = logging.getLogger(__name__)
 
 OPT_IN_VAR = "RUNNER_NODE_SNAPSHOT"
 BUILD_TIMEOUT_S = 60.0  # a build runs the whole init once; a minute bounds a runaway init
+BUILD_LOG_BYTES = 64 * 1024  # of node's output during a build, kept for the failure reason
+MB = 1024 * 1024
 _RUNTIMES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtimes")
 
 
@@ -194,7 +203,7 @@ class SnapshotStore:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _build(self, version: FunctionVersion) -> tuple[str | None, str | None]:
-        from runner.sandbox.node import NodeRuntime
+        from runner.sandbox.node import DATA_HEADROOM_MB, NodeRuntime
         from runner.sandbox.process import guest_environment
 
         try:
@@ -220,29 +229,114 @@ class SnapshotStore:
                   f'{node_cmd} --snapshot-blob "$TMPDIR/snapshot.blob" '
                   '--build-snapshot "$TMPDIR/entry.js" 1>&2 && cat "$TMPDIR/snapshot.blob"')
         argv = ["/bin/sh", "-c", script]
+        # A serialised heap is no bigger than what V8 may commit: RLIMIT_DATA's memory_mb + 64.
+        blob_cap = (version.config.memory_mb + DATA_HEADROOM_MB) * MB
+        # The build runs guest code: the same memory and pids cgroup as an environment (a fork
+        # bomb or Buffer hogs in child processes at init were otherwise unbounded). CPU: at
+        # least one full CPU, so a 128 MB function's deploy does not build at 7% of a core; a
+        # runaway build still holds at most one core, for at most BUILD_TIMEOUT_S.
+        spec = limits.LimitSpec.for_version(version, address_space=runtime.address_space_limit)
+        spec = dataclasses.replace(spec, cpu_fraction=max(spec.cpu_fraction, 1.0))
         try:
-            # A fresh session (own process group) so the timeout kill reaches everything.
-            proc = subprocess.run(
+            rc, stderr, problem = _run_bounded(
                 isolation.wrap(argv, version, scratch, address_space=runtime.address_space_limit),
-                env=env, cwd=version.code_dir, input=entry_src.encode("utf-8"),
-                capture_output=True, timeout=BUILD_TIMEOUT_S, start_new_session=True,
-            )
-        except subprocess.TimeoutExpired:
-            shutil.rmtree(out_dir, ignore_errors=True)
-            return None, f"the snapshot build ran past {BUILD_TIMEOUT_S:.0f} s"
+                env=env, cwd=version.code_dir, stdin=entry_src.encode("utf-8"),
+                out_path=blob, out_cap=blob_cap, timeout=BUILD_TIMEOUT_S,
+                confine=lambda pid: limits.confine(pid, spec))
         except (InternalError, OSError) as exc:  # e.g. a code dir the sandbox cannot read
             shutil.rmtree(out_dir, ignore_errors=True)
             return None, f"the snapshot build could not start: {exc}"
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        if proc.returncode != 0 or not proc.stdout:
+        if problem is not None:
             shutil.rmtree(out_dir, ignore_errors=True)
-            lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            return None, problem
+        if rc != 0 or os.path.getsize(blob) == 0:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            lines = stderr.decode("utf-8", "replace").strip().splitlines()
             # The line naming the error, not the stack frames under it.
             first = next((ln.strip() for ln in lines if "Error" in ln), lines[-1] if lines else "")
-            return None, (f"node --build-snapshot exited with status {proc.returncode}: {first} "
+            return None, (f"node --build-snapshot exited with status {rc}: {first} "
                           "(the handler must be one file requiring only built-in modules)")
-        with open(blob, "wb") as f:
-            f.write(proc.stdout)
         os.chmod(blob, 0o644)
         return blob, None
+
+
+def _run_bounded(argv: list[str], *, env: dict[str, str], cwd: str, stdin: bytes, out_path: str,
+                 out_cap: int, timeout: float,
+                 confine=None) -> tuple[int | None, bytes, str | None]:
+    """Run a snapshot build: (exit status, first BUILD_LOG_BYTES of stderr, problem or None).
+
+    Not subprocess.run(capture_output=True): that holds everything the build prints in the
+    server's memory, and the build runs guest code (measured: 512 MiB printed at module level
+    took the server to 1 GB RSS). Here stdout goes straight to `out_path` and stops the build
+    past `out_cap`; stderr beyond BUILD_LOG_BYTES is read and dropped. On a problem (timeout,
+    oversized blob) the build's process group is killed: it runs in a session of its own.
+    `confine(pid)` (returning a limits.Enforcement) runs before any stdin is written: the build
+    script reads all of its stdin before it starts node, so no guest code runs unconfined; the
+    enforcement is released (everything left in the group killed) once the build is over."""
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    err = bytearray()
+    written, pos, problem = 0, 0, None
+    sel = selectors.DefaultSelector()
+    enforcement = None
+    try:
+        if confine is not None:
+            enforcement = confine(proc.pid)
+        os.set_blocking(proc.stdin.fileno(), False)
+        sel.register(proc.stdin, selectors.EVENT_WRITE)
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        with open(out_path, "wb") as out:
+            while sel.get_map() and problem is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    problem = f"the snapshot build ran past {timeout:.0f} s"
+                    break
+                for key, _ in sel.select(left):
+                    f = key.fileobj
+                    if f is proc.stdin:
+                        try:
+                            pos += os.write(f.fileno(), stdin[pos:pos + 65536])
+                        except BlockingIOError:
+                            continue
+                        except BrokenPipeError:  # the build stopped reading: it has failed
+                            pos = len(stdin)
+                        if pos >= len(stdin):
+                            sel.unregister(f)
+                            f.close()
+                        continue
+                    data = os.read(f.fileno(), 1 << 16)
+                    if not data:
+                        sel.unregister(f)
+                    elif f is proc.stdout:
+                        written += len(data)
+                        if written > out_cap:
+                            problem = f"the snapshot blob grew past {out_cap // MB} MB"
+                            break
+                        out.write(data)
+                    else:
+                        err += data[: max(0, BUILD_LOG_BYTES - len(err))]
+        if problem is None:
+            # Every pipe at EOF: wait for the exit, still within the deadline (a build that
+            # closed its output may keep running).
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                problem = f"the snapshot build ran past {timeout:.0f} s"
+    finally:
+        sel.close()
+        if proc.poll() is None:  # a problem, or an exception above: the whole build goes
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            if not f.closed:
+                f.close()
+        rc = proc.wait()
+        if enforcement is not None:
+            enforcement.release()
+    return rc, bytes(err), problem

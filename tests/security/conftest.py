@@ -46,17 +46,23 @@ def handler(event, context):
 """
 
 
-def make_version(root, name: str, source: str, **cfg) -> FunctionVersion:
-    """A function whose app.py is `source`; its code dir is world-readable (the guest runs as
-    an unprivileged uid), like the registry's extracted code."""
+# Where a runtime's handler lives: file written with the source, and the handler setting.
+HANDLER_FILES = {"python": ("app.py", "app.handler"), "nodejs": ("index.js", "index.handler")}
+
+
+def make_version(root, name: str, source: str, runtime: str = "python", **cfg) -> FunctionVersion:
+    """A function whose app.py (Python) or index.js (Node.js, exporting `handler`) is `source`;
+    its code dir is world-readable (the guest runs as an unprivileged uid), like the registry's
+    extracted code."""
+    filename, handler = HANDLER_FILES[runtime]
     code = os.path.join(str(root), f"code-{name}")
     os.makedirs(code, exist_ok=True)
-    with open(os.path.join(code, "app.py"), "w") as f:
+    with open(os.path.join(code, filename), "w") as f:
         f.write(textwrap.dedent(source))
     os.chmod(code, 0o755)
-    os.chmod(os.path.join(code, "app.py"), 0o644)
+    os.chmod(os.path.join(code, filename), 0o644)
     cfg.setdefault("timeout_s", 10)
-    return FunctionVersion(name, "$LATEST", next(_rev), FunctionConfig("python", "app.handler", **cfg),
+    return FunctionVersion(name, "$LATEST", next(_rev), FunctionConfig(runtime, handler, **cfg),
                            "sha", code)
 
 
@@ -95,6 +101,7 @@ class Harness:
         os.makedirs(self.root)
         self.runner = Runner(os.path.join(self.root, "data"), idle_ttl_s=60)
         self.server, port = build_server(self.runner, "127.0.0.1", 0)
+        self.port = port  # the server's gRPC port on the host's loopback
         self.server.start()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.invoker = pb_grpc.InvokerStub(self.channel)
@@ -103,20 +110,25 @@ class Harness:
         served = self.runner.deploy("neighbour", _zip(NEIGHBOUR), runtime="python",
                                     handler="app.handler", memory_mb=512)
         self.neighbour_code = served.code_dir  # in the registry's code store
-        self.backend = default_backends(os.path.join(self.root, "envs"))["python"]
+        self.backends = default_backends(os.path.join(self.root, "envs"))
+        self.backend = self.backends["python"]
         self.envs = []
         # The same function in an environment of its own, for latency measurements that must
         # not include the gRPC edge's own scheduling noise.
         self.neighbour = self.start(make_version(self.root, "neighbour-direct", NEIGHBOUR, memory_mb=512))
 
     def start(self, version: FunctionVersion):
-        env = self.backend.create(version)
+        env = self.backends[version.config.runtime].create(version)
         self.envs.append(env)
         env.start()
         return env
 
     def function(self, name: str, source: str, **cfg):
         return self.start(make_version(self.root, name, source, **cfg))
+
+    def node_function(self, name: str, source: str, **cfg):
+        """A Node.js guest: `source` is its index.js, exporting `handler`."""
+        return self.start(make_version(self.root, name, source, runtime="nodejs", **cfg))
 
     def ask_neighbour(self, echo="ping") -> dict:
         """One invocation of the served neighbour through gRPC; must succeed."""
@@ -142,7 +154,8 @@ class Harness:
     def close(self) -> None:
         for env in self.envs:
             env.destroy()
-        self.backend.close()
+        for backend in self.backends.values():
+            backend.close()
         self.channel.close()
         self.server.stop(grace=2).wait()
         self.runner.close()
@@ -219,3 +232,46 @@ def h(request, monkeypatch):
         yield harness
     finally:
         harness.close()
+
+
+@pytest.fixture(params=["nodejs"])
+def hn(request):
+    """The harness for Node.js guests (spawned fresh: Node has no zygote); the neighbour is the
+    same served Python function. Parametrized only so that test ids name the runtime."""
+    harness = Harness()
+    try:
+        # A host without `node` has no Node.js backend: fail rather than test nothing.
+        assert "nodejs" in harness.backends, "no `node` binary on this host"
+        yield harness
+    finally:
+        harness.close()
+
+
+def neighbour_p99(h, n: int) -> float:
+    """p99 invoke latency (ms) over `n` invocations of the neighbour doing ~2 ms of work."""
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        out = h.neighbour.invoke(request({"work": 3000, "echo": "x"}))
+        lat.append((time.perf_counter() - t0) * 1000)
+        assert out.error is None
+    lat.sort()
+    return lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+
+def alternating_p99s(h, hog_burst, rounds: int, n: int) -> tuple[list[float], list[float], list]:
+    """(baseline p99s, loaded p99s, the bursts' results) of the neighbour over `rounds`
+    alternating rounds; in each loaded round `hog_burst()` (a blocking call running the hog for
+    a few seconds, returning its outcome) runs in a thread. Robust on a shared host: load from
+    elsewhere drifts into both series alike, and the caller compares their medians."""
+    neighbour_p99(h, 10)  # warm up
+    base, loaded, outs = [], [], []
+    for _ in range(rounds):
+        base.append(neighbour_p99(h, n))
+        t = threading.Thread(target=lambda: outs.append(hog_burst()))
+        t.start()
+        time.sleep(0.3)  # the spinners are up
+        loaded.append(neighbour_p99(h, n))
+        t.join()
+    assert len(outs) == rounds  # no burst raised
+    return base, loaded, outs

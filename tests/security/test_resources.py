@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import socket
 import statistics
-import threading
-import time
 
 import psutil
 
 from runner.errors import FunctionOutOfMemory
-from tests.security.conftest import assert_neighbour_fine, request, result
+from tests.security.conftest import alternating_p99s, assert_neighbour_fine, request, result
 
 MB = 1 << 20
 
@@ -56,18 +54,6 @@ def handler(event, context):
 """
 
 
-def _p99(h, n: int) -> float:
-    """p99 invoke latency (ms) over `n` invocations of the neighbour doing ~2 ms of work."""
-    lat = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        out = h.neighbour.invoke(request({"work": 3000, "echo": "x"}))
-        lat.append((time.perf_counter() - t0) * 1000)
-        assert out.error is None
-    lat.sort()
-    return lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-
-
 def test_cpu_hog_does_not_starve_a_latency_sensitive_neighbour(h):
     """The hog asks for 4 spinning processes but is configured for 1 vCPU (1769 MB): the quota
     holds all four to one CPU, leaving the other core to the neighbour (512 MB).
@@ -77,18 +63,12 @@ def test_cpu_hog_does_not_starve_a_latency_sensitive_neighbour(h):
     the verdict compares the medians of the rounds' p99s."""
     hog = h.function("cpu-hog", HOG, memory_mb=1769, timeout_s=60)
     group = hog._enforcement.group
-    _p99(h, 10)  # warm up
-    base, loaded = [], []
-    for _ in range(7):
-        base.append(_p99(h, 30))
-        box = {}
-        t = threading.Thread(target=lambda: box.update(out=hog.invoke(
-            request({"procs": 4, "seconds": 2.0}, timeout_s=60))))
-        t.start()
-        time.sleep(0.3)  # the spinners are up
-        loaded.append(_p99(h, 30))
-        t.join()
-        assert result(box["out"])["spins"] > 0
+
+    def burst():
+        return result(hog.invoke(request({"procs": 4, "seconds": 2.0}, timeout_s=60)))
+
+    base, loaded, outs = alternating_p99s(h, burst, rounds=7, n=30)
+    assert all(out["spins"] > 0 for out in outs)
     assert group.cpu_throttled_us() > 0  # the quota, not luck, kept the hog in check
     b, l = statistics.median(base), statistics.median(loaded)
     assert l <= 2 * b, f"neighbour p99 {l:.1f} ms under load vs {b:.1f} ms baseline ({base} / {loaded})"

@@ -9,7 +9,7 @@ import pytest
 
 from runner.sandbox.backends import ProcessBackend
 from runner.sandbox.node import NodeRuntime, find_node
-from runner.sandbox.node_snapshot import OPT_IN_VAR, SnapshotStore, bundle
+from runner.sandbox.node_snapshot import BUILD_LOG_BYTES, OPT_IN_VAR, SnapshotStore, _run_bounded, bundle
 from tests.unit.sandbox._node_helpers import GUESTS, guest, guest_process, request, version, write_code
 
 ON = {OPT_IN_VAR: "1"}
@@ -168,3 +168,28 @@ def test_a_store_under_tmp_moves_where_sandboxes_can_read(tmp_path):
         assert os.stat(s.root).st_mode & 0o005 == 0o005  # traversable by a guest uid
     finally:
         s.close()
+
+
+# The build's output is read with bounds (the build runs guest code): the blob streams to a
+# file under a cap, stderr is kept up to BUILD_LOG_BYTES, a runaway build is killed.
+def test_bounded_build_run_caps_blob_and_log(tmp_path):
+    out = str(tmp_path / "blob")
+    rc, err, problem = _run_bounded(
+        ["/bin/sh", "-c", "cat >/dev/null; head -c 3000000 /dev/zero >&2; printf blob"],
+        env={"PATH": "/usr/bin:/bin"}, cwd=str(tmp_path), stdin=b"x" * 300_000, out_path=out,
+        out_cap=1 << 20, timeout=20)
+    assert (rc, problem) == (0, None)
+    with open(out, "rb") as f:
+        assert f.read() == b"blob"
+    assert len(err) == BUILD_LOG_BYTES
+
+    rc, _, problem = _run_bounded(["/bin/sh", "-c", "head -c 5000000 /dev/zero"],
+                                  env={}, cwd=str(tmp_path), stdin=b"", out_path=out,
+                                  out_cap=1 << 20, timeout=20)
+    assert problem == "the snapshot blob grew past 1 MB" and rc == -9
+    assert os.path.getsize(out) <= 1 << 20
+
+    rc, _, problem = _run_bounded(["/bin/sh", "-c", "exec >&- 2>&-; sleep 30"], env={},
+                                  cwd=str(tmp_path), stdin=b"", out_path=out, out_cap=1 << 20,
+                                  timeout=0.5)
+    assert problem == "the snapshot build ran past 0 s" and rc == -9
