@@ -275,3 +275,29 @@ def alternating_p99s(h, hog_burst, rounds: int, n: int) -> tuple[list[float], li
         t.join()
     assert len(outs) == rounds  # no burst raised
     return base, loaded, outs
+
+
+def attack_watching_pids(harness, env, timeout_s: float):
+    """Run `harness.attack(env)` while sampling the environment's cgroup: returns (attack,
+    peak number of processes seen at once, every pid seen). For fork bombs: the peak shows the
+    pids limit was reached and held, the pid set lets a test check they all died."""
+    group = env._enforcement.group
+    peak = [0]
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            pids = group.pids()
+            seen.update(pids)
+            peak[0] = max(peak[0], len(pids))
+            time.sleep(0.01)
+
+    w = threading.Thread(target=watch)
+    w.start()
+    try:
+        a = harness.attack(env, timeout_s=timeout_s)
+    finally:
+        stop.set()
+        w.join()
+    return a, peak[0], seen

@@ -16,6 +16,7 @@ import psutil
 from runner.sandbox import isolation, limits, node
 from tests.security.conftest import (
     assert_neighbour_fine,
+    attack_watching_pids,
     group_pids,
     guest_uid,
     processes_of_uid,
@@ -77,31 +78,14 @@ def test_fork_bomb_stops_at_pids_limit_and_environment_is_replaced(hn):
           batch();
         });
     """, memory_mb=1024, timeout_s=40)
-    group = env._enforcement.group
-    peak = [0]
-    seen: set[int] = set()
-    stop = threading.Event()
-
-    def watch():
-        while not stop.is_set():
-            pids = group.pids()
-            seen.update(pids)
-            peak[0] = max(peak[0], len(pids))
-            time.sleep(0.01)
-
-    w = threading.Thread(target=watch)
-    w.start()
-    try:
-        a = hn.attack(env, timeout_s=40)
-    finally:
-        stop.set()
-        w.join()
+    group = env._enforcement.group  # checked for removal after the environment is gone
+    a, peak, seen = attack_watching_pids(hn, env, 40)
     assert_neighbour_fine(a)
     out = result(a.outcome)
     assert out["refused"] >= 20 and "EAGAIN" in out["codes"], out  # the limit was reached
     assert out["spawned"] > 100, out
     assert a.outcome.reusable is False  # ...so the environment is replaced
-    assert 100 < peak[0] <= limits.PIDS, peak  # it grew to the ceiling, and not past it
+    assert 100 < peak <= limits.PIDS, peak  # it grew to the ceiling, and not past it
     assert wait_pids_gone(seen) == []  # every spawned process died with the environment
     assert not any(os.path.exists(d) for d in group.dirs.values())
 

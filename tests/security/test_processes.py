@@ -12,6 +12,7 @@ import uuid
 from runner.sandbox import isolation, limits
 from tests.security.conftest import (
     assert_neighbour_fine,
+    attack_watching_pids,
     group_pids,
     guest_uid,
     processes_of_uid,
@@ -54,29 +55,12 @@ def test_fork_bomb_stops_at_pids_limit_and_environment_is_replaced(h):
                         return {"refused": refused}
                     time.sleep(0.05)  # at the ceiling: retry, without starving the parent
     """, memory_mb=3008, timeout_s=60)
-    group = env._enforcement.group
-    peak = [0]
-    seen: set[int] = set()
-    stop = threading.Event()
-
-    def watch():
-        while not stop.is_set():
-            pids = group.pids()
-            seen.update(pids)
-            peak[0] = max(peak[0], len(pids))
-            time.sleep(0.01)
-
-    w = threading.Thread(target=watch)
-    w.start()
-    try:
-        a = h.attack(env, timeout_s=60)
-    finally:
-        stop.set()
-        w.join()
+    group = env._enforcement.group  # checked for removal after the environment is gone
+    a, peak, seen = attack_watching_pids(h, env, 60)
     assert_neighbour_fine(a)
     assert result(a.outcome)["refused"] >= 20  # forks were refused: the limit was reached
     assert a.outcome.reusable is False  # ...so the environment is replaced
-    assert 100 < peak[0] <= limits.PIDS, peak  # it grew to the ceiling, and not past it
+    assert 100 < peak <= limits.PIDS, peak  # it grew to the ceiling, and not past it
     assert wait_pids_gone(seen) == []  # every bomb process died with the environment
     assert not any(os.path.exists(d) for d in group.dirs.values())
 
