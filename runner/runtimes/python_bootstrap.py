@@ -171,6 +171,19 @@ def invoke(handler, msg):
     return reply
 
 
+def warm_up():
+    """Run one invocation's bootstrap path with a no-op handler and discard it. Used by the
+    zygote's children before they are handed out: the first real invocation of a freshly
+    forked child otherwise pays copy-on-write faults on every page this path touches. No
+    function code runs (the handler here is ours); the request-id state is reset after."""
+    msg = {"t": "invoke", "id": "warm-up", "payload": b'{"warm": [1, "up"]}',
+           "ctx": {"function_name": "", "deadline_ms": 0}}
+    _mpack.packb(invoke(lambda event, context: event, _mpack.unpackb(_mpack.packb(msg))))
+    _maxrss_kb()
+    _RequestIdFilter.request_id = ""
+    os.environ.pop("_X_AMZN_TRACE_ID", None)
+
+
 def serve(chan, handler):
     """Serve invocations until the host closes the channel or a fatal error occurs."""
     while True:

@@ -145,29 +145,36 @@ class ProcessEnvironment:
 
     def start(self) -> None:
         self.launch()
+        if self.state is EnvState.READY:  # launch() already ran the handshake (zygote children)
+            return
         self.state = EnvState.INIT
-        cfg = self.version.config
         try:
-            send(self._sock, {"t": "init"})
-            init_timeout = max(INIT_TIMEOUT_S, cfg.timeout_s)
-            logs = bytearray()
-            msg = self._wait_message(time.monotonic() + init_timeout, logs)
-            self.init_logs = bytes(logs)
-            if msg is None:
-                if self._exited_or_kill() and not self._timed_out:
-                    raise self._death_error(during="init", logs=logs)
-                raise FunctionTimeout.after(init_timeout)
-            self._maxrss = max(self._maxrss, int(msg.get("maxrss_kb", 0)) * 1024)
-            self.init_duration_ms = float(msg.get("init_ms", 0.0))
-            if msg["t"] == "init_error":
-                err = FunctionError.from_document(msg.get("error") or {})
-                raise FunctionInitError(err.message, err.error_type, err.stack_trace)
-            if msg["t"] != "ready":
-                raise FunctionInitError(f"unexpected frame {msg['t']!r} during init", "Runtime.InvalidResponse")
-            self.state = EnvState.READY
+            self._init_handshake()
         except BaseException:
             self.destroy()
             raise
+
+    def _init_handshake(self) -> None:
+        """Send `init` and wait for `ready`: the guest's init phase. READY on success; raises
+        the init error (the caller destroys the environment)."""
+        cfg = self.version.config
+        send(self._sock, {"t": "init"})
+        init_timeout = max(INIT_TIMEOUT_S, cfg.timeout_s)
+        logs = bytearray()
+        msg = self._wait_message(time.monotonic() + init_timeout, logs)
+        self.init_logs = bytes(logs)
+        if msg is None:
+            if self._exited_or_kill() and not self._timed_out:
+                raise self._death_error(during="init", logs=logs)
+            raise FunctionTimeout.after(init_timeout)
+        self._maxrss = max(self._maxrss, int(msg.get("maxrss_kb", 0)) * 1024)
+        self.init_duration_ms = float(msg.get("init_ms", 0.0))
+        if msg["t"] == "init_error":
+            err = FunctionError.from_document(msg.get("error") or {})
+            raise FunctionInitError(err.message, err.error_type, err.stack_trace)
+        if msg["t"] != "ready":
+            raise FunctionInitError(f"unexpected frame {msg['t']!r} during init", "Runtime.InvalidResponse")
+        self.state = EnvState.READY
 
     def _spawn(self) -> None:
         self._tmp_dir = tempfile.mkdtemp(prefix=f"env-{self.version.name}-", dir=self._tmp_root)

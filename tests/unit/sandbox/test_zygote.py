@@ -168,3 +168,37 @@ def test_zygote_lost_before_fork_is_rebuilt_once(backend, tmp_path, monkeypatch)
     assert len(calls) == 2 and env.zygote is not old and env.zygote.alive
     assert call(env).error is None
     env.destroy()
+
+
+TRACE_SRC = """
+import logging, os
+logging.getLogger().setLevel(logging.INFO)
+def handler(e, c):
+    logging.info("in handler")
+    return {"trace": os.environ.get("_X_AMZN_TRACE_ID"), "rid": c.aws_request_id}
+"""
+
+
+def test_launched_child_is_ready_without_a_second_handshake(backend, tmp_path):
+    # A forked child inherits the zygote's init, so launch() (what the pre-start pool runs
+    # ahead of demand) leaves it READY, and start() at the cold start has nothing left to do.
+    v = version(tmp_path, TRACE_SRC)
+    env = backend.create(v)
+    env.launch()
+    assert env.state.value == "ready"
+    env.start()
+    assert env.init_duration_ms < 50  # the hand-over only, not a fork or an init phase
+    env.destroy()
+
+
+def test_first_invocation_after_the_warm_up_sees_only_its_own_request(backend, tmp_path):
+    # The child runs the bootstrap's invoke path once before it is handed out; nothing of that
+    # dry run may show in the first real invocation: trace id, request id, log lines.
+    v = version(tmp_path, TRACE_SRC)
+    env = started(backend, v)
+    rid = str(uuid.uuid4())
+    out = env.invoke(InvokeRequest(rid, b"{}", 3.0, time.monotonic() + 3.0, {}))
+    body = json.loads(out.payload)
+    assert body == {"trace": f"Root={rid}", "rid": rid}
+    assert b"warm-up" not in out.logs and rid.encode() in out.logs
+    env.destroy()
