@@ -27,7 +27,7 @@ from runner.errors import (
     InternalError,
 )
 from runner.model import MAX_PAYLOAD_BYTES, FunctionVersion
-from runner.sandbox import wasm_abi
+from runner.sandbox import wasm_abi, wasm_call
 from runner.sandbox.base import EnvState, InvokeOutcome, InvokeRequest
 from runner.sandbox.wasm_ticker import OnDeadline
 from runner.sandbox.wasm_io import MAX_LOG_BYTES, GuestIO, OutputWindow, bounded_log, output_payload
@@ -62,11 +62,12 @@ class WasmEnvironment:
         self._tmp_dir: str | None = None
         self._store: wasmtime.Store | None = None  # reactors only
         self._memory: wasmtime.Memory | None = None
-        self._alloc: wasmtime.Func | None = None
-        self._handle: wasmtime.Func | None = None
+        self._alloc: wasm_call.TypedCall | None = None  # the ABI's two exports, called
+        self._handle: wasm_call.TypedCall | None = None  # directly (wasm_call.py says why)
         self._memory_now = 0
         self._memory_peak = 0
         self._watches: list = []
+        self._output_ends = (0, 0)  # reactors: stdout/stderr sizes after the last collect
         self._lock = threading.Lock()
         self._running = False  # start() or invoke() is executing guest code right now
         self._doomed = False  # destroy() came during a call; the call tears down when it ends
@@ -88,7 +89,10 @@ class WasmEnvironment:
             self._io_dir = tempfile.mkdtemp(prefix="env-", dir=b.io_root)
             self._tmp_dir = tempfile.mkdtemp(prefix=f"env-{self.version.name}-", dir=b.work_dir)
             self._io = GuestIO(self._io_dir, self._tmp_dir)
-            if b.cpu is not None:
+            # A guest call runs on one thread, which can never use more than one CPU: a share
+            # of a whole vCPU or more (memory >= 1769 MB) would never throttle it, and the lane
+            # would only add two thread hand-offs to every call (~0.1 ms each way here).
+            if b.cpu is not None and self.version.config.vcpus < 1.0:
                 self._lane = b.cpu.acquire(self.version.config.vcpus)
                 if self._lane is not None:
                     self._cpu, self._thread = self._lane.group, self._lane.thread
@@ -142,8 +146,8 @@ class WasmEnvironment:
             if isinstance(error, (FunctionTimeout, FunctionOutOfMemory)):
                 raise error
             raise FunctionInitError(error.message, "Runtime.InitError", error.stack_trace)
-        self._alloc = exports[wasm_abi.ALLOC_EXPORT]
-        self._handle = exports[prep.shape.handler]
+        self._alloc = wasm_call.alloc_call(exports[wasm_abi.ALLOC_EXPORT])
+        self._handle = wasm_call.handler_call(exports[prep.shape.handler])
 
     def destroy(self) -> None:
         with self._lock:
@@ -270,8 +274,11 @@ class WasmEnvironment:
 
     def _invoke_reactor(self, request: InvokeRequest) -> InvokeOutcome:
         io, store, memory = self._io, self._store, self._memory
-        out = OutputWindow(io, io.stdout_fd, io.size(io.stdout_fd), MAX_LOG_BYTES)
-        err = OutputWindow(io, io.stderr_fd, io.size(io.stderr_fd), MAX_LOG_BYTES)
+        # The windows start where the previous call's collect() left the files: only guest
+        # calls write to them, so no fstat is needed to find the start.
+        out_start, err_start = self._output_ends
+        out = OutputWindow(io, io.stdout_fd, out_start, MAX_LOG_BYTES)
+        err = OutputWindow(io, io.stderr_fd, err_start, MAX_LOG_BYTES)
         payload = request.payload
         alloc, handle, memory_mb = self._alloc, self._handle, self.version.config.memory_mb
 
@@ -356,6 +363,7 @@ class WasmEnvironment:
     def _collect_logs(self, out: OutputWindow, err: OutputWindow) -> bytes:
         stdout, o1 = out.collect(free=True)
         stderr, o2 = err.collect(free=True)
+        self._output_ends = (out.end, err.end)
         return bounded_log(stdout + stderr, o1 or o2)
 
     def _fuel_line(self, store: wasmtime.Store) -> bytes:

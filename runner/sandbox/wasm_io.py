@@ -69,14 +69,15 @@ class OutputWindow:
         self.io = io
         self.fd = fd
         self.start = start
+        self.end = start  # the file's size when collected: where the next call's window starts
         self.watch = Watched(fd, start + limit)
 
     def collect(self, *, free: bool) -> tuple[bytes, bool]:
         """(bytes written, overflowed). `free` punches the consumed range out of the file."""
-        end = self.io.size(self.fd)
+        end = self.end = self.io.size(self.fd)
         data = self.io.read(self.fd, self.start, min(end, self.watch.limit))
         overflowed = self.watch.overflowed or end > self.watch.limit
-        if free:
+        if free and end > self.start:  # [0, start) is already a hole: nothing new, no syscall
             punch_hole(self.fd, end)
         return data, overflowed
 

@@ -56,6 +56,19 @@ def test_guest_calls_run_on_a_thread_inside_the_environments_cgroup(backend, tmp
     env.destroy()
 
 
+@pytest.mark.parametrize("memory_mb", [1769, 3538])
+def test_a_whole_vcpu_or_more_runs_guest_calls_on_the_callers_thread(backend, tmp_path, memory_mb):
+    # One thread cannot use more than one CPU, so a quota of >= 1 vCPU would never throttle a
+    # guest call: no cgroup lane is taken and no thread hand-off is paid.
+    env = started(backend, deploy(tmp_path, "counter", "handle", memory_mb=memory_mb))
+    assert env._thread is None and env._cpu is None and env._lane is None
+    seen = {}
+    env._on_guest_thread(lambda: seen.setdefault("tid", threading.get_native_id()))
+    assert seen["tid"] == threading.get_native_id()
+    assert json.loads(invoke(env).payload) == {"count": 1}
+    env.destroy()
+
+
 def test_fuel_consumed_is_reported_when_enabled(tmp_path):
     b = new_backend(tmp_path, fuel=True)
     env = started(b, deploy(tmp_path, "cpu_bound", "handle"))
