@@ -21,7 +21,6 @@ import math
 import os
 import threading
 import time
-import uuid
 import zipfile
 from typing import Any, Iterator
 
@@ -35,6 +34,7 @@ from runner.model import (
     Report,
     check_payload,
     function_arn,
+    new_request_id,
 )
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
 from runner.registry.events import EventStore
@@ -200,7 +200,7 @@ class Runner:
         """Invoke synchronously. Platform errors raise; function errors are in the result."""
         body = check_payload(payload)
         version = self.registry.resolve(name, qualifier)
-        rid = request_id or str(uuid.uuid4())
+        rid = request_id or new_request_id()
         cfg = version.config
         started = time.time()
         try:

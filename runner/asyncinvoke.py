@@ -30,7 +30,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from runner.errors import PlatformError, ResourceNotFound, TooManyRequests
-from runner.model import DEFAULT_DLQ, FunctionVersion, InvocationResult, check_payload, function_arn
+from runner.model import (
+    DEFAULT_DLQ,
+    FunctionVersion,
+    InvocationResult,
+    check_payload,
+    function_arn,
+    new_request_id,
+)
 from runner.registry.events import DeadLetter, Event, EventStore, Outcome
 
 log = logging.getLogger(__name__)
@@ -91,7 +98,7 @@ class AsyncInvoker:
         body = check_async_payload(payload)
         self._resolve(name, qualifier)
         now = time.time()
-        rid = str(uuid.uuid4())
+        rid = new_request_id()
         self.store.enqueue(Event(rid, name, qualifier or "", body, now, 0, now))
         self._wake()
         return rid

@@ -7,7 +7,10 @@ embedding API reject bad input with the same message before anything is stored.
 from __future__ import annotations
 
 import json
+import os
+import random
 import re
+import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
@@ -279,6 +282,19 @@ class InvocationResult:
 
     def log_tail(self, limit: int = 4096) -> bytes:
         return self.log[-limit:]
+
+
+_ids = random.Random()  # seeded from os.urandom; reseeded in a forked child (see below)
+os.register_at_fork(after_in_child=_ids.seed)
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID string for an invocation. Drawn from a seeded generator
+    instead of uuid4(): uuid4 reads os.urandom on every call, a system call on the invoke
+    path that, like every blocking call, hands the GIL to another thread under load. Request
+    ids must be unique, not unpredictable; 122 random bits from a generator seeded with OS
+    entropy are, and a forked child reseeds so it never repeats its parent's sequence."""
+    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
 
 
 def check_payload(payload: bytes | str | None, limit: int = MAX_PAYLOAD_BYTES,

@@ -30,26 +30,31 @@ class Channel:
     def __init__(self, fd):
         self.sock = socket.socket(fileno=fd)
         self.sock.setblocking(True)
+        # Received bytes not yet returned as a frame: one recv takes a frame's header and body
+        # together (one system call per invocation, not two).
+        self._buf = bytearray()
 
     def send(self, msg):
         body = _mpack.packb(msg)
         self.sock.sendall(_HDR.pack(len(body)) + body)
 
     def recv(self):
-        head = self._exact(4)
-        if head is None:
+        if not self._fill(4):
             return None
-        body = self._exact(_HDR.unpack(head)[0])
-        return None if body is None else _mpack.unpackb(body)
+        end = 4 + _HDR.unpack_from(self._buf)[0]
+        if not self._fill(end):
+            return None
+        body = bytes(self._buf[4:end])
+        del self._buf[:end]
+        return _mpack.unpackb(body)
 
-    def _exact(self, n):
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
+    def _fill(self, n):
+        while len(self._buf) < n:
+            chunk = self.sock.recv(max(n - len(self._buf), 1 << 16))
             if not chunk:
-                return None
-            buf += chunk
-        return bytes(buf)
+                return False
+            self._buf += chunk
+        return True
 
 
 class LambdaContext:

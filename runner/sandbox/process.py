@@ -333,16 +333,22 @@ class ProcessEnvironment:
         (sets _timed_out in the latter case)."""
         poller = self._poller()
         sock_fd = self._sock.fileno()
+        polled = False  # whether the frames in the reader came with a poll of both descriptors
         try:
             while True:
                 msg = self._reader.next()
                 if msg is not None:
-                    self._drain_log(logs)  # lines printed before the reply are already in the pipe
+                    # Lines printed before the reply are in the pipe: the guest flushes before
+                    # it replies, so the poll that saw the reply saw them too (and drained
+                    # them below). Only a frame read without such a poll needs a drain here.
+                    if not polled:
+                        self._drain_log(logs)
                     return msg
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self._timed_out = True
                     return None
+                polled = True
                 for fd, _events in poller.poll(max(1, int(remaining * 1000 + 0.999))):
                     if fd != sock_fd:
                         self._drain_log(logs)

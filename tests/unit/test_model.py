@@ -67,3 +67,38 @@ def test_report_line_matches_lambda():
 def test_arn():
     assert function_arn("f") == "arn:aws:lambda:local-1:000000000000:function:f"
     assert function_arn("f", "3").endswith(":function:f:3")
+
+
+def test_request_ids_are_version_4_uuids_and_unique():
+    import uuid
+
+    from runner.model import new_request_id
+
+    ids = [new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    for rid in ids[:100]:
+        u = uuid.UUID(rid)
+        assert str(u) == rid and u.version == 4 and u.variant == uuid.RFC_4122
+
+
+def test_a_forked_child_does_not_repeat_its_parents_request_ids():
+    import os
+
+    from runner.model import new_request_id
+
+    import warnings
+
+    r, w = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns when forking a process with threads; the child here only writes
+        # to a pipe and exits, which is safe with any thread state.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child writes its next id and exits without running pytest's teardown
+        os.write(w, new_request_id().encode())
+        os._exit(0)
+    os.close(w)
+    child = os.read(r, 100).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert child != new_request_id()

@@ -16,13 +16,12 @@ import asyncio
 import functools
 import json
 import logging
-import uuid
 from concurrent.futures import Executor
 
 from aiohttp import web
 
 from runner.errors import TooManyRequests
-from runner.model import MAX_PAYLOAD_BYTES
+from runner.model import MAX_PAYLOAD_BYTES, new_request_id
 from runner.service.http import apigw
 from runner.service.http.body import read_body
 from runner.service.http.router import Router
@@ -46,7 +45,7 @@ class FunctionRoutes:
         self.router = Router(runner.routes)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        rid = str(uuid.uuid4())
+        rid = new_request_id()
         match = self.router.match(request.method, request.rel_url.raw_path)
         if match is None:
             return _json(404, "Not Found", rid)
