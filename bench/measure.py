@@ -101,6 +101,14 @@ class InvokeClient:
             raise RuntimeError(f"function error during benchmark: {resp.payload[:300]!r}")
         return resp
 
+    def dry_run(self) -> None:
+        """A DryRun invoke (validated, nothing runs): the same RPC, channel and server path as
+        invoke() without touching an environment. Used to wake that path after idle time."""
+        resp = self.stub.Invoke(pb.InvokeRequest(name=self.request.name, payload=self.request.payload,
+                                                 invocation_type=pb.DRY_RUN))
+        if resp.status_code != 204:
+            raise RuntimeError(f"dry run answered {resp.status_code}, expected 204")
+
     def close(self) -> None:
         self.channel.close()
 

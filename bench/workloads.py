@@ -107,6 +107,11 @@ class RunnerSession:
 
     def cold_sample(self) -> float:
         self._deploy(f"cold-{self._deploys}")
+        # Wake the invoke path first. On this VM any RPC after tens of ms of idle pays ~1-1.5
+        # ms of wake-up (the bare echo: 0.6 ms back to back, 1.8 ms after 60 ms idle), and the
+        # deploy just left client and server threads idle that long. The dry run takes that
+        # toll, so the figure is the cold start: docs/benchmarks.md, "Cold start method".
+        self.client.dry_run()
         t0 = time.perf_counter()
         resp = self.client.invoke()
         ms = (time.perf_counter() - t0) * 1000.0
