@@ -1,12 +1,13 @@
-"""Pre-started environments: runtime processes launched ahead of demand, not yet initialised.
+"""Pre-started environments: runtime processes launched ahead of demand.
 
 Node cannot fork, so a Node cold start would pay for a whole `node` start-up (~40 ms) before the
 handler even loads; a Python cold start from the zygote still pays a fork and the environment's
 cgroup set-up. This pool keeps, per function version, a few environments on which
 `launch()` already ran: the process is up, has said hello, has its limits applied (cgroup,
 rlimits) and is parked reading its socket. A cold start then only runs init (`start()`), a few
-milliseconds for a light handler. No guest code runs in a pre-started environment: the
-bootstrap waits for `init`.
+milliseconds for a light handler. No function code runs in a pre-started environment: the
+bootstrap waits for `init`. (A Python child forked from the version's zygote inherited the
+init phase, so its launch() also does the handshake and it waits READY: decision 036.)
 
 Sizing follows recent demand. Every TICK_S the cold starts counted for a version feed an
 exponentially weighted moving average (EWMA) of cold starts per second; the target number of
@@ -41,9 +42,10 @@ MAX_TOTAL = 32  # host-wide cap on spares: 32 x 40 MB = 1.3 GB at most, on a 24 
 FORGET_S = 120.0  # after 2 minutes without a cold start a version keeps no spare at all
 FAILURE_BACKOFF_S = 5.0  # a launch that failed (binary gone, host full) is not retried sooner
 # Node cannot fork, so a spare saves its whole start-up. A Python spare is a child already
-# forked from the version's zygote with its cgroup and rlimits applied: a cold start then skips
-# the fork and the cgroup set-up (task migration on cgroup v1 costs milliseconds), and pays only
-# the init handshake. A Python spare costs ~2 MB PSS. wasm instantiates in-host in microseconds.
+# forked from the version's zygote with its cgroup and rlimits applied and its handshake done:
+# a cold start then skips the fork and the cgroup set-up (task migration on cgroup v1 costs
+# milliseconds) and pays only its first invocation. A Python spare costs ~2 MB PSS. wasm
+# instantiates in-host in microseconds.
 DEFAULT_RUNTIMES = ("nodejs", "python")
 
 
@@ -86,8 +88,8 @@ class PreStartPool:
         return version.config.runtime in self.runtimes and backend is not None
 
     def take(self, version: FunctionVersion):
-        """A launched environment of `version` (NEW state, process up), or None. Either way the
-        call counts as one cold start of `version` for the demand estimate."""
+        """A launched environment of `version` (NEW, or READY for a zygote child), or None.
+        Either way the call counts as one cold start of `version` for the demand estimate."""
         if not self.handles(version):
             return None
         with self._lock:
