@@ -112,6 +112,7 @@ def run_suite(cfg: Config, only: list[str] | None = None, setup_notes: dict | No
     # One echo server for the whole run: measured alone first, then alongside each runtime.
     with ServerProcess("echo") as echo_srv:
         base["grpc_echo"] = guarded("grpc_echo (floor)", grpc_echo.run, cfg, echo_srv.address)
+        base[grpc_echo.HOP_NAME] = guarded("grpc_echo + process hop", grpc_echo.run_hop, cfg)
         for rt in workloads.ALL_RUNTIMES:
             if only and rt not in only:
                 results["runtimes"][rt] = {**na_figures(), "skipped": "not selected (--runtimes)"}

@@ -14,6 +14,20 @@ from bench.servers import ServerProcess
 NAME = "grpc_echo"
 
 
+HOP_NAME = "grpc_echo_hop"
+
+
+def run_hop(cfg) -> dict:
+    """The echo with one round trip to a peer process per call (bench/servers.py, `echo-hop`):
+    the floor of any server that runs guests in other processes. Context for the runner's
+    overhead, not a target."""
+    with ServerProcess("echo-hop") as srv:
+        out = run(cfg, srv.address)
+    out.update(kind="gRPC floor + process hop", label="gRPC echo + process hop")
+    out["na"] = {"cold": "its peer processes start with the server"}
+    return out
+
+
 def run(cfg, address: str | None = None) -> dict:
     """Figures of the echo server at `address` (one is started when None)."""
     if address is None:

@@ -24,6 +24,7 @@ from bench.workloads import registered_runtimes  # noqa: E402
 KEYS = ("cold_p50_ms", "cold_p99_ms", "warm_p50_ms", "warm_p99_ms", "throughput_rps")
 # Baselines that need no registry install: they must always produce figures.
 ALWAYS_AVAILABLE = {"grpc_echo": ("warm_p50_ms", "warm_p99_ms", "throughput_rps"),
+                    "grpc_echo_hop": ("warm_p50_ms", "warm_p99_ms", "throughput_rps"),
                     "naive_python": ("cold_p50_ms", "cold_p99_ms"),
                     "wasm_compile_instantiate": ("cold_p50_ms", "cold_p99_ms", "throughput_rps")}
 
@@ -89,6 +90,7 @@ def test_targets_and_table_cover_the_runtimes(results):
     assert all(isinstance(t["pass"], bool) for t in py)
     text = report.table(results)
     assert "gRPC echo (floor)" in text and "naive spawn (python3 -I)" in text
+    assert "gRPC echo + process hop" in text and "floor of any out-of-process guest" in text
     for rt in ("nodejs", "wasm"):
         if rt not in registered_runtimes():
             assert f"SKIPPED: runtime '{rt}' is not registered" in text
