@@ -134,6 +134,10 @@ class ProcessEnvironment:
                     self.version, address_space=self.runtime.address_space_limit
                 ),
             )
+            # Read once now the counters every invocation reads: the cgroup files are opened
+            # on first use, and that first use would otherwise be the cold start's invocation.
+            self.max_memory()
+            self._enforcement.pids_limit_hit()
         except BaseException:
             self.destroy()
             raise
