@@ -104,8 +104,8 @@ class InvokeClient:
     def dry_run(self) -> None:
         """A DryRun invoke (validated, nothing runs): the same RPC, channel and server path as
         invoke() without touching an environment. Used to wake that path after idle time."""
-        resp = self.stub.Invoke(pb.InvokeRequest(name=self.request.name, payload=self.request.payload,
-                                                 invocation_type=pb.DRY_RUN))
+        resp = self.stub.Invoke(pb.InvokeRequest(
+            name=self.request.name, payload=self.request.payload, invocation_type=pb.DRY_RUN))
         if resp.status_code != 204:
             raise RuntimeError(f"dry run answered {resp.status_code}, expected 204")
 

@@ -85,12 +85,15 @@ def child_main(ctrl_fd, log_fd, handler, zygote_sock, wake_fds):
         sys.stdout.reconfigure(line_buffering=True)
         sys.stderr.reconfigure(line_buffering=True)
         chan = boot.Channel(ctrl_fd)
-        boot.warm_up()  # part of launching a spare, off any cold start's critical path
         t0 = time.perf_counter()
         chan.send({"t": "hello", "pid": os.getpid()})
         msg = chan.recv()
         if msg is None or msg.get("t") != "init":
             os._exit(0)
+        # After init, so after the host applied this child's limits: the warm-up calls only the
+        # bootstrap's code, but that code uses modules (json) the function's init could have
+        # patched. For a pre-started spare this is still off any cold start's critical path.
+        boot.warm_up()
         chan.send({"t": "ready", "init_ms": (time.perf_counter() - t0) * 1000.0,
                    "maxrss_kb": boot._maxrss_kb(), "forked": True})
         code = boot.serve(chan, handler)
