@@ -149,18 +149,20 @@ class ProcessEnvironment:
 
     def start(self) -> None:
         self.launch()
-        if self.state is EnvState.READY:  # launch() already ran the handshake (zygote children)
-            return
+        if self.state is not EnvState.READY:  # zygote children did it in launch()
+            self._init_handshake()
+
+    def _init_handshake(self) -> None:
+        """Send `init` and wait for `ready`: the guest's init phase, INIT -> READY. On any
+        failure the environment is destroyed and the init error raised."""
         self.state = EnvState.INIT
         try:
-            self._init_handshake()
+            self._await_ready()
         except BaseException:
             self.destroy()
             raise
 
-    def _init_handshake(self) -> None:
-        """Send `init` and wait for `ready`: the guest's init phase. READY on success; raises
-        the init error (the caller destroys the environment)."""
+    def _await_ready(self) -> None:
         cfg = self.version.config
         send(self._sock, {"t": "init"})
         init_timeout = max(INIT_TIMEOUT_S, cfg.timeout_s)

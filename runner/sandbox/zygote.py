@@ -384,11 +384,7 @@ class ZygoteEnvironment(ProcessEnvironment):
         the guest instead of two (measured in docs/decisions/036)."""
         super().launch()
         if self.state is EnvState.NEW and self.zygote is not None and self.zygote.forkable:
-            try:
-                self._init_handshake()
-            except BaseException:
-                self.destroy()
-                raise
+            self._init_handshake()
 
     def start(self) -> None:
         t0 = time.perf_counter()
