@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 TAIL_BYTES = 4096
+# Context dicts kept for reuse (one per version, qualifier and day); past this the cache is
+# dropped whole. 4096 covers far more live versions than one host serves.
+MAX_CACHED_CONTEXTS = 4096
 
 
 def default_data_dir() -> str:
@@ -102,6 +105,7 @@ class Runner:
         os.makedirs(self.data_dir, exist_ok=True)
         self.registry = SQLiteRegistry(self.data_dir)
         self.logs = LogStore(os.path.join(self.data_dir, "logs"))
+        self._contexts: dict[tuple, tuple[int, dict]] = {}  # see _context()
         work = os.path.join(self.data_dir, "envs")
         self.pool = PoolManager(
             backends if backends is not None else default_backends(work),
@@ -213,18 +217,10 @@ class Runner:
         # The deadline counts from the moment the handler may start, as on Lambda: init time
         # of a cold start is not charged to the invocation's timeout.
         deadline = time.monotonic() + cfg.timeout_s
-        ctx = {
-            "function_name": version.name,
-            "function_version": version.version,
-            # Lambda reports the ARN as invoked: qualified only if the caller gave a qualifier.
-            "invoked_function_arn": function_arn(version.name, qualifier),
-            "memory_limit_in_mb": cfg.memory_mb,
-            "log_group_name": f"/aws/lambda/{version.name}",
-            "log_stream_name": f"{time.strftime('%Y/%m/%d', time.gmtime(started))}/[{version.version}]{version.revision}",
-            "deadline_ms": int((started + cfg.timeout_s) * 1000),
-        }
+        ctx = self._context(version, qualifier, started)
         try:
-            outcome = env.invoke(InvokeRequest(rid, body, cfg.timeout_s, deadline, ctx))
+            outcome = env.invoke(InvokeRequest(rid, body, cfg.timeout_s, deadline, ctx,
+                                               int((started + cfg.timeout_s) * 1000)))
         except BaseException:
             self.pool.release(lease, reusable=False)
             raise
@@ -247,6 +243,30 @@ class Runner:
         )
         init_logs = env.init_logs if lease.cold else b""
         return self._finish(version, rid, out, error, init_logs, outcome.logs, report)
+
+    def _context(self, version: FunctionVersion, qualifier: str | None, now: float) -> dict:
+        """The Lambda context fields of an invocation (all but its deadline). One dict per
+        version, qualifier and UTC day (the log stream's name has the date), reused until
+        one of those changes: environments send a guest the context only when it is a new
+        object. Read-only once made (InvokeRequest.context says why)."""
+        day = int(now // 86400)
+        key = (version.key, version.version, qualifier)
+        hit = self._contexts.get(key)
+        if hit is not None and hit[0] == day:
+            return hit[1]
+        ctx = {
+            "function_name": version.name,
+            "function_version": version.version,
+            # Lambda reports the ARN as invoked: qualified only if the caller gave a qualifier.
+            "invoked_function_arn": function_arn(version.name, qualifier),
+            "memory_limit_in_mb": version.config.memory_mb,
+            "log_group_name": f"/aws/lambda/{version.name}",
+            "log_stream_name": f"{time.strftime('%Y/%m/%d', time.gmtime(now))}/[{version.version}]{version.revision}",
+        }
+        if len(self._contexts) >= MAX_CACHED_CONTEXTS:
+            self._contexts.clear()  # versions come and go; a rebuild costs microseconds
+        self._contexts[key] = (day, ctx)
+        return ctx
 
     def check_invoke(self, name: str, payload: bytes | str | None = None, *,
                      qualifier: str | None = None) -> FunctionVersion:

@@ -199,9 +199,9 @@ async function loadHandler(taskRoot, spec, preloaded) {
 
 // ------------------------------------------------------------------------------ invocations
 
-function makeContext(ctx, requestId) {
+function makeContext(ctx, requestId, deadline) {
   const env = process.env;
-  const deadlineMs = Number(ctx.deadline_ms || 0);
+  const deadlineMs = Number(deadline ?? ctx.deadline_ms ?? 0);
   return {
     callbackWaitsForEmptyEventLoop: true,
     functionName: ctx.function_name || env.AWS_LAMBDA_FUNCTION_NAME,
@@ -222,6 +222,9 @@ class Server {
     this.chan = chan;
     this.handler = handler;
     this.inflight = null; // {id, settle} while a handler runs
+    // The context fields the host sent last: an invoke frame carries `ctx` only when it
+    // changed since the previous one (docs/guest-protocol.md).
+    this.lastCtx = {};
     this.pendingFatal = null; // an error that struck between invocations (see fatal())
   }
 
@@ -268,7 +271,8 @@ class Server {
     };
     let ret;
     try {
-      ret = this.handler(event, makeContext(msg.ctx || {}, id), callback);
+      if (msg.ctx) this.lastCtx = msg.ctx;
+      ret = this.handler(event, makeContext(this.lastCtx, id, msg.deadline_ms), callback);
     } catch (e) {
       settle(false, e);
       return;

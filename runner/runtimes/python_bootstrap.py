@@ -60,7 +60,7 @@ class Channel:
 class LambdaContext:
     """The `context` argument, with the attributes of AWS Lambda's Python runtime."""
 
-    def __init__(self, ctx, request_id):
+    def __init__(self, ctx, request_id, deadline_ms=None):
         self.aws_request_id = request_id
         self.function_name = ctx.get("function_name", "")
         self.function_version = ctx.get("function_version", "$LATEST")
@@ -70,7 +70,18 @@ class LambdaContext:
         self.log_stream_name = ctx.get("log_stream_name", "")
         self.client_context = ctx.get("client_context")
         self.identity = ctx.get("identity")
-        self._deadline_ms = int(ctx.get("deadline_ms", 0))
+        self._deadline_ms = int(ctx.get("deadline_ms", 0) if deadline_ms is None else deadline_ms)
+
+    @classmethod
+    def from_template(cls, template, request_id, deadline_ms):
+        """A context with `template`'s fields (a LambdaContext made from the host's last
+        context frame) for another invocation: copies attributes instead of parsing the map."""
+        ctx = cls.__new__(cls)
+        ctx.__dict__.update(template.__dict__)
+        ctx.aws_request_id = request_id
+        if deadline_ms is not None:
+            ctx._deadline_ms = int(deadline_ms)
+        return ctx
 
     def get_remaining_time_in_millis(self):
         return max(0, self._deadline_ms - int(time.time() * 1000))
@@ -146,6 +157,20 @@ def load_handler(spec):
     return fn, None
 
 
+class _Contexts:
+    """The context fields the host sent last: an invoke frame carries `ctx` only when it
+    changed since the previous frame (docs/guest-protocol.md), and its own `deadline_ms`."""
+
+    template = None
+
+    @classmethod
+    def for_invoke(cls, msg, rid):
+        ctx = msg.get("ctx")
+        if ctx is not None or cls.template is None:
+            cls.template = LambdaContext(ctx or {}, "")
+        return LambdaContext.from_template(cls.template, rid, msg.get("deadline_ms"))
+
+
 def invoke(handler, msg):
     """Run one invocation; returns the reply frame."""
     rid = msg["id"]
@@ -154,7 +179,7 @@ def invoke(handler, msg):
     fatal = False
     try:
         event = json.loads(msg["payload"]) if msg["payload"] else None
-        result = handler(event, LambdaContext(msg.get("ctx") or {}, rid))
+        result = handler(event, _Contexts.for_invoke(msg, rid))
         try:
             body = json.dumps(result).encode()
         except (TypeError, ValueError) as e:
@@ -185,6 +210,7 @@ def warm_up():
            "ctx": {"function_name": "", "deadline_ms": 0}}
     _mpack.packb(invoke(lambda event, context: event, _mpack.unpackb(_mpack.packb(msg))))
     _maxrss_kb()
+    _Contexts.template = None
     _RequestIdFilter.request_id = ""
     os.environ.pop("_X_AMZN_TRACE_ID", None)
 

@@ -48,8 +48,11 @@ class InvokeRequest:
     deadline: float  # time.monotonic() by which the guest must have answered
     context: dict[str, Any] = field(default_factory=dict)  # Lambda context fields, see below
     # context keys: function_name, function_version, invoked_function_arn, memory_limit_in_mb,
-    # log_group_name, log_stream_name, deadline_ms (wall clock, epoch ms), client_context,
-    # identity. Runtimes expose them with their language's naming.
+    # log_group_name, log_stream_name, client_context, identity. Runtimes expose them with
+    # their language's naming. The Runner passes the same dict object to every invocation of
+    # a version with the same qualifier (environments send it to a guest only when it is not
+    # the one they sent last), so it is read-only: never mutate a context once passed.
+    deadline_ms: int = 0  # wall clock (epoch ms) by which the guest must answer; 0: context's
 
 
 @dataclass

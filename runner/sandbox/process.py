@@ -110,6 +110,10 @@ class ProcessEnvironment:
         self._enforcement: limits.Enforcement | None = None
         self._tmp_dir: str | None = None
         self._maxrss = 0
+        # The context dict last sent to the guest: an invoke frame carries the context only
+        # when the request's is another object (the Runner reuses one per version, so nearly
+        # every frame omits it; the guest keeps the last one it got).
+        self._ctx_sent: dict | None = None
         self.pid = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -225,10 +229,14 @@ class ProcessEnvironment:
         self.state = EnvState.BUSY
         logs = bytearray()
         t0 = time.monotonic()
+        frame = {"t": "invoke", "id": request.request_id, "payload": request.payload}
+        if request.deadline_ms:
+            frame["deadline_ms"] = request.deadline_ms
+        if request.context is not self._ctx_sent:
+            frame["ctx"] = request.context
+            self._ctx_sent = request.context
         try:
-            self._send_frame(encode({"t": "invoke", "id": request.request_id,
-                                     "payload": request.payload, "ctx": request.context}),
-                             request.deadline)
+            self._send_frame(encode(frame), request.deadline)
         except OSError:
             pass  # the guest died; _wait_message sees EOF and reports why
         msg = self._wait_message(request.deadline, logs)

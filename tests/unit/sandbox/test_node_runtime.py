@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -302,3 +303,29 @@ def test_oversized_result_and_error_are_refused_in_the_guest(started, tmp_path):
     assert out.error.error_type == "Error"
     assert out.error.message.endswith(" [truncated]") and len(out.error.message) < 300 * 1024
     assert out.reusable
+
+
+def test_context_is_sent_once_and_kept_until_it_changes(started, monkeypatch):
+    from dataclasses import replace
+
+    from runner.sandbox import process
+
+    frames = []
+    real_encode = process.encode
+    monkeypatch.setattr(process, "encode", lambda msg: frames.append(msg) or real_encode(msg))
+    env = started(guest("echo"))
+    first = request({})
+    first.deadline_ms = int(time.time() * 1000) + 3000
+    ok(env.invoke(first))
+    # Same context object, later deadline: the frame omits ctx, the guest keeps the fields.
+    second = replace(first, request_id="second", deadline_ms=int(time.time() * 1000) + 60_000)
+    body = ok(env.invoke(second))
+    invokes = [f for f in frames if f["t"] == "invoke"]
+    assert "ctx" in invokes[0] and "ctx" not in invokes[1]
+    assert body["context"]["functionName"] == "fn" and body["context"]["awsRequestId"] == "second"
+    assert 3000 < body["context"]["remainingMs"] <= 60_000
+    # Another context object (say a published version's): sent, and the guest switches to it.
+    third = replace(second, request_id="third", context={**first.context, "function_version": "7"})
+    body = ok(env.invoke(third))
+    assert "ctx" in [f for f in frames if f["t"] == "invoke"][2]
+    assert body["context"]["functionVersion"] == "7"

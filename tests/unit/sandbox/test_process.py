@@ -132,3 +132,50 @@ def test_event_larger_than_the_socket_buffer(tmp_path):
     big = b'"' + b"x" * (5 * 1024 * 1024) + b'"'
     assert env.invoke(req(big)).payload == str(5 * 1024 * 1024).encode()
     env.destroy()
+
+
+CONTEXT_HANDLER = (
+    "def handler(e, c):\n"
+    "    return {'name': c.function_name, 'version': c.function_version, 'rid': c.aws_request_id,\n"
+    "            'stream': c.log_stream_name, 'remaining': c.get_remaining_time_in_millis()}\n"
+)
+
+
+def test_context_is_sent_once_and_kept_until_it_changes(tmp_path, monkeypatch):
+    import json
+    from dataclasses import replace
+
+    frames = []
+    real_encode = process.encode
+    monkeypatch.setattr(process, "encode", lambda msg: frames.append(msg) or real_encode(msg))
+    env = make(tmp_path, CONTEXT_HANDLER)
+    env.start()
+    ctx = {"function_name": "t", "function_version": "$LATEST", "log_stream_name": "s1"}
+    now_ms = int(time.time() * 1000)
+    first = InvokeRequest("r1", b"{}", 3.0, time.monotonic() + 3.0, ctx, now_ms + 3000)
+    out1 = json.loads(env.invoke(first).payload)
+    # The same context object with a later deadline: the frame omits ctx; the guest keeps it.
+    out2 = json.loads(env.invoke(replace(first, request_id="r2", deadline_ms=now_ms + 60_000)).payload)
+    # A different context object is sent, and the guest switches to it.
+    other = dict(ctx, function_version="3")
+    out3 = json.loads(env.invoke(replace(first, request_id="r3", context=other)).payload)
+    env.destroy()
+    invokes = [f for f in frames if f["t"] == "invoke"]
+    assert ["ctx" in f for f in invokes] == [True, False, True]
+    assert all("deadline_ms" in f for f in invokes)
+    assert (out1["name"], out1["version"], out1["rid"], out1["stream"]) == ("t", "$LATEST", "r1", "s1")
+    assert (out2["name"], out2["version"], out2["rid"]) == ("t", "$LATEST", "r2")
+    assert 0 < out1["remaining"] <= 3000 < out2["remaining"] <= 60_000
+    assert (out3["version"], out3["rid"]) == ("3", "r3")
+
+
+def test_deadline_inside_context_still_counts(tmp_path):
+    """A caller that puts deadline_ms in the context (the older shape) gets it honoured."""
+    import json
+
+    env = make(tmp_path, CONTEXT_HANDLER)
+    env.start()
+    ctx = {"function_name": "t", "deadline_ms": int(time.time() * 1000) + 2000}
+    out = json.loads(env.invoke(InvokeRequest("r", b"{}", 3.0, time.monotonic() + 3.0, ctx)).payload)
+    env.destroy()
+    assert 0 < out["remaining"] <= 2000

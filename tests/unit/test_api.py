@@ -1,0 +1,55 @@
+"""Runner (runner/api.py) pieces that need no sandbox: the context each invocation carries."""
+
+import time
+
+import pytest
+
+from runner import Runner
+from runner.model import FunctionConfig, FunctionVersion
+
+
+@pytest.fixture
+def runner(tmp_path):
+    r = Runner(str(tmp_path / "data"), backends={})
+    yield r
+    r.close()
+
+
+def version(label="$LATEST", revision=1, memory_mb=256):
+    return FunctionVersion("fn", label, revision, FunctionConfig("python", "app.handler", memory_mb=memory_mb),
+                           "0" * 64, "/nonexistent")
+
+
+def test_context_is_reused_per_version_and_qualifier(runner):
+    now = time.time()
+    v = version()
+    ctx = runner._context(v, None, now)
+    assert ctx is runner._context(v, None, now + 1)  # reused: environments send it once
+    assert ctx == {
+        "function_name": "fn", "function_version": "$LATEST",
+        "invoked_function_arn": ctx["invoked_function_arn"], "memory_limit_in_mb": 256,
+        "log_group_name": "/aws/lambda/fn",
+        "log_stream_name": time.strftime("%Y/%m/%d", time.gmtime(now)) + "/[$LATEST]1",
+    }
+    assert ctx["invoked_function_arn"].endswith(":function:fn")
+    qualified = runner._context(v, "prod", now)
+    assert qualified is not ctx and qualified["invoked_function_arn"].endswith(":function:fn:prod")
+    published = runner._context(version("3"), "3", now)
+    assert published["function_version"] == "3" and published["log_stream_name"].endswith("/[3]1")
+
+
+def test_context_changes_with_the_utc_day(runner):
+    v = version()
+    day1 = runner._context(v, None, 86400 * 20000 + 10)
+    day2 = runner._context(v, None, 86400 * 20001 + 10)
+    assert day1 is not day2
+    assert day1["log_stream_name"] != day2["log_stream_name"]
+
+
+def test_context_cache_is_bounded(runner, monkeypatch):
+    from runner import api
+
+    monkeypatch.setattr(api, "MAX_CACHED_CONTEXTS", 3)
+    for rev in range(10):
+        runner._context(version(revision=rev), None, 0.0)
+    assert len(runner._contexts) <= 3
