@@ -8,22 +8,31 @@
   socketpair and waits for it back (a trivial Python peer: no runtime, no limits, no logs).
   That is the floor of any design that runs guests outside the server process, so the table
   can show how much of the runner's overhead is the process boundary itself.
+* `echo-guest`: the echo, but every call is one invocation of the bench's Python fixture in a
+  real Python guest (the runner's own bootstrap, spawned unsandboxed) with the least host code
+  possible: no pool, limits, logs, report or validation. The floor of a runner whose Python
+  guests are what ours are; what the runner adds on top is all host-side.
+
+Peers and guests are handed out most recently used first, as the runner's pool does: the one
+the last call used has its pages and caches warm.
 
 A separate process matters: a Python client and server sharing one interpreter would share one
 GIL, and the benchmark would measure that contention instead of the server.
 
-Run as `python -m bench.servers {runner,echo} [--data DIR]`; it prints `PORT <n>` once listening
+Run as `python -m bench.servers {runner,echo,echo-hop,echo-guest} [--data DIR]`; it prints `PORT <n>` once listening
 and serves until its stdin closes (so it dies with the benchmark, even on a crash).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
-import queue
 import socket
 import subprocess
 import sys
+import threading
+import time
 from concurrent import futures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,14 +62,33 @@ def _hop_peer(sock: socket.socket) -> None:
         os._exit(0)
 
 
+class _Stack:
+    """Free peers, most recently used on top. Never empty for the suite: it has more peers than
+    its largest client count, and each call holds one peer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list = []
+
+    def put(self, item) -> None:
+        with self._lock:
+            self._items.append(item)
+
+    def get(self):
+        with self._lock:
+            if not self._items:
+                raise RuntimeError(f"more concurrent calls than the {HOP_PEERS} peers")
+            return self._items.pop()
+
+
 class HopInvoker(EchoInvoker):
     """EchoInvoker behind one round trip to a peer process per call."""
 
     def __init__(self) -> None:
         # Forked before the gRPC server exists, so no thread of it is copied half-way (fork
         # copies only the calling thread). Each peer serves one call at a time: a call takes
-        # a free peer's socket from the queue and puts it back when answered.
-        self.free: queue.SimpleQueue = queue.SimpleQueue()
+        # a free peer's socket from the stack and puts it back when answered.
+        self.free = _Stack()
         mine: list[socket.socket] = []
         for _ in range(HOP_PEERS):
             ours, theirs = socket.socketpair()
@@ -89,15 +117,75 @@ class HopInvoker(EchoInvoker):
         return super().Invoke(request, context)
 
 
-def build_echo_server(host: str = "127.0.0.1", port: int = 0, hop: bool = False):
+GUEST_BOOTSTRAP = os.path.join(ROOT, "runner", "runtimes", "python_bootstrap.py")
+GUEST_TASK_ROOT = os.path.join(ROOT, "bench", "fixtures", "python")
+GUEST_CONTEXT = {"function_name": "echo", "function_version": "$LATEST",
+                 "invoked_function_arn": "arn:aws:lambda:local:000000000000:function:echo",
+                 "memory_limit_in_mb": 1769, "log_group_name": "/aws/lambda/echo",
+                 "log_stream_name": "2026/01/01/[$LATEST]1"}
+
+
+class PythonGuestInvoker(EchoInvoker):
+    """Each call is one invocation in a real Python guest (the runner's bootstrap running the
+    bench fixture) over the runner's frame protocol, with nothing else of the runner."""
+
+    def __init__(self) -> None:
+        from runner.sandbox import protocol
+
+        self.protocol = protocol
+        self.free = _Stack()
+        self.ids = itertools.count()
+        pending = []
+        # Spawned before the gRPC server exists (see HopInvoker); all at once, then each
+        # answers hello -> init -> ready. A guest exits at EOF, i.e. when this process does.
+        for _ in range(HOP_PEERS):
+            ours, theirs = socket.socketpair()
+            env = {"_RUNNER_FD": str(theirs.fileno()), "_HANDLER": "app.handler",
+                   "LAMBDA_TASK_ROOT": GUEST_TASK_ROOT, "PATH": os.defpath}
+            subprocess.Popen([sys.executable, "-I", "-S", "-B", GUEST_BOOTSTRAP], env=env,
+                             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            theirs.close()
+            pending.append(ours)
+        for sock in pending:
+            sock.settimeout(30)
+            reader = protocol.FrameReader()
+            if protocol.recv_blocking(sock, reader)["t"] != "hello":
+                raise RuntimeError("guest did not say hello")
+            protocol.send(sock, {"t": "init"})
+            if protocol.recv_blocking(sock, reader)["t"] != "ready":
+                raise RuntimeError("guest init failed")
+            sock.settimeout(None)
+            self.free.put([sock, reader, False])
+
+    def Invoke(self, request, context):
+        from runner.service.proto import runner_api_pb2 as pb
+
+        peer = self.free.get()
+        try:
+            sock, reader, has_ctx = peer
+            frame = {"t": "invoke", "id": str(next(self.ids)), "payload": request.payload,
+                     "deadline_ms": int(time.time() * 1000) + 60_000}
+            if not has_ctx:  # the first frame carries the context, as the runner's do
+                frame["ctx"] = GUEST_CONTEXT
+                peer[2] = True
+            sock.sendall(self.protocol.encode(frame))
+            reply = self.protocol.recv_blocking(sock, reader)
+        finally:
+            self.free.put(peer)
+        return pb.InvokeResponse(payload=reply.get("payload") or b"null", status_code=200)
+
+
+def build_echo_server(host: str = "127.0.0.1", port: int = 0, hop: bool = False,
+                      guest: bool = False):
     import grpc
 
     from runner.service.proto import runner_api_pb2_grpc as pb_grpc
     from runner.service.server import DEFAULT_WORKERS, SERVER_OPTIONS
 
-    # Made before the server: HopInvoker forks its peers, and no gRPC thread exists yet.
-    servicer = type("EchoServicer", (HopInvoker if hop else EchoInvoker,
-                                     pb_grpc.InvokerServicer), {})()
+    # Made before the server: the invokers start their peers, and no gRPC thread exists yet.
+    base = PythonGuestInvoker if guest else HopInvoker if hop else EchoInvoker
+    servicer = type("EchoServicer", (base, pb_grpc.InvokerServicer), {})()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=DEFAULT_WORKERS,
                                                     thread_name_prefix="rpc"),
                          options=SERVER_OPTIONS)
@@ -110,12 +198,13 @@ def build_echo_server(host: str = "127.0.0.1", port: int = 0, hop: bool = False)
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.servers")
-    ap.add_argument("kind", choices=("runner", "echo", "echo-hop"))
+    ap.add_argument("kind", choices=("runner", "echo", "echo-hop", "echo-guest"))
     ap.add_argument("--data", help="runner data directory")
     ap.add_argument("--max-environments", type=int, default=512)
     args = ap.parse_args(argv)
-    if args.kind in ("echo", "echo-hop"):
-        server, port = build_echo_server(hop=args.kind == "echo-hop")
+    if args.kind in ("echo", "echo-hop", "echo-guest"):
+        server, port = build_echo_server(hop=args.kind == "echo-hop",
+                                         guest=args.kind == "echo-guest")
         runner = None
     else:
         from runner import Runner

@@ -28,6 +28,20 @@ def run_hop(cfg) -> dict:
     return out
 
 
+GUEST_NAME = "grpc_echo_python_guest"
+
+
+def run_python_guest(cfg) -> dict:
+    """The echo with one invocation in a real Python guest per call (bench/servers.py,
+    `echo-guest`): the floor of a runner with our Python guests, i.e. with a host that does
+    nothing else. Context for how the runner's overhead splits into guest and host."""
+    with ServerProcess("echo-guest") as srv:
+        out = run(cfg, srv.address)
+    out.update(kind="gRPC floor + Python guest", label="gRPC echo + Python guest")
+    out["na"] = {"cold": "its guests start with the server"}
+    return out
+
+
 def run(cfg, address: str | None = None) -> dict:
     """Figures of the echo server at `address` (one is started when None)."""
     if address is None:

@@ -25,6 +25,7 @@ KEYS = ("cold_p50_ms", "cold_p99_ms", "warm_p50_ms", "warm_p99_ms", "throughput_
 # Baselines that need no registry install: they must always produce figures.
 ALWAYS_AVAILABLE = {"grpc_echo": ("warm_p50_ms", "warm_p99_ms", "throughput_rps"),
                     "grpc_echo_hop": ("warm_p50_ms", "warm_p99_ms", "throughput_rps"),
+                    "grpc_echo_python_guest": ("warm_p50_ms", "warm_p99_ms", "throughput_rps"),
                     "naive_python": ("cold_p50_ms", "cold_p99_ms"),
                     "wasm_compile_instantiate": ("cold_p50_ms", "cold_p99_ms", "throughput_rps")}
 
@@ -91,6 +92,7 @@ def test_targets_and_table_cover_the_runtimes(results):
     text = report.table(results)
     assert "gRPC echo (floor)" in text and "naive spawn (python3 -I)" in text
     assert "gRPC echo + process hop" in text and "floor of any out-of-process guest" in text
+    assert "gRPC echo + Python guest" in text and "floor of a runner with our Python guests" in text
     for rt in ("nodejs", "wasm"):
         if rt not in registered_runtimes():
             assert f"SKIPPED: runtime '{rt}' is not registered" in text
