@@ -169,7 +169,7 @@ class PythonGuestInvoker(EchoInvoker):
             if not has_ctx:  # the first frame carries the context, as the runner's do
                 frame["ctx"] = GUEST_CONTEXT
                 peer[2] = True
-            sock.sendall(self.protocol.encode(frame))
+            sock.sendall(self.protocol.encode_marshal(frame))  # as the runner sends Python guests
             reply = self.protocol.recv_blocking(sock, reader)
         finally:
             self.free.put(peer)

@@ -10,7 +10,6 @@ import json
 import os
 import random
 import re
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
@@ -284,6 +283,8 @@ class InvocationResult:
         return self.log[-limit:]
 
 
+_UUID4_KEEP = ~(0xC000 << 48) & ~(0xF000 << 64)  # clears the variant and version fields
+_UUID4_SET = (0x8000 << 48) | (4 << 76)  # variant RFC 4122, version 4
 _ids = random.Random()  # seeded from os.urandom; reseeded in a forked child (see below)
 os.register_at_fork(after_in_child=_ids.seed)
 
@@ -294,7 +295,10 @@ def new_request_id() -> str:
     path that, like every blocking call, hands the GIL to another thread under load. Request
     ids must be unique, not unpredictable; 122 random bits from a generator seeded with OS
     entropy are, and a forked child reseeds so it never repeats its parent's sequence."""
-    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
+    # The bits uuid.UUID(int=..., version=4) sets (version 4, RFC 4122 variant), formatted
+    # directly: the same string in half the time (tests compare it with uuid.UUID).
+    h = "%032x" % (_ids.getrandbits(128) & _UUID4_KEEP | _UUID4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def check_payload(payload: bytes | str | None, limit: int = MAX_PAYLOAD_BYTES,

@@ -19,6 +19,30 @@ def packb(obj):
 
 
 def _pack(o, out):
+    t = type(o)
+    # Exact types first, in the order reply frames use them (keys, ids, payload, flags): the
+    # generic isinstance chain below handles everything else, subclasses included.
+    if t is str:
+        b = o.encode("utf-8", "surrogatepass")
+        n = len(b)
+        if n < 32:
+            out.append(0xA0 | n)
+        else:
+            out += b"\xdb" + n.to_bytes(4, "big")
+        out += b
+    elif t is bytes:
+        out += b"\xc6" + len(o).to_bytes(4, "big")
+        out += o
+    elif t is dict:
+        out += b"\xdf" + len(o).to_bytes(4, "big")
+        for k, v in o.items():
+            _pack(k, out)
+            _pack(v, out)
+    else:
+        _pack_other(o, out)
+
+
+def _pack_other(o, out):
     if o is None:
         out.append(0xC0)
     elif o is True:

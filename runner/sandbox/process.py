@@ -36,7 +36,7 @@ from runner.errors import (
 from runner.model import FunctionVersion
 from runner.sandbox import isolation, limits
 from runner.sandbox.base import EnvState, InvokeOutcome, InvokeRequest
-from runner.sandbox.protocol import FrameReader, ProtocolError, encode, send
+from runner.sandbox.protocol import FrameReader, ProtocolError, encode, encode_marshal, send
 
 MAX_LOG_BYTES = 1024 * 1024  # per invocation; Lambda truncates huge outputs too
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit, at least the function's own timeout
@@ -114,6 +114,9 @@ class ProcessEnvironment:
         # when the request's is another object (the Runner reuses one per version, so nearly
         # every frame omits it; the guest keeps the last one it got).
         self._ctx_sent: dict | None = None
+        # Invoke frames in marshal for runtimes that declare they read it (protocol.py says
+        # why it is safe in that direction only).
+        self._marshal = bool(getattr(runtime, "marshal_frames", False))
         self.pid = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -236,7 +239,7 @@ class ProcessEnvironment:
             frame["ctx"] = request.context
             self._ctx_sent = request.context
         try:
-            self._send_frame(encode(frame), request.deadline)
+            self._send_frame((encode_marshal if self._marshal else encode)(frame), request.deadline)
         except OSError:
             pass  # the guest died; _wait_message sees EOF and reports why
         msg = self._wait_message(request.deadline, logs)

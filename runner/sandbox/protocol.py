@@ -15,10 +15,18 @@ this channel. The full message catalogue is in docs/guest-protocol.md; in short:
 
 Guests implement the same framing with their own small msgpack codec (the Python and Node
 bootstraps use no third-party packages); tests check both against the `msgpack` package.
+
+Frames from the host to a Python guest may instead carry `marshal` (MARSHAL_FLAG set in the
+length word): the guest runs the same interpreter as the host, and marshal.loads is one C call
+where the guest's pure-Python msgpack decoder was the largest part of its per-invocation work.
+marshal is not safe against hostile input, which is why it only ever flows host -> guest: the
+host decodes guest frames with msgpack alone, and a length word with the flag set is beyond
+MAX_FRAME, so FrameReader refuses it.
 """
 
 from __future__ import annotations
 
+import marshal
 import socket
 import struct
 from typing import Any
@@ -27,6 +35,7 @@ import msgpack
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 16 * 1024 * 1024  # > 6 MB payload + error documents; a bigger frame is a bug or hostile
+MARSHAL_FLAG = 1 << 31  # in the length word of a host -> Python guest frame: body is marshal
 
 
 class ProtocolError(Exception):
@@ -36,6 +45,12 @@ class ProtocolError(Exception):
 def encode(message: dict[str, Any]) -> bytes:
     body = msgpack.packb(message, use_bin_type=True)
     return HEADER.pack(len(body)) + body
+
+
+def encode_marshal(message: dict[str, Any]) -> bytes:
+    """A host -> Python guest frame in marshal (see the module docstring for why and when)."""
+    body = marshal.dumps(message)
+    return HEADER.pack(len(body) | MARSHAL_FLAG) + body
 
 
 def send(sock: socket.socket, message: dict[str, Any]) -> None:

@@ -21,6 +21,8 @@ BOOTSTRAP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 class PythonRuntime:
     name = "python"
     address_space_limit = True
+    # The bootstrap runs this interpreter too, so it reads host frames in marshal (protocol.py).
+    marshal_frames = True
 
     def command(self, version: FunctionVersion) -> list[str]:
         return [sys.executable, "-I", "-S", "-B", BOOTSTRAP]

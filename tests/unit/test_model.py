@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 
 from runner.errors import InvalidParameter
@@ -70,8 +72,6 @@ def test_arn():
 
 
 def test_request_ids_are_version_4_uuids_and_unique():
-    import uuid
-
     from runner.model import new_request_id
 
     ids = [new_request_id() for _ in range(10_000)]
@@ -79,6 +79,17 @@ def test_request_ids_are_version_4_uuids_and_unique():
     for rid in ids[:100]:
         u = uuid.UUID(rid)
         assert str(u) == rid and u.version == 4 and u.variant == uuid.RFC_4122
+
+
+def test_request_ids_are_what_uuid_makes_of_the_same_bits(monkeypatch):
+    import random
+
+    from runner import model
+
+    monkeypatch.setattr(model, "_ids", random.Random(7))
+    ours = [model.new_request_id() for _ in range(1000)]
+    bits = random.Random(7)
+    assert ours == [str(uuid.UUID(int=bits.getrandbits(128), version=4)) for _ in range(1000)]
 
 
 def test_a_forked_child_does_not_repeat_its_parents_request_ids():

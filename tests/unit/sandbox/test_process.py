@@ -146,8 +146,8 @@ def test_context_is_sent_once_and_kept_until_it_changes(tmp_path, monkeypatch):
     from dataclasses import replace
 
     frames = []
-    real_encode = process.encode
-    monkeypatch.setattr(process, "encode", lambda msg: frames.append(msg) or real_encode(msg))
+    real_encode = process.encode_marshal  # Python guests get invoke frames in marshal
+    monkeypatch.setattr(process, "encode_marshal", lambda msg: frames.append(msg) or real_encode(msg))
     env = make(tmp_path, CONTEXT_HANDLER)
     env.start()
     ctx = {"function_name": "t", "function_version": "$LATEST", "log_stream_name": "s1"}

@@ -3,6 +3,7 @@ import socket
 import msgpack
 import pytest
 
+from runner.sandbox import protocol
 from runner.sandbox.protocol import MAX_FRAME, FrameReader, ProtocolError, encode, recv_blocking, send
 
 
@@ -40,3 +41,15 @@ def test_send_and_recv_over_socketpair():
         a.close()
         with pytest.raises(ProtocolError, match="closed"):
             recv_blocking(b, FrameReader())
+
+
+def test_marshal_frames_are_flagged_and_never_accepted_from_a_guest():
+    frame = protocol.encode_marshal({"t": "invoke", "id": "r", "payload": b"{}"})
+    (word,) = protocol.HEADER.unpack_from(frame)
+    assert word & protocol.MARSHAL_FLAG and (word & ~protocol.MARSHAL_FLAG) == len(frame) - 4
+    # The host's reader is for guest frames: a flagged length is beyond MAX_FRAME, refused
+    # before a byte of the body is decoded (marshal is unsafe with hostile input).
+    reader = protocol.FrameReader()
+    reader.feed(frame)
+    with pytest.raises(protocol.ProtocolError):
+        reader.next()
