@@ -301,6 +301,22 @@ def new_request_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+_json_scan = json.scanner.make_scanner(json.JSONDecoder())
+_json_ws = re.compile(r"[ \t\n\r]*").match
+
+
+def _is_json_document(body: bytes) -> bool:
+    """True if `body` is one UTF-8 JSON document (whitespace around it allowed). The common
+    case of check_payload in a third of json.loads' time (no encoding detection, no decoder
+    object layers); anything else, UTF-16 JSON included, goes the json.loads way."""
+    try:
+        s = body.decode()
+        _obj, end = _json_scan(s, _json_ws(s, 0).end())
+        return _json_ws(s, end).end() == len(s)
+    except (ValueError, StopIteration, RecursionError):
+        return False
+
+
 def check_payload(payload: bytes | str | None, limit: int = MAX_PAYLOAD_BYTES,
                   kind: str = "synchronous") -> bytes:
     """An event as the runner passes it on: JSON bytes of at most `limit` (empty means null).
@@ -313,10 +329,16 @@ def check_payload(payload: bytes | str | None, limit: int = MAX_PAYLOAD_BYTES,
             f"payload: {len(body)} bytes exceeds the {limit}-byte limit for {kind} "
             "invocation; send a smaller event or a reference to the data"
         )
+    if _is_json_document(body):
+        return body
     if not body.strip():
         return b"null"
     try:
-        json.loads(body)
+        json.loads(body)  # also the error message: the same as Lambda's parser's wording
+    except RecursionError:
+        raise InvalidRequestContent(
+            "payload", "could not parse request body into json: nested too deeply; send a "
+            "flatter JSON document") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequestContent(
             "payload", f"could not parse request body into json: {exc}; send a JSON document"

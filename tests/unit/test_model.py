@@ -113,3 +113,33 @@ def test_a_forked_child_does_not_repeat_its_parents_request_ids():
     os.close(r)
     os.waitpid(pid, 0)
     assert child != new_request_id()
+
+
+JSON_CASES = [b'{"a": 1}', b' {"a":1}\n', b"[1,2]", b'"s"', b"1", b"null", b"NaN", '{"é": 1}'.encode(),
+              '{"a":1}'.encode("utf-16"), b'{"a":1} x', b"{", b"\xff", b'{"a": 1}{}', b"[1,]", b"tru"]
+
+
+@pytest.mark.parametrize("body", JSON_CASES)
+def test_check_payload_accepts_exactly_what_json_loads_accepts(body):
+    import json
+
+    from runner.errors import InvalidRequestContent
+    from runner.model import check_payload
+
+    try:
+        json.loads(body)
+    except ValueError as exc:
+        with pytest.raises(InvalidRequestContent) as err:
+            check_payload(body)
+        assert str(exc) in str(err.value)  # the parser's own wording, position included
+    else:
+        assert check_payload(body) == body
+
+
+def test_check_payload_refuses_deep_nesting_as_bad_content():
+    from runner.errors import InvalidRequestContent
+    from runner.model import check_payload
+
+    with pytest.raises(InvalidRequestContent, match="nested too deeply"):
+        check_payload(b"[" * 100_000 + b"]" * 100_000)
+    assert check_payload(b"  ") == b"null" and check_payload(None) == b"null"
