@@ -2,7 +2,7 @@
 
 * `runner`: the real service (`build_server` over a `Runner`), exactly as `runner serve` runs it;
 * `echo`: the floor, a bare grpcio server answering Invoker.Invoke with the request's payload,
-  built with the same SERVER_OPTIONS and the same worker count, so the only difference between
+  built with the same SERVER_OPTIONS, executor and worker count, so the only difference between
   the two is the runner itself;
 * `echo-hop`: the echo, but every call first sends the payload to a child process over a
   socketpair and waits for it back (a trivial Python peer: no runtime, no limits, no logs).
@@ -33,7 +33,6 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent import futures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -181,13 +180,14 @@ def build_echo_server(host: str = "127.0.0.1", port: int = 0, hop: bool = False,
     import grpc
 
     from runner.service.proto import runner_api_pb2_grpc as pb_grpc
-    from runner.service.server import DEFAULT_WORKERS, SERVER_OPTIONS
+    from runner.service.server import DEFAULT_WORKERS, SERVER_OPTIONS, RpcExecutor
 
     # Made before the server: the invokers start their peers, and no gRPC thread exists yet.
     base = PythonGuestInvoker if guest else HopInvoker if hop else EchoInvoker
     servicer = type("EchoServicer", (base, pb_grpc.InvokerServicer), {})()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=DEFAULT_WORKERS,
-                                                    thread_name_prefix="rpc"),
+    # The runner's executor too (it runs work handlers defer past the response; the echo
+    # defers none, so this only keeps the settings identical).
+    server = grpc.server(RpcExecutor(max_workers=DEFAULT_WORKERS, thread_name_prefix="rpc"),
                          options=SERVER_OPTIONS)
     pb_grpc.add_InvokerServicer_to_server(servicer, server)
     bound = server.add_insecure_port(f"{host}:{port}")

@@ -14,6 +14,7 @@ report.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -22,7 +23,7 @@ import os
 import threading
 import time
 import zipfile
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from runner.asyncinvoke import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, AsyncInvoker
 from runner.errors import FunctionError, InvalidParameter
@@ -200,8 +201,14 @@ class Runner:
         *,
         qualifier: str | None = None,
         request_id: str | None = None,
+        defer: Callable[[Callable[[], None]], None] | None = None,
     ) -> InvocationResult:
-        """Invoke synchronously. Platform errors raise; function errors are in the result."""
+        """Invoke synchronously. Platform errors raise; function errors are in the result.
+
+        `defer`, if given, takes the writing of the invocation's log block: it is called with
+        a no-argument function that the caller runs later (the gRPC edge runs it once the
+        response is sent, off the caller's wait). The result's `log` is then empty; reads of
+        the function's log still see the block (LogStore.reserve)."""
         body = check_payload(payload)
         version = self.registry.resolve(name, qualifier)
         rid = request_id or new_request_id()
@@ -212,7 +219,7 @@ class Runner:
         except FunctionError as err:  # init failed: Lambda reports it on the invocation
             init_ms = getattr(err, "init_duration_ms", None)
             report = Report(rid, 0.0, 0, cfg.memory_mb, 0, init_ms, cold_start=True)
-            return self._finish(version, rid, None, err, getattr(err, "init_logs", b""), b"", report)
+            return self._finish(version, rid, None, err, getattr(err, "init_logs", b""), b"", report, defer)
         env = lease.env
         # The deadline counts from the moment the handler may start, as on Lambda: init time
         # of a cold start is not charged to the invocation's timeout.
@@ -242,7 +249,7 @@ class Runner:
             cold_start=lease.cold,
         )
         init_logs = env.init_logs if lease.cold else b""
-        return self._finish(version, rid, out, error, init_logs, outcome.logs, report)
+        return self._finish(version, rid, out, error, init_logs, outcome.logs, report, defer)
 
     def _context(self, version: FunctionVersion, qualifier: str | None, now: float) -> dict:
         """The Lambda context fields of an invocation (all but its deadline). One dict per
@@ -280,7 +287,24 @@ class Runner:
         at least once, with retries and destinations per the function's configuration."""
         return self.async_invoker.submit(name, payload, qualifier)
 
-    def _finish(self, version, rid, out, error, init_logs: bytes, logs: bytes, report: Report):
+    def _finish(self, version, rid, out, error, init_logs: bytes, logs: bytes, report: Report,
+                defer=None):
+        if defer is None:
+            text = self._write_log(version, rid, error, init_logs, logs, report)
+        else:
+            self.logs.reserve(version.name)
+            defer(functools.partial(self._write_log, version, rid, error, init_logs, logs, report,
+                                    reserved=True))
+            text = ""
+        if error is not None:
+            doc = error.to_document()
+            payload = json.dumps(doc).encode()
+            return InvocationResult(rid, payload, "Unhandled", doc, text.encode(), report, version.version)
+        return InvocationResult(rid, out or b"null", None, None, text.encode(), report, version.version)
+
+    def _write_log(self, version, rid, error, init_logs: bytes, logs: bytes, report: Report,
+                   reserved: bool = False) -> str:
+        """Format the invocation's log block as Lambda does, append it, return it."""
         lines = []
         if init_logs:
             lines.append(init_logs.decode("utf-8", "replace").rstrip("\n"))
@@ -296,12 +320,8 @@ class Runner:
         lines.append(f"END RequestId: {rid}")
         lines.append(report.line())
         text = "\n".join(lines) + "\n"
-        self.logs.append(version.name, text)
-        if error is not None:
-            doc = error.to_document()
-            payload = json.dumps(doc).encode()
-            return InvocationResult(rid, payload, "Unhandled", doc, text.encode(), report, version.version)
-        return InvocationResult(rid, out or b"null", None, None, text.encode(), report, version.version)
+        self.logs.append(version.name, text, reserved=reserved)
+        return text
 
     # ------------------------------------------------------------------ logs, lifecycle
 

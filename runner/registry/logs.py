@@ -5,6 +5,11 @@ concurrent invocations never interleave inside each other's block. Files rotate 
 MAX_LOG_FILE_BYTES (one previous generation kept) so a chatty function cannot fill the disk.
 Followers (`runner logs --follow`) get every new line through a bounded queue; a follower too
 slow to keep up loses lines, never the server's memory.
+
+A block may be promised before it is written (`reserve`, then `append(..., reserved=True)`):
+the gRPC edge writes an invocation's block after its response is on the wire. Reads of a
+function's log wait for its promised blocks (up to PENDING_WAIT_S), so a caller that reads
+the log after getting the response always finds the invocation in it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from collections import deque
 MAX_LOG_FILE_BYTES = 16 * 1024 * 1024
 FOLLOWER_QUEUE = 10_000  # lines buffered per follower before it starts losing them
 MAX_OPEN_FILES = 256  # log files kept open at once (each costs one descriptor)
+# How long a read waits for promised blocks. They are written microseconds after a response
+# is sent; the bound only matters if the writer died with the promise unkept.
+PENDING_WAIT_S = 2.0
 
 
 class LogStore:
@@ -24,6 +32,8 @@ class LogStore:
         self.root = root
         os.makedirs(root, exist_ok=True)
         self._lock = threading.Lock()
+        self._written = threading.Condition(self._lock)  # notified when promises are kept
+        self._pending: dict[str, int] = {}  # promised, not yet written blocks per function
         self._followers: dict[str, list[queue.Queue]] = {}
         # Open append handles and their sizes: one open() per function, not per invocation
         # (the log append is on the invoke path). Bounded: the least recently written handles
@@ -33,7 +43,31 @@ class LogStore:
     def _path(self, name: str) -> str:
         return os.path.join(self.root, f"{name}.log")
 
-    def append(self, name: str, text: str) -> None:
+    def reserve(self, name: str) -> None:
+        """Promise one block for `name`, written later by append(name, ..., reserved=True)."""
+        with self._lock:
+            self._pending[name] = self._pending.get(name, 0) + 1
+
+    def append(self, name: str, text: str, reserved: bool = False) -> None:
+        """Write one invocation's block; `reserved` keeps a promise made by reserve(), even
+        when the write fails (the error still propagates)."""
+        try:
+            self._append(name, text)
+        finally:
+            if reserved:
+                with self._lock:
+                    left = self._pending.get(name, 0) - 1
+                    if left > 0:
+                        self._pending[name] = left
+                    else:
+                        self._pending.pop(name, None)
+                        self._written.notify_all()
+
+    def _wait_for_promised(self, name: str) -> None:
+        with self._lock:
+            self._written.wait_for(lambda: name not in self._pending, PENDING_WAIT_S)
+
+    def _append(self, name: str, text: str) -> None:
         if not text.endswith("\n"):
             text += "\n"
         data = text.encode("utf-8", "replace")
@@ -77,6 +111,7 @@ class LogStore:
 
     def tail(self, name: str, lines: int = 0) -> list[str]:
         """The last `lines` lines kept for `name` (all kept lines if 0)."""
+        self._wait_for_promised(name)
         out: deque[str] = deque(maxlen=lines or None)
         for path in (self._path(name) + ".1", self._path(name)):
             try:

@@ -219,3 +219,16 @@ def _zip(files: dict[str, bytes]) -> bytes:
         for name, data in files.items():
             zf.writestr(name, data)
     return buf.getvalue()
+
+
+def test_the_log_block_written_after_the_response_is_there_for_the_next_read(client):
+    """Without LogType Tail the edge writes an invocation's log after its response; a read
+    that follows the response must still find the whole block, every time."""
+    deploy_guest(client, "echo", "echo")
+    for i in range(20):
+        resp = client.invoke("echo", json.dumps({"i": i}).encode())
+        assert resp.log_result == b""
+        lines = [m.line for m in client.invoker.GetLogs(pb.GetLogsRequest(name="echo", tail_lines=3))]
+        assert lines[0] == f"START RequestId: {resp.request_id} Version: $LATEST"
+        assert lines[1] == f"END RequestId: {resp.request_id}"
+        assert lines[2].startswith(f"REPORT RequestId: {resp.request_id}\t")

@@ -60,3 +60,48 @@ def test_concurrent_blocks_never_interleave(tmp_path):
         owners = {line.split(":")[0] for line in lines[start:start + 50]}
         assert len(owners) == 1
     s.close()
+
+
+def test_reads_wait_for_promised_blocks(tmp_path):
+    store = LogStore(str(tmp_path))
+    store.append("f", "before")
+    store.reserve("f")
+    writer = threading.Timer(0.2, store.append, args=("f", "promised"), kwargs={"reserved": True})
+    writer.start()
+    assert store.tail("f") == ["before", "promised"]  # waited for the promise, not returned early
+    writer.join()
+    store.close()
+
+
+def test_a_failed_write_still_keeps_its_promise(tmp_path, monkeypatch):
+    import pytest
+
+    store = LogStore(str(tmp_path))
+    store.reserve("f")
+
+    def disk_full(name, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "_append", disk_full)
+    with pytest.raises(OSError):
+        store.append("f", "lost", reserved=True)
+    monkeypatch.setattr(logs_mod, "PENDING_WAIT_S", 30.0)
+    import time
+
+    t0 = time.monotonic()
+    assert store.tail("f") == []
+    assert time.monotonic() - t0 < 5  # nothing left promised: no wait
+    store.close()
+
+
+def test_an_unkept_promise_delays_reads_only_boundedly(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr(logs_mod, "PENDING_WAIT_S", 0.2)
+    store = LogStore(str(tmp_path))
+    store.append("f", "line")
+    store.reserve("f")  # never kept (say the writer thread died)
+    t0 = time.monotonic()
+    assert store.tail("f") == ["line"]
+    assert 0.15 < time.monotonic() - t0 < 5
+    store.close()
