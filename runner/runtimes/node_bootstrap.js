@@ -43,32 +43,43 @@ function writeAll(fd, buf) {
   }
 }
 
-class Channel {
-  constructor(fd) { this.fd = fd; }
+const READ_CHUNK = 65536; // bytes asked of one read of the channel
 
-  readExact(n) {
-    const buf = Buffer.allocUnsafe(n);
-    let off = 0;
-    while (off < n) {
+class Channel {
+  constructor(fd) {
+    this.fd = fd;
+    this.rbuf = Buffer.allocUnsafe(READ_CHUNK);
+    this.pending = Buffer.alloc(0); // bytes read but not yet returned as a frame
+  }
+
+  // Make this.pending hold at least n bytes; false at EOF. One read usually brings a whole
+  // frame, header and body (one system call per invocation, not two).
+  fill(n) {
+    while (this.pending.length < n) {
+      const want = Math.max(n - this.pending.length, READ_CHUNK);
+      const buf = want > READ_CHUNK ? Buffer.allocUnsafe(want) : this.rbuf;
       let got;
       try {
-        got = fs.readSync(this.fd, buf, off, n - off, null);
+        got = fs.readSync(this.fd, buf, 0, want, null);
       } catch (e) {
         if (e.code !== 'EAGAIN' && e.code !== 'EINTR') throw e;
         sleepMs(1);
         continue;
       }
-      if (got === 0) return null; // host closed the channel: shut down quietly
-      off += got;
+      if (got === 0) return false; // host closed the channel: shut down quietly
+      const chunk = Buffer.from(buf.subarray(0, got)); // a copy: rbuf is reused by the next read
+      this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
     }
-    return buf;
+    return true;
   }
 
   recv() {
-    const head = this.readExact(4);
-    if (head === null) return null;
-    const body = this.readExact(head.readUInt32BE(0));
-    return body === null ? null : mpack.decode(body);
+    if (!this.fill(4)) return null;
+    const end = 4 + this.pending.readUInt32BE(0);
+    if (!this.fill(end)) return null;
+    const body = this.pending.subarray(4, end);
+    this.pending = this.pending.subarray(end);
+    return mpack.decode(body);
   }
 
   send(msg) {
@@ -226,6 +237,12 @@ class Server {
     // changed since the previous one (docs/guest-protocol.md).
     this.lastCtx = {};
     this.pendingFatal = null; // an error that struck between invocations (see fatal())
+    // Keeps the event loop alive while an invocation runs (ref'd only then), so a handler
+    // that never settles meets the host's timeout instead of node exiting. One interval for
+    // the process, made here rather than at load time (a timer cannot live in a startup
+    // snapshot): ref()/unref() per invocation instead of creating and clearing one.
+    this.keepAlive = setInterval(() => {}, 1 << 30);
+    this.keepAlive.unref();
   }
 
   // Read frames until an invocation arrives, then start it. Called from setImmediate, never
@@ -242,12 +259,13 @@ class Server {
     const id = msg.id;
     currentRequestId = id;
     process.env._X_AMZN_TRACE_ID = `Root=${id}`;
-    const keepAlive = setInterval(() => {}, 1 << 30);
+    const keepAlive = this.keepAlive;
+    keepAlive.ref();
     let settled = false;
     const settle = (ok, value, fatal = false) => {
       if (settled) return; // the first of callback / promise / throw wins, as on Lambda
       settled = true;
-      clearInterval(keepAlive);
+      keepAlive.unref();
       this.inflight = null;
       this.reply(id, ok, value, fatal);
       if (fatal) process.exit(1);
