@@ -62,26 +62,16 @@ def _pack_other(o, out):
             raise OverflowError("integer out of msgpack range")
     elif isinstance(o, float):
         out += _pack_d(0xCB, o)
-    elif isinstance(o, str):
-        b = o.encode("utf-8", "surrogatepass")
-        n = len(b)
-        if n < 32:
-            out.append(0xA0 | n)
-        else:
-            out += b"\xdb" + n.to_bytes(4, "big")
-        out += b
+    elif isinstance(o, str):  # a str subclass: packed as the plain str it holds
+        _pack(str.__str__(o), out)
     elif isinstance(o, (bytes, bytearray, memoryview)):
-        b = bytes(o)
-        out += b"\xc6" + len(b).to_bytes(4, "big") + b
+        _pack(bytes(o), out)
     elif isinstance(o, (list, tuple)):
         out += b"\xdd" + len(o).to_bytes(4, "big")
         for x in o:
             _pack(x, out)
-    elif isinstance(o, dict):
-        out += b"\xdf" + len(o).to_bytes(4, "big")
-        for k, v in o.items():
-            _pack(k, out)
-            _pack(v, out)
+    elif isinstance(o, dict):  # a dict subclass
+        _pack(dict(o), out)
     else:
         raise TypeError("cannot msgpack %s" % type(o).__name__)
 

@@ -32,3 +32,13 @@ def test_rejects_unsupported_and_trailing():
         _mpack.unpackb(b"\xc0\xc0")
     with pytest.raises(OverflowError):
         _mpack.packb(2**64)
+
+
+def test_subclasses_and_buffers_pack_as_their_plain_types():
+    import collections
+
+    class Name(str):
+        pass
+
+    value = {Name("k"): [bytearray(b"ab"), memoryview(b"cd")], "o": collections.OrderedDict(x=1)}
+    assert msgpack.unpackb(_mpack.packb(value), raw=False) == {"k": [b"ab", b"cd"], "o": {"x": 1}}
