@@ -138,11 +138,14 @@ def table(results: dict) -> str:
     rows.append(["-", "gRPC echo (floor)", "warm invoke", *lat(echo.get("warm")), "-", "", "", ""])
     floors = (("grpc_echo_hop", "gRPC echo + process hop", "the floor of any out-of-process guest"),
               ("grpc_echo_python_guest", "gRPC echo + Python guest",
-               "the floor of a runner with our Python guests"))
+               "the floor of a runner with our Python guests"),
+              ("grpc_echo_node_guest", "gRPC echo + Node guest",
+               "the floor of a runner with our Node guests"))
     for key, label, meaning in floors:
         hop = base.get(key) or {}
-        if hop.get("error"):
-            rows.append(["-", label, "all", "-", "-", "-", "-", f"ERROR: {hop['error']}", "", ""])
+        if hop.get("error") or hop.get("unavailable"):
+            why = f"ERROR: {hop['error']}" if hop.get("error") else f"unavailable: {hop['unavailable']}"
+            rows.append(["-", label, "all", "-", "-", "-", "-", why, "", ""])
             continue
         if not hop:
             continue

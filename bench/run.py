@@ -113,8 +113,9 @@ def run_suite(cfg: Config, only: list[str] | None = None, setup_notes: dict | No
     with ServerProcess("echo") as echo_srv:
         base["grpc_echo"] = guarded("grpc_echo (floor)", grpc_echo.run, cfg, echo_srv.address)
         base[grpc_echo.HOP_NAME] = guarded("grpc_echo + process hop", grpc_echo.run_hop, cfg)
-        base[grpc_echo.GUEST_NAME] = guarded("grpc_echo + Python guest",
-                                             grpc_echo.run_python_guest, cfg)
+        for rt, key in grpc_echo.GUEST_NAMES.items():
+            if not only or rt in only:
+                base[key] = guarded(f"grpc_echo + {rt} guest", grpc_echo.run_guest, cfg, rt)
         for rt in workloads.ALL_RUNTIMES:
             if only and rt not in only:
                 results["runtimes"][rt] = {**na_figures(), "skipped": "not selected (--runtimes)"}

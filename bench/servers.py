@@ -8,10 +8,10 @@
   socketpair and waits for it back (a trivial Python peer: no runtime, no limits, no logs).
   That is the floor of any design that runs guests outside the server process, so the table
   can show how much of the runner's overhead is the process boundary itself.
-* `echo-guest`: the echo, but every call is one invocation of the bench's Python fixture in a
-  real Python guest (the runner's own bootstrap, spawned unsandboxed) with the least host code
-  possible: no pool, limits, logs, report or validation. The floor of a runner whose Python
-  guests are what ours are; what the runner adds on top is all host-side.
+* `echo-guest` / `echo-node-guest`: the echo, but every call is one invocation of the bench's
+  Python / Node.js fixture in a real guest (the runner's own bootstrap, spawned unsandboxed)
+  with the least host code possible: no pool, limits, logs, report or validation. The floor
+  of a runner whose guests are what ours are; what the runner adds on top is all host-side.
 
 Peers and guests are handed out most recently used first, as the runner's pool does: the one
 the last call used has its pages and caches warm.
@@ -19,7 +19,8 @@ the last call used has its pages and caches warm.
 A separate process matters: a Python client and server sharing one interpreter would share one
 GIL, and the benchmark would measure that contention instead of the server.
 
-Run as `python -m bench.servers {runner,echo,echo-hop,echo-guest} [--data DIR]`; it prints `PORT <n>` once listening
+Run as `python -m bench.servers KIND [--data DIR]` (KIND: runner, echo, echo-hop, echo-guest,
+echo-node-guest); it prints `PORT <n>` once listening
 and serves until its stdin closes (so it dies with the benchmark, even on a crash).
 """
 
@@ -116,34 +117,54 @@ class HopInvoker(EchoInvoker):
         return super().Invoke(request, context)
 
 
-GUEST_BOOTSTRAP = os.path.join(ROOT, "runner", "runtimes", "python_bootstrap.py")
-GUEST_TASK_ROOT = os.path.join(ROOT, "bench", "fixtures", "python")
+RUNTIMES_DIR = os.path.join(ROOT, "runner", "runtimes")
+FIXTURES_DIR = os.path.join(ROOT, "bench", "fixtures")
 GUEST_CONTEXT = {"function_name": "echo", "function_version": "$LATEST",
                  "invoked_function_arn": "arn:aws:lambda:local:000000000000:function:echo",
                  "memory_limit_in_mb": 1769, "log_group_name": "/aws/lambda/echo",
                  "log_stream_name": "2026/01/01/[$LATEST]1"}
 
 
-class PythonGuestInvoker(EchoInvoker):
-    """Each call is one invocation in a real Python guest (the runner's bootstrap running the
-    bench fixture) over the runner's frame protocol, with nothing else of the runner."""
+def guest_command(runtime: str) -> tuple[list[str], str, str]:
+    """(argv, task root, handler) of a bare guest of `runtime`, as the runner starts one
+    minus the sandbox and limits."""
+    if runtime == "python":
+        return ([sys.executable, "-I", "-S", "-B", os.path.join(RUNTIMES_DIR, "python_bootstrap.py")],
+                os.path.join(FIXTURES_DIR, "python"), "app.handler")
+    from runner.sandbox.node import find_node
+
+    node = find_node()
+    if node is None:
+        raise RuntimeError("no `node` binary on this host")
+    return ([node, os.path.join(RUNTIMES_DIR, "node_bootstrap.js")],
+            os.path.join(FIXTURES_DIR, "node"), "index.handler")
+
+
+class GuestInvoker(EchoInvoker):
+    """Each call is one invocation in a real guest (the runner's bootstrap running the bench
+    fixture) over the runner's frame protocol, with nothing else of the runner."""
+
+    runtime = "python"
 
     def __init__(self) -> None:
         from runner.sandbox import protocol
 
         self.protocol = protocol
+        # As the runner sends them: marshal to Python guests, msgpack to Node guests.
+        self.encode = protocol.encode_marshal if self.runtime == "python" else protocol.encode
         self.free = _Stack()
         self.ids = itertools.count()
+        argv, task_root, handler = guest_command(self.runtime)
         pending = []
         # Spawned before the gRPC server exists (see HopInvoker); all at once, then each
         # answers hello -> init -> ready. A guest exits at EOF, i.e. when this process does.
         for _ in range(HOP_PEERS):
             ours, theirs = socket.socketpair()
-            env = {"_RUNNER_FD": str(theirs.fileno()), "_HANDLER": "app.handler",
-                   "LAMBDA_TASK_ROOT": GUEST_TASK_ROOT, "PATH": os.defpath}
-            subprocess.Popen([sys.executable, "-I", "-S", "-B", GUEST_BOOTSTRAP], env=env,
-                             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env = {"_RUNNER_FD": str(theirs.fileno()), "_HANDLER": handler,
+                   "LAMBDA_TASK_ROOT": task_root, "PATH": os.defpath}
+            subprocess.Popen(argv, env=env, cwd=task_root, pass_fds=(theirs.fileno(),),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
             theirs.close()
             pending.append(ours)
         for sock in pending:
@@ -168,22 +189,27 @@ class PythonGuestInvoker(EchoInvoker):
             if not has_ctx:  # the first frame carries the context, as the runner's do
                 frame["ctx"] = GUEST_CONTEXT
                 peer[2] = True
-            sock.sendall(self.protocol.encode_marshal(frame))  # as the runner sends Python guests
+            sock.sendall(self.encode(frame))
             reply = self.protocol.recv_blocking(sock, reader)
         finally:
             self.free.put(peer)
         return pb.InvokeResponse(payload=reply.get("payload") or b"null", status_code=200)
 
 
+class NodeGuestInvoker(GuestInvoker):
+    runtime = "nodejs"
+
+
 def build_echo_server(host: str = "127.0.0.1", port: int = 0, hop: bool = False,
-                      guest: bool = False):
+                      guest: str | None = None):
     import grpc
 
     from runner.service.proto import runner_api_pb2_grpc as pb_grpc
     from runner.service.server import DEFAULT_WORKERS, SERVER_OPTIONS, RpcExecutor
 
     # Made before the server: the invokers start their peers, and no gRPC thread exists yet.
-    base = PythonGuestInvoker if guest else HopInvoker if hop else EchoInvoker
+    base = {"python": GuestInvoker, "nodejs": NodeGuestInvoker}[guest] if guest else (
+        HopInvoker if hop else EchoInvoker)
     servicer = type("EchoServicer", (base, pb_grpc.InvokerServicer), {})()
     # The runner's executor too (it runs work handlers defer past the response; the echo
     # defers none, so this only keeps the settings identical).
@@ -198,13 +224,13 @@ def build_echo_server(host: str = "127.0.0.1", port: int = 0, hop: bool = False,
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.servers")
-    ap.add_argument("kind", choices=("runner", "echo", "echo-hop", "echo-guest"))
+    ap.add_argument("kind", choices=("runner", "echo", "echo-hop", "echo-guest", "echo-node-guest"))
     ap.add_argument("--data", help="runner data directory")
     ap.add_argument("--max-environments", type=int, default=512)
     args = ap.parse_args(argv)
-    if args.kind in ("echo", "echo-hop", "echo-guest"):
-        server, port = build_echo_server(hop=args.kind == "echo-hop",
-                                         guest=args.kind == "echo-guest")
+    if args.kind.startswith("echo"):
+        guest = {"echo-guest": "python", "echo-node-guest": "nodejs"}.get(args.kind)
+        server, port = build_echo_server(hop=args.kind == "echo-hop", guest=guest)
         runner = None
     else:
         from runner import Runner

@@ -28,16 +28,25 @@ def run_hop(cfg) -> dict:
     return out
 
 
-GUEST_NAME = "grpc_echo_python_guest"
+GUEST_NAMES = {"python": "grpc_echo_python_guest", "nodejs": "grpc_echo_node_guest"}
+_GUEST_LABELS = {"python": "Python", "nodejs": "Node"}
 
 
-def run_python_guest(cfg) -> dict:
-    """The echo with one invocation in a real Python guest per call (bench/servers.py,
-    `echo-guest`): the floor of a runner with our Python guests, i.e. with a host that does
-    nothing else. Context for how the runner's overhead splits into guest and host."""
-    with ServerProcess("echo-guest") as srv:
+def run_guest(cfg, runtime: str) -> dict:
+    """The echo with one invocation in a real guest of `runtime` per call (bench/servers.py,
+    `echo-guest` / `echo-node-guest`): the floor of a runner with our guests, i.e. with a
+    host that does nothing else. Context for how the runner's overhead splits into guest and
+    host."""
+    if runtime == "nodejs":
+        from runner.sandbox.node import find_node
+
+        if find_node() is None:
+            return {"unavailable": "no `node` binary on this host"}
+    kind = "echo-guest" if runtime == "python" else "echo-node-guest"
+    with ServerProcess(kind) as srv:
         out = run(cfg, srv.address)
-    out.update(kind="gRPC floor + Python guest", label="gRPC echo + Python guest")
+    label = _GUEST_LABELS[runtime]
+    out.update(kind=f"gRPC floor + {label} guest", label=f"gRPC echo + {label} guest")
     out["na"] = {"cold": "its guests start with the server"}
     return out
 

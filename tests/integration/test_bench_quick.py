@@ -93,6 +93,10 @@ def test_targets_and_table_cover_the_runtimes(results):
     assert "gRPC echo (floor)" in text and "naive spawn (python3 -I)" in text
     assert "gRPC echo + process hop" in text and "floor of any out-of-process guest" in text
     assert "gRPC echo + Python guest" in text and "floor of a runner with our Python guests" in text
+    if "nodejs" in registered_runtimes():
+        node_floor = results["baselines"]["grpc_echo_node_guest"]
+        assert all(positive(node_floor[k]) for k in ("warm_p50_ms", "warm_p99_ms", "throughput_rps"))
+        assert "floor of a runner with our Node guests" in text
     for rt in ("nodejs", "wasm"):
         if rt not in registered_runtimes():
             assert f"SKIPPED: runtime '{rt}' is not registered" in text
