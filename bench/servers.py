@@ -140,6 +140,47 @@ def guest_command(runtime: str) -> tuple[list[str], str, str]:
             os.path.join(FIXTURES_DIR, "node"), "index.handler")
 
 
+def spawn_guest(runtime: str) -> tuple[socket.socket, subprocess.Popen]:
+    """Start one bare guest of `runtime`; returns our end of its channel (hello not yet read)
+    and its process. It exits at EOF on the channel, i.e. when we close it or exit."""
+    argv, task_root, handler = guest_command(runtime)
+    ours, theirs = socket.socketpair()
+    env = {"_RUNNER_FD": str(theirs.fileno()), "_HANDLER": handler,
+           "LAMBDA_TASK_ROOT": task_root, "PATH": os.defpath}
+    proc = subprocess.Popen(argv, env=env, cwd=task_root, pass_fds=(theirs.fileno(),),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    theirs.close()
+    return ours, proc
+
+
+def init_guest(sock: socket.socket):
+    """hello -> init -> ready on a spawned guest's channel; returns the channel's reader."""
+    from runner.sandbox import protocol
+
+    sock.settimeout(30)
+    reader = protocol.FrameReader()
+    if protocol.recv_blocking(sock, reader)["t"] != "hello":
+        raise RuntimeError("guest did not say hello")
+    protocol.send(sock, {"t": "init"})
+    if protocol.recv_blocking(sock, reader)["t"] != "ready":
+        raise RuntimeError("guest init failed")
+    sock.settimeout(None)
+    return reader
+
+
+def invoke_frame(runtime: str, request_id: str, payload: bytes, first: bool) -> bytes:
+    """An invoke frame as the runner sends it to a guest of `runtime`: marshal to Python,
+    msgpack to Node; the context only in the first frame on a channel."""
+    from runner.sandbox import protocol
+
+    frame = {"t": "invoke", "id": request_id, "payload": payload,
+             "deadline_ms": int(time.time() * 1000) + 60_000}
+    if first:
+        frame["ctx"] = GUEST_CONTEXT
+    return (protocol.encode_marshal if runtime == "python" else protocol.encode)(frame)
+
+
 class GuestInvoker(EchoInvoker):
     """Each call is one invocation in a real guest (the runner's bootstrap running the bench
     fixture) over the runner's frame protocol, with nothing else of the runner."""
@@ -150,33 +191,14 @@ class GuestInvoker(EchoInvoker):
         from runner.sandbox import protocol
 
         self.protocol = protocol
-        # As the runner sends them: marshal to Python guests, msgpack to Node guests.
-        self.encode = protocol.encode_marshal if self.runtime == "python" else protocol.encode
         self.free = _Stack()
         self.ids = itertools.count()
-        argv, task_root, handler = guest_command(self.runtime)
-        pending = []
-        # Spawned before the gRPC server exists (see HopInvoker); all at once, then each
-        # answers hello -> init -> ready. A guest exits at EOF, i.e. when this process does.
-        for _ in range(HOP_PEERS):
-            ours, theirs = socket.socketpair()
-            env = {"_RUNNER_FD": str(theirs.fileno()), "_HANDLER": handler,
-                   "LAMBDA_TASK_ROOT": task_root, "PATH": os.defpath}
-            subprocess.Popen(argv, env=env, cwd=task_root, pass_fds=(theirs.fileno(),),
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-            theirs.close()
-            pending.append(ours)
-        for sock in pending:
-            sock.settimeout(30)
-            reader = protocol.FrameReader()
-            if protocol.recv_blocking(sock, reader)["t"] != "hello":
-                raise RuntimeError("guest did not say hello")
-            protocol.send(sock, {"t": "init"})
-            if protocol.recv_blocking(sock, reader)["t"] != "ready":
-                raise RuntimeError("guest init failed")
-            sock.settimeout(None)
-            self.free.put([sock, reader, False])
+        # Spawned before the gRPC server exists (see HopInvoker), all at once, then each
+        # answers the init handshake.
+        started = [spawn_guest(self.runtime) for _ in range(HOP_PEERS)]
+        self.procs = [proc for _, proc in started]  # held: they live as long as this server
+        for sock, _ in started:
+            self.free.put([sock, init_guest(sock), False])
 
     def Invoke(self, request, context):
         from runner.service.proto import runner_api_pb2 as pb
@@ -184,12 +206,9 @@ class GuestInvoker(EchoInvoker):
         peer = self.free.get()
         try:
             sock, reader, has_ctx = peer
-            frame = {"t": "invoke", "id": str(next(self.ids)), "payload": request.payload,
-                     "deadline_ms": int(time.time() * 1000) + 60_000}
-            if not has_ctx:  # the first frame carries the context, as the runner's do
-                frame["ctx"] = GUEST_CONTEXT
-                peer[2] = True
-            sock.sendall(self.encode(frame))
+            sock.sendall(invoke_frame(self.runtime, str(next(self.ids)), request.payload,
+                                      first=not has_ctx))
+            peer[2] = True
             reply = self.protocol.recv_blocking(sock, reader)
         finally:
             self.free.put(peer)

@@ -136,3 +136,16 @@ def test_runtime_api_speaks_the_lambda_protocol():
             api.wait(rid2, pending2)
     finally:
         api.close()
+
+
+def test_guest_bench_measures_each_guest_beside_the_peer(tmp_path):
+    from bench import guest_bench
+
+    out = tmp_path / "guests.json"
+    assert guest_bench.main(["--n", "30", "--rounds", "1", "--json", str(out)]) == 0
+    guests = json.loads(out.read_text())["guests"]
+    expected = {"peer", "python"} | ({"nodejs"} if "nodejs" in registered_runtimes() else set())
+    assert set(guests) == expected
+    for figures in guests.values():
+        assert positive(figures["p50_us"]) and positive(figures["p99_us"])
+        assert figures["cpu_us_per_invocation"] >= 0
