@@ -34,6 +34,7 @@ class LogStore:
         self._lock = threading.Lock()
         self._written = threading.Condition(self._lock)  # notified when promises are kept
         self._pending: dict[str, int] = {}  # promised, not yet written blocks per function
+        self._closed = False
         self._followers: dict[str, list[queue.Queue]] = {}
         # Open append handles and their sizes: one open() per function, not per invocation
         # (the log append is on the invoke path). Bounded: the least recently written handles
@@ -82,6 +83,8 @@ class LogStore:
             # a reader (tail, follow) sees whole blocks.
             f.write(data)
             self._files[name] = (f, size + len(data))
+            if self._closed:  # a promise kept after close(): write, but keep nothing open
+                self._files.pop(name)[0].close()
             followers = list(self._followers.get(name, ()))
         if followers:
             lines = text.splitlines()
@@ -104,7 +107,10 @@ class LogStore:
         return entry
 
     def close(self) -> None:
+        """Close the files, after the promised blocks are written (at most PENDING_WAIT_S)."""
         with self._lock:
+            self._written.wait_for(lambda: not self._pending, PENDING_WAIT_S)
+            self._closed = True
             for f, _ in self._files.values():
                 f.close()
             self._files.clear()

@@ -105,3 +105,20 @@ def test_an_unkept_promise_delays_reads_only_boundedly(tmp_path, monkeypatch):
     assert store.tail("f") == ["line"]
     assert 0.15 < time.monotonic() - t0 < 5
     store.close()
+
+
+def test_close_waits_for_promised_blocks_and_a_late_one_leaves_no_open_file(tmp_path, monkeypatch):
+    store = LogStore(str(tmp_path))
+    store.reserve("f")
+    writer = threading.Timer(0.2, store.append, args=("f", "kept"), kwargs={"reserved": True})
+    writer.start()
+    store.close()  # waits for the promise
+    writer.join()
+    assert (tmp_path / "f.log").read_text() == "kept\n"
+    # A promise kept only after close() gave up waiting: written, and no handle stays open.
+    monkeypatch.setattr(logs_mod, "PENDING_WAIT_S", 0.05)
+    late = LogStore(str(tmp_path))
+    late.reserve("g")
+    late.close()
+    late.append("g", "late", reserved=True)
+    assert (tmp_path / "g.log").read_text() == "late\n" and late._files == {}
