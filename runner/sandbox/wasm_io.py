@@ -74,7 +74,14 @@ class OutputWindow:
 
     def collect(self, *, free: bool) -> tuple[bytes, bool]:
         """(bytes written, overflowed). `free` punches the consumed range out of the file."""
-        end = self.end = self.io.size(self.fd)
+        end = self.io.size(self.fd)
+        if end > self.watch.limit:
+            # Written since the ticker's last check: cut back as its check would have (the
+            # ticker no longer checks at the call's end; this is the one place that does).
+            os.ftruncate(self.fd, self.watch.limit)
+            self.watch.overflowed = True
+            end = self.watch.limit
+        self.end = end
         data = self.io.read(self.fd, self.start, min(end, self.watch.limit))
         overflowed = self.watch.overflowed or end > self.watch.limit
         if free and end > self.start:  # [0, start) is already a hole: nothing new, no syscall

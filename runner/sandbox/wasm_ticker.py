@@ -3,7 +3,9 @@
 wasmtime's epoch interruption is cooperative and cheap: compiled code checks an engine-wide
 counter at loop heads and function entries, and traps (TrapCode.INTERRUPT) once the counter
 passes the store's deadline. Something must advance the counter; this thread does, every
-TICK_S, but only while at least one guest call is in flight (an idle server wakes nobody).
+TICK_S, while guest calls are in flight and for LINGER_S after the last one ended, then it
+parks (an idle server wakes nobody). The linger spares a steady stream of short calls a
+wake-up of this thread per call, which took the GIL in the middle of the call.
 
 Deadline arithmetic (`ticks_until`): a store's deadline is N ticks after the current epoch, and
 the first tick may come anywhere in (0, TICK_S] from now, so N = ceil(remaining / TICK_S) + 1
@@ -13,7 +15,9 @@ trap to unwind) after it.
 Output guard: a guest's stdout and stderr are files under /dev/shm (RAM). A guest printing in a
 loop until its timeout could write gigabytes, so on every tick the files registered with
 `watch()` are checked and cut back to their limit (ftruncate; the guest's later writes land past
-the end, leaving a hole, which takes no memory). The reader sees `overflowed` and marks the log.
+the end, leaving a hole, which takes no memory). The reader sees `overflowed` and marks the log;
+what was written after the last tick is checked when the call's output is collected
+(wasm_io.OutputWindow.collect).
 `punch_hole` frees what a long-lived reactor's log file has accumulated once it has been read,
 keeping the size (the guest's write offset) intact.
 """
@@ -28,6 +32,9 @@ import time
 import wasmtime
 
 TICK_S = 0.002
+# How long the ticker keeps ticking after the last call ends before it parks: 250 ticks of a
+# few microseconds each, against one wake-up per call for a server answering calls back to back.
+LINGER_S = 0.5
 
 
 class Watched:
@@ -74,6 +81,8 @@ class EpochTicker:
         self._engine = engine
         self._cond = threading.Condition()
         self._active = 0
+        self._parked = False  # the thread waits for a call (it is ticking otherwise)
+        self._last_end = 0.0  # when the last call ended (monotonic)
         self._watched: set = set()  # Watched and OnDeadline items of calls in flight
         self._stopped = False
         self._epoch = 0  # ticks issued (mirrors the engine's counter, which has no getter)
@@ -106,19 +115,20 @@ class EpochTicker:
         with self._cond:
             self._active += 1
             self._watched.update(watched)
-            if self._active == 1:
+            if self._parked:
                 # Idle time is not caught up: the schedule restarts from now, so a burst of
                 # overdue ticks can never fire a fresh deadline early.
                 self._base = time.monotonic() - self._epoch * TICK_S
+                self._parked = False
                 self._cond.notify()
 
     def end(self, *watched) -> None:
+        """A guest call ended. Its output files are not checked here: the caller collects
+        them next, and collecting checks them (wasm_io.OutputWindow.collect)."""
         with self._cond:
             self._active -= 1
             self._watched.difference_update(watched)
-        for w in watched:
-            if isinstance(w, Watched):
-                w.poll(0.0)  # output written between the last tick and the call's end
+            self._last_end = time.monotonic()
 
     def stop(self) -> None:
         with self._cond:
@@ -129,7 +139,9 @@ class EpochTicker:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._active == 0 and not self._stopped:
+                while (self._active == 0 and not self._stopped
+                       and time.monotonic() - self._last_end >= LINGER_S):
+                    self._parked = True
                     self._cond.wait()
                 if self._stopped:
                     return
