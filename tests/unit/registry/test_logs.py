@@ -62,7 +62,8 @@ def test_concurrent_blocks_never_interleave(tmp_path):
     s.close()
 
 
-def test_reads_wait_for_promised_blocks(tmp_path):
+def test_reads_wait_for_promised_blocks(tmp_path, monkeypatch):
+    monkeypatch.setattr(logs_mod, "PENDING_WAIT_S", 30.0)  # a loaded machine may delay the timer
     store = LogStore(str(tmp_path))
     store.append("f", "before")
     store.reserve("f")
@@ -108,6 +109,7 @@ def test_an_unkept_promise_delays_reads_only_boundedly(tmp_path, monkeypatch):
 
 
 def test_close_waits_for_promised_blocks_and_a_late_one_leaves_no_open_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(logs_mod, "PENDING_WAIT_S", 30.0)
     store = LogStore(str(tmp_path))
     store.reserve("f")
     writer = threading.Timer(0.2, store.append, args=("f", "kept"), kwargs={"reserved": True})
