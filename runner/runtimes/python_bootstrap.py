@@ -65,7 +65,7 @@ class Channel:
 class LambdaContext:
     """The `context` argument, with the attributes of AWS Lambda's Python runtime."""
 
-    def __init__(self, ctx, request_id, deadline_ms=None):
+    def __init__(self, ctx, request_id):
         self.aws_request_id = request_id
         self.function_name = ctx.get("function_name", "")
         self.function_version = ctx.get("function_version", "$LATEST")
@@ -75,7 +75,7 @@ class LambdaContext:
         self.log_stream_name = ctx.get("log_stream_name", "")
         self.client_context = ctx.get("client_context")
         self.identity = ctx.get("identity")
-        self._deadline_ms = int(ctx.get("deadline_ms", 0) if deadline_ms is None else deadline_ms)
+        self._deadline_ms = int(ctx.get("deadline_ms", 0))
 
     @classmethod
     def from_template(cls, template, request_id, deadline_ms):
