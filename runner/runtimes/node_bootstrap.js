@@ -210,6 +210,52 @@ async function loadHandler(taskRoot, spec, preloaded) {
 
 // ------------------------------------------------------------------------------ invocations
 
+// _X_AMZN_TRACE_ID changes every invocation. Assigning it to process.env ends in glibc's
+// setenv(), which copies each distinct value into a table it never frees: ~140 bytes leaked
+// per invocation, ~140 MB over a million warm invocations. So process.env becomes a proxy of
+// the real one that keeps this one variable in JavaScript and forwards every other name
+// untouched. Handlers read, set and delete it as before, and child_process (which copies
+// process.env for the child) passes it on; only native code calling getenv() does not see it.
+const TRACE_KEY = '_X_AMZN_TRACE_ID';
+const traceVar = { value: undefined };
+
+function installTraceVar() {
+  const real = process.env;
+  if (real[TRACE_KEY] !== undefined) {
+    traceVar.value = real[TRACE_KEY];
+    delete real[TRACE_KEY];
+  }
+  const mine = (key) => key === TRACE_KEY;
+  process.env = new Proxy(real, {
+    get: (t, key) => (mine(key) ? traceVar.value : t[key]),
+    set: (t, key, value) => {
+      // process.env stores strings: coerce as it does.
+      if (mine(key)) traceVar.value = String(value); else t[key] = value;
+      return true;
+    },
+    has: (t, key) => (mine(key) ? traceVar.value !== undefined : key in t),
+    deleteProperty: (t, key) => {
+      if (mine(key)) traceVar.value = undefined; else delete t[key];
+      return true;
+    },
+    ownKeys: (t) => {
+      const keys = Reflect.ownKeys(t);
+      if (traceVar.value !== undefined && !keys.includes(TRACE_KEY)) keys.push(TRACE_KEY);
+      return keys;
+    },
+    getOwnPropertyDescriptor: (t, key) => {
+      if (!mine(key)) return Reflect.getOwnPropertyDescriptor(t, key);
+      if (traceVar.value === undefined) return undefined;
+      return { value: traceVar.value, writable: true, enumerable: true, configurable: true };
+    },
+    defineProperty: (t, key, desc) => {
+      if (!mine(key)) return Reflect.defineProperty(t, key, desc);
+      traceVar.value = String(desc.value);
+      return true;
+    },
+  });
+}
+
 function makeContext(ctx, requestId, deadline) {
   const env = process.env;
   const deadlineMs = Number(deadline ?? ctx.deadline_ms ?? 0);
@@ -258,7 +304,7 @@ class Server {
   invoke(msg) {
     const id = msg.id;
     currentRequestId = id;
-    process.env._X_AMZN_TRACE_ID = `Root=${id}`;
+    traceVar.value = `Root=${id}`;
     const keepAlive = this.keepAlive;
     keepAlive.ref();
     let settled = false;
@@ -378,6 +424,7 @@ async function initPhase(chan, preloaded) {
 function main(preloaded = null) {
   const fd = Number(process.env._RUNNER_FD);
   delete process.env._RUNNER_FD;
+  installTraceVar();
   const chan = new Channel(fd);
   chan.send({ t: 'hello', pid: process.pid });
   const first = chan.recv();
@@ -402,6 +449,6 @@ function main(preloaded = null) {
   });
 }
 
-module.exports = { main, errorDoc, loadHandler };
+module.exports = { main, errorDoc, loadHandler, installTraceVar };
 
 if (require.main === module) main();

@@ -329,3 +329,36 @@ def test_context_is_sent_once_and_kept_until_it_changes(started, monkeypatch):
     body = ok(env.invoke(third))
     assert "ctx" in [f for f in frames if f["t"] == "invoke"][2]
     assert body["context"]["functionVersion"] == "7"
+
+
+TRACE_JS = """
+const cp = require('child_process');
+exports.handler = async (e) => {
+  const seen = {
+    value: process.env._X_AMZN_TRACE_ID,
+    has: '_X_AMZN_TRACE_ID' in process.env,
+    listed: Object.keys(process.env).includes('_X_AMZN_TRACE_ID'),
+    child: cp.execFileSync('/bin/sh', ['-c', 'printf %s "${_X_AMZN_TRACE_ID-unset}"']).toString(),
+    name: process.env.AWS_LAMBDA_FUNCTION_NAME,
+  };
+  if (e.own) process.env._X_AMZN_TRACE_ID = e.own;
+  if (e.drop) delete process.env._X_AMZN_TRACE_ID;
+  seen.after = process.env._X_AMZN_TRACE_ID;
+  return seen;
+};
+"""
+
+
+def test_trace_id_variable_per_invocation_reaches_child_processes(started, tmp_path):
+    env = started(version(write_code(tmp_path, {"index.js": TRACE_JS})))
+    first = request({"own": "Root=mine"})
+    body = ok(env.invoke(first))
+    want = f"Root={first.request_id}"
+    assert body == {"value": want, "has": True, "listed": True, "child": want, "name": "fn",
+                    "after": "Root=mine"}
+    # The handler's own value lasts until the next invocation sets the next id; so does a delete.
+    second = request({"drop": True})
+    body = ok(env.invoke(second))
+    assert body["value"] == body["child"] == f"Root={second.request_id}" and "after" not in body
+    third = request({})
+    assert ok(env.invoke(third))["child"] == f"Root={third.request_id}"
