@@ -8,7 +8,7 @@ import pytest
 
 from runner.errors import FunctionInitError
 from runner.model import FunctionConfig, FunctionVersion
-from runner.sandbox import process
+from runner.sandbox import process, process_io
 from runner.sandbox.base import EnvState, InvokeRequest
 from runner.sandbox.process import ProcessEnvironment
 from runner.sandbox.python import PythonRuntime
@@ -74,7 +74,7 @@ def test_init_error_leaves_environment_dead(tmp_path):
 
 
 def test_log_flood_is_truncated_with_marker(tmp_path, monkeypatch):
-    monkeypatch.setattr(process, "MAX_LOG_BYTES", 64 * 1024)
+    monkeypatch.setattr(process_io, "MAX_LOG_BYTES", 64 * 1024)
     env = make(tmp_path, "import sys\ndef handler(e, c):\n    for _ in range(200):\n        sys.stdout.write('z' * 10000)\n    return 1\n")
     env.start()
     out = env.invoke(req())
