@@ -97,8 +97,8 @@ class _TraceVar:
         self._prefix = self.KEY.encode() + b"="
         self._buf = ctypes.create_string_buffer(len(self._prefix) + self.CAPACITY + 1)
         self._buf.raw = self._prefix + bytes(self.CAPACITY + 1)
-        self._value_at = ctypes.addressof(self._buf) + len(self._prefix)
-        self._memmove = ctypes.memmove
+        # Written through a memoryview: a slice assignment, not a foreign call per invocation.
+        self._view = memoryview(self._buf).cast("B")
         self._putenv = putenv
         self._key = env.encodekey(self.KEY)
 
@@ -107,7 +107,8 @@ class _TraceVar:
         if self._buf is None or len(raw) > self.CAPACITY or b"\0" in raw:
             os.environ[self.KEY] = value
             return
-        self._memmove(self._value_at, raw + b"\0", len(raw) + 1)
+        start = len(self._prefix)
+        self._view[start:start + len(raw) + 1] = raw + b"\0"
         self._putenv(self._buf)
         os.environ._data[self._key] = raw
 
