@@ -198,7 +198,10 @@ class CgroupSet:
         self._fds: dict[tuple[str, str], int] = {}
 
     @classmethod
-    def create(cls, layout: Layout, memory_bytes: int, cpu_fraction: float, pids: int) -> "CgroupSet":
+    def create(cls, layout: Layout, memory_bytes: int, cpu_fraction: float | None,
+               pids: int) -> "CgroupSet":
+        """New groups with these limits; `cpu_fraction` None leaves the CPU unlimited until
+        set_cpu() (a runtime's start-up runs at full speed, as it did before it was moved)."""
         cg = cls(layout, f"env-{os.getpid()}-{next(_seq)}")
         try:
             for d in cg.dirs.values():
@@ -212,12 +215,22 @@ class CgroupSet:
     def _file(self, controller: str, name: str) -> str:
         return os.path.join(self.dirs["" if self.layout.version == 2 else controller], name)
 
-    def _set_limits(self, memory_bytes: int, cpu_fraction: float, pids: int) -> None:
+    def set_cpu(self, cpu_fraction: float) -> None:
+        """CPU quota = `cpu_fraction` of one CPU per CPU_PERIOD_US. A write to the group's own
+        file: takes effect at once for every process in it, no migration involved."""
         quota = max(CPU_QUOTA_MIN_US, int(CPU_PERIOD_US * cpu_fraction))
+        if self.layout.version == 2:
+            _write(self._file("cpu", "cpu.max"), f"{quota} {CPU_PERIOD_US}")
+            return
+        _write(self._file("cpu", "cpu.cfs_period_us"), str(CPU_PERIOD_US))
+        _write(self._file("cpu", "cpu.cfs_quota_us"), str(quota))
+
+    def _set_limits(self, memory_bytes: int, cpu_fraction: float | None, pids: int) -> None:
+        if cpu_fraction is not None:
+            self.set_cpu(cpu_fraction)
         if self.layout.version == 2:
             _write(self._file("memory", "memory.max"), str(memory_bytes))
             _write(self._file("memory", "memory.swap.max"), "0")
-            _write(self._file("cpu", "cpu.max"), f"{quota} {CPU_PERIOD_US}")
             _write(self._file("pids", "pids.max"), str(pids))
             return
         _write(self._file("memory", "memory.limit_in_bytes"), str(memory_bytes))
@@ -227,8 +240,6 @@ class CgroupSet:
         if os.path.exists(memsw):
             _write(memsw, str(memory_bytes))
         _write(self._file("memory", "memory.swappiness"), "0")
-        _write(self._file("cpu", "cpu.cfs_period_us"), str(CPU_PERIOD_US))
-        _write(self._file("cpu", "cpu.cfs_quota_us"), str(quota))
         _write(self._file("pids", "pids.max"), str(pids))
 
     def add(self, pid: int) -> None:

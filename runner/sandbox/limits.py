@@ -2,8 +2,10 @@
 
 `LimitSpec` says what one environment may use; `apply(pid, spec)` enforces it on a process tree
 that has started but not yet run guest code (the bootstrap waits for the host's `init` frame, so
-the limits are always in place before the first user instruction). It returns an `Enforcement`
-handle the environment keeps for its lifetime.
+the limits are always in place before the first user instruction), and returns an
+`Enforcement` handle the environment keeps for its lifetime. Sandboxed runtimes are placed
+earlier still, while bwrap holds them before their exec (isolation.Gate, decision 039), with
+the CPU quota left for `Enforcement.limit_cpu()` at their hello.
 
 Two layers:
 * cgroups (cgroups.py, v2 or v1): memory hard limit with swap off, CPU quota proportional to
@@ -98,6 +100,11 @@ class Enforcement:
         self.group = group
         self.kind = f"cgroup-v{group.layout.version}" if group else "rlimit"
 
+    def limit_cpu(self) -> None:
+        """Put the CPU quota in place (after apply(..., cpu_later=True)); again is harmless."""
+        if self.group is not None:
+            self.group.set_cpu(self.spec.cpu_fraction)
+
     def oom_killed(self) -> bool:
         """True if the kernel killed a process of the environment for exceeding its memory
         limit, read from the cgroup's OOM counter (never guessed from an exit signal)."""
@@ -156,19 +163,25 @@ def _tree(pid: int) -> tuple[list[int], list[int]]:
     return every, leaves
 
 
-def apply(pid: int, spec: LimitSpec) -> Enforcement:
+def apply(pid: int, spec: LimitSpec, *, cpu_later: bool = False) -> Enforcement:
     """Enforce `spec` on `pid` and its descendants before any of them runs guest code.
 
+    `cpu_later`: leave the CPU unlimited until `Enforcement.limit_cpu()`. For a sandbox placed
+    before its runtime starts (isolation.Gate): the memory and pids limits then cover the
+    runtime's start-up, which still runs at full speed, as it did before it was moved.
+
     Safe because the tree is quiescent: the caller invokes this while the guest blocks on its
-    socket waiting for `init` (and a wrapper like bwrap only waits on its child), so no process
-    forks between listing the tree and moving it; children forked later inherit the group and
+    socket waiting for `init`, or while bwrap holds the sandbox before the runtime's exec
+    (isolation.Gate), and a wrapper like bwrap only waits on its child; so no process forks
+    between listing the tree and moving it, and children forked later inherit the group and
     the rlimits.
     """
     layout = cgroup_layout()
     group = None
     every, leaves = _tree(pid)
     if layout is not None:
-        group = cgroups.CgroupSet.create(layout, spec.memory_bytes, spec.cpu_fraction, spec.pids)
+        group = cgroups.CgroupSet.create(layout, spec.memory_bytes,
+                                         None if cpu_later else spec.cpu_fraction, spec.pids)
         try:
             # Only the leaves move: the processes above them are wrappers (bwrap and its PID
             # namespace init) that only wait on their child, run no guest code and sit outside

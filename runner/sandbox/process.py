@@ -92,6 +92,18 @@ def guest_environment(version: FunctionVersion, tmp_dir: str) -> dict[str, str]:
     return env
 
 
+def place_at_gate(gate: isolation.Gate, proc, spec: limits.LimitSpec) -> limits.Enforcement:
+    """Limits for a sandbox bwrap holds before the runtime's exec (isolation.Gate): memory and
+    pids now, CPU left unlimited until the caller's limit_cpu() after the runtime's hello (its
+    start-up runs at full speed, as before). Then the sandbox is released. Raises
+    FunctionInitError if bwrap never got there (it exited: bad mount, missing binary)."""
+    if gate.wait_sandbox(HELLO_TIMEOUT_S) is None:
+        raise FunctionInitError("Runtime failed to start (sandbox set-up failed)", "Runtime.ExitError")
+    enforcement = limits.apply(proc.pid, spec, cpu_later=True)
+    gate.release()
+    return enforcement
+
+
 class ProcessEnvironment(GuestChannel):
     """One guest process. See the module docstring for its guarantees."""
 
@@ -118,6 +130,7 @@ class ProcessEnvironment(GuestChannel):
         # Invoke frames in marshal for runtimes that declare they read it (protocol.py says
         # why it is safe in that direction only).
         self._marshal = bool(getattr(runtime, "marshal_frames", False))
+        self._gate: isolation.Gate | None = None  # set by _spawn until launch() is done with it
         self.pid = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -130,18 +143,21 @@ class ProcessEnvironment(GuestChannel):
             return
         try:
             self._spawn()
+            spec = limits.LimitSpec.for_version(
+                self.version, address_space=self.runtime.address_space_limit)
+            if self._gate is not None:
+                # Placed before the runtime starts: its own start-up memory is the
+                # environment's (isolation.Gate says why).
+                self._enforcement = place_at_gate(self._gate, self._proc, spec)
             hello = self._wait_message(time.monotonic() + HELLO_TIMEOUT_S)
             if hello is None or hello.get("t") != "hello":
                 raise FunctionInitError("Runtime failed to start", "Runtime.ExitError")
             # Limits here rather than in start(): the bootstrap is parked waiting for `init`, so
             # still no guest code runs unconstrained, and a pre-started environment's cold
             # start skips the cgroup set-up (measured ~11 ms of a Node cold start).
-            self._enforcement = limits.apply(
-                self._proc.pid,
-                limits.LimitSpec.for_version(
-                    self.version, address_space=self.runtime.address_space_limit
-                ),
-            )
+            if self._enforcement is None:
+                self._enforcement = limits.apply(self._proc.pid, spec)
+            self._enforcement.limit_cpu()
             # Read once now the counters every invocation reads: the cgroup files are opened
             # on first use, and that first use would otherwise be the cold start's invocation.
             self.max_memory()
@@ -149,6 +165,10 @@ class ProcessEnvironment(GuestChannel):
         except BaseException:
             self.destroy()
             raise
+        finally:
+            if self._gate is not None:
+                self._gate.close()
+                self._gate = None
 
     def launched_alive(self) -> bool:
         """Whether launch() ran and the runtime process is still running (for pre-start pools:
@@ -197,19 +217,20 @@ class ProcessEnvironment(GuestChannel):
         env = guest_environment(self.version, self._tmp_dir)
         env.update(self.runtime.environment(self.version))
         env["_RUNNER_FD"] = str(guest_sock.fileno())
+        self._gate = gate = isolation.new_gate()
         try:
             # No preexec_fn: the server is multi-threaded. start_new_session gives the guest its
             # own process group, so a kill reaches everything it forked (unless it escapes with
             # setsid; the cgroup enforcement of limits.py closes that gap where available).
             self._proc = subprocess.Popen(
                 isolation.wrap(self.runtime.command(self.version), self.version, self._tmp_dir,
-                               address_space=self.runtime.address_space_limit),
+                               address_space=self.runtime.address_space_limit, gate=gate),
                 env=env,
                 cwd=self.version.code_dir,
                 stdin=subprocess.DEVNULL,
                 stdout=logw,
                 stderr=logw,
-                pass_fds=(guest_sock.fileno(),),
+                pass_fds=(guest_sock.fileno(), *(gate.child_fds if gate else ())),
                 close_fds=True,
                 start_new_session=True,
             )
@@ -220,6 +241,8 @@ class ProcessEnvironment(GuestChannel):
         finally:
             guest_sock.close()
             os.close(logw)
+            if gate is not None:
+                gate.spawned()
         self.pid = self._proc.pid
         self._sock = host_sock
         self._sock.setblocking(False)

@@ -26,7 +26,7 @@ from runner.errors import FunctionError, FunctionInitError, InternalError
 from runner.model import FunctionVersion
 from runner.runtimes import _mpack
 from runner.sandbox import isolation, limits
-from runner.sandbox.process import HELLO_TIMEOUT_S, INIT_TIMEOUT_S, guest_environment
+from runner.sandbox.process import HELLO_TIMEOUT_S, INIT_TIMEOUT_S, guest_environment, place_at_gate
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +55,26 @@ class Zygote:
         env.update(runtime.environment(version))
         env["_RUNNER_FD"] = str(guest.fileno())
         argv = [sys.executable, "-I", "-S", "-B", ZYGOTE]
+        # Held before the interpreter starts and placed in the version's cgroups first, as a
+        # plain environment is (process.place_at_gate): the zygote's start-up is then charged
+        # to its own group, and its forked children's shared pages with it.
+        self._gate = isolation.new_gate()
         try:
             # Same spawn path as a plain environment (no preexec_fn; own session).
             self.proc = subprocess.Popen(
-                isolation.wrap(argv, version, self.tmp_dir), env=env, cwd=version.code_dir,
-                stdin=subprocess.DEVNULL, stdout=logw, stderr=logw, pass_fds=(guest.fileno(),),
+                isolation.wrap(argv, version, self.tmp_dir, gate=self._gate), env=env,
+                cwd=version.code_dir, stdin=subprocess.DEVNULL, stdout=logw, stderr=logw,
+                pass_fds=(guest.fileno(), *(self._gate.child_fds if self._gate else ())),
                 close_fds=True, start_new_session=True)
+        except BaseException:
+            if self._gate is not None:
+                self._gate.close()
+            raise
         finally:
             guest.close()
             os.close(logw)
+            if self._gate is not None:
+                self._gate.spawned()
         self.sock = host
         self._logr = logr
         self._lock = threading.Lock()  # one fork request in flight at a time
@@ -86,12 +97,21 @@ class Zygote:
             raise
 
     def _initialise(self, runtime) -> None:
+        spec = limits.LimitSpec.for_version(self.version, address_space=runtime.address_space_limit)
+        if self._gate is not None:
+            try:
+                self.enforcement = place_at_gate(self._gate, self.proc, spec)
+            except FunctionInitError as exc:
+                raise ZygoteDead(str(exc)) from None  # close() kills it, then closes the gate
+            self._gate.close()
+            self._gate = None
         self.sock.settimeout(HELLO_TIMEOUT_S)
         hello = self._recv()
         if hello is None or hello.get("t") != "hello":
             raise ZygoteDead(f"zygote exited before its hello (status {self.proc.poll()})")
-        self.enforcement = limits.apply(self.proc.pid, limits.LimitSpec.for_version(
-            self.version, address_space=runtime.address_space_limit))
+        if self.enforcement is None:
+            self.enforcement = limits.apply(self.proc.pid, spec, cpu_later=True)
+        self.enforcement.limit_cpu()
         self.sock.send(_mpack.packb({"t": "init"}))
         self.sock.settimeout(max(INIT_TIMEOUT_S, self.version.config.timeout_s))
         try:
@@ -230,6 +250,9 @@ class Zygote:
         if self._logr is not None:
             os.close(self._logr)
             self._logr = None
+        if self._gate is not None:  # still held: the zygote is dead already (killed above)
+            self._gate.close()
+            self._gate = None
         if self.enforcement is not None:
             self.enforcement.release()
             self.enforcement = None

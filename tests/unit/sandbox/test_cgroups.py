@@ -161,3 +161,14 @@ def test_release_kills_a_setsid_daemon_without_namespaces(monkeypatch, tmp_path)
     finally:
         monkeypatch.undo()
         isolation.mode.cache_clear()
+
+
+def test_cpu_quota_can_be_left_for_later(tmp_path):
+    # A sandbox placed before its runtime starts (isolation.Gate) gets memory and pids limits
+    # at once and the CPU quota after the runtime's hello.
+    cg = cgroups.CgroupSet.create(fake_v2(tmp_path), 256 * MB, None, 64)
+    d = tmp_path / "runner" / cg.name
+    assert not (d / "cpu.max").exists()  # what the kernel starts a group with: no quota
+    assert (d / "memory.max").read_text() == str(256 * MB) and (d / "pids.max").read_text() == "64"
+    cg.set_cpu(0.5)
+    assert (d / "cpu.max").read_text() == f"{cgroups.CPU_PERIOD_US // 2} {cgroups.CPU_PERIOD_US}"

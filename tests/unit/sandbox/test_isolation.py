@@ -121,3 +121,41 @@ def test_runtime_files_under_tmp_stay_visible(tmp_path):
     assert r.returncode == 0, r.stderr
     # ...and they do not show in the guest's /tmp, which starts empty.
     assert r.stdout.split() == ["booted", "[]"]
+
+
+def test_gate_holds_the_command_until_released(tmp_path):
+    v = version(tmp_path)
+    gate = isolation.new_gate()
+    assert gate is not None, "this host runs bwrap (isolation mode %s)" % isolation.mode()
+    argv = isolation.wrap(["/usr/bin/sh", "-c", "echo started"], v, "/x", gate=gate)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, pass_fds=gate.child_fds)
+    try:
+        gate.spawned()
+        child = gate.wait_sandbox(10)
+        assert child is not None and child != proc.pid
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.3)  # held: nothing ran
+        gate.release()
+        out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0 and out == b"started\n", err
+    finally:
+        gate.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_gate_reports_a_sandbox_that_never_came_up(tmp_path):
+    v = version(tmp_path)
+    gate = isolation.new_gate()
+    argv = isolation.wrap(["/usr/bin/true"], v, "/x", gate=gate)
+    argv.insert(1, "--no-such-bwrap-option")  # bwrap refuses to start
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, pass_fds=gate.child_fds)
+    try:
+        gate.spawned()
+        assert gate.wait_sandbox(10) is None
+        assert proc.wait(timeout=10) != 0
+    finally:
+        gate.close()

@@ -230,3 +230,17 @@ def test_uncaught_error_while_an_esm_module_loads_is_an_init_error(started, tmp_
     with pytest.raises(FunctionInitError) as info:
         started(version(code))
     assert (info.value.error_type, info.value.message) == ("TypeError", "timer during init")
+
+
+def test_nodes_start_up_memory_is_the_environments(started):
+    """node's own start-up (V8 heap, its threads' stacks) counts against the environment's
+    memory limit: the sandbox joins its cgroup before node's exec (isolation.Gate). Joined
+    after hello, the group held ~1 MB of node's ~6 MB of anonymous memory."""
+    from runner.sandbox import limits
+
+    assert limits.cgroup_layout() is not None, limits.cgroup_problem()
+    env = started(guest("hello"))
+    with open(f"/proc/{guest_process(env).pid}/status") as f:
+        anon = next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssAnon:"))
+    assert anon > 2 * 1024 * 1024
+    assert env.memory_bytes() >= 0.9 * anon, (env.memory_bytes(), anon)

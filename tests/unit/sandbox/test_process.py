@@ -112,7 +112,7 @@ def test_guest_closing_its_stdout_does_not_spin_the_host(tmp_path, monkeypatch):
 
     # Unwrapped (a host without namespaces): under bubblewrap the wrapper keeps its own copy
     # of the pipe, so the guest closing fds 1 and 2 would not even reach EOF.
-    monkeypatch.setattr(isolation, "wrap", lambda argv, *args, **kwargs: list(argv))
+    monkeypatch.setattr(isolation, "mode", lambda: "off")
 
     env = make(tmp_path, "import os, time\ndef handler(e, c):\n    os.close(1)\n    os.close(2)\n"
                          "    time.sleep(0.5)\n    return 'done'\n")
@@ -179,3 +179,46 @@ def test_deadline_inside_context_still_counts(tmp_path):
     out = json.loads(env.invoke(InvokeRequest("r", b"{}", 3.0, time.monotonic() + 3.0, ctx)).payload)
     env.destroy()
     assert 0 < out["remaining"] <= 2000
+
+
+def _rss_anon(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no RssAnon for pid {pid}")
+
+
+def test_runtime_start_up_is_charged_to_the_environment(tmp_path):
+    """The interpreter's own start-up memory counts against the environment's limit, not the
+    server's group: the sandbox is placed in its cgroup before the runtime's exec
+    (isolation.Gate). Placed after hello, the group held ~1 MB of a ~6 MB interpreter."""
+    import psutil
+
+    from runner.sandbox import isolation, limits
+
+    assert limits.cgroup_layout() is not None, limits.cgroup_problem()
+    assert isolation.mode() != "off", isolation.problem()
+    env = make(tmp_path, "def handler(e, c):\n    return 1\n")
+    env.launch()
+    try:
+        procs = [psutil.Process(env.pid), *psutil.Process(env.pid).children(recursive=True)]
+        guest = [p for p in procs if p.name().startswith("python")]
+        assert len(guest) == 1, procs
+        anon = _rss_anon(guest[0].pid)
+        assert anon > 2 * 1024 * 1024  # an interpreter, not a stub
+        charged = env.memory_bytes()
+        assert charged >= 0.9 * anon, (charged, anon)
+        # The CPU quota is in force once the runtime said hello (its start-up ran without one).
+        from runner.sandbox import cgroups
+
+        group = env._enforcement.group
+        want = max(cgroups.CPU_QUOTA_MIN_US, int(cgroups.CPU_PERIOD_US * 128 / 1769))
+        if group.layout.version == 2:
+            with open(group._file("cpu", "cpu.max")) as f:
+                assert f.read().split() == [str(want), str(cgroups.CPU_PERIOD_US)]
+        else:
+            with open(group._file("cpu", "cpu.cfs_quota_us")) as f:
+                assert int(f.read()) == want
+    finally:
+        env.destroy()
