@@ -98,6 +98,8 @@ def run_suite(cfg: Config, only: list[str] | None = None, setup_notes: dict | No
             "host": platform.node(), "python": platform.python_version(),
             "cpus": os.cpu_count(), "commit": _git_commit(), "config": asdict(cfg),
             "registered_runtimes": registered,
+            # The machine may be shared: how busy it was is part of every figure's context.
+            "loadavg_before": [round(x, 2) for x in os.getloadavg()],
         },
         "setup": {"unavailable": setup_notes,
                   "versions": setup_baselines.installed_versions(cfg.cache_dir)},
@@ -140,6 +142,7 @@ def run_suite(cfg: Config, only: list[str] | None = None, setup_notes: dict | No
                     session.close()
     results["targets"] = report.targets(results)
     results["meta"]["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    results["meta"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return results
 
 
@@ -253,10 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     results = run_suite(cfg, only, notes)
     results["meta"]["mode"] = "quick" if args.quick else "full"
     results["meta"]["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    meta = results["meta"]
     print()
-    print(f"Benchmark ({results['meta']['mode']}, {results['meta']['started_utc']}, "
-          f"commit {results['meta']['commit']}, {results['meta']['elapsed_s']} s; "
-          f"registered runtimes: {', '.join(results['meta']['registered_runtimes'])})")
+    print(f"Benchmark ({meta['mode']}, {meta['started_utc']}, commit {meta['commit']}, "
+          f"{meta['elapsed_s']} s; load average (1 min) {meta['loadavg_before'][0]:.1f} before, "
+          f"{meta['loadavg_after'][0]:.1f} after; "
+          f"registered runtimes: {', '.join(meta['registered_runtimes'])})")
     print(report.table(results))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:

@@ -69,6 +69,12 @@ def test_every_registered_runtime_has_positive_figures(results):
             assert all(fig[k] is None for k in KEYS)
 
 
+def test_meta_records_how_busy_the_machine_was(results):
+    for key in ("loadavg_before", "loadavg_after"):
+        load = results["meta"][key]
+        assert len(load) == 3 and all(isinstance(x, (int, float)) and x >= 0 for x in load), key
+
+
 def test_baselines_have_the_documented_keys(results):
     base = results["baselines"]
     for name, must in ALWAYS_AVAILABLE.items():
