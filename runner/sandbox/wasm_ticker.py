@@ -145,7 +145,6 @@ class EpochTicker:
                     self._cond.wait()
                 if self._stopped:
                     return
-                watched = list(self._watched)
                 next_at = self._base + (self._epoch + 1) * TICK_S
             time.sleep(max(0.0, next_at - time.monotonic()))
             with self._cond:
@@ -156,8 +155,13 @@ class EpochTicker:
             for _ in range(behind):
                 self._engine.increment_epoch()
             now = time.monotonic()
-            for w in watched:
-                w.poll(now)
+            with self._cond:
+                # Only guards of calls still in flight, polled under the lock that end()
+                # takes: a guard listed before its call ended (and polled after the next call
+                # wrote past its limit) would cut that call's output off. Each poll is an
+                # fstat, and an ftruncate or a cgroup move only when a limit is hit.
+                for w in list(self._watched):
+                    w.poll(now)
 
 
 _FALLOC_FL_KEEP_SIZE = 0x01

@@ -1,6 +1,7 @@
 """The epoch ticker (runner/sandbox/wasm_ticker.py): ticks during calls, lingers, parks."""
 
 import os
+import threading
 import time
 
 import pytest
@@ -78,3 +79,35 @@ def test_output_written_after_the_last_tick_is_cut_when_collected(tmp_path):
         assert os.fstat(io.stdout_fd).st_size == 10 and window.end == 10
     finally:
         io.close()
+
+
+def test_a_finished_calls_guard_never_cuts_the_next_calls_output(make_ticker, monkeypatch, tmp_path):
+    """A reactor's second call writes past where the first call's guard stood. If the ticker
+    polled a guard it had listed before that call ended, it would cut the file back to the
+    old limit and the second call's output would be lost (seen once under load in CI)."""
+    ticker = make_ticker(5.0, monkeypatch)
+    fd = os.open(tmp_path / "stderr", os.O_RDWR | os.O_CREAT, 0o600)
+    first = wasm_ticker.Watched(fd, 100)
+    second = wasm_ticker.Watched(fd, 300)
+    real_sleep = time.sleep
+    switched = []
+
+    def sleep_then_switch(s):
+        # The ticker sleeps between listing the guards and polling them: end the first call,
+        # start the second and let it write, all inside that sleep.
+        real_sleep(s)
+        if not switched and threading.current_thread().name == "wasm-epoch":
+            switched.append(True)
+            ticker.end(first)
+            ticker.begin(second)
+            os.pwrite(fd, b"x" * 200, 0)
+
+    ticker.begin(first)
+    # (time is one module for everyone: the test's own waits go through this too, and pass.)
+    monkeypatch.setattr(wasm_ticker.time, "sleep", sleep_then_switch)
+    assert wait_for(lambda: switched)
+    epoch = ticker._epoch
+    assert wait_for(lambda: ticker._epoch >= epoch + 3)  # several polls since the switch
+    assert os.fstat(fd).st_size == 200 and not first.overflowed
+    ticker.end(second)
+    os.close(fd)
