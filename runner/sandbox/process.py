@@ -155,9 +155,10 @@ class ProcessEnvironment(GuestChannel):
             # Limits here rather than in start(): the bootstrap is parked waiting for `init`, so
             # still no guest code runs unconstrained, and a pre-started environment's cold
             # start skips the cgroup set-up (measured ~11 ms of a Node cold start).
-            if self._enforcement is None:
+            if self._enforcement is None:  # no gate: placed now, CPU quota included
                 self._enforcement = limits.apply(self._proc.pid, spec)
-            self._enforcement.limit_cpu()
+            else:
+                self._enforcement.limit_cpu()
             # Read once now the counters every invocation reads: the cgroup files are opened
             # on first use, and that first use would otherwise be the cold start's invocation.
             self.max_memory()

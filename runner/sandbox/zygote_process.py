@@ -109,9 +109,10 @@ class Zygote:
         hello = self._recv()
         if hello is None or hello.get("t") != "hello":
             raise ZygoteDead(f"zygote exited before its hello (status {self.proc.poll()})")
-        if self.enforcement is None:
-            self.enforcement = limits.apply(self.proc.pid, spec, cpu_later=True)
-        self.enforcement.limit_cpu()
+        if self.enforcement is None:  # no gate: placed now, CPU quota included
+            self.enforcement = limits.apply(self.proc.pid, spec)
+        else:
+            self.enforcement.limit_cpu()
         self.sock.send(_mpack.packb({"t": "init"}))
         self.sock.settimeout(max(INIT_TIMEOUT_S, self.version.config.timeout_s))
         try:
