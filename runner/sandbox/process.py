@@ -9,7 +9,9 @@ is in process_io.py (`GuestChannel`, which ProcessEnvironment inherits).
 Guarantees (beyond those of base.py):
 * The guest gets only the environment built here (Lambda's variables plus the function's
   configuration); nothing of the server's environment leaks in.
-* Limits are applied (limits.apply) after the interpreter says hello and before `init`.
+* Limits are in force before `init` (limits.apply): memory and pids from before the
+  runtime's exec where bwrap runs it (isolation.Gate, decision 039), otherwise from its
+  hello; the CPU quota from its hello.
 * A guest's output is bounded per invocation (process_io.MAX_LOG_BYTES); the excess is dropped,
   marked.
 * On timeout or crash the whole process group is killed and reaped before invoke() returns.
