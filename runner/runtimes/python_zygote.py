@@ -142,8 +142,8 @@ def main():
 
     # One dry run of the invoke path here too (our no-op handler; limits already apply to the
     # zygote): what it creates lazily (ctypes' call path for the trace-id buffer, json's
-    # encoder, the environ slot) is then made once and shared by every child, instead of once
-    # per child in its own warm-up (PSS per idle environment 2.25 -> 2.11 MB, 30 of them).
+    # encoder) is then made once and shared by every child, instead of once per child in its
+    # own warm-up (PSS per idle environment 2.25 -> 2.11 MB, 30 of them).
     boot.warm_up()
     gc.freeze()
     forkable = threading.active_count() == 1 and _single_task()
