@@ -67,6 +67,9 @@ class Zygote:
                 pass_fds=(guest.fileno(), *(self._gate.child_fds if self._gate else ())),
                 close_fds=True, start_new_session=True)
         except BaseException:
+            # Nothing started: our ends of the channel, the log pipe and the gate go too.
+            host.close()
+            os.close(logr)
             if self._gate is not None:
                 self._gate.close()
             raise
