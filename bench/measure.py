@@ -120,21 +120,64 @@ class LoadResult:
     elapsed_s: float
     latencies_ms: list[float] = field(repr=False, default_factory=list)
     cold_starts: int = 0  # invocations in the window that started an environment
+    # CPU seconds used in the window by the server's process tree (server, guests) and by
+    # this client process; None when not measured.
+    server_cpu_s: float | None = None
+    client_cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
         return self.completed / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def as_dict(self) -> dict:
-        return {"clients": self.clients, "throughput_rps": self.rps,
-                "cold_starts": self.cold_starts, **summarize(self.latencies_ms)}
+        out = {"clients": self.clients, "throughput_rps": self.rps,
+               "cold_starts": self.cold_starts, **summarize(self.latencies_ms)}
+        # CPU per invocation says why a ratio is what it is: with client and servers on the
+        # same few CPUs, peak inv/s is roughly the CPUs over the CPU all of them spend per call.
+        for key, cpu in (("server_cpu_ms_per_inv", self.server_cpu_s),
+                         ("client_cpu_ms_per_inv", self.client_cpu_s)):
+            if cpu is not None and self.completed:
+                out[key] = cpu * 1000.0 / self.completed
+        return out
+
+
+def tree_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) so far of `pid` and each of its live descendants, by pid."""
+    out: dict[int, float] = {}
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return out
+    for p in procs:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        out[p.pid] = t.user + t.system
+    return out
+
+
+def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two tree_cpu_s() samples: processes that started in between
+    count whole; one that exited in between is missed after `before` (rare in a warm window:
+    cold starts there are counted and reported)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+def _own_cpu_s() -> float:
+    t = psutil.Process().cpu_times()
+    return t.user + t.system
 
 
 def closed_loop(address: str, name: str, clients: int, duration_s: float,
-                warmup_s: float | None = None, payload: bytes = PAYLOAD) -> LoadResult:
+                warmup_s: float | None = None, payload: bytes = PAYLOAD,
+                server_pid: int | None = None) -> LoadResult:
     """`clients` threads, each with its own channel, invoking back to back for `duration_s`.
     Closed loop (a client sends its next request when the previous answer arrives), so the
-    invocations per second are what the server sustains at that concurrency."""
+    invocations per second are what the server sustains at that concurrency. With
+    `server_pid`, the CPU that server's process tree and this client use in the window is
+    measured too."""
     conns = [InvokeClient(address, name, payload) for _ in range(clients)]
     per_client: list[list[float]] = [[] for _ in range(clients)]
     colds = [0] * clients
@@ -179,24 +222,29 @@ def closed_loop(address: str, name: str, clients: int, duration_s: float,
     for t in threads:
         t.start()
     warmed.wait()
+    cpu_before = tree_cpu_s(server_pid) if server_pid else None
+    own_before = _own_cpu_s()
     begin = time.perf_counter()
     stop_at[0] = begin + duration_s
     start_gate.wait()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - begin
+    own_cpu = _own_cpu_s() - own_before
+    server_cpu = cpu_between(cpu_before, tree_cpu_s(server_pid)) if server_pid else None
     for c in conns:
         c.close()
     if errors:
         raise RuntimeError(f"{len(errors)} client(s) failed under load: {errors[0]!r}") from errors[0]
     lat = [x for xs in per_client for x in xs]
-    return LoadResult(clients, len(lat), elapsed, lat, sum(colds))
+    return LoadResult(clients, len(lat), elapsed, lat, sum(colds), server_cpu, own_cpu)
 
 
 def load_sweep(address: str, name: str, duration_s: float,
-               levels: tuple[int, ...] = CONCURRENCY_LEVELS) -> dict:
+               levels: tuple[int, ...] = CONCURRENCY_LEVELS, server_pid: int | None = None) -> dict:
     """Closed-loop results per concurrency level, keyed by the client count as a string (JSON)."""
-    return {str(n): closed_loop(address, name, n, duration_s).as_dict() for n in levels}
+    return {str(n): closed_loop(address, name, n, duration_s, server_pid=server_pid).as_dict()
+            for n in levels}
 
 
 def peak_rps(sweep: dict) -> float:

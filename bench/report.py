@@ -91,6 +91,18 @@ def _measured(t: dict) -> str:
     return f"{v:.2f}{unit}" if isinstance(v, float) else f"{v}{unit}"
 
 
+def _cpu(d: dict) -> str:
+    """CPU per invocation in a load window (measure.LoadResult), or "" when not measured."""
+    srv, cli = d.get("server_cpu_ms_per_inv"), d.get("client_cpu_ms_per_inv")
+    if srv is None or cli is None:
+        return ""
+    return f"CPU ms/inv: server {srv:.2f}, client {cli:.2f}"
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
 def table(results: dict) -> str:
     hdr = ["runtime", "system", "metric", "p50 ms", "p95 ms", "p99 ms", "inv/s", "vs baseline / note",
            "target", "result"]
@@ -134,7 +146,7 @@ def table(results: dict) -> str:
 
     for lvl, e in (echo.get("throughput") or {}).items():
         rows.append(["-", "gRPC echo (floor)", f"{lvl} client(s)", *lat(e), _f(e["throughput_rps"], 0),
-                     "", "", ""])
+                     _cpu(e), "", ""])
     rows.append(["-", "gRPC echo (floor)", "warm invoke", *lat(echo.get("warm")), "-", "", "", ""])
     floors = (("grpc_echo_hop", "gRPC echo + process hop", "the floor of any out-of-process guest"),
               ("grpc_echo_python_guest", "gRPC echo + Python guest",
@@ -155,7 +167,7 @@ def table(results: dict) -> str:
             if floor.get(lvl, {}).get("throughput_rps"):
                 ratio = f"{e['throughput_rps'] / floor[lvl]['throughput_rps']:.0%} of echo's inv/s"
             rows.append(["-", label, f"{lvl} client(s)", *lat(e), _f(e["throughput_rps"], 0),
-                         ratio, "", ""])
+                         _join(ratio, _cpu(e)), "", ""])
         extra = ""
         if hop.get("warm_p50_ms") is not None and echo.get("warm_p50_ms") is not None:
             extra = f"+{hop['warm_p50_ms'] - echo['warm_p50_ms']:.2f} ms over the echo: {meaning}"
@@ -199,11 +211,12 @@ def table(results: dict) -> str:
                 ratio = f"{r['throughput_rps'] / e['throughput_rps']:.0%} of echo's inv/s" if e else ""
                 if fig.get("echo_alongside") and e:
                     rows.append([rt, "gRPC echo, alongside", f"{lvl} client(s)", *lat(e),
-                                 _f(e["throughput_rps"], 0), "run just before the runner's", "", ""])
+                                 _f(e["throughput_rps"], 0),
+                                 _join("run just before the runner's", _cpu(e)), "", ""])
                 if r.get("cold_starts"):
                     ratio += f"; {r['cold_starts']} cold start(s) in the window"
                 rows.append([rt, "runner", f"{lvl} client(s)", *lat(r), _f(r["throughput_rps"], 0),
-                             ratio, "", ""])
+                             _join(ratio, _cpu(r)), "", ""])
             t = tfind(rt, "peak throughput")
             rows.append([rt, "runner", "peak inv/s", "", "", "", _f(fig["throughput_rps"], 0),
                          _measured(t) + " of echo's peak", *_verdict(t)])

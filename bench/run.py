@@ -113,7 +113,7 @@ def run_suite(cfg: Config, only: list[str] | None = None, setup_notes: dict | No
     print("measuring (ratios are only meaningful within one run):", file=sys.stderr)
     # One echo server for the whole run: measured alone first, then alongside each runtime.
     with ServerProcess("echo") as echo_srv:
-        base["grpc_echo"] = guarded("grpc_echo (floor)", grpc_echo.run, cfg, echo_srv.address)
+        base["grpc_echo"] = guarded("grpc_echo (floor)", grpc_echo.run, cfg, echo_srv)
         base[grpc_echo.HOP_NAME] = guarded("grpc_echo + process hop", grpc_echo.run_hop, cfg)
         for rt, key in grpc_echo.GUEST_NAMES.items():
             if not only or rt in only:
@@ -135,8 +135,7 @@ def run_suite(cfg: Config, only: list[str] | None = None, setup_notes: dict | No
                     results["runtimes"][rt] = {**na_figures(),
                                                "error": f"{type(exc).__name__}: {exc}"}
             try:
-                _measure_runtime(rt, cfg, session, results, unavailable_from_setup,
-                                 echo_srv.address)
+                _measure_runtime(rt, cfg, session, results, unavailable_from_setup, echo_srv)
             finally:
                 if session is not None:
                     session.close()
@@ -177,7 +176,7 @@ def _baseline_specs(rt: str, cfg: Config, unavailable_from_setup) -> list[tuple]
 
 
 def _measure_runtime(rt: str, cfg: Config, session, results: dict, unavailable_from_setup,
-                     echo_address: str) -> None:
+                     echo_srv) -> None:
     """Cold starts of the runner and of this runtime's baselines, interleaved round by round
     (so a burst of load on this shared machine hits all of them alike); then the rest."""
     from bench import measure, workloads
@@ -200,7 +199,7 @@ def _measure_runtime(rt: str, cfg: Config, session, results: dict, unavailable_f
             fig = {**na_figures(), "error": failed["runner"]}
         else:
             fig = guarded(f"runner {rt}: warm/throughput (echo alongside)", session.figures,
-                          cold["runner"], echo_address)
+                          cold["runner"], echo_srv)
         session.close()  # its server and environments must be gone while PSS is read
         if "error" not in fig:
             mem = guarded(f"runner {rt}: idle memory", workloads.idle_memory, rt, cfg)

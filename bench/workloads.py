@@ -120,14 +120,14 @@ class RunnerSession:
         self.init_ms.append(resp.report.init_duration_ms)
         return ms
 
-    def figures(self, cold_ms: list[float], echo_address: str | None = None) -> dict:
-        """Warm invokes and the load sweep. With `echo_address`, the bare echo is measured
+    def figures(self, cold_ms: list[float], echo_srv: ServerProcess | None = None) -> dict:
+        """Warm invokes and the load sweep. With `echo_srv`, the bare echo is measured
         alongside: warm calls alternate echo/runner, and each load level runs echo then runner,
         so overhead and throughput ratios compare figures taken under the same load."""
         cfg = self.cfg
         self._deploy("warm")
         self.client.invoke()  # the one cold start of this version, outside the sample
-        echo = measure.InvokeClient(echo_address, "echo") if echo_address else None
+        echo = measure.InvokeClient(echo_srv.address, "echo") if echo_srv else None
         warm_ms, echo_ms = [], []
 
         def runner_call() -> None:
@@ -148,11 +148,12 @@ class RunnerSession:
                 echo.close()
         sweep, echo_sweep = {}, {}
         for level in cfg.levels:
-            if echo_address:
+            if echo_srv:
                 echo_sweep[str(level)] = measure.closed_loop(
-                    echo_address, "echo", level, cfg.load_s).as_dict()
+                    echo_srv.address, "echo", level, cfg.load_s, server_pid=echo_srv.pid).as_dict()
             sweep[str(level)] = measure.closed_loop(
-                self.server.address, self.name, level, cfg.load_s).as_dict()
+                self.server.address, self.name, level, cfg.load_s,
+                server_pid=self.server.pid).as_dict()
         cold = measure.summarize(cold_ms)
         warm = measure.summarize(warm_ms)
         out = {
@@ -162,7 +163,7 @@ class RunnerSession:
             "cold": cold, "init": measure.summarize(self.init_ms), "warm": warm,
             "throughput": sweep,
         }
-        if echo_address:
+        if echo_srv:
             e = measure.summarize(echo_ms)
             out["echo_alongside"] = {"warm_p50_ms": e["p50_ms"], "warm": e,
                                      "throughput_rps": measure.peak_rps(echo_sweep),

@@ -22,7 +22,7 @@ def run_hop(cfg) -> dict:
     the floor of any server that runs guests in other processes. Context for the runner's
     overhead, not a target."""
     with ServerProcess("echo-hop") as srv:
-        out = run(cfg, srv.address)
+        out = run(cfg, srv)
     out.update(kind="gRPC floor + process hop", label="gRPC echo + process hop")
     out["na"] = {"cold": "its peer processes start with the server"}
     return out
@@ -44,25 +44,26 @@ def run_guest(cfg, runtime: str) -> dict:
             return {"unavailable": "no `node` binary on this host"}
     kind = "echo-guest" if runtime == "python" else "echo-node-guest"
     with ServerProcess(kind) as srv:
-        out = run(cfg, srv.address)
+        out = run(cfg, srv)
     label = _GUEST_LABELS[runtime]
     out.update(kind=f"gRPC floor + {label} guest", label=f"gRPC echo + {label} guest")
     out["na"] = {"cold": "its guests start with the server"}
     return out
 
 
-def run(cfg, address: str | None = None) -> dict:
-    """Figures of the echo server at `address` (one is started when None)."""
-    if address is None:
+def run(cfg, server: ServerProcess | None = None) -> dict:
+    """Figures of the echo `server` (one is started when None)."""
+    if server is None:
         with ServerProcess("echo") as srv:
-            return run(cfg, srv.address)
+            return run(cfg, srv)
+    address = server.address
     measure.wait_ready(address)
     client = measure.InvokeClient(address, "echo")
     try:
         warm = measure.summarize(measure.repeat(client.invoke, cfg.warm_n, warmup=20))
     finally:
         client.close()
-    sweep = measure.load_sweep(address, "echo", cfg.load_s, cfg.levels)
+    sweep = measure.load_sweep(address, "echo", cfg.load_s, cfg.levels, server_pid=server.pid)
     return {
         "kind": "gRPC floor", "label": "gRPC echo (floor)",
         "cold_p50_ms": None, "cold_p99_ms": None,

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -106,6 +108,46 @@ def test_targets_and_table_cover_the_runtimes(results):
     for rt in ("nodejs", "wasm"):
         if rt not in registered_runtimes():
             assert f"SKIPPED: runtime '{rt}' is not registered" in text
+
+
+def test_load_levels_carry_cpu_per_invocation(results):
+    """Every load level of the runner, the echo alongside it and the floors says how much CPU
+    the server's process tree and the client spent per invocation (what bounds the ratios)."""
+    sweeps = [results["baselines"][k]["throughput"] for k in
+              ("grpc_echo", "grpc_echo_hop", "grpc_echo_python_guest")]
+    for rt in registered_runtimes():
+        fig = results["runtimes"][rt]
+        sweeps += [fig["throughput"], fig["echo_alongside"]["throughput"]]
+    server_total = client_total = 0.0
+    for sweep in sweeps:
+        for level in sweep.values():
+            assert level["server_cpu_ms_per_inv"] >= 0 and level["client_cpu_ms_per_inv"] >= 0
+            server_total += level["server_cpu_ms_per_inv"]
+            client_total += level["client_cpu_ms_per_inv"]
+    # CPU is counted in clock ticks: one level may read 0, all of them together cannot.
+    assert server_total > 0 and client_total > 0
+    assert "CPU ms/inv: server " in report.table(results)
+
+
+def test_tree_cpu_counts_busy_descendants():
+    # An idle child whose own child burns 0.5 s of CPU and then sleeps: the CPU shows in the
+    # child's tree, though the child itself used next to none.
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\ntime.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", "import subprocess, sys\n"
+                              f"p = subprocess.Popen([sys.executable, '-c', {busy!r}])\n"
+                              "input()\np.kill()\np.wait()"], stdin=subprocess.PIPE)
+    try:
+        before = measure.tree_cpu_s(child.pid)
+        assert child.pid in before
+        deadline = time.monotonic() + 20
+        while measure.cpu_between(before, measure.tree_cpu_s(child.pid)) < 0.25:
+            assert time.monotonic() < deadline, "the grandchild's CPU never showed in the tree"
+            time.sleep(0.02)
+        own = measure.tree_cpu_s(child.pid)[child.pid] - before[child.pid]
+        assert own < 0.25  # so the CPU counted was the grandchild's
+    finally:
+        child.communicate(b"\n", timeout=10)
+    assert measure.tree_cpu_s(child.pid) == {}  # gone: nothing to count
 
 
 def test_percentile_is_nearest_rank():
