@@ -11,7 +11,6 @@ import functools
 import logging
 import os
 import threading
-from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -20,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from runner.api import Runner
 from runner.errors import InvalidParameter
 from runner.service import convert
+from runner.service.executor import RenewingPool
 from runner.service.proto import runner_api_pb2 as pb
 from runner.service.proto import runner_api_pb2_grpc as pb_grpc
 from runner.service.status import abort
@@ -67,8 +67,9 @@ def _run_then_deferred(fn, args, kwargs):
                 log.exception("work deferred after a response failed")
 
 
-class RpcExecutor(futures.ThreadPoolExecutor):
-    """The server's thread pool: each RPC, then what its handler deferred (after_response)."""
+class RpcExecutor(RenewingPool):
+    """The server's thread pool (executor.py: renewed once a burst that grew it is over): each
+    RPC, then what its handler deferred (after_response)."""
 
     def submit(self, fn, /, *args, **kwargs):
         return super().submit(_run_then_deferred, fn, args, kwargs)
@@ -216,9 +217,11 @@ class EventsServicer(pb_grpc.EventsServicer):
 
 
 def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
-                 max_workers: int = DEFAULT_WORKERS) -> tuple[grpc.Server, int]:
-    """A configured, not yet started server and the port it bound (useful with port=0)."""
-    server = grpc.server(RpcExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+                 max_workers: int = DEFAULT_WORKERS,
+                 executor_cls: type = RpcExecutor) -> tuple[grpc.Server, int]:
+    """A configured, not yet started server and the port it bound (useful with port=0).
+    `executor_cls` is the RPC thread pool's class (bench/burst_bench.py compares pools)."""
+    server = grpc.server(executor_cls(max_workers=max_workers, thread_name_prefix="rpc"),
                          options=SERVER_OPTIONS)
     pb_grpc.add_FunctionsServicer_to_server(FunctionsServicer(runner), server)
     pb_grpc.add_InvokerServicer_to_server(InvokerServicer(runner), server)
