@@ -19,9 +19,11 @@ the last call used has its pages and caches warm.
 A separate process matters: a Python client and server sharing one interpreter would share one
 GIL, and the benchmark would measure that contention instead of the server.
 
-Run as `python -m bench.servers KIND [--data DIR]` (KIND: runner, echo, echo-hop, echo-guest,
-echo-node-guest); it prints `PORT <n>` once listening
-and serves until its stdin closes (so it dies with the benchmark, even on a crash).
+Run as `python -m bench.servers KIND [--data DIR] [--pool renewing|plain]` (KIND: runner,
+echo, echo-hop, echo-guest, echo-node-guest); it prints `PORT <n>` once listening and serves
+until its stdin closes (so it dies with the benchmark, even on a crash). `--pool plain` swaps
+the servers' RPC thread pool for a bare ThreadPoolExecutor (the baseline of
+bench/burst_bench.py); everything else measures the pool the runner ships with.
 """
 
 from __future__ import annotations
@@ -219,12 +221,31 @@ class NodeGuestInvoker(GuestInvoker):
     runtime = "nodejs"
 
 
+def plain_executor_cls():
+    """The runner's RPC executor on a bare ThreadPoolExecutor (what it used before
+    docs/decisions/041): the same after-response work, a pool that keeps every thread."""
+    from concurrent import futures
+
+    from runner.service.server import _run_then_deferred
+
+    class PlainRpcExecutor(futures.ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            return super().submit(_run_then_deferred, fn, args, kwargs)
+    return PlainRpcExecutor
+
+
+def executor_cls(pool: str):
+    from runner.service.server import RpcExecutor
+
+    return plain_executor_cls() if pool == "plain" else RpcExecutor
+
+
 def build_echo_server(host: str = "127.0.0.1", port: int = 0, hop: bool = False,
-                      guest: str | None = None):
+                      guest: str | None = None, pool: str = "renewing"):
     import grpc
 
     from runner.service.proto import runner_api_pb2_grpc as pb_grpc
-    from runner.service.server import DEFAULT_WORKERS, SERVER_OPTIONS, RpcExecutor
+    from runner.service.server import DEFAULT_WORKERS, SERVER_OPTIONS
 
     # Made before the server: the invokers start their peers, and no gRPC thread exists yet.
     base = {"python": GuestInvoker, "nodejs": NodeGuestInvoker}[guest] if guest else (
@@ -232,7 +253,7 @@ def build_echo_server(host: str = "127.0.0.1", port: int = 0, hop: bool = False,
     servicer = type("EchoServicer", (base, pb_grpc.InvokerServicer), {})()
     # The runner's executor too (it runs work handlers defer past the response; the echo
     # defers none, so this only keeps the settings identical).
-    server = grpc.server(RpcExecutor(max_workers=DEFAULT_WORKERS, thread_name_prefix="rpc"),
+    server = grpc.server(executor_cls(pool)(max_workers=DEFAULT_WORKERS, thread_name_prefix="rpc"),
                          options=SERVER_OPTIONS)
     pb_grpc.add_InvokerServicer_to_server(servicer, server)
     bound = server.add_insecure_port(f"{host}:{port}")
@@ -246,10 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("kind", choices=("runner", "echo", "echo-hop", "echo-guest", "echo-node-guest"))
     ap.add_argument("--data", help="runner data directory")
     ap.add_argument("--max-environments", type=int, default=512)
+    ap.add_argument("--pool", choices=("renewing", "plain"), default="renewing",
+                    help="RPC thread pool: the runner's (renewing) or a bare ThreadPoolExecutor")
     args = ap.parse_args(argv)
     if args.kind.startswith("echo"):
         guest = {"echo-guest": "python", "echo-node-guest": "nodejs"}.get(args.kind)
-        server, port = build_echo_server(hop=args.kind == "echo-hop", guest=guest)
+        server, port = build_echo_server(hop=args.kind == "echo-hop", guest=guest, pool=args.pool)
         runner = None
     else:
         from runner import Runner
@@ -257,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # A long idle TTL: the reaper must not destroy warm environments mid-measurement.
         runner = Runner(args.data, idle_ttl_s=3600, max_environments=args.max_environments)
-        server, port = build_server(runner, "127.0.0.1", 0)
+        server, port = build_server(runner, "127.0.0.1", 0, executor_cls=executor_cls(args.pool))
     server.start()
     print(f"PORT {port}", flush=True)
     try:
@@ -272,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
 class ServerProcess:
     """Start a server kind in a child process; `address` once listening. A context manager."""
 
-    def __init__(self, kind: str, data_dir: str | None = None) -> None:
-        cmd = [sys.executable, "-m", "bench.servers", kind]
+    def __init__(self, kind: str, data_dir: str | None = None, pool: str = "renewing") -> None:
+        cmd = [sys.executable, "-m", "bench.servers", kind, "--pool", pool]
         if data_dir:
             cmd += ["--data", data_dir]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE,

@@ -150,6 +150,22 @@ def test_tree_cpu_counts_busy_descendants():
     assert measure.tree_cpu_s(child.pid) == {}  # gone: nothing to count
 
 
+def test_burst_bench_compares_the_pools_on_both_servers(tmp_path):
+    from bench import burst_bench
+
+    out = tmp_path / "burst.json"
+    assert burst_bench.main(["--rounds", "1", "--window", "0.2", "--idle", "0.1",
+                             "--json", str(out)]) == 0
+    servers = json.loads(out.read_text())["servers"]
+    assert set(servers) == {"echo", "runner"}
+    for pools in servers.values():
+        assert set(pools) == {"plain", "renewing"}
+        for figures in pools.values():
+            assert all(positive(figures[k]) for k in ("before_rps", "burst_rps", "after_rps"))
+            assert figures["after_over_before"] == pytest.approx(
+                figures["after_rps"] / figures["before_rps"])
+
+
 def test_percentile_is_nearest_rank():
     data = [float(x) for x in range(1, 101)]
     s = measure.summarize(list(reversed(data)))
