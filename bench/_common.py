@@ -53,9 +53,12 @@ def cleanup(root: str) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def write_json(name: str, data: dict) -> str:
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, name)
+def write_json(name: str, data: dict, path: str | None = None) -> str:
+    """Write `data` to `path`, or to bench/results/`name` when no path is given; returns the
+    path written."""
+    if path is None:
+        os.makedirs(RESULTS, exist_ok=True)
+        path = os.path.join(RESULTS, name)
     with open(path, "w") as f:
         json.dump(data, f, indent=2)
     return path

@@ -16,7 +16,6 @@ bench/results/burst.json unless --json says otherwise.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -100,13 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {"meta": {"rounds": rounds, "window_s": window, "idle_s": args.idle,
                     "low_clients": LOW, "burst_clients": BURST, "loadavg_before": load},
            "servers": results}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
-        path = args.json
-    else:
-        path = write_json("burst.json", out)
-    print(f"JSON: {path}")
+    print("JSON:", write_json("burst.json", out, args.json))
     return 0
 
 

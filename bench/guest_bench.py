@@ -15,7 +15,6 @@ docs/decisions/037 trims. Writes bench/results/guests.json unless --json says ot
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -109,13 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if "nodejs" not in results:
         print("Node bootstrap + fixture: unavailable (no `node` binary)")
     out = {"n": args.n, "rounds": args.rounds, "guests": results}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
-        path = args.json
-    else:
-        path = write_json("guests.json", out)
-    print(f"JSON: {path}")
+    print("JSON:", write_json("guests.json", out, args.json))
     return 0
 
 
