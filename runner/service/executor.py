@@ -5,8 +5,8 @@ grpcio's synchronous server runs each RPC on a thread of the executor it is give
 invocation holds its thread for its whole duration, so the pool grows to as many threads as
 there were invocations in flight. `concurrent.futures.ThreadPoolExecutor` never lets a thread
 go, and a server holding a burst's threads was measurably slower afterwards at low
-concurrency: the bare gRPC echo at 2 clients did 28-34% fewer invocations per second after
-2 s at 8 clients than before, and the runner 14-22% (docs/decisions/041). A pool written in
+concurrency: the bare gRPC echo at 2 clients did 24-34% fewer invocations per second after
+2 s at 8 clients than before, and the runner 12-22% (docs/decisions/041). A pool written in
 Python that hands work to its warmest thread and retires idle ones fixed that, but cost
 10-15% in steady state against the C-implemented queue ThreadPoolExecutor uses.
 
