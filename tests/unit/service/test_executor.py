@@ -6,6 +6,7 @@ from concurrent import futures
 
 import pytest
 
+from runner.service import executor
 from runner.service.executor import RenewingPool
 
 WAIT_S = 10  # generous bound for things that must happen; never a speed assertion
@@ -41,23 +42,36 @@ def test_no_renewal_while_never_more_than_keep_in_flight():
         assert pool.renewals == 0 and pool._pool is first
 
 
-def test_renewed_after_a_burst_once_quiet_and_the_old_threads_go():
-    with RenewingPool(16, keep=2, quiet_s=0.05) as pool:
+class Clock:
+    """Stands in for the executor module's `time`: monotonic() is what the test says."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_renewed_after_a_burst_once_quiet_and_the_old_threads_go(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(executor, "time", clock)
+    with RenewingPool(16, keep=2, quiet_s=1.0) as pool:
         release, fs = burst(pool, 6)
         old = pool._pool
         release.set()
         assert [f.result(WAIT_S) for f in fs] == list(range(6))
+        clock.now += 0.9
         assert pool.submit(lambda: "quiet").result(WAIT_S) == "quiet"
         assert pool.renewals == 0  # not quiet for long enough yet
-        time.sleep(0.1)
+        clock.now += 0.2
         assert pool.submit(lambda: "after").result(WAIT_S) == "after"
         assert pool.renewals == 1 and pool._pool is not old
         deadline = time.monotonic() + WAIT_S
         while any(t.is_alive() for t in old._threads):  # the burst's six threads exit
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        # Quiet since: no further renewal.
-        time.sleep(0.1)
+        # Quiet since, however long: no further renewal until another burst.
+        clock.now += 60
         pool.submit(print, end="").result(WAIT_S)
         assert pool.renewals == 1
 
