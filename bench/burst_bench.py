@@ -47,8 +47,7 @@ def one_round(kind: str, pool: str, window_s: float, idle_s: float) -> dict:
                 ch = measure.channel(srv.address)
                 try:
                     pb_grpc.FunctionsStub(ch).Deploy(pb.DeployRequest(
-                        name="burst", code=code, config=pb.FunctionConfig(
-                            runtime="python", handler=handler, concurrency=64, memory_mb=1769)))
+                        name="burst", code=code, config=workloads.fixture_config("python", handler)))
                 finally:
                     ch.close()
                 name = "burst"

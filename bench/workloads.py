@@ -57,6 +57,14 @@ def fixture_code(runtime: str) -> tuple[bytes, str]:
     return zip_directory(os.path.join(FIXTURES, sub)), handler
 
 
+def fixture_config(runtime: str, handler: str, **environment: str) -> pb.FunctionConfig:
+    """How the suite deploys a fixture. Concurrency 64 lets 32 clients run at once; 1769 MB is
+    one full vCPU, so the CPU share (memory/1769) does not throttle the echo and the figures
+    measure the platform, not the quota."""
+    return pb.FunctionConfig(runtime=runtime, handler=handler, concurrency=64, memory_mb=1769,
+                             environment=environment)
+
+
 def registered_runtimes() -> list[str]:
     """What this checkout can run, asked the same way the Runner asks."""
     from runner.sandbox.backends import default_backends
@@ -96,13 +104,10 @@ class RunnerSession:
 
     def _deploy(self, nonce: str) -> None:
         # A changed environment variable makes a new version: the pool has no environment for
-        # it, which is exactly Lambda's cold start. concurrency 64 lets 32 clients run at once;
-        # 1769 MB is one full vCPU, so the CPU share (memory/1769) does not throttle the echo
-        # and the figures measure the platform, not the quota.
+        # it, which is exactly Lambda's cold start.
         self.functions.Deploy(pb.DeployRequest(
             name=self.name, code=self.code if self._deploys == 0 else b"",
-            config=pb.FunctionConfig(runtime=self.runtime, handler=self.handler, concurrency=64, memory_mb=1769,
-                                     environment={"BENCH_NONCE": nonce})))
+            config=fixture_config(self.runtime, self.handler, BENCH_NONCE=nonce)))
         self._deploys += 1
 
     def cold_sample(self) -> float:
