@@ -121,9 +121,12 @@ class LoadResult:
     latencies_ms: list[float] = field(repr=False, default_factory=list)
     cold_starts: int = 0  # invocations in the window that started an environment
     # CPU seconds used in the window by the server's process tree (server, guests) and by
-    # this client process; None when not measured.
+    # this client process; None when not measured. server_process_cpu_s is the server process
+    # alone (its RPC threads, host work and in-process guests such as wasm): the tree minus it
+    # is what out-of-process guests (and zygotes) spent.
     server_cpu_s: float | None = None
     client_cpu_s: float | None = None
+    server_process_cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
@@ -135,6 +138,7 @@ class LoadResult:
         # CPU per invocation says why a ratio is what it is: with client and servers on the
         # same few CPUs, peak inv/s is roughly the CPUs over the CPU all of them spend per call.
         for key, cpu in (("server_cpu_ms_per_inv", self.server_cpu_s),
+                         ("server_process_cpu_ms_per_inv", self.server_process_cpu_s),
                          ("client_cpu_ms_per_inv", self.client_cpu_s)):
             if cpu is not None and self.completed:
                 out[key] = cpu * 1000.0 / self.completed
@@ -231,13 +235,18 @@ def closed_loop(address: str, name: str, clients: int, duration_s: float,
         t.join()
     elapsed = time.perf_counter() - begin
     own_cpu = _own_cpu_s() - own_before
-    server_cpu = cpu_between(cpu_before, tree_cpu_s(server_pid)) if server_pid else None
+    server_cpu = process_cpu = None
+    if server_pid:
+        cpu_after = tree_cpu_s(server_pid)
+        server_cpu = cpu_between(cpu_before, cpu_after)
+        if server_pid in cpu_before and server_pid in cpu_after:
+            process_cpu = cpu_after[server_pid] - cpu_before[server_pid]
     for c in conns:
         c.close()
     if errors:
         raise RuntimeError(f"{len(errors)} client(s) failed under load: {errors[0]!r}") from errors[0]
     lat = [x for xs in per_client for x in xs]
-    return LoadResult(clients, len(lat), elapsed, lat, sum(colds), server_cpu, own_cpu)
+    return LoadResult(clients, len(lat), elapsed, lat, sum(colds), server_cpu, own_cpu, process_cpu)
 
 
 def load_sweep(address: str, name: str, duration_s: float,

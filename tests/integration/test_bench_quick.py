@@ -122,11 +122,26 @@ def test_load_levels_carry_cpu_per_invocation(results):
     for sweep in sweeps:
         for level in sweep.values():
             assert level["server_cpu_ms_per_inv"] >= 0 and level["client_cpu_ms_per_inv"] >= 0
+            # The server process is part of its tree (equal within float rounding).
+            assert 0 <= level["server_process_cpu_ms_per_inv"] <= level["server_cpu_ms_per_inv"] + 1e-9
             server_total += level["server_cpu_ms_per_inv"]
             client_total += level["client_cpu_ms_per_inv"]
     # CPU is counted in clock ticks: one level may read 0, all of them together cannot.
     assert server_total > 0 and client_total > 0
     assert "CPU ms/inv: server " in report.table(results)
+
+
+def test_cpu_split_separates_guest_processes(results):
+    """The bare echo has no guests: its process is its whole tree. The Python-guest floor's
+    and the Python runner's guests are processes of their own, so some CPU is the guests'
+    (summed over both, since a short window may hold under a clock tick of one guest's CPU)."""
+    def guest_ms(sweep):
+        return sum(v["server_cpu_ms_per_inv"] - v["server_process_cpu_ms_per_inv"] for v in sweep.values())
+
+    assert guest_ms(results["baselines"]["grpc_echo"]["throughput"]) == pytest.approx(0.0, abs=1e-9)
+    assert (guest_ms(results["baselines"]["grpc_echo_python_guest"]["throughput"])
+            + guest_ms(results["runtimes"]["python"]["throughput"])) > 0
+    assert "+ guests " in report.table(results)
 
 
 def test_tree_cpu_counts_busy_descendants():
