@@ -242,6 +242,30 @@ class CgroupSet:
         _write(self._file("memory", "memory.swappiness"), "0")
         _write(self._file("pids", "pids.max"), str(pids))
 
+    def set_memory(self, memory_bytes: int) -> None:
+        """Change the memory hard limit (swap stays off). A limit under the group's current
+        usage makes the kernel reclaim, then OOM-kill inside the group: callers only raise it."""
+        if self.layout.version == 2:
+            _write(self._file("memory", "memory.max"), str(memory_bytes))
+            return
+        # v1 refuses memory.limit_in_bytes above memory.memsw.limit_in_bytes (EINVAL), and
+        # memsw below the limit: raise memsw first, lower it last.
+        limit = self._file("memory", "memory.limit_in_bytes")
+        memsw = self._file("memory", "memory.memsw.limit_in_bytes")
+        writes = [(limit, memory_bytes)]
+        if os.path.exists(memsw):
+            raising = memory_bytes > int(_read(limit))
+            writes = [(memsw, memory_bytes), *writes] if raising else [*writes, (memsw, memory_bytes)]
+        for path, value in writes:
+            _write(path, str(value))
+
+    def memory_limit(self) -> int:
+        """The memory hard limit in bytes (v2's "max" as a very large number)."""
+        if self.layout.version == 2:
+            raw = _read(self._file("memory", "memory.max")).strip()
+            return 1 << 62 if raw == "max" else int(raw)
+        return int(_read(self._file("memory", "memory.limit_in_bytes")))
+
     def add(self, pid: int) -> None:
         """Move `pid` (its whole thread group) into every controller's group."""
         for d in self.dirs.values():

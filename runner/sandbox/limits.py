@@ -105,6 +105,16 @@ class Enforcement:
         if self.group is not None:
             self.group.set_cpu(self.spec.cpu_fraction)
 
+    def raise_memory_limit(self, memory_bytes: int) -> bool:
+        """Raise the cgroup's memory limit to `memory_bytes` (never lowers it). False where no
+        cgroup holds the limit: RLIMIT_AS is per process, so what a zygote needs this for
+        (pages its children inherit, charged to its group) does not arise there."""
+        if self.group is None:
+            return False
+        if memory_bytes > self.group.memory_limit():
+            self.group.set_memory(memory_bytes)
+        return True
+
     def oom_killed(self) -> bool:
         """True if the kernel killed a process of the environment for exceeding its memory
         limit, read from the cgroup's OOM counter (never guessed from an exit signal)."""

@@ -35,6 +35,30 @@ ZYGOTE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 FORK_TIMEOUT_S = 10.0  # unanswered this long: the zygote is wedged (generous: CI is shared)
 MAX_PACKET = 1 << 16
 
+# Memory a live forked environment leaves charged to the zygote's cgroup. A page is charged to
+# the group of the process that first touched it; after a fork, every page the zygote writes
+# again (its fork loop's objects, its stack, malloc state) is copied for the zygote, and the
+# original stays with the child, still charged to the zygote's group, until that child exits.
+# The fork's page-table copy is charged there too. Measured per live child: 1.5 MB for a
+# 10 MB zygote, 1.8 MB for a 147 MB one (page tables: ~1/512 of the zygote's memory). Without
+# room for it, the zygote of a 128 MB function was OOM-killed at ~77 live environments, and
+# its PID namespace took every environment of the version with it.
+CHILD_CHARGE_BYTES = 2 * limits.MB  # the fixed part, rounded up from 1.5 MB
+CHILD_CHARGE_SHARE = 256  # plus memory / 256: twice the page tables of a zygote at its limit
+# Children beyond the version's concurrency that may be alive at once: pre-started spares
+# (pool/prestart.MAX_PER_VERSION; this layer does not import the pool) and environments being
+# destroyed while their replacements start.
+SPARE_CHILDREN = 8
+
+
+def zygote_memory_limit(version: FunctionVersion) -> int:
+    """The zygote's memory limit once its init is done: the function's memory (init ran under
+    exactly that) plus room for what its live children leave charged to its group. Bounded by
+    the concurrency the function asked for; the zygote itself runs only the fork loop by then."""
+    memory = version.config.memory_mb * limits.MB
+    children = version.config.concurrency + SPARE_CHILDREN
+    return memory + children * (CHILD_CHARGE_BYTES + memory // CHILD_CHARGE_SHARE)
+
 
 class ZygoteDead(Exception):
     """The zygote exited or stopped answering; the next cold start builds a new one."""
@@ -131,6 +155,11 @@ class Zygote:
             self.init_error = FunctionInitError(err.message, err.error_type, err.stack_trace)
             return
         self.forkable = bool(msg.get("forkable"))
+        if self.forkable and self.enforcement is not None:
+            # After init, never before: the init phase had the function's memory limit and no
+            # more. From here the zygote runs no function code but at-fork hooks its init
+            # registered, which the raised limit still bounds.
+            self.enforcement.raise_memory_limit(zygote_memory_limit(self.version))
         self.sock.settimeout(None)
         self._reader = threading.Thread(target=self._read_loop, name=f"zygote-{self.version.key}",
                                         daemon=True)

@@ -172,3 +172,40 @@ def test_cpu_quota_can_be_left_for_later(tmp_path):
     assert (d / "memory.max").read_text() == str(256 * MB) and (d / "pids.max").read_text() == "64"
     cg.set_cpu(0.5)
     assert (d / "cpu.max").read_text() == f"{cgroups.CPU_PERIOD_US // 2} {cgroups.CPU_PERIOD_US}"
+
+
+def test_v2_memory_limit_is_rewritten_in_place(tmp_path):
+    cg = cgroups.CgroupSet.create(fake_v2(tmp_path), 128 * MB, 0.1, 16)
+    d = tmp_path / "runner" / cg.name
+    cg.set_memory(300 * MB)
+    assert (d / "memory.max").read_text() == str(300 * MB) and cg.memory_limit() == 300 * MB
+    assert (d / "memory.swap.max").read_text() == "0"  # swap stays off
+    (d / "memory.max").write_text("max\n")
+    assert cg.memory_limit() >= 1 << 62
+
+
+def test_raising_a_real_groups_memory_limit_keeps_swap_off():
+    """On this host's hierarchy (v1 here: memory+swap must move with the limit, in the order
+    the kernel accepts), raise then lower a live group's limit; rlimit-only enforcement says
+    it has nothing to raise."""
+    layout = limits.cgroup_layout()
+    assert layout is not None, limits.cgroup_problem()
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        enf = limits.apply(p.pid, limits.LimitSpec(memory_bytes=128 * MB, cpu_fraction=0.5, pids=50))
+        assert enf.raise_memory_limit(512 * MB) is True
+        assert enf.group.memory_limit() == 512 * MB
+        assert enf.raise_memory_limit(256 * MB) is True
+        assert enf.group.memory_limit() == 512 * MB  # never lowered by a raise
+        enf.group.set_memory(200 * MB)  # lowering works too (order reversed on v1)
+        assert enf.group.memory_limit() == 200 * MB
+        if layout.version == 1:
+            memsw = os.path.join(enf.group.dirs["memory"], "memory.memsw.limit_in_bytes")
+            if os.path.exists(memsw):
+                with open(memsw) as f:
+                    assert int(f.read()) == 200 * MB
+        enf.release()
+    finally:
+        p.kill()
+        p.wait()
+    assert limits.Enforcement(p.pid, limits.LimitSpec(128 * MB, 0.5), None).raise_memory_limit(1 << 30) is False

@@ -202,3 +202,40 @@ def test_first_invocation_after_the_warm_up_sees_only_its_own_request(backend, t
     assert body == {"trace": f"Root={rid}", "rid": rid}
     assert b"warm-up" not in out.logs and rid.encode() in out.logs
     env.destroy()
+
+
+def test_zygote_limit_leaves_room_for_its_live_children(tmp_path):
+    from runner.pool import prestart
+    from runner.sandbox import limits
+    from runner.sandbox.zygote_process import CHILD_CHARGE_BYTES, SPARE_CHILDREN, zygote_memory_limit
+
+    assert SPARE_CHILDREN >= prestart.MAX_PER_VERSION  # spares are live children too
+    v = version(tmp_path, RANDOM_SRC, memory_mb=128, concurrency=100)
+    room = zygote_memory_limit(v) - 128 * limits.MB
+    assert room >= (100 + prestart.MAX_PER_VERSION) * CHILD_CHARGE_BYTES
+    big = version(tmp_path, RANDOM_SRC, revision=2, memory_mb=4096, concurrency=100)
+    # Page tables grow with the zygote: a bigger function leaves more per child.
+    assert zygote_memory_limit(big) - 4096 * limits.MB > room
+
+
+def test_many_live_children_do_not_exhaust_the_zygotes_memory(backend, tmp_path):
+    """Each live child leaves ~1.5 MB charged to the zygote's memory cgroup (pages the zygote
+    wrote after the fork stay with the child). At the function's own 128 MB the zygote was
+    OOM-killed at ~77 live environments, and its PID namespace took all of them down."""
+    v = version(tmp_path, RANDOM_SRC, memory_mb=128, concurrency=100)
+    envs = []
+    try:
+        for _ in range(95):
+            envs.append(started(backend, v))
+        zygote, _ = backend.zygote(v)
+        outs = [call(e) for e in envs]
+        assert [o.error for o in outs if o.error is not None] == []
+        assert zygote.alive and all(e.zygote is zygote for e in envs)  # never rebuilt
+        if zygote.enforcement is not None and zygote.enforcement.group is not None:
+            from runner.sandbox.zygote_process import zygote_memory_limit
+
+            assert zygote.enforcement.group.memory_limit() == zygote_memory_limit(v)
+            assert not zygote.enforcement.oom_killed()
+    finally:
+        for e in envs:
+            e.destroy()
