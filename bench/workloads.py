@@ -260,12 +260,18 @@ def idle_memory(runtime: str, cfg) -> dict:
         shutil.rmtree(data, ignore_errors=True)
     if idle == 0:
         raise RuntimeError(f"{runtime}: no idle environment after the warm-up")
+    env_processes = len(after_children - before_children)
+    if runtime in SLEEPING_RUNTIMES and env_processes < idle:
+        # Each idle environment of a process runtime is at least one live process: fewer
+        # means environments died under the pool (the figure would divide by ghosts).
+        raise RuntimeError(f"{runtime}: {idle} idle environments but only {env_processes} "
+                           "new processes; environments died during the measurement")
     per_env = (after_total - before_total) / idle
     if per_env <= 0:
         raise RuntimeError(f"{runtime}: total PSS did not grow with {idle} idle environments")
     return {
         "idle_envs": idle, "method": method,
-        "env_processes": len(after_children - before_children),
+        "env_processes": env_processes,
         "pss_per_env_mb": per_env / MiB, "host_growth_mb": host_growth / MiB,
         "fit_in_4gib": math.floor(FOUR_GIB / per_env),
     }

@@ -26,7 +26,7 @@ import zipfile
 from typing import Any, Callable, Iterator
 
 from runner.asyncinvoke import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, AsyncInvoker
-from runner.errors import FunctionError, InvalidParameter
+from runner.errors import EnvironmentGone, FunctionError, InvalidParameter
 from runner.model import (
     MAX_PAYLOAD_BYTES,
     FunctionConfig,
@@ -214,23 +214,33 @@ class Runner:
         rid = request_id or new_request_id()
         cfg = version.config
         started = time.time()
-        try:
-            lease = self.pool.acquire(version)
-        except FunctionError as err:  # init failed: Lambda reports it on the invocation
-            init_ms = getattr(err, "init_duration_ms", None)
-            report = Report(rid, 0.0, 0, cfg.memory_mb, 0, init_ms, cold_start=True)
-            return self._finish(version, rid, None, err, getattr(err, "init_logs", b""), b"", report, defer)
-        env = lease.env
-        # The deadline counts from the moment the handler may start, as on Lambda: init time
-        # of a cold start is not charged to the invocation's timeout.
-        deadline = time.monotonic() + cfg.timeout_s
         ctx = self._context(version, qualifier, started)
-        try:
-            outcome = env.invoke(InvokeRequest(rid, body, cfg.timeout_s, deadline, ctx,
-                                               int((started + cfg.timeout_s) * 1000)))
-        except BaseException:
-            self.pool.release(lease, reusable=False)
-            raise
+        while True:
+            try:
+                lease = self.pool.acquire(version)
+            except FunctionError as err:  # init failed: Lambda reports it on the invocation
+                init_ms = getattr(err, "init_duration_ms", None)
+                report = Report(rid, 0.0, 0, cfg.memory_mb, 0, init_ms, cold_start=True)
+                return self._finish(version, rid, None, err, getattr(err, "init_logs", b""), b"", report, defer)
+            env = lease.env
+            # The deadline counts from the moment the handler may start, as on Lambda: init
+            # time of a cold start is not charged to the invocation's timeout.
+            deadline = time.monotonic() + cfg.timeout_s
+            try:
+                outcome = env.invoke(InvokeRequest(rid, body, cfg.timeout_s, deadline, ctx,
+                                                   int((started + cfg.timeout_s) * 1000)))
+            except EnvironmentGone:
+                self.pool.release(lease, reusable=False)
+                if lease.cold:
+                    raise  # a fresh environment died before its first invocation: report it
+                # Killed while idle (nothing of the invocation reached it): the next idle
+                # environment or a cold start takes it. Ends: each pass removes one idle
+                # environment, and a cold lease does not loop.
+                continue
+            except BaseException:
+                self.pool.release(lease, reusable=False)
+                raise
+            break
         self.pool.release(lease, outcome.reusable)
         error = outcome.error
         out = outcome.payload

@@ -16,6 +16,9 @@ The hierarchy::
     │   ├── TooManyRequests             concurrency limit reached            RESOURCE_EXHAUSTED
     │   ├── ServiceUnavailable          shutting down                        UNAVAILABLE
     │   └── InternalError               a bug or a host failure              INTERNAL
+    │       └── EnvironmentGone          an idle environment died before it   INTERNAL
+    │                                    got the invocation; the Runner
+    │                                    retries it on another environment
     └── FunctionError                  the guest's fault. Travels INSIDE a successful response,
         │                              as Lambda does: payload = {errorMessage, errorType,
         │                              stackTrace}; the response's function_error is "Unhandled".
@@ -89,6 +92,13 @@ class ServiceUnavailable(PlatformError):
 
 class InternalError(PlatformError):
     error_type = "ServiceException"
+
+
+class EnvironmentGone(InternalError):
+    """An environment handed out as warm was found dead when the invocation was sent to it
+    (killed while idle: the OOM killer, its zygote's death, an operator): nothing of the
+    invocation reached the guest, so it can run elsewhere. The Runner retries it on another
+    environment; it reaches a caller only if a freshly started one dies the same way."""
 
 
 # --------------------------------------------------------------------------- function errors

@@ -20,7 +20,7 @@ from runner.errors import FunctionError, InternalError, TooManyRequests
 from runner.model import FunctionVersion
 from runner.pool.base import Lease
 from runner.pool.prestart import PreStartPool
-from runner.sandbox.base import Backend, ExecutionEnvironment
+from runner.sandbox.base import Backend, ExecutionEnvironment, is_alive
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +206,10 @@ class PoolManager:
     # ------------------------------------------------------------------ reaping, stats
 
     def reap(self, now: float | None = None) -> int:
-        """Destroy environments idle for longer than the TTL; returns how many."""
+        """Destroy environments idle for longer than the TTL, and idle ones whose process
+        died (killed from outside); returns how many."""
         now = time.monotonic() if now is None else now
-        doomed: list[ExecutionEnvironment] = []
+        doomed = self._take_dead_idle()
         with self._lock:
             for key, vp in list(self._pools.items()):
                 # Provisioned environments are exempt: keep the most recently used ones that
@@ -224,6 +225,25 @@ class PoolManager:
         for env in doomed:
             env.destroy()
         return len(doomed)
+
+    def _take_dead_idle(self) -> list[ExecutionEnvironment]:
+        """Remove from the idle lists the environments whose process is gone. The checks (a
+        waitpid each) run outside the lock; an environment leased meanwhile is left alone (an
+        invocation sent to a dead one is retried elsewhere: errors.EnvironmentGone)."""
+        with self._lock:
+            idle = [(vp, item) for vp in self._pools.values() for item in vp.idle]
+        dead = [(vp, item) for vp, item in idle if not is_alive(item.env)]
+        if not dead:
+            return []
+        taken: list[ExecutionEnvironment] = []
+        with self._lock:
+            for vp, item in dead:
+                if item in vp.idle:
+                    vp.idle.remove(item)
+                    taken.append(item.env)
+        if taken:
+            log.warning("dropped %d idle environment(s) whose process had exited", len(taken))
+        return taken
 
     def _reap_loop(self) -> None:
         while not self._closed.wait(min(REAPER_PERIOD_S, self.idle_ttl_s / 2)):

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 
 from runner.model import FunctionVersion
-from runner.sandbox.base import Backend
+from runner.sandbox.base import Backend, is_alive
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class PreStartPool:
             dead = []
             while entry.spares:
                 candidate = entry.spares.pop()  # newest first: least likely to have been killed
-                if _alive(candidate):
+                if is_alive(candidate):
                     env = candidate
                     break
                 dead.append(candidate)
@@ -245,9 +245,3 @@ class PreStartPool:
                 entry.failed_until = time.monotonic() + FAILURE_BACKOFF_S
         if env is not None and not keep:
             env.destroy()
-
-
-def _alive(env) -> bool:
-    """Whether a spare's process is still running (it may have been killed from outside)."""
-    check = getattr(env, "launched_alive", None)
-    return bool(check()) if check is not None else True

@@ -92,6 +92,18 @@ class ExecutionEnvironment(Protocol):
     def memory_bytes(self) -> int:
         """Current resident memory attributable to this environment (for stats and eviction)."""
 
+    # Optional: `launched_alive() -> bool`, whether the environment's process was started and
+    # is still running. Environments with a process of their own have it: one killed from
+    # outside while idle (OOM killer, an operator, its zygote's death) is then dropped by the
+    # pools instead of being handed out. In-process environments (wasm) need none: see is_alive.
+
+
+def is_alive(env: ExecutionEnvironment) -> bool:
+    """Whether `env` can still take an invocation as far as its process goes: its
+    `launched_alive()` where it has one, else True (nothing outside can kill it alone)."""
+    check = getattr(env, "launched_alive", None)
+    return bool(check()) if check is not None else True
+
 
 @runtime_checkable
 class Backend(Protocol):

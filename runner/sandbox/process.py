@@ -30,6 +30,7 @@ import time
 from typing import Protocol
 
 from runner.errors import (
+    EnvironmentGone,
     FunctionCrashed,
     FunctionError,
     FunctionInitError,
@@ -267,8 +268,11 @@ class ProcessEnvironment(GuestChannel):
             self._ctx_sent = request.context
         try:
             self._send_frame((encode_marshal if self._marshal else encode)(frame), request.deadline)
+        except EnvironmentGone:
+            self.destroy()  # died while idle: the caller runs the invocation elsewhere
+            raise
         except OSError:
-            pass  # the guest died; _wait_message sees EOF and reports why
+            pass  # the guest died mid-frame; _wait_message sees EOF and reports why
         msg = self._wait_message(request.deadline, logs)
         duration_ms = (time.monotonic() - t0) * 1000.0
         if msg is not None:

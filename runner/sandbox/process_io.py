@@ -16,6 +16,7 @@ import os
 import select
 import time
 
+from runner.errors import EnvironmentGone
 from runner.sandbox.protocol import ProtocolError
 
 MAX_LOG_BYTES = 1024 * 1024  # per invocation; Lambda truncates huge outputs too
@@ -38,6 +39,13 @@ class GuestChannel:
                 if left <= 0:
                     return
                 select.select([], [self._sock], [], left)
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                # The guest's end is closed: its process is gone. If not one byte went out, the
+                # guest saw nothing of this invocation, so it may run elsewhere; a guest that
+                # died mid-frame is left to the caller's wait (EOF, then why it died).
+                if len(view) == len(frame):
+                    raise EnvironmentGone(f"the environment's process exited while idle ({exc.strerror})") from None
+                raise
 
     def _poller(self) -> select.poll:
         """One poll object per environment, made on first use: registering two descriptors per

@@ -96,3 +96,55 @@ def test_python_cold_start_takes_a_prestarted_zygote_child(client, server):
     resp = client.invoke("spare", b"{}")
     assert resp.report.cold_start and resp.function_error == ""
     assert runner.pool.prestart.stats()[version.key]["taken"] == 1
+
+
+
+def _kill_and_wait(pid: int) -> None:
+    """SIGKILL `pid` and wait until it is dead (a zombie or gone): its descriptors are closed."""
+    import os
+    import signal
+    import time
+
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return
+        except (FileNotFoundError, ProcessLookupError):  # reaped between open and read
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"pid {pid} still running 5 s after SIGKILL")
+
+
+def test_environments_killed_while_idle_are_replaced_not_invoked(client, server):
+    """An idle environment killed from outside (OOM killer, an operator, its zygote's death)
+    is never handed an invocation that then fails: the invocation goes to the next live
+    environment or a cold start, and the reaper drops the dead ones from the idle list."""
+    import time
+
+    runner, _ = server
+    code = _zip("import time\ndef handler(e, c):\n    time.sleep(e.get('sleep_ms', 0) / 1000)\n    return 'ok'\n")
+    client.deploy("victim", code, runtime="python", handler="app.handler", concurrency=5)
+    threads = [threading.Thread(target=client.invoke, args=("victim", b'{"sleep_ms": 400}')) for _ in range(3)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    key = runner.get("victim").key
+    idle = [item.env for item in runner.pool._pools[key].idle]
+    assert len(idle) == 3
+    for env in idle[1:]:  # the top of the LIFO idle list: the next invocation meets them first
+        _kill_and_wait(env.pid)
+    first = client.invoke("victim", b"{}")
+    assert not first.function_error, first.payload
+    assert not first.report.cold_start  # the live idle one took it, past the dead ones
+    assert runner.pool.stats()["versions"][key]["idle"] == 1
+    # Kill the last one while idle; the reaper (every second) drops it, and the next
+    # invocation is a cold start that succeeds.
+    _kill_and_wait(idle[0].pid)
+    deadline = time.monotonic() + 10
+    while runner.pool.stats()["versions"][key]["idle"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runner.pool.stats()["versions"][key]["idle"] == 0
+    again = client.invoke("victim", b"{}")
+    assert not again.function_error and again.report.cold_start

@@ -85,6 +85,19 @@ def test_idle_ttl_reaping(backend):
         pool.close()
 
 
+def test_reap_drops_idle_environments_whose_process_died(pool, backend):
+    v = version()
+    a, b = pool.acquire(v), pool.acquire(v)
+    pool.release(a, True)
+    pool.release(b, True)
+    a.env.launched_alive = lambda: False  # killed from outside while idle
+    b.env.launched_alive = lambda: True
+    assert pool.reap(now=time.monotonic()) == 1  # well inside the TTL: only the dead one
+    assert pool.stats()["versions"][v.key]["idle"] == 1 and backend.destroyed == 1
+    lease = pool.acquire(v)
+    assert lease.env is b.env and not lease.cold
+
+
 def test_reaper_thread_runs_on_its_own(backend):
     pool = PoolManager({"python": backend}, idle_ttl_s=0.1)
     try:

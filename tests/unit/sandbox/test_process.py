@@ -59,6 +59,30 @@ def test_crash_is_reported_and_not_reusable(tmp_path):
     assert not out.reusable and env.state is EnvState.DEAD
 
 
+def test_invoking_an_environment_killed_while_idle_raises_environment_gone(tmp_path):
+    # Nothing reached the guest, so the invocation may run elsewhere (the Runner retries it):
+    # a platform signal, not a FunctionCrashed charged to the function.
+    from runner.errors import EnvironmentGone
+
+    env = make(tmp_path, "def handler(e, c):\n    return 1\n")
+    env.start()
+    assert env.launched_alive()
+    import psutil
+
+    # The guest interpreter itself, as the OOM killer would pick it (under a namespace wrapper
+    # env.pid is the wrapper's, and the guest is in a session of its own).
+    root = psutil.Process(env.pid)
+    guest = ([p for p in root.children(recursive=True) if "python" in p.name()] or [root])[-1]
+    guest.kill()
+    deadline = time.monotonic() + 5
+    while env.launched_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not env.launched_alive()  # the wrapper follows its guest
+    with pytest.raises(EnvironmentGone, match="exited while idle"):
+        env.invoke(req())
+    assert env.state is EnvState.DEAD
+
+
 def test_signal_death(tmp_path):
     env = make(tmp_path, "import os, signal\ndef handler(e, c):\n    os.kill(os.getpid(), signal.SIGSEGV)\n")
     env.start()
