@@ -19,6 +19,7 @@ Guarantees (beyond those of base.py):
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import shutil
@@ -43,6 +44,8 @@ from runner.sandbox import isolation, limits
 from runner.sandbox.base import EnvState, InvokeOutcome, InvokeRequest
 from runner.sandbox.process_io import GuestChannel
 from runner.sandbox.protocol import FrameReader, encode, encode_marshal, send
+
+log = logging.getLogger(__name__)
 
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit, at least the function's own timeout
 HELLO_TIMEOUT_S = 10.0  # interpreter start; generous because CI machines are shared
@@ -398,4 +401,10 @@ class ProcessEnvironment(GuestChannel):
             proc.wait(timeout=KILL_GRACE_S)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            try:
+                # Bounded: whoever must reap it (we, or a stopped zygote) may not, and a
+                # destroy must never hold an invocation, the reaper or shutdown.
+                proc.wait(timeout=KILL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                log.warning("pid %s still not reaped %.0f s after SIGKILL; moving on", proc.pid,
+                            2 * KILL_GRACE_S)

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 ZYGOTE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "runtimes", "python_zygote.py")
 FORK_TIMEOUT_S = 10.0  # unanswered this long: the zygote is wedged (generous: CI is shared)
+# A child that is dead (a zombie) and still unreported this long after a wait began is taken as
+# exited: a live zygote reaps and reports within milliseconds, so this only trips when it cannot.
+REPORT_GRACE_S = 0.5
 MAX_PACKET = 1 << 16
 
 # Memory a live forked environment leaves charged to the zygote's cgroup. A page is charged to
@@ -349,14 +352,20 @@ class ForkedProcess:
         return rc
 
     def _wait(self, timeout: float) -> int | None:
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
         while self.returncode is None:
             got = self.zygote.wait_exit(self.ns_pid, max(0.0, min(0.05, deadline - time.monotonic())))
+            now = time.monotonic()
             if got is not None:
                 self.returncode, self.maxrss_kb = got
-            elif not self.zygote.alive and _gone(self.pid):
-                self.returncode = -9  # reaped elsewhere after the zygote died: status unknown
-            elif time.monotonic() >= deadline:
+            elif (not self.zygote.alive or now - start >= REPORT_GRACE_S) and _gone(self.pid):
+                # Dead but never reported: the zygote died, or cannot reap (stopped: a guest
+                # of the version may SIGSTOP it). Status unknown. Checked only in waits that
+                # last, not in poll(): the /proc read is not free, and pools poll every idle
+                # environment every second.
+                self.returncode = -9
+            elif now >= deadline:
                 return None
         return self.returncode
 

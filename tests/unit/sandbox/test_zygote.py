@@ -244,3 +244,30 @@ def test_many_live_children_do_not_exhaust_the_zygotes_memory(backend, tmp_path)
     finally:
         for e in envs:
             e.destroy()
+
+
+def test_a_stopped_zygote_cannot_hold_a_timed_out_invocation(backend, tmp_path):
+    """A guest can signal its zygote (same sandbox): stopped, the zygote never reaps nor
+    reports the child the timeout kills. The invocation still ends at its timeout plus the
+    kill grace, not when (if ever) the zygote resumes."""
+    import threading
+
+    from runner.sandbox.zygote_process import _innermost
+
+    v = version(tmp_path, "import os, signal, time\ndef handler(e, c):\n"
+                          "    os.kill(os.getppid(), signal.SIGSTOP)\n    time.sleep(30)\n", timeout_s=1)
+    env = started(backend, v)
+    zygote, _ = backend.zygote(v)
+    zpid = _innermost(zygote.proc.pid).pid
+    resume = threading.Timer(25.0, os.kill, (zpid, signal.SIGCONT))  # bounds a failing run
+    resume.start()
+    try:
+        t0 = time.monotonic()
+        out = call(env, timeout=1.0)
+        elapsed = time.monotonic() - t0
+        assert out.error.error_type == "Sandbox.Timedout" and not out.reusable
+        assert elapsed < 10, f"the invocation waited {elapsed:.1f} s for a stopped zygote"
+    finally:
+        resume.cancel()
+        os.kill(zpid, signal.SIGCONT)
+        env.destroy()
