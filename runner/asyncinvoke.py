@@ -8,7 +8,9 @@
               function error, retries left  -> rescheduled with backoff (base, 2x base)
               function error, none left     -> on_failure record (function or dead letters)
               throttled (TooManyRequests)   -> waits in the queue, no attempt counted
+              host failure (a bug, full disk) -> counted as an attempt, like a function error
               older than max_event_age_s    -> on_failure record, condition EventAgeExceeded
+              outcome not recordable        -> stays queued, runs again UNRECORDED_BACKOFF_S later
 
 At-least-once, not exactly-once: an event is removed only in the transaction that records its
 outcome (registry/events.py), so a crash between "the handler ran" and that commit runs it
@@ -48,6 +50,9 @@ DEFAULT_WORKERS = 4
 DEFAULT_RETRY_BASE_S = 60.0  # Lambda waits about 1 minute, then 2, between retries
 DEFAULT_THROTTLE_DELAY_S = 0.5  # a throttled event is tried again this much later
 IDLE_POLL_S = 1.0  # upper bound on a dispatcher sleep; enqueues wake it at once anyway
+# An event whose outcome could not be recorded (the store failed: a full disk) stays queued and
+# is held back this long in memory before it runs again, instead of running in a tight loop.
+UNRECORDED_BACKOFF_S = 10.0
 
 Invoke = Callable[..., InvocationResult]
 Resolve = Callable[[str, str | None], FunctionVersion]
@@ -158,10 +163,14 @@ class AsyncInvoker:
         try:
             self._process(event)
         except Exception:  # keep the worker alive; the event stays queued and runs again
-            log.exception("async event %s of %s failed unexpectedly; it stays queued",
-                          event.id, event.function)
-            self._record(lambda: self.store.reschedule(
-                event.id, time.time() + self.throttle_delay_s, event.attempts, None))
+            # Only the store can fail here (_process turns every invoke failure into an
+            # attempt): nothing was recorded, so the event runs again, held back in memory
+            # (writing a new due time could fail the same way).
+            log.exception("async event %s of %s: its outcome could not be recorded; it stays "
+                          "queued and runs again in %.0f s", event.id, event.function,
+                          UNRECORDED_BACKOFF_S)
+            with self._cond:
+                self._deferred[event.id] = time.time() + UNRECORDED_BACKOFF_S
         finally:
             self._finished(event.id)
 
@@ -199,6 +208,12 @@ class AsyncInvoker:
             result = None
             error_doc: dict[str, Any] | None = {"errorType": exc.error_type,
                                                 "errorMessage": exc.message}
+        except Exception as exc:  # a host failure (a bug, a full disk): counts as an attempt,
+            # since the handler may have run; retries and max_retries apply as to any error.
+            log.exception("async event %s of %s: invoke failed", event.id, event.function)
+            result = None
+            error_doc = {"errorType": "ServiceException",
+                         "errorMessage": f"internal error: {type(exc).__name__}: {exc}"}
         else:
             error_doc = result.error if result.function_error else None
         attempts = event.attempts + 1

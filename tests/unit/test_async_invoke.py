@@ -81,6 +81,48 @@ def test_zero_retries_runs_once(arunner, rec_dir):
     assert arunner.events.dead_letters("rec")[0].record["requestContext"]["approximateInvokeCount"] == 1
 
 
+def test_a_host_failure_after_the_handler_ran_counts_as_an_attempt(arunner, rec_dir):
+    # E.g. the log write failing on a full disk after the handler returned: the attempt is
+    # counted, so max_retries=0 means one run, then the failure destination.
+    deploy_recorder(arunner, "rec", rec_dir, max_retries=0, on_failure="dlq")
+    real = arunner.async_invoker._invoke
+
+    def ran_then_failed(*args, **kwargs):
+        real(*args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    arunner.async_invoker._invoke = ran_then_failed
+    rid = arunner.invoke_async("rec", b'{"n": 1}')
+    letters = wait_for(lambda: arunner.events.dead_letters("rec"), "a dead letter")
+    time.sleep(0.5)  # a tight re-run loop would show more records by now
+    assert [r for r, _ in records(rec_dir, "rec")] == [rid]
+    doc = letters[0].record["responsePayload"]
+    assert doc["errorType"] == "ServiceException" and "No space left on device" in doc["errorMessage"]
+
+
+def test_an_outcome_that_cannot_be_recorded_is_retried_later_not_in_a_loop(arunner, rec_dir, monkeypatch):
+    from runner import asyncinvoke
+
+    monkeypatch.setattr(asyncinvoke, "UNRECORDED_BACKOFF_S", 1.0)
+    deploy_recorder(arunner, "rec", rec_dir)
+    store = arunner.async_invoker.store
+    real_complete, failures = store.complete, []
+
+    def complete_fails_once(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise OSError(28, "No space left on device")
+        return real_complete(*args, **kwargs)
+
+    monkeypatch.setattr(store, "complete", complete_fails_once)
+    rid = arunner.invoke_async("rec", b'{"n": 2}')
+    wait_for(lambda: records(rec_dir, "rec"), "the first run")
+    time.sleep(0.5)
+    assert len(records(rec_dir, "rec")) == 1  # held back, not re-run at once
+    wait_for(lambda: arunner.events.pending() == 0, "the second run to be recorded")
+    assert [r for r, _ in records(rec_dir, "rec")] == [rid, rid]  # at least once: ran again
+
+
 def test_replay_queues_dead_letters_again(arunner, rec_dir):
     deploy_recorder(arunner, "rec", rec_dir, max_retries=0, on_failure="dlq")
     rid = arunner.invoke_async("rec", b'{"fail": "x"}')
