@@ -330,7 +330,12 @@ class Runner:
         lines.append(f"END RequestId: {rid}")
         lines.append(report.line())
         text = "\n".join(lines) + "\n"
-        self.logs.append(version.name, text, reserved=reserved)
+        try:
+            self.logs.append(version.name, text, reserved=reserved)
+        except OSError as exc:
+            # The handler has run: its result must still reach the caller (a retry would run
+            # it twice). The block is lost, not cut in half (LogStore); the operator is told.
+            log.error("log block of %s (request %s) not written: %s", version.name, rid, exc)
         return text
 
     # ------------------------------------------------------------------ logs, lifecycle

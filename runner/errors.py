@@ -16,9 +16,11 @@ The hierarchy::
     │   ├── TooManyRequests             concurrency limit reached            RESOURCE_EXHAUSTED
     │   ├── ServiceUnavailable          shutting down                        UNAVAILABLE
     │   └── InternalError               a bug or a host failure              INTERNAL
-    │       └── EnvironmentGone          an idle environment died before it   INTERNAL
-    │                                    got the invocation; the Runner
-    │                                    retries it on another environment
+    │       ├── EnvironmentGone          an idle environment died before it   INTERNAL
+    │       │                            got the invocation; the Runner
+    │       │                            retries it on another environment
+    │       └── StorageFull              the data directory is out of space   INTERNAL
+    │                                    (named by storage_full() at the edges)
     └── FunctionError                  the guest's fault. Travels INSIDE a successful response,
         │                              as Lambda does: payload = {errorMessage, errorType,
         │                              stackTrace}; the response's function_error is "Unhandled".
@@ -99,6 +101,27 @@ class EnvironmentGone(InternalError):
     (killed while idle: the OOM killer, its zygote's death, an operator): nothing of the
     invocation reached the guest, so it can run elsewhere. The Runner retries it on another
     environment; it reaches a caller only if a freshly started one dies the same way."""
+
+
+class StorageFull(InternalError):
+    """The host's data directory has no space left: code, registry, logs or the event queue
+    could not be written. Nothing is half-recorded (each store writes whole or not at all)."""
+
+
+def storage_full(exc: BaseException) -> StorageFull | None:
+    """`exc` as a StorageFull when it is the data directory running out of space (OSError
+    ENOSPC or EDQUOT, or SQLite's "database or disk is full"); None for anything else. The
+    edges call it on unexpected exceptions, so the operator reads the cause and the fix
+    instead of "internal error: OSError"."""
+    import errno
+    import sqlite3
+
+    full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+        isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc))
+    if not full:
+        return None
+    return StorageFull("the runner's data directory is out of space (No space left on device); "
+                       "free space there or start the server with another --data-dir")
 
 
 # --------------------------------------------------------------------------- function errors

@@ -80,8 +80,16 @@ class LogStore:
                 os.replace(self._path(name), self._path(name) + ".1")
                 f, size = self._handle(name)
             # One write per invocation block, unbuffered: concurrent blocks never interleave and
-            # a reader (tail, follow) sees whole blocks.
-            f.write(data)
+            # a reader (tail, follow) sees whole blocks. A short write (the disk filling up) is
+            # continued; if the rest fails, the part written is cut off again, so the file
+            # never holds half a block (a reader would see output without END or REPORT).
+            try:
+                done = f.write(data)
+                while done < len(data):
+                    done += f.write(data[done:])
+            except OSError:
+                f.truncate(size)
+                raise
             self._files[name] = (f, size + len(data))
             if self._closed:  # a promise kept after close(): write, but keep nothing open
                 self._files.pop(name)[0].close()

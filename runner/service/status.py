@@ -38,7 +38,8 @@ def status_for(exc: errors.PlatformError) -> grpc.StatusCode:
 
 def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
     """End the RPC with the status for `exc`. Unknown exceptions are logged and become INTERNAL
-    without leaking internals to the client."""
+    without leaking internals to the client; a full data directory is named (storage_full)."""
+    exc = errors.storage_full(exc) or exc
     if isinstance(exc, errors.PlatformError):
         context.set_trailing_metadata(((ERROR_TYPE_KEY, exc.error_type),))
         context.abort(status_for(exc), exc.message)

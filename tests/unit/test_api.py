@@ -53,3 +53,31 @@ def test_context_cache_is_bounded(runner, monkeypatch):
     for rev in range(10):
         runner._context(version(revision=rev), None, 0.0)
     assert len(runner._contexts) <= 3
+
+
+def test_a_log_write_that_fails_does_not_lose_the_result(tmp_path, monkeypatch, caplog):
+    # The handler has run: a full disk may cost the log block, never the result (a client
+    # retrying after an error would run the handler twice).
+    import errno
+    import logging
+
+    from runner.sandbox.fake import FakeBackend
+
+    r = Runner(str(tmp_path / "data"), backends={"python": FakeBackend(lambda e, c: {"got": e})})
+    try:
+        code = tmp_path / "code"
+        code.mkdir()
+        (code / "app.py").write_text("def handler(e, c): pass\n")
+        r.deploy("fn", str(code), runtime="python", handler="app.handler")
+
+        def disk_full(name, text, reserved=False):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(r.logs, "append", disk_full)
+        with caplog.at_level(logging.ERROR, logger="runner.api"):
+            res = r.invoke("fn", b'{"n": 1}')
+        assert res.function_error is None and res.payload == b'{"got": {"n": 1}}'
+        assert b"REPORT RequestId" in res.log  # the caller still gets the block it asked for
+        assert "not written: [Errno 28]" in caplog.text
+    finally:
+        r.close()

@@ -25,3 +25,19 @@ def test_hierarchy_separates_platform_from_function_errors():
     p = errors.InvalidParameter("memory_mb", "too small")
     assert p.field == "memory_mb" and p.message == "memory_mb: too small"
     assert errors.TooManyRequests("x").error_type == "TooManyRequestsException"
+
+
+def test_a_full_data_directory_is_named_not_hidden():
+    import errno
+    import sqlite3
+
+    from runner import errors
+
+    for exc in (OSError(errno.ENOSPC, "No space left on device"), OSError(errno.EDQUOT, "Disk quota exceeded"),
+                sqlite3.OperationalError("database or disk is full")):
+        named = errors.storage_full(exc)
+        assert isinstance(named, errors.StorageFull) and isinstance(named, errors.InternalError)
+        assert "out of space" in named.message and "--data-dir" in named.message
+    for exc in (OSError(errno.EACCES, "Permission denied"), sqlite3.OperationalError("database is locked"),
+                ValueError("x")):
+        assert errors.storage_full(exc) is None

@@ -40,7 +40,8 @@ def status_for(exc: BaseException) -> int:
 
 def describe(exc: BaseException) -> tuple[int, str, str]:
     """(status, Lambda error type, message) for any exception. Unknown exceptions are logged
-    and reported without internals."""
+    and reported without internals; a full data directory is named (storage_full)."""
+    exc = errors.storage_full(exc) or exc
     if isinstance(exc, errors.PlatformError):
         return status_for(exc), exc.error_type, exc.message
     log.error("unexpected error serving HTTP", exc_info=exc)

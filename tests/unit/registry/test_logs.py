@@ -124,3 +124,39 @@ def test_close_waits_for_promised_blocks_and_a_late_one_leaves_no_open_file(tmp_
     late.close()
     late.append("g", "late", reserved=True)
     assert (tmp_path / "g.log").read_text() == "late\n" and late._files == {}
+
+
+def test_a_block_cut_short_by_a_full_disk_is_not_left_half_written(tmp_path, monkeypatch):
+    import errno
+
+    import pytest
+
+    store = LogStore(str(tmp_path))
+    store.append("f", "START a\nEND a\nREPORT a")
+    before = store.tail("f")
+    real_handle = store._handle
+
+    class FillsUp:  # the disk takes 10 bytes of the block, then is full
+        def __init__(self, f):
+            self.f, self.room = f, 10
+
+        def write(self, data):
+            if self.room <= 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            n = self.f.write(bytes(data[: self.room]))
+            self.room -= n
+            return n
+
+        def truncate(self, size):
+            return self.f.truncate(size)
+
+    def handle(name):
+        f, size = real_handle(name)
+        return FillsUp(f), size
+
+    monkeypatch.setattr(store, "_handle", handle)
+    with pytest.raises(OSError):
+        store.append("f", "START b\n" + "x" * 100 + "\nEND b\nREPORT b")
+    monkeypatch.undo()
+    assert store.tail("f") == before  # all of the first block, nothing of the second
+    store.close()
