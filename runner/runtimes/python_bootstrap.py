@@ -25,6 +25,10 @@ import _mpack  # noqa: E402  (after the path fix above; stdlib-only codec)
 del sys.path[0]
 
 _HDR = struct.Struct(">I")
+# Lambda's limit on a synchronous response (runner.model.MAX_PAYLOAD_BYTES; the host checks it
+# too): refused here, where the size is known, before a frame the host would not accept.
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+MAX_ERROR_CHARS = 256 * 1024  # of an error message, as the Node bootstrap: frames stay bounded
 # Set in the length word of a frame whose body is marshal, not msgpack: the host sends its
 # frames that way (same interpreter, one C call to decode). Only host frames: we never send it.
 _MARSHAL = 1 << 31
@@ -164,6 +168,8 @@ def _trace(tb):
 
 
 def _error(exc_type, message, trace=None):
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[:MAX_ERROR_CHARS] + " [truncated]"
     return {"errorType": exc_type, "errorMessage": message, "stackTrace": trace or []}
 
 
@@ -248,7 +254,13 @@ def invoke(handler, msg):
             reply = {"t": "error", "id": rid,
                      "error": _error("Runtime.MarshalError", "Unable to marshal response: %s" % e)}
         else:
-            reply = {"t": "result", "id": rid, "payload": body}
+            if len(body) > MAX_RESPONSE_BYTES:
+                reply = {"t": "error", "id": rid, "error": _error(
+                    "Function.ResponseSizeTooLarge",
+                    "Response payload size (%d bytes) exceeded maximum allowed payload size "
+                    "(%d bytes)." % (len(body), MAX_RESPONSE_BYTES))}
+            else:
+                reply = {"t": "result", "id": rid, "payload": body}
     except MemoryError:
         fatal = True
         reply = {"t": "error", "id": rid,
@@ -277,6 +289,14 @@ def warm_up():
     _trace_var.clear()
 
 
+def _flush_streams():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
 def serve(chan, handler):
     """Serve invocations until the host closes the channel or a fatal error occurs."""
     while True:
@@ -287,9 +307,9 @@ def serve(chan, handler):
             continue
         reply = invoke(handler, msg)
         # Flush before replying: the host drains the log pipe after the reply arrives, so every
-        # line the handler printed is attributed to this invocation.
-        sys.stdout.flush()
-        sys.stderr.flush()
+        # line the handler printed is attributed to this invocation. A handler may have closed
+        # the streams (or their descriptors): its result still goes back.
+        _flush_streams()
         reply["maxrss_kb"] = _maxrss_kb()
         chan.send(reply)
         if reply["fatal"]:
@@ -309,8 +329,7 @@ def run_init():
     t0 = time.perf_counter()
     handler, err = load_handler(os.environ.get("_HANDLER", ""))
     init_ms = (time.perf_counter() - t0) * 1000.0
-    sys.stdout.flush()
-    sys.stderr.flush()
+    _flush_streams()
     return handler, err, init_ms
 
 

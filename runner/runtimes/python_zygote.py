@@ -97,8 +97,7 @@ def child_main(ctrl_fd, log_fd, handler, zygote_sock, wake_fds):
         chan.send({"t": "ready", "init_ms": (time.perf_counter() - t0) * 1000.0,
                    "maxrss_kb": boot._maxrss_kb(), "forked": True})
         code = boot.serve(chan, handler)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        boot._flush_streams()
         os._exit(code)
     except BaseException:
         os._exit(70)  # EX_SOFTWARE: the host reports a crash with this status

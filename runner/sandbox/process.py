@@ -205,6 +205,9 @@ class ProcessEnvironment(GuestChannel):
         msg = self._wait_message(time.monotonic() + init_timeout, logs)
         self.init_logs = bytes(logs)
         if msg is None:
+            if self._bad_frame is not None:
+                raise FunctionInitError(f"Runtime sent an invalid response during init: "
+                                        f"{self._bad_frame}", "Runtime.InvalidResponse")
             if self._exited_or_kill() and not self._timed_out:
                 raise self._death_error(during="init", logs=logs)
             raise FunctionTimeout.after(init_timeout)
@@ -285,7 +288,10 @@ class ProcessEnvironment(GuestChannel):
         reusable = True
         if msg is None:
             reusable = False
-            if self._timed_out or not self._exited_or_kill():
+            if self._bad_frame is not None:
+                error = FunctionCrashed(f"Runtime sent an invalid response: {self._bad_frame}",
+                                        "Runtime.InvalidResponse")
+            elif self._timed_out or not self._exited_or_kill():
                 error = FunctionTimeout.after(request.timeout_s)
             else:
                 error = self._death_error(during="invoke", logs=logs)

@@ -26,6 +26,10 @@ _TRUNCATED = b"\n[runner] log truncated: output over 1 MiB per invocation droppe
 class GuestChannel:
     """Frame send/receive and log draining for one guest process (see the module docstring)."""
 
+    # Why the last wait ended without a frame because the guest broke the protocol (an
+    # undecodable or oversized frame, a field of the wrong type); None otherwise.
+    _bad_frame: str | None = None
+
     def _send_frame(self, frame: bytes, deadline: float) -> None:
         """Send on the non-blocking socket. A frame larger than the socket buffer (a big event)
         is sent as the guest reads it; a guest that stops reading cannot hold us past the
@@ -57,8 +61,9 @@ class GuestChannel:
         return self._poll
 
     def _wait_message(self, deadline: float, logs: bytearray | None = None) -> dict | None:
-        """Wait for the next frame, draining the log pipe meanwhile. None on EOF or deadline
-        (sets _timed_out in the latter case)."""
+        """Wait for the next frame, draining the log pipe meanwhile. None on EOF, deadline
+        (sets _timed_out) or a frame that breaks the protocol (sets _bad_frame)."""
+        self._bad_frame = None
         poller = self._poller()
         sock_fd = self._sock.fileno()
         polled = False  # whether the frames in the reader came with a poll of both descriptors
@@ -91,7 +96,8 @@ class GuestChannel:
                         self._drain_log(logs)
                         return None
                     self._reader.feed(data)
-        except ProtocolError:
+        except ProtocolError as exc:
+            self._bad_frame = str(exc)
             return None
 
     def _drain_log(self, logs: bytearray | None) -> int:

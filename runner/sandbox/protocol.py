@@ -86,7 +86,32 @@ class FrameReader:
             raise ProtocolError(f"undecodable frame: {exc}") from None
         if not isinstance(msg, dict) or not isinstance(msg.get("t"), str):
             raise ProtocolError("frame is not a map with a string 't' key")
+        _check_fields(msg)
         return msg
+
+
+# The type of each field the host reads from a guest frame. A frame breaking one is refused
+# here, once, so no reader has to guard against a guest-chosen type (a payload given as an int
+# N would otherwise allocate N bytes in the host).
+_NUMBER = (int, float)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,), "payload": (bytes, type(None)), "error": (dict, type(None)),
+    "maxrss_kb": (int,), "pid": (int,), "init_ms": _NUMBER,
+    "fatal": (bool,), "forkable": (bool,), "forked": (bool,),
+}
+
+
+def _check_fields(msg: dict[str, Any]) -> None:
+    for key, types in _FIELD_TYPES.items():
+        if key in msg:
+            value = msg[key]
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise ProtocolError(f"field {key!r} is a {type(value).__name__}")
+            if key in ("maxrss_kb", "pid") and value < 0:
+                raise ProtocolError(f"field {key!r} is negative")
+    doc = msg.get("error")
+    if doc is not None and not isinstance(doc.get("stackTrace", []), (list, str, type(None))):
+        raise ProtocolError("field 'error.stackTrace' is neither a list nor a string")
 
 
 def recv_blocking(sock: socket.socket, reader: FrameReader) -> dict[str, Any]:

@@ -149,6 +149,10 @@ class Zygote:
             msg = self._recv()
         except socket.timeout:
             msg = None
+        except Exception as exc:  # decode errors of any kind: the packet came from guest code
+            self.init_logs = self._drain_logs()
+            raise FunctionInitError(f"Runtime sent an invalid response during init: {exc}",
+                                    "Runtime.InvalidResponse") from None
         self.init_logs = self._drain_logs()
         if msg is None:
             raise FunctionInitError("Runtime exited during init", "Runtime.ExitError")
@@ -171,8 +175,15 @@ class Zygote:
     # ------------------------------------------------------------------ channel
 
     def _recv(self) -> dict | None:
+        """The next packet, or None on EOF. Raises ValueError for a packet that is not a map
+        with a string "t": init code runs in the zygote and can write to this socket."""
         data = self.sock.recv(MAX_PACKET)
-        return _mpack.unpackb(data) if data else None
+        if not data:
+            return None
+        msg = _mpack.unpackb(data)  # ValueError (or another decode error) on malformed bytes
+        if not isinstance(msg, dict) or not isinstance(msg.get("t"), str):
+            raise ValueError("packet is not a map with a string 't' key")
+        return msg
 
     def _read_loop(self) -> None:
         try:
@@ -186,7 +197,7 @@ class Zygote:
                     elif "seq" in msg:
                         self._replies[int(msg["seq"])] = msg
                     self._cond.notify_all()
-        except (OSError, ValueError):
+        except Exception:  # EOF aside, a broken packet (guest code in the zygote) ends it too
             pass
         with self._cond:
             self.alive = False

@@ -83,6 +83,36 @@ def test_invoking_an_environment_killed_while_idle_raises_environment_gone(tmp_p
     assert env.state is EnvState.DEAD
 
 
+def test_a_frame_that_breaks_the_protocol_is_an_invalid_response_not_a_timeout(tmp_path):
+    # The handler writes a bogus frame on its control socket (the guest owns those bytes).
+    env = make(tmp_path, "import gc, socket\ndef handler(e, c):\n"
+                         "    s = [o for o in gc.get_objects() if isinstance(o, socket.socket)][0]\n"
+                         "    s.sendall(b'\\x00\\x00\\x00\\x01\\xc1')\n    import time; time.sleep(30)\n")
+    env.start()
+    t0 = time.monotonic()
+    out = env.invoke(req(timeout=10.0))
+    assert out.error.error_type == "Runtime.InvalidResponse" and "undecodable frame" in out.error.message
+    assert time.monotonic() - t0 < 5 and not out.reusable and env.state is EnvState.DEAD
+
+
+def test_a_response_over_the_limit_is_refused_in_the_guest(tmp_path):
+    # 20 MB is over the frame limit too: the guest must refuse it before sending, as Lambda does.
+    env = make(tmp_path, "def handler(e, c):\n    return 'x' * (20 * 1024 * 1024)\n")
+    env.start()
+    out = env.invoke(req(timeout=10.0))
+    assert out.error.error_type == "Function.ResponseSizeTooLarge" and "6291456 bytes" in out.error.message
+    assert out.reusable and env.state is EnvState.READY  # the handler's error, not a crash
+    env.destroy()
+
+
+def test_a_handler_that_closes_its_stdout_still_returns(tmp_path):
+    env = make(tmp_path, "import sys\ndef handler(e, c):\n    sys.stdout.close()\n    return 'closed'\n")
+    env.start()
+    out = env.invoke(req())
+    assert out.error is None and out.payload == b'"closed"' and out.reusable
+    env.destroy()
+
+
 def test_signal_death(tmp_path):
     env = make(tmp_path, "import os, signal\ndef handler(e, c):\n    os.kill(os.getpid(), signal.SIGSEGV)\n")
     env.start()

@@ -53,3 +53,32 @@ def test_marshal_frames_are_flagged_and_never_accepted_from_a_guest():
     reader.feed(frame)
     with pytest.raises(protocol.ProtocolError):
         reader.next()
+
+
+@pytest.mark.parametrize("fields,why", [
+    ({"t": "result", "id": "r", "payload": "text"}, "'payload' is a str"),
+    ({"t": "result", "id": "r", "payload": 1 << 40}, "'payload' is a int"),  # not bytes(N)
+    ({"t": "result", "id": 7, "payload": b"1"}, "'id' is a int"),
+    ({"t": "result", "id": "r", "payload": b"1", "maxrss_kb": "lots"}, "'maxrss_kb' is a str"),
+    ({"t": "result", "id": "r", "payload": b"1", "maxrss_kb": -1}, "'maxrss_kb' is negative"),
+    ({"t": "result", "id": "r", "payload": b"1", "maxrss_kb": True}, "'maxrss_kb' is a bool"),
+    ({"t": "error", "id": "r", "error": "boom"}, "'error' is a str"),
+    ({"t": "error", "id": "r", "error": {"stackTrace": 5}}, "'error.stackTrace'"),
+    ({"t": "error", "id": "r", "error": {}, "fatal": "yes"}, "'fatal' is a str"),
+])
+def test_fields_of_the_wrong_type_are_refused_at_the_frame(fields, why):
+    # A guest chooses every byte of its frames: the host reads no field it has not type-checked.
+    r = FrameReader()
+    r.feed(encode(fields))
+    with pytest.raises(ProtocolError, match=why):
+        r.next()
+
+
+def test_well_typed_replies_pass():
+    r = FrameReader()
+    ok = [{"t": "result", "id": "r", "payload": b"1", "maxrss_kb": 10},
+          {"t": "error", "id": "r", "error": {"errorMessage": "m", "stackTrace": ["a"]}, "fatal": False},
+          {"t": "ready", "init_ms": 1.5, "forkable": True}, {"t": "result", "id": "r", "payload": None}]
+    for msg in ok:
+        r.feed(encode(msg))
+        assert r.next() == msg

@@ -271,3 +271,13 @@ def test_a_stopped_zygote_cannot_hold_a_timed_out_invocation(backend, tmp_path):
         resume.cancel()
         os.kill(zpid, signal.SIGCONT)
         env.destroy()
+
+
+def test_init_code_writing_garbage_to_the_zygote_channel_is_an_init_error(backend, tmp_path):
+    # Module-level code runs in the zygote and can reach its control socket.
+    v = version(tmp_path, "import gc, socket\n"
+                          "[o for o in gc.get_objects() if isinstance(o, socket.socket)][0].send(b'\\xc1')\n"
+                          "def handler(e, c):\n    return 1\n")
+    with pytest.raises(FunctionInitError) as info:
+        started(backend, v)
+    assert info.value.error_type == "Runtime.InvalidResponse" and "0xc1" in info.value.message
