@@ -44,6 +44,7 @@ from runner.registry.routes import RouteStore
 from runner.registry.store import SQLiteRegistry
 from runner.sandbox.backends import default_backends
 from runner.sandbox.base import Backend, InvokeRequest
+from runner.sandbox.limits import raise_host_fd_limit
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class Runner:
     ) -> None:
         self.data_dir = os.path.abspath(data_dir or default_data_dir())
         os.makedirs(self.data_dir, exist_ok=True)
+        raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
         self.registry = SQLiteRegistry(self.data_dir)
         self.logs = LogStore(os.path.join(self.data_dir, "logs"))
         self._contexts: dict[tuple, tuple[int, dict]] = {}  # see _context()

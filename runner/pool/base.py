@@ -7,8 +7,8 @@ an environment no longer trustworthy). It enforces per-function and host-wide co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from runner.model import FunctionVersion
 from runner.sandbox.base import ExecutionEnvironment
@@ -21,6 +21,9 @@ class Lease:
     env: ExecutionEnvironment
     version: FunctionVersion
     cold: bool  # True if the environment was created (init ran) for this invocation
+    # The pool's own record the lease counts against, so release() finds it even after the
+    # version was retired (its record is then no longer under the version's key).
+    slot: Any = field(default=None, repr=False, compare=False)
 
 
 class EnvironmentPool(Protocol):

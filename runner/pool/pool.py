@@ -137,7 +137,7 @@ class PoolManager:
             if vp.idle:
                 env = vp.idle.pop().env
                 vp.busy += 1
-                return Lease(env, version, cold=False)
+                return Lease(env, version, cold=False, slot=vp)
             limit = version.config.concurrency
             if vp.busy + vp.starting >= limit:
                 raise TooManyRequests(
@@ -174,11 +174,11 @@ class PoolManager:
             vp.busy += 1
             vp.cold_starts += 1
             vp.inits += 1
-        return Lease(env, version, cold=True)
+        return Lease(env, version, cold=True, slot=vp)
 
     def release(self, lease: Lease, reusable: bool) -> None:
         with self._lock:
-            vp = self._pools.get(lease.version.key)
+            vp = lease.slot if lease.slot is not None else self._pools.get(lease.version.key)
             keep = reusable and vp is not None and vp.live and not self._closed.is_set()
             if vp is not None:
                 vp.busy -= 1
@@ -188,17 +188,21 @@ class PoolManager:
         lease.env.destroy()
 
     def retire(self, version: FunctionVersion) -> None:
+        idle: list[_Idle] = []
         with self._lock:
+            self._prepared.pop(version.key, None)
+            self._done_prepare.discard(version.key)
             vp = self._pools.pop(version.key, None)
-            if vp is None:
-                return
-            vp.live = False
-            idle, vp.idle = vp.idle, []
-            # Keep the record while invocations are in flight so release() can account them.
-            if vp.busy or vp.starting:
-                self._pools[f"retired:{version.key}:{id(vp)}"] = vp
+            if vp is not None:
+                vp.live = False
+                idle, vp.idle = vp.idle, []
+                # Kept while invocations are in flight: their leases hold it (Lease.slot), and
+                # the reaper drops it once they are back, so the host limit counts them until then.
+                if vp.busy or vp.starting:
+                    self._pools[f"retired:{version.key}:{id(vp)}"] = vp
         for item in idle:
             item.env.destroy()
+        # Also for a version never invoked (no record): deploy built its zygote and spares.
         if self.prestart is not None:
             self.prestart.forget(version)
         self.backend(version).forget(version)

@@ -222,6 +222,10 @@ class PreStartPool:
 
     def _launch_one(self, entry: _Entry) -> None:
         env = None
+        with self._lock:
+            if not entry.live or self._closed:  # forgotten since the plan: launch nothing
+                entry.launching -= 1
+                return
         try:
             backend = self.backends[entry.version.config.runtime]
             # Prepared first (idempotent, cached): a spare must start the way the version's

@@ -173,6 +173,26 @@ def _tree(pid: int) -> tuple[list[int], list[int]]:
     return every, leaves
 
 
+def raise_host_fd_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit; returns the soft limit now.
+
+    Each environment holds about four of the host's descriptors (its socket, its log pipe, the
+    cgroup counter files kept open), so the usual soft limit of 1024 ran out at ~250
+    environments (below the default max_environments, and the gRPC server needs its own),
+    failing a cold start with a raw EMFILE. Raising the soft limit up to the hard one needs no
+    privilege and changes only this process: guests get RLIMIT_NOFILE = NOFILE explicitly
+    (apply, below), whatever the host has."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20  # the kernel's default nr_open
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:  # e.g. a kernel nr_open below the hard limit
+            log.warning("cannot raise the descriptor limit from %d to %d: %s", soft, target, exc)
+    return soft
+
+
 def apply(pid: int, spec: LimitSpec, *, cpu_later: bool = False) -> Enforcement:
     """Enforce `spec` on `pid` and its descendants before any of them runs guest code.
 

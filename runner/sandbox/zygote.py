@@ -70,6 +70,11 @@ class ZygoteEnvironment(ProcessEnvironment):
                                     f"the zygote failed twice ({second})") from None
 
     def _spawn_from_zygote(self) -> None:
+        if self.backend.forgotten(self.version):
+            # A straggler of a retired version (an invocation that resolved it just before an
+            # update, a spare planned before the delete): a plain environment, no zygote to
+            # build for a version nothing will close again.
+            return super()._spawn()
         self.zygote, _ = self.backend.zygote(self.version)
         if self.zygote.init_error is not None:
             self.init_logs = self.zygote.init_logs
@@ -127,7 +132,12 @@ class ZygoteBackend:
         self._lock = threading.Lock()
         self._zygotes: dict[str, Zygote] = {}
         self._building: dict[str, threading.Lock] = {}
+        self._forgotten: set[str] = set()  # version keys: small strings, one per retired version
         self._closed = False
+
+    def forgotten(self, version: FunctionVersion) -> bool:
+        with self._lock:
+            return version.key in self._forgotten
 
     def prepare(self, version: FunctionVersion) -> None:
         self.runtime_impl.check_code(version)
@@ -145,6 +155,8 @@ class ZygoteBackend:
             with self._lock:
                 if self._closed:
                     raise InternalError("the Python backend is shut down")
+                if version.key in self._forgotten:
+                    raise ZygoteDead(f"version {version.key} is retired")
                 z = self._zygotes.get(version.key)
             if z is not None and z.alive and z.proc.poll() is None:
                 return z, False
@@ -155,6 +167,9 @@ class ZygoteBackend:
                 if self._closed:
                     z.close()
                     raise InternalError("the Python backend is shut down")
+                if version.key in self._forgotten:  # retired while this one was built
+                    z.close()
+                    raise ZygoteDead(f"version {version.key} is retired")
                 if z.init_error is None:
                     self._zygotes[version.key] = z
                 else:
@@ -166,20 +181,25 @@ class ZygoteBackend:
     def prewarm(self, version: FunctionVersion) -> None:
         """Build the version's zygote now (at deploy), so its first cold start is a fork. A
         zygote whose init failed is not kept (zygote() drops it); the invocation retries."""
-        self.zygote(version)
+        if not self.forgotten(version):
+            self.zygote(version)
 
     def discard(self, version: FunctionVersion, zygote: Zygote | None) -> None:
-        """Drop `zygote` (if it is still the version's) so the next request builds a new one."""
+        """Drop `zygote` (if it is still the version's) so the next request builds a new one.
+        It is closed once its forked environments are done: one that only stopped answering
+        (stalled, not dead) still has healthy invocations in flight, and closing it ends its
+        PID namespace and them with it."""
         with self._lock:
             if zygote is not None and self._zygotes.get(version.key) is zygote:
                 del self._zygotes[version.key]
         if zygote is not None:
-            zygote.close()
+            _close_when_idle(zygote, version.config.timeout_s)
 
     def forget(self, version: FunctionVersion) -> None:
         with self._lock:
             z = self._zygotes.pop(version.key, None)
             self._building.pop(version.key, None)
+            self._forgotten.add(version.key)
         if z is not None:
             _close_when_idle(z, version.config.timeout_s)
 

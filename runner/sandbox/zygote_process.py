@@ -107,6 +107,8 @@ class Zygote:
                 self._gate.spawned()
         self.sock = host
         self._logr = logr
+        self._close_lock = threading.Lock()
+        self._closing = False
         self._lock = threading.Lock()  # one fork request in flight at a time
         self._cond = threading.Condition()
         self._replies: dict[int, dict] = {}
@@ -280,7 +282,13 @@ class Zygote:
             return self._exits.pop(ns_pid)
 
     def close(self) -> None:
-        """Kill the zygote (its children are separate environments and stay up)."""
+        """Kill the zygote (its children are separate environments and stay up). Once: the
+        threads that all found it dead may all call this, and a second os.close of the log
+        pipe could close a descriptor another thread has opened since under the same number."""
+        with self._close_lock:
+            if self._closing:
+                return
+            self._closing = True
         self.alive = False
         try:
             self.sock.close()

@@ -98,6 +98,32 @@ def test_reap_drops_idle_environments_whose_process_died(pool, backend):
     assert lease.env is b.env and not lease.cold
 
 
+def test_retiring_a_version_with_invocations_in_flight_frees_their_slots(backend):
+    # The lease finds the retired record (no longer under the version's key) on release: the
+    # host-wide count goes back down, or every update during traffic would leak capacity.
+    pool = PoolManager({"python": backend}, idle_ttl_s=60, max_environments=2)
+    try:
+        v1, v2 = version(revision=1), version(revision=2)
+        lease = pool.acquire(v1)
+        pool.retire(v1)
+        assert pool.stats()["total"] == 1
+        pool.release(lease, True)
+        assert pool.stats()["total"] == 0 and backend.live == 0  # destroyed, not kept
+        pool.reap(now=time.monotonic())
+        assert pool.stats()["versions"] == {}
+        a, b = pool.acquire(v2), pool.acquire(v2)  # the whole host limit is usable again
+        pool.release(a, True), pool.release(b, True)
+    finally:
+        pool.close()
+
+
+def test_retiring_a_version_never_invoked_still_forgets_its_snapshots(pool, backend):
+    # deploy prewarms (zygote, spares) without making a pool record
+    v = version(revision=5)
+    pool.retire(v)
+    assert backend.forgotten == [v.key]
+
+
 def test_reaper_thread_runs_on_its_own(backend):
     pool = PoolManager({"python": backend}, idle_ttl_s=0.1)
     try:

@@ -209,3 +209,16 @@ def test_raising_a_real_groups_memory_limit_keeps_swap_off():
         p.kill()
         p.wait()
     assert limits.Enforcement(p.pid, limits.LimitSpec(128 * MB, 0.5), None).raise_memory_limit(1 << 30) is False
+
+
+def test_the_host_descriptor_limit_is_raised_to_its_hard_limit():
+    # In a child, so this test process keeps its own limit.
+    code = ("import resource\nfrom runner.sandbox import limits\n"
+            "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+            "got = limits.raise_host_fd_limit()\n"
+            "assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == got > 256, got\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
+    assert out.stdout.strip() == "ok", out.stderr

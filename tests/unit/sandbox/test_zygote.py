@@ -281,3 +281,62 @@ def test_init_code_writing_garbage_to_the_zygote_channel_is_an_init_error(backen
     with pytest.raises(FunctionInitError) as info:
         started(backend, v)
     assert info.value.error_type == "Runtime.InvalidResponse" and "0xc1" in info.value.message
+
+
+def test_a_forgotten_version_never_gets_a_zygote_again(backend, tmp_path):
+    # A straggler (an invocation that resolved the version just before an update, a spare
+    # planned before a delete) must not build a zygote nothing would ever close again.
+    from runner.sandbox.zygote_process import ZygoteDead
+
+    v = version(tmp_path, RANDOM_SRC)
+    started(backend, v).destroy()
+    backend.forget(v)
+    with pytest.raises(ZygoteDead, match="retired"):
+        backend.zygote(v)
+    backend.prewarm(v)  # a no-op now
+    env = started(backend, v)  # served by a plain environment
+    assert env.zygote is None and json.loads(call(env).payload)["pid"]
+    assert v.key not in backend._zygotes
+    env.destroy()
+
+
+def test_concurrent_closes_of_a_zygote_close_it_once(backend, tmp_path):
+    import threading
+
+    v = version(tmp_path, RANDOM_SRC)
+    zygote, _ = backend.zygote(v)
+    errors = []
+
+    def close():
+        try:
+            zygote.close()
+        except Exception as exc:  # e.g. EBADF from a second os.close of the log pipe
+            errors.append(exc)
+
+    threads = [threading.Thread(target=close) for _ in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert errors == [] and not zygote.alive
+
+
+def test_discarding_a_zygote_lets_its_running_invocations_finish(backend, tmp_path):
+    # A zygote dropped because it stopped answering (not dead) still has healthy environments;
+    # closing it at once would end its PID namespace, and them with it.
+    import threading
+
+    v = version(tmp_path, "import time\ndef handler(e, c):\n    time.sleep(e.get('s', 0))\n    return 'done'\n",
+                timeout_s=10)
+    env = started(backend, v)
+    zygote, _ = backend.zygote(v)
+    out = []
+    t = threading.Thread(target=lambda: out.append(call(env, b'{"s": 1.5}', timeout=10.0)))
+    t.start()
+    time.sleep(0.3)
+    backend.discard(v, zygote)
+    t.join(15)
+    assert out and out[0].error is None and out[0].payload == b'"done"'
+    env.destroy()
+    deadline = time.monotonic() + 10
+    while zygote.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert zygote.proc.poll() is not None  # closed once its children were gone
