@@ -16,6 +16,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import psutil
+
 from runner.errors import FunctionError, InternalError, TooManyRequests
 from runner.model import FunctionVersion
 from runner.pool.base import Lease
@@ -210,8 +212,7 @@ class PoolManager:
     # ------------------------------------------------------------------ reaping, stats
 
     def reap(self, now: float | None = None) -> int:
-        """Destroy environments idle for longer than the TTL, and idle ones whose process
-        died (killed from outside); returns how many."""
+        """Destroy idle environments past the TTL or whose process died; returns how many."""
         now = time.monotonic() if now is None else now
         doomed = self._take_dead_idle()
         with self._lock:
@@ -237,8 +238,6 @@ class PoolManager:
         with self._lock:
             idle = [(vp, item) for vp in self._pools.values() for item in vp.idle]
         dead = [(vp, item) for vp, item in idle if not is_alive(item.env)]
-        if not dead:
-            return []
         taken: list[ExecutionEnvironment] = []
         with self._lock:
             for vp, item in dead:
@@ -326,12 +325,8 @@ class PoolManager:
         for vp in short:
             self._replenish_async(vp)
 
-    # ------------------------------------------------------------------ memory pressure
-
     def memory_pressure(self) -> bool:
         """True while the host's available memory is below MIN_AVAILABLE_FRACTION."""
-        import psutil
-
         vm = psutil.virtual_memory()
         return vm.available < vm.total * MIN_AVAILABLE_FRACTION
 

@@ -204,7 +204,7 @@ class SnapshotStore:
 
     def _build(self, version: FunctionVersion) -> tuple[str | None, str | None]:
         from runner.sandbox.node import DATA_HEADROOM_MB, NodeRuntime
-        from runner.sandbox.process import guest_environment
+        from runner.sandbox.guest_start import guest_environment
 
         try:
             entry_src = bundle(version)

@@ -38,7 +38,8 @@ from runner.errors import InternalError
 from runner.model import FunctionVersion
 from runner.sandbox import isolation
 from runner.sandbox.base import EnvState
-from runner.sandbox.process import INIT_TIMEOUT_S, ProcessEnvironment
+from runner.sandbox.guest_start import INIT_TIMEOUT_S
+from runner.sandbox.process import ProcessEnvironment
 from runner.sandbox.zygote_process import ForkedProcess, Zygote, ZygoteDead, _innermost
 
 __all__ = ["ForkedProcess", "Zygote", "ZygoteBackend", "ZygoteDead", "ZygoteEnvironment"]

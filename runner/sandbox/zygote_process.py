@@ -26,7 +26,7 @@ from runner.errors import FunctionError, FunctionInitError, InternalError
 from runner.model import FunctionVersion
 from runner.runtimes import _mpack
 from runner.sandbox import isolation, limits
-from runner.sandbox.process import HELLO_TIMEOUT_S, INIT_TIMEOUT_S, guest_environment, place_at_gate
+from runner.sandbox.guest_start import HELLO_TIMEOUT_S, INIT_TIMEOUT_S, guest_environment, place_at_gate
 
 log = logging.getLogger(__name__)
 
