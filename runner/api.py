@@ -229,8 +229,9 @@ class Runner:
             # time of a cold start is not charged to the invocation's timeout.
             deadline = time.monotonic() + cfg.timeout_s
             try:
+                # The guest's getRemainingTimeInMillis counts from here too, not from `started`.
                 outcome = env.invoke(InvokeRequest(rid, body, cfg.timeout_s, deadline, ctx,
-                                                   int((started + cfg.timeout_s) * 1000)))
+                                                   int((time.time() + cfg.timeout_s) * 1000)))
             except EnvironmentGone:
                 self.pool.release(lease, reusable=False)
                 if lease.cold:

@@ -168,7 +168,10 @@ async function loadModule(taskRoot, moduleRoot, moduleName, preloaded) {
       return require(file);
     } catch (e) {
       // A .js file under "type": "module" is ESM: let node's own rules decide, as Lambda does.
-      if (e.code === 'ERR_REQUIRE_ESM') return import(url.pathToFileURL(file).href);
+      // Node 20.19+ can require() ESM, except a graph with top-level await.
+      if (e.code === 'ERR_REQUIRE_ESM' || e.code === 'ERR_REQUIRE_ASYNC_MODULE') {
+        return import(url.pathToFileURL(file).href);
+      }
       throw e;
     }
   }
@@ -378,6 +381,7 @@ class Server {
       if (doc.errorMessage.length > MAX_ERROR_CHARS) {
         doc.errorMessage = doc.errorMessage.slice(0, MAX_ERROR_CHARS) + ' [truncated]';
       }
+      doc.errorType = doc.errorType.slice(0, 1024); // an error's name is the guest's to choose
       doc.stackTrace = doc.stackTrace.slice(0, 200).map((l) => l.slice(0, 2000));
       emit('ERROR', ['Invoke Error', `\t${JSON.stringify(doc)}`]);
       frame = { t: 'error', id, error: doc, fatal };

@@ -170,7 +170,7 @@ def _trace(tb):
 def _error(exc_type, message, trace=None):
     if len(message) > MAX_ERROR_CHARS:
         message = message[:MAX_ERROR_CHARS] + " [truncated]"
-    return {"errorType": exc_type, "errorMessage": message, "stackTrace": trace or []}
+    return {"errorType": exc_type[:1024], "errorMessage": message, "stackTrace": trace or []}
 
 
 class _RequestIdFilter:

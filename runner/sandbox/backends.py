@@ -32,7 +32,9 @@ class ProcessBackend:
             forget(version)
 
     def close(self) -> None:
-        pass
+        close = getattr(self.runtime_impl, "close", None)  # optional: e.g. Node's snapshot store
+        if close is not None:
+            close()
 
 
 def default_backends(work_dir: str | None = None) -> dict[str, Backend]:

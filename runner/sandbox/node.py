@@ -131,6 +131,12 @@ class NodeRuntime:
         if self.snapshots is not None:
             self.snapshots.forget(version)
 
+    def close(self) -> None:
+        """Remove the snapshot store's directory (blobs of 5-10 MB each): left behind, every
+        runner that ever built one kept it on disk."""
+        if self.snapshots is not None:
+            self.snapshots.close()
+
     def classify_death(self, version: FunctionVersion, returncode: int | None,
                        logs: bytes) -> FunctionError | None:
         """V8's heap-limit abort -> FunctionOutOfMemory; anything else is left to process.py.

@@ -81,3 +81,24 @@ def test_a_log_write_that_fails_does_not_lose_the_result(tmp_path, monkeypatch, 
         assert "not written: [Errno 28]" in caplog.text
     finally:
         r.close()
+
+
+def test_a_cold_starts_init_is_not_taken_from_the_guests_remaining_time(tmp_path, monkeypatch):
+    # As on Lambda: the deadline the guest sees (getRemainingTimeInMillis) starts after init.
+    from runner.sandbox.fake import FakeBackend, FakeEnvironment
+
+    seen = []
+    real_invoke = FakeEnvironment.invoke
+    monkeypatch.setattr(FakeEnvironment, "invoke", lambda self, req: (seen.append(req), real_invoke(self, req))[1])
+    r = Runner(str(tmp_path / "data"), backends={"python": FakeBackend(init_delay_s=1.0)})
+    try:
+        code = tmp_path / "code"
+        code.mkdir()
+        (code / "app.py").write_text("def handler(e, c): pass\n")
+        r.deploy("fn", str(code), runtime="python", handler="app.handler", timeout_s=3)
+        res = r.invoke("fn", b"{}")
+        assert res.report.cold_start
+        left_s = seen[0].deadline_ms / 1000 - time.time()
+        assert left_s > 2.5, f"the guest saw {left_s:.2f} s of a 3 s timeout after a 1 s init"
+    finally:
+        r.close()

@@ -362,3 +362,19 @@ def test_trace_id_variable_per_invocation_reaches_child_processes(started, tmp_p
     assert body["value"] == body["child"] == f"Root={second.request_id}" and "after" not in body
     third = request({})
     assert ok(env.invoke(third))["child"] == f"Root={third.request_id}"
+
+
+def test_an_esm_handler_with_top_level_await_loads(started, tmp_path):
+    # Node 20.19+ require()s ESM but refuses a graph with top-level await
+    # (ERR_REQUIRE_ASYNC_MODULE): such a module is imported instead, as Lambda does.
+    code = write_code(tmp_path / "tla", {
+        "package.json": '{"type": "module"}',
+        "index.js": "const n = await Promise.resolve(7);\nexport const handler = async () => n;\n"})
+    assert ok(started(version(code)).invoke(request({}))) == 7
+
+
+def test_a_huge_error_name_is_cut_not_a_broken_frame(started, tmp_path):
+    code = write_code(tmp_path / "name", {"index.js": (
+        "exports.handler = async () => { const e = new Error('m'); e.name = 'N'.repeat(20e6); throw e; };\n")})
+    out = started(version(code)).invoke(request({}))
+    assert out.error.error_type == "N" * 1024 and out.error.message == "m" and out.reusable

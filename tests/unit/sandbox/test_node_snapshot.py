@@ -193,3 +193,19 @@ def test_bounded_build_run_caps_blob_and_log(tmp_path):
                                   cwd=str(tmp_path), stdin=b"", out_path=out, out_cap=1 << 20,
                                   timeout=0.5)
     assert problem == "the snapshot build ran past 0 s" and rc == -9
+
+
+def test_closing_the_node_backend_removes_its_snapshot_store(tmp_path):
+    # Blobs are 5-10 MB each: a runner that closed without removing them filled /var/tmp.
+    import os
+
+    from runner.sandbox.backends import default_backends
+
+    backends = default_backends(str(tmp_path / "envs"))
+    assert "nodejs" in backends, "the test machine installs node (scripts/setup-system.sh)"
+    root = backends["nodejs"].runtime_impl.snapshots.root
+    os.makedirs(root, exist_ok=True)
+    open(os.path.join(root, "x.blob"), "wb").close()
+    for b in backends.values():
+        b.close()
+    assert not os.path.exists(root)
