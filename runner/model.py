@@ -164,6 +164,8 @@ class FunctionConfig:
                 raise InvalidParameter("environment", f"key {k!r} is reserved by the runtime")
             if not isinstance(v, str):
                 raise InvalidParameter("environment", f"value of {k!r} must be a string")
+            if "\0" in v:  # no process environment can hold it: every start would fail
+                raise InvalidParameter("environment", f"value of {k!r} holds a NUL character; remove it")
             total += len(k.encode()) + len(v.encode())
         if total > MAX_ENV_BYTES:
             raise InvalidParameter(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import errno
 import os
 import shutil
 import stat
@@ -143,14 +144,14 @@ def _extract_zip(data: bytes, dest: str) -> None:
         written = 0
         for info in infos:
             target = os.path.join(dest, info.filename)
-            if info.is_dir():
-                os.makedirs(target, exist_ok=True)
-                continue
-            os.makedirs(os.path.dirname(target), exist_ok=True)
             # Count real bytes as they stream out: a forged header cannot make us write more
             # than the declared size of the entry.
             remaining = info.file_size
             try:
+                if info.is_dir():
+                    os.makedirs(target, exist_ok=True)
+                    continue
+                os.makedirs(os.path.dirname(target), exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as out:
                     while True:
                         chunk = src.read(1 << 16)
@@ -166,6 +167,17 @@ def _extract_zip(data: bytes, dest: str) -> None:
                         out.write(chunk)
             except (zipfile.BadZipFile, EOFError, zlib_error()) as exc:
                 raise InvalidCodePackage("code", f"entry {info.filename!r} is corrupt ({exc})") from None
+            except (RuntimeError, NotImplementedError) as exc:  # encrypted, unknown compression
+                raise InvalidCodePackage("code", f"entry {info.filename!r} cannot be read ({exc}); "
+                                         "zip it without encryption, with deflate or store") from None
+            except OSError as exc:
+                # The package's own shape (a file and a folder of one name, a name too long),
+                # or bad compressed data (bz2/lzma: no errno). A full disk is not the package's
+                # fault: it propagates (errors.storage_full names it).
+                if exc.errno not in (None, errno.EEXIST, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG):
+                    raise
+                raise InvalidCodePackage("code", f"entry {info.filename!r} cannot be unpacked "
+                                         f"({exc.strerror or exc})") from None
 
 
 def zlib_error() -> type[Exception]:

@@ -158,7 +158,12 @@ class SQLiteRegistry:
             label = LATEST
         else:
             number = qualifier
-            if not qualifier.isdigit():
+            # ASCII digits only ("²" and "١" are digits to str.isdigit), in their canonical form
+            # ("01" is not version 1's label), and in SQLite's integer range.
+            numeric = qualifier.isascii() and qualifier.isdigit()
+            if numeric and (str(int(qualifier)) != qualifier or int(qualifier) >= 1 << 63):
+                raise ResourceNotFound(f"function {name!r} has no version {qualifier!r}")
+            if not numeric:
                 alias = self._db.execute(
                     "SELECT version FROM aliases WHERE name = ? AND alias = ?", (name, qualifier)
                 ).fetchone()

@@ -240,7 +240,10 @@ def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
     reflection.enable_server_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpcio 1.8x raises where older versions returned 0
+        bound = 0
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port} (in use?); pick another --port")
     server.health_servicer = health_servicer  # type: ignore[attr-defined]

@@ -26,6 +26,7 @@ def test_defaults_and_vcpus():
     ({"timeout_s": 900.5}, "timeout_s"), ({"concurrency": 0}, "concurrency"),
     ({"provisioned": 11}, "provisioned"), ({"environment": {"a-b": "x"}}, "environment"),
     ({"environment": {"K": 1}}, "environment"), ({"environment": {"K": "x" * 5000}}, "environment"),
+    ({"environment": {"K": "a\0b"}}, "environment"),  # no process could start with it
     ({"handler": "nodots"}, "handler"), ({"handler": "1mod.fn"}, "handler"),
 ])
 def test_invalid_values_name_the_field(kw, field):

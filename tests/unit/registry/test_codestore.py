@@ -76,3 +76,17 @@ def test_remove(store):
     digest, path = store.put(zipped({"a.py": "1"}), "python")
     store.remove(digest)
     assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize("files", [
+    [("x", "1"), ("x/y", "2")],  # a file and a folder of one name
+    [("x/y", "1"), ("x", "2")],
+    [("a" * 300, "1")],  # a name longer than the file system allows
+])
+def test_a_package_that_cannot_be_unpacked_is_invalid_code(store, files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, text in files:
+            zf.writestr(name, text)
+    with pytest.raises(InvalidCodePackage, match="cannot be unpacked"):
+        store.put(buf.getvalue(), "python")

@@ -97,3 +97,13 @@ def test_concurrent_deploys_get_distinct_revisions(reg):
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert len(set(revs)) == 12 and len(reg.list_functions()) == 3
+
+
+@pytest.mark.parametrize("qualifier", ["01", "\u00b2", "\u0661", "\uff11", "99999999999999999999999"])
+def test_only_canonical_ascii_version_numbers_resolve(reg, qualifier):
+    # "01" and Unicode digits are not version 1's label; a huge number is not an SQLite error.
+    reg.deploy("f", CFG, code())
+    reg.publish("f")
+    assert reg.resolve("f", "1").version == "1"
+    with pytest.raises(ResourceNotFound, match="has no version"):
+        reg.resolve("f", qualifier)

@@ -84,3 +84,25 @@ def test_log_writes_are_deferred_only_on_a_quiet_server_and_never_with_a_tail(mo
     first.join()
     assert busy.defers == [server.after_response, None]
     assert svc._inflight == 0
+
+
+def test_a_port_in_use_is_a_clear_error_not_a_traceback(tmp_path):
+    # grpcio 1.8x raises RuntimeError where it used to return 0; `runner serve` reports an
+    # OSError with the fix and exits 2.
+    import socket
+
+    import pytest
+
+    from runner import Runner
+    from runner.service.server import build_server
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    r = Runner(str(tmp_path / "data"), backends={})
+    try:
+        with pytest.raises(OSError, match="in use"):
+            build_server(r, "127.0.0.1", taken.getsockname()[1])
+    finally:
+        r.close()
+        taken.close()
