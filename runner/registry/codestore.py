@@ -14,9 +14,9 @@ WebAssembly the module magic and version.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
-import errno
 import os
 import shutil
 import stat
