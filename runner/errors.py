@@ -36,6 +36,8 @@ Messages name the field and say how to fix it, e.g.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from typing import Any
 
 
@@ -113,9 +115,6 @@ def storage_full(exc: BaseException) -> StorageFull | None:
     ENOSPC or EDQUOT, or SQLite's "database or disk is full"); None for anything else. The
     edges call it on unexpected exceptions, so the operator reads the cause and the fix
     instead of "internal error: OSError"."""
-    import errno
-    import sqlite3
-
     full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
         isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc))
     if not full:
