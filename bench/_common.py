@@ -10,9 +10,10 @@ import textwrap
 import time
 import uuid
 
+import runner.confinement.namespaces
+from runner.confinement import limits
+from runner.environments.base import InvokeRequest
 from runner.model import FunctionConfig, FunctionVersion
-from runner.sandbox import isolation, limits
-from runner.sandbox.base import InvokeRequest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "results")
@@ -23,7 +24,7 @@ def set_mode(namespaces: bool, cgroups: bool) -> None:
     """Switch isolation layers for the environments created from now on (same process)."""
     os.environ["RUNNER_ISOLATION"] = "on" if namespaces else "off"
     os.environ["RUNNER_CGROUPS"] = "on" if cgroups else "off"
-    isolation.mode.cache_clear()
+    runner.confinement.namespaces.mode.cache_clear()
     limits.cgroup_layout.cache_clear()
 
 

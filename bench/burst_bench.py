@@ -6,7 +6,7 @@ A server's RPC pool grows to as many threads as a burst has calls in flight. Thi
 what that leaves behind: for the bare gRPC echo and the runner (Python fixture), each on a
 fresh server, inv/s with 2 clients, then 8 clients (the burst), then `--idle` seconds of
 nothing, then 2 clients again. Side by side in the same run: the pool the runner ships with
-(`renewing`, runner/service/executor.py) and the baseline, a bare ThreadPoolExecutor
+(`renewing`, runner/service/grpc/executor.py) and the baseline, a bare ThreadPoolExecutor
 (`plain`, what it used before docs/decisions/041). Servers alternate round by round; the
 table shows medians over rounds, and `after / before` is the 2-client inv/s after the burst
 over the 2-client inv/s before it (1.00: the burst left nothing behind). Writes

@@ -27,8 +27,8 @@ import psutil  # noqa: E402
 
 from bench._common import write_json  # noqa: E402
 from bench.servers import _hop_peer, init_guest, invoke_frame, spawn_guest  # noqa: E402
-from runner.sandbox import protocol  # noqa: E402
-from runner.sandbox.node import find_node  # noqa: E402
+from runner.environments.node.runtime import find_node  # noqa: E402
+from runner.environments.process import frames  # noqa: E402
 
 PAYLOAD = b'{"bench": "payload", "n": 1}'
 WARMUP = 200
@@ -66,7 +66,7 @@ def measure(kind: str, n: int) -> dict:
                 got = 0
                 while got < len(frame):
                     got += len(sock.recv(1 << 16))
-            elif protocol.recv_blocking(sock, reader)["t"] != "result":
+            elif frames.recv_blocking(sock, reader)["t"] != "result":
                 raise RuntimeError(f"{kind} guest failed an invocation")
             lat.append(time.perf_counter() - t0)
         cpu1 = guest.cpu_times()

@@ -30,10 +30,10 @@ sys.path.insert(0, ROOT)
 import grpc  # noqa: E402
 
 from runner import Runner  # noqa: E402
+from runner.service.grpc.server import SERVER_OPTIONS, build_server  # noqa: E402
 from runner.service.http import HttpFront  # noqa: E402
 from runner.service.proto import runner_api_pb2 as pb  # noqa: E402
 from runner.service.proto import runner_api_pb2_grpc as pb_grpc  # noqa: E402
-from runner.service.server import SERVER_OPTIONS, build_server  # noqa: E402
 
 ECHO = os.path.join(ROOT, "guests", "python", "echo")
 PAYLOAD = b'{"hello": "world", "n": 42}'

@@ -20,9 +20,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._common import cleanup, request, scratch, set_mode, version, write_json  # noqa: E402
-from runner.sandbox.backends import ProcessBackend  # noqa: E402
-from runner.sandbox.python import PythonRuntime  # noqa: E402
-from runner.sandbox.zygote import ZygoteBackend  # noqa: E402
+from runner.environments.backends import ProcessBackend  # noqa: E402
+from runner.environments.python.runtime import PythonRuntime  # noqa: E402
+from runner.environments.python.zygote import ZygoteBackend  # noqa: E402
 
 HELLO = """
 def handler(event, context):

@@ -16,9 +16,9 @@ from typing import Callable
 import grpc
 import psutil
 
+from runner.service.grpc.server import SERVER_OPTIONS
 from runner.service.proto import runner_api_pb2 as pb
 from runner.service.proto import runner_api_pb2_grpc as pb_grpc
-from runner.service.server import SERVER_OPTIONS
 
 CONCURRENCY_LEVELS = (1, 2, 8, 32)
 PAYLOAD = b'{"bench": "payload", "n": 1}'

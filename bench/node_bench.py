@@ -31,13 +31,12 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from runner.environments.backends import ProcessBackend  # noqa: E402
+from runner.environments.base import InvokeRequest  # noqa: E402
+from runner.environments.node.runtime import NodeRuntime, find_node  # noqa: E402
+from runner.environments.node.snapshot import SnapshotStore  # noqa: E402
 from runner.model import FunctionConfig, FunctionVersion  # noqa: E402
 from runner.pool.prestart import PreStartPool  # noqa: E402
-from runner.sandbox.backends import ProcessBackend  # noqa: E402
-from runner.sandbox.base import InvokeRequest  # noqa: E402
-from runner.sandbox.node import NodeRuntime, find_node  # noqa: E402
-from runner.sandbox.node_snapshot import SnapshotStore  # noqa: E402
-
 
 MEMORY_MB = 1769
 
@@ -128,10 +127,10 @@ def bench_grpc(n_cold: int, n_warm: int) -> dict:
     import grpc  # noqa: F401  (the service imports it; fail early with a clear message)
 
     from runner import Runner
-    from runner.api import zip_directory
+    from runner.invocation.runner import zip_directory
+    from runner.service.grpc.server import SERVER_OPTIONS, build_server
     from runner.service.proto import runner_api_pb2 as pb
     from runner.service.proto import runner_api_pb2_grpc as pb_grpc
-    from runner.service.server import SERVER_OPTIONS, build_server
 
     results = {}
     with tempfile.TemporaryDirectory() as data:
@@ -229,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "node": node, "node_version": os.popen(f"{node} --version").read().strip(),
         "python": platform.python_version(), "cpus": os.cpu_count(),
         "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "memory_mb": MEMORY_MB,
-        "isolation": __import__("runner.sandbox.isolation", fromlist=["mode"]).mode(),
+        "isolation": __import__("runner.confinement.namespaces", fromlist=["mode"]).mode(),
         "rows": rows, "prestart_misses": misses,
         "targets": {"hello: cold, pre-started p50 ms": 10.0, "hello: warm p50 ms": 1.0},
     }

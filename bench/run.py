@@ -29,6 +29,7 @@ def _use_project_venv() -> None:
     venv_python = os.path.join(ROOT, ".venv", "bin", "python")
     try:
         import grpc  # noqa: F401
+
         import runner  # noqa: F401
     except ImportError:
         in_venv = os.path.realpath(sys.prefix) == os.path.realpath(os.path.join(ROOT, ".venv"))
@@ -127,7 +128,7 @@ def run_suite(cfg: Config, only: list[str] | None = None, setup_notes: dict | No
                 results["runtimes"][rt] = {
                     **na_figures(),
                     "skipped": f"runtime {rt!r} is not registered on this checkout "
-                               "(runner.sandbox.backends.default_backends())"}
+                               "(runner.environments.backends.default_backends())"}
             else:
                 try:
                     session = workloads.RunnerSession(rt, cfg)

@@ -119,7 +119,8 @@ class HopInvoker(EchoInvoker):
         return super().Invoke(request, context)
 
 
-RUNTIMES_DIR = os.path.join(ROOT, "runner", "runtimes")
+PYTHON_GUEST_DIR = os.path.join(ROOT, "runner", "environments", "python", "guest")
+NODE_GUEST_DIR = os.path.join(ROOT, "runner", "environments", "node", "guest")
 FIXTURES_DIR = os.path.join(ROOT, "bench", "fixtures")
 GUEST_CONTEXT = {"function_name": "echo", "function_version": "$LATEST",
                  "invoked_function_arn": "arn:aws:lambda:local:000000000000:function:echo",
@@ -131,14 +132,14 @@ def guest_command(runtime: str) -> tuple[list[str], str, str]:
     """(argv, task root, handler) of a bare guest of `runtime`, as the runner starts one
     minus the sandbox and limits."""
     if runtime == "python":
-        return ([sys.executable, "-I", "-S", "-B", os.path.join(RUNTIMES_DIR, "python_bootstrap.py")],
+        return ([sys.executable, "-I", "-S", "-B", os.path.join(PYTHON_GUEST_DIR, "python_bootstrap.py")],
                 os.path.join(FIXTURES_DIR, "python"), "app.handler")
-    from runner.sandbox.node import find_node
+    from runner.environments.node.runtime import find_node
 
     node = find_node()
     if node is None:
         raise RuntimeError("no `node` binary on this host")
-    return ([node, os.path.join(RUNTIMES_DIR, "node_bootstrap.js")],
+    return ([node, os.path.join(NODE_GUEST_DIR, "node_bootstrap.js")],
             os.path.join(FIXTURES_DIR, "node"), "index.handler")
 
 
@@ -158,14 +159,14 @@ def spawn_guest(runtime: str) -> tuple[socket.socket, subprocess.Popen]:
 
 def init_guest(sock: socket.socket):
     """hello -> init -> ready on a spawned guest's channel; returns the channel's reader."""
-    from runner.sandbox import protocol
+    from runner.environments.process import frames
 
     sock.settimeout(30)
-    reader = protocol.FrameReader()
-    if protocol.recv_blocking(sock, reader)["t"] != "hello":
+    reader = frames.FrameReader()
+    if frames.recv_blocking(sock, reader)["t"] != "hello":
         raise RuntimeError("guest did not say hello")
-    protocol.send(sock, {"t": "init"})
-    if protocol.recv_blocking(sock, reader)["t"] != "ready":
+    frames.send(sock, {"t": "init"})
+    if frames.recv_blocking(sock, reader)["t"] != "ready":
         raise RuntimeError("guest init failed")
     sock.settimeout(None)
     return reader
@@ -174,13 +175,13 @@ def init_guest(sock: socket.socket):
 def invoke_frame(runtime: str, request_id: str, payload: bytes, first: bool) -> bytes:
     """An invoke frame as the runner sends it to a guest of `runtime`: marshal to Python,
     msgpack to Node; the context only in the first frame on a channel."""
-    from runner.sandbox import protocol
+    from runner.environments.process import frames
 
     frame = {"t": "invoke", "id": request_id, "payload": payload,
              "deadline_ms": int(time.time() * 1000) + 60_000}
     if first:
         frame["ctx"] = GUEST_CONTEXT
-    return (protocol.encode_marshal if runtime == "python" else protocol.encode)(frame)
+    return (frames.encode_marshal if runtime == "python" else frames.encode)(frame)
 
 
 class GuestInvoker(EchoInvoker):
@@ -190,9 +191,9 @@ class GuestInvoker(EchoInvoker):
     runtime = "python"
 
     def __init__(self) -> None:
-        from runner.sandbox import protocol
+        from runner.environments.process import frames
 
-        self.protocol = protocol
+        self.protocol = frames
         self.free = _Stack()
         self.ids = itertools.count()
         # Spawned before the gRPC server exists (see HopInvoker), all at once, then each
@@ -226,7 +227,7 @@ def plain_executor_cls():
     docs/decisions/041): the same after-response work, a pool that keeps every thread."""
     from concurrent import futures
 
-    from runner.service.server import _run_then_deferred
+    from runner.service.grpc.server import _run_then_deferred
 
     class PlainRpcExecutor(futures.ThreadPoolExecutor):
         def submit(self, fn, /, *args, **kwargs):
@@ -235,7 +236,7 @@ def plain_executor_cls():
 
 
 def executor_cls(pool: str):
-    from runner.service.server import RpcExecutor
+    from runner.service.grpc.server import RpcExecutor
 
     return plain_executor_cls() if pool == "plain" else RpcExecutor
 
@@ -244,8 +245,8 @@ def build_echo_server(host: str = "127.0.0.1", port: int = 0, hop: bool = False,
                       guest: str | None = None, pool: str = "renewing"):
     import grpc
 
+    from runner.service.grpc.server import DEFAULT_WORKERS, SERVER_OPTIONS
     from runner.service.proto import runner_api_pb2_grpc as pb_grpc
-    from runner.service.server import DEFAULT_WORKERS, SERVER_OPTIONS
 
     # Made before the server: the invokers start their peers, and no gRPC thread exists yet.
     base = {"python": GuestInvoker, "nodejs": NodeGuestInvoker}[guest] if guest else (
@@ -276,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = None
     else:
         from runner import Runner
-        from runner.service.server import build_server
+        from runner.service.grpc.server import build_server
 
         # A long idle TTL: the reaper must not destroy warm environments mid-measurement.
         runner = Runner(args.data, idle_ttl_s=3600, max_environments=args.max_environments)

@@ -34,10 +34,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import wasmtime  # noqa: E402
 
+from runner.environments.base import InvokeRequest  # noqa: E402
+from runner.environments.wasm.backend import WasmBackend  # noqa: E402
+from runner.environments.wasm.cache import wasmtime_version  # noqa: E402
 from runner.model import FunctionConfig, FunctionVersion  # noqa: E402
-from runner.sandbox.base import InvokeRequest  # noqa: E402
-from runner.sandbox.wasm import WasmBackend  # noqa: E402
-from runner.sandbox.wasm_cache import wasmtime_version  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUESTS = os.path.join(ROOT, "guests", "wasm")
@@ -223,9 +223,9 @@ class Bench:
         import grpc
 
         from runner import Runner
+        from runner.service.grpc.server import SERVER_OPTIONS, build_server
         from runner.service.proto import runner_api_pb2 as pb
         from runner.service.proto import runner_api_pb2_grpc as pb_grpc
-        from runner.service.server import SERVER_OPTIONS, build_server
 
         runner = Runner(os.path.join(self.work, "grpc-data"), idle_ttl_s=600)
         server, port = build_server(runner, "127.0.0.1", 0)

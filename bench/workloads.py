@@ -22,7 +22,7 @@ import psutil
 
 from bench import measure
 from bench.servers import ServerProcess
-from runner.api import zip_directory
+from runner.invocation.runner import zip_directory
 from runner.service.proto import runner_api_pb2 as pb
 from runner.service.proto import runner_api_pb2_grpc as pb_grpc
 
@@ -67,7 +67,7 @@ def fixture_config(runtime: str, handler: str, **environment: str) -> pb.Functio
 
 def registered_runtimes() -> list[str]:
     """What this checkout can run, asked the same way the Runner asks."""
-    from runner.sandbox.backends import default_backends
+    from runner.environments.backends import default_backends
 
     with tempfile.TemporaryDirectory(prefix="bench-probe-") as scratch:
         backends = default_backends(scratch)

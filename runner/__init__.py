@@ -7,13 +7,15 @@ The embedding API::
         r.deploy("hello", "guests/python/hello", runtime="python", handler="app.handler")
         print(r.invoke("hello", b'{"name": "ada"}').payload)
 
-Layers, bottom up: `runner.sandbox` (execution environments) -> `runner.pool` (warm pools) ->
-`runner.registry` (functions, versions, code, logs) -> `runner.api` / `runner.service` (gRPC)
--> `runner.cli`. See docs/architecture.md.
+Layers, bottom up (docs/architecture.md): `runner.confinement` (cgroups, rlimits, namespaces)
+-> `runner.environments` (execution environments, one package per runtime) -> `runner.pool`
+(warm pools) -> `runner.storage` (functions, versions, code, logs, events) ->
+`runner.invocation` (the invoke path, the async dispatcher) -> `runner.service` (gRPC, HTTP)
+-> `runner.cli`. `runner.model`, `runner.errors` and `runner.settings` sit under all of them.
 """
 
 from runner import errors
-from runner.api import Runner
+from runner.invocation.runner import Runner
 from runner.model import FunctionConfig, FunctionVersion, InvocationResult, Report
 
 __all__ = ["Runner", "FunctionConfig", "FunctionVersion", "InvocationResult", "Report", "errors"]

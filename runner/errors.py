@@ -5,7 +5,7 @@ The hierarchy::
     RunnerError
     ├── PlatformError                  the caller's or the platform's fault; never reaches a guest.
     │   │                              The service edge maps each to a gRPC status code in ONE
-    │   │                              table (runner/service/status.py); `error_type` is the
+    │   │                              table (runner/service/grpc/status.py); `error_type` is the
     │   │                              Lambda-style name sent along in trailing metadata.
     │   ├── InvalidParameter            bad configuration or request field   INVALID_ARGUMENT
     │   │   ├── InvalidCodePackage       zip-slip, zip bomb, bad wasm, ...    INVALID_ARGUMENT
@@ -25,10 +25,27 @@ The hierarchy::
         │                              as Lambda does: payload = {errorMessage, errorType,
         │                              stackTrace}; the response's function_error is "Unhandled".
         ├── FunctionInitError           init phase failed (import error, handler not found, ...)
+        │   ├── RuntimeExited            the runtime exited before it was ready (ExitError)
+        │   └── InitInvalidResponse      the runtime broke the protocol during init
         ├── HandlerError                the handler raised / rejected
         ├── FunctionTimeout             ran past its timeout: "Task timed out after N.NN seconds"
         ├── FunctionOutOfMemory         exceeded its memory limit; environment replaced
+        ├── ResponseSizeTooLarge        the handler's result is over 6 MB
         └── FunctionCrashed             the environment died (signal, exit) mid-invocation
+            ├── InvalidResponse          the runtime broke the protocol (a bad frame)
+            ├── WasmTrap                 a wasm guest trapped (unreachable, bounds, ...)
+            └── WasmError                wasmtime refused a guest call for another reason
+
+    InternalCondition                  not a RunnerError: raised and caught inside one layer to
+    │                                  steer it; one that escapes is a bug (the edges' INTERNAL)
+    ├── ProtocolError                   a guest broke the framing or closed its channel
+    ├── ZygoteDead                      a Python zygote exited or stopped answering
+    ├── CgroupUnavailable               this host has no usable cgroup; the message says why
+    ├── SnapshotUnsupported             a wasm module cannot be snapshotted
+    └── MalformedResponse (ValueError)  a route's result is no HTTP response (API Gateway: 500)
+
+A function error's Lambda `errorType` is its class's `error_type`; a guest's own document
+(`FunctionError.from_document`) may carry any type, since the guest names its exceptions.
 
 Messages name the field and say how to fix it, e.g.
 ``memory_mb: 64 is outside 128..10240; pick a value in that range``.
@@ -189,3 +206,65 @@ class FunctionOutOfMemory(FunctionError):
 
 class FunctionCrashed(FunctionError):
     error_type = "Runtime.ExitError"
+
+
+class RuntimeExited(FunctionInitError):
+    """The runtime process exited (or its sandbox failed) before it was ready."""
+
+    error_type = "Runtime.ExitError"
+
+
+class InitInvalidResponse(FunctionInitError):
+    """The runtime sent something the protocol does not allow during init."""
+
+    error_type = "Runtime.InvalidResponse"
+
+
+class ResponseSizeTooLarge(FunctionError):
+    error_type = "Function.ResponseSizeTooLarge"
+
+    @classmethod
+    def of(cls, size: int, limit: int) -> "ResponseSizeTooLarge":
+        return cls(f"Response payload size ({size} bytes) exceeded maximum allowed payload "
+                   f"size ({limit} bytes).")
+
+
+class InvalidResponse(FunctionCrashed):
+    """The runtime sent a frame the host cannot decode, or one the protocol does not allow."""
+
+    error_type = "Runtime.InvalidResponse"
+
+
+class WasmTrap(FunctionCrashed):
+    error_type = "Runtime.WasmTrap"
+
+
+class WasmError(FunctionCrashed):
+    error_type = "Runtime.WasmError"
+
+
+# --------------------------------------------------------------------------- internal conditions
+
+
+class InternalCondition(Exception):
+    """Raised and caught inside one layer to steer it; never crosses an edge on purpose."""
+
+
+class ProtocolError(InternalCondition):
+    """The peer broke the framing or closed the channel."""
+
+
+class ZygoteDead(InternalCondition):
+    """The zygote exited or stopped answering; the next cold start builds a new one."""
+
+
+class CgroupUnavailable(InternalCondition):
+    """This host gives us no usable cgroup for environments; the message says why and the fix."""
+
+
+class SnapshotUnsupported(InternalCondition):
+    """This module cannot be snapshotted; its environments run init themselves."""
+
+
+class MalformedResponse(InternalCondition, ValueError):
+    """The function's result cannot be turned into an HTTP response (API Gateway: 500)."""

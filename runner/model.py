@@ -27,6 +27,7 @@ DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_CONCURRENCY = 10
 MAX_CONCURRENCY = 1000
 DEFAULT_EPHEMERAL_MB = 512
+MB = 1024 * 1024  # Lambda's "MB" of memory is a mebibyte
 MB_PER_VCPU = 1769  # Lambda allots one full vCPU at 1,769 MB, proportionally below
 # Asynchronous invocation (Lambda's event-invoke config limits).
 DEFAULT_MAX_RETRIES = 2

@@ -4,7 +4,7 @@
 set -euo pipefail
 need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
-# Namespaces for subprocess environments (runner/sandbox/isolation.py); setpriv and prlimit come
+# Namespaces for subprocess environments (runner/confinement/namespaces.py); setpriv and prlimit come
 # with util-linux, which Debian always has.
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 # The WebAssembly guests' toolchain (guests/wasm/build.sh; a test rebuilds and compares).

@@ -28,10 +28,10 @@ def guests_see_host_files(monkeypatch):
     """For tests whose guest reports to the test through a host directory (tests/guests/
     recorder): run environments without namespaces, since a sandboxed guest cannot see any host
     path (docs/security.md). Limits (cgroups, rlimits) stay on. Inherited by subprocess servers."""
-    from runner.sandbox import isolation
+    from runner.confinement import namespaces
 
     monkeypatch.setenv("RUNNER_ISOLATION", "off")
-    isolation.mode.cache_clear()
+    namespaces.mode.cache_clear()
     yield
     monkeypatch.undo()
-    isolation.mode.cache_clear()
+    namespaces.mode.cache_clear()

@@ -5,7 +5,7 @@
 #
 #   build.sh            rebuild the .wasm files in place and rewrite SHA256SUMS
 #   build.sh --check    rebuild into a temporary directory and compare with SHA256SUMS;
-#                       exits non-zero on any difference (tests/unit/sandbox/test_wasm_guests.py)
+#                       exits non-zero on any difference (tests/unit/environments/wasm/test_guests.py)
 #
 # Reproducible: the output depends only on the sources and the toolchain versions. wat2wasm's
 # --debug-names keeps function names so traps carry a readable backtrace; for C, lld's

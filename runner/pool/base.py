@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from runner.environments.base import ExecutionEnvironment
 from runner.model import FunctionVersion
-from runner.sandbox.base import ExecutionEnvironment
 
 
 @dataclass

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from runner.environments.base import Backend, ExecutionEnvironment, is_alive
 from runner.errors import FunctionError, InternalError, TooManyRequests
 from runner.model import FunctionVersion
 from runner.pool.base import Lease
 from runner.pool.prestart import PreStartPool
-from runner.sandbox.base import Backend, ExecutionEnvironment, is_alive
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from runner.environments.base import Backend, is_alive
 from runner.model import FunctionVersion
-from runner.sandbox.base import Backend, is_alive
 
 log = logging.getLogger(__name__)
 

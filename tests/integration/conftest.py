@@ -6,9 +6,9 @@ import grpc
 import pytest
 
 from runner import Runner
+from runner.service.grpc.server import SERVER_OPTIONS, build_server
 from runner.service.proto import runner_api_pb2 as pb
 from runner.service.proto import runner_api_pb2_grpc as pb_grpc
-from runner.service.server import SERVER_OPTIONS, build_server
 
 
 class Client:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from http.client import HTTPConnection
 import json
+from http.client import HTTPConnection
 
 import pytest
 
 from runner import Runner
+from runner.service.grpc.server import build_server
 from runner.service.http import HttpFront
-from runner.service.server import build_server
 
 
 class Http:

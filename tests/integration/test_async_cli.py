@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runner.cli import main as cli_main
+from runner.cli.main import main as cli_main
 from tests.async_helpers import RECORDER, records, wait_for
 from tests.integration.http_fixtures import http_server  # noqa: F401 (fixture)
 

@@ -14,7 +14,6 @@ import time
 import pytest
 
 
-
 def run_cli(address, *args, timeout=60):
     env = dict(os.environ, RUNNER_ADDRESS=address)
     return subprocess.run([sys.executable, "-m", "runner", *args], capture_output=True, text=True,

@@ -11,7 +11,7 @@ import zipfile
 import grpc
 import pytest
 
-from runner.api import zip_directory
+from runner.invocation.runner import zip_directory
 from runner.service.proto import runner_api_pb2 as pb
 from tests.conftest import guest
 from tests.integration.conftest import error_type

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from runner.cli import main as cli_main
+from runner.cli.main import main as cli_main
 from tests.integration.http_fixtures import Http, hc, http_server  # noqa: F401 (fixtures)
 
 WEBAPP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guests", "webapp")

@@ -22,7 +22,7 @@ from http.client import HTTPConnection
 import grpc
 import pytest
 
-from runner.api import zip_directory
+from runner.invocation.runner import zip_directory
 from runner.service.proto import runner_api_pb2 as pb
 from tests.async_helpers import RECORDER, WAIT_S, records, wait_for
 from tests.integration.conftest import Client

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
-from runner.api import zip_directory
+from runner.invocation.runner import zip_directory
 from tests.conftest import guest
 
 SLEEPY = zip_directory(guest("python", "hello"))

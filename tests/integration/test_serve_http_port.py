@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from runner.cli import main as cli_main
+from runner.cli.main import main as cli_main
 
 
 def test_http_port_in_use(tmp_path, capsys):

@@ -9,7 +9,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from runner.api import zip_directory
+from runner.invocation.runner import zip_directory
 from runner.service.proto import runner_api_pb2 as pb
 from tests.conftest import guest
 

@@ -24,14 +24,13 @@ import psutil
 import pytest
 
 from runner import Runner
+from runner.confinement import namespaces
+from runner.environments.backends import default_backends
+from runner.environments.base import InvokeOutcome, InvokeRequest
+from runner.model import FunctionConfig, FunctionVersion
+from runner.service.grpc.server import build_server
 from runner.service.proto import runner_api_pb2 as pb
 from runner.service.proto import runner_api_pb2_grpc as pb_grpc
-from runner.service.server import build_server
-
-from runner.model import FunctionConfig, FunctionVersion
-from runner.sandbox import isolation
-from runner.sandbox.backends import default_backends
-from runner.sandbox.base import InvokeOutcome, InvokeRequest
 
 _rev = iter(range(1, 1_000_000))
 
@@ -179,7 +178,7 @@ def guest_process(env) -> psutil.Process:
     """The environment's guest process on the host: below the bwrap wrappers of a spawned
     environment, or the forked child itself (zygote backend)."""
     p = psutil.Process(env.pid)
-    while isolation.is_wrapper(p.cmdline()):
+    while namespaces.is_wrapper(p.cmdline()):
         # The first child of the PID namespace's init is the guest; orphans of the namespace
         # (a daemonised grandchild) are reparented to init too, and come later.
         p = min(p.children(), key=lambda c: (c.create_time(), c.pid))

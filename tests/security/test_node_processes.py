@@ -13,7 +13,8 @@ import uuid
 
 import psutil
 
-from runner.sandbox import isolation, limits, node
+from runner.confinement import limits, namespaces
+from runner.environments.node import runtime
 from tests.security.conftest import (
     assert_neighbour_fine,
     attack_watching_pids,
@@ -45,7 +46,7 @@ def test_guest_identity_is_unprivileged(hn):
         };
     """)
     out = result(env.invoke(request()))
-    assert out["uid"] == guest_uid(env) >= isolation.GUEST_UID_BASE
+    assert out["uid"] == guest_uid(env) >= namespaces.GUEST_UID_BASE
     assert out["gid"] == out["uid"] and out["groups"] == ""  # no supplementary groups
     assert out["caps"] == ["0000000000000000"] * 5
     assert out["nnp"] == "1"
@@ -124,7 +125,7 @@ exports.handler = async (event) => {
 
 
 def test_signal_server_is_blocked(hn):
-    assert isolation.mode() == "root"  # kill(-1) below is only harmless inside a sandbox
+    assert namespaces.mode() == "root"  # kill(-1) below is only harmless inside a sandbox
     got = []
     old = signal.signal(signal.SIGUSR1, lambda *_: got.append(1))
     try:
@@ -224,7 +225,7 @@ def test_raise_rlimits_is_blocked(hn):
         assert t["error"] is None and t["status"] != 0, (name, t)  # ran, and failed
     assert "4096" not in out["tries"]["ulimit"]["stdout"]
     assert "unlimited" not in out["tries"]["exec"]["stdout"]
-    data = (256 + node.DATA_HEADROOM_MB) * MB
+    data = (256 + runtime.DATA_HEADROOM_MB) * MB
     expected = {"Max open files": ["1024", "1024"], "Max file size": [str(512 * MB)] * 2,
                 "Max core file size": ["0", "0"], "Max data size": [str(data)] * 2}
     assert out["before"] == expected, out["before"]
@@ -265,7 +266,7 @@ def test_daemonised_grandchild_dies_with_its_environment(hn):
     found = daemons()
     assert len(found) == 2, [(p.pid, p.ppid(), p.cmdline()) for p in found]  # both running
     sleeper = next(p for p in found if "sleep" in p.cmdline()[0])
-    assert isolation.is_wrapper(psutil.Process(sleeper.ppid()).cmdline())  # reparented to the ns init
+    assert namespaces.is_wrapper(psutil.Process(sleeper.ppid()).cmdline())  # reparented to the ns init
     assert {p.pid for p in found} <= set(group_pids(env))  # ...and still in the cgroup
     env.destroy()
     assert wait_pids_gone([p.pid for p in found]) == []

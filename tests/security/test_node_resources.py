@@ -15,8 +15,8 @@ import zipfile
 import psutil
 import pytest
 
+from runner.confinement import limits
 from runner.errors import FunctionOutOfMemory
-from runner.sandbox import limits
 from tests.security.conftest import (
     alternating_p99s,
     assert_neighbour_fine,

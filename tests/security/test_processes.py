@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 
-from runner.sandbox import isolation, limits
+from runner.confinement import limits, namespaces
 from tests.security.conftest import (
     assert_neighbour_fine,
     attack_watching_pids,
@@ -33,7 +33,7 @@ def test_guest_identity_is_unprivileged(h):
                     "cwd": os.getcwd(), "home": os.environ["HOME"], "pid": os.getpid()}
     """)
     out = result(env.invoke(request()))
-    assert out["uid"] == guest_uid(env) >= isolation.GUEST_UID_BASE
+    assert out["uid"] == guest_uid(env) >= namespaces.GUEST_UID_BASE
     assert out["gid"] == out["uid"] and out["groups"] == []
     assert out["caps"] == ["0000000000000000"] * 5
     assert out["nnp"] == "1"
@@ -66,7 +66,7 @@ def test_fork_bomb_stops_at_pids_limit_and_environment_is_replaced(h):
 
 
 def test_signal_server_is_blocked(h):
-    assert isolation.mode() == "root"  # kill(-1) below is only harmless inside a sandbox
+    assert namespaces.mode() == "root"  # kill(-1) below is only harmless inside a sandbox
     got = []
     old = signal.signal(signal.SIGUSR1, lambda *_: got.append(1))
     try:

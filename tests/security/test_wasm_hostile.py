@@ -7,7 +7,7 @@ import json
 import pytest
 
 from runner.errors import InvalidCodePackage
-from tests.unit.sandbox.wasm_support import deploy, invoke, new_backend, started
+from tests.unit.environments.wasm.wasm_support import deploy, invoke, new_backend, started
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,8 @@
-"""Lower layers never import upper ones (sandbox -> pool -> registry -> api -> service -> CLI)."""
+"""Lower layers never import upper ones.
+
+model/errors/settings -> confinement -> environments -> pool -> storage -> invocation ->
+service -> cli (docs/architecture.md). The embedding API (`runner/__init__.py`) sits on top.
+"""
 
 import ast
 import os
@@ -6,13 +10,14 @@ import os
 from tests.conftest import ROOT
 
 RANKS = {
-    "runner.model": 0, "runner.errors": 0,
-    "runner.runtimes": 1, "runner.sandbox": 1,
-    "runner.pool": 2,
-    "runner.registry": 3,
-    "runner.api": 4, "runner.asyncinvoke": 4,
-    "runner.service": 5,
-    "runner.examples": 6, "runner.cli": 6, "runner.__main__": 6, "runner": 6,
+    "runner.model": 0, "runner.errors": 0, "runner.settings": 0,
+    "runner.confinement": 1,
+    "runner.environments": 2,
+    "runner.pool": 3,
+    "runner.storage": 4,
+    "runner.invocation": 5,
+    "runner.service": 6,
+    "runner.cli": 7, "runner.__main__": 7, "runner": 7,
 }
 
 
@@ -35,6 +40,10 @@ def modules():
                 yield rel.removesuffix(".__init__"), path
 
 
+def test_every_module_has_a_layer():
+    assert [mod for mod, _ in modules() if rank(mod) is None] == []
+
+
 def test_no_upward_imports():
     bad = []
     for mod, path in modules():
@@ -51,3 +60,11 @@ def test_no_upward_imports():
                 if name.startswith("runner") and name != "runner" and rank(name) is not None and rank(name) > own:
                     bad.append(f"{mod} imports {name}")
     assert bad == []
+
+
+def test_the_ranks_reject_an_upward_import():
+    # The check above can only fail if the table orders the layers: an environment importing
+    # the pool, or storage importing the invocation layer, is upward.
+    assert rank("runner.environments.wasm.backend") < rank("runner.pool.pool")
+    assert rank("runner.storage.events") < rank("runner.invocation.runner")
+    assert rank("runner.confinement.cgroups") < rank("runner.environments.base")

@@ -95,10 +95,9 @@ def test_request_ids_are_what_uuid_makes_of_the_same_bits(monkeypatch):
 
 def test_a_forked_child_does_not_repeat_its_parents_request_ids():
     import os
+    import warnings
 
     from runner.model import new_request_id
-
-    import warnings
 
     r, w = os.pipe()
     with warnings.catch_warnings():

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from runner.errors import MalformedResponse
 from runner.model import ACCOUNT
 
 API_ID = "local"  # one API per server; requestContext.apiId
@@ -115,10 +116,6 @@ def build_event(req: HttpRequest, route_key: str, path_parameters: dict[str, str
     if path_parameters:
         event["pathParameters"] = path_parameters
     return event
-
-
-class MalformedResponse(ValueError):
-    """The function's result cannot be turned into an HTTP response (API Gateway: 500)."""
 
 
 def build_response(payload: bytes) -> HttpResponse:

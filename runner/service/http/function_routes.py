@@ -20,7 +20,7 @@ from concurrent.futures import Executor
 
 from aiohttp import web
 
-from runner.errors import TooManyRequests
+from runner.errors import MalformedResponse, TooManyRequests
 from runner.model import MAX_PAYLOAD_BYTES, new_request_id
 from runner.service.http import apigw
 from runner.service.http.body import read_body
@@ -79,7 +79,7 @@ class FunctionRoutes:
             return _json(502, "Internal Server Error", rid)
         try:
             resp = apigw.build_response(result.payload)
-        except apigw.MalformedResponse as exc:
+        except MalformedResponse as exc:
             log.warning("route %s -> %s: malformed function response: %s",
                         match.route.route_key, match.route.function, exc)
             return _json(502, "Internal Server Error", rid)

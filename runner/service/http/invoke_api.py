@@ -24,8 +24,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from runner.asyncinvoke import MAX_ASYNC_PAYLOAD_BYTES
 from runner.errors import InvalidParameter
+from runner.invocation.async_dispatcher import MAX_ASYNC_PAYLOAD_BYTES
 from runner.model import MAX_PAYLOAD_BYTES
 from runner.service.http.body import read_body
 from runner.service.http.status import ERROR_TYPE_HEADER, describe, lambda_error_body

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from runner.registry.routes import Route, RouteStore, parse_pattern
+from runner.storage.routes import Route, RouteStore, parse_pattern
 
 _RANK = {"lit": 0, "param": 1, "greedy": 2}
 

@@ -3,11 +3,11 @@ import time
 
 import pytest
 
+from runner.environments.base import InvokeRequest
+from runner.environments.fake import FakeBackend
 from runner.errors import FunctionInitError, FunctionTimeout, TooManyRequests
 from runner.model import FunctionConfig, FunctionVersion
 from runner.pool.pool import PoolManager
-from runner.sandbox.base import InvokeRequest
-from runner.sandbox.fake import FakeBackend
 
 
 def version(name="f", revision=1, **cfg):

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from runner.environments.backends import default_backends
+from runner.environments.base import EnvState
 from runner.pool import prestart as ps
 from runner.pool.pool import PoolManager
-from runner.sandbox.backends import default_backends
-from runner.sandbox.base import EnvState
-from tests.unit.sandbox._node_helpers import GUESTS, guest, request, version
+from tests.unit.environments.node._node_helpers import GUESTS, guest, request, version
 
 
 def wait_for(cond, timeout=10.0):

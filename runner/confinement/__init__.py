@@ -1,0 +1,9 @@
+"""Confinement mechanisms: what keeps a guest in its box, independent of any runtime.
+
+`cgroups.py` (cgroup v2/v1 groups, counters, kill-all), `limits.py` (rlimits + cgroup limits
+per environment, the CPU share per memory size), `namespaces.py` (bubblewrap namespaces, the
+uid drop, the gate that holds a sandbox until it is in its cgroups), `doctor.py` (which of these
+this host supports).
+
+May import: `runner.model`, `runner.errors`, `runner.settings`.
+"""

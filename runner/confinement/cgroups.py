@@ -1,0 +1,403 @@
+"""Per-environment control groups, on cgroup v2 or v1: memory, CPU and pids limits, the OOM
+counter, peak memory, and "kill everything in here".
+
+One `CgroupSet` is one environment's group (v2: one directory; v1: one directory in each of
+the memory, cpu, pids and freezer hierarchies). Environments live under a parent the runner owns:
+
+* v2: `<our cgroup>/runner` when the server may delegate (it needs the memory, cpu and pids
+  controllers in `cgroup.subtree_control`), or `$RUNNER_CGROUP_PARENT`.
+* v1: `<controller mount>/<our cgroup in that controller>/runner`, i.e. nested under the
+  server's own group, so whatever limits the host puts on the server still cover its guests.
+
+Invariants:
+* Limits are written BEFORE any process is moved in, so a process never runs in a group whose
+  limits are not yet set.
+* Processes are moved by pid (cgroup.procs takes a whole thread group), so a process that was
+  started elsewhere (a zygote's forked child, a bwrap tree) can be placed after the fact; the
+  caller moves every process of the tree while none of them runs guest code yet.
+* `kill_all()` leaves no process behind even if the guest forks while we kill: v2 uses the
+  atomic `cgroup.kill`; v1 freezes the group first (a frozen task cannot fork), SIGKILLs every
+  member, then thaws so the kills are delivered.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+from runner import settings
+from runner.errors import CgroupUnavailable
+
+log = logging.getLogger(__name__)
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+V1_CONTROLLERS = ("memory", "cpu", "pids", "freezer")
+V2_CONTROLLERS = ("memory", "cpu", "pids")
+CPU_PERIOD_US = 20_000  # short period: a throttled guest waits <= 20 ms, not 100 ms
+CPU_QUOTA_MIN_US = 1_000  # the kernel refuses quotas under 1 ms
+_seq = itertools.count(1)
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write(path: str, value: str) -> None:
+    # One write(2) per value: cgroup files parse each write as one command.
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _own_cgroups() -> dict[str, str]:
+    """Our own cgroup per v1 controller, and under key '' the v2 path."""
+    out: dict[str, str] = {}
+    for line in _read("/proc/self/cgroup").splitlines():
+        _, ctrls, path = line.split(":", 2)
+        for c in ctrls.split(",") if ctrls else [""]:
+            out[c] = path
+    return out
+
+
+def _v2_mount(root: str) -> str | None:
+    for cand in (root, os.path.join(root, "unified")):
+        if os.path.exists(os.path.join(cand, "cgroup.controllers")):
+            return cand
+    return None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where environments' groups go on this host."""
+
+    version: int  # 1 or 2
+    parents: dict[str, str]  # v1: controller -> parent dir; v2: {"": parent dir}
+
+    def describe(self) -> str:
+        return f"cgroup v{self.version} under " + ", ".join(sorted(set(self.parents.values())))
+
+
+def detect(root: str = CGROUP_ROOT) -> Layout:
+    """Find a writable place for environment groups, preferring v2. Raises CgroupUnavailable
+    with every reason it tried when neither works."""
+    reasons = []
+    try:
+        return _detect_v2(root)
+    except (CgroupUnavailable, OSError) as exc:
+        reasons.append(f"v2: {exc}")
+    try:
+        return _detect_v1(root)
+    except (CgroupUnavailable, OSError) as exc:
+        reasons.append(f"v1: {exc}")
+    raise CgroupUnavailable("; ".join(reasons))
+
+
+def _detect_v2(root: str) -> Layout:
+    mount = _v2_mount(root)
+    if mount is None:
+        raise CgroupUnavailable(f"no cgroup2 mount at {root} or {root}/unified")
+    parent = settings.current().cgroup_parent
+    if parent:
+        parent = os.path.join(mount, parent.lstrip("/"))
+    else:
+        own = _own_cgroups().get("", "/")
+        base = os.path.join(mount, own.lstrip("/"))
+        have = set(_read(os.path.join(base, "cgroup.controllers")).split())
+        missing = [c for c in V2_CONTROLLERS if c not in have]
+        if missing:
+            raise CgroupUnavailable(
+                f"controllers {', '.join(missing)} not delegated to {base} "
+                "(run the server in a systemd unit with Delegate=yes, or set "
+                "RUNNER_CGROUP_PARENT to a delegated group)"
+            )
+        parent = os.path.join(base, "runner")
+        _enable_v2_subtree(base, parent)
+    os.makedirs(parent, exist_ok=True)
+    _write(os.path.join(parent, "cgroup.subtree_control"), " ".join("+" + c for c in V2_CONTROLLERS))
+    return Layout(2, {"": parent})
+
+
+def _enable_v2_subtree(base: str, parent: str) -> None:
+    """Enable our controllers in `base` for its children. cgroup v2's no-internal-processes rule
+    forbids that while `base` holds processes, so the server's own processes move to a leaf
+    `base/server` first (the same thing systemd's delegation guide prescribes)."""
+    ctl = os.path.join(base, "cgroup.subtree_control")
+    want = " ".join("+" + c for c in V2_CONTROLLERS)
+    try:
+        _write(ctl, want)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            raise
+    leaf = os.path.join(base, "server")
+    os.makedirs(leaf, exist_ok=True)
+    for pid in _read(os.path.join(base, "cgroup.procs")).split():
+        try:
+            _write(os.path.join(leaf, "cgroup.procs"), pid)
+        except OSError:
+            pass  # exited meanwhile, or a kernel thread: it cannot block the switch below
+    log.info("moved the server's processes to %s to delegate controllers to %s", leaf, parent)
+    _write(ctl, want)
+
+
+def _detect_v1(root: str) -> Layout:
+    own = _own_cgroups()
+    parents = {}
+    for c in V1_CONTROLLERS:
+        mount = os.path.join(root, c)
+        if not os.path.exists(os.path.join(mount, "cgroup.procs")):
+            raise CgroupUnavailable(f"the {c} controller is not mounted at {mount}")
+        parent = os.path.join(mount, own.get(c, "/").lstrip("/"), "runner")
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise CgroupUnavailable(f"cannot create {parent}: {exc.strerror} (run as root)") from exc
+        parents[c] = parent
+    return Layout(1, parents)
+
+
+def sweep(layout: Layout) -> int:
+    """Remove groups left by runner processes that died without cleaning up (SIGKILL, a crash):
+    `env-<pid>-<n>` whose creator pid is gone. Anything still inside is killed first: it
+    belonged to a dead server and no one can reach it any more. Returns how many were removed."""
+    removed = 0
+    names: set[str] = set()
+    for parent in layout.parents.values():
+        try:
+            names.update(n for n in os.listdir(parent) if n.startswith("env-"))
+        except OSError:
+            continue
+    for name in sorted(names):
+        try:
+            creator = int(name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if creator == os.getpid() or os.path.exists(f"/proc/{creator}"):
+            continue  # a live runner's (or a reused pid: leave it, it costs nothing)
+        CgroupSet(layout, name).close(timeout=0.5)
+        removed += 1
+    return removed
+
+
+class CgroupSet:
+    """One environment's group(s). Create with `create()`; `close()` removes them."""
+
+    def __init__(self, layout: Layout, name: str) -> None:
+        self.layout = layout
+        self.name = name
+        self.dirs = {c: os.path.join(p, name) for c, p in layout.parents.items()}
+        # Counter files read after every invocation (peak memory, pids events) stay open and
+        # are re-read with pread at offset 0: cgroup files regenerate their text on each read
+        # from the start, and this saves an open+close per file on the invoke path.
+        self._fds: dict[tuple[str, str], int] = {}
+
+    @classmethod
+    def create(cls, layout: Layout, memory_bytes: int, cpu_fraction: float | None,
+               pids: int) -> "CgroupSet":
+        """New groups with these limits; `cpu_fraction` None leaves the CPU unlimited until
+        set_cpu() (a runtime's start-up runs at full speed, as it did before it was moved)."""
+        cg = cls(layout, f"env-{os.getpid()}-{next(_seq)}")
+        try:
+            for d in cg.dirs.values():
+                os.mkdir(d)
+            cg._set_limits(memory_bytes, cpu_fraction, pids)
+        except BaseException:
+            cg.close()
+            raise
+        return cg
+
+    def _file(self, controller: str, name: str) -> str:
+        return os.path.join(self.dirs["" if self.layout.version == 2 else controller], name)
+
+    def set_cpu(self, cpu_fraction: float) -> None:
+        """CPU quota = `cpu_fraction` of one CPU per CPU_PERIOD_US. A write to the group's own
+        file: takes effect at once for every process in it, no migration involved."""
+        quota = max(CPU_QUOTA_MIN_US, int(CPU_PERIOD_US * cpu_fraction))
+        if self.layout.version == 2:
+            _write(self._file("cpu", "cpu.max"), f"{quota} {CPU_PERIOD_US}")
+            return
+        _write(self._file("cpu", "cpu.cfs_period_us"), str(CPU_PERIOD_US))
+        _write(self._file("cpu", "cpu.cfs_quota_us"), str(quota))
+
+    def _set_limits(self, memory_bytes: int, cpu_fraction: float | None, pids: int) -> None:
+        if cpu_fraction is not None:
+            self.set_cpu(cpu_fraction)
+        if self.layout.version == 2:
+            _write(self._file("memory", "memory.max"), str(memory_bytes))
+            _write(self._file("memory", "memory.swap.max"), "0")
+            _write(self._file("pids", "pids.max"), str(pids))
+            return
+        _write(self._file("memory", "memory.limit_in_bytes"), str(memory_bytes))
+        # memsw (memory+swap) equal to the memory limit means zero swap; absent when the kernel
+        # was built without swap accounting, and then swappiness 0 is the best we can do.
+        memsw = self._file("memory", "memory.memsw.limit_in_bytes")
+        if os.path.exists(memsw):
+            _write(memsw, str(memory_bytes))
+        _write(self._file("memory", "memory.swappiness"), "0")
+        _write(self._file("pids", "pids.max"), str(pids))
+
+    def set_memory(self, memory_bytes: int) -> None:
+        """Change the memory hard limit (swap stays off). A limit under the group's current
+        usage makes the kernel reclaim, then OOM-kill inside the group: callers only raise it."""
+        if self.layout.version == 2:
+            _write(self._file("memory", "memory.max"), str(memory_bytes))
+            return
+        # v1 refuses memory.limit_in_bytes above memory.memsw.limit_in_bytes (EINVAL), and
+        # memsw below the limit: raise memsw first, lower it last.
+        limit = self._file("memory", "memory.limit_in_bytes")
+        memsw = self._file("memory", "memory.memsw.limit_in_bytes")
+        writes = [(limit, memory_bytes)]
+        if os.path.exists(memsw):
+            raising = memory_bytes > int(_read(limit))
+            writes = [(memsw, memory_bytes), *writes] if raising else [*writes, (memsw, memory_bytes)]
+        for path, value in writes:
+            _write(path, str(value))
+
+    def memory_limit(self) -> int:
+        """The memory hard limit in bytes (v2's "max" as a very large number)."""
+        if self.layout.version == 2:
+            raw = _read(self._file("memory", "memory.max")).strip()
+            return 1 << 62 if raw == "max" else int(raw)
+        return int(_read(self._file("memory", "memory.limit_in_bytes")))
+
+    def add(self, pid: int) -> None:
+        """Move `pid` (its whole thread group) into every controller's group."""
+        for d in self.dirs.values():
+            _write(os.path.join(d, "cgroup.procs"), str(pid))
+
+    def pids(self) -> list[int]:
+        d = self.dirs["" if self.layout.version == 2 else "pids"]
+        try:
+            return [int(p) for p in _read(os.path.join(d, "cgroup.procs")).split()]
+        except OSError:
+            return []
+
+    # ------------------------------------------------------------------ counters
+
+    def _counter(self, controller: str, name: str) -> str:
+        fd = self._fds.get((controller, name))
+        if fd is None:
+            fd = os.open(self._file(controller, name), os.O_RDONLY | os.O_CLOEXEC)
+            self._fds[(controller, name)] = fd
+        return os.pread(fd, 65536, 0).decode()
+
+    def _kv(self, controller: str, name: str) -> dict[str, int]:
+        try:
+            text = self._counter(controller, name)
+        except OSError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+                out[parts[0]] = int(parts[1])
+        return out
+
+    def _int(self, controller: str, name: str) -> int:
+        try:
+            return int(self._counter(controller, name).split()[0])
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel killed in this group for exceeding its memory limit."""
+        if self.layout.version == 2:
+            return self._kv("memory", "memory.events").get("oom_kill", 0)
+        ctl = self._kv("memory", "memory.oom_control")
+        if "oom_kill" in ctl:
+            return ctl["oom_kill"]
+        # Kernels before 4.13 have no oom_kill counter; failcnt counts hits of the limit, the
+        # closest signal they offer (a hit that reclaim absorbed also counts).
+        return self._int("memory", "memory.failcnt")
+
+    def peak_memory(self) -> int:
+        if self.layout.version == 2:
+            return self._int("memory", "memory.peak")
+        return self._int("memory", "memory.max_usage_in_bytes")
+
+    def current_memory(self) -> int:
+        name = "memory.current" if self.layout.version == 2 else "memory.usage_in_bytes"
+        return self._int("memory", name)
+
+    def pids_limit_hits(self) -> int:
+        """How many forks the pids limit refused (a fork bomb reached its ceiling)."""
+        return self._kv("pids", "pids.events").get("max", 0)
+
+    def cpu_throttled_us(self) -> int:
+        stat = self._kv("cpu", "cpu.stat")
+        if self.layout.version == 2:
+            return stat.get("throttled_usec", 0)
+        return stat.get("throttled_time", 0) // 1000
+
+    # ------------------------------------------------------------------ teardown
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in the group, including ones that setsid()'d or forked."""
+        if self.layout.version == 2:
+            kill = self._file("", "cgroup.kill")
+            if os.path.exists(kill):
+                _write(kill, "1")
+                return
+            self._freeze_kill(self._file("", "cgroup.freeze"), "1", "0")
+            return
+        self._freeze_kill(self._file("freezer", "freezer.state"), "FROZEN", "THAWED")
+
+    def _freeze_kill(self, state_file: str, frozen: str, thawed: str) -> None:
+        # Freeze so nothing can fork between reading cgroup.procs and the kills; SIGKILL is
+        # queued on frozen tasks and delivered when thawed. Killing a pid read from our own
+        # group is safe: the group is frozen, so the pid cannot exit and be reused meanwhile.
+        froze = False
+        try:
+            _write(state_file, frozen)
+            froze = True
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and frozen not in _read(state_file):
+                time.sleep(0.002)
+        except OSError:
+            pass  # no freezer: kill in rounds below, which still converges for a pids-limited group
+        for _ in range(50):
+            pids = self.pids()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if froze:
+                break
+        if froze:
+            try:
+                _write(state_file, thawed)
+            except OSError:
+                pass
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Kill what is left and remove the group(s). Never raises; logs what it could not do."""
+        for fd in self._fds.values():  # open counter files would keep the groups busy
+            os.close(fd)
+        self._fds.clear()
+        try:
+            if self.pids():
+                self.kill_all()
+        except OSError as exc:
+            log.warning("could not kill the processes of %s: %s", self.name, exc)
+        deadline = time.monotonic() + timeout
+        for d in self.dirs.values():
+            while True:
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    # EBUSY until the killed processes have been reaped by their parents.
+                    if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                        log.warning("could not remove cgroup %s: %s", d, exc)
+                        break
+                    time.sleep(0.005)

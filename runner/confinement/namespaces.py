@@ -1,0 +1,330 @@
+"""Namespaces for subprocess environments: what a guest can see and touch.
+
+`wrap(argv, version, tmp_dir)` turns a runtime's command line into one that runs it inside
+bubblewrap (Debian's `bwrap`; docs/decisions/006-bubblewrap-for-namespaces.md says why), with:
+
+* a mount namespace whose root is an empty read-only tmpfs holding only: /usr (and the /bin,
+  /lib... links), a few files of /etc, the interpreter's install prefix and the runtime's
+  bootstrap directory (read-only, at their host paths so argv stays valid), the function's code
+  read-only at /var/task, a private size-limited tmpfs at /tmp, a fresh /proc and a minimal /dev.
+  The server's data directory, other functions' code, the registry database and the server's
+  sockets are simply not there.
+* its own PID, IPC, UTS and cgroup namespaces, and a network namespace with only loopback
+  unless the function's `network` flag is set.
+* an unprivileged uid/gid of its own (one per environment, from GUEST_UID_BASE up, mapped to
+  nothing on the host), no capabilities (bounding set empty), no_new_privs.
+
+Two modes, chosen once by probing the host:
+* "root": the server is root; bwrap runs privileged (no user namespace needed, which hosts that
+  forbid unprivileged user namespaces still allow), keeps only SETUID/SETGID/SETPCAP, and
+  setpriv(1) drops to the guest uid and empties every capability set before exec'ing the runtime.
+* "userns": the server is not root; bwrap builds the same view inside a user namespace, and the
+  guest keeps the server's uid (mapped to itself) with no capabilities.
+* "off": neither works; argv is returned unchanged and doctor.py warns once.
+
+Everything happens in bwrap and setpriv between fork and the runtime's exec, in processes of
+their own: the server never calls fork() hooks (it is multi-threaded), and no guest code runs
+before the sandbox is complete. With a `Gate` (new_gate()), bwrap also holds the finished
+sandbox before the runtime's exec until the host has placed it in its cgroups (decision 039).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import logging
+import os
+import resource
+import select
+import shutil
+import subprocess
+import time
+
+from runner import settings
+from runner.confinement.limits import NOFILE, LimitSpec, cgroup_layout, rlimits
+from runner.errors import InternalError
+from runner.model import FunctionVersion
+
+log = logging.getLogger(__name__)
+
+TASK_ROOT = "/var/task"
+GUEST_UID_BASE = 200_000  # guest uids: 200000..259999, owned by nobody on the host
+GUEST_UID_COUNT = 60_000
+_uids = itertools.count()
+# /etc entries a runtime needs (dynamic linker cache, time zone, name service, CA roots). Not
+# /etc as a whole: it holds shadow, the server's configuration and keys.
+ETC_FILES = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "hosts",
+    "host.conf", "services", "protocols", "passwd", "group", "ssl", "ca-certificates",
+    "ca-certificates.conf", "mime.types", "alternatives",
+)
+NETWORK_ETC_FILES = ("resolv.conf", "gai.conf")
+USR_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+
+def _disabled() -> bool:
+    return not settings.current().isolation
+
+
+@functools.lru_cache(maxsize=1)
+def tools() -> tuple[str | None, str | None, str | None]:
+    """bwrap, setpriv and prlimit (the last two from util-linux), or None where missing."""
+    return shutil.which("bwrap"), shutil.which("setpriv"), shutil.which("prlimit")
+
+
+@functools.lru_cache(maxsize=1)
+def mode() -> str:
+    """"root", "userns" or "off" for this host (probed once by running `true` sandboxed)."""
+    if _disabled():
+        return "off"
+    bwrap, setpriv, prlimit = tools()
+    if bwrap is None:
+        return "off"
+    candidates = ["root", "userns"] if os.geteuid() == 0 and setpriv and prlimit else ["userns"]
+    for m in candidates:
+        argv = _sandbox_argv(m, ["/usr/bin/true"], code_dir=None, tmp_bytes=1 << 20,
+                             network=False, uid=GUEST_UID_BASE)
+        try:
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.debug("isolation mode %s unavailable: %s", m, exc)
+            continue
+        if r.returncode == 0:
+            return m
+        log.debug("isolation mode %s unavailable: %s", m, r.stderr.decode(errors="replace").strip())
+    return "off"
+
+
+def problem() -> str | None:
+    """Why namespaces are off on this host, or None when they work."""
+    if _disabled():
+        return "disabled by RUNNER_ISOLATION=off"
+    if tools()[0] is None:
+        return "bwrap not found (apt-get install bubblewrap)"
+    if mode() == "off":
+        return ("bwrap cannot create namespaces here (run as root, or allow unprivileged user "
+                "namespaces: sysctl kernel.unprivileged_userns_clone=1 / AppArmor userns policy)")
+    return None
+
+
+def wrap(argv: list[str], version: FunctionVersion, tmp_dir: str, *,
+         address_space: bool = True, gate: Gate | None = None) -> list[str]:
+    """The command line that runs `argv` isolated for `version`. `tmp_dir` is the host scratch
+    directory process.py made; inside the sandbox the guest's HOME and TMPDIR are its own /tmp.
+    `address_space` is the runtime's tolerance of RLIMIT_AS (used only where no cgroup limits
+    memory, exactly as limits.apply decides). `gate` (from new_gate()) holds the sandbox
+    before the runtime's exec until released."""
+    m = mode()
+    if m == "off":
+        return list(argv)
+    if m == "root":
+        st = os.stat(version.code_dir)
+        if st.st_mode & 0o005 != 0o005:
+            raise InternalError(
+                f"code_dir: {version.code_dir} is mode {st.st_mode & 0o777:o}; the guest runs "
+                "as an unprivileged uid and needs it world-readable (chmod -R o+rX)"
+            )
+    uid = GUEST_UID_BASE + next(_uids) % GUEST_UID_COUNT
+    spec = LimitSpec.for_version(version, address_space=address_space)
+    as_bytes = rlimits(spec, address_space=address_space and cgroup_layout() is None).get(
+        resource.RLIMIT_AS)
+    args = _sandbox_argv(m, argv, code_dir=version.code_dir, tmp_bytes=spec.tmp_bytes,
+                         network=version.config.network, uid=uid, as_bytes=as_bytes)
+    return args[:1] + (gate.args() if gate is not None else []) + args[1:]
+
+
+class Gate:
+    """Holds a sandbox before the runtime's exec until the host releases it (bwrap's
+    --info-fd and --block-fd), so the host can place it in its cgroups first.
+
+    Why: a process's pages stay charged to the cgroup where they were first touched when the
+    process moves (cgroup v2 never moves charges; v1's move_charge_at_immigrate is
+    deprecated). Moved after the runtime said hello, the memory of the runtime's own start-up
+    stayed charged to the server's group, outside the environment's limit: measured here,
+    ~5.5 MB of each node environment and ~6.5 MB of each Python zygote (the rest of their RSS
+    is shared file pages). Placed at the gate, everything the runtime touches is its own.
+
+    Use: wrap(..., gate=g) adds the options; pass `g.child_fds` to the child; call `spawned()`
+    once it is started, `wait_sandbox()` for the pid of bwrap's child (blocked before it
+    forks the command), place the tree, `release()`; `close()` in every case. Safe with a
+    multi-threaded server: two pipes made before the spawn, no fork hooks; the pipes are
+    O_CLOEXEC here and only the child's copies (pass_fds) are inherited.
+    """
+
+    def __init__(self) -> None:
+        self._info_r, self._info_w = os.pipe()
+        self._block_r, self._block_w = os.pipe()
+
+    @property
+    def child_fds(self) -> tuple[int, int]:
+        return (self._info_w, self._block_r)
+
+    def args(self) -> list[str]:
+        return ["--info-fd", str(self._info_w), "--block-fd", str(self._block_r)]
+
+    def spawned(self) -> None:
+        """Close the child's ends in this process: EOF on the info pipe then means bwrap died."""
+        for name in ("_info_w", "_block_r"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+
+    def wait_sandbox(self, timeout_s: float) -> int | None:
+        """The host pid of bwrap's child once the sandbox is built and held; None if bwrap
+        exited or did not get there within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        data = b""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._info_r], [], [], left)[0]:
+                return None
+            chunk = os.read(self._info_r, 4096)
+            if not chunk:
+                return None
+            data += chunk
+            try:
+                return int(json.loads(data)["child-pid"])
+            except ValueError:
+                continue  # not the whole document yet
+            except (KeyError, TypeError):
+                return None
+
+    def release(self) -> None:
+        """Let the sandbox exec the runtime (bwrap reads one byte from the block pipe)."""
+        if self._block_w is not None:
+            os.write(self._block_w, b"1")
+            os.close(self._block_w)
+            self._block_w = None
+
+    def close(self) -> None:
+        """Close whatever is left (closing the block pipe unblocks bwrap too: it reads EOF)."""
+        self.spawned()
+        for name in ("_info_r", "_block_w"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+
+
+def new_gate() -> Gate | None:
+    """A Gate where the sandbox is bwrap's, None where isolation is off."""
+    return Gate() if mode() != "off" else None
+
+
+def is_wrapper(cmdline: list[str]) -> bool:
+    """True for the processes this module puts above a guest (bwrap, prlimit, setpriv): they
+    run no guest code. prlimit and setpriv exec the guest, so only bwrap is ever seen."""
+    return bool(cmdline) and os.path.basename(cmdline[0]) in ("bwrap", "prlimit", "setpriv")
+
+
+def guest_returncode(rc: int | None) -> int | None:
+    """The guest's status as Popen would report it had it not been wrapped: bwrap exits with
+    128+N when its child died of signal N, so that becomes -N (only while isolation is on; a
+    guest that itself exits with 128+N is indistinguishable, as in any shell)."""
+    if rc is not None and mode() != "off" and 128 < rc < 128 + 65:
+        return -(rc - 128)
+    return rc
+
+
+def _ancestors(path: str) -> list[str]:
+    out = []
+    p = os.path.dirname(path)
+    while p not in ("/", ""):
+        out.append(p)
+        p = os.path.dirname(p)
+    return out[::-1]
+
+
+RELOCATED = "/opt/runner"  # where runtime files from under /tmp are bound inside the sandbox
+
+
+def _bind_path(binds: dict[str, str], src: str, path: str) -> str:
+    """Bind `src` read-only and return where `path` (inside `src`) is seen by the guest. Host
+    paths are kept, except under /tmp: the guest's /tmp is its own empty tmpfs, so a checkout
+    or venv living there (as CI clones may) is bound at RELOCATED/bN instead, neither hidden
+    by the tmpfs nor showing up in the guest's /tmp."""
+    if not (src == "/tmp" or src.startswith("/tmp/")):
+        binds[src] = src
+        return path
+    dest = binds.get(src) or f"{RELOCATED}/b{sum(d.startswith(RELOCATED) for d in binds.values())}"
+    binds[src] = dest
+    return dest + path[len(src):]
+
+
+def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: int,
+                  network: bool, uid: int, as_bytes: int | None = None) -> list[str]:
+    bwrap, setpriv, prlimit = tools()
+    # No --die-with-parent: its PR_SET_PDEATHSIG fires when the *thread* that spawned bwrap
+    # exits, and environments are spawned from request threads that come and go. A server
+    # that dies instead closes every guest's socket (the bootstraps exit on EOF), and the next
+    # start sweeps the dead server's cgroups, killing whatever ignored that (cgroups.sweep).
+    args = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--hostname", "sandbox"]
+    if not network:
+        args.append("--unshare-net")  # bwrap brings up loopback inside
+    if m == "userns":
+        args.append("--unshare-user")
+    # Read-only system: /usr, and the merged-/usr links (or the directories on hosts without).
+    args += ["--ro-bind", "/usr", "/usr"]
+    for name in USR_LINKS:
+        host = "/" + name
+        if os.path.islink(host):
+            args += ["--symlink", os.readlink(host), host]
+        elif os.path.isdir(host):
+            args += ["--ro-bind", host, host]
+    # The runtime: its interpreter by real path (a venv's symlinks point outside the venv), the
+    # interpreter's install prefix unless under /usr, and the directory of every absolute path
+    # argument (the bootstrap script). Code-dir paths move to /var/task.
+    new_argv = []
+    binds: dict[str, str] = {}
+    for i, a in enumerate(argv):
+        if code_dir and (a == code_dir or a.startswith(code_dir.rstrip("/") + "/")):
+            new_argv.append(TASK_ROOT + a[len(code_dir.rstrip("/")):])
+            continue
+        if i == 0:
+            a = os.path.realpath(a)
+            prefix = os.path.dirname(os.path.dirname(a))
+            if not (prefix + "/").startswith("/usr/"):
+                a = _bind_path(binds, prefix, a)
+        elif a.startswith("/") and os.path.exists(a) and not a.startswith("/usr/"):
+            d = a if os.path.isdir(a) else os.path.dirname(a)
+            a = _bind_path(binds, d, a)
+        new_argv.append(a)
+    args += ["--size", str(tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
+    # Parents of mount points are created 0755 first: bwrap would otherwise make them 0700
+    # (root-owned), and the unprivileged guest must traverse them.
+    made = set()
+    for dest in sorted([*binds.values(), TASK_ROOT, "/etc/x"]):
+        for anc in _ancestors(dest):
+            if anc not in made and anc not in ("/usr",):
+                args += ["--perms", "0755", "--dir", anc]
+                made.add(anc)
+    for src, dest in sorted(binds.items()):
+        args += ["--ro-bind", src, dest]
+    for name in ETC_FILES + (NETWORK_ETC_FILES if network else ()):
+        args += ["--ro-bind-try", "/etc/" + name, "/etc/" + name]
+    if code_dir:
+        args += ["--ro-bind", code_dir, TASK_ROOT, "--chdir", TASK_ROOT,
+                 "--setenv", "LAMBDA_TASK_ROOT", TASK_ROOT]
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
+             "--remount-ro", "/"]
+    if m == "root":
+        # Keep only what setpriv needs to switch uid and empty the bounding set; setpriv's
+        # setresuid away from 0 clears the permitted/effective sets, and --inh-caps/-all plus
+        # --bounding-set=-all leave nothing to regain (no_new_privs blocks setuid binaries).
+        # prlimit(1) runs first, while still root: prlimit(2) from the server on a process of
+        # the guest uid needs CAP_SYS_RESOURCE, which containers may withhold even from root
+        # (limits.apply then verifies the values instead of setting them).
+        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                 "--cap-add", "CAP_SETPCAP", "--",
+                 prlimit, "--core=0:0", f"--nofile={NOFILE}:{NOFILE}",
+                 f"--fsize={tmp_bytes}:{tmp_bytes}",
+                 *([f"--as={as_bytes}:{as_bytes}"] if as_bytes else []), "--",
+                 setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    else:
+        args += ["--cap-drop", "ALL", "--"]
+    return args + new_argv

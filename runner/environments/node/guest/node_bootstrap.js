@@ -1,0 +1,458 @@
+'use strict';
+// The Node.js runtime inside a sandbox: loads a Lambda handler and serves invocations.
+//
+// Started as `node [--max-old-space-size=N] node_bootstrap.js` with an environment built by the
+// host (runner/environments/process/environment.py: no NODE_OPTIONS or other server variables). Talks to the host
+// over the socket whose fd is in _RUNNER_FD with 4-byte big-endian length + msgpack frames
+// (runner/environments/process/frames.py); stdout and stderr are the environment's log pipe.
+//
+// I/O model: the channel is read with blocking fs.readSync. Between invocations the process is
+// therefore parked in read(2), running no timers: the same "freeze" Lambda applies between
+// invocations. During an invocation a ref'd interval keeps the event loop alive, so a handler
+// that never settles runs into the host's timeout instead of letting node exit.
+//
+// The init phase waits for the host's `init` frame: by then the host has applied the
+// environment's limits, so no user code runs unconstrained. Uses no npm packages.
+
+const fs = require('fs');
+const path = require('path');
+const util = require('util');
+const url = require('url');
+// In a startup-snapshot bundle (runner/environments/node/snapshot.py) the codec is inlined and handed
+// over through this global; otherwise it sits beside this file.
+const mpack = globalThis.__runnerMpack || require('./node_mpack.js');
+
+// Created on first use: a SharedArrayBuffer made at load time would end up in a startup snapshot.
+let sleepCell = null;
+function sleepMs(ms) {
+  if (sleepCell === null) sleepCell = new Int32Array(new SharedArrayBuffer(4));
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
+
+function writeAll(fd, buf) {
+  // fd 1/2 are pipes the host drains; a full pipe under O_NONBLOCK gives EAGAIN: wait 1 ms and
+  // retry rather than lose log lines or a reply frame.
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(fd, buf, off, buf.length - off);
+    } catch (e) {
+      if (e.code !== 'EAGAIN' && e.code !== 'EINTR') throw e;
+      sleepMs(1);
+    }
+  }
+}
+
+const READ_CHUNK = 65536; // bytes asked of one read of the channel
+
+class Channel {
+  constructor(fd) {
+    this.fd = fd;
+    this.rbuf = Buffer.allocUnsafe(READ_CHUNK);
+    this.pending = Buffer.alloc(0); // bytes read but not yet returned as a frame
+  }
+
+  // Make this.pending hold at least n bytes; false at EOF. One read usually brings a whole
+  // frame, header and body (one system call per invocation, not two).
+  fill(n) {
+    while (this.pending.length < n) {
+      const want = Math.max(n - this.pending.length, READ_CHUNK);
+      const buf = want > READ_CHUNK ? Buffer.allocUnsafe(want) : this.rbuf;
+      let got;
+      try {
+        got = fs.readSync(this.fd, buf, 0, want, null);
+      } catch (e) {
+        if (e.code !== 'EAGAIN' && e.code !== 'EINTR') throw e;
+        sleepMs(1);
+        continue;
+      }
+      if (got === 0) return false; // host closed the channel: shut down quietly
+      const chunk = Buffer.from(buf.subarray(0, got)); // a copy: rbuf is reused by the next read
+      this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    }
+    return true;
+  }
+
+  recv() {
+    if (!this.fill(4)) return null;
+    const end = 4 + this.pending.readUInt32BE(0);
+    if (!this.fill(end)) return null;
+    const body = this.pending.subarray(4, end);
+    this.pending = this.pending.subarray(end);
+    return mpack.decode(body);
+  }
+
+  send(msg) {
+    const body = mpack.encode(msg);
+    const head = Buffer.allocUnsafe(4);
+    head.writeUInt32BE(body.length, 0);
+    writeAll(this.fd, Buffer.concat([head, body]));
+  }
+}
+
+// Lambda's synchronous response limit (runner/model.py MAX_PAYLOAD_BYTES); error documents are
+// cut well below the host's 16 MB frame limit.
+const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
+const MAX_ERROR_CHARS = 256 * 1024;
+
+// ------------------------------------------------------------------------------ logging
+
+// Lambda's Node runtime prints `undefined` as the request id of lines logged during init.
+let currentRequestId;
+
+function emit(level, args) {
+  // Lambda's framing: ISO time, request id, level, message; newlines inside one message become
+  // \r so that one console call stays one log record.
+  const line = `${new Date().toISOString()}\t${currentRequestId}\t${level}\t${util.format(...args)}`;
+  writeAll(1, Buffer.from(line.replace(/\n/g, '\r') + '\n', 'utf8'));
+}
+
+function patchConsole() {
+  const levels = { log: 'INFO', info: 'INFO', warn: 'WARN', error: 'ERROR', debug: 'DEBUG', trace: 'TRACE' };
+  for (const [method, level] of Object.entries(levels)) {
+    console[method] = (...args) => emit(level, args);
+  }
+  console.fatal = (...args) => emit('FATAL', args);
+}
+
+// ------------------------------------------------------------------------------ errors
+
+class RuntimeError extends Error {
+  constructor(errorType, message, cause) {
+    super(message);
+    this.name = errorType;
+    this.cause = cause;
+  }
+}
+
+function stackLines(err) {
+  return typeof err?.stack === 'string' ? err.stack.split('\n') : [];
+}
+
+// Lambda's error document for a value a handler threw, rejected with or passed to callback.
+function errorDoc(err) {
+  try {
+    if (err instanceof RuntimeError) {
+      const head = `${err.name}: ${err.message}`.split('\n');
+      const frames = stackLines(err.cause).filter((l) => l.startsWith('    at '));
+      return { errorType: err.name, errorMessage: err.message, stackTrace: head.concat(frames) };
+    }
+    if (util.types.isNativeError(err) || err instanceof Error) {
+      return { errorType: String(err.name), errorMessage: String(err.message), stackTrace: stackLines(err) };
+    }
+    return { errorType: typeof err, errorMessage: String(err), stackTrace: [] };
+  } catch (_) {
+    return {
+      errorType: 'handled',
+      errorMessage: 'callback called with Error argument, but there was a problem while ' +
+        'retrieving one or more of its message, name, and stack',
+      stackTrace: [],
+    };
+  }
+}
+
+function maxrssKb() {
+  return process.resourceUsage().maxRSS;
+}
+
+// ------------------------------------------------------------------------------ handler loading
+
+async function loadModule(taskRoot, moduleRoot, moduleName, preloaded) {
+  if (preloaded) return preloaded;
+  const base = path.resolve(taskRoot, moduleRoot, moduleName);
+  for (const ext of ['.js', '.mjs', '.cjs']) {
+    const file = base + ext;
+    if (!fs.existsSync(file)) continue;
+    if (ext === '.mjs') return import(url.pathToFileURL(file).href);
+    try {
+      return require(file);
+    } catch (e) {
+      // A .js file under "type": "module" is ESM: let node's own rules decide, as Lambda does.
+      // Node 20.19+ can require() ESM, except a graph with top-level await.
+      if (e.code === 'ERR_REQUIRE_ESM' || e.code === 'ERR_REQUIRE_ASYNC_MODULE') {
+        return import(url.pathToFileURL(file).href);
+      }
+      throw e;
+    }
+  }
+  // No file of that name: a package in the code's node_modules may provide it.
+  return require(require.resolve(moduleName, { paths: [path.resolve(taskRoot, moduleRoot)] }));
+}
+
+async function loadHandler(taskRoot, spec, preloaded) {
+  const slash = spec.lastIndexOf('/');
+  const moduleRoot = spec.slice(0, slash + 1);
+  const match = /^([^.]+)\.(.+)$/.exec(spec.slice(slash + 1));
+  if (!match) {
+    throw new RuntimeError('Runtime.MalformedHandlerName',
+      `Bad handler ${spec}: use file.export, e.g. index.handler`);
+  }
+  const [, moduleName, handlerPath] = match;
+  let mod;
+  try {
+    mod = await loadModule(taskRoot, moduleRoot, moduleName, preloaded);
+  } catch (e) {
+    if (e instanceof SyntaxError) {
+      throw new RuntimeError('Runtime.UserCodeSyntaxError', `SyntaxError: ${e.message}`, e);
+    }
+    if (e && (e.code === 'MODULE_NOT_FOUND' || e.code === 'ERR_MODULE_NOT_FOUND')) {
+      throw new RuntimeError('Runtime.ImportModuleError', `Error: ${e.message}`, e);
+    }
+    throw e; // module-level code threw: reported as itself, like Lambda does
+  }
+  let fn = mod;
+  for (const key of handlerPath.split('.')) fn = fn == null ? undefined : fn[key];
+  if (fn === undefined) {
+    throw new RuntimeError('Runtime.HandlerNotFound', `${spec} is undefined or not exported`);
+  }
+  if (typeof fn !== 'function') {
+    throw new RuntimeError('Runtime.HandlerNotFound', `${spec} is not a function`);
+  }
+  return fn;
+}
+
+// ------------------------------------------------------------------------------ invocations
+
+// _X_AMZN_TRACE_ID changes every invocation. Assigning it to process.env ends in glibc's
+// setenv(), which copies each distinct value into a table it never frees: ~140 bytes leaked
+// per invocation, ~140 MB over a million warm invocations. So process.env becomes a proxy of
+// the real one that keeps this one variable in JavaScript and forwards every other name
+// untouched. Handlers read, set and delete it as before, and child_process (which copies
+// process.env for the child) passes it on; only native code calling getenv() does not see it.
+const TRACE_KEY = '_X_AMZN_TRACE_ID';
+const traceVar = { value: undefined };
+
+function installTraceVar() {
+  const real = process.env;
+  if (real[TRACE_KEY] !== undefined) {
+    traceVar.value = real[TRACE_KEY];
+    delete real[TRACE_KEY];
+  }
+  const mine = (key) => key === TRACE_KEY;
+  process.env = new Proxy(real, {
+    get: (t, key) => (mine(key) ? traceVar.value : t[key]),
+    set: (t, key, value) => {
+      // process.env stores strings: coerce as it does.
+      if (mine(key)) traceVar.value = String(value); else t[key] = value;
+      return true;
+    },
+    has: (t, key) => (mine(key) ? traceVar.value !== undefined : key in t),
+    deleteProperty: (t, key) => {
+      if (mine(key)) traceVar.value = undefined; else delete t[key];
+      return true;
+    },
+    ownKeys: (t) => {
+      const keys = Reflect.ownKeys(t);
+      if (traceVar.value !== undefined && !keys.includes(TRACE_KEY)) keys.push(TRACE_KEY);
+      return keys;
+    },
+    getOwnPropertyDescriptor: (t, key) => {
+      if (!mine(key)) return Reflect.getOwnPropertyDescriptor(t, key);
+      if (traceVar.value === undefined) return undefined;
+      return { value: traceVar.value, writable: true, enumerable: true, configurable: true };
+    },
+    defineProperty: (t, key, desc) => {
+      if (!mine(key)) return Reflect.defineProperty(t, key, desc);
+      traceVar.value = String(desc.value);
+      return true;
+    },
+  });
+}
+
+function makeContext(ctx, requestId, deadline) {
+  const env = process.env;
+  const deadlineMs = Number(deadline ?? ctx.deadline_ms ?? 0);
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: ctx.function_name || env.AWS_LAMBDA_FUNCTION_NAME,
+    functionVersion: ctx.function_version || env.AWS_LAMBDA_FUNCTION_VERSION,
+    invokedFunctionArn: ctx.invoked_function_arn || '',
+    memoryLimitInMB: String(ctx.memory_limit_in_mb || env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE),
+    awsRequestId: requestId,
+    logGroupName: ctx.log_group_name || env.AWS_LAMBDA_LOG_GROUP_NAME,
+    logStreamName: ctx.log_stream_name || env.AWS_LAMBDA_LOG_STREAM_NAME,
+    identity: ctx.identity ?? undefined,
+    clientContext: ctx.client_context ?? undefined,
+    getRemainingTimeInMillis() { return Math.max(0, deadlineMs - Date.now()); },
+  };
+}
+
+class Server {
+  constructor(chan, handler) {
+    this.chan = chan;
+    this.handler = handler;
+    this.inflight = null; // {id, settle} while a handler runs
+    // The context fields the host sent last: an invoke frame carries `ctx` only when it
+    // changed since the previous one (docs/guest-protocol.md).
+    this.lastCtx = {};
+    this.pendingFatal = null; // an error that struck between invocations (see fatal())
+    // Keeps the event loop alive while an invocation runs (ref'd only then), so a handler
+    // that never settles meets the host's timeout instead of node exiting. One interval for
+    // the process, made here rather than at load time (a timer cannot live in a startup
+    // snapshot): ref()/unref() per invocation instead of creating and clearing one.
+    this.keepAlive = setInterval(() => {}, 1 << 30);
+    this.keepAlive.unref();
+  }
+
+  // Read frames until an invocation arrives, then start it. Called from setImmediate, never
+  // from inside a settling handler, so the stack does not grow with synchronous callbacks.
+  next() {
+    for (;;) {
+      const msg = this.chan.recv();
+      if (msg === null || msg.t === 'shutdown') process.exit(0);
+      if (msg.t === 'invoke') { this.invoke(msg); return; }
+    }
+  }
+
+  invoke(msg) {
+    const id = msg.id;
+    currentRequestId = id;
+    traceVar.value = `Root=${id}`;
+    const keepAlive = this.keepAlive;
+    keepAlive.ref();
+    let settled = false;
+    const settle = (ok, value, fatal = false) => {
+      if (settled) return; // the first of callback / promise / throw wins, as on Lambda
+      settled = true;
+      keepAlive.unref();
+      this.inflight = null;
+      this.reply(id, ok, value, fatal);
+      if (fatal) process.exit(1);
+      setImmediate(() => this.next());
+    };
+    this.inflight = { id, settle };
+    if (this.pendingFatal !== null) {
+      settle(false, this.pendingFatal, true);
+      return;
+    }
+    let event;
+    try {
+      event = msg.payload && msg.payload.length ? JSON.parse(Buffer.from(msg.payload).toString('utf8')) : null;
+    } catch (e) {
+      settle(false, new RuntimeError('Runtime.InvalidEvent', `event is not JSON: ${e.message}`, e));
+      return;
+    }
+    const callback = (err, result) => {
+      if (err !== undefined && err !== null) settle(false, err);
+      else settle(true, result);
+    };
+    let ret;
+    try {
+      if (msg.ctx) this.lastCtx = msg.ctx;
+      ret = this.handler(event, makeContext(this.lastCtx, id, msg.deadline_ms), callback);
+    } catch (e) {
+      settle(false, e);
+      return;
+    }
+    if (ret && typeof ret.then === 'function') {
+      ret.then((r) => settle(true, r), (e) => settle(false, e));
+    } else if (this.handler.length < 3) {
+      // A synchronous handler without a callback parameter: Lambda discards its return value
+      // and answers null.
+      settle(true, null);
+    }
+  }
+
+  reply(id, ok, value, fatal) {
+    let frame;
+    if (ok) {
+      let body;
+      try {
+        body = JSON.stringify(value === undefined ? null : value);
+      } catch (e) {
+        ok = false;
+        value = new RuntimeError('Runtime.MarshalError', `Unable to stringify response body: ${e.message}`, e);
+      }
+      if (ok) {
+        const payload = Buffer.from(body === undefined ? 'null' : body, 'utf8');
+        if (payload.length > MAX_RESPONSE_BYTES) {
+          // Refused here: a frame over the host's limit would read as a broken channel.
+          ok = false;
+          value = new RuntimeError('Function.ResponseSizeTooLarge',
+            `Response payload size (${payload.length} bytes) exceeded maximum allowed payload ` +
+            `size (${MAX_RESPONSE_BYTES} bytes).`);
+        } else {
+          frame = { t: 'result', id, payload };
+        }
+      }
+    }
+    if (!ok) {
+      const doc = errorDoc(value);
+      if (doc.errorMessage.length > MAX_ERROR_CHARS) {
+        doc.errorMessage = doc.errorMessage.slice(0, MAX_ERROR_CHARS) + ' [truncated]';
+      }
+      doc.errorType = doc.errorType.slice(0, 1024); // an error's name is the guest's to choose
+      doc.stackTrace = doc.stackTrace.slice(0, 200).map((l) => l.slice(0, 2000));
+      emit('ERROR', ['Invoke Error', `\t${JSON.stringify(doc)}`]);
+      frame = { t: 'error', id, error: doc, fatal };
+    }
+    frame.maxrss_kb = maxrssKb();
+    this.chan.send(frame);
+  }
+
+  // An error nobody awaited (a throw in a timer, an unhandled rejection) leaves the runtime in
+  // an unknown state: fail the invocation in flight and exit, so the host replaces the
+  // environment (Lambda's runtime exits too).
+  fatal(err) {
+    if (this.inflight) {
+      this.inflight.settle(false, err, true);
+      return;
+    }
+    // Between invocations (e.g. a rejection left over from init): log it now, fail the next
+    // invocation with it and exit then, so the caller sees the cause rather than a bare exit.
+    emit('ERROR', ['Uncaught error outside an invocation', `\t${JSON.stringify(errorDoc(err))}`]);
+    if (this.pendingFatal === null) this.pendingFatal = err;
+  }
+}
+
+// ------------------------------------------------------------------------------ main
+
+async function initPhase(chan, preloaded) {
+  const taskRoot = process.env.LAMBDA_TASK_ROOT || '/var/task';
+  try { process.chdir(taskRoot); } catch (_) { /* reported by the module load below */ }
+  const t0 = process.hrtime.bigint();
+  const elapsed = () => Number(process.hrtime.bigint() - t0) / 1e6;
+  try {
+    const handler = await loadHandler(taskRoot, process.env._HANDLER || '', preloaded);
+    chan.send({ t: 'ready', init_ms: elapsed(), maxrss_kb: maxrssKb() });
+    return handler;
+  } catch (e) {
+    const doc = errorDoc(e);
+    emit('ERROR', ['Init Error', `\t${JSON.stringify(doc)}`]);
+    chan.send({ t: 'init_error', error: doc, init_ms: elapsed(), maxrss_kb: maxrssKb() });
+    return null;
+  }
+}
+
+// `preloaded`: module exports already evaluated (startup-snapshot mode); null otherwise.
+function main(preloaded = null) {
+  const fd = Number(process.env._RUNNER_FD);
+  delete process.env._RUNNER_FD;
+  installTraceVar();
+  const chan = new Channel(fd);
+  chan.send({ t: 'hello', pid: process.pid });
+  const first = chan.recv();
+  if (first === null || first.t !== 'init') process.exit(0);
+  patchConsole();
+  let server = null;
+  const onFatal = (err, type) => {
+    const e = type ? new RuntimeError(type, String(err?.stack ? `${err.name}: ${err.message}` : err), err) : err;
+    if (server) { server.fatal(e); return; }
+    // During init: the host is waiting for ready/init_error; answer with this error.
+    const doc = errorDoc(e);
+    emit('ERROR', ['Init Error', `\t${JSON.stringify(doc)}`]);
+    chan.send({ t: 'init_error', error: doc, init_ms: 0, maxrss_kb: maxrssKb() });
+    process.exit(1);
+  };
+  process.on('uncaughtException', (err) => onFatal(err, null));
+  process.on('unhandledRejection', (reason) => onFatal(reason, 'Runtime.UnhandledPromiseRejection'));
+  initPhase(chan, preloaded).then((handler) => {
+    if (handler === null) process.exit(1);
+    server = new Server(chan, handler);
+    setImmediate(() => server.next());
+  });
+}
+
+module.exports = { main, errorDoc, loadHandler, installTraceVar };
+
+if (require.main === module) main();

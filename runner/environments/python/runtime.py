@@ -1,0 +1,47 @@
+"""The Python runtime: `python -I -S -B python_bootstrap.py`, one interpreter per environment.
+
+`-I` ignores PYTHON* variables and the user site, `-S` hides the server's site-packages (a guest
+sees the standard library and its own code only, as on Lambda minus boto3), `-B` writes no
+bytecode into the read-only code directory. The interpreter is the server's own
+`sys.executable`, never a shell shim.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from runner.errors import InvalidCodePackage
+from runner.model import FunctionVersion
+
+# What runs inside the sandbox: this package's guest/ folder (its __init__ says why the
+# file names carry a prefix).
+GUEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest")
+BOOTSTRAP = os.path.join(GUEST_DIR, "python_bootstrap.py")
+ZYGOTE = os.path.join(GUEST_DIR, "python_zygote.py")
+
+
+class PythonRuntime:
+    name = "python"
+    address_space_limit = True
+    # The bootstrap runs this interpreter too, so it reads host frames in marshal (protocol.py).
+    marshal_frames = True
+
+    def command(self, version: FunctionVersion) -> list[str]:
+        return [sys.executable, "-I", "-S", "-B", BOOTSTRAP]
+
+    def environment(self, version: FunctionVersion) -> dict[str, str]:
+        return {"PYTHONUNBUFFERED": "1", "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11"}
+
+    def check_code(self, version: FunctionVersion) -> None:
+        module = version.config.handler.rsplit(".", 1)[0].replace(".", "/")
+        root = version.code_dir
+        candidates = (f"{module}.py", f"{module}/__init__.py", f"{module}.pyc")
+        if not any(os.path.exists(os.path.join(root, c)) for c in candidates):
+            # Not fatal on Lambda either (the error comes at init), but a deploy that can never
+            # run is worth refusing early with the fix spelled out.
+            raise InvalidCodePackage(
+                "handler",
+                f"module {module!r} not found in the code package "
+                f"(looked for {', '.join(candidates)}); check --handler and the zip's layout",
+            )

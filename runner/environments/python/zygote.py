@@ -1,0 +1,238 @@
+"""Python environments forked from a per-version zygote (the Python snapshot pool).
+
+A `Zygote` is one process per function version, started inside the version's sandbox like a
+plain environment (namespaces.wrap + limits.apply before its init), that imports the handler
+module once and then forks new environments on request (runtimes/python_zygote.py). A forked
+environment skips interpreter start-up and the init phase: its cold start is a fork plus one
+handshake.
+
+`ZygoteEnvironment` is a `ProcessEnvironment` whose process comes from the zygote instead of
+subprocess: everything after the child's hello (limits, invoke, timeout, log capture, death
+classification) is the same code path. What differs, and why it is safe:
+
+* The host is not the parent of a forked environment; the zygote reaps it (wait4) and reports
+  its status, which `ForkedProcess.wait()` waits for. If the zygote itself is gone, the host
+  falls back to watching the pid.
+* The child reports its pid as seen in its PID namespace; the host maps it to the host pid via
+  the NSpid line of /proc/<pid>/status of the zygote's children before applying limits or
+  signalling anything.
+* Environments of one version share the zygote's sandbox (mount namespace, /tmp, uid): isolation
+  between *functions* is unchanged, isolation between environments of the same version is
+  process-level only (docs/decisions/007-python-zygote.md).
+* If init started threads, fork would copy a process with locks held by threads that no longer
+  exist; the zygote reports `forkable: False` and this backend spawns plain environments for
+  that version instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+
+import psutil
+
+from runner.confinement import namespaces
+from runner.environments.base import EnvState
+from runner.environments.process.environment import ProcessEnvironment
+from runner.environments.process.launch import INIT_TIMEOUT_S
+from runner.environments.python.zygote_process import ForkedProcess, Zygote, _innermost
+from runner.errors import InternalError, ZygoteDead
+from runner.model import FunctionVersion
+
+__all__ = ["ForkedProcess", "Zygote", "ZygoteBackend", "ZygoteEnvironment"]
+
+log = logging.getLogger(__name__)
+
+
+class ZygoteEnvironment(ProcessEnvironment):
+    """A ProcessEnvironment whose process is forked by the version's zygote (or spawned, when
+    the version's init left the zygote unforkable)."""
+
+    def __init__(self, version, runtime, tmp_root: str, backend: "ZygoteBackend") -> None:
+        super().__init__(version, runtime, tmp_root)
+        self.backend = backend
+        self.zygote: Zygote | None = None
+
+    def _spawn(self) -> None:
+        try:
+            self._spawn_from_zygote()
+        except ZygoteDead as first:
+            # The zygote died between our check and the fork (OOM-killed, killed by a guest of
+            # the same version): build a new one and try once more.
+            log.warning("zygote of %s lost (%s); rebuilding", self.version.key, first)
+            self.backend.discard(self.version, self.zygote)
+            try:
+                self._spawn_from_zygote()
+            except ZygoteDead as second:
+                raise InternalError(f"cannot start an environment for {self.version.name}: "
+                                    f"the zygote failed twice ({second})") from None
+
+    def _spawn_from_zygote(self) -> None:
+        if self.backend.forgotten(self.version):
+            # A straggler of a retired version (an invocation that resolved it just before an
+            # update, a spare planned before the delete): a plain environment, no zygote to
+            # build for a version nothing will close again.
+            return super()._spawn()
+        self.zygote, _ = self.backend.zygote(self.version)
+        if self.zygote.init_error is not None:
+            self.init_logs = self.zygote.init_logs
+            self.init_duration_ms = self.zygote.init_ms
+            raise self.zygote.init_error
+        if not self.zygote.forkable:
+            return super()._spawn()
+        host_sock, guest_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        logr, logw = os.pipe()
+        try:
+            ns_pid = self.zygote.fork(guest_sock.fileno(), logw)
+            self._proc = ForkedProcess(self.zygote, ns_pid)
+        except BaseException:
+            host_sock.close()
+            os.close(logr)
+            raise
+        finally:
+            guest_sock.close()
+            os.close(logw)
+        self._tmp_dir = None  # the zygote's sandbox /tmp is shared by the version's environments
+        self.pid = self._proc.pid
+        self._sock = host_sock
+        self._sock.setblocking(False)
+        self._logr = logr
+        os.set_blocking(logr, False)
+        self._timed_out = False
+
+    def launch(self) -> None:
+        """launch(), and for a child forked from the zygote the init handshake too. The child's
+        init phase is the zygote's (it inherits the imported handler), so the handshake runs no
+        guest code, only after the child's limits are applied, and a pre-started child comes
+        out READY: its cold start is the hand-over and the first invocation, one round trip to
+        the guest instead of two (measured in docs/decisions/036)."""
+        super().launch()
+        if self.state is EnvState.NEW and self.zygote is not None and self.zygote.forkable:
+            self._init_handshake()
+
+    def start(self) -> None:
+        t0 = time.perf_counter()
+        super().start()
+        # Init Duration is what this cold start waited for: the fork and handshake, plus the
+        # zygote's own init when this cold start had to build the zygote (it ran inside).
+        self.init_duration_ms = (time.perf_counter() - t0) * 1000.0
+        if self.zygote is not None and self.zygote.forkable:
+            self.init_logs = self.zygote.take_init_logs() + self.init_logs
+
+
+class ZygoteBackend:
+    """The Python backend with one zygote per version (see the module docstring)."""
+
+    def __init__(self, runtime, tmp_root: str) -> None:
+        self.runtime_impl = runtime
+        self.runtime = runtime.name
+        self.tmp_root = tmp_root
+        self._lock = threading.Lock()
+        self._zygotes: dict[str, Zygote] = {}
+        self._building: dict[str, threading.Lock] = {}
+        self._forgotten: set[str] = set()  # version keys: small strings, one per retired version
+        self._closed = False
+
+    def forgotten(self, version: FunctionVersion) -> bool:
+        with self._lock:
+            return version.key in self._forgotten
+
+    def prepare(self, version: FunctionVersion) -> None:
+        self.runtime_impl.check_code(version)
+
+    def create(self, version: FunctionVersion) -> ZygoteEnvironment:
+        return ZygoteEnvironment(version, self.runtime_impl, self.tmp_root, self)
+
+    def zygote(self, version: FunctionVersion) -> tuple[Zygote, bool]:
+        """The version's live zygote, built (init run) if there is none; (zygote, built_now).
+        A zygote whose init failed is handed out once and dropped, so the next cold start
+        retries the init, as Lambda does."""
+        with self._lock:
+            build_lock = self._building.setdefault(version.key, threading.Lock())
+        with build_lock:
+            with self._lock:
+                if self._closed:
+                    raise InternalError("the Python backend is shut down")
+                if version.key in self._forgotten:
+                    raise ZygoteDead(f"version {version.key} is retired")
+                z = self._zygotes.get(version.key)
+            if z is not None and z.alive and z.proc.poll() is None:
+                return z, False
+            if z is not None:
+                z.close()  # died (OOM-killed, crashed): rebuild below
+            z = Zygote(version, self.runtime_impl, self.tmp_root)
+            with self._lock:
+                if self._closed:
+                    z.close()
+                    raise InternalError("the Python backend is shut down")
+                if version.key in self._forgotten:  # retired while this one was built
+                    z.close()
+                    raise ZygoteDead(f"version {version.key} is retired")
+                if z.init_error is None:
+                    self._zygotes[version.key] = z
+                else:
+                    self._zygotes.pop(version.key, None)
+            if z.init_error is not None:
+                z.close()
+            return z, True
+
+    def prewarm(self, version: FunctionVersion) -> None:
+        """Build the version's zygote now (at deploy), so its first cold start is a fork. A
+        zygote whose init failed is not kept (zygote() drops it); the invocation retries."""
+        if not self.forgotten(version):
+            self.zygote(version)
+
+    def discard(self, version: FunctionVersion, zygote: Zygote | None) -> None:
+        """Drop `zygote` (if it is still the version's) so the next request builds a new one.
+        It is closed once its forked environments are done: one that only stopped answering
+        (stalled, not dead) still has healthy invocations in flight, and closing it ends its
+        PID namespace and them with it."""
+        with self._lock:
+            if zygote is not None and self._zygotes.get(version.key) is zygote:
+                del self._zygotes[version.key]
+        if zygote is not None:
+            _close_when_idle(zygote, version.config.timeout_s)
+
+    def forget(self, version: FunctionVersion) -> None:
+        with self._lock:
+            z = self._zygotes.pop(version.key, None)
+            self._building.pop(version.key, None)
+            self._forgotten.add(version.key)
+        if z is not None:
+            _close_when_idle(z, version.config.timeout_s)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            zygotes, self._zygotes = list(self._zygotes.values()), {}
+        for z in zygotes:
+            z.close()
+
+
+# under bwrap, forked environments live in their zygote's PID namespace, which
+# the kernel tears down when the zygote exits. A forgotten version's in-flight invocations must
+# still finish, so its zygote is closed once it has no forked child left (bounded by the
+# function's timeout plus a margin; the pool destroys idle environments of a forgotten version).
+def _close_when_idle(z: Zygote, timeout_s: float) -> None:
+    def children() -> list[int]:
+        try:
+            zpid = _innermost(z.proc.pid).pid
+            with open(f"/proc/{zpid}/task/{zpid}/children") as f:
+                return [int(x) for x in f.read().split()]
+        except (OSError, psutil.Error, ValueError):
+            return []
+
+    if namespaces.mode() == "off" or not children():
+        z.close()
+        return
+
+    def wait_then_close() -> None:
+        deadline = time.monotonic() + timeout_s + INIT_TIMEOUT_S
+        while children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        z.close()
+
+    threading.Thread(target=wait_then_close, name="zygote-retire", daemon=True).start()

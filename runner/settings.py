@@ -1,0 +1,82 @@
+"""Every `RUNNER_*` environment variable the server reads, in one table, parsed one way.
+
+| variable | type | default | effect |
+|---|---|---|---|
+| `RUNNER_ADDRESS` | HOST:PORT | `127.0.0.1:50051` | the server the CLI talks to |
+| `RUNNER_EXAMPLES` | path | the checkout's `guests/` | what `serve --examples` deploys |
+| `RUNNER_CGROUPS` | switch | on | `off` forces the rlimit-only fallback (tests, benchmarks) |
+| `RUNNER_CGROUP_PARENT` | path | own cgroup + `/runner` | a delegated cgroup v2 group to use |
+| `RUNNER_ISOLATION` | switch | on | `off` runs guests without bubblewrap namespaces |
+| `RUNNER_PYTHON_ZYGOTE` | switch | on | `off` spawns a fresh interpreter per Python environment |
+| `RUNNER_WASM_FUEL` | switch | off | `on` counts wasm fuel (slower guest code) |
+| `RUNNER_WASM_CACHE_DIR` | path | `$XDG_CACHE_HOME/lambda-runner/wasm` | compiled-module cache |
+
+A switch reads `1 on yes true` as on and `0 off no false` as off, in any case; anything else
+is refused with the variable named, so a typo never silently picks the default.
+`RUNNER_NODE_SNAPSHOT` is not here: it is a *function's* variable, read from its configuration
+(environments/node/snapshot.py).
+
+`current()` reads the environment when called, not at import: tests and embedders set these
+variables after the package is imported, and every reader runs at start-up or per deploy,
+never per invocation.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+from runner.errors import InvalidParameter
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+_ON = ("1", "on", "yes", "true")
+_OFF = ("0", "off", "no", "false")
+
+
+def switch(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    """The switch `name` in `environ`: unset or empty is `default`."""
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _ON:
+        return True
+    if raw in _OFF:
+        return False
+    raise InvalidParameter(name, f"{environ[name]!r} is not a switch; use one of "
+                           f"{', '.join(_ON + _OFF)}, or unset it for the default "
+                           f"({'on' if default else 'off'})")
+
+
+def _path(environ: Mapping[str, str], name: str) -> str | None:
+    return environ.get(name) or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    address: str
+    examples_dir: str | None
+    cgroups: bool
+    cgroup_parent: str | None
+    isolation: bool
+    python_zygote: bool
+    wasm_fuel: bool
+    wasm_cache_dir: str | None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
+        return cls(
+            address=environ.get("RUNNER_ADDRESS") or DEFAULT_ADDRESS,
+            examples_dir=_path(environ, "RUNNER_EXAMPLES"),
+            cgroups=switch(environ, "RUNNER_CGROUPS", True),
+            cgroup_parent=_path(environ, "RUNNER_CGROUP_PARENT"),
+            isolation=switch(environ, "RUNNER_ISOLATION", True),
+            python_zygote=switch(environ, "RUNNER_PYTHON_ZYGOTE", True),
+            wasm_fuel=switch(environ, "RUNNER_WASM_FUEL", False),
+            wasm_cache_dir=_path(environ, "RUNNER_WASM_CACHE_DIR"),
+        )
+
+
+def current() -> Settings:
+    """The settings as the process environment has them now (see the module docstring)."""
+    return Settings.from_environ(os.environ)

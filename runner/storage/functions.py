@@ -1,0 +1,238 @@
+"""The SQLite registry (see base.py for the data model).
+
+One connection guarded by a lock: registry writes are rare (deploys), reads on the invoke path
+are served from an in-memory cache of resolved versions that every write invalidates. WAL mode
+and synchronous=FULL: a deploy that returned is on disk and survives kill -9.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from typing import Callable
+
+from runner.errors import InvalidParameter, ResourceNotFound
+from runner.model import LATEST, FunctionConfig, FunctionVersion, validate_name
+from runner.storage.code import CodeStore
+from runner.storage.sqlite import Transaction
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS revisions (
+    revision    INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL,
+    config      TEXT NOT NULL,
+    code_sha256 TEXT NOT NULL,
+    code_size   INTEGER NOT NULL,
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS functions (
+    name        TEXT PRIMARY KEY,
+    latest      INTEGER NOT NULL REFERENCES revisions(revision),
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    name        TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    revision    INTEGER NOT NULL REFERENCES revisions(revision),
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    name        TEXT NOT NULL,
+    alias       TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    PRIMARY KEY (name, alias)
+);
+"""
+
+
+class SQLiteRegistry:
+    def __init__(self, data_dir: str) -> None:
+        os.makedirs(data_dir, exist_ok=True)
+        self.code = CodeStore(os.path.join(data_dir, "code"))
+        self.db_path = os.path.join(data_dir, "registry.db")
+        self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.RLock()
+        self._cache: dict[tuple[str, str], FunctionVersion] = {}
+
+    # ------------------------------------------------------------------ writes
+
+    def deploy(
+        self,
+        name: str,
+        config: FunctionConfig,
+        code: bytes | None,
+        validate: Callable[[FunctionVersion], None] | None = None,
+    ) -> FunctionVersion:
+        """See base.py. `validate` sees the would-be version (code stored, nothing committed)
+        and may raise to abort the deploy with nothing changed."""
+        validate_name(name)
+        with self._lock:
+            current = self._latest_row(name)
+            if code is None:
+                if current is None:
+                    raise InvalidParameter("code", f"function {name!r} does not exist yet; "
+                                           "the first deploy must include code")
+                digest, size = current["code_sha256"], current["code_size"]
+                if json.loads(current["config"])["runtime"] != config.runtime:
+                    raise InvalidParameter("runtime", "changing the runtime needs new code; "
+                                           "deploy again with the code package")
+            else:
+                digest, _ = self.code.put(code, config.runtime)
+                size = len(code)
+            now = time.time()
+            if validate is not None:
+                validate(FunctionVersion(name, LATEST, 0, config, digest, self.code.path(digest), now))
+            with self._tx():
+                cur = self._db.execute(
+                    "INSERT INTO revisions (name, config, code_sha256, code_size, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (name, json.dumps(config.to_dict()), digest, size, now),
+                )
+                rev = cur.lastrowid
+                self._db.execute(
+                    "INSERT INTO functions (name, latest, created_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET latest = excluded.latest",
+                    (name, rev, now),
+                )
+            self._invalidate(name)
+            return self.resolve(name)
+
+    def publish(self, name: str) -> FunctionVersion:
+        with self._lock:
+            latest = self.resolve(name)
+            row = self._db.execute(
+                "SELECT version FROM versions WHERE name = ? AND revision = ?", (name, latest.revision)
+            ).fetchone()
+            if row is None:
+                (last,) = self._db.execute(
+                    "SELECT COALESCE(MAX(version), 0) FROM versions WHERE name = ?", (name,)
+                ).fetchone()
+                with self._tx():
+                    self._db.execute(
+                        "INSERT INTO versions (name, version, revision) VALUES (?, ?, ?)",
+                        (name, last + 1, latest.revision),
+                    )
+                number = last + 1
+            else:
+                number = row[0]
+            self._invalidate(name)
+            return self.resolve(name, str(number))
+
+    def delete(self, name: str) -> list[FunctionVersion]:
+        with self._lock:
+            removed = self.list_versions(name)  # raises ResourceNotFound
+            with self._tx():
+                for table in ("aliases", "versions", "functions", "revisions"):
+                    self._db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+            self._invalidate(name)
+            return removed
+
+    def unreferenced_code(self) -> set[str]:
+        """Code digests no revision uses any more (safe to delete once no environment runs)."""
+        with self._lock:
+            used = {r[0] for r in self._db.execute("SELECT DISTINCT code_sha256 FROM revisions")}
+        return self.code.digests() - used
+
+    # ------------------------------------------------------------------ reads
+
+    def resolve(self, name: str, qualifier: str | None = None) -> FunctionVersion:
+        key = (name, qualifier or LATEST)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        with self._lock:
+            version = self._resolve_uncached(name, key[1])
+            self._cache[key] = version
+            return version
+
+    def _resolve_uncached(self, name: str, qualifier: str) -> FunctionVersion:
+        if qualifier == LATEST:
+            row = self._latest_row(name)
+            label = LATEST
+        else:
+            number = qualifier
+            # ASCII digits only ("²" and "١" are digits to str.isdigit), in their canonical form
+            # ("01" is not version 1's label), and in SQLite's integer range.
+            numeric = qualifier.isascii() and qualifier.isdigit()
+            if numeric and (str(int(qualifier)) != qualifier or int(qualifier) >= 1 << 63):
+                raise ResourceNotFound(f"function {name!r} has no version {qualifier!r}")
+            if not numeric:
+                alias = self._db.execute(
+                    "SELECT version FROM aliases WHERE name = ? AND alias = ?", (name, qualifier)
+                ).fetchone()
+                if alias is None:
+                    raise ResourceNotFound(
+                        f"function {name!r} has no version or alias {qualifier!r}"
+                        if self._latest_row(name) else f"function not found: {name}"
+                    )
+                number = str(alias[0])
+            row = self._db.execute(
+                "SELECT r.* FROM versions v JOIN revisions r ON r.revision = v.revision "
+                "WHERE v.name = ? AND v.version = ?", (name, int(number))
+            ).fetchone()
+            label = number
+        if row is None:
+            raise ResourceNotFound(f"function not found: {name}" + (
+                "" if qualifier == LATEST else f" (qualifier {qualifier!r})"))
+        return self._version(row, label)
+
+    def list_functions(self) -> list[FunctionVersion]:
+        with self._lock:
+            names = [r[0] for r in self._db.execute("SELECT name FROM functions ORDER BY name")]
+        return [self.resolve(n) for n in names]
+
+    def get_config(self, name: str) -> FunctionConfig | None:
+        """The current configuration of `name`, or None if it does not exist."""
+        with self._lock:
+            row = self._latest_row(name)
+        return None if row is None else FunctionConfig.from_dict(json.loads(row["config"]))
+
+    def published_revisions(self, name: str) -> set[int]:
+        with self._lock:
+            return {r[0] for r in self._db.execute(
+                "SELECT revision FROM versions WHERE name = ?", (name,))}
+
+    def list_versions(self, name: str) -> list[FunctionVersion]:
+        latest = self.resolve(name)
+        with self._lock:
+            numbers = [r[0] for r in self._db.execute(
+                "SELECT version FROM versions WHERE name = ? ORDER BY version", (name,))]
+        return [latest] + [self.resolve(name, str(n)) for n in numbers]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _latest_row(self, name: str) -> sqlite3.Row | None:
+        return self._db.execute(
+            "SELECT r.* FROM functions f JOIN revisions r ON r.revision = f.latest WHERE f.name = ?",
+            (name,),
+        ).fetchone()
+
+    def _version(self, row: sqlite3.Row, label: str) -> FunctionVersion:
+        return FunctionVersion(
+            name=row["name"],
+            version=label,
+            revision=row["revision"],
+            config=FunctionConfig.from_dict(json.loads(row["config"])),
+            code_sha256=row["code_sha256"],
+            code_dir=self.code.path(row["code_sha256"]),
+            created_at=row["created_at"],
+            code_size=row["code_size"],
+        )
+
+    def _invalidate(self, name: str) -> None:
+        for key in [k for k in self._cache if k[0] == name]:
+            del self._cache[key]
+
+    def _tx(self) -> Transaction:
+        return Transaction(self._db)
