@@ -1,0 +1,93 @@
+"""`runner serve`: the server process, a gRPC edge and optionally the HTTP edge over one Runner.
+
+The gRPC and HTTP servers are imported inside `cmd_serve`: they load grpc, which building the
+parser must not (client.py says why). The Runner is imported at the top: the
+`runner` package loads it anyway, so importing it here costs nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from runner import settings
+from runner.cli.client import EXIT_PLATFORM_ERROR
+from runner.cli.examples import default_guests_dir, deploy_examples
+from runner.invocation.runner import Runner, default_data_dir
+
+# The port a client finds with no --address and no $RUNNER_ADDRESS.
+DEFAULT_PORT = int(settings.DEFAULT_ADDRESS.rpartition(":")[2])
+
+
+def cmd_serve(args) -> int:
+    from runner.service.grpc.server import build_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    data_dir = args.data_dir or default_data_dir()
+    runner = Runner(data_dir, idle_ttl_s=args.idle_ttl, max_environments=args.max_environments,
+                    async_workers=args.async_workers, async_retry_base_s=args.retry_delay)
+    if args.examples is not None:
+        root = args.examples or default_guests_dir()
+        if root is None:
+            print("runner: --examples: no guests/ directory found; pass its path", file=sys.stderr)
+            return EXIT_PLATFORM_ERROR
+        names = deploy_examples(runner, root)
+        print(f"deployed {len(names)} example functions: {', '.join(names)}", flush=True)
+    try:
+        server, port = build_server(runner, args.host, args.port)
+    except OSError as exc:
+        runner.close()
+        print(f"runner: {exc}", file=sys.stderr)
+        return EXIT_PLATFORM_ERROR
+    server.start()
+    # Scripts and tests read the bound port from this line (--port 0 picks a free one).
+    print(f"listening on {args.host}:{port} (data in {data_dir})", flush=True)
+    # HTTP front (docs/http-and-async.md).
+    http_front = None
+    if args.http_port is not None:
+        from runner.service.http import HttpFront
+
+        try:
+            http_front = HttpFront(runner, args.host, args.http_port, grace=args.grace)
+        except OSError as exc:
+            server.stop(grace=0).wait()
+            runner.close()
+            print(f"runner: {exc}", file=sys.stderr)
+            return EXIT_PLATFORM_ERROR
+        http_front.start()
+        print(f"http listening on {args.host}:{http_front.port}", flush=True)
+    # The handlers only set an Event: the main thread does the shutdown, outside signal context.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    print("shutting down: finishing in-flight invocations", flush=True)
+    server.health_servicer.enter_graceful_shutdown()
+    # Grace covers the longest invocation Lambda allows to finish; new RPCs are refused at once.
+    if http_front is not None:
+        http_front.stop()
+    server.stop(grace=args.grace).wait()
+    runner.close()
+    print("stopped", flush=True)
+    return 0
+
+
+def add_commands(sub) -> None:
+    s = sub.add_parser("serve", help="run the gRPC server")
+    s.add_argument("--data-dir", help="registry, code and logs (default: a per-user data directory)")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT)
+    s.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
+    s.add_argument("--examples", nargs="?", const="", default=None, metavar="DIR",
+                   help="deploy the example functions (from DIR, default the repository's guests/)")
+    s.add_argument("--idle-ttl", type=float, default=300.0, help="seconds an idle environment is kept")
+    s.add_argument("--max-environments", type=int, default=256, help="host-wide environment limit")
+    s.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight work on stop")
+    s.add_argument("--http-port", type=int, default=None, metavar="PORT",
+                   help="also serve HTTP (Invoke API and function routes) on HOST:PORT (0 = any)")
+    s.add_argument("--async-workers", type=int, default=4, help="concurrent asynchronous invocations")
+    s.add_argument("--retry-delay", type=float, default=60.0, metavar="SECONDS",
+                   help="wait before the first retry of a failed async event (doubles after)")
+    s.set_defaults(func=cmd_serve)
