@@ -47,9 +47,9 @@ def deploy_examples(runner: Runner, root: str) -> list[str]:
     """Deploy every example whose runtime this host supports; returns the names deployed."""
     deployed = []
     for name, manifest, code in discover(root):
-        settings = {k: v for k, v in manifest.items() if k not in ("name", "code", "description")}
+        config = {k: v for k, v in manifest.items() if k not in ("name", "code", "description")}
         try:
-            runner.deploy(name, code, **settings)
+            runner.deploy(name, code, **config)
         except RunnerError as exc:
             log.warning("example %s not deployed: %s", name, exc)
             continue
