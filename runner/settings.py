@@ -7,6 +7,7 @@
 | `RUNNER_CGROUPS` | switch | on | `off` forces the rlimit-only fallback (tests, benchmarks) |
 | `RUNNER_CGROUP_PARENT` | path | own cgroup + `/runner` | a delegated cgroup v2 group to use |
 | `RUNNER_ISOLATION` | switch | on | `off` runs guests without bubblewrap namespaces |
+| `RUNNER_SECCOMP` | switch | on | `off` runs sandboxed guests without the seccomp filter (debugging) |
 | `RUNNER_PYTHON_ZYGOTE` | switch | on | `off` spawns a fresh interpreter per Python environment |
 | `RUNNER_WASM_FUEL` | switch | off | `on` counts wasm fuel (slower guest code) |
 | `RUNNER_WASM_CACHE_DIR` | path | `$XDG_CACHE_HOME/lambda-runner/wasm` | compiled-module cache |
@@ -59,6 +60,7 @@ class Settings:
     cgroups: bool
     cgroup_parent: str | None
     isolation: bool
+    seccomp: bool
     python_zygote: bool
     wasm_fuel: bool
     wasm_cache_dir: str | None
@@ -71,6 +73,7 @@ class Settings:
             cgroups=switch(environ, "RUNNER_CGROUPS", True),
             cgroup_parent=_path(environ, "RUNNER_CGROUP_PARENT"),
             isolation=switch(environ, "RUNNER_ISOLATION", True),
+            seccomp=switch(environ, "RUNNER_SECCOMP", True),
             python_zygote=switch(environ, "RUNNER_PYTHON_ZYGOTE", True),
             wasm_fuel=switch(environ, "RUNNER_WASM_FUEL", False),
             wasm_cache_dir=_path(environ, "RUNNER_WASM_CACHE_DIR"),

@@ -7,6 +7,8 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 # Namespaces for subprocess environments (runner/confinement/namespaces.py); setpriv and prlimit come
 # with util-linux, which Debian always has.
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+# The guests' seccomp filter is compiled by libseccomp (runner/confinement/seccomp.py).
+ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || need+=(libseccomp2)
 # The WebAssembly guests' toolchain (guests/wasm/build.sh; a test rebuilds and compares).
 command -v wat2wasm >/dev/null 2>&1 || need+=(wabt)
 command -v clang-14 >/dev/null 2>&1 || need+=(clang-14)

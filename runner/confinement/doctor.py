@@ -13,7 +13,7 @@ import os
 import threading
 from dataclasses import dataclass
 
-from runner.confinement import cgroups, limits, namespaces
+from runner.confinement import cgroups, limits, namespaces, seccomp
 
 log = logging.getLogger("runner.confinement")
 _warned = threading.Event()
@@ -81,6 +81,10 @@ def _namespace_rows() -> list[Row]:
         Row("no network unless config.network", on, "bwrap --unshare-net (loopback only)", fix),
         Row("unprivileged uid/gid", m == "root", uid,
             "" if m == "root" else (fix or "run the server as root to give each guest its own uid")),
+        Row("seccomp filter (no new namespaces, mount, io_uring, keyrings, bpf, ptrace, ...)",
+            namespaces.seccomp_problem() is None,
+            f"bwrap --seccomp, {len(seccomp.DENIED)} calls and namespace clone flags refused",
+            namespaces.seccomp_problem() or ""),
         Row("no capabilities, no_new_privs", on,
             "bwrap --cap-drop ALL + setpriv bounding set empty" if m == "root"
             else "bwrap --cap-drop ALL" if on else "none", fix),

@@ -20,6 +20,9 @@ Two modes, chosen once by probing the host:
   setpriv(1) drops to the guest uid and empties every capability set before exec'ing the runtime.
 * "userns": the server is not root; bwrap builds the same view inside a user namespace, and the
   guest keeps the server's uid (mapped to itself) with no capabilities.
+* a seccomp filter (seccomp.py: no new namespaces, mounts, io_uring, keyrings, bpf, ptrace,
+  ...) that bwrap loads as its last step before exec'ing the runtime; it travels with the
+  Gate, so every sandbox that is held at a gate is filtered.
 * "off": neither works; argv is returned unchanged and doctor.py warns once.
 
 Everything happens in bwrap and setpriv between fork and the runtime's exec, in processes of
@@ -42,6 +45,7 @@ import subprocess
 import time
 
 from runner import settings
+from runner.confinement import seccomp
 from runner.confinement.limits import NOFILE, LimitSpec, cgroup_layout, rlimits
 from runner.errors import InternalError
 from runner.model import FunctionVersion
@@ -150,22 +154,30 @@ class Gate:
     forks the command), place the tree, `release()`; `close()` in every case. Safe with a
     multi-threaded server: two pipes made before the spawn, no fork hooks; the pipes are
     O_CLOEXEC here and only the child's copies (pass_fds) are inherited.
+
+    The gate also hands bwrap the seccomp filter (`--seccomp`, a third pipe holding the
+    compiled program, read to EOF by bwrap), unless seccomp_problem() says why it cannot.
     """
 
     def __init__(self) -> None:
         self._info_r, self._info_w = os.pipe()
         self._block_r, self._block_w = os.pipe()
+        self._filter_r = seccomp.program_fd() if seccomp_problem() is None else None
 
     @property
-    def child_fds(self) -> tuple[int, int]:
-        return (self._info_w, self._block_r)
+    def child_fds(self) -> tuple[int, ...]:
+        fds = (self._info_w, self._block_r, self._filter_r)
+        return tuple(fd for fd in fds if fd is not None)
 
     def args(self) -> list[str]:
-        return ["--info-fd", str(self._info_w), "--block-fd", str(self._block_r)]
+        args = ["--info-fd", str(self._info_w), "--block-fd", str(self._block_r)]
+        if self._filter_r is not None:
+            args += ["--seccomp", str(self._filter_r)]
+        return args
 
     def spawned(self) -> None:
         """Close the child's ends in this process: EOF on the info pipe then means bwrap died."""
-        for name in ("_info_w", "_block_r"):
+        for name in ("_info_w", "_block_r", "_filter_r"):
             fd = getattr(self, name)
             if fd is not None:
                 os.close(fd)
@@ -206,6 +218,15 @@ class Gate:
             if fd is not None:
                 os.close(fd)
                 setattr(self, name, None)
+
+
+def seccomp_problem() -> str | None:
+    """Why sandboxed guests run without the seccomp filter, or None when they have it."""
+    if not settings.current().seccomp:
+        return "disabled by RUNNER_SECCOMP=off"
+    if mode() == "off":
+        return "needs the bubblewrap sandbox, which is off here"
+    return seccomp.problem()
 
 
 def new_gate() -> Gate | None:
