@@ -6,6 +6,7 @@ embedding API reject bad input with the same message before anything is stored.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import random
@@ -69,6 +70,16 @@ RESERVED_ENV = frozenset(
         "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
     }
 )
+# The execution role's credentials: Lambda reserves these too, so that a function cannot be
+# configured with long-lived keys where the platform puts short-lived ones. Functions stored
+# before they were reserved here load unchanged (FunctionConfig.from_dict); a deploy or update
+# that keeps them is refused, with the fix in the message.
+RESERVED_CREDENTIAL_ENV = frozenset(
+    {"AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+)
+# Set while a stored configuration is loaded (from_dict): only the checks it passed when it was
+# accepted apply then. A context variable, so concurrent loads and deploys do not mix.
+_LOADING_STORED = contextvars.ContextVar("loading_stored", default=False)
 
 
 def validate_name(name: str, field_name: str = "name") -> str:
@@ -163,6 +174,11 @@ class FunctionConfig:
                 )
             if k in RESERVED_ENV:
                 raise InvalidParameter("environment", f"key {k!r} is reserved by the runtime")
+            if k in RESERVED_CREDENTIAL_ENV and not _LOADING_STORED.get():
+                raise InvalidParameter(
+                    "environment", f"key {k!r} is reserved for the execution role's credentials "
+                    "(as on Lambda); remove it (an update keeps the old environment unless it "
+                    "is replaced) and pass secrets under another name")
             if not isinstance(v, str):
                 raise InvalidParameter("environment", f"value of {k!r} must be a string")
             if "\0" in v:  # no process environment can hold it: every start would fail
@@ -200,8 +216,14 @@ class FunctionConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "FunctionConfig":
+        """A stored configuration (storage.functions): accepted once, so it loads even where a
+        rule added since would refuse it (RESERVED_CREDENTIAL_ENV)."""
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        return cls(**known)
+        token = _LOADING_STORED.set(True)
+        try:
+            return cls(**known)
+        finally:
+            _LOADING_STORED.reset(token)
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:

@@ -143,3 +143,21 @@ def test_check_payload_refuses_deep_nesting_as_bad_content():
     with pytest.raises(InvalidRequestContent, match="nested too deeply"):
         check_payload(b"[" * 100_000 + b"]" * 100_000)
     assert check_payload(b"  ") == b"null" and check_payload(None) == b"null"
+
+
+@pytest.mark.parametrize("key", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                                 "AWS_ACCESS_KEY", "AWS_LAMBDA_FUNCTION_VERSION"])
+def test_keys_lambda_reserves_are_refused_as_environment(key):
+    with pytest.raises(InvalidParameter, match=f"environment: key '{key}' is reserved"):
+        FunctionConfig("python", "app.handler", environment={key: "x"})
+
+
+def test_a_stored_function_with_credential_keys_still_loads_but_cannot_be_updated_with_them():
+    # Accepted before the credentials were reserved: the registry must still read it.
+    stored = {**FunctionConfig("python", "app.handler").to_dict(),
+              "environment": {"AWS_ACCESS_KEY_ID": "AKIA", "KEEP": "1"}}
+    loaded = FunctionConfig.from_dict(stored)
+    assert loaded.environment == {"AWS_ACCESS_KEY_ID": "AKIA", "KEEP": "1"}
+    with pytest.raises(InvalidParameter, match="remove it"):
+        loaded.with_changes(memory_mb=256)
+    assert loaded.with_changes(environment={"KEEP": "1"}).environment == {"KEEP": "1"}
