@@ -4,8 +4,9 @@
 bubblewrap (Debian's `bwrap`; docs/decisions/006-bubblewrap-for-namespaces.md says why), with:
 
 * a mount namespace whose root is an empty read-only tmpfs holding only: /usr (and the /bin,
-  /lib... links), a few files of /etc, the interpreter's install prefix and the runtime's
-  bootstrap directory (read-only, at their host paths so argv stays valid), the function's code
+  /lib... links), a few files of /etc, the interpreter's install prefix (read-only at its host
+  path: an interpreter built with an absolute RUNPATH finds its libraries only there), the
+  runtime's bootstrap directory read-only at /var/runtime (as on Lambda), the function's code
   read-only at /var/task, a private size-limited tmpfs at /tmp, a fresh /proc and a minimal /dev.
   The server's data directory, other functions' code, the registry database and the server's
   sockets are simply not there.
@@ -135,7 +136,15 @@ def wrap(argv: list[str], version: FunctionVersion, tmp_dir: str, *,
         resource.RLIMIT_AS)
     args = _sandbox_argv(m, argv, code_dir=version.code_dir, tmp_bytes=spec.tmp_bytes,
                          network=version.config.network, uid=uid, as_bytes=as_bytes)
-    return args[:1] + (gate.args() if gate is not None else []) + args[1:]
+    if gate is None:
+        return args
+    # bwrap's own options (every bind, with the host paths of the data directory and the code)
+    # go through a pipe (--args): the guest sees bwrap as its PID 1, and /proc/1/cmdline would
+    # otherwise show all of them. The command after "--" stays on the command line (bwrap
+    # reads only options there).
+    end = args.index("--")
+    gate.carry_options(args[1:end])
+    return args[:1] + gate.args() + args[end:]
 
 
 class Gate:
@@ -163,21 +172,38 @@ class Gate:
         self._info_r, self._info_w = os.pipe()
         self._block_r, self._block_w = os.pipe()
         self._filter_r = seccomp.program_fd() if seccomp_problem() is None else None
+        self._options_r: int | None = None
+
+    def carry_options(self, options: list[str]) -> None:
+        """Hand bwrap `options` through a pipe (--args) instead of its command line. They are
+        a few KiB, under a pipe's 64 KiB buffer, so the write cannot block; an argument
+        with a NUL cannot travel this way (nor in argv), and none has one."""
+        data = b"".join(os.fsencode(o) + b"\0" for o in options)
+        if len(data) >= 65536 or any("\0" in o for o in options):
+            raise InternalError(f"bwrap options of {len(data)} bytes cannot go through --args")
+        r, w = os.pipe()
+        try:
+            os.write(w, data)
+        finally:
+            os.close(w)
+        self._options_r = r
 
     @property
     def child_fds(self) -> tuple[int, ...]:
-        fds = (self._info_w, self._block_r, self._filter_r)
+        fds = (self._info_w, self._block_r, self._filter_r, self._options_r)
         return tuple(fd for fd in fds if fd is not None)
 
     def args(self) -> list[str]:
         args = ["--info-fd", str(self._info_w), "--block-fd", str(self._block_r)]
         if self._filter_r is not None:
             args += ["--seccomp", str(self._filter_r)]
+        if self._options_r is not None:
+            args += ["--args", str(self._options_r)]
         return args
 
     def spawned(self) -> None:
         """Close the child's ends in this process: EOF on the info pipe then means bwrap died."""
-        for name in ("_info_w", "_block_r", "_filter_r"):
+        for name in ("_info_w", "_block_r", "_filter_r", "_options_r"):
             fd = getattr(self, name)
             if fd is not None:
                 os.close(fd)
@@ -258,7 +284,8 @@ def _ancestors(path: str) -> list[str]:
     return out[::-1]
 
 
-RELOCATED = "/opt/runner"  # where runtime files from under /tmp are bound inside the sandbox
+RUNTIME_DIR = "/var/runtime"  # where the runtime's bootstrap directory is seen (Lambda's path)
+RELOCATED = "/opt/runner"  # where other runtime files, and an interpreter under /tmp, are bound
 
 
 def _bind_path(binds: dict[str, str], src: str, path: str) -> str:
@@ -271,6 +298,19 @@ def _bind_path(binds: dict[str, str], src: str, path: str) -> str:
         return path
     dest = binds.get(src) or f"{RELOCATED}/b{sum(d.startswith(RELOCATED) for d in binds.values())}"
     binds[src] = dest
+    return dest + path[len(src):]
+
+
+def _relocate(binds: dict[str, str], src: str, path: str) -> str:
+    """Bind directory `src` read-only at a neutral path and return where `path` (inside it) is
+    seen: the first such directory (the bootstrap's) at RUNTIME_DIR, others at RELOCATED/bN.
+    Guests then see no host path of the runner's checkout in their argv."""
+    dest = binds.get(src)
+    if dest is None:
+        taken = set(binds.values())
+        dest = RUNTIME_DIR if RUNTIME_DIR not in taken else \
+            f"{RELOCATED}/b{sum(d.startswith(RELOCATED) for d in taken)}"
+        binds[src] = dest
     return dest + path[len(src):]
 
 
@@ -297,7 +337,7 @@ def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: i
             args += ["--ro-bind", host, host]
     # The runtime: its interpreter by real path (a venv's symlinks point outside the venv), the
     # interpreter's install prefix unless under /usr, and the directory of every absolute path
-    # argument (the bootstrap script). Code-dir paths move to /var/task.
+    # argument (the bootstrap script: at /var/runtime). Code-dir paths move to /var/task.
     new_argv = []
     binds: dict[str, str] = {}
     for i, a in enumerate(argv):
@@ -311,7 +351,7 @@ def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: i
                 a = _bind_path(binds, prefix, a)
         elif a.startswith("/") and os.path.exists(a) and not a.startswith("/usr/"):
             d = a if os.path.isdir(a) else os.path.dirname(a)
-            a = _bind_path(binds, d, a)
+            a = _relocate(binds, d, a)
         new_argv.append(a)
     args += ["--size", str(tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
     # Parents of mount points are created 0755 first: bwrap would otherwise make them 0700
