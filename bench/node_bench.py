@@ -33,7 +33,8 @@ sys.path.insert(0, ROOT)
 
 from runner.environments.backends import ProcessBackend  # noqa: E402
 from runner.environments.base import InvokeRequest  # noqa: E402
-from runner.environments.node.runtime import NodeRuntime, find_node  # noqa: E402
+from runner.environments.node.process_policy import find_node  # noqa: E402
+from runner.environments.node.runtime import NodeRuntime  # noqa: E402
 from runner.environments.node.snapshot import SnapshotStore  # noqa: E402
 from runner.model import FunctionConfig, FunctionVersion  # noqa: E402
 from runner.pool.prestart import PreStartPool  # noqa: E402

@@ -14,7 +14,7 @@ import uuid
 import psutil
 
 from runner.confinement import limits, namespaces
-from runner.environments.node import runtime
+from runner.environments.node import process_policy
 from tests.security.conftest import (
     assert_neighbour_fine,
     attack_watching_pids,
@@ -225,7 +225,7 @@ def test_raise_rlimits_is_blocked(hn):
         assert t["error"] is None and t["status"] != 0, (name, t)  # ran, and failed
     assert "4096" not in out["tries"]["ulimit"]["stdout"]
     assert "unlimited" not in out["tries"]["exec"]["stdout"]
-    data = (256 + runtime.DATA_HEADROOM_MB) * MB
+    data = (256 + process_policy.DATA_HEADROOM_MB) * MB
     expected = {"Max open files": ["1024", "1024"], "Max file size": [str(512 * MB)] * 2,
                 "Max core file size": ["0", "0"], "Max data size": [str(data)] * 2}
     assert out["before"] == expected, out["before"]

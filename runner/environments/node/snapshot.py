@@ -1,110 +1,45 @@
-"""V8 user-land startup snapshots for Node handlers with a heavy init (opt-in).
+"""V8 user-land startup snapshots for Node handlers with a heavy init (opt-in): which versions
+get one, and the store of blobs by content.
 
 Node cannot fork a zygote, but it can start from a snapshot of a heap in which the handler's
 module-level code has already run: `node --snapshot-blob h.blob --build-snapshot entry.js` once
-per version, then every environment starts as `node --snapshot-blob h.blob`. The pre-start pool
-launches those processes ahead of demand, so a cold start skips both node's start-up and the
-handler's init.
+per version (snapshot_build.py), then every environment starts as `node --snapshot-blob h.blob`
+(runtime.py asks `blob_for`). The pre-start pool launches those processes ahead of demand, so a
+cold start skips both node's start-up and the handler's init.
 
-Opt-in, per function: set RUNNER_NODE_SNAPSHOT=1 in the function's environment (or construct the
-store with enabled=True to snapshot every eligible version, as bench/node_bench.py does).
-Eligible: a CommonJS handler file (.js outside a "type": "module" package, or .cjs) that requires
-built-in modules only: `--build-snapshot` cannot load files from disk, so the handler must be
-bundled into one file. An ineligible or failing build falls back to a normal start (logged, and
-`reason(version)` says why); the function still runs.
+Opt-in, per function: set the variable named by `OPT_IN_VAR` to 1 in the function's environment
+(a function's variable, not a server setting, so it is read here and not in runner/settings.py),
+or construct the store with enabled=True to snapshot every eligible version, as
+bench/node_bench.py does. Eligible: a CommonJS handler file (.js outside a "type": "module"
+package, or .cjs) that requires built-in modules only: `--build-snapshot` cannot load files from
+disk, so the handler must be bundled into one file. An ineligible or failing build falls back to
+a normal start (logged, and `reason(version)` says why); the function still runs.
 
 Caveats (also in docs/runtimes-nodejs.md): module-level code runs once at build time, so values
 it computes (timestamps, random numbers, environment reads) are the same in every environment;
-Math.random itself is reseeded by V8 on deserialisation. The build runs the guest's code under
-the runtime's namespaces.wrap, a scrubbed environment, V8's heap limit and a timeout, but before
-an environment exists; `limits.confine` puts it in a cgroup of the function's limits before the
-guest's code can start (the build script waits for its stdin). Its output is read with bounds
-(`_run_bounded`): the blob streams to disk up to a cap, node's messages are kept up to 64 KiB and
-the rest is dropped, so hostile module-level code cannot grow the server's memory by printing.
+Math.random itself is reseeded by V8 on deserialisation. How the build is confined and bounded:
+snapshot_build.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
 import os
-import selectors
-import shlex
 import shutil
-import signal
-import subprocess
-import tempfile
 import threading
-import time
 
-from runner.confinement import limits, namespaces
-from runner.errors import InternalError
-from runner.model import MB, FunctionVersion
+from runner.environments.node import process_policy, snapshot_build
+from runner.model import FunctionVersion
 
 log = logging.getLogger(__name__)
 
 OPT_IN_VAR = "RUNNER_NODE_SNAPSHOT"
-BUILD_TIMEOUT_S = 60.0  # a build runs the whole init once; a minute bounds a runaway init
-BUILD_LOG_BYTES = 64 * 1024  # of node's output during a build, kept for the failure reason
 
 
 def wants_snapshot(version: FunctionVersion) -> bool:
     return version.config.environment.get(OPT_IN_VAR, "").lower() in ("1", "true", "yes")
-
-
-def _module_type(code_dir: str, file: str) -> str:
-    """node's rule for a .js file: the nearest package.json's "type" (within the code)."""
-    d = os.path.dirname(file)
-    root = os.path.realpath(code_dir)
-    while True:
-        pj = os.path.join(d, "package.json")
-        if os.path.isfile(pj):
-            try:
-                with open(pj) as f:
-                    return str(json.load(f).get("type", "commonjs"))
-            except (OSError, ValueError):
-                return "commonjs"
-        if os.path.realpath(d) == root or os.path.dirname(d) == d:
-            return "commonjs"
-        d = os.path.dirname(d)
-
-
-def bundle(version: FunctionVersion) -> str:
-    """The snapshot entry script: the handler, the codec and the bootstrap, each in a CommonJS
-    wrapper, then the deserialize-main hook. Raises ValueError naming why it cannot be done."""
-    from runner.environments.node.runtime import BOOTSTRAP, MPACK, handler_files
-
-    _, candidates = handler_files(version)
-    files = [os.path.join(version.code_dir, c) for c in candidates if not c.endswith(".mjs")]
-    file = next((f for f in files if os.path.isfile(f)), None)
-    if file is None:
-        raise ValueError("the handler is not a .js/.cjs file (ES modules cannot be snapshotted)")
-    if file.endswith(".js") and _module_type(version.code_dir, file) == "module":
-        raise ValueError('the handler is an ES module ("type": "module" in package.json)')
-
-    def read(path: str) -> str:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-
-    def wrapped(var: str, path: str) -> str:
-        return (
-            f"const {var} = {{ exports: {{}} }};\n"
-            f"(function (exports, require, module, __filename, __dirname) {{\n{read(path)}\n}})"
-            f"({var}.exports, require, {var}, {json.dumps(path)}, {json.dumps(os.path.dirname(path))});\n"
-        )
-
-    return (
-        "'use strict';\n"
-        "// Generated by runner/environments/node/snapshot.py: node --build-snapshot entry.\n"
-        + wrapped("__user", file)
-        + wrapped("__mpack", MPACK)
-        + "globalThis.__runnerMpack = __mpack.exports;\n"
-        + wrapped("__boot", BOOTSTRAP)
-        + "require('v8').startupSnapshot.setDeserializeMainFunction("
-        "() => __boot.exports.main(__user.exports));\n"
-    )
 
 
 def content_key(version: FunctionVersion) -> str:
@@ -123,8 +58,12 @@ class SnapshotStore:
     pre-start thread never build the same blob twice. A blob is deleted when the last version
     that started environments from it is forgotten."""
 
-    def __init__(self, node_path: str, root: str, *, enabled: bool = False) -> None:
+    def __init__(self, node_path: str, root: str, *, enabled: bool = False,
+                 prlimit: str | None = "auto") -> None:
+        # How builds start node, given by the caller (the same choices as NodeRuntime's): the
+        # binary, and util-linux `prlimit` for RLIMIT_DATA ("auto": look it up; None: not used).
         self.node_path = node_path
+        self.prlimit = process_policy.resolve_prlimit(prlimit)
         self.root = root
         self.enabled = enabled  # True: every eligible version; False: only opted-in ones
         self._lock = threading.Lock()
@@ -132,7 +71,7 @@ class SnapshotStore:
         self._reasons: dict[str, str] = {}
         self._users: dict[str, set[str]] = {}  # content key -> version keys that used the blob
         self._building: dict[str, threading.Lock] = {}
-        # namespaces.py mounts a private /tmp in every sandbox, hiding host paths under /tmp: a
+        # confinement/namespaces.py mounts a private /tmp in every sandbox, hiding host paths under /tmp: a
         # store meant to live there (tests, benchmarks) moves to /var/tmp, which sandboxes see.
         if os.path.realpath(root).startswith("/tmp/"):
             digest = hashlib.sha256(os.path.realpath(root).encode()).hexdigest()[:16]
@@ -141,7 +80,7 @@ class SnapshotStore:
         # is in memory) and 5-10 MB each: start empty.
         shutil.rmtree(root, ignore_errors=True)
         os.makedirs(root, exist_ok=True)
-        os.chmod(root, 0o755)  # traversable by guests' own uids (see _build)
+        os.chmod(root, 0o755)  # traversable by guests' own uids (see snapshot_build.build)
 
     def wanted(self, version: FunctionVersion) -> bool:
         return self.enabled or wants_snapshot(version)
@@ -173,7 +112,7 @@ class SnapshotStore:
             with self._lock:
                 if ckey in self._blobs:
                     return  # built by another thread while this one waited
-            blob, reason = self._build(version)
+            blob, reason = snapshot_build.build(version, self.root, self.node_path, self.prlimit)
             with self._lock:
                 self._blobs[ckey] = blob
                 if reason:
@@ -199,142 +138,3 @@ class SnapshotStore:
         with self._lock:
             self._blobs.clear()
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def _build(self, version: FunctionVersion) -> tuple[str | None, str | None]:
-        from runner.environments.node.runtime import DATA_HEADROOM_MB, NodeRuntime
-        from runner.environments.process.launch import guest_environment
-
-        try:
-            entry_src = bundle(version)
-        except (ValueError, OSError) as exc:
-            return None, str(exc)
-        out_dir = tempfile.mkdtemp(prefix=f"{version.name}-{version.revision}-", dir=self.root)
-        # Guests may run as an unprivileged uid of their own (namespaces.py, root mode): the
-        # blob must be world-readable. It holds only the function's own code and what its init
-        # computed, which every environment of it sees anyway.
-        os.chmod(out_dir, 0o755)
-        blob = os.path.join(out_dir, "snapshot.blob")
-        scratch = tempfile.mkdtemp(prefix="build-", dir=out_dir)
-        runtime = NodeRuntime(self.node_path)
-        env = guest_environment(version, scratch)
-        env.update(runtime.environment(version))
-        # Inside the sandbox only the guest's private TMPDIR is writable, and the host's paths
-        # may be hidden (a private /tmp is mounted over /tmp): the entry script comes in on
-        # stdin, the blob is built in TMPDIR and goes out on stdout; node's own output goes to
-        # stderr, kept for the failure reason.
-        node_cmd = shlex.join(runtime.command(version)[:-1])
-        script = ('cat > "$TMPDIR/entry.js" && '
-                  f'{node_cmd} --snapshot-blob "$TMPDIR/snapshot.blob" '
-                  '--build-snapshot "$TMPDIR/entry.js" 1>&2 && cat "$TMPDIR/snapshot.blob"')
-        argv = ["/bin/sh", "-c", script]
-        # A serialised heap is no bigger than what V8 may commit: RLIMIT_DATA's memory_mb + 64.
-        blob_cap = (version.config.memory_mb + DATA_HEADROOM_MB) * MB
-        # The build runs guest code: the same memory and pids cgroup as an environment (a fork
-        # bomb or Buffer hogs in child processes at init were otherwise unbounded). CPU: at
-        # least one full CPU, so a 128 MB function's deploy does not build at 7% of a core; a
-        # runaway build still holds at most one core, for at most BUILD_TIMEOUT_S.
-        spec = limits.LimitSpec.for_version(version, address_space=runtime.address_space_limit)
-        spec = dataclasses.replace(spec, cpu_fraction=max(spec.cpu_fraction, 1.0))
-        try:
-            rc, stderr, problem = _run_bounded(
-                namespaces.wrap(argv, version, scratch, address_space=runtime.address_space_limit),
-                env=env, cwd=version.code_dir, stdin=entry_src.encode("utf-8"),
-                out_path=blob, out_cap=blob_cap, timeout=BUILD_TIMEOUT_S,
-                confine=lambda pid: limits.confine(pid, spec))
-        except (InternalError, OSError) as exc:  # e.g. a code dir the sandbox cannot read
-            shutil.rmtree(out_dir, ignore_errors=True)
-            return None, f"the snapshot build could not start: {exc}"
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        if problem is not None:
-            shutil.rmtree(out_dir, ignore_errors=True)
-            return None, problem
-        if rc != 0 or os.path.getsize(blob) == 0:
-            shutil.rmtree(out_dir, ignore_errors=True)
-            lines = stderr.decode("utf-8", "replace").strip().splitlines()
-            # The line naming the error, not the stack frames under it.
-            first = next((ln.strip() for ln in lines if "Error" in ln), lines[-1] if lines else "")
-            return None, (f"node --build-snapshot exited with status {rc}: {first} "
-                          "(the handler must be one file requiring only built-in modules)")
-        os.chmod(blob, 0o644)
-        return blob, None
-
-
-def _run_bounded(argv: list[str], *, env: dict[str, str], cwd: str, stdin: bytes, out_path: str,
-                 out_cap: int, timeout: float,
-                 confine=None) -> tuple[int | None, bytes, str | None]:
-    """Run a snapshot build: (exit status, first BUILD_LOG_BYTES of stderr, problem or None).
-
-    Not subprocess.run(capture_output=True): that holds everything the build prints in the
-    server's memory, and the build runs guest code (measured: 512 MiB printed at module level
-    took the server to 1 GB RSS). Here stdout goes straight to `out_path` and stops the build
-    past `out_cap`; stderr beyond BUILD_LOG_BYTES is read and dropped. On a problem (timeout,
-    oversized blob) the build's process group is killed: it runs in a session of its own.
-    `confine(pid)` (returning a limits.Enforcement) runs before any stdin is written: the build
-    script reads all of its stdin before it starts node, so no guest code runs unconfined; the
-    enforcement is released (everything left in the group killed) once the build is over."""
-    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + timeout
-    err = bytearray()
-    written, pos, problem = 0, 0, None
-    sel = selectors.DefaultSelector()
-    enforcement = None
-    try:
-        if confine is not None:
-            enforcement = confine(proc.pid)
-        os.set_blocking(proc.stdin.fileno(), False)
-        sel.register(proc.stdin, selectors.EVENT_WRITE)
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        sel.register(proc.stderr, selectors.EVENT_READ)
-        with open(out_path, "wb") as out:
-            while sel.get_map() and problem is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    problem = f"the snapshot build ran past {timeout:.0f} s"
-                    break
-                for key, _ in sel.select(left):
-                    f = key.fileobj
-                    if f is proc.stdin:
-                        try:
-                            pos += os.write(f.fileno(), stdin[pos:pos + 65536])
-                        except BlockingIOError:
-                            continue
-                        except BrokenPipeError:  # the build stopped reading: it has failed
-                            pos = len(stdin)
-                        if pos >= len(stdin):
-                            sel.unregister(f)
-                            f.close()
-                        continue
-                    data = os.read(f.fileno(), 1 << 16)
-                    if not data:
-                        sel.unregister(f)
-                    elif f is proc.stdout:
-                        written += len(data)
-                        if written > out_cap:
-                            problem = f"the snapshot blob grew past {out_cap // MB} MB"
-                            break
-                        out.write(data)
-                    else:
-                        err += data[: max(0, BUILD_LOG_BYTES - len(err))]
-        if problem is None:
-            # Every pipe at EOF: wait for the exit, still within the deadline (a build that
-            # closed its output may keep running).
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                problem = f"the snapshot build ran past {timeout:.0f} s"
-    finally:
-        sel.close()
-        if proc.poll() is None:  # a problem, or an exception above: the whole build goes
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for f in (proc.stdin, proc.stdout, proc.stderr):
-            if not f.closed:
-                f.close()
-        rc = proc.wait()
-        if enforcement is not None:
-            enforcement.release()
-    return rc, bytes(err), problem

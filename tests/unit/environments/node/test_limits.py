@@ -11,7 +11,8 @@ import pytest
 
 from runner.environments.backends import default_backends
 from runner.environments.base import EnvState
-from runner.environments.node.runtime import NodeRuntime, find_node, old_space_mb
+from runner.environments.node.process_policy import find_node, old_space_mb
+from runner.environments.node.runtime import NodeRuntime
 from runner.errors import FunctionCrashed, FunctionOutOfMemory, FunctionTimeout
 from tests.unit.environments.node._node_helpers import guest, guest_process, request, version, write_code
 
@@ -71,7 +72,7 @@ def test_never_settling_handler_times_out_and_is_killed(started):
     assert out.error.message == "Task timed out after 1.00 seconds"
     assert not out.reusable and env.state is EnvState.DEAD
     assert gone(pid)
-    assert elapsed < 1.0 + 3.0  # deadline plus the kill-and-reap margin of base.py
+    assert elapsed < 1.0 + 3.0  # deadline plus the kill-and-reap margin of environments/base.py
 
 
 def test_busy_loop_times_out_and_is_killed(started, tmp_path):

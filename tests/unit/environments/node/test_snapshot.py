@@ -1,4 +1,5 @@
-"""Opt-in V8 startup snapshots (runner/environments/node/snapshot.py): build, run, fall back."""
+"""Opt-in V8 startup snapshots (runner/environments/node/snapshot.py, snapshot_build.py): build,
+run, fall back."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import os
 import pytest
 
 from runner.environments.backends import ProcessBackend
-from runner.environments.node.runtime import NodeRuntime, find_node
-from runner.environments.node.snapshot import BUILD_LOG_BYTES, OPT_IN_VAR, SnapshotStore, _run_bounded, bundle
+from runner.environments.node.process_policy import find_node
+from runner.environments.node.runtime import NodeRuntime
+from runner.environments.node.snapshot import OPT_IN_VAR, SnapshotStore
+from runner.environments.node.snapshot_build import BUILD_LOG_BYTES, _run_bounded, bundle
 from tests.unit.environments.node._node_helpers import (
     GUESTS,
     guest,

@@ -8,7 +8,7 @@ import subprocess
 import msgpack
 import pytest
 
-from runner.environments.node.runtime import MPACK, find_node
+from runner.environments.node.process_policy import MPACK, find_node
 
 CODEC = MPACK
 

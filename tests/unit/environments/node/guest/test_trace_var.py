@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 
-from runner.environments.node.runtime import BOOTSTRAP, find_node
+from runner.environments.node.process_policy import BOOTSTRAP, find_node
 
 # 500,000 distinct ids through the real process.env leak ~70 MB on glibc (~140 B each). V8's
 # heap keeps pages it grew into even after a full GC (~10 MB here with 1 MB semi-spaces),
