@@ -6,30 +6,34 @@
         result = r.invoke("hello", b'{"name": "ada"}')
         print(result.payload, result.report.line())
 
-The gRPC service is a thin adapter over this class, so both behave the same. The invoke path:
-validate the payload -> resolve the version (cached) -> lease an environment from the pool
-(cold start if none idle) -> invoke -> give the environment back -> frame the log, build the
-report.
+The gRPC and HTTP edges are thin adapters over this class, so all behave the same, and they
+call nothing else: routes, dead letters and the async queue are reached through its methods.
+The invoke path, each step calling down a layer: validate the payload -> resolve the version
+(cached) -> lease an environment from the pool (cold start if none idle; an init failure
+comes back as pool.InitFailure) -> invoke -> give the environment back -> check the response
+size -> make the report and the log block (log_block.py) -> write the block, or hand it to
+the caller to write after its response (invoke_log_later).
 """
 
 from __future__ import annotations
 
-import functools
-import io
 import json
 import logging
 import math
 import os
+import queue
 import threading
 import time
-import zipfile
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from runner.confinement.limits import raise_host_fd_limit
 from runner.environments.backends import default_backends
 from runner.environments.base import Backend, InvokeRequest
-from runner.errors import EnvironmentGone, FunctionError, InvalidParameter
+from runner.errors import EnvironmentGone, InvalidParameter, ResponseSizeTooLarge
 from runner.invocation.async_dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, AsyncInvoker
+from runner.invocation.code_input import read_code, zip_directory
+from runner.invocation.context import ContextCache
+from runner.invocation.log_block import LogBlock, PendingLog
 from runner.model import (
     MAX_PAYLOAD_BYTES,
     MB,
@@ -38,21 +42,18 @@ from runner.model import (
     InvocationResult,
     Report,
     check_payload,
-    function_arn,
     new_request_id,
 )
+from runner.pool.base import InitFailure
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
-from runner.storage.events import EventStore
+from runner.storage.events import DeadLetter, EventStore
 from runner.storage.functions import SQLiteRegistry
 from runner.storage.logs import LogStore
-from runner.storage.routes import RouteStore
+from runner.storage.routes import Route, RouteStore
 
 log = logging.getLogger(__name__)
 
-TAIL_BYTES = 4096
-# Context dicts kept for reuse (one per version, qualifier and day); past this the cache is
-# dropped whole. 4096 covers far more live versions than one host serves.
-MAX_CACHED_CONTEXTS = 4096
+__all__ = ["Runner", "default_data_dir", "read_code", "zip_directory"]
 
 
 def default_data_dir() -> str:
@@ -60,38 +61,10 @@ def default_data_dir() -> str:
     return os.path.join(base, "lambda-runner")
 
 
-def zip_directory(path: str) -> bytes:
-    """Zip a code directory the way `runner deploy DIR` does (relative paths, no links)."""
-    if not os.path.isdir(path):
-        raise InvalidParameter("code", f"{path!r} is not a directory")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", ".git"))
-            for f in sorted(files):
-                full = os.path.join(root, f)
-                if os.path.islink(full):
-                    continue
-                zf.write(full, os.path.relpath(full, path))
-    return buf.getvalue()
-
-
-def read_code(code: bytes | str | os.PathLike | None) -> bytes | None:
-    """Code from bytes, a directory (zipped), or a file (a zip or a .wasm module)."""
-    if code is None or isinstance(code, bytes):
-        return code
-    path = os.fspath(code)
-    if os.path.isdir(path):
-        return zip_directory(path)
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise InvalidParameter("code", f"cannot read {path!r}: {exc.strerror}") from None
-
-
 class Runner:
-    """Registry + pool + logs: the whole runner in one object. Thread-safe."""
+    """The whole runner in one object: the stores (functions, logs, routes, events), the pool
+    and the async dispatcher. Thread-safe. The stores stay reachable as attributes for tests
+    and tools; the edges use the methods."""
 
     def __init__(
         self,
@@ -108,7 +81,7 @@ class Runner:
         raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
         self.registry = SQLiteRegistry(self.data_dir)
         self.logs = LogStore(os.path.join(self.data_dir, "logs"))
-        self._contexts: dict[tuple, tuple[int, dict]] = {}  # see _context()
+        self.contexts = ContextCache()  # the Lambda context of each invocation (context.py)
         work = os.path.join(self.data_dir, "envs")
         self.pool = PoolManager(
             backends if backends is not None else default_backends(work),
@@ -120,7 +93,7 @@ class Runner:
         # background: the server answers at once, cold starts meanwhile just build on demand.
         self._restorer = threading.Thread(target=self._restore, name="restore", daemon=True)
         self._restorer.start()
-        # Async invocation and HTTP routes (docs/http-and-async.md).
+        # HTTP routes and async invocation (docs/http-and-async.md).
         self.routes = RouteStore(self.data_dir)
         self.events = EventStore(self.data_dir)
         self.async_invoker = AsyncInvoker(self.invoke, self.registry.resolve, self.events,
@@ -202,33 +175,50 @@ class Runner:
         *,
         qualifier: str | None = None,
         request_id: str | None = None,
-        defer: Callable[[Callable[[], None]], None] | None = None,
     ) -> InvocationResult:
-        """Invoke synchronously. Platform errors raise; function errors are in the result.
+        """Invoke synchronously. Platform errors raise; function errors are in the result. The
+        invocation's log block is written before this returns; the result's `log` has it."""
+        block, out = self._run(name, payload, qualifier, request_id)
+        return _result(block, out, block.write().encode())
 
-        `defer`, if given, takes the writing of the invocation's log block: it is called with
-        a no-argument function that the caller runs later (the gRPC edge runs it once the
-        response is sent, off the caller's wait). The result's `log` is then empty; reads of
-        the function's log still see the block (LogStore.reserve)."""
+    def invoke_log_later(
+        self,
+        name: str,
+        payload: bytes | str | None = None,
+        *,
+        qualifier: str | None = None,
+        request_id: str | None = None,
+    ) -> tuple[InvocationResult, PendingLog]:
+        """Invoke as `invoke()` does, but leave the log block to the caller: it runs the
+        returned PendingLog's `write()` once, when it chooses (the gRPC edge: after the
+        response is sent, docs/decisions/037). The result's `log` is empty; reads of the
+        function's log wait for the block meanwhile (LogStore.reserve)."""
+        block, out = self._run(name, payload, qualifier, request_id)
+        result = _result(block, out, b"")
+        # Promised last: nothing between the promise and the hand-over can fail and leave it
+        # unkept (reads would wait PENDING_WAIT_S for it).
+        return result, block.promise()
+
+    def _run(self, name: str, payload: bytes | str | None, qualifier: str | None,
+             request_id: str | None) -> tuple[LogBlock, bytes | None]:
+        """Run one invocation: its record (the log block, which holds the error and the report)
+        and the response payload (None when it failed)."""
         body = check_payload(payload)
         version = self.registry.resolve(name, qualifier)
         rid = request_id or new_request_id()
         cfg = version.config
-        started = time.time()
-        ctx = self._context(version, qualifier, started)
+        ctx = self.contexts.get(version, qualifier, time.time())
         while True:
-            try:
-                lease = self.pool.acquire(version)
-            except FunctionError as err:  # init failed: Lambda reports it on the invocation
-                init_ms = getattr(err, "init_duration_ms", None)
-                report = Report(rid, 0.0, 0, cfg.memory_mb, 0, init_ms, cold_start=True)
-                return self._finish(version, rid, None, err, getattr(err, "init_logs", b""), b"", report, defer)
+            lease = self.pool.acquire(version)
+            if isinstance(lease, InitFailure):  # Lambda reports a failed init on the invocation
+                report = Report(rid, 0.0, 0, cfg.memory_mb, 0, lease.duration_ms, cold_start=True)
+                return self._block(version, rid, lease.error, lease.logs, b"", report), None
             env = lease.env
             # The deadline counts from the moment the handler may start, as on Lambda: init
             # time of a cold start is not charged to the invocation's timeout.
             deadline = time.monotonic() + cfg.timeout_s
             try:
-                # The guest's getRemainingTimeInMillis counts from here too, not from `started`.
+                # The guest's getRemainingTimeInMillis counts from here too.
                 outcome = env.invoke(InvokeRequest(rid, body, cfg.timeout_s, deadline, ctx,
                                                    int((time.time() + cfg.timeout_s) * 1000)))
             except EnvironmentGone:
@@ -246,10 +236,10 @@ class Runner:
         self.pool.release(lease, outcome.reusable)
         error = outcome.error
         out = outcome.payload
+        # The one place that decides a response is too large (Lambda's 6 MB). Environments
+        # may refuse one earlier for their own reasons (a frame limit, copying guest memory).
         if out is not None and len(out) > MAX_PAYLOAD_BYTES:
-            error = FunctionError(
-                f"Response payload size ({len(out)} bytes) exceeded maximum allowed payload "
-                f"size ({MAX_PAYLOAD_BYTES} bytes).", "Function.ResponseSizeTooLarge")
+            error = ResponseSizeTooLarge.of(len(out), MAX_PAYLOAD_BYTES)
             out = None
         report = Report(
             request_id=rid,
@@ -261,31 +251,12 @@ class Runner:
             cold_start=lease.cold,
         )
         init_logs = env.init_logs if lease.cold else b""
-        return self._finish(version, rid, out, error, init_logs, outcome.logs, report, defer)
+        return self._block(version, rid, error, init_logs, outcome.logs, report), out
 
-    def _context(self, version: FunctionVersion, qualifier: str | None, now: float) -> dict:
-        """The Lambda context fields of an invocation (all but its deadline). One dict per
-        version, qualifier and UTC day (the log stream's name has the date), reused until
-        one of those changes: environments send a guest the context only when it is a new
-        object. Read-only once made (InvokeRequest.context says why)."""
-        day = int(now // 86400)
-        key = (version.key, version.version, qualifier)
-        hit = self._contexts.get(key)
-        if hit is not None and hit[0] == day:
-            return hit[1]
-        ctx = {
-            "function_name": version.name,
-            "function_version": version.version,
-            # Lambda reports the ARN as invoked: qualified only if the caller gave a qualifier.
-            "invoked_function_arn": function_arn(version.name, qualifier),
-            "memory_limit_in_mb": version.config.memory_mb,
-            "log_group_name": f"/aws/lambda/{version.name}",
-            "log_stream_name": f"{time.strftime('%Y/%m/%d', time.gmtime(now))}/[{version.version}]{version.revision}",
-        }
-        if len(self._contexts) >= MAX_CACHED_CONTEXTS:
-            self._contexts.clear()  # versions come and go; a rebuild costs microseconds
-        self._contexts[key] = (day, ctx)
-        return ctx
+    def _block(self, version: FunctionVersion, rid: str, error, init_logs: bytes, logs: bytes,
+               report: Report) -> LogBlock:
+        return LogBlock(self.logs, version.name, version.version, rid, error, init_logs, logs,
+                        report)
 
     def check_invoke(self, name: str, payload: bytes | str | None = None, *,
                      qualifier: str | None = None) -> FunctionVersion:
@@ -293,52 +264,38 @@ class Runner:
         check_payload(payload)
         return self.registry.resolve(name, qualifier)
 
+    # ------------------------------------------------------------------ async invocation
+
     def invoke_async(self, name: str, payload: bytes | str | None = None, *,
                      qualifier: str | None = None) -> str:
         """Queue an asynchronous (Event) invocation durably; returns its request id. It runs
         at least once, with retries and destinations per the function's configuration."""
         return self.async_invoker.submit(name, payload, qualifier)
 
-    def _finish(self, version, rid, out, error, init_logs: bytes, logs: bytes, report: Report,
-                defer=None):
-        if defer is None:
-            text = self._write_log(version, rid, error, init_logs, logs, report)
-        else:
-            self.logs.reserve(version.name)
-            defer(functools.partial(self._write_log, version, rid, error, init_logs, logs, report,
-                                    reserved=True))
-            text = ""
-        if error is not None:
-            doc = error.to_document()
-            payload = json.dumps(doc).encode()
-            return InvocationResult(rid, payload, "Unhandled", doc, text.encode(), report, version.version)
-        return InvocationResult(rid, out or b"null", None, None, text.encode(), report, version.version)
+    def dead_letters(self, name: str) -> list[DeadLetter]:
+        """Events of `name` that ended in the dead-letter store, oldest first."""
+        return self.events.dead_letters(name)
 
-    def _write_log(self, version, rid, error, init_logs: bytes, logs: bytes, report: Report,
-                   reserved: bool = False) -> str:
-        """Format the invocation's log block as Lambda does, append it, return it."""
-        lines = []
-        if init_logs:
-            lines.append(init_logs.decode("utf-8", "replace").rstrip("\n"))
-        lines.append(f"START RequestId: {rid} Version: {version.version}")
-        if logs:
-            lines.append(logs.decode("utf-8", "replace").rstrip("\n"))
-        if error is not None:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-            if error.error_type == "Sandbox.Timedout":
-                lines.append(f"{stamp}Z {rid} {error.message}")
-            else:
-                lines.append(f"[ERROR] {error.error_type}: {error.message}")
-        lines.append(f"END RequestId: {rid}")
-        lines.append(report.line())
-        text = "\n".join(lines) + "\n"
-        try:
-            self.logs.append(version.name, text, reserved=reserved)
-        except OSError as exc:
-            # The handler has run: its result must still reach the caller (a retry would run
-            # it twice). The block is lost, not cut in half (LogStore); the operator is told.
-            log.error("log block of %s (request %s) not written: %s", version.name, rid, exc)
-        return text
+    def replay_dead_letters(self, name: str, request_ids: list[str] | None = None) -> list[str]:
+        """Queue dead letters of `name` again (all, or those request ids); returns their ids."""
+        return self.async_invoker.replay(name, request_ids)
+
+    # ------------------------------------------------------------------ HTTP routes
+
+    def add_route(self, method: str, path: str, function: str, qualifier: str = "") -> Route:
+        """Route `method path` (API Gateway syntax: {param}, {proxy+}, ANY) to a function."""
+        return self.routes.add(method, path, function, qualifier)
+
+    def delete_route(self, method: str, path: str) -> Route:
+        return self.routes.delete(method, path)
+
+    def list_routes(self) -> list[Route]:
+        return self.routes.list()
+
+    @property
+    def routes_version(self) -> int:
+        """Grows with every route change: a reader rebuilds its table only when it moved."""
+        return self.routes.version
 
     # ------------------------------------------------------------------ logs, lifecycle
 
@@ -348,8 +305,6 @@ class Runner:
 
     def follow_logs(self, name: str, lines: int = 0, stop=None) -> Iterator[str]:
         """Existing lines, then new ones as they are written, until `stop` (an Event) is set."""
-        import queue as _queue
-
         self.registry.resolve(name)
         q = self.logs.follow(name)
         try:
@@ -357,7 +312,7 @@ class Runner:
             while stop is None or not stop.is_set():
                 try:
                     yield q.get(timeout=0.25)
-                except _queue.Empty:
+                except queue.Empty:
                     continue
         finally:
             self.logs.unfollow(name, q)
@@ -395,3 +350,14 @@ class Runner:
         no environment can be using them."""
         for digest in self.registry.unreferenced_code():
             self.registry.code.remove(digest)
+
+
+def _result(block: LogBlock, out: bytes | None, log_text: bytes) -> InvocationResult:
+    """What the caller gets: the payload, or Lambda's error document when the function failed."""
+    error = block.error
+    if error is not None:
+        doc = error.to_document()
+        return InvocationResult(block.request_id, json.dumps(doc).encode(), "Unhandled", doc,
+                                log_text, block.report, block.version)
+    return InvocationResult(block.request_id, out or b"null", None, None, log_text,
+                            block.report, block.version)

@@ -3,6 +3,12 @@
 The pool owns every environment's life after creation: it decides when one is made (a cold
 start), reused (warm), kept idle, and destroyed (idle TTL, memory pressure, a version retired,
 an environment no longer trustworthy). It enforces per-function and host-wide concurrency.
+
+`acquire` answers with a `Lease`, or with an `InitFailure` when the environment it started
+for the invocation failed its init: Lambda reports that failure on the invocation (its error,
+the init's output in the log, the init duration in the report), so it is a result the
+invocation layer formats, not an exception for it to pick apart. Platform conditions
+(TooManyRequests, a shut-down pool, a host failure) are raised.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runner.environments.base import ExecutionEnvironment
+from runner.errors import FunctionError
 from runner.model import FunctionVersion
 
 
@@ -26,13 +33,22 @@ class Lease:
     slot: Any = field(default=None, repr=False, compare=False)
 
 
-class EnvironmentPool(Protocol):
-    def acquire(self, version: FunctionVersion) -> Lease:
-        """A READY environment of `version`, warm if one is idle, else a new one (cold start).
+@dataclass(frozen=True)
+class InitFailure:
+    """A cold start whose init failed: what the invocation reports instead of running."""
 
-        Raises TooManyRequests past the function's concurrency or the host's environment limit,
-        and FunctionInitError / FunctionTimeout when a new environment's init fails (the
-        exception carries `init_logs` and `init_duration_ms` for the invocation's report).
+    error: FunctionError  # FunctionInitError and its kinds, or FunctionTimeout during init
+    logs: bytes  # the init phase's output (b"" if the environment never started)
+    duration_ms: float | None  # how long init ran, None if it was never measured
+
+
+class EnvironmentPool(Protocol):
+    def acquire(self, version: FunctionVersion) -> Lease | InitFailure:
+        """A READY environment of `version`, warm if one is idle, else a new one (cold start),
+        or the InitFailure of that new one. An InitFailure holds nothing: there is no lease to
+        release, and the concurrency slot the start took is free again.
+
+        Raises TooManyRequests past the function's concurrency or the host's environment limit.
         """
 
     def release(self, lease: Lease, reusable: bool) -> None:

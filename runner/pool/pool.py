@@ -21,7 +21,7 @@ import psutil
 from runner.environments.base import Backend, ExecutionEnvironment, is_alive
 from runner.errors import FunctionError, InternalError, TooManyRequests
 from runner.model import FunctionVersion
-from runner.pool.base import Lease
+from runner.pool.base import InitFailure, Lease
 from runner.pool.prestart import PreStartPool
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,8 @@ class PoolManager:
 
     # ------------------------------------------------------------------ lease / release
 
-    def acquire(self, version: FunctionVersion) -> Lease:
+    def acquire(self, version: FunctionVersion) -> Lease | InitFailure:
+        """See EnvironmentPool.acquire (base.py)."""
         evicted: list[ExecutionEnvironment] = []
         with self._lock:
             if self._closed.is_set():
@@ -164,12 +165,15 @@ class PoolManager:
             if env is None:
                 env = self.backend(version).create(version)
             env.start()
-        except BaseException as exc:
+        except FunctionError as exc:  # the guest's init failed: reported on the invocation
             with self._lock:
                 vp.starting -= 1
-            if isinstance(exc, FunctionError) and env is not None:
-                exc.init_logs = env.init_logs  # type: ignore[attr-defined]
-                exc.init_duration_ms = env.init_duration_ms  # type: ignore[attr-defined]
+            if env is None:
+                return InitFailure(exc, b"", None)
+            return InitFailure(exc, env.init_logs, env.init_duration_ms)
+        except BaseException:
+            with self._lock:
+                vp.starting -= 1
             raise
         with self._lock:
             vp.starting -= 1

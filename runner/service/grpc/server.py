@@ -35,7 +35,8 @@ SERVER_OPTIONS = [
 ]
 
 
-# Work after the response (the log block of an invocation).
+# Work after the response (the log block of an invocation, handed over by
+# Runner.invoke_log_later as a PendingLog to write).
 
 _after = threading.local()  # .work: what the RPC running on this thread deferred, or None
 
@@ -73,8 +74,6 @@ class RpcExecutor(RenewingPool):
 
     def submit(self, fn, /, *args, **kwargs):
         return super().submit(_run_then_deferred, fn, args, kwargs)
-
-
 
 
 def _edge(method):
@@ -154,9 +153,12 @@ class InvokerServicer(pb_grpc.InvokerServicer):
         try:
             # On a quiet server the log block is written after the response (unless the
             # response carries its tail); see DEFER_LOGS_MAX_INFLIGHT.
-            defer = after_response if quiet and not tail else None
-            result = self.runner.invoke(request.name, request.payload, qualifier=qualifier,
-                                        defer=defer)
+            if quiet and not tail:
+                result, pending = self.runner.invoke_log_later(
+                    request.name, request.payload, qualifier=qualifier)
+                after_response(pending.write)
+            else:
+                result = self.runner.invoke(request.name, request.payload, qualifier=qualifier)
         finally:
             with self._lock:
                 self._inflight -= 1
@@ -185,16 +187,16 @@ class RoutesServicer(pb_grpc.RoutesServicer):
 
     @_edge
     def AddRoute(self, request, context):
-        return convert.route(self.runner.routes.add(
+        return convert.route(self.runner.add_route(
             request.method, request.path, request.function, request.qualifier))
 
     @_edge
     def ListRoutes(self, request, context):
-        return pb.ListRoutesResponse(routes=[convert.route(r) for r in self.runner.routes.list()])
+        return pb.ListRoutesResponse(routes=[convert.route(r) for r in self.runner.list_routes()])
 
     @_edge
     def DeleteRoute(self, request, context):
-        return convert.route(self.runner.routes.delete(request.method, request.path))
+        return convert.route(self.runner.delete_route(request.method, request.path))
 
 
 class EventsServicer(pb_grpc.EventsServicer):
@@ -203,15 +205,13 @@ class EventsServicer(pb_grpc.EventsServicer):
 
     @_edge
     def ListDeadLetters(self, request, context):
-        letters = self.runner.events.dead_letters(request.name)
+        letters = self.runner.dead_letters(request.name)
         return pb.ListDeadLettersResponse(dead_letters=[convert.dead_letter(d) for d in letters])
 
     @_edge
     def ReplayDeadLetters(self, request, context):
-        ids = self.runner.async_invoker.replay(request.name, list(request.request_ids) or None)
+        ids = self.runner.replay_dead_letters(request.name, list(request.request_ids) or None)
         return pb.ReplayDeadLettersResponse(request_ids=ids)
-
-
 
 
 def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,

@@ -1,4 +1,5 @@
-"""Runner (runner/invocation/runner.py) pieces that need no sandbox: the context each invocation carries."""
+"""Runner (runner/invocation/runner.py) pieces that need no sandbox: the context each invocation
+carries (context.py), the log block (log_block.py), init failures, the response size."""
 
 import time
 
@@ -23,8 +24,8 @@ def version(label="$LATEST", revision=1, memory_mb=256):
 def test_context_is_reused_per_version_and_qualifier(runner):
     now = time.time()
     v = version()
-    ctx = runner._context(v, None, now)
-    assert ctx is runner._context(v, None, now + 1)  # reused: environments send it once
+    ctx = runner.contexts.get(v, None, now)
+    assert ctx is runner.contexts.get(v, None, now + 1)  # reused: environments send it once
     assert ctx == {
         "function_name": "fn", "function_version": "$LATEST",
         "invoked_function_arn": ctx["invoked_function_arn"], "memory_limit_in_mb": 256,
@@ -32,27 +33,27 @@ def test_context_is_reused_per_version_and_qualifier(runner):
         "log_stream_name": time.strftime("%Y/%m/%d", time.gmtime(now)) + "/[$LATEST]1",
     }
     assert ctx["invoked_function_arn"].endswith(":function:fn")
-    qualified = runner._context(v, "prod", now)
+    qualified = runner.contexts.get(v, "prod", now)
     assert qualified is not ctx and qualified["invoked_function_arn"].endswith(":function:fn:prod")
-    published = runner._context(version("3"), "3", now)
+    published = runner.contexts.get(version("3"), "3", now)
     assert published["function_version"] == "3" and published["log_stream_name"].endswith("/[3]1")
 
 
 def test_context_changes_with_the_utc_day(runner):
     v = version()
-    day1 = runner._context(v, None, 86400 * 20000 + 10)
-    day2 = runner._context(v, None, 86400 * 20001 + 10)
+    day1 = runner.contexts.get(v, None, 86400 * 20000 + 10)
+    day2 = runner.contexts.get(v, None, 86400 * 20001 + 10)
     assert day1 is not day2
     assert day1["log_stream_name"] != day2["log_stream_name"]
 
 
 def test_context_cache_is_bounded(runner, monkeypatch):
-    from runner.invocation import runner as runner_module
+    from runner.invocation import context as context_module
 
-    monkeypatch.setattr(runner_module, "MAX_CACHED_CONTEXTS", 3)
+    monkeypatch.setattr(context_module, "MAX_CACHED_CONTEXTS", 3)
     for rev in range(10):
-        runner._context(version(revision=rev), None, 0.0)
-    assert len(runner._contexts) <= 3
+        runner.contexts.get(version(revision=rev), None, 0.0)
+    assert len(runner.contexts) <= 3
 
 
 def test_a_log_write_that_fails_does_not_lose_the_result(tmp_path, monkeypatch, caplog):
@@ -74,7 +75,7 @@ def test_a_log_write_that_fails_does_not_lose_the_result(tmp_path, monkeypatch, 
             raise OSError(errno.ENOSPC, "No space left on device")
 
         monkeypatch.setattr(r.logs, "append", disk_full)
-        with caplog.at_level(logging.ERROR, logger="runner.invocation.runner"):
+        with caplog.at_level(logging.ERROR, logger="runner.invocation.log_block"):
             res = r.invoke("fn", b'{"n": 1}')
         assert res.function_error is None and res.payload == b'{"got": {"n": 1}}'
         assert b"REPORT RequestId" in res.log  # the caller still gets the block it asked for
@@ -102,3 +103,75 @@ def test_a_cold_starts_init_is_not_taken_from_the_guests_remaining_time(tmp_path
         assert left_s > 2.5, f"the guest saw {left_s:.2f} s of a 3 s timeout after a 1 s init"
     finally:
         r.close()
+
+
+@pytest.fixture
+def fake_runner(tmp_path):
+    from runner.environments.fake import FakeBackend
+
+    backend = FakeBackend(lambda e, c: e)
+    r = Runner(str(tmp_path / "data"), backends={"python": backend})
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text("def handler(e, c): pass\n")
+    r.deploy("fn", str(code), runtime="python", handler="app.handler")
+    r.backend = backend
+    yield r
+    r.close()
+
+
+def test_an_init_failure_is_reported_with_its_output_and_duration(fake_runner, monkeypatch):
+    from runner.environments.fake import FakeEnvironment
+    from runner.errors import FunctionInitError
+
+    def failing_start(self):
+        self.init_logs = b"loading config\n"
+        self.init_duration_ms = 12.5
+        raise FunctionInitError("bad config", "Runtime.Unknown")
+
+    monkeypatch.setattr(FakeEnvironment, "start", failing_start)
+    res = fake_runner.invoke("fn", b"{}")
+    assert res.function_error == "Unhandled"
+    assert res.error["errorType"] == "Runtime.Unknown" and res.error["errorMessage"] == "bad config"
+    assert res.report.cold_start and res.report.init_duration_ms == 12.5
+    text = res.log.decode()
+    assert text.startswith("loading config\nSTART RequestId: ")
+    assert "[ERROR] Runtime.Unknown: bad config" in text and "Init Duration: 12.50 ms" in text
+
+
+def test_a_response_over_6_mb_is_refused_by_the_invocation_layer(fake_runner):
+    from runner.errors import ResponseSizeTooLarge
+    from runner.model import MAX_PAYLOAD_BYTES
+
+    fake_runner.backend.handler = lambda e, c: "x" * MAX_PAYLOAD_BYTES
+    res = fake_runner.invoke("fn", b"{}")
+    size = MAX_PAYLOAD_BYTES + 2  # the JSON string's quotes
+    assert res.error == ResponseSizeTooLarge.of(size, MAX_PAYLOAD_BYTES).to_document()
+    assert res.error["errorType"] == ResponseSizeTooLarge.error_type
+
+
+def test_a_log_block_left_to_the_caller_is_promised_then_written_once(fake_runner):
+    import threading
+
+    res, pending = fake_runner.invoke_log_later("fn", b'{"n": 1}')
+    assert res.payload == b'{"n": 1}' and res.log == b""
+    # A reader waits for the promised block instead of missing it.
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(fake_runner.read_logs("fn")))
+    reader.start()
+    pending.write()
+    pending.write()  # kept once: the store counts one promise per block
+    reader.join(5)
+    assert any(line.startswith(f"END RequestId: {res.request_id}") for line in lines)
+    assert sum(line.startswith("START RequestId:") for line in fake_runner.read_logs("fn")) == 1
+
+
+def test_the_edges_reach_routes_and_dead_letters_through_the_runner(fake_runner):
+    before = fake_runner.routes_version
+    route = fake_runner.add_route("GET", "/items/{id}", "fn")
+    assert fake_runner.routes_version > before
+    assert fake_runner.list_routes() == [route]
+    assert fake_runner.delete_route("GET", "/items/{id}") == route
+    assert fake_runner.list_routes() == []
+    assert fake_runner.dead_letters("fn") == []
+    assert fake_runner.replay_dead_letters("fn") == []

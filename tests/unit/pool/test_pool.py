@@ -7,6 +7,7 @@ from runner.environments.base import InvokeRequest
 from runner.environments.fake import FakeBackend
 from runner.errors import FunctionInitError, FunctionTimeout, TooManyRequests
 from runner.model import FunctionConfig, FunctionVersion
+from runner.pool.base import InitFailure
 from runner.pool.pool import PoolManager
 
 
@@ -150,8 +151,8 @@ def test_retire_destroys_idle_now_and_busy_on_release(pool, backend):
 def test_init_failure_frees_the_slot(pool, backend):
     backend.init_error = "boom"
     v = version(concurrency=1)
-    with pytest.raises(FunctionInitError):
-        pool.acquire(v)
+    failure = pool.acquire(v)
+    assert isinstance(failure, InitFailure) and isinstance(failure.error, FunctionInitError)
     backend.init_error = None
     assert pool.acquire(v).cold  # the failed start did not leak its concurrency slot
 
