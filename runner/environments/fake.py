@@ -1,4 +1,5 @@
-"""An in-process backend for tests of the layers above the sandbox.
+"""An in-process backend for tests of the layers above the environments (pool, invocation,
+service).
 
 `FakeBackend` makes environments that run a Python callable in the calling thread. It keeps
 the lifecycle rules of base.py (states, destroy idempotent, errors in the outcome) and counts
@@ -14,7 +15,13 @@ import time
 from typing import Any, Callable
 
 from runner.environments.base import EnvState, InvokeOutcome, InvokeRequest
-from runner.errors import FunctionError, FunctionInitError, HandlerError
+from runner.errors import (
+    FunctionError,
+    FunctionInitError,
+    FunctionOutOfMemory,
+    FunctionTimeout,
+    HandlerError,
+)
 from runner.model import FunctionVersion
 
 Handler = Callable[[Any, dict], Any]
@@ -27,6 +34,7 @@ class FakeEnvironment:
         self.state = EnvState.NEW
         self.init_duration_ms: float | None = None
         self.init_logs = b""
+        self._destroyed = False
 
     def start(self) -> None:
         self.state = EnvState.INIT
@@ -62,10 +70,10 @@ class FakeEnvironment:
         return InvokeOutcome(payload, error, b"", (time.perf_counter() - t0) * 1000, 0, reusable)
 
     def destroy(self) -> None:
-        if self.state is EnvState.DEAD and getattr(self, "_destroyed", False):
+        if self.state is EnvState.DEAD and self._destroyed:
             return
         with self.backend.lock:
-            if not getattr(self, "_destroyed", False) and self.init_duration_ms is not None:
+            if not self._destroyed and self.init_duration_ms is not None:
                 self.backend.live -= 1
                 self.backend.destroyed += 1
         self._destroyed = True
@@ -82,7 +90,8 @@ class FakeBackend:
         self.handler = handler
         self.init_delay_s = init_delay_s
         self.init_error: str | None = None
-        self.fatal_types: set[str] = {"Sandbox.Timedout", "Runtime.OutOfMemory"}
+        # Errors after which an environment is not reused, as the real ones decide.
+        self.fatal_types: set[str] = {FunctionTimeout.error_type, FunctionOutOfMemory.error_type}
         self.lock = threading.Lock()
         self.created = 0
         self.destroyed = 0

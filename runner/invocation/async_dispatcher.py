@@ -13,12 +13,12 @@
               outcome not recordable        -> stays queued, runs again UNRECORDED_BACKOFF_S later
 
 At-least-once, not exactly-once: an event is removed only in the transaction that records its
-outcome (registry/events.py), so a crash between "the handler ran" and that commit runs it
+outcome (storage/events.py), so a crash between "the handler ran" and that commit runs it
 again after restart, with the same request id; handlers that must not repeat side effects
 de-duplicate on context.aws_request_id, as on Lambda.
 
-This module sits beside api.py and is handed the Runner's invoke and resolve callables, so it
-never imports the layers above it.
+This module sits beside runner.py and is handed the Runner's invoke and resolve callables, so
+it never imports the Runner (runner.py imports it).
 """
 
 from __future__ import annotations

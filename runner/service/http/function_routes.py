@@ -20,7 +20,7 @@ from concurrent.futures import Executor
 
 from aiohttp import web
 
-from runner.errors import MalformedResponse, TooManyRequests
+from runner.errors import FunctionTimeout, MalformedResponse, TooManyRequests
 from runner.model import MAX_PAYLOAD_BYTES, new_request_id
 from runner.service.http import apigw
 from runner.service.http.body import read_body
@@ -28,8 +28,6 @@ from runner.service.http.router import Router
 from runner.service.http.status import describe, gateway_body
 
 log = logging.getLogger(__name__)
-
-TIMEOUT_ERROR_TYPE = "Sandbox.Timedout"
 
 
 def _json(status: int, message: str, request_id: str) -> web.Response:
@@ -42,7 +40,7 @@ class FunctionRoutes:
     def __init__(self, runner, executor: Executor) -> None:
         self.runner = runner
         self.executor = executor
-        self.router = Router(runner.routes)
+        self.router = Router(runner.list_routes, lambda: runner.routes_version)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         rid = new_request_id()
@@ -74,7 +72,7 @@ class FunctionRoutes:
             status, _, message = describe(exc)
             return _json(status, message, rid)
         if result.function_error:
-            if (result.error or {}).get("errorType") == TIMEOUT_ERROR_TYPE:
+            if (result.error or {}).get("errorType") == FunctionTimeout.error_type:
                 return _json(504, "Endpoint request timed out", rid)
             return _json(502, "Internal Server Error", rid)
         try:

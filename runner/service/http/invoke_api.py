@@ -89,7 +89,7 @@ class InvokeApi:
             await call(self.runner.check_invoke, name, body, qualifier=qualifier)
             return web.Response(status=204)
         if itype == "Event":
-            # Returns only once the event is durably queued (see registry/events.py).
+            # Returns only once the event is durably queued (see storage/events.py).
             rid = await call(self.runner.invoke_async, name, body, qualifier=qualifier)
             return web.Response(status=202, headers={"x-amzn-RequestId": rid})
         result = await call(self.runner.invoke, name, body, qualifier=qualifier)

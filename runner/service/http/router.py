@@ -3,16 +3,18 @@
 Precedence follows API Gateway HTTP APIs ("the most specific route wins"): segment by
 segment from the left, a literal beats a `{param}`, which beats a greedy `{proxy+}`; between
 equally specific paths, a route for the request's method beats ANY. The compiled table is
-rebuilt only when the RouteStore's version changes, so a match costs no database read.
+rebuilt only when the routes' version changes (Runner.routes_version, RouteStore.version), so
+a match costs no database read.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from runner.storage.routes import Route, RouteStore, parse_pattern
+from runner.storage.routes import Route, parse_pattern
 
 _RANK = {"lit": 0, "param": 1, "greedy": 2}
 
@@ -31,18 +33,24 @@ class _Compiled:
 
 
 class Router:
-    def __init__(self, store: RouteStore) -> None:
-        self.store = store
+    """Matches requests against the routes `list_routes()` returns, recompiled when
+    `version()` moves."""
+
+    def __init__(self, list_routes: Callable[[], list[Route]], version: Callable[[], int]) -> None:
+        self._list_routes = list_routes
+        self._source_version = version
         self._lock = threading.Lock()
         self._version = -1
         self._table: list[_Compiled] = []
 
     def _compiled(self) -> list[_Compiled]:
-        if self._version != self.store.version:
+        if self._version != self._source_version():
             with self._lock:
-                version = self.store.version
+                # The version is read before the list: a change in between leaves the table
+                # newer than its version says, so the next match rebuilds it again; never older.
+                version = self._source_version()
                 table = []
-                for r in self.store.list():
+                for r in self._list_routes():
                     segs = tuple(parse_pattern(r.path))
                     table.append(_Compiled(r, segs, tuple(_RANK[k] for k, _ in segs)))
                 self._table, self._version = table, version

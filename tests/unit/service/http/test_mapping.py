@@ -42,7 +42,7 @@ def test_bad_method(tmp_path):
 def test_router_follows_store_changes(tmp_path):
     store = RouteStore(str(tmp_path))
     try:
-        router = Router(store)
+        router = Router(store.list, lambda: store.version)
         assert router.match("GET", "/a") is None
         store.add("GET", "/{p}", "one")
         assert router.match("GET", "/a").route.function == "one"
