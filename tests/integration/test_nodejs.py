@@ -12,6 +12,7 @@ import zipfile
 import grpc
 import pytest
 
+from runner.environments.node.snapshot import OPT_IN_VAR
 from runner.invocation.runner import zip_directory
 from runner.service.proto import runner_api_pb2 as pb
 from tests.conftest import guest
@@ -188,7 +189,7 @@ def test_heavy_init_reports_its_init_and_opt_in_snapshot(client, server):
     assert body["entries"] == 18278 and body["count"] > 0
     assert plain.report.cold_start and plain.report.init_duration_ms >= body["initMs"]
     # The same code with the snapshot opt-in: init ran at deploy, the cold start only loads it.
-    deploy(client, "n-heavy-snap", code("heavy_init"), environment={"RUNNER_NODE_SNAPSHOT": "1"})
+    deploy(client, "n-heavy-snap", code("heavy_init"), environment={OPT_IN_VAR: "1"})
     snap = invoke(client, "n-heavy-snap", {"prefix": "ab"})
     assert json.loads(snap.payload)["count"] == body["count"]
     assert snap.report.cold_start and snap.report.init_duration_ms < body["initMs"]

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from runner.confinement import limits
+from runner.environments.node.snapshot import OPT_IN_VAR
 from runner.errors import FunctionOutOfMemory
 from tests.security.conftest import (
     alternating_p99s,
@@ -211,7 +212,7 @@ def test_network_flag_gives_outbound_access(hn):
 
 
 # Module-level code runs once at deploy time when the function opts in to a startup snapshot
-# (node_snapshot.py), outside any environment: it floods stdout and stderr, both of which the
+# (runner/environments/node/snapshot_build.py), outside any environment: it floods stdout and stderr, both of which the
 # build hands back to the server (node's stdout is sent to stderr there). The blob's own channel
 # is a root-owned pipe the guest cannot reopen through /proc; its size cap is unit-tested.
 FLOOD_AT_INIT = """
@@ -244,7 +245,7 @@ def test_output_flood_during_snapshot_build_is_bounded(hn):
     box = {}
     t = threading.Thread(target=lambda: box.update(version=hn.runner.deploy(
         "snapshot_flood", _zip_js(FLOOD_AT_INIT), runtime="nodejs", handler="index.handler",
-        environment={"RUNNER_NODE_SNAPSHOT": "1"}, memory_mb=128)))
+        environment={OPT_IN_VAR: "1"}, memory_mb=128)))
     peak = [rss0]
 
     def sample():  # the server's peak RSS while the build runs (freed memory would hide it)
@@ -296,7 +297,7 @@ def test_fork_bomb_during_snapshot_build_is_bounded(hn):
     box, seen, peak = {}, set(), [0]
     t = threading.Thread(target=lambda: box.update(version=hn.runner.deploy(
         "snapshot_fork_bomb", _zip_js(BOMB_AT_INIT), runtime="nodejs", handler="index.handler",
-        environment={"RUNNER_NODE_SNAPSHOT": "1", "TAG": tag}, memory_mb=512, timeout_s=30)))
+        environment={OPT_IN_VAR: "1", "TAG": tag}, memory_mb=512, timeout_s=30)))
     t.start()
     while t.is_alive():
         bombs = [p.pid for p in psutil.process_iter(["cmdline"]) if tag in (p.info["cmdline"] or [])]

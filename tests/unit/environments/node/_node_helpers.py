@@ -64,8 +64,8 @@ def write_code(root: Path, files: dict[str, str]) -> Path:
 
 
 def guest_process(env) -> psutil.Process:
-    """The node process of an environment: its own pid, or under isolation.py's sandbox
-    (bwrap -> prlimit -> setpriv -> node) the descendant that runs node."""
+    """The node process of an environment: its own pid, or under confinement/namespaces.py's
+    sandbox (bwrap -> prlimit -> setpriv -> node) the descendant that runs node."""
     proc = psutil.Process(env.pid)
     for p in [proc, *proc.children(recursive=True)]:
         if p.name() == "node":
