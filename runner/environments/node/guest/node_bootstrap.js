@@ -1,9 +1,10 @@
 'use strict';
 // The Node.js runtime inside a sandbox: loads a Lambda handler and serves invocations.
 //
-// Started as `node [--max-old-space-size=N] node_bootstrap.js` with an environment built by the
-// host (runner/environments/process/environment.py: no NODE_OPTIONS or other server variables). Talks to the host
-// over the socket whose fd is in _RUNNER_FD with 4-byte big-endian length + msgpack frames
+// Started as `node [--max-old-space-size=N] node_bootstrap.js` (runner/environments/node/
+// process_policy.py) with an environment the host builds from scratch (runner/environments/
+// process/: no NODE_OPTIONS or other server variables). Talks to the host over the socket whose
+// fd is in _RUNNER_FD with 4-byte big-endian length + msgpack frames
 // (runner/environments/process/frames.py); stdout and stderr are the environment's log pipe.
 //
 // I/O model: the channel is read with blocking fs.readSync. Between invocations the process is
@@ -18,8 +19,8 @@ const fs = require('fs');
 const path = require('path');
 const util = require('util');
 const url = require('url');
-// In a startup-snapshot bundle (runner/environments/node/snapshot.py) the codec is inlined and handed
-// over through this global; otherwise it sits beside this file.
+// In a startup-snapshot bundle (runner/environments/node/snapshot_build.py) the codec is inlined
+// and handed over through this global; otherwise it sits beside this file.
 const mpack = globalThis.__runnerMpack || require('./node_mpack.js');
 
 // Created on first use: a SharedArrayBuffer made at load time would end up in a startup snapshot.

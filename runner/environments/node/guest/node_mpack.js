@@ -1,11 +1,11 @@
 'use strict';
 // A small msgpack codec for the Node.js bootstrap (no npm packages exist inside a sandbox).
 //
-// Covers exactly what the host<->guest protocol carries (runner/environments/process/frames.py): nil,
-// booleans, integers, float64, UTF-8 strings, binary (Buffer/Uint8Array), arrays and maps with
-// string keys. It is checked against Python's `msgpack` package both ways in
-// tests/unit/environments/node/guest/test_mpack.py. Integers beyond 2^53 decode to BigInt so no value is
-// silently rounded; the encoder accepts BigInt within the 64-bit ranges.
+// Covers exactly what the host<->guest protocol carries (runner/environments/process/frames.py):
+// nil, booleans, integers, float64, UTF-8 strings, binary (Buffer/Uint8Array), arrays and maps
+// with string keys. It is checked against Python's `msgpack` package both ways in
+// tests/unit/environments/node/guest/test_mpack.py. Integers beyond 2^53 decode to BigInt so no
+// value is silently rounded; the encoder accepts BigInt within the 64-bit ranges.
 
 const MAX_U32 = 0xffffffff;
 
