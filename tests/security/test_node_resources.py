@@ -212,9 +212,10 @@ def test_network_flag_gives_outbound_access(hn):
 
 
 # Module-level code runs once at deploy time when the function opts in to a startup snapshot
-# (runner/environments/node/snapshot_build.py), outside any environment: it floods stdout and stderr, both of which the
-# build hands back to the server (node's stdout is sent to stderr there). The blob's own channel
-# is a root-owned pipe the guest cannot reopen through /proc; its size cap is unit-tested.
+# (runner/environments/node/snapshot_build.py), outside any environment: it floods stdout and
+# stderr, both of which the build hands back to the server (node's stdout is sent to stderr
+# there). The blob's own channel is a root-owned pipe the guest cannot reopen through /proc; its
+# size cap is unit-tested.
 FLOOD_AT_INIT = """
 const fs = require('fs');
 const chunk = Buffer.alloc(1 << 20, 66);
