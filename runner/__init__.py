@@ -9,9 +9,10 @@ The embedding API::
 
 Layers, bottom up (docs/architecture.md): `runner.confinement` (cgroups, rlimits, namespaces)
 -> `runner.environments` (execution environments, one package per runtime) -> `runner.pool`
-(warm pools) -> `runner.storage` (functions, versions, code, logs, events) ->
+(warm pools) -> `runner.storage` (functions, versions, code, logs, routes, events) ->
 `runner.invocation` (the invoke path, the async dispatcher) -> `runner.service` (gRPC, HTTP)
 -> `runner.cli`. `runner.model`, `runner.errors` and `runner.settings` sit under all of them.
+The edges call `Runner` only; its stores stay attributes for tests and tools.
 """
 
 from runner import errors

@@ -31,7 +31,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from runner.errors import PlatformError, ResourceNotFound, TooManyRequests
+from runner.errors import InternalError, PlatformError, ResourceNotFound, TooManyRequests
 from runner.model import (
     DEFAULT_DLQ,
     FunctionVersion,
@@ -212,7 +212,7 @@ class AsyncInvoker:
             # since the handler may have run; retries and max_retries apply as to any error.
             log.exception("async event %s of %s: invoke failed", event.id, event.function)
             result = None
-            error_doc = {"errorType": "ServiceException",
+            error_doc = {"errorType": InternalError.error_type,
                          "errorMessage": f"internal error: {type(exc).__name__}: {exc}"}
         else:
             error_doc = result.error if result.function_error else None

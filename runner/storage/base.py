@@ -1,4 +1,4 @@
-"""The registry layer's protocol: functions, their immutable versions, and where code lives.
+"""The function store's protocol: functions, their immutable versions, and where code lives.
 
 Data model (Lambda's):
 

@@ -1,4 +1,4 @@
-"""SQLite helpers shared by the registry's stores (registry.db, events.db)."""
+"""SQLite helpers shared by the stores (functions and routes in registry.db, events in events.db)."""
 
 from __future__ import annotations
 

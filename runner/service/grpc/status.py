@@ -44,5 +44,5 @@ def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
         context.set_trailing_metadata(((ERROR_TYPE_KEY, exc.error_type),))
         context.abort(status_for(exc), exc.message)
     log.exception("unexpected error serving %s", type(exc).__name__)
-    context.set_trailing_metadata(((ERROR_TYPE_KEY, "ServiceException"),))
+    context.set_trailing_metadata(((ERROR_TYPE_KEY, errors.InternalError.error_type),))
     context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")

@@ -2,7 +2,7 @@
 
 Why a thread of its own: `runner serve` is built around gRPC's thread pool; the HTTP front
 must start and stop with it without turning the whole process async. Invocations block (they
-wait for a sandbox), so handlers hand them to a thread pool sized like gRPC's, and the event
+wait for an execution environment), so handlers hand them to a thread pool sized like gRPC's, and the event
 loop only parses and writes HTTP.
 
 Sockets: we bind the listening socket ourselves (so port 0 works and the real port is known

@@ -45,7 +45,7 @@ def describe(exc: BaseException) -> tuple[int, str, str]:
     if isinstance(exc, errors.PlatformError):
         return status_for(exc), exc.error_type, exc.message
     log.error("unexpected error serving HTTP", exc_info=exc)
-    return 500, "ServiceException", f"internal error: {type(exc).__name__}"
+    return 500, errors.InternalError.error_type, f"internal error: {type(exc).__name__}"
 
 
 def lambda_error_body(status: int, message: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Runner (runner/invocation/runner.py) pieces that need no sandbox: the context each invocation
+"""Runner (runner/invocation/runner.py) pieces that need no real environment: the context each invocation
 carries (context.py), the log block (log_block.py), init failures, the response size."""
 
 import time
