@@ -1,7 +1,9 @@
-"""Host side of the guest protocol: length-prefixed msgpack frames over a socketpair.
+"""Host side of the guest protocol: msgpack maps over a socketpair; the host's only codec.
 
 Frame = 4-byte big-endian unsigned length, then that many bytes of one msgpack map with string
-keys. The guest's stdout and stderr are a separate pipe, so nothing a guest prints can corrupt
+keys (a stream socket: plain environments and forked children). The Python zygote's control
+socket is SOCK_SEQPACKET instead: one map per packet, no length word (`encode_packet`,
+`PacketReader`, `decode`). The guest's stdout and stderr are a separate pipe, so nothing a guest prints can corrupt
 this channel. The full message catalogue is in docs/guest-protocol.md; in short::
 
     guest -> host  {"t": "hello", "pid": int}                       interpreter is up
@@ -29,6 +31,7 @@ from __future__ import annotations
 import marshal
 import socket
 import struct
+from collections import deque
 from typing import Any
 
 import msgpack
@@ -51,8 +54,28 @@ def encode_marshal(message: dict[str, Any]) -> bytes:
     return HEADER.pack(len(body) | MARSHAL_FLAG) + body
 
 
+def encode_packet(message: dict[str, Any]) -> bytes:
+    """One SOCK_SEQPACKET packet: the map alone, the packet boundary is its length."""
+    return msgpack.packb(message, use_bin_type=True)
+
+
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.sendall(encode(message))
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """One msgpack map with a string "t" key, from bytes a guest chose. Raises ProtocolError."""
+    try:
+        msg = msgpack.unpackb(body, raw=False, strict_map_key=True)
+    except msgpack.FormatError:
+        # msgpack's C decoder raises this with no text, and only for 0xc1, the one byte the
+        # format never uses: name it, so the error says what the guest sent.
+        raise ProtocolError("undecodable frame: byte 0xc1 is not msgpack") from None
+    except Exception as exc:  # malformed bytes from a hostile guest
+        raise ProtocolError(f"undecodable frame: {exc}") from None
+    if not isinstance(msg, dict) or not isinstance(msg.get("t"), str):
+        raise ProtocolError("frame is not a map with a string 't' key")
+    return msg
 
 
 class FrameReader:
@@ -78,12 +101,25 @@ class FrameReader:
             return None
         body = bytes(self._buf[HEADER.size : HEADER.size + n])
         del self._buf[: HEADER.size + n]
-        try:
-            msg = msgpack.unpackb(body, raw=False, strict_map_key=True)
-        except Exception as exc:  # malformed bytes from a hostile guest
-            raise ProtocolError(f"undecodable frame: {exc}") from None
-        if not isinstance(msg, dict) or not isinstance(msg.get("t"), str):
-            raise ProtocolError("frame is not a map with a string 't' key")
+        msg = decode(body)
+        _check_fields(msg)
+        return msg
+
+
+class PacketReader:
+    """FrameReader's counterpart for a SOCK_SEQPACKET socket: each `feed()` is one whole packet
+    (one map), so GuestChannel waits on either kind of socket the same way."""
+
+    def __init__(self) -> None:
+        self._packets: deque[bytes] = deque()
+
+    def feed(self, data: bytes) -> None:
+        self._packets.append(data)
+
+    def next(self) -> dict[str, Any] | None:
+        if not self._packets:
+            return None
+        msg = decode(self._packets.popleft())
         _check_fields(msg)
         return msg
 

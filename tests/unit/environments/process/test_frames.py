@@ -83,3 +83,21 @@ def test_well_typed_replies_pass():
     for msg in ok:
         r.feed(encode(msg))
         assert r.next() == msg
+
+
+def test_packets_are_one_map_each_and_checked_like_frames():
+    r = frames.PacketReader()
+    assert r.next() is None
+    r.feed(frames.encode_packet({"t": "hello", "pid": 7}))
+    r.feed(frames.encode_packet({"t": "ready", "init_ms": 2.0, "forkable": False}))
+    assert r.next() == {"t": "hello", "pid": 7} and r.next()["t"] == "ready" and r.next() is None
+    for bad in (b"\xc1", msgpack.packb([1]), frames.encode_packet({"t": "hello", "pid": -1})):
+        r.feed(bad)
+        with pytest.raises(ProtocolError):
+            r.next()
+
+
+def test_decode_names_the_byte_msgpack_never_uses():
+    # msgpack's C decoder says nothing for 0xc1; the guest's error must say what it sent.
+    with pytest.raises(ProtocolError, match="0xc1"):
+        frames.decode(b"\x81\xa1t\xc1")

@@ -42,3 +42,15 @@ def test_subclasses_and_buffers_pack_as_their_plain_types():
 
     value = {Name("k"): [bytearray(b"ab"), memoryview(b"cd")], "o": collections.OrderedDict(x=1)}
     assert msgpack.unpackb(_mpack.packb(value), raw=False) == {"k": [b"ab", b"cd"], "o": {"x": 1}}
+
+
+def test_zygote_packets_cross_between_the_guest_codec_and_the_hosts():
+    # The zygote speaks _mpack, the host frames.py (msgpack): one map per SOCK_SEQPACKET packet.
+    from runner.environments.process import frames
+
+    sent = {"t": "exited", "pid": 12, "status": -9, "maxrss_kb": 4096}
+    assert frames.decode(_mpack.packb(sent)) == sent
+    reader = frames.PacketReader()
+    reader.feed(_mpack.packb({"t": "ready", "init_ms": 3.5, "forkable": True, "maxrss_kb": 9}))
+    assert reader.next() == {"t": "ready", "init_ms": 3.5, "forkable": True, "maxrss_kb": 9}
+    assert _mpack.unpackb(frames.encode_packet({"t": "fork", "seq": 3})) == {"t": "fork", "seq": 3}
