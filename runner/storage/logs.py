@@ -7,7 +7,8 @@ Followers (`runner logs --follow`) get every new line through a bounded queue; a
 slow to keep up loses lines, never the server's memory.
 
 A block may be promised before it is written (`reserve`, then `append(..., reserved=True)`):
-the gRPC edge writes an invocation's block after its response is on the wire. Reads of a
+an invocation's PendingLog (invocation/log_block.py), which the gRPC edge writes after the
+response is on the wire. Reads of a
 function's log wait for its promised blocks (up to PENDING_WAIT_S), so a caller that reads
 the log after getting the response always finds the invocation in it.
 """
