@@ -1,18 +1,19 @@
-"""Subprocess execution environments (the Python and Node.js runtimes).
+"""Subprocess execution environments (the Python and Node.js runtimes): `ProcessEnvironment`.
 
 One environment = one guest process (and whatever it forks), talking to the host over a
-socketpair with msgpack frames (`protocol.py`), its stdout+stderr on a separate pipe the host
-drains into the invocation's log. What differs per language is a `ProcessRuntime`: the command
-line and the runtime's environment variables. Waiting for frames and draining the log pipe
-is in process_io.py (`GuestChannel`, which ProcessEnvironment inherits).
+socketpair with msgpack frames (frames.py), its stdout+stderr on a separate pipe the host
+drains into the invocation's log; the environment *has* a `GuestChannel` (channel.py) that owns
+both. How the process starts (spawn, gate, hello, init) is launch.py; what it sees of its host
+(environment variables) lambda_env.py. What differs per language is a `ProcessRuntime`: the
+command line and the runtime's environment variables.
 
 Guarantees (beyond those of base.py):
-* The guest gets only the environment built here (Lambda's variables plus the function's
-  configuration); nothing of the server's environment leaks in.
+* The guest gets only the environment built by lambda_env.py (Lambda's variables plus the
+  function's configuration); nothing of the server's environment leaks in.
 * Limits are in force before `init` (limits.apply): memory and pids from before the
   runtime's exec where bwrap runs it (namespaces.Gate, decision 039), otherwise from its
   hello; the CPU quota from its hello.
-* A guest's output is bounded per invocation (process_io.MAX_LOG_BYTES); the excess is dropped,
+* A guest's output is bounded per invocation (channel.MAX_LOG_BYTES); the excess is dropped,
   marked.
 * On timeout or crash the whole process group is killed and reaped before invoke() returns.
 """
@@ -21,33 +22,29 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from typing import Protocol
 
+import psutil
+
 from runner.confinement import limits, namespaces
 from runner.environments.base import EnvState, InvokeOutcome, InvokeRequest
 from runner.environments.process.channel import GuestChannel
-from runner.environments.process.frames import FrameReader, encode, encode_marshal, send
-from runner.environments.process.launch import (
-    HELLO_TIMEOUT_S,
-    INIT_TIMEOUT_S,
-    guest_environment,
-    place_at_gate,
-)
+from runner.environments.process.frames import encode, encode_marshal
+from runner.environments.process.lambda_env import guest_environment
+from runner.environments.process.launch import await_hello, place_at_gate, run_init, spawn
 from runner.errors import (
     EnvironmentGone,
     FunctionCrashed,
     FunctionError,
-    FunctionInitError,
     FunctionOutOfMemory,
     FunctionTimeout,
     InternalError,
+    InvalidResponse,
 )
 from runner.model import FunctionVersion
 
@@ -67,7 +64,7 @@ class ProcessRuntime(Protocol):
         """argv that starts the bootstrap for `version` (executable by absolute path)."""
 
     def environment(self, version: FunctionVersion) -> dict[str, str]:
-        """Runtime-specific variables, added to the Lambda ones built by `guest_environment`."""
+        """Runtime-specific variables, added to the Lambda ones (lambda_env.guest_environment)."""
 
     def check_code(self, version: FunctionVersion) -> None:
         """Raise InvalidCodePackage if the code can never run (e.g. handler file missing)."""
@@ -77,7 +74,7 @@ class ProcessRuntime(Protocol):
     # status and what the guest printed; None falls back to the generic crash error.
 
 
-class ProcessEnvironment(GuestChannel):
+class ProcessEnvironment:
     """One guest process. See the module docstring for its guarantees."""
 
     def __init__(self, version: FunctionVersion, runtime: ProcessRuntime, tmp_root: str) -> None:
@@ -88,11 +85,7 @@ class ProcessEnvironment(GuestChannel):
         self.init_logs = b""
         self._tmp_root = tmp_root
         self._proc: subprocess.Popen | None = None
-        self._sock: socket.socket | None = None
-        self._logr: int | None = None
-        self._reader = FrameReader()
-        self._poll: select.poll | None = None
-        self._log_eof = False
+        self._channel: GuestChannel | None = None  # set by _spawn, closed by destroy
         self._enforcement: limits.Enforcement | None = None
         self._tmp_dir: str | None = None
         self._maxrss = 0
@@ -100,7 +93,7 @@ class ProcessEnvironment(GuestChannel):
         # when the request's is another object (the Runner reuses one per version, so nearly
         # every frame omits it; the guest keeps the last one it got).
         self._ctx_sent: dict | None = None
-        # Invoke frames in marshal for runtimes that declare they read it (protocol.py says
+        # Invoke frames in marshal for runtimes that declare they read it (frames.py says
         # why it is safe in that direction only).
         self._marshal = bool(getattr(runtime, "marshal_frames", False))
         self._gate: namespaces.Gate | None = None  # set by _spawn until launch() is done with it
@@ -122,22 +115,15 @@ class ProcessEnvironment(GuestChannel):
                 # Placed before the runtime starts: its own start-up memory is the
                 # environment's (namespaces.Gate says why).
                 self._enforcement = place_at_gate(self._gate, self._proc, spec)
-            hello = self._wait_message(time.monotonic() + HELLO_TIMEOUT_S)
-            if hello is None or hello.get("t") != "hello":
-                raise FunctionInitError("Runtime failed to start", "Runtime.ExitError")
-            # Limits here rather than in start(): the bootstrap is parked waiting for `init`, so
-            # still no guest code runs unconstrained, and a pre-started environment's cold
-            # start skips the cgroup set-up (measured ~11 ms of a Node cold start).
-            if self._enforcement is None:  # no gate: placed now, CPU quota included
-                self._enforcement = limits.apply(self._proc.pid, spec)
-            else:
-                self._enforcement.limit_cpu()
+            # Limits complete here rather than in start(): a pre-started environment's cold
+            # start then skips the cgroup set-up (measured ~11 ms of a Node cold start).
+            self._enforcement = await_hello(self._channel, self._proc, spec, self._enforcement)
             # Read once now the counters every invocation reads: the cgroup files are opened
             # on first use, and that first use would otherwise be the cold start's invocation.
             self.max_memory()
             self._enforcement.pids_limit_hit()
         except BaseException:
-            self.destroy()
+            self.destroy()  # kills the process before the gate below is closed (launch.Started)
             raise
         finally:
             if self._gate is not None:
@@ -165,67 +151,29 @@ class ProcessEnvironment(GuestChannel):
             raise
 
     def _await_ready(self) -> None:
-        cfg = self.version.config
-        send(self._sock, {"t": "init"})
-        init_timeout = max(INIT_TIMEOUT_S, cfg.timeout_s)
-        logs = bytearray()
-        msg = self._wait_message(time.monotonic() + init_timeout, logs)
-        self.init_logs = bytes(logs)
-        if msg is None:
-            if self._bad_frame is not None:
-                raise FunctionInitError(f"Runtime sent an invalid response during init: "
-                                        f"{self._bad_frame}", "Runtime.InvalidResponse")
-            if self._exited_or_kill() and not self._timed_out:
-                raise self._death_error(during="init", logs=logs)
-            raise FunctionTimeout.after(init_timeout)
-        self._maxrss = max(self._maxrss, int(msg.get("maxrss_kb", 0)) * 1024)
-        self.init_duration_ms = float(msg.get("init_ms", 0.0))
-        if msg["t"] == "init_error":
-            err = FunctionError.from_document(msg.get("error") or {})
-            raise FunctionInitError(err.message, err.error_type, err.stack_trace)
-        if msg["t"] != "ready":
-            raise FunctionInitError(f"unexpected frame {msg['t']!r} during init", "Runtime.InvalidResponse")
+        reply = run_init(self._channel, self.version)
+        self.init_logs = reply.logs
+        if not reply.answered:
+            if self._exited_or_kill() and not reply.timed_out:
+                raise self._death_error(during="init", logs=reply.logs)
+            raise FunctionTimeout.after(reply.timeout_s)
+        msg = reply.message
+        if msg is not None:
+            self._maxrss = max(self._maxrss, int(msg.get("maxrss_kb", 0)) * 1024)
+            self.init_duration_ms = float(msg.get("init_ms", 0.0))
+        error = reply.error()
+        if error is not None:
+            raise error
         self.state = EnvState.READY
 
     def _spawn(self) -> None:
         self._tmp_dir = tempfile.mkdtemp(prefix=f"env-{self.version.name}-", dir=self._tmp_root)
-        host_sock, guest_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        logr, logw = os.pipe()
-        env = guest_environment(self.version, self._tmp_dir)
-        env.update(self.runtime.environment(self.version))
-        env["_RUNNER_FD"] = str(guest_sock.fileno())
-        self._gate = gate = namespaces.new_gate()
-        try:
-            # No preexec_fn: the server is multi-threaded. start_new_session gives the guest its
-            # own process group, so a kill reaches everything it forked (unless it escapes with
-            # setsid; the cgroup enforcement of limits.py closes that gap where available).
-            self._proc = subprocess.Popen(
-                namespaces.wrap(self.runtime.command(self.version), self.version, self._tmp_dir,
-                               address_space=self.runtime.address_space_limit, gate=gate),
-                env=env,
-                cwd=self.version.code_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=logw,
-                stderr=logw,
-                pass_fds=(guest_sock.fileno(), *(gate.child_fds if gate else ())),
-                close_fds=True,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            host_sock.close()
-            os.close(logr)
-            raise InternalError(f"cannot start the {self.runtime.name} runtime: {exc}") from exc
-        finally:
-            guest_sock.close()
-            os.close(logw)
-            if gate is not None:
-                gate.spawned()
-        self.pid = self._proc.pid
-        self._sock = host_sock
-        self._sock.setblocking(False)
-        self._logr = logr
-        os.set_blocking(logr, False)
-        self._timed_out = False
+        started = spawn(
+            self.runtime.command(self.version), self.version, self._tmp_dir,
+            guest_environment(self.version, self._tmp_dir, self.runtime.environment(self.version)),
+            address_space=self.runtime.address_space_limit, what=f"the {self.runtime.name} runtime")
+        self._proc, self._channel, self._gate = started.proc, started.channel, started.gate
+        self.pid = started.proc.pid
 
     def invoke(self, request: InvokeRequest) -> InvokeOutcome:
         if self.state is not EnvState.READY:
@@ -239,14 +187,15 @@ class ProcessEnvironment(GuestChannel):
         if request.context is not self._ctx_sent:
             frame["ctx"] = request.context
             self._ctx_sent = request.context
+        channel = self._channel
         try:
-            self._send_frame((encode_marshal if self._marshal else encode)(frame), request.deadline)
+            channel.send((encode_marshal if self._marshal else encode)(frame), request.deadline)
         except EnvironmentGone:
             self.destroy()  # died while idle: the caller runs the invocation elsewhere
             raise
         except OSError:
-            pass  # the guest died mid-frame; _wait_message sees EOF and reports why
-        msg = self._wait_message(request.deadline, logs)
+            pass  # the guest died mid-frame; the wait sees EOF and reports why
+        msg = channel.wait(request.deadline, logs)
         duration_ms = (time.monotonic() - t0) * 1000.0
         if msg is not None:
             self._maxrss = max(self._maxrss, int(msg.get("maxrss_kb", 0)) * 1024)
@@ -255,10 +204,9 @@ class ProcessEnvironment(GuestChannel):
         reusable = True
         if msg is None:
             reusable = False
-            if self._bad_frame is not None:
-                error = FunctionCrashed(f"Runtime sent an invalid response: {self._bad_frame}",
-                                        "Runtime.InvalidResponse")
-            elif self._timed_out or not self._exited_or_kill():
+            if channel.bad_frame is not None:
+                error = InvalidResponse(f"Runtime sent an invalid response: {channel.bad_frame}")
+            elif channel.timed_out or not self._exited_or_kill():
                 error = FunctionTimeout.after(request.timeout_s)
             else:
                 error = self._death_error(during="invoke", logs=logs)
@@ -267,16 +215,16 @@ class ProcessEnvironment(GuestChannel):
         elif msg["t"] == "error":
             doc = msg.get("error") or {}
             error = FunctionError.from_document(doc)
-            if error.error_type == "Runtime.OutOfMemory":
+            if error.error_type == FunctionOutOfMemory.error_type:  # the guest's MemoryError
                 error = FunctionOutOfMemory(
                     FunctionOutOfMemory.at(self.version.config.memory_mb, "MemoryError").message,
                     stack_trace=error.stack_trace,
                 )
             reusable = not msg.get("fatal", False)
         else:
-            error = FunctionCrashed(f"Runtime sent an unexpected frame {msg['t']!r}", "Runtime.InvalidResponse")
+            error = InvalidResponse(f"Runtime sent an unexpected frame {msg['t']!r}")
             reusable = False
-        # (limits.py) a guest that hit its pids limit (fork bomb) has processes
+        # (confinement/limits.py) a guest that hit its pids limit (fork bomb) has processes
         # its code did not expect; replace the environment rather than reuse it.
         if reusable and self._enforcement is not None and self._enforcement.pids_limit_hit():
             reusable = False
@@ -291,14 +239,9 @@ class ProcessEnvironment(GuestChannel):
         proc, self._proc = self._proc, None
         if proc is not None:
             self._kill_group(proc)
-        for closer in (self._sock, ):
-            if closer is not None:
-                closer.close()
-        self._sock = None
-        self._poll = None
-        if self._logr is not None:
-            os.close(self._logr)
-            self._logr = None
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()  # after the kill: the guest never sees its channel closed while alive
         if self._enforcement is not None:
             # keep the cgroup's peak for the outcome built after destroy()
             self._maxrss = max(self._maxrss, self._enforcement.max_memory_bytes())
@@ -314,8 +257,6 @@ class ProcessEnvironment(GuestChannel):
         if current:
             return current
         try:
-            import psutil
-
             return psutil.Process(self.pid).memory_info().rss if self.pid else 0
         except Exception:
             return 0

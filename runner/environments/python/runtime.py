@@ -1,4 +1,5 @@
-"""The Python runtime: `python -I -S -B python_bootstrap.py`, one interpreter per environment.
+"""The Python runtime: `python -I -S -B python_bootstrap.py`, one interpreter per environment
+(or per version: the zygote, `python -I -S -B python_zygote.py`, zygote_process.py).
 
 `-I` ignores PYTHON* variables and the user site, `-S` hides the server's site-packages (a guest
 sees the standard library and its own code only, as on Lambda minus boto3), `-B` writes no
@@ -21,14 +22,24 @@ BOOTSTRAP = os.path.join(GUEST_DIR, "python_bootstrap.py")
 ZYGOTE = os.path.join(GUEST_DIR, "python_zygote.py")
 
 
+def interpreter(script: str) -> list[str]:
+    """argv running `script` (one of the guest scripts above) under the flags of the module
+    docstring."""
+    return [sys.executable, "-I", "-S", "-B", script]
+
+
 class PythonRuntime:
     name = "python"
     address_space_limit = True
-    # The bootstrap runs this interpreter too, so it reads host frames in marshal (protocol.py).
+    # The bootstrap runs this interpreter too, so it reads host frames in marshal (frames.py).
     marshal_frames = True
 
     def command(self, version: FunctionVersion) -> list[str]:
-        return [sys.executable, "-I", "-S", "-B", BOOTSTRAP]
+        return interpreter(BOOTSTRAP)
+
+    def zygote_command(self, version: FunctionVersion) -> list[str]:
+        """argv of the version's zygote (zygote_process.py): same interpreter, same flags."""
+        return interpreter(ZYGOTE)
 
     def environment(self, version: FunctionVersion) -> dict[str, str]:
         return {"PYTHONUNBUFFERED": "1", "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11"}

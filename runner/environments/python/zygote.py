@@ -1,14 +1,15 @@
 """Python environments forked from a per-version zygote (the Python snapshot pool).
 
-A `Zygote` is one process per function version, started inside the version's sandbox like a
-plain environment (namespaces.wrap + limits.apply before its init), that imports the handler
-module once and then forks new environments on request (runtimes/python_zygote.py). A forked
-environment skips interpreter start-up and the init phase: its cold start is a fork plus one
-handshake.
+A `Zygote` (zygote_process.py) is one process per function version, started inside the
+version's sandbox like a plain environment (process/launch.py: limits before its init), that
+imports the handler module once and then forks new environments on request
+(guest/python_zygote.py). A forked environment skips interpreter start-up and the init phase:
+its cold start is a fork plus one handshake.
 
 `ZygoteEnvironment` is a `ProcessEnvironment` whose process comes from the zygote instead of
-subprocess: everything after the child's hello (limits, invoke, timeout, log capture, death
-classification) is the same code path. What differs, and why it is safe:
+subprocess, with a `GuestChannel` of its own like any environment: everything after the
+child's hello (limits, invoke, timeout, log capture, death classification) is the same code
+path. What differs, and why it is safe:
 
 * The host is not the parent of a forked environment; the zygote reaps it (wait4) and reports
   its status, which `ForkedProcess.wait()` waits for. If the zygote itself is gone, the host
@@ -36,6 +37,7 @@ import psutil
 
 from runner.confinement import namespaces
 from runner.environments.base import EnvState
+from runner.environments.process.channel import GuestChannel
 from runner.environments.process.environment import ProcessEnvironment
 from runner.environments.process.launch import INIT_TIMEOUT_S
 from runner.environments.python.zygote_process import ForkedProcess, Zygote, _innermost
@@ -51,7 +53,7 @@ class ZygoteEnvironment(ProcessEnvironment):
     """A ProcessEnvironment whose process is forked by the version's zygote (or spawned, when
     the version's init left the zygote unforkable)."""
 
-    def __init__(self, version, runtime, tmp_root: str, backend: "ZygoteBackend") -> None:
+    def __init__(self, version, runtime, tmp_root: str, backend: ZygoteBackend) -> None:
         super().__init__(version, runtime, tmp_root)
         self.backend = backend
         self.zygote: Zygote | None = None
@@ -93,15 +95,13 @@ class ZygoteEnvironment(ProcessEnvironment):
             os.close(logr)
             raise
         finally:
+            # The zygote holds its own copies now (SCM_RIGHTS duplicated them), and the child
+            # keeps them: ours would keep the log pipe from reaching EOF when the child exits.
             guest_sock.close()
             os.close(logw)
         self._tmp_dir = None  # the zygote's sandbox /tmp is shared by the version's environments
         self.pid = self._proc.pid
-        self._sock = host_sock
-        self._sock.setblocking(False)
-        self._logr = logr
-        os.set_blocking(logr, False)
-        self._timed_out = False
+        self._channel = GuestChannel(host_sock, logr)
 
     def launch(self) -> None:
         """launch(), and for a child forked from the zygote the init handshake too. The child's

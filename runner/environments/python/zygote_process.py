@@ -1,10 +1,12 @@
 """A version's zygote process as the host sees it: start, init, fork, reap (zygote.py uses it).
 
-`Zygote` starts runtimes/python_zygote.py inside the version's sandbox (namespaces.wrap, then
-limits.apply before its init), runs the init phase once and then forks environments on
-request over a control socket, passing each child its channel and log descriptors
-(SCM_RIGHTS). The zygote reaps its children and reports each exit status and rusage, which
-`ForkedProcess` (the part of subprocess.Popen that ProcessEnvironment uses) waits for.
+`Zygote` starts guest/python_zygote.py inside the version's sandbox the way a plain environment
+starts (process/launch.py: spawn, place_at_gate, await_hello, run_init: limits before its
+init), runs the init phase once and then forks environments on request over a SOCK_SEQPACKET
+control socket, passing each child its channel and log descriptors (SCM_RIGHTS). The zygote
+reaps its children and reports each exit status and rusage, which `ForkedProcess` (the part of
+subprocess.Popen that ProcessEnvironment uses) waits for. Messages are msgpack maps on both
+sides: the host codes them with process/frames.py, the zygote with its stdlib codec.
 
 Guarantees: every method of `Zygote` is thread-safe; a zygote that exits or stops answering
 raises `ZygoteDead` from `fork`, and the caller builds a new one; pids the zygote reports are in
@@ -15,24 +17,29 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import signal
 import socket
-import sys
+import subprocess
+import tempfile
 import threading
 import time
 
 import psutil
 
 from runner.confinement import limits, namespaces
-from runner.environments.process.launch import (
-    HELLO_TIMEOUT_S,
-    INIT_TIMEOUT_S,
-    guest_environment,
-    place_at_gate,
-)
-from runner.environments.python.guest import _mpack
+from runner.environments.process.frames import decode, encode_packet
+from runner.environments.process.lambda_env import guest_environment
+from runner.environments.process.launch import await_hello, place_at_gate, run_init, spawn
 from runner.environments.python.runtime import ZYGOTE
-from runner.errors import FunctionError, FunctionInitError, InternalError, ZygoteDead
-from runner.model import FunctionVersion
+from runner.errors import (
+    FunctionError,
+    FunctionTimeout,
+    InternalError,
+    RuntimeExited,
+    ZygoteDead,
+)
+from runner.model import MB, FunctionVersion
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +57,7 @@ MAX_PACKET = 1 << 16
 # 10 MB zygote, 1.8 MB for a 147 MB one (page tables: ~1/512 of the zygote's memory). Without
 # room for it, the zygote of a 128 MB function was OOM-killed at ~77 live environments, and
 # its PID namespace took every environment of the version with it.
-CHILD_CHARGE_BYTES = 2 * limits.MB  # the fixed part, rounded up from 1.5 MB
+CHILD_CHARGE_BYTES = 2 * MB  # the fixed part, rounded up from 1.5 MB
 CHILD_CHARGE_SHARE = 256  # plus memory / 256: twice the page tables of a zygote at its limit
 # Children beyond the version's concurrency that may be alive at once: pre-started spares
 # (pool/prestart.MAX_PER_VERSION; this layer does not import the pool) and environments being
@@ -62,7 +69,7 @@ def zygote_memory_limit(version: FunctionVersion) -> int:
     """The zygote's memory limit once its init is done: the function's memory (init ran under
     exactly that) plus room for what its live children leave charged to its group. Bounded by
     the concurrency the function asked for; the zygote itself runs only the fork loop by then."""
-    memory = version.config.memory_mb * limits.MB
+    memory = version.config.memory_mb * MB
     children = version.config.concurrency + SPARE_CHILDREN
     return memory + children * (CHILD_CHARGE_BYTES + memory // CHILD_CHARGE_SHARE)
 
@@ -71,42 +78,8 @@ class Zygote:
     """The host's handle on one version's zygote process. Thread-safe."""
 
     def __init__(self, version: FunctionVersion, runtime, tmp_root: str) -> None:
-        import subprocess
-        import tempfile
-
         self.version = version
         self.tmp_dir = tempfile.mkdtemp(prefix=f"zygote-{version.name}-", dir=tmp_root)
-        host, guest = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        logr, logw = os.pipe()
-        env = guest_environment(version, self.tmp_dir)
-        env.update(runtime.environment(version))
-        env["_RUNNER_FD"] = str(guest.fileno())
-        argv = [sys.executable, "-I", "-S", "-B", ZYGOTE]
-        # Held before the interpreter starts and placed in the version's cgroups first, as a
-        # plain environment is (process.place_at_gate): the zygote's start-up is then charged
-        # to its own group, and its forked children's shared pages with it.
-        self._gate = namespaces.new_gate()
-        try:
-            # Same spawn path as a plain environment (no preexec_fn; own session).
-            self.proc = subprocess.Popen(
-                namespaces.wrap(argv, version, self.tmp_dir, gate=self._gate), env=env,
-                cwd=version.code_dir, stdin=subprocess.DEVNULL, stdout=logw, stderr=logw,
-                pass_fds=(guest.fileno(), *(self._gate.child_fds if self._gate else ())),
-                close_fds=True, start_new_session=True)
-        except BaseException:
-            # Nothing started: our ends of the channel, the log pipe and the gate go too.
-            host.close()
-            os.close(logr)
-            if self._gate is not None:
-                self._gate.close()
-            raise
-        finally:
-            guest.close()
-            os.close(logw)
-            if self._gate is not None:
-                self._gate.spawned()
-        self.sock = host
-        self._logr = logr
         self._close_lock = threading.Lock()
         self._closing = False
         self._lock = threading.Lock()  # one fork request in flight at a time
@@ -122,77 +95,82 @@ class Zygote:
         self.enforcement: limits.Enforcement | None = None
         self._reader: threading.Thread | None = None
         self._host_pid: int | None = None
+        # Held before the interpreter starts and placed in the version's cgroups first, as a
+        # plain environment is (launch.place_at_gate): the zygote's start-up is then charged
+        # to its own group, and its forked children's shared pages with it. Same spawn path as
+        # a plain environment; the control socket is SOCK_SEQPACKET (one message per packet,
+        # file descriptors ride along with a fork request).
+        try:
+            started = spawn(runtime.zygote_command(version), version, self.tmp_dir,
+                            guest_environment(version, self.tmp_dir, runtime.environment(version)),
+                            address_space=runtime.address_space_limit,
+                            what=f"the {runtime.name} zygote", packets=True)
+        except BaseException:
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+            raise
+        self.proc = started.proc
+        self.channel = started.channel
+        self._gate = started.gate
         try:
             self._initialise(runtime)
         except BaseException:
-            self.close()
+            self.close()  # kills the zygote, then closes a gate still held
             raise
 
     def _initialise(self, runtime) -> None:
+        """The start-up handshake of launch.py, as a plain environment runs it; then the fork
+        loop's reader. A failed init is kept in `init_error` (with its logs), not raised: the
+        backend hands it to one cold start, which reports it as Lambda does."""
         spec = limits.LimitSpec.for_version(self.version, address_space=runtime.address_space_limit)
         if self._gate is not None:
             try:
                 self.enforcement = place_at_gate(self._gate, self.proc, spec)
-            except FunctionInitError as exc:
-                raise ZygoteDead(str(exc)) from None  # close() kills it, then closes the gate
+            except RuntimeExited as exc:
+                raise ZygoteDead(exc.message) from None  # close() kills it, then closes the gate
             self._gate.close()
             self._gate = None
-        self.sock.settimeout(HELLO_TIMEOUT_S)
-        hello = self._recv()
-        if hello is None or hello.get("t") != "hello":
-            raise ZygoteDead(f"zygote exited before its hello (status {self.proc.poll()})")
-        if self.enforcement is None:  # no gate: placed now, CPU quota included
-            self.enforcement = limits.apply(self.proc.pid, spec)
-        else:
-            self.enforcement.limit_cpu()
-        self.sock.send(_mpack.packb({"t": "init"}))
-        self.sock.settimeout(max(INIT_TIMEOUT_S, self.version.config.timeout_s))
         try:
-            msg = self._recv()
-        except socket.timeout:
-            msg = None
-        except Exception as exc:  # decode errors of any kind: the packet came from guest code
-            self.init_logs = self._drain_logs()
-            raise FunctionInitError(f"Runtime sent an invalid response during init: {exc}",
-                                    "Runtime.InvalidResponse") from None
-        self.init_logs = self._drain_logs()
-        if msg is None:
-            raise FunctionInitError("Runtime exited during init", "Runtime.ExitError")
-        self.init_ms = float(msg.get("init_ms", 0.0))
-        if msg["t"] == "init_error":
-            err = FunctionError.from_document(msg.get("error") or {})
-            self.init_error = FunctionInitError(err.message, err.error_type, err.stack_trace)
+            self.enforcement = await_hello(self.channel, self.proc, spec, self.enforcement)
+        except RuntimeExited:
+            raise ZygoteDead(f"zygote exited before its hello (status {self.proc.poll()})") from None
+        reply = run_init(self.channel, self.version)
+        self.init_logs = reply.logs
+        if not reply.answered:
+            # No death classification here (a plain environment's): a zygote that exits in
+            # its init is reported as an exit, one that outlives it as a timeout.
+            self.init_error = (FunctionTimeout.after(reply.timeout_s) if reply.timed_out
+                               else RuntimeExited("Runtime exited during init"))
             return
-        self.forkable = bool(msg.get("forkable"))
+        if reply.message is not None:
+            self.init_ms = float(reply.message.get("init_ms", 0.0))
+        self.init_error = reply.error()
+        if self.init_error is not None:
+            return
+        self.forkable = bool(reply.message.get("forkable"))
         if self.forkable and self.enforcement is not None:
             # After init, never before: the init phase had the function's memory limit and no
             # more. From here the zygote runs no function code but at-fork hooks its init
             # registered, which the raised limit still bounds.
             self.enforcement.raise_memory_limit(zygote_memory_limit(self.version))
-        self.sock.settimeout(None)
+        # From here one thread reads the control socket (the replies to fork requests and the
+        # exits of children), blocking: the channel's poll loop was for the handshake only.
+        self.channel.sock.setblocking(True)
         self._reader = threading.Thread(target=self._read_loop, name=f"zygote-{self.version.key}",
                                         daemon=True)
         self._reader.start()
 
     # ------------------------------------------------------------------ channel
 
-    def _recv(self) -> dict | None:
-        """The next packet, or None on EOF. Raises ValueError for a packet that is not a map
-        with a string "t": init code runs in the zygote and can write to this socket."""
-        data = self.sock.recv(MAX_PACKET)
-        if not data:
-            return None
-        msg = _mpack.unpackb(data)  # ValueError (or another decode error) on malformed bytes
-        if not isinstance(msg, dict) or not isinstance(msg.get("t"), str):
-            raise ValueError("packet is not a map with a string 't' key")
-        return msg
-
     def _read_loop(self) -> None:
+        sock = self.channel.sock
         try:
             while True:
-                msg = self._recv()
-                if msg is None:
+                data = sock.recv(MAX_PACKET)
+                if not data:
                     break
+                # ProtocolError for a packet that is not a map with a string "t": init code
+                # ran in the zygote and could write to this socket.
+                msg = decode(data)
                 with self._cond:
                     if msg.get("t") == "exited":
                         self._exits[int(msg["pid"])] = (int(msg["status"]), int(msg.get("maxrss_kb", 0)))
@@ -212,19 +190,6 @@ class Zygote:
             logs, self.init_logs = self.init_logs, b""
         return logs
 
-    def _drain_logs(self) -> bytes:
-        os.set_blocking(self._logr, False)
-        out = bytearray()
-        while True:
-            try:
-                chunk = os.read(self._logr, 1 << 16)
-            except (BlockingIOError, OSError):
-                break
-            if not chunk:
-                break
-            out += chunk[: max(0, (1 << 20) - len(out))]
-        return bytes(out)
-
     # ------------------------------------------------------------------ forking
 
     def fork(self, ctrl_fd: int, log_fd: int) -> int:
@@ -237,7 +202,8 @@ class Zygote:
             try:
                 # SCM_RIGHTS duplicates the descriptors into the zygote; ours stay open until
                 # the caller closes them after the reply.
-                socket.send_fds(self.sock, [_mpack.packb({"t": "fork", "seq": seq})], [ctrl_fd, log_fd])
+                socket.send_fds(self.channel.sock, [encode_packet({"t": "fork", "seq": seq})],
+                                [ctrl_fd, log_fd])
             except OSError as exc:
                 raise ZygoteDead(f"zygote channel: {exc}") from None
             deadline = time.monotonic() + FORK_TIMEOUT_S
@@ -291,28 +257,22 @@ class Zygote:
             self._closing = True
         self.alive = False
         try:
-            self.sock.close()
-        except OSError:
-            pass
-        try:
-            os.killpg(self.proc.pid, 9)
+            os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        # After the kill, as a plain environment closes its channel: the read loop ends on the
+        # socket's EOF (or on the closed socket, whichever it meets first).
+        self.channel.close()
         try:
             self.proc.wait(timeout=5)
         except Exception:
             pass
-        if self._logr is not None:
-            os.close(self._logr)
-            self._logr = None
         if self._gate is not None:  # still held: the zygote is dead already (killed above)
             self._gate.close()
             self._gate = None
         if self.enforcement is not None:
             self.enforcement.release()
             self.enforcement = None
-        import shutil
-
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
 
@@ -362,8 +322,6 @@ class ForkedProcess:
         return self._wait(0)
 
     def wait(self, timeout: float | None = None) -> int:
-        import subprocess
-
         rc = self._wait(timeout if timeout is not None else 3600)
         if rc is None:
             raise subprocess.TimeoutExpired("forked environment", timeout)
@@ -389,6 +347,6 @@ class ForkedProcess:
 
     def kill(self) -> None:
         try:
-            os.kill(self.pid, 9)
+            os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass

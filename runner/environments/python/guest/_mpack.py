@@ -3,7 +3,8 @@
 The guest side of the frame protocol cannot import the `msgpack` package: sandboxes start with
 `python -I -S`, so no site-packages are visible to guest code. This covers exactly the types the
 protocol uses (nil, bool, int, float, str, bin, array, map) and is checked against `msgpack` in
-tests/unit/environments/python/guest/test_mpack.py. The Python bootstrap embeds it by import from its own folder.
+tests/unit/environments/python/guest/test_mpack.py. The Python bootstrap and zygote import it
+from their own folder; the host never does (it uses `msgpack`, process/frames.py).
 """
 
 import struct
