@@ -344,3 +344,15 @@ def test_discarding_a_zygote_lets_its_running_invocations_finish(backend, tmp_pa
     while zygote.proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert zygote.proc.poll() is not None  # closed once its children were gone
+
+
+def test_an_init_that_prints_more_than_a_pipe_holds_still_finishes(backend, tmp_path):
+    # The zygote's init output is read while the init runs (launch.run_init, as for any
+    # environment): a pipe nobody drained held the zygote at 64 KiB until its init timed out.
+    v = version(tmp_path, "import sys\nsys.stdout.write('x' * 200_000 + '\\n')\n"
+                          "def handler(e, c):\n    return 1\n", timeout_s=3)
+    t0 = time.monotonic()
+    env = started(backend, v)
+    assert time.monotonic() - t0 < 8 and call(env).payload == b"1"
+    assert env.init_logs.startswith(b"x" * 1000) and len(env.init_logs) == 200_001
+    env.destroy()
