@@ -1,4 +1,4 @@
-"""The sandbox layer's protocol: one execution environment, and the backend that makes them.
+"""The environments layer's protocol: one execution environment, and the backend that makes them.
 
 An *execution environment* is one isolated instance of one immutable function version, able to
 run one invocation at a time (Lambda's model). Its lifecycle::
@@ -16,8 +16,9 @@ Guarantees every backend gives (the pool above relies on them):
 * No guest code runs before the environment's limits are applied.
 * `destroy()` is idempotent, never raises, and leaves no process, cgroup or temp dir behind.
 
-Backends live beside this file: `process.py` (subprocess runtimes: Python, Node.js),
-`wasm.py` (wasmtime), `fake.py` (for tests of the layers above).
+Backends live beside this file, registered in `backends.py`: `process/` (the subprocess
+environment, shared by `python/` and `node/`), `wasm/` (wasmtime, in-process), `fake.py` (for
+tests of the layers above).
 """
 
 from __future__ import annotations
