@@ -16,6 +16,7 @@ import threading
 from runner import settings
 from runner.cli.client import EXIT_PLATFORM_ERROR
 from runner.cli.examples import default_guests_dir, deploy_examples
+from runner.errors import ResourceConflict
 from runner.invocation.runner import Runner, default_data_dir
 
 # The port a client finds with no --address and no $RUNNER_ADDRESS.
@@ -27,8 +28,12 @@ def cmd_serve(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_dir = args.data_dir or default_data_dir()
-    runner = Runner(data_dir, idle_ttl_s=args.idle_ttl, max_environments=args.max_environments,
-                    async_workers=args.async_workers, async_retry_base_s=args.retry_delay)
+    try:
+        runner = Runner(data_dir, idle_ttl_s=args.idle_ttl, max_environments=args.max_environments,
+                        async_workers=args.async_workers, async_retry_base_s=args.retry_delay)
+    except ResourceConflict as exc:  # another runner holds the data directory
+        print(f"runner: {exc}", file=sys.stderr)
+        return EXIT_PLATFORM_ERROR
     if args.examples is not None:
         root = args.examples or default_guests_dir()
         if root is None:

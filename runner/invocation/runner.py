@@ -46,6 +46,7 @@ from runner.model import (
 )
 from runner.pool.base import InitFailure
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
+from runner.storage.data_dir import DataDirLock
 from runner.storage.events import DeadLetter, EventStore
 from runner.storage.functions import SQLiteRegistry
 from runner.storage.logs import LogStore
@@ -78,27 +79,33 @@ class Runner:
     ) -> None:
         self.data_dir = os.path.abspath(data_dir or default_data_dir())
         os.makedirs(self.data_dir, exist_ok=True)
-        raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
-        self.registry = SQLiteRegistry(self.data_dir)
-        self.logs = LogStore(os.path.join(self.data_dir, "logs"))
-        self.contexts = ContextCache()  # the Lambda context of each invocation (context.py)
-        work = os.path.join(self.data_dir, "envs")
-        self.pool = PoolManager(
-            backends if backends is not None else default_backends(work),
-            idle_ttl_s=idle_ttl_s,
-            max_environments=max_environments,
-        )
-        self._collect_garbage()
-        # Snapshots and provisioned environments of deployed functions come back in the
-        # background: the server answers at once, cold starts meanwhile just build on demand.
-        self._restorer = threading.Thread(target=self._restore, name="restore", daemon=True)
-        self._restorer.start()
-        # HTTP routes and async invocation (docs/http-and-async.md).
-        self.routes = RouteStore(self.data_dir)
-        self.events = EventStore(self.data_dir)
-        self.async_invoker = AsyncInvoker(self.invoke, self.registry.resolve, self.events,
-                                          workers=async_workers, retry_base_s=async_retry_base_s)
-        self.async_invoker.start()  # events accepted before a crash run again from here
+        # First: a second runner on this directory is refused before it touches any store.
+        self._lock = DataDirLock(self.data_dir)
+        try:
+            raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
+            self.registry = SQLiteRegistry(self.data_dir)
+            self.logs = LogStore(os.path.join(self.data_dir, "logs"))
+            self.contexts = ContextCache()  # the Lambda context of each invocation (context.py)
+            work = os.path.join(self.data_dir, "envs")
+            self.pool = PoolManager(
+                backends if backends is not None else default_backends(work),
+                idle_ttl_s=idle_ttl_s,
+                max_environments=max_environments,
+            )
+            self._collect_garbage()
+            # Snapshots and provisioned environments of deployed functions come back in the
+            # background: the server answers at once, cold starts meanwhile just build on demand.
+            self._restorer = threading.Thread(target=self._restore, name="restore", daemon=True)
+            self._restorer.start()
+            # HTTP routes and async invocation (docs/http-and-async.md).
+            self.routes = RouteStore(self.data_dir)
+            self.events = EventStore(self.data_dir)
+            self.async_invoker = AsyncInvoker(self.invoke, self.registry.resolve, self.events,
+                                              workers=async_workers, retry_base_s=async_retry_base_s)
+            self.async_invoker.start()  # events accepted before a crash run again from here
+        except BaseException:
+            self._lock.close()  # a runner that failed to start holds nothing
+            raise
 
     # ------------------------------------------------------------------ management
 
@@ -325,6 +332,7 @@ class Runner:
         self.routes.close()
         self.registry.close()
         self.logs.close()
+        self._lock.close()
 
     def __enter__(self) -> "Runner":
         return self

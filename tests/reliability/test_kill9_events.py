@@ -10,11 +10,7 @@ keyed by the request id the client was given.
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from http.client import HTTPConnection
@@ -24,48 +20,12 @@ import pytest
 
 from runner.invocation.runner import zip_directory
 from runner.service.proto import runner_api_pb2 as pb
-from tests.async_helpers import RECORDER, WAIT_S, records, wait_for
+from tests.async_helpers import RECORDER, records, wait_for
 from tests.integration.conftest import Client
+from tests.reliability.conftest import KILL_AFTER, MAX_SENDS, Server
 
 # The recorder guest writes into a host directory the test reads back.
 pytestmark = pytest.mark.usefixtures("guests_see_host_files")
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-KILL_AFTER = 40  # accepted events before the kill
-MAX_SENDS = 2000  # the sender stops by itself at this many, should the kill never land
-
-
-class Server:
-    """`python -m runner serve` on loopback ports chosen by the OS."""
-
-    def __init__(self, data_dir: str, log_path: str) -> None:
-        self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runner", "serve", "--data-dir", data_dir, "--port", "0",
-             "--http-port", "0", "--retry-delay", "0.1", "--grace", "1"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log)
-        self.grpc_address = self.http_port = None
-        deadline = time.monotonic() + WAIT_S
-        while self.grpc_address is None or self.http_port is None:
-            line = self.proc.stdout.readline().decode()
-            if not line or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"server did not start; see {log_path}")
-            if m := re.match(r"^listening on (\S+:\d+)", line):
-                self.grpc_address = m.group(1)
-            elif m := re.match(r"^http listening on \S+:(\d+)", line):
-                self.http_port = int(m.group(1))
-
-    def kill9(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait()
-        self.proc.stdout.close()
-        self.log.close()
-
 
 @pytest.fixture
 def dirs(tmp_path):
