@@ -8,6 +8,7 @@ The hierarchy::
     │   │                              table (runner/service/grpc/status.py); `error_type` is the
     │   │                              Lambda-style name sent along in trailing metadata.
     │   ├── InvalidParameter            bad configuration or request field   INVALID_ARGUMENT
+    │   │   ├── ValidationError          a name breaks its pattern            INVALID_ARGUMENT
     │   │   ├── InvalidCodePackage       zip-slip, zip bomb, bad wasm, ...    INVALID_ARGUMENT
     │   │   └── InvalidRequestContent    invoke payload is not JSON           INVALID_ARGUMENT
     │   ├── RequestTooLarge             payload over 6 MB (in or out)        INVALID_ARGUMENT
@@ -81,6 +82,13 @@ class InvalidParameter(PlatformError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class ValidationError(InvalidParameter):
+    """A name (function, alias, ...) that can never exist: Lambda answers ValidationException
+    before looking anything up, so an invalid name is never "not found"."""
+
+    error_type = "ValidationException"
 
 
 class InvalidCodePackage(InvalidParameter):

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-from runner.errors import InvalidParameter, InvalidRequestContent, RequestTooLarge
+from runner.errors import InvalidParameter, InvalidRequestContent, RequestTooLarge, ValidationError
 
 # Limits, as AWS Lambda documents them (units in the names).
 MEMORY_MB_MIN = 128
@@ -83,8 +83,9 @@ _LOADING_STORED = contextvars.ContextVar("loading_stored", default=False)
 
 
 def validate_name(name: str, field_name: str = "name") -> str:
+    """`name` if it can name a function; ValidationError naming the field otherwise."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise InvalidParameter(
+        raise ValidationError(
             field_name,
             f"{name!r} is not a valid function name; use 1-64 letters, digits, '-' or '_'",
         )

@@ -147,6 +147,7 @@ class SQLiteRegistry:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
+        validate_name(name)  # an invalid name is a ValidationError, never "not found"
         with self._lock:
             version = self._resolve_uncached(name, key[1])
             self._cache[key] = version

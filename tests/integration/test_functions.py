@@ -182,3 +182,22 @@ def test_delete_with_invocation_in_flight(client):
     with pytest.raises(grpc.RpcError) as e:
         client.invoke("busy", b"{}")
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("name", ["bad name", "a" * 65, "x/y", "ünïcode", ""])
+def test_invalid_names_are_validation_errors_not_not_found(client, name):
+    # Lambda answers ValidationException before looking anything up: a name that can never
+    # exist is a caller's mistake to fix, not a function that is missing.
+    calls = [
+        lambda: client.invoke(name, b"{}"),
+        lambda: client.functions.GetFunction(pb.GetFunctionRequest(name=name)),
+        lambda: client.functions.DeleteFunction(pb.DeleteFunctionRequest(name=name)),
+        lambda: client.functions.PublishVersion(pb.PublishVersionRequest(name=name)),
+        lambda: client.functions.ListVersions(pb.ListVersionsRequest(name=name)),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.RpcError) as e:
+            call()
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+        assert error_type(e.value) == "ValidationException"
+        assert "not a valid function name" in e.value.details()
