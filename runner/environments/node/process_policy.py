@@ -48,7 +48,7 @@ SEMI_SPACE_MB = 8  # young-generation semi-space cap; V8's default (16 MB) is si
 DATA_HEADROOM_MB = 64
 
 # Variables the runtime adds to the guest's environment (after Lambda's reserved ones). The
-# server's own NODE_OPTIONS, NODE_EXTRA_CA_CERTS etc. never reach a guest: process/launch.py
+# server's own NODE_OPTIONS, NODE_EXTRA_CA_CERTS etc. never reach a guest: process/lambda_env.py
 # builds the guest's environment from scratch (a function may still set NODE_OPTIONS in its own
 # configuration, as on Lambda).
 RUNTIME_ENVIRONMENT = {"AWS_EXECUTION_ENV": "AWS_Lambda_nodejs20.x", "NODE_ENV": "production"}

@@ -6,7 +6,7 @@ once and serialises the heap. `--build-snapshot` cannot load files from disk, so
 the handler, the codec and the bootstrap into one CommonJS script.
 
 The build runs the guest's code before any environment exists, so it gets an environment's
-confinement: confinement/namespaces.wrap, a scrubbed environment (process/launch.py), V8's heap
+confinement: confinement/namespaces.wrap, a scrubbed environment (process/lambda_env.py), V8's heap
 limit and RLIMIT_DATA (process_policy.py), a timeout, and `limits.confine` puts it in a cgroup
 of the function's limits before the guest's code can start (the build script waits for its
 stdin). Its output is read with bounds (`_run_bounded`): the blob streams to disk up to a cap,
@@ -29,7 +29,7 @@ import time
 
 from runner.confinement import limits, namespaces
 from runner.environments.node import handler, process_policy
-from runner.environments.process.launch import guest_environment
+from runner.environments.process.lambda_env import guest_environment
 from runner.errors import InternalError
 from runner.model import MB, FunctionVersion
 
@@ -81,8 +81,7 @@ def build(version: FunctionVersion, root: str, node_path: str,
     os.chmod(out_dir, 0o755)
     blob = os.path.join(out_dir, "snapshot.blob")
     scratch = tempfile.mkdtemp(prefix="build-", dir=out_dir)
-    env = guest_environment(version, scratch)
-    env.update(process_policy.RUNTIME_ENVIRONMENT)
+    env = guest_environment(version, scratch, process_policy.RUNTIME_ENVIRONMENT)
     # Inside the sandbox only the guest's private TMPDIR is writable, and the host's paths
     # may be hidden (a private /tmp is mounted over /tmp): the entry script comes in on
     # stdin, the blob is built in TMPDIR and goes out on stdout; node's own output goes to
