@@ -38,6 +38,12 @@ class Http:
         status, hdrs, data = self.request(method, path, body, headers)
         return status, hdrs, json.loads(data) if data else None
 
+    def reconnect(self) -> None:
+        """A new connection (after the server closed one)."""
+        port = self.conn.port
+        self.conn.close()
+        self.conn = HTTPConnection("127.0.0.1", port, timeout=60)
+
     def close(self) -> None:
         self.conn.close()
 

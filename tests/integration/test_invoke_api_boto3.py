@@ -4,6 +4,7 @@ endpoint_url and dummy credentials differ from talking to AWS."""
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import os
 import threading
@@ -17,7 +18,7 @@ from runner.errors import TooManyRequests
 from runner.service.proto import runner_api_pb2 as pb
 from tests.async_helpers import RECORDER, records, wait_for
 from tests.conftest import guest
-from tests.integration.conftest import Client
+from tests.integration.conftest import Client, error_type
 from tests.integration.http_fixtures import hc, http_server  # noqa: F401 (fixtures)
 
 # The recorder guest writes into a host directory the test reads back.
@@ -199,3 +200,30 @@ def test_event_payload_over_the_async_limit(deployed, lam):
     with pytest.raises(lam.exceptions.RequestTooLargeException):
         lam.invoke(FunctionName="echo", InvocationType="Event", Payload=big)
     assert deployed.events.pending() == 0
+
+
+def test_a_body_that_is_not_what_its_content_encoding_says_is_a_400(deployed, hc):
+    status, headers, body = hc.request("POST", "/2015-03-31/functions/echo/invocations",
+                                       b'{"not": "gzip"}', {"Content-Encoding": "gzip"})
+    assert status == 400, body
+    assert headers["x-amzn-ErrorType"] == "InvalidRequestContentException"
+    assert "Content-Encoding" in json.loads(body)["message"]
+    hc.reconnect()  # the server closes a connection whose body it could not read
+    # A real gzip body is decoded and invoked as usual.
+    status, _, body = hc.request("POST", "/2015-03-31/functions/echo/invocations",
+                                 gzip.compress(b'{"zipped": true}'), {"Content-Encoding": "gzip"})
+    assert status == 200 and json.loads(body) == {"zipped": True}
+
+
+@pytest.mark.parametrize("field, value", [("invocation_type", 3), ("invocation_type", 99),
+                                          ("log_type", 7)])
+def test_undefined_enum_values_over_grpc_are_refused(deployed, http_server, field, value):
+    client = Client(http_server[1])
+    try:
+        with pytest.raises(grpc.RpcError) as e:
+            client.invoke("echo", b"{}", **{field: value})
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_type(e.value) == "InvalidParameterValueException"
+        assert field in e.value.details()
+    finally:
+        client.close()

@@ -139,6 +139,14 @@ class InvokerServicer(pb_grpc.InvokerServicer):
 
     @_edge
     def Invoke(self, request, context):
+        # proto3 enums carry any number: refuse the undefined ones instead of running them as
+        # the default (RequestResponse), as the HTTP edge refuses an unknown header value.
+        if request.invocation_type not in pb.InvocationType.values():
+            raise InvalidParameter("invocation_type", f"{request.invocation_type} is not one of "
+                                   "REQUEST_RESPONSE (0), EVENT (1), DRY_RUN (2)")
+        if request.log_type not in pb.LogType.values():
+            raise InvalidParameter("log_type", f"{request.log_type} is not one of "
+                                   "LOG_TYPE_NONE (0), LOG_TYPE_TAIL (1)")
         qualifier = request.qualifier or None
         if request.invocation_type == pb.DRY_RUN:
             self.runner.check_invoke(request.name, request.payload, qualifier=qualifier)

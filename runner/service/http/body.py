@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.web import RequestPayloadError
 
-from runner.errors import RequestTooLarge
+from runner.errors import InvalidRequestContent, RequestTooLarge
 
 
 async def read_body(request: web.BaseRequest, limit: int) -> bytes:
@@ -17,7 +18,20 @@ async def read_body(request: web.BaseRequest, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        chunk = await request.content.readany()
+        try:
+            chunk = await request.content.readany()
+        except RequestPayloadError as exc:
+            # aiohttp decodes Content-Encoding (gzip, deflate, br) as it reads: a body that is
+            # not what its header says fails here, the client's mistake, not ours. The rest of
+            # it cannot be read either: it counts as consumed (else aiohttp would try to drain
+            # it after the response and log the same failure again) and the connection closes
+            # once the error response is sent (the parser's place in the stream is lost).
+            request.content.feed_eof()
+            request.protocol.close()
+            raise InvalidRequestContent(
+                "body", f"cannot be decoded as its Content-Encoding "
+                f"{request.headers.get('Content-Encoding', '')!r} says ({exc}); send it "
+                "encoded that way or drop the header") from None
         if not chunk:
             break
         size += len(chunk)
