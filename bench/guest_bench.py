@@ -27,7 +27,7 @@ import psutil  # noqa: E402
 
 from bench._common import write_json  # noqa: E402
 from bench.servers import _hop_peer, init_guest, invoke_frame, spawn_guest  # noqa: E402
-from runner.environments.node.runtime import find_node  # noqa: E402
+from runner.environments.node.process_policy import find_node  # noqa: E402
 from runner.environments.process import frames  # noqa: E402
 
 PAYLOAD = b'{"bench": "payload", "n": 1}'

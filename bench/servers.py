@@ -134,7 +134,7 @@ def guest_command(runtime: str) -> tuple[list[str], str, str]:
     if runtime == "python":
         return ([sys.executable, "-I", "-S", "-B", os.path.join(PYTHON_GUEST_DIR, "python_bootstrap.py")],
                 os.path.join(FIXTURES_DIR, "python"), "app.handler")
-    from runner.environments.node.runtime import find_node
+    from runner.environments.node.process_policy import find_node
 
     node = find_node()
     if node is None:

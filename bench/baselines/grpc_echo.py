@@ -38,7 +38,7 @@ def run_guest(cfg, runtime: str) -> dict:
     host that does nothing else. Context for how the runner's overhead splits into guest and
     host."""
     if runtime == "nodejs":
-        from runner.environments.node.runtime import find_node
+        from runner.environments.node.process_policy import find_node
 
         if find_node() is None:
             return {"unavailable": "no `node` binary on this host"}

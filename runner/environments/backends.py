@@ -13,7 +13,8 @@ import tempfile
 from runner import settings
 from runner.confinement import doctor
 from runner.environments.base import Backend
-from runner.environments.node.runtime import NodeRuntime, find_node
+from runner.environments.node.process_policy import find_node
+from runner.environments.node.runtime import NodeRuntime
 from runner.environments.node.snapshot import SnapshotStore
 from runner.environments.process.backend import ProcessBackend
 from runner.environments.python.runtime import PythonRuntime

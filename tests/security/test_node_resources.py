@@ -15,7 +15,7 @@ import zipfile
 import psutil
 import pytest
 
-from runner.confinement import limits
+from runner.confinement import limits, namespaces
 from runner.environments.node.snapshot import OPT_IN_VAR
 from runner.errors import FunctionOutOfMemory
 from tests.security.conftest import (
@@ -310,3 +310,23 @@ def test_fork_bomb_during_snapshot_build_is_bounded(hn):
     assert wait_pids_gone(seen) == []  # nothing of the build outlives it
     assert hn.ask_neighbour("after")["ok"]
     assert box["version"].config.runtime == "nodejs"  # the deploy itself went through
+
+
+UNSHARE_AT_INIT = """
+const { spawnSync } = require('child_process');
+// Runs once, in the snapshot build: what it saw is kept in the snapshot's heap.
+const atInit = spawnSync('unshare', ['-Ur', 'true']).stderr.toString();
+exports.handler = async () => ({ atInit, snapshot: !!globalThis.__runnerMpack });
+"""
+
+
+def test_snapshot_build_runs_under_the_seccomp_filter(hn):
+    # The build runs the handler's module-level code at deploy time: it gets the same filter
+    # as an environment (the gate hands it to bwrap), so the init cannot make a namespace.
+    if namespaces.seccomp_problem() is not None:
+        pytest.skip(f"no seccomp filter here: {namespaces.seccomp_problem()}")
+    hn.runner.deploy("snapshot_unshare", _zip_js(UNSHARE_AT_INIT), runtime="nodejs",
+                     handler="index.handler", environment={OPT_IN_VAR: "1"}, memory_mb=512)
+    out = json.loads(hn.runner.invoke("snapshot_unshare", b"{}").payload)
+    assert out["snapshot"] is True  # the init ran in the build, not in the environment
+    assert "Operation not permitted" in out["atInit"], out

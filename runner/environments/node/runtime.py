@@ -18,13 +18,9 @@ from __future__ import annotations
 import signal
 
 from runner.environments.node import handler, process_policy
-from runner.environments.node.process_policy import find_node  # noqa: F401  (re-exported)
 from runner.environments.node.snapshot import SnapshotStore
 from runner.errors import FunctionError, FunctionOutOfMemory, InvalidCodePackage
 from runner.model import FunctionVersion
-
-# `find_node` is re-exported: environments/backends.py and the benchmarks ask this module whether
-# the host has Node at all.
 
 # Markers V8 and node print on a fatal heap exhaustion (checked in the log, case-sensitive).
 OOM_MARKERS = (b"JavaScript heap out of memory", b"Reached heap limit", b"FatalProcessOutOfMemory")

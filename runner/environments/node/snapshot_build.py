@@ -101,16 +101,22 @@ def build(version: FunctionVersion, root: str, node_path: str,
     address_space = process_policy.ADDRESS_SPACE_LIMIT
     spec = limits.LimitSpec.for_version(version, address_space=address_space)
     spec = dataclasses.replace(spec, cpu_fraction=max(spec.cpu_fraction, 1.0))
+    # A gate, released at once: not to hold the sandbox (the build reads all of its stdin
+    # before node starts, so confine() below runs first anyway) but for what it hands bwrap,
+    # the seccomp filter and the options kept off the command line (namespaces.Gate).
+    gate = namespaces.new_gate()
     try:
         rc, stderr, problem = _run_bounded(
-            namespaces.wrap(argv, version, scratch, address_space=address_space),
+            namespaces.wrap(argv, version, scratch, address_space=address_space, gate=gate),
             env=env, cwd=version.code_dir, stdin=entry_src.encode("utf-8"),
             out_path=blob, out_cap=blob_cap, timeout=BUILD_TIMEOUT_S,
-            confine=lambda pid: limits.confine(pid, spec))
+            confine=lambda pid: limits.confine(pid, spec), gate=gate)
     except (InternalError, OSError) as exc:  # e.g. a code dir the sandbox cannot read
         shutil.rmtree(out_dir, ignore_errors=True)
         return None, f"the snapshot build could not start: {exc}"
     finally:
+        if gate is not None:
+            gate.close()
         shutil.rmtree(scratch, ignore_errors=True)
     if problem is not None:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -127,8 +133,8 @@ def build(version: FunctionVersion, root: str, node_path: str,
 
 
 def _run_bounded(argv: list[str], *, env: dict[str, str], cwd: str, stdin: bytes, out_path: str,
-                 out_cap: int, timeout: float,
-                 confine=None) -> tuple[int | None, bytes, str | None]:
+                 out_cap: int, timeout: float, confine=None,
+                 gate: namespaces.Gate | None = None) -> tuple[int | None, bytes, str | None]:
     """Run a snapshot build: (exit status, first BUILD_LOG_BYTES of stderr, problem or None).
 
     Not subprocess.run(capture_output=True): that holds everything the build prints in the
@@ -140,7 +146,11 @@ def _run_bounded(argv: list[str], *, env: dict[str, str], cwd: str, stdin: bytes
     script reads all of its stdin before it starts node, so no guest code runs unconfined; the
     enforcement is released (everything left in the group killed) once the build is over."""
     proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            pass_fds=gate.child_fds if gate is not None else ())
+    if gate is not None:
+        gate.spawned()
+        gate.release()
     deadline = time.monotonic() + timeout
     err = bytearray()
     written, pos, problem = 0, 0, None

@@ -1,8 +1,8 @@
 """How a guest process starts: spawned at the gate, placed in its limits, hello, then init.
 
 The mechanism every out-of-process runtime shares, written once: plain environments
-(environment.py), the Python zygote (python/zygote_process.py) and Node snapshot builds
-(node/snapshot.py). What the guest sees (its environment variables) is policy, in lambda_env.py.
+(environment.py) and the Python zygote (python/zygote_process.py); Node snapshot builds
+(node/snapshot_build.py) use its gate. What the guest sees (its environment variables) is policy, in lambda_env.py.
 
 The start-up of a guest, in order (docs/guest-protocol.md)::
 
@@ -26,7 +26,6 @@ from typing import Any
 
 from runner.confinement import limits, namespaces
 from runner.environments.process.channel import GuestChannel
-from runner.environments.process.lambda_env import guest_environment
 from runner.errors import (
     FunctionError,
     FunctionInitError,
@@ -36,10 +35,8 @@ from runner.errors import (
 )
 from runner.model import FunctionVersion
 
-# guest_environment moved to lambda_env.py; still importable from here for callers not yet
-# updated (node/snapshot.py).
 __all__ = ["HELLO_TIMEOUT_S", "INIT_TIMEOUT_S", "InitReply", "Started", "await_hello",
-           "guest_environment", "place_at_gate", "run_init", "spawn"]
+           "place_at_gate", "run_init", "spawn"]
 
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit, at least the function's own timeout
 HELLO_TIMEOUT_S = 10.0  # interpreter start; generous because CI machines are shared

@@ -36,11 +36,6 @@ def test_the_guest_environment_is_lambdas_then_the_functions_then_the_runtimes(t
     assert "SERVER_SECRET" not in env
 
 
-def test_guest_environment_is_still_importable_from_launch():
-    # node/snapshot.py imports it from there (until it moves to lambda_env).
-    assert launch.guest_environment is guest_environment
-
-
 def _open_fds():
     return set(os.listdir("/proc/self/fd"))
 
