@@ -16,8 +16,17 @@ The edges call `Runner` only; its stores stay attributes for tests and tools.
 """
 
 from runner import errors
-from runner.invocation.runner import Runner
 from runner.model import FunctionConfig, FunctionVersion, InvocationResult, Report
 
 __all__ = ["Runner", "FunctionConfig", "FunctionVersion", "InvocationResult", "Report", "errors"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # `Runner` is loaded on first use: it brings every runtime (wasmtime among them, ~140 ms),
+    # which the CLI's client commands, importing this package on their way, never need.
+    if name == "Runner":
+        from runner.invocation.runner import Runner
+
+        return Runner
+    raise AttributeError(f"module 'runner' has no attribute {name!r}")

@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from runner import settings
 from runner.errors import RunnerError
-from runner.invocation.runner import Runner
+
+if TYPE_CHECKING:  # the CLI's client commands import this module; Runner is heavy (serve.py)
+    from runner.invocation.runner import Runner
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from runner.cli.client import (
     platform_error,
     with_stubs,
 )
-from runner.invocation.runner import read_code
+from runner.invocation.code_input import read_code
 
 
 def cmd_deploy(args) -> int:

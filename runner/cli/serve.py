@@ -1,8 +1,8 @@
 """`runner serve`: the server process, a gRPC edge and optionally the HTTP edge over one Runner.
 
-The gRPC and HTTP servers are imported inside `cmd_serve`: they load grpc, which building the
-parser must not (client.py says why). The Runner is imported at the top: the
-`runner` package loads it anyway, so importing it here costs nothing.
+The Runner and the gRPC and HTTP servers are imported inside `cmd_serve`: they load every
+runtime and grpc (~140 ms), which building the parser and the client commands must not
+(client.py says why).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from runner import settings
 from runner.cli.client import EXIT_PLATFORM_ERROR
 from runner.cli.examples import default_guests_dir, deploy_examples
 from runner.errors import ResourceConflict
-from runner.invocation.runner import Runner, default_data_dir
 
 # The port a client finds with no --address and no $RUNNER_ADDRESS.
 DEFAULT_PORT = int(settings.DEFAULT_ADDRESS.rpartition(":")[2])
 
 
 def cmd_serve(args) -> int:
+    from runner.invocation.runner import Runner, default_data_dir
     from runner.service.grpc.server import build_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

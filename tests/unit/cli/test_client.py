@@ -54,3 +54,12 @@ def test_building_the_parser_loads_no_grpc():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT).stdout
     assert out.strip() == "[]"
+
+
+def test_the_client_commands_do_not_load_the_runtimes():
+    # `runner invoke` and friends talk to a server; loading Runner (every runtime, wasmtime)
+    # would add ~140 ms to each of them.
+    code = ("import sys, runner.cli.main; "
+            "print(sorted(m for m in ('wasmtime', 'runner.invocation.runner') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
