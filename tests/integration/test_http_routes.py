@@ -257,6 +257,39 @@ def test_malformed_response_is_502(app, hc):
     assert status == 502 and json.loads(body)["message"] == "Internal Server Error"
 
 
+@pytest.mark.parametrize("doc", [
+    {"statusCode": 101, "headers": {"Upgrade": "h2c", "Connection": "Upgrade"}},
+    {"statusCode": 200, "headers": {"X-Split": "a\r\nX-Forged: 1"}, "body": "x"},
+    {"statusCode": 200, "headers": {"X-Nul": "a\u0000b"}, "body": "x"},
+    {"statusCode": 200, "headers": {"Bad Name": "x"}, "body": "x"},
+    {"statusCode": 200, "cookies": ["a=1\r\nX-Forged: 1"], "body": "x"},
+])
+def test_responses_that_would_break_the_stream_are_502(app, hc, doc):
+    route(app, "POST", "/r")
+    status, headers, body = post(hc, "/r", {"return": doc})
+    assert status == 502 and json.loads(body) == {"message": "Internal Server Error"}
+    assert "x-forged" not in headers
+    # The connection is still in step: the next request on it gets its own answer.
+    status, _, body = post(hc, "/r", {"return": {"statusCode": 200, "body": "next"}})
+    assert (status, body) == (200, b"next")
+
+
+def test_hop_by_hop_and_framing_headers_are_the_servers(app, hc):
+    route(app, "POST", "/r")
+    status, headers, body = post(hc, "/r", {"return": {"statusCode": 200, "body": "twelve bytes", "headers": {
+        "Content-Length": "3", "Transfer-Encoding": "chunked", "Connection": "close",
+        "Keep-Alive": "timeout=1", "TE": "trailers", "Trailer": "X-T", "Upgrade": "h2c",
+        "X-Kept": "yes"}}})
+    assert status == 200 and body == b"twelve bytes"
+    assert headers["content-length"] == "12" and headers["x-kept"] == "yes"
+    for name in ("transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade"):
+        assert name not in headers, name
+    status, _, body = post(hc, "/r", {"return": {"statusCode": 200, "body": "again"}})
+    assert (status, body) == (200, b"again")  # the connection was kept and stayed in step
+    status, headers, body = post(hc, "/r", {"return": {"statusCode": 204, "body": "dropped"}})
+    assert status == 204 and body == b""
+
+
 def test_timeout_is_504(app, hc):
     route(app, "POST", "/r")
     status, _, body = post(hc, "/r", {"sleep": 5})

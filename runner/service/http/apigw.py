@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,15 @@ from urllib.parse import parse_qsl
 
 from runner.errors import MalformedResponse
 from runner.model import ACCOUNT
+
+# Headers that describe one connection, not the response (RFC 9110 7.6.1), and the framing the
+# server computes itself: a function cannot set them, as behind API Gateway. Passed through,
+# they broke the stream (a short Content-Length put forged bytes on the wire, a long one hung
+# keep-alive clients, Upgrade with a 101 switched protocols).
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer",
+                        "transfer-encoding", "upgrade", "content-length"})
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls but HTAB: CR, LF, NUL, ...
 
 API_ID = "local"  # one API per server; requestContext.apiId
 
@@ -135,18 +145,20 @@ def build_response(payload: bytes) -> HttpResponse:
     status = value["statusCode"]
     if isinstance(status, str) and status.isdigit():
         status = int(status)
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+    # 1xx are interim responses of a connection, never a function's final answer.
+    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
         raise MalformedResponse(f"statusCode {value['statusCode']!r} is not an HTTP status")
     headers: list[tuple[str, str]] = []
     raw_headers = value.get("headers") or {}
     if not isinstance(raw_headers, dict):
         raise MalformedResponse("headers must be an object of name -> value")
     for name, v in raw_headers.items():
-        headers.append((str(name), v if isinstance(v, str) else json.dumps(v)))
+        headers.append(_header(str(name), v if isinstance(v, str) else json.dumps(v)))
     cookies = value.get("cookies") or []
     if not isinstance(cookies, list):
         raise MalformedResponse("cookies must be a list of Set-Cookie values")
-    headers.extend(("set-cookie", str(c)) for c in cookies)
+    headers.extend(_header("set-cookie", str(c)) for c in cookies)
+    headers = [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP]
     body = value.get("body")
     if body is None:
         data = b""
@@ -160,4 +172,17 @@ def build_response(payload: bytes) -> HttpResponse:
             data = body.encode()
     else:
         data = json.dumps(body).encode()
+    if status in (204, 304):
+        data = b""  # these carry no body (RFC 9110 15.3.5, 15.4.5): a body would be a next response
     return HttpResponse(status, headers, data)
+
+
+def _header(name: str, value: str) -> tuple[str, str]:
+    """A header the response may carry, or MalformedResponse: a name that is no token, or a
+    value with CR, LF, NUL or another control character (a split or cut response)."""
+    if not _TOKEN.match(name):
+        raise MalformedResponse(f"header name {name!r} is not a valid HTTP field name")
+    if _BAD_VALUE.search(value):
+        raise MalformedResponse(f"header {name!r} has a control character (CR, LF, NUL, ...) "
+                                "in its value")
+    return name, value

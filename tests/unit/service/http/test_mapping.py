@@ -91,10 +91,22 @@ def test_undecodable_text_is_sent_as_base64():
     ({"statusCode": 200, "headers": ["x"]}, "headers"),
     ({"statusCode": 200, "cookies": "a=1"}, "cookies"),
     ({"statusCode": 200, "isBase64Encoded": True, "body": "***"}, "base64"),
+    ({"statusCode": 101}, "not an HTTP status"),
+    ({"statusCode": 200, "headers": {"x": "a\nb"}}, "control character"),
+    ({"statusCode": 200, "headers": {"x": "a\u0000b"}}, "control character"),
+    ({"statusCode": 200, "headers": {"a:b": "1"}}, "not a valid HTTP field name"),
+    ({"statusCode": 200, "cookies": ["a=1\r\nx: y"]}, "control character"),
 ])
 def test_malformed_responses(doc, problem):
     with pytest.raises(errors.MalformedResponse, match=problem):
         apigw.build_response(json.dumps(doc).encode())
+
+
+def test_hop_by_hop_headers_are_dropped_and_tabs_kept():
+    resp = apigw.build_response(json.dumps({"statusCode": 200, "body": "b", "headers": {
+        "Connection": "close", "content-length": "99", "Transfer-Encoding": "chunked",
+        "X-Tab": "a\tb"}}).encode())
+    assert resp.headers == [("X-Tab", "a\tb")]
 
 
 def test_status_code_as_string_and_non_string_body():
