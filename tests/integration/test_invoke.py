@@ -125,6 +125,21 @@ def handler(event, context):
     assert env["_RUNNER_FD"] is None and env["PYTHONPATH"] is None  # nothing of the host leaks
 
 
+@pytest.mark.parametrize("runtime, files, handler", [
+    ("python", {"app.py": b"import os\ndef handler(e, c):\n    return [os.environ['AWS_LAMBDA_FUNCTION_VERSION'], os.environ['AWS_LAMBDA_LOG_STREAM_NAME'], c.function_version]\n"}, "app.handler"),
+    ("nodejs", {"index.js": b"exports.handler = async (e, c) => [process.env.AWS_LAMBDA_FUNCTION_VERSION, process.env.AWS_LAMBDA_LOG_STREAM_NAME, c.functionVersion];\n"}, "index.handler"),
+])
+def test_a_published_version_names_itself_in_its_environment(client, runtime, files, handler):
+    # Published from $LATEST, version 1 shares its code, and so its warm environments and
+    # Python zygote (pools are keyed by revision): invoked as version 1, they say "1".
+    client.deploy("ver", _zip(files), runtime=runtime, handler=handler)
+    latest = json.loads(client.invoke("ver", b"{}").payload)  # builds the zygote for $LATEST
+    client.functions.PublishVersion(pb.PublishVersionRequest(name="ver"))
+    one = json.loads(client.invoke("ver", b"{}", qualifier="1").payload)
+    assert latest[0] == latest[2] == "$LATEST" and "[$LATEST]" in latest[1]
+    assert one[0] == one[2] == "1" and "[1]" in one[1]
+
+
 @pytest.mark.parametrize("code,etype,fragment", [
     (b"import not_a_module\ndef handler(e, c): return 1\n", "Runtime.ImportModuleError", "Unable to import module 'app'"),
     (b"def other(e, c): return 1\n", "Runtime.HandlerNotFound", "Handler 'handler' missing on module 'app'"),

@@ -260,6 +260,18 @@ function installTraceVar() {
   });
 }
 
+// An environment serves every version that shares its code ($LATEST and the versions published
+// from it), so the variables naming the version follow the context the host sends. Set only
+// when they change (a new context arrives only then), so glibc's copy per distinct value
+// (see _X_AMZN_TRACE_ID above) grows with version switches, not with invocations.
+function nameVersion(ctx) {
+  const pairs = [['AWS_LAMBDA_FUNCTION_VERSION', ctx.function_version],
+    ['AWS_LAMBDA_LOG_STREAM_NAME', ctx.log_stream_name]];
+  for (const [key, value] of pairs) {
+    if (value && process.env[key] !== value) process.env[key] = value;
+  }
+}
+
 function makeContext(ctx, requestId, deadline) {
   const env = process.env;
   const deadlineMs = Number(deadline ?? ctx.deadline_ms ?? 0);
@@ -339,7 +351,10 @@ class Server {
     };
     let ret;
     try {
-      if (msg.ctx) this.lastCtx = msg.ctx;
+      if (msg.ctx) {
+        this.lastCtx = msg.ctx;
+        nameVersion(msg.ctx);
+      }
       ret = this.handler(event, makeContext(this.lastCtx, id, msg.deadline_ms), callback);
     } catch (e) {
       settle(false, e);

@@ -66,8 +66,10 @@ class Channel:
         return True
 
 
-class _TraceVar:
-    """`_X_AMZN_TRACE_ID`, set for every invocation without growing the process.
+class _InPlaceVar:
+    """An environment variable the bootstrap sets again and again (`_X_AMZN_TRACE_ID` for
+    every invocation, the version's variables when the host sends another version's context)
+    without growing the process.
 
     `os.environ[k] = v` ends in glibc's setenv(), which copies each distinct value into a
     table it never frees (so that pointers handed out by getenv stay valid): a new request id
@@ -83,10 +85,9 @@ class _TraceVar:
     ordinary path.
     """
 
-    KEY = "_X_AMZN_TRACE_ID"
-    CAPACITY = 256  # bytes of value: "Root=" + a request id, or a full X-Ray header
-
-    def __init__(self):
+    def __init__(self, key, capacity):
+        self.KEY = key
+        self.CAPACITY = capacity  # bytes of value; a longer one takes the ordinary path
         self._buf = None
         env = os.environ
         if not all(hasattr(env, a) for a in ("_data", "encodekey", "encodevalue")):
@@ -120,7 +121,19 @@ class _TraceVar:
         os.environ.pop(self.KEY, None)  # unsetenv() drops the pointer; nothing is freed or kept
 
 
-_trace_var = _TraceVar()
+# "Root=" + a request id, or a full X-Ray header.
+_trace_var = _InPlaceVar("_X_AMZN_TRACE_ID", 256)
+# Environments serve every version that shares their code ($LATEST and the versions published
+# from it), so the variables naming the version follow the context the host sends.
+_VERSION_VARS = ((_InPlaceVar("AWS_LAMBDA_FUNCTION_VERSION", 32), "function_version"),
+                 (_InPlaceVar("AWS_LAMBDA_LOG_STREAM_NAME", 160), "log_stream_name"))
+
+
+def _name_version(ctx):
+    for var, field in _VERSION_VARS:
+        value = ctx.get(field)
+        if value and os.environ.get(var.KEY) != value:
+            var.set(value)
 
 
 class LambdaContext:
@@ -236,6 +249,7 @@ class _Contexts:
         ctx = msg.get("ctx")
         if ctx is not None or cls.template is None:
             cls.template = LambdaContext(ctx or {}, "")
+            _name_version(ctx or {})
         return LambdaContext.from_template(cls.template, rid, msg.get("deadline_ms"))
 
 

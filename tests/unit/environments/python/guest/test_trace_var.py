@@ -1,4 +1,4 @@
-"""The Python bootstrap's _X_AMZN_TRACE_ID (python_bootstrap._TraceVar): one value per
+"""The Python bootstrap's _X_AMZN_TRACE_ID (python_bootstrap._InPlaceVar): one value per
 invocation, seen by os.environ, os.getenv and child processes alike, without growing the
 process (glibc's setenv keeps every distinct value it was given).
 
