@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup serve test bench clean proto
+.PHONY: setup serve test test-long bench clean proto
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ serve: setup
 
 test: setup
 	bash scripts/test.sh $(ARGS)
+
+# The reliability suite at the sizes the hardening issue measured (tests/reliability/).
+test-long: setup
+	bash scripts/test.sh tests/reliability --long $(ARGS)
 
 bench: setup
 	$(PY) bench/run.py $(ARGS)

@@ -245,7 +245,8 @@ def build_echo_server(host: str = "127.0.0.1", port: int = 0, hop: bool = False,
                       guest: str | None = None, pool: str = "renewing"):
     import grpc
 
-    from runner.service.grpc.server import DEFAULT_WORKERS, SERVER_OPTIONS
+    from runner.service.admission import GRPC_WORKERS
+    from runner.service.grpc.server import SERVER_OPTIONS
     from runner.service.proto import runner_api_pb2_grpc as pb_grpc
 
     # Made before the server: the invokers start their peers, and no gRPC thread exists yet.
@@ -254,7 +255,7 @@ def build_echo_server(host: str = "127.0.0.1", port: int = 0, hop: bool = False,
     servicer = type("EchoServicer", (base, pb_grpc.InvokerServicer), {})()
     # The runner's executor too (it runs work handlers defer past the response; the echo
     # defers none, so this only keeps the settings identical).
-    server = grpc.server(executor_cls(pool)(max_workers=DEFAULT_WORKERS, thread_name_prefix="rpc"),
+    server = grpc.server(executor_cls(pool)(max_workers=GRPC_WORKERS, thread_name_prefix="rpc"),
                          options=SERVER_OPTIONS)
     pb_grpc.add_InvokerServicer_to_server(servicer, server)
     bound = server.add_insecure_port(f"{host}:{port}")

@@ -12,6 +12,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUESTS = os.path.join(ROOT, "guests")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true", default=False,
+                     help="tests/reliability at the sizes the hardening issue measured "
+                          "(make test-long); without it, a short form of each")
+
+
+@pytest.fixture
+def long_run(request) -> bool:
+    """True under --long: reliability tests then use their full sizes and figures."""
+    return request.config.getoption("--long")
+
+
 def guest(*parts: str) -> str:
     return os.path.join(GUESTS, *parts)
 

@@ -71,6 +71,7 @@ def cmd_serve(args) -> int:
     stop.wait()
     print("shutting down: finishing in-flight invocations", flush=True)
     server.health_servicer.enter_graceful_shutdown()
+    runner.end_log_follows()  # followers would hold the grace period for nothing
     # Grace covers the longest invocation Lambda allows to finish; new RPCs are refused at once.
     if http_front is not None:
         http_front.stop()

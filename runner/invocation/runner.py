@@ -81,6 +81,7 @@ class Runner:
         os.makedirs(self.data_dir, exist_ok=True)
         # First: a second runner on this directory is refused before it touches any store.
         self._lock = DataDirLock(self.data_dir)
+        self._followers_end = threading.Event()  # set by end_log_follows()
         try:
             raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
             self.registry = SQLiteRegistry(self.data_dir)
@@ -311,12 +312,13 @@ class Runner:
         return self.logs.tail(name, lines)
 
     def follow_logs(self, name: str, lines: int = 0, stop=None) -> Iterator[str]:
-        """Existing lines, then new ones as they are written, until `stop` (an Event) is set."""
+        """Existing lines, then new ones as they are written, until `stop` (an Event) is set
+        or the runner ends its followers (end_log_follows, close)."""
         self.registry.resolve(name)
         q = self.logs.follow(name)
         try:
             yield from self.logs.tail(name, lines)
-            while stop is None or not stop.is_set():
+            while not (stop is not None and stop.is_set()) and not self._followers_end.is_set():
                 try:
                     yield q.get(timeout=0.25)
                 except queue.Empty:
@@ -324,7 +326,13 @@ class Runner:
         finally:
             self.logs.unfollow(name, q)
 
+    def end_log_follows(self) -> None:
+        """End every follow_logs stream within its next poll (0.25 s): a server shutting down
+        waits for in-flight invocations, not for clients that would listen forever."""
+        self._followers_end.set()
+
     def close(self) -> None:
+        self.end_log_follows()
         # Events still running when the grace ends stay queued and run after a restart.
         self.async_invoker.close()
         self.pool.close()

@@ -24,11 +24,11 @@ MAX_SENDS = 2000  # the sender stops by itself at this many, should the kill nev
 class Server:
     """`python -m runner serve` on loopback ports chosen by the OS."""
 
-    def __init__(self, data_dir: str, log_path: str) -> None:
+    def __init__(self, data_dir: str, log_path: str, grace_s: float = 1.0) -> None:
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runner", "serve", "--data-dir", data_dir, "--port", "0",
-             "--http-port", "0", "--retry-delay", "0.1", "--grace", "1"],
+             "--http-port", "0", "--retry-delay", "0.1", "--grace", str(grace_s)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log)
         self.grpc_address = self.http_port = None
         deadline = time.monotonic() + WAIT_S

@@ -18,6 +18,8 @@ from grpc_reflection.v1alpha import reflection
 
 from runner.errors import InvalidParameter
 from runner.invocation.runner import Runner
+from runner.service import admission
+from runner.service.admission import Slots
 from runner.service.grpc import convert
 from runner.service.grpc.executor import RenewingPool
 from runner.service.grpc.status import abort
@@ -27,7 +29,6 @@ from runner.service.proto import runner_api_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 50 MB code package plus framing
-DEFAULT_WORKERS = 64  # concurrent RPCs; invocations block a worker for their whole duration
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -132,10 +133,10 @@ DEFER_LOGS_MAX_INFLIGHT = max(1, (os.cpu_count() or 2) // 2)
 
 
 class InvokerServicer(pb_grpc.InvokerServicer):
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, invocations: Slots, followers: Slots) -> None:
         self.runner = runner
-        self._lock = threading.Lock()
-        self._inflight = 0  # synchronous invocations being served
+        self.invocations = invocations  # synchronous invocations in flight (admission.py)
+        self.followers = followers  # open --follow log streams
 
     @_edge
     def Invoke(self, request, context):
@@ -155,21 +156,15 @@ class InvokerServicer(pb_grpc.InvokerServicer):
             rid = self.runner.invoke_async(request.name, request.payload, qualifier=qualifier)
             return pb.InvokeResponse(status_code=202, request_id=rid)
         tail = request.log_type == pb.LOG_TYPE_TAIL
-        with self._lock:
-            self._inflight += 1
-            quiet = self._inflight <= DEFER_LOGS_MAX_INFLIGHT
-        try:
+        with self.invocations:  # past the server's ceiling: TooManyRequests at once
             # On a quiet server the log block is written after the response (unless the
-            # response carries its tail); see DEFER_LOGS_MAX_INFLIGHT.
-            if quiet and not tail:
+            # response carries its tail); see DEFER_LOGS_MAX_INFLIGHT. `held` counts this one.
+            if self.invocations.held <= DEFER_LOGS_MAX_INFLIGHT and not tail:
                 result, pending = self.runner.invoke_log_later(
                     request.name, request.payload, qualifier=qualifier)
                 after_response(pending.write)
             else:
                 result = self.runner.invoke(request.name, request.payload, qualifier=qualifier)
-        finally:
-            with self._lock:
-                self._inflight -= 1
         return convert.invoke_response(result, tail=tail)
 
     def GetLogs(self, request, context):
@@ -178,10 +173,13 @@ class InvokerServicer(pb_grpc.InvokerServicer):
         try:
             if request.tail_lines < 0:
                 raise InvalidParameter("tail_lines", "must be 0 (all) or a positive count")
-            lines = (self.runner.follow_logs(request.name, request.tail_lines, stop)
-                     if request.follow else self.runner.read_logs(request.name, request.tail_lines))
-            for line in lines:
-                yield pb.LogLine(line=line)
+            if not request.follow:
+                for line in self.runner.read_logs(request.name, request.tail_lines):
+                    yield pb.LogLine(line=line)
+                return
+            with self.followers:  # a follower holds its thread until the client leaves
+                for line in self.runner.follow_logs(request.name, request.tail_lines, stop):
+                    yield pb.LogLine(line=line)
         except Exception as exc:
             abort(context, exc)
 
@@ -223,14 +221,20 @@ class EventsServicer(pb_grpc.EventsServicer):
 
 
 def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
-                 max_workers: int = DEFAULT_WORKERS,
+                 sync_invocations: int = admission.SYNC_INVOCATIONS,
+                 log_followers: int = admission.LOG_FOLLOWERS,
                  executor_cls: type = RpcExecutor) -> tuple[grpc.Server, int]:
     """A configured, not yet started server and the port it bound (useful with port=0).
-    `executor_cls` is the RPC thread pool's class (bench/burst_bench.py compares pools)."""
-    server = grpc.server(executor_cls(max_workers=max_workers, thread_name_prefix="rpc"),
+    `sync_invocations` and `log_followers` are the ceilings of admission.py; the RPC pool
+    holds both plus admission.RESERVE threads for everything else. `executor_cls` is the RPC
+    thread pool's class (bench/burst_bench.py compares pools)."""
+    workers = sync_invocations + log_followers + admission.RESERVE
+    server = grpc.server(executor_cls(max_workers=workers, thread_name_prefix="rpc"),
                          options=SERVER_OPTIONS)
     pb_grpc.add_FunctionsServicer_to_server(FunctionsServicer(runner), server)
-    pb_grpc.add_InvokerServicer_to_server(InvokerServicer(runner), server)
+    pb_grpc.add_InvokerServicer_to_server(InvokerServicer(
+        runner, admission.Slots(sync_invocations, "synchronous invocations"),
+        admission.Slots(log_followers, "log streams (--follow)")), server)
     pb_grpc.add_RoutesServicer_to_server(RoutesServicer(runner), server)
     pb_grpc.add_EventsServicer_to_server(EventsServicer(runner), server)
     health_servicer = health.HealthServicer()

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from runner.errors import FunctionTimeout, MalformedResponse, TooManyRequests
 from runner.model import MAX_PAYLOAD_BYTES, new_request_id
+from runner.service.admission import Slots
 from runner.service.http import apigw
 from runner.service.http.body import read_body
 from runner.service.http.router import Router
@@ -37,9 +38,10 @@ def _json(status: int, message: str, request_id: str) -> web.Response:
 
 
 class FunctionRoutes:
-    def __init__(self, runner, executor: Executor) -> None:
+    def __init__(self, runner, executor: Executor, invocations: Slots) -> None:
         self.runner = runner
         self.executor = executor
+        self.invocations = invocations  # shared with the Invoke API (admission.py)
         self.router = Router(runner.list_routes, lambda: runner.routes_version)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -63,9 +65,10 @@ class FunctionRoutes:
             event = apigw.build_event(req, match.route.route_key, match.path_parameters)
             payload = json.dumps(event).encode()
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self.executor, functools.partial(
-                self.runner.invoke, match.route.function, payload,
-                qualifier=match.route.qualifier or None, request_id=rid))
+            with self.invocations:  # past the ceiling: 429 at once, as when throttled
+                result = await loop.run_in_executor(self.executor, functools.partial(
+                    self.runner.invoke, match.route.function, payload,
+                    qualifier=match.route.qualifier or None, request_id=rid))
         except TooManyRequests:
             return _json(429, "Too Many Requests", rid)
         except Exception as exc:

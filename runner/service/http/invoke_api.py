@@ -27,6 +27,7 @@ from aiohttp import web
 from runner.errors import InvalidParameter
 from runner.invocation.async_dispatcher import MAX_ASYNC_PAYLOAD_BYTES
 from runner.model import MAX_PAYLOAD_BYTES
+from runner.service.admission import Slots
 from runner.service.http.body import read_body
 from runner.service.http.status import ERROR_TYPE_HEADER, describe, lambda_error_body
 
@@ -51,9 +52,10 @@ def split_function_name(raw: str, query_qualifier: str | None) -> tuple[str, str
 
 
 class InvokeApi:
-    def __init__(self, runner, executor: Executor) -> None:
+    def __init__(self, runner, executor: Executor, invocations: Slots) -> None:
         self.runner = runner
         self.executor = executor
+        self.invocations = invocations  # shared with the function routes (admission.py)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
@@ -92,7 +94,8 @@ class InvokeApi:
             # Returns only once the event is durably queued (see storage/events.py).
             rid = await call(self.runner.invoke_async, name, body, qualifier=qualifier)
             return web.Response(status=202, headers={"x-amzn-RequestId": rid})
-        result = await call(self.runner.invoke, name, body, qualifier=qualifier)
+        with self.invocations:  # past the ceiling: 429 TooManyRequestsException at once
+            result = await call(self.runner.invoke, name, body, qualifier=qualifier)
         headers = {
             "Content-Type": "application/json",
             "X-Amz-Executed-Version": result.executed_version,

@@ -23,12 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from runner.service import admission
 from runner.service.http.function_routes import FunctionRoutes
 from runner.service.http.invoke_api import PREFIX, InvokeApi
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WORKERS = 64  # concurrent blocking invocations, as for gRPC
+DEFAULT_WORKERS = 64  # synchronous invocations at once (admission.py); more get 429 at once
 KEEPALIVE_S = 75.0  # idle keep-alive connections are closed after this
 
 
@@ -44,9 +45,13 @@ class HttpFront:
         self.grace = grace
         self._sock = _listen(host, port)
         self.port: int = self._sock.getsockname()[1]
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http")
-        self._invoke_api = InvokeApi(runner, self._executor)
-        self._routes = FunctionRoutes(runner, self._executor)
+        # The invocations' ceiling plus a reserve: Event and DryRun calls, which also run on
+        # the pool, are never queued behind synchronous invocations.
+        self._executor = ThreadPoolExecutor(max_workers=workers + admission.RESERVE,
+                                            thread_name_prefix="http")
+        invocations = admission.Slots(workers, "synchronous invocations (HTTP)")
+        self._invoke_api = InvokeApi(runner, self._executor, invocations)
+        self._routes = FunctionRoutes(runner, self._executor, invocations)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="http-front",
                                         daemon=True)

@@ -81,7 +81,7 @@ def test_log_writes_are_deferred_only_on_a_quiet_server_and_never_with_a_tail(mo
 
     monkeypatch.setattr(server, "DEFER_LOGS_MAX_INFLIGHT", 1)
     runner = _RecordingRunner()
-    svc = server.InvokerServicer(runner)
+    svc = _invoker(server, runner)
     svc.Invoke(pb.InvokeRequest(name="f", payload=b"{}"), None)
     svc.Invoke(pb.InvokeRequest(name="f", payload=b"{}", log_type=pb.LOG_TYPE_TAIL), None)
     assert runner.defers == [True, False]
@@ -91,7 +91,7 @@ def test_log_writes_are_deferred_only_on_a_quiet_server_and_never_with_a_tail(mo
     # Two at once: the second finds the server busy and writes its log before answering.
     gate = threading.Event()
     busy = _RecordingRunner(holds=[gate])
-    svc = server.InvokerServicer(busy)
+    svc = _invoker(server, busy)
     first = threading.Thread(target=svc.Invoke, args=(pb.InvokeRequest(name="f"), None))
     first.start()
     while not busy.defers:
@@ -100,7 +100,13 @@ def test_log_writes_are_deferred_only_on_a_quiet_server_and_never_with_a_tail(mo
     gate.set()
     first.join()
     assert busy.defers == [True, False]
-    assert svc._inflight == 0
+    assert svc.invocations.held == 0
+
+
+def _invoker(server, runner):
+    from runner.service.admission import Slots
+
+    return server.InvokerServicer(runner, Slots(8, "invocations"), Slots(8, "followers"))
 
 
 def test_a_port_in_use_is_a_clear_error_not_a_traceback(tmp_path):
