@@ -18,6 +18,10 @@ Invariants:
 * `kill_all()` leaves no process behind even if the guest forks while we kill: v2 uses the
   atomic `cgroup.kill`; v1 freezes the group first (a frozen task cannot fork), SIGKILLs every
   member, then thaws so the kills are delivered.
+
+The primitives below the `CgroupSet` (`v1_own_group`, `write_cfs_v1`, `remove_group`,
+`remove_tree`) also serve groups that are not an environment's: the wasm runtime's per-thread
+CPU lanes (runner/environments/wasm/cpu.py).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import time
 from dataclasses import dataclass
 
 from runner import settings
+from runner.confinement.stale import dead_owner_entries
 from runner.errors import CgroupUnavailable
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,7 @@ V1_CONTROLLERS = ("memory", "cpu", "pids", "freezer")
 V2_CONTROLLERS = ("memory", "cpu", "pids")
 CPU_PERIOD_US = 20_000  # short period: a throttled guest waits <= 20 ms, not 100 ms
 CPU_QUOTA_MIN_US = 1_000  # the kernel refuses quotas under 1 ms
+CFS_QUOTA_OFF = b"-1"  # v1 cpu.cfs_quota_us: no quota
 _seq = itertools.count(1)
 
 
@@ -62,6 +68,54 @@ def _own_cgroups() -> dict[str, str]:
         for c in ctrls.split(",") if ctrls else [""]:
             out[c] = path
     return out
+
+
+def v1_own_group(controller: str, root: str = CGROUP_ROOT) -> str:
+    """This process's own group in the cgroup v1 hierarchy of `controller`, e.g.
+    /sys/fs/cgroup/cpu/<our path>. Raises CgroupUnavailable when that hierarchy is not mounted
+    at `root`/`controller`, OSError when /proc/self/cgroup cannot be read."""
+    mount = os.path.join(root, controller)
+    if not os.path.exists(os.path.join(mount, "cgroup.procs")):
+        raise CgroupUnavailable(f"the {controller} controller is not mounted at {mount}")
+    return os.path.join(mount, _own_cgroups().get(controller, "/").lstrip("/"))
+
+
+def write_cfs_v1(quota_fd: int, period_fd: int, period_us: int, quota_us: int) -> None:
+    """Set a v1 group's CFS period and quota through fds open for writing on its
+    cpu.cfs_quota_us and cpu.cfs_period_us. The quota goes off first: the kernel checks each
+    write against the other value (and the parent's ratio), so the old quota with the new
+    period could be refused where the final pair is valid."""
+    os.pwrite(quota_fd, CFS_QUOTA_OFF, 0)
+    os.pwrite(period_fd, str(period_us).encode(), 0)
+    os.pwrite(quota_fd, str(quota_us).encode(), 0)
+
+
+def remove_group(path: str, timeout: float = 0.0) -> bool:
+    """rmdir one group (its kernel files go with it); a missing one counts as removed. EBUSY
+    (a process or thread still inside, or a child group) is retried for `timeout` seconds:
+    killed processes leave their group only once their parent has reaped them. Never raises:
+    logs and returns False when the group stays."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() >= deadline:
+                log.warning("could not remove cgroup %s: %s", path, exc)
+                return False
+            time.sleep(0.005)
+
+
+def remove_tree(path: str) -> None:
+    """Remove a group and every group below it, deepest first (rmdir refuses a group that has
+    children). Every directory in a cgroup tree is a group; the files are the kernel's."""
+    for parent, groups, _ in os.walk(path, topdown=False):
+        for group in groups:
+            remove_group(os.path.join(parent, group))
+    remove_group(path)
 
 
 def _v2_mount(root: str) -> str | None:
@@ -146,13 +200,9 @@ def _enable_v2_subtree(base: str, parent: str) -> None:
 
 
 def _detect_v1(root: str) -> Layout:
-    own = _own_cgroups()
     parents = {}
     for c in V1_CONTROLLERS:
-        mount = os.path.join(root, c)
-        if not os.path.exists(os.path.join(mount, "cgroup.procs")):
-            raise CgroupUnavailable(f"the {c} controller is not mounted at {mount}")
-        parent = os.path.join(mount, own.get(c, "/").lstrip("/"), "runner")
+        parent = os.path.join(v1_own_group(c, root), "runner")
         try:
             os.makedirs(parent, exist_ok=True)
         except OSError as exc:
@@ -167,18 +217,9 @@ def sweep(layout: Layout) -> int:
     belonged to a dead server and no one can reach it any more. Returns how many were removed."""
     removed = 0
     names: set[str] = set()
-    for parent in layout.parents.values():
-        try:
-            names.update(n for n in os.listdir(parent) if n.startswith("env-"))
-        except OSError:
-            continue
+    for parent in layout.parents.values():  # v1: the same name in every controller's parent
+        names.update(dead_owner_entries(parent, "env-"))
     for name in sorted(names):
-        try:
-            creator = int(name.split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if creator == os.getpid() or os.path.exists(f"/proc/{creator}"):
-            continue  # a live runner's (or a reused pid: leave it, it costs nothing)
         CgroupSet(layout, name).close(timeout=0.5)
         removed += 1
     return removed
@@ -221,8 +262,15 @@ class CgroupSet:
         if self.layout.version == 2:
             _write(self._file("cpu", "cpu.max"), f"{quota} {CPU_PERIOD_US}")
             return
-        _write(self._file("cpu", "cpu.cfs_period_us"), str(CPU_PERIOD_US))
-        _write(self._file("cpu", "cpu.cfs_quota_us"), str(quota))
+        quota_fd = os.open(self._file("cpu", "cpu.cfs_quota_us"), os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            period_fd = os.open(self._file("cpu", "cpu.cfs_period_us"), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                write_cfs_v1(quota_fd, period_fd, CPU_PERIOD_US, quota)
+            finally:
+                os.close(period_fd)
+        finally:
+            os.close(quota_fd)
 
     def _set_limits(self, memory_bytes: int, cpu_fraction: float | None, pids: int) -> None:
         if cpu_fraction is not None:
@@ -389,15 +437,5 @@ class CgroupSet:
             log.warning("could not kill the processes of %s: %s", self.name, exc)
         deadline = time.monotonic() + timeout
         for d in self.dirs.values():
-            while True:
-                try:
-                    os.rmdir(d)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as exc:
-                    # EBUSY until the killed processes have been reaped by their parents.
-                    if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                        log.warning("could not remove cgroup %s: %s", d, exc)
-                        break
-                    time.sleep(0.005)
+            # EBUSY until the killed processes have been reaped by their parents.
+            remove_group(d, max(0.0, deadline - time.monotonic()))

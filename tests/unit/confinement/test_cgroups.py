@@ -222,3 +222,37 @@ def test_the_host_descriptor_limit_is_raised_to_its_hard_limit():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_dead_owner_entries_names_only_leftovers_of_dead_processes(tmp_path):
+    from runner.confinement.stale import dead_owner_entries
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for name in (f"runner-wasm-{dead.pid}-1", f"runner-wasm-{os.getpid()}-1", "runner-wasm-1-1",
+                 f"runner-wasm-io-{dead.pid}-abc", "runner-wasm-x-1", f"other-{dead.pid}-1"):
+        (tmp_path / name).mkdir()
+    assert dead_owner_entries(str(tmp_path), "runner-wasm-") == [f"runner-wasm-{dead.pid}-1"]
+    assert dead_owner_entries(str(tmp_path), "runner-wasm-io-") == [f"runner-wasm-io-{dead.pid}-abc"]
+    assert dead_owner_entries(str(tmp_path / "missing"), "runner-wasm-") == []
+
+
+def test_remove_tree_removes_child_groups_first(tmp_path):
+    # Plain directories stand in for groups: rmdir refuses a non-empty one, as the kernel
+    # refuses a group with children.
+    (tmp_path / "g" / "lane-1" / "sub").mkdir(parents=True)
+    (tmp_path / "g" / "lane-2").mkdir()
+    cgroups.remove_tree(str(tmp_path / "g"))
+    assert not (tmp_path / "g").exists()
+    assert cgroups.remove_group(str(tmp_path / "g"))  # already gone counts as removed
+
+
+def test_write_cfs_v1_turns_the_quota_off_before_changing_the_period(monkeypatch):
+    # The order is the point (a kernel file keeps only the last value): recorded, not written.
+    quota, period = 101, 102
+    writes = []
+    monkeypatch.setattr(cgroups.os, "pwrite",
+                        lambda fd, data, off: writes.append(({quota: "q", period: "p"}[fd], data)))
+    cgroups.write_cfs_v1(quota, period, 13_800, 1_000)
+    monkeypatch.undo()
+    assert writes == [("q", b"-1"), ("p", b"13800"), ("q", b"1000")]
