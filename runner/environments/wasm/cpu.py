@@ -14,6 +14,11 @@ Per-thread placement needs the cgroup v1 `cpu` controller (v1 lets any thread jo
 via `tasks`; v2 only within a "threaded" subtree the process must move into as a whole). Where
 it is unavailable (no v1 cpu hierarchy, not root) `CpuShares.available` is False and guests
 run unthrottled; the backend logs that once and reports it in `WasmBackend.cpu_enforcement`.
+
+The cgroup file handling is the confinement layer's (runner/confinement/cgroups.py: finding
+our own v1 group, writing the CFS pair, removing groups) and so is the start-up sweep of lanes
+left by a runner process that died (runner/confinement/stale.py). What is specific here is the
+placement of one thread, not a process, and the short CFS period.
 """
 
 from __future__ import annotations
@@ -23,34 +28,24 @@ import logging
 import os
 import threading
 
-import psutil
+from runner.confinement import cgroups
+from runner.confinement.stale import dead_owner_entries
+from runner.errors import CgroupUnavailable
 
 log = logging.getLogger(__name__)
 
-V1_CPU_ROOT = "/sys/fs/cgroup/cpu"
 # CFS period: short, because a thread that spent its quota sleeps until the period ends, and a
-# guest past its deadline must wake to see the epoch trap. 10 ms, stretched for small shares
-# so the quota stays at the kernel's 1 ms minimum (128 MB = 0.072 CPU -> 1 ms per 13.8 ms).
+# guest past its deadline must wake to see the epoch trap. 10 ms (half the period of process
+# guests' groups, cgroups.CPU_PERIOD_US), stretched for small shares so the quota stays at the
+# kernel's 1 ms minimum (128 MB = 0.072 CPU -> 1 ms per 13.8 ms).
 MIN_PERIOD_US = 10_000
-MIN_QUOTA_US = 1_000
+MIN_QUOTA_US = cgroups.CPU_QUOTA_MIN_US
+GROUP_PREFIX = "runner-wasm-"  # + "<pid>-<n>" under our own v1 cpu group (stale.py: the pid)
 
 
 def cfs_period_quota(cpus: float) -> tuple[int, int]:
     period = max(MIN_PERIOD_US, int(round(MIN_QUOTA_US / cpus)))
     return period, max(MIN_QUOTA_US, int(round(cpus * period)))
-
-
-def _own_cpu_cgroup() -> str | None:
-    """This process's path in the v1 cpu hierarchy (threads return here after a guest call)."""
-    try:
-        with open("/proc/self/cgroup", encoding="ascii") as f:
-            for line in f:
-                _, controllers, path = line.rstrip("\n").split(":", 2)
-                if "cpu" in controllers.split(","):
-                    return path
-    except OSError:
-        return None
-    return None
 
 
 SPARES = 4  # lanes kept ready for cold starts
@@ -61,7 +56,7 @@ class CpuShares:
     """Hands out `Lane`s (a cgroup + its guest thread) under `<own cgroup>/runner-wasm-<pid>-<n>/`,
     one per live environment."""
 
-    def __init__(self, root: str = V1_CPU_ROOT) -> None:
+    def __init__(self, root: str = cgroups.CGROUP_ROOT) -> None:
         self.available = False
         self.reason = ""
         self._home_tasks: str | None = None
@@ -70,14 +65,16 @@ class CpuShares:
         self._spares: list[Lane] = []
         self._seq = 0
         self._filler: threading.Thread | None = None
-        own = _own_cpu_cgroup()
-        if own is None or not os.path.isdir(root):
-            self.reason = "no cgroup v1 cpu controller mounted at " + root
+        try:
+            # Threads return here after a guest call (GuestThread leaves, lanes evict).
+            home = cgroups.v1_own_group("cpu", root)
+        except (CgroupUnavailable, OSError) as exc:
+            self.reason = f"cgroup v1: {exc}"
             return
-        home = os.path.join(root, own.lstrip("/"))
-        _remove_stale(home)
+        for name in dead_owner_entries(home, GROUP_PREFIX):
+            cgroups.remove_tree(os.path.join(home, name))
         # One directory per backend: several backends may live in one process (tests, benches).
-        parent = os.path.join(home, f"runner-wasm-{os.getpid()}-{next(_instances)}")
+        parent = os.path.join(home, f"{GROUP_PREFIX}{os.getpid()}-{next(_instances)}")
         try:
             os.makedirs(parent, exist_ok=True)
         except OSError as exc:
@@ -133,7 +130,7 @@ class CpuShares:
             group = CpuGroup(path, self._home_tasks)
         except OSError as exc:
             log.warning("wasm cpu share: cannot create %s (%s); running unthrottled", path, exc)
-            _rmdir(path)
+            cgroups.remove_group(path)
             return None
         return Lane(group, GuestThread(group, f"wasm-guest-{self._seq}"))
 
@@ -164,10 +161,9 @@ class CpuShares:
         for lane in spares:
             lane.close()
         if self._dir is not None:
-            for entry in os.listdir(self._dir) if os.path.isdir(self._dir) else ():
-                if os.path.isdir(os.path.join(self._dir, entry)):  # the rest are kernel files
-                    _rmdir(os.path.join(self._dir, entry))
-            _rmdir(self._dir)
+            # Lanes are empty by now (their threads left as their last act); an EBUSY here
+            # means an enter/leave pairing bug, which remove_group logs.
+            cgroups.remove_tree(self._dir)
             self._dir = None
         self.available = False
 
@@ -188,10 +184,7 @@ class CpuGroup:
 
     def set_share(self, cpus: float) -> None:
         period, quota = cfs_period_quota(cpus)
-        # Quota off first: the kernel checks each write against the other value.
-        os.pwrite(self._quota_fd, b"-1", 0)
-        os.pwrite(self._period_fd, str(period).encode(), 0)
-        os.pwrite(self._quota_fd, str(quota).encode(), 0)
+        cgroups.write_cfs_v1(self._quota_fd, self._period_fd, period, quota)
         self.period_s, self.quota_us = period / 1e6, quota
 
     def evict_others(self, keep_tid: int) -> None:
@@ -224,7 +217,7 @@ class CpuGroup:
         unthrottles at once; moving the thread out instead takes 5-15 ms here (cgroup v1 migration
         waits for an RCU grace period)."""
         try:
-            os.pwrite(self._quota_fd, b"-1", 0)
+            os.pwrite(self._quota_fd, cgroups.CFS_QUOTA_OFF, 0)
             self.lifted = True
         except OSError:
             pass  # the group was removed meanwhile
@@ -252,7 +245,7 @@ class CpuGroup:
             if fd >= 0:
                 os.close(fd)
         self._tasks_fd = self._home_fd = self._quota_fd = self._period_fd = -1
-        _rmdir(self.path)
+        cgroups.remove_group(self.path)
 
 
 class Lane:
@@ -264,37 +257,6 @@ class Lane:
         self.thread.close()  # the thread exits, leaving the group
         self.group.evict_others(-1)
         self.group.remove()
-
-
-def _remove_stale(home: str) -> None:
-    """Remove the lane groups of runner processes that died without closing their backend
-    (SIGKILL, a crash): empty cgroups whose owner pid is gone."""
-    try:
-        entries = os.listdir(home)
-    except OSError:
-        return
-    for entry in entries:
-        parts = entry.split("-")
-        if len(parts) != 4 or parts[:2] != ["runner", "wasm"] or not parts[2].isdigit():
-            continue
-        if psutil.pid_exists(int(parts[2])):
-            continue
-        parent = os.path.join(home, entry)
-        for lane in os.listdir(parent) if os.path.isdir(parent) else ():
-            if os.path.isdir(os.path.join(parent, lane)):
-                _rmdir(os.path.join(parent, lane))
-        _rmdir(parent)
-
-
-def _rmdir(path: str) -> None:
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        # cgroup directories hold only kernel files, which rmdir removes with the directory;
-        # EBUSY means a thread is still inside: a bug in enter/leave pairing, worth a warning.
-        log.warning("wasm cpu share: cannot remove %s (%s)", path, exc.strerror)
 
 
 class GuestThread:

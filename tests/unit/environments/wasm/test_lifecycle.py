@@ -54,15 +54,19 @@ def test_leftovers_of_a_dead_runner_process_are_removed(tmp_path):
 
     import psutil
 
-    from runner.environments.wasm.cpu import V1_CPU_ROOT, _own_cpu_cgroup
+    from runner.confinement import cgroups
+    from runner.errors import CgroupUnavailable
 
     dead = next(p for p in range(4_000_000, 4_100_000) if not psutil.pid_exists(p))
     io_dir = f"/dev/shm/runner-wasm-io-{dead}-stale123"
     os.makedirs(io_dir)
     lane = None
-    own = _own_cpu_cgroup()
-    if own is not None and os.access(V1_CPU_ROOT, os.W_OK):
-        lane = os.path.join(V1_CPU_ROOT, own.lstrip("/"), f"runner-wasm-{dead}-1", "lane-1")
+    try:
+        home = cgroups.v1_own_group("cpu")
+    except (CgroupUnavailable, OSError):
+        home = None
+    if home is not None and os.access(home, os.W_OK):
+        lane = os.path.join(home, f"runner-wasm-{dead}-1", "lane-1")
         os.makedirs(lane)
     b = new_backend(tmp_path)
     assert not os.path.exists(io_dir)
