@@ -17,6 +17,8 @@ from runner.errors import (
     FunctionTimeout,
     HandlerError,
     InvalidCodePackage,
+    WasmError,
+    WasmTrap,
 )
 from runner.model import MB
 
@@ -142,10 +144,13 @@ def classify(exc: Exception, *, timeout_s: float, memory_mb: int, memory_bytes: 
                 memory_mb, f"memory.grow refused at {memory_bytes // MB} MiB, then wasm trap: {name}")
             err.stack_trace = trace
             return err, True
+        # A HandlerError carrying WasmTrap's type, not a WasmTrap: errors.py derives WasmTrap
+        # from FunctionCrashed, while a trap is the function's own failure (for a command the
+        # environment stays in service, as after a handler's exception).
         return HandlerError(f"wasm trap during {during}: {name}: {message}",
-                            "Runtime.WasmTrap", trace), True
+                            WasmTrap.error_type, trace), True
     # Instantiation failures (e.g. a minimum memory over the cap) and host errors.
     text = cause(exc)
     if "memory" in text and ("limit" in text or "exceed" in text or "grow" in text):
         return FunctionOutOfMemory.at(memory_mb, text), True
-    return FunctionCrashed(f"Runtime failed during {during}: {text}", "Runtime.WasmError"), True
+    return WasmError(f"Runtime failed during {during}: {text}"), True

@@ -1,4 +1,4 @@
-"""One wasm execution environment (see wasm.py for the runtime's guarantees).
+"""One wasm execution environment (see backend.py for the runtime's guarantees).
 
 Command environments hold no instance between invocations: each invoke() builds a store,
 instantiates from the version's InstancePre (~20 us) and runs `_start`. Reactor environments
@@ -13,12 +13,12 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING
 
 import wasmtime
 
 from runner.environments.base import EnvState, InvokeOutcome, InvokeRequest
 from runner.environments.wasm import abi, call
+from runner.environments.wasm.engine import SharedEngine
 from runner.environments.wasm.guest_io import (
     MAX_LOG_BYTES,
     GuestIO,
@@ -26,6 +26,7 @@ from runner.environments.wasm.guest_io import (
     bounded_log,
     output_payload,
 )
+from runner.environments.wasm.prepare import Prepared
 from runner.environments.wasm.ticker import OnDeadline
 from runner.errors import (
     FunctionCrashed,
@@ -35,25 +36,17 @@ from runner.errors import (
     FunctionTimeout,
     HandlerError,
     InternalError,
+    InvalidResponse,
+    ResponseSizeTooLarge,
 )
 from runner.model import MAX_PAYLOAD_BYTES, FunctionVersion
-
-if TYPE_CHECKING:
-    from runner.environments.wasm.backend import Prepared, WasmBackend
 
 _GUEST_FAILURES = (wasmtime.Trap, wasmtime.WasmtimeError)
 
 
-def response_too_large(size: int) -> FunctionError:
-    # Lambda's wording, so clients that match on it keep working.
-    return FunctionError(
-        f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
-        f"({MAX_PAYLOAD_BYTES} bytes).", "Function.ResponseSizeTooLarge")
-
-
 class WasmEnvironment:
-    def __init__(self, version: FunctionVersion, prepared: "Prepared",
-                 backend: "WasmBackend") -> None:
+    def __init__(self, version: FunctionVersion, prepared: Prepared,
+                 parts: SharedEngine) -> None:
         self.version = version
         self.state = EnvState.NEW
         self.init_duration_ms: float | None = None
@@ -61,7 +54,7 @@ class WasmEnvironment:
         self.restored_from_snapshot = False
         self.last_fuel_consumed: int | None = None
         self._prepared = prepared
-        self._backend = backend
+        self._parts = parts
         self._io: GuestIO | None = None
         self._io_dir: str | None = None
         self._tmp_dir: str | None = None
@@ -76,7 +69,7 @@ class WasmEnvironment:
         self._lock = threading.Lock()
         self._running = False  # start() or invoke() is executing guest code right now
         self._doomed = False  # destroy() came during a call; the call tears down when it ends
-        self._lane = None  # wasm_cpu.Lane: the CPU cgroup and the thread inside it
+        self._lane = None  # cpu.Lane: the CPU cgroup and the thread inside it
         self._cpu = None
         self._thread = None  # runs guest calls inside the CPU cgroup
 
@@ -90,7 +83,7 @@ class WasmEnvironment:
             self._running = True
         t0 = time.monotonic()
         try:
-            b = self._backend
+            b = self._parts
             self._io_dir = tempfile.mkdtemp(prefix="env-", dir=b.io_root)
             self._tmp_dir = tempfile.mkdtemp(prefix=f"env-{self.version.name}-", dir=b.work_dir)
             self._io = GuestIO(self._io_dir, self._tmp_dir)
@@ -111,7 +104,7 @@ class WasmEnvironment:
             raise InternalError("environment was destroyed while it started")
 
     def _start_reactor(self) -> None:
-        prep, b, io = self._prepared, self._backend, self._io
+        prep, b, io = self._prepared, self._parts, self._io
         snap = prep.snapshot
         store = b.new_store(self.version, io, stdin=False)
         self._store = store
@@ -150,7 +143,7 @@ class WasmEnvironment:
                 memory_bytes=self._memory_now, during="init")
             if isinstance(error, (FunctionTimeout, FunctionOutOfMemory)):
                 raise error
-            raise FunctionInitError(error.message, "Runtime.InitError", error.stack_trace)
+            raise FunctionInitError(error.message, stack_trace=error.stack_trace)
         self._alloc = call.alloc_call(exports[abi.ALLOC_EXPORT])
         self._handle = call.handler_call(exports[prep.shape.handler])
 
@@ -190,7 +183,7 @@ class WasmEnvironment:
         lane, self._lane = self._lane, None
         self._cpu = self._thread = None
         if lane is not None:
-            self._backend.cpu.release(lane)
+            self._parts.cpu.release(lane)
         for d in (self._io_dir, self._tmp_dir):
             if d:
                 shutil.rmtree(d, ignore_errors=True)
@@ -225,7 +218,7 @@ class WasmEnvironment:
         return outcome
 
     def _invoke_command(self, request: InvokeRequest) -> InvokeOutcome:
-        io, b = self._io, self._backend
+        io, b = self._io, self._parts
         io.set_stdin(request.payload)
         store = b.new_store(self.version, io, stdin=True)  # (re)opens stdout/stderr with O_TRUNC
         try:
@@ -273,8 +266,8 @@ class WasmEnvironment:
             reusable = not isinstance(error, (FunctionTimeout, FunctionOutOfMemory))
             return InvokeOutcome(None, error, logs, duration_ms, self._memory_peak, reusable)
         if stdout_overflow:
-            return InvokeOutcome(None, response_too_large(io.size(io.stdout_fd)), logs,
-                                 duration_ms, self._memory_peak, True)
+            too_large = ResponseSizeTooLarge.of(io.size(io.stdout_fd), MAX_PAYLOAD_BYTES)
+            return InvokeOutcome(None, too_large, logs, duration_ms, self._memory_peak, True)
         return InvokeOutcome(output_payload(stdout), None, logs, duration_ms, self._memory_peak)
 
     def _invoke_reactor(self, request: InvokeRequest) -> InvokeOutcome:
@@ -300,9 +293,8 @@ class WasmEnvironment:
             except _GUEST_FAILURES as exc:
                 return 0, exc
             except IndexError:
-                return 0, HandlerError(f"alloc returned {ptr}, which leaves no room for the "
-                                       f"{len(payload)}-byte event in linear memory",
-                                       "Runtime.InvalidResponse")
+                return 0, InvalidResponse(f"alloc returned {ptr}, which leaves no room for the "
+                                          f"{len(payload)}-byte event in linear memory")
 
         t0 = time.monotonic()
         self._enter(store, request.deadline, out, err)
@@ -322,12 +314,12 @@ class WasmEnvironment:
             return InvokeOutcome(None, error, logs, duration_ms, self._memory_peak, False)
         is_error, ptr, length = abi.decode_result(result)
         if length > MAX_PAYLOAD_BYTES:
-            return InvokeOutcome(None, response_too_large(length), logs, duration_ms,
-                                 self._memory_peak, True)
+            return InvokeOutcome(None, ResponseSizeTooLarge.of(length, MAX_PAYLOAD_BYTES), logs,
+                                 duration_ms, self._memory_peak, True)
         if ptr + length > self._memory_now:
-            error = HandlerError(f"{self._prepared.shape.handler} returned bytes {ptr}..{ptr + length}, "
-                                 f"outside linear memory ({self._memory_now} bytes)",
-                                 "Runtime.InvalidResponse")
+            error = InvalidResponse(f"{self._prepared.shape.handler} returned bytes "
+                                    f"{ptr}..{ptr + length}, outside linear memory "
+                                    f"({self._memory_now} bytes)")
             return InvokeOutcome(None, error, logs, duration_ms, self._memory_peak, False)
         data = bytes(memory.read(store, ptr, ptr + length))
         if is_error:
@@ -342,7 +334,7 @@ class WasmEnvironment:
         return self._thread.call(fn, *args)
 
     def _enter(self, store: wasmtime.Store, deadline: float, *windows: OutputWindow) -> None:
-        ticker = self._backend.ticker
+        ticker = self._parts.ticker
         watches = [w.watch for w in windows]
         if self._cpu is not None:
             # Lifted one CFS period early: a throttled thread sleeps until its period ends, so
@@ -351,11 +343,11 @@ class WasmEnvironment:
         self._watches = watches
         ticker.begin(*watches)
         store.set_epoch_deadline(ticker.ticks_until(deadline - time.monotonic()))
-        if self._backend.fuel:
+        if self._parts.fuel:
             store.set_fuel(abi.FUEL_BUDGET)
 
     def _leave(self, *windows: OutputWindow) -> None:
-        self._backend.ticker.end(*self._watches)  # after this the ticker will not lift the quota
+        self._parts.ticker.end(*self._watches)  # after this the ticker will not lift the quota
         self._watches = []
         if self._cpu is not None:
             self._cpu.restore()
@@ -374,7 +366,7 @@ class WasmEnvironment:
     def _fuel_line(self, store: wasmtime.Store) -> bytes:
         """Fuel is refilled to FUEL_BUDGET before every call (_enter), so what is missing now is
         what this call consumed."""
-        if not self._backend.fuel:
+        if not self._parts.fuel:
             return b""
         self.last_fuel_consumed = abi.FUEL_BUDGET - store.get_fuel()
         return f"[runner] fuel consumed: {self.last_fuel_consumed}\n".encode()

@@ -11,7 +11,7 @@ state is written back into a new module:
 
 New environments instantiate that module and skip init: with copy-on-write memory
 initialisation (Config.memory_init_cow) instantiating costs tens of microseconds whatever init
-did. The compiled snapshot is cached on disk (wasm_cache.py) under a key of the module digest,
+did. The compiled snapshot is cached on disk (cache.py) under a key of the module digest,
 the handler and the environment variables, so a server restart neither re-runs init nor
 recompiles.
 
@@ -31,17 +31,14 @@ import struct
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import wasmtime
 
 from runner.environments.wasm import abi
+from runner.environments.wasm.engine import SharedEngine
 from runner.environments.wasm.guest_io import GuestIO
 from runner.errors import SnapshotUnsupported
 from runner.model import FunctionVersion
-
-if TYPE_CHECKING:
-    from runner.environments.wasm.backend import WasmBackend
 
 CHUNK = 4096
 GLOBAL_EXPORT_PREFIX = "__runner_snapshot_global_"
@@ -276,7 +273,7 @@ def snapshot_key(version: FunctionVersion, module_digest: str) -> str:
     return "snap-" + hashlib.sha256(json.dumps(doc).encode()).hexdigest()
 
 
-def build_snapshot(backend: "WasmBackend", version: FunctionVersion, wasm: bytes,
+def build_snapshot(parts: SharedEngine, version: FunctionVersion, wasm: bytes,
                    shape: abi.ModuleShape, module_digest: str) -> Snapshot:
     sections = _sections(wasm)
     layout = _analyse(sections)
@@ -287,32 +284,32 @@ def build_snapshot(backend: "WasmBackend", version: FunctionVersion, wasm: bytes
     def make() -> bytes:
         nonlocal built
         built = True
-        return _run_init_and_capture(backend, version, sections, layout, shape)
+        return _run_init_and_capture(parts, version, sections, layout, shape)
 
-    module = backend.cache.load_or_compile(key, None, read_wasm=make)
-    pre = backend.linker.instantiate_pre(module)
+    module = parts.cache.load_or_compile(key, None, read_wasm=make)
+    pre = parts.linker.instantiate_pre(module)
     return Snapshot(module, pre, key, built, (time.monotonic() - t0) * 1000.0)
 
 
-def _run_init_and_capture(backend: "WasmBackend", version: FunctionVersion, sections,
+def _run_init_and_capture(parts: SharedEngine, version: FunctionVersion, sections,
                           layout: _Layout, shape: abi.ModuleShape) -> bytes:
-    instrumented = wasmtime.Module(backend.engine, _instrument(sections, layout))
-    with tempfile.TemporaryDirectory(dir=backend.io_root) as d:
+    instrumented = wasmtime.Module(parts.engine, _instrument(sections, layout))
+    with tempfile.TemporaryDirectory(dir=parts.io_root) as d:
         io = GuestIO(d, d)
-        store = backend.new_store(version, io, stdin=False)
+        store = parts.new_store(version, io, stdin=False)
         try:
-            backend.ticker.begin()
-            store.set_epoch_deadline(backend.ticker.ticks_until(
+            parts.ticker.begin()
+            store.set_epoch_deadline(parts.ticker.ticks_until(
                 max(abi.INIT_TIMEOUT_S, version.config.timeout_s)))
             try:
-                instance = backend.linker.instantiate(store, instrumented)
+                instance = parts.linker.instantiate(store, instrumented)
                 exports = instance.exports(store)
                 if shape.has_initialize:
                     exports[abi.WASI_REACTOR_INIT](store)
                 if shape.has_init:
                     exports[abi.INIT_EXPORT](store)
             finally:
-                backend.ticker.end()
+                parts.ticker.end()
             memory = bytes(exports[abi.MEMORY_EXPORT].read(store))
             values = [exports[GLOBAL_EXPORT_PREFIX + str(i)].value(store) if mutable else None
                       for i, (_, mutable) in enumerate(layout.globals)]
