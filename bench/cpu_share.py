@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._common import cleanup, request, scratch, set_mode, version, write_json  # noqa: E402
-from runner.environments.backends import ProcessBackend  # noqa: E402
+from runner.environments.process.backend import ProcessBackend  # noqa: E402
 from runner.environments.python.runtime import PythonRuntime  # noqa: E402
 from runner.model import MB_PER_VCPU  # noqa: E402
 

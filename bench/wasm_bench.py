@@ -186,7 +186,8 @@ class Bench:
         env = b.create(v)
         env.start()
         n = 30_000_000 if self.quick else 100_000_000
-        # At >= 1 vCPU there is no lane: the guest runs on this very thread (wasm_env.start).
+        # At >= 1 vCPU there is no lane: the guest runs on this very thread
+        # (environment.py, WasmEnvironment.start).
         lane = env._thread is not None
         tid = env._thread.native_id if lane else threading.get_native_id()
 

@@ -6,7 +6,7 @@ releases and re-takes the GIL around every foreign call, and with several invoca
 on the server's threads each re-take can wait for another thread: at 8 concurrent wasm
 invocations that hand-off traffic, not the guest, bounded the throughput
 (docs/decisions/024-wasm-cpu-share.md, "Invocation path"). The reactor ABI fixes both
-signatures (alloc: i32 -> i32, handler: (i32, i32) -> i64; wasm_abi checks them when the
+signatures (alloc: i32 -> i32, handler: (i32, i32) -> i64; abi.py checks them when the
 version is prepared), so one call here is one `wasmtime_func_call` on value arrays allocated
 once per environment.
 

@@ -17,7 +17,7 @@ loop until its timeout could write gigabytes, so on every tick the files registe
 `watch()` are checked and cut back to their limit (ftruncate; the guest's later writes land past
 the end, leaving a hole, which takes no memory). The reader sees `overflowed` and marks the log;
 what was written after the last tick is checked when the call's output is collected
-(wasm_io.OutputWindow.collect).
+(guest_io.OutputWindow.collect).
 `punch_hole` frees what a long-lived reactor's log file has accumulated once it has been read,
 keeping the size (the guest's write offset) intact.
 """
@@ -124,7 +124,7 @@ class EpochTicker:
 
     def end(self, *watched) -> None:
         """A guest call ended. Its output files are not checked here: the caller collects
-        them next, and collecting checks them (wasm_io.OutputWindow.collect)."""
+        them next, and collecting checks them (guest_io.OutputWindow.collect)."""
         with self._cond:
             self._active -= 1
             self._watched.difference_update(watched)

@@ -1,4 +1,5 @@
-"""wasm_call.TypedCall against wasmtime-py's own Func.__call__: same results, same exceptions."""
+"""call.TypedCall (runner/environments/wasm/call.py) against wasmtime-py's own Func.__call__:
+same results, same exceptions."""
 
 from __future__ import annotations
 
