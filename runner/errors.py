@@ -29,12 +29,13 @@ The hierarchy::
         │   ├── RuntimeExited            the runtime exited before it was ready (ExitError)
         │   └── InitInvalidResponse      the runtime broke the protocol during init
         ├── HandlerError                the handler raised / rejected
+        │   └── WasmTrap                 a wasm guest trapped (unreachable, bounds, ...): its
+        │                                own failure, the environment stays in service
         ├── FunctionTimeout             ran past its timeout: "Task timed out after N.NN seconds"
         ├── FunctionOutOfMemory         exceeded its memory limit; environment replaced
         ├── ResponseSizeTooLarge        the handler's result is over 6 MB
         └── FunctionCrashed             the environment died (signal, exit) mid-invocation
             ├── InvalidResponse          the runtime broke the protocol (a bad frame)
-            ├── WasmTrap                 a wasm guest trapped (unreachable, bounds, ...)
             └── WasmError                wasmtime refused a guest call for another reason
 
     InternalCondition                  not a RunnerError: raised and caught inside one layer to
@@ -243,7 +244,7 @@ class InvalidResponse(FunctionCrashed):
     error_type = "Runtime.InvalidResponse"
 
 
-class WasmTrap(FunctionCrashed):
+class WasmTrap(HandlerError):
     error_type = "Runtime.WasmTrap"
 
 

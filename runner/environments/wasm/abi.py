@@ -15,7 +15,6 @@ from runner.errors import (
     FunctionError,
     FunctionOutOfMemory,
     FunctionTimeout,
-    HandlerError,
     InvalidCodePackage,
     WasmError,
     WasmTrap,
@@ -144,11 +143,9 @@ def classify(exc: Exception, *, timeout_s: float, memory_mb: int, memory_bytes: 
                 memory_mb, f"memory.grow refused at {memory_bytes // MB} MiB, then wasm trap: {name}")
             err.stack_trace = trace
             return err, True
-        # A HandlerError carrying WasmTrap's type, not a WasmTrap: errors.py derives WasmTrap
-        # from FunctionCrashed, while a trap is the function's own failure (for a command the
-        # environment stays in service, as after a handler's exception).
-        return HandlerError(f"wasm trap during {during}: {name}: {message}",
-                            WasmTrap.error_type, trace), True
+        # The function's own failure, like a handler's exception (for a command the
+        # environment stays in service).
+        return WasmTrap(f"wasm trap during {during}: {name}: {message}", stack_trace=trace), True
     # Instantiation failures (e.g. a minimum memory over the cap) and host errors.
     text = cause(exc)
     if "memory" in text and ("limit" in text or "exceed" in text or "grow" in text):
