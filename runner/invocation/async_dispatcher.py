@@ -15,7 +15,9 @@
 At-least-once, not exactly-once: an event is removed only in the transaction that records its
 outcome (storage/events.py), so a crash between "the handler ran" and that commit runs it
 again after restart, with the same request id; handlers that must not repeat side effects
-de-duplicate on context.aws_request_id, as on Lambda.
+de-duplicate on context.aws_request_id, as on Lambda. The store notes when each attempt
+starts; at start-up the attempts a crash cut short are handed to `on_interrupted` (the
+Runner writes them into the function's log), so both runs of such an event show there.
 
 This module sits beside runner.py and is handed the Runner's invoke and resolve callables, so
 it never imports the Runner (runner.py imports it).
@@ -56,6 +58,7 @@ UNRECORDED_BACKOFF_S = 10.0
 
 Invoke = Callable[..., InvocationResult]
 Resolve = Callable[[str, str | None], FunctionVersion]
+Interrupted = Callable[[Event, float], None]
 
 
 def check_async_payload(payload: bytes | str | None) -> bytes:
@@ -68,11 +71,13 @@ class AsyncInvoker:
 
     def __init__(self, invoke: Invoke, resolve: Resolve, store: EventStore, *,
                  workers: int = DEFAULT_WORKERS, retry_base_s: float = DEFAULT_RETRY_BASE_S,
-                 throttle_delay_s: float = DEFAULT_THROTTLE_DELAY_S) -> None:
+                 throttle_delay_s: float = DEFAULT_THROTTLE_DELAY_S,
+                 on_interrupted: Interrupted | None = None) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._invoke = invoke
         self._resolve = resolve
+        self._on_interrupted = on_interrupted
         self.store = store
         self.workers = workers
         self.retry_base_s = retry_base_s
@@ -92,6 +97,14 @@ class AsyncInvoker:
         self._thread = threading.Thread(target=self._loop, name="event-dispatch", daemon=True)
 
     def start(self) -> None:
+        """Name the attempts a crash cut short (on_interrupted), then start dispatching."""
+        for event, started_at in self.store.interrupted():
+            if self._on_interrupted is not None:
+                try:
+                    self._on_interrupted(event, started_at)
+                except Exception:  # a note that cannot be written must not stop the queue
+                    log.exception("async event %s: the note of its interrupted attempt was "
+                                  "not written", event.id)
         self._thread.start()
 
     # ------------------------------------------------------------------ accept
@@ -197,6 +210,7 @@ class AsyncInvoker:
         if now - event.enqueued_at > cfg.max_event_age_s:
             self._fail(event, version, "EventAgeExceeded", event.attempts, None, None)
             return
+        self.store.started(event.id, time.time())  # fails like any store write: _run handles it
         try:
             result = self._invoke(event.function, event.payload,
                                   qualifier=event.qualifier or None, request_id=event.id)

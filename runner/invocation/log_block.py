@@ -104,3 +104,16 @@ class PendingLog:
         block, self._block = self._block, None
         if block is not None:
             block._append(reserved=True)
+
+
+def interrupted_note(request_id: str, version: str, started_at: float) -> str:
+    """The block for an asynchronous attempt a crash cut short (async_dispatcher.py): the
+    server stopped before the attempt's outcome was recorded, so the event runs again with the
+    same request id; this names the first attempt in the log beside the second's own block.
+    What the attempt printed lived in the dead server's memory and is not recoverable."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started_at))
+    return (f"START RequestId: {request_id} Version: {version}\n"
+            f"[runner] the server stopped before the outcome of this attempt (started "
+            f"{stamp}Z) was recorded; it may have run in part, its output is lost, and the "
+            f"event runs again (at-least-once delivery)\n"
+            f"END RequestId: {request_id}\n")

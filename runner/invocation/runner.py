@@ -33,8 +33,9 @@ from runner.errors import EnvironmentGone, InvalidParameter, ResponseSizeTooLarg
 from runner.invocation.async_dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, AsyncInvoker
 from runner.invocation.code_input import read_code, zip_directory
 from runner.invocation.context import ContextCache
-from runner.invocation.log_block import LogBlock, PendingLog
+from runner.invocation.log_block import LogBlock, PendingLog, interrupted_note
 from runner.model import (
+    LATEST,
     MAX_PAYLOAD_BYTES,
     MB,
     FunctionConfig,
@@ -102,7 +103,8 @@ class Runner:
             self.routes = RouteStore(self.data_dir)
             self.events = EventStore(self.data_dir)
             self.async_invoker = AsyncInvoker(self.invoke, self.registry.resolve, self.events,
-                                              workers=async_workers, retry_base_s=async_retry_base_s)
+                                              workers=async_workers, retry_base_s=async_retry_base_s,
+                                              on_interrupted=self._note_interrupted)
             self.async_invoker.start()  # events accepted before a crash run again from here
         except BaseException:
             self._lock.close()  # a runner that failed to start holds nothing
@@ -325,6 +327,12 @@ class Runner:
                     continue
         finally:
             self.logs.unfollow(name, q)
+
+    def _note_interrupted(self, event, started_at: float) -> None:
+        """An async attempt the last crash cut short: named in the function's log before the
+        event runs again (async_dispatcher.py), so both runs show there."""
+        self.logs.append(event.function, interrupted_note(
+            event.id, event.qualifier or LATEST, started_at))
 
     def end_log_follows(self) -> None:
         """End every follow_logs stream within its next poll (0.25 s): a server shutting down

@@ -9,8 +9,9 @@ cannot lose an accepted event.
 At-least-once: an event leaves the queue only in the same transaction that records its
 outcome (`complete()`: delete it and, atomically, queue its destination record or write it
 to the dead-letter store). A crash before that commit leaves the event queued; after a
-restart it runs again. Which events are "running" is kept in memory by the dispatcher, not
-here, so nothing needs to be reset after a crash.
+restart it runs again. Which events are running is kept in memory by the dispatcher; the
+store only notes when an attempt started (`started()`), so that after a crash the attempts the
+server was in the middle of can be named in the function's log (`interrupted()`).
 
 This is a separate database file from registry.db: event traffic (one fsync per accepted
 event) must not queue behind the registry's lock or lengthen its WAL.
@@ -37,7 +38,8 @@ CREATE TABLE IF NOT EXISTS events (
     enqueued_at  REAL NOT NULL,         -- unix seconds; the event's age counts from here
     attempts     INTEGER NOT NULL DEFAULT 0,  -- invocations that ran and failed
     next_at      REAL NOT NULL,         -- not before this time (backoff, throttling)
-    last_error   TEXT                   -- JSON: the last function error document
+    last_error   TEXT,                  -- JSON: the last function error document
+    started_at   REAL                   -- an attempt began then and has no recorded outcome yet
 );
 CREATE INDEX IF NOT EXISTS events_due ON events (next_at);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -94,6 +96,9 @@ class EventStore:
         # FULL: the WAL is fsync'ed at every commit, so a committed enqueue survives power loss.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(events)")}
+        if "started_at" not in columns:  # a data directory from before the column
+            self._db.execute("ALTER TABLE events ADD COLUMN started_at REAL")
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ the queue
@@ -123,12 +128,29 @@ class EventStore:
                     return row["next_at"]
         return None
 
+    def started(self, event_id: str, at: float) -> None:
+        """Note that an attempt of the event began at `at` (cleared with its outcome). One
+        commit per attempt: what lets a restart say which attempts a crash cut short."""
+        with self._lock, Transaction(self._db):
+            self._db.execute("UPDATE events SET started_at = ? WHERE id = ?", (at, event_id))
+
+    def interrupted(self) -> list[tuple[Event, float]]:
+        """The events whose last attempt started and never had its outcome recorded (the
+        server died meanwhile), with when it started; the notes are cleared. Call before the
+        dispatcher runs anything."""
+        with self._lock, Transaction(self._db):
+            rows = self._db.execute(
+                "SELECT * FROM events WHERE started_at IS NOT NULL ORDER BY started_at").fetchall()
+            self._db.execute("UPDATE events SET started_at = NULL WHERE started_at IS NOT NULL")
+        return [(_event(r), r["started_at"]) for r in rows]
+
     def reschedule(self, event_id: str, next_at: float, attempts: int,
                    last_error: dict[str, Any] | None) -> None:
         """Keep the event queued for another attempt at `next_at`."""
         with self._lock, Transaction(self._db):
             self._db.execute(
-                "UPDATE events SET next_at = ?, attempts = ?, last_error = ? WHERE id = ?",
+                "UPDATE events SET next_at = ?, attempts = ?, last_error = ?, started_at = NULL "
+                "WHERE id = ?",
                 (next_at, attempts, json.dumps(last_error) if last_error else None, event_id),
             )
 
