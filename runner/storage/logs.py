@@ -2,7 +2,10 @@
 
 Each invocation's log arrives whole (START ... END, REPORT) and is appended in one write, so
 concurrent invocations never interleave inside each other's block. Files rotate at
-MAX_LOG_FILE_BYTES (one previous generation kept) so a chatty function cannot fill the disk.
+MAX_LOG_FILE_BYTES (one previous generation kept), and all functions' logs together stay under
+a global budget: past it, whole files are removed oldest first (by last write), never the file
+being written. One chatty function used to fill a 20 MB data directory in 22 calls, after
+which even deletes failed.
 Followers (`runner logs --follow`) get every new line through a bounded queue; a follower too
 slow to keep up loses lines, never the server's memory.
 
@@ -15,12 +18,21 @@ the log after getting the response always finds the invocation in it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import threading
 from collections import deque
 
 MAX_LOG_FILE_BYTES = 16 * 1024 * 1024
+# All logs together: at most this, and at most a quarter of the data directory's file system
+# (code, the registry and the event queue need the rest).
+MAX_LOG_BUDGET_BYTES = 1024 * 1024 * 1024
+BUDGET_SHARE_OF_DISK = 0.25
+# Past the budget, files go until the total is this share of it: removal is rare, not one file
+# per block once the budget is reached.
+SHRINK_TO = 0.9
+MIN_FILE_BYTES = 64 * 1024  # the rotation size never goes below this, however small the budget
 FOLLOWER_QUEUE = 10_000  # lines buffered per follower before it starts losing them
 MAX_OPEN_FILES = 256  # log files kept open at once (each costs one descriptor)
 # How long a read waits for promised blocks. They are written microseconds after a response
@@ -28,10 +40,25 @@ MAX_OPEN_FILES = 256  # log files kept open at once (each costs one descriptor)
 PENDING_WAIT_S = 2.0
 
 
+def default_budget(root: str) -> int:
+    """MAX_LOG_BUDGET_BYTES, or a quarter of the file system holding `root` if that is less."""
+    st = os.statvfs(root)
+    return min(MAX_LOG_BUDGET_BYTES, int(st.f_blocks * st.f_frsize * BUDGET_SHARE_OF_DISK))
+
+
 class LogStore:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, budget_bytes: int | None = None) -> None:
         self.root = root
         os.makedirs(root, exist_ok=True)
+        self.budget = budget_bytes if budget_bytes is not None else default_budget(root)
+        # A function's file rotates at most at a quarter of the budget, so the file being
+        # written (never removed) cannot hold the whole budget by itself.
+        self.file_bytes = max(MIN_FILE_BYTES, min(MAX_LOG_FILE_BYTES, self.budget // 4))
+        self._total = sum(os.path.getsize(p) for p in self._log_files())
+        # Order of last writes in this process (path -> a counter): what "oldest" means for
+        # files written since start (mtimes tie within a clock tick); older files sort first.
+        self._last_write: dict[str, int] = {}
+        self._writes = itertools.count()
         self._lock = threading.Lock()
         self._written = threading.Condition(self._lock)  # notified when promises are kept
         self._pending: dict[str, int] = {}  # promised, not yet written blocks per function
@@ -75,10 +102,12 @@ class LogStore:
         data = text.encode("utf-8", "replace")
         with self._lock:
             f, size = self._handle(name)
-            if size + len(data) > MAX_LOG_FILE_BYTES:
+            if size + len(data) > self.file_bytes:
                 f.close()
                 del self._files[name]
+                self._total -= _size(self._path(name) + ".1")  # the generation replaced
                 os.replace(self._path(name), self._path(name) + ".1")
+                self._last_write[self._path(name) + ".1"] = self._last_write.get(self._path(name), -1)
                 f, size = self._handle(name)
             # One write per invocation block, unbuffered: concurrent blocks never interleave and
             # a reader (tail, follow) sees whole blocks. A short write (the disk filling up) is
@@ -92,6 +121,10 @@ class LogStore:
                 f.truncate(size)
                 raise
             self._files[name] = (f, size + len(data))
+            self._total += len(data)
+            self._last_write[self._path(name)] = next(self._writes)
+            if self._total > self.budget:
+                self._shrink(keep=self._path(name))
             if self._closed:  # a promise kept after close(): write, but keep nothing open
                 self._files.pop(name)[0].close()
             followers = list(self._followers.get(name, ()))
@@ -103,6 +136,35 @@ class LogStore:
                         q.put_nowait(line)
                     except queue.Full:
                         break
+
+    def _log_files(self) -> list[str]:
+        return [os.path.join(self.root, e) for e in os.listdir(self.root)
+                if e.endswith(".log") or e.endswith(".log.1")]
+
+    def _shrink(self, keep: str) -> None:
+        """Remove whole log files, least recently written first, until the total is under
+        SHRINK_TO of the budget; `keep` (the file just written) stays. Called with the lock."""
+        aged = []
+        for path in self._log_files():
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            if path != keep:
+                aged.append((self._last_write.get(path, -1), st.st_mtime, path, st.st_size))
+        for _, _, path, size in sorted(aged):
+            if self._total <= self.budget * SHRINK_TO:
+                return
+            name = os.path.basename(path).removesuffix(".1").removesuffix(".log")
+            entry = self._files.get(name)
+            if entry is not None and path == self._path(name):  # its open append handle
+                self._files.pop(name)[0].close()
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                continue
+            self._last_write.pop(path, None)
+            self._total -= size
 
     def _handle(self, name: str):
         entry = self._files.pop(name, None)
@@ -155,7 +217,15 @@ class LogStore:
             if entry is not None:
                 entry[0].close()
             for path in (self._path(name), self._path(name) + ".1"):
+                self._total -= _size(path)
                 try:
                     os.remove(path)
                 except FileNotFoundError:
                     pass
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0

@@ -19,6 +19,7 @@ def test_append_tail_and_delete(tmp_path):
 
 def test_rotation_keeps_one_generation(tmp_path, monkeypatch):
     monkeypatch.setattr(logs_mod, "MAX_LOG_FILE_BYTES", 100)
+    monkeypatch.setattr(logs_mod, "MIN_FILE_BYTES", 100)
     s = LogStore(str(tmp_path))
     for i in range(30):
         s.append("f", f"line {i:04d}")
@@ -160,3 +161,48 @@ def test_a_block_cut_short_by_a_full_disk_is_not_left_half_written(tmp_path, mon
     monkeypatch.undo()
     assert store.tail("f") == before  # all of the first block, nothing of the second
     store.close()
+
+
+def _total(root) -> int:
+    return sum(p.stat().st_size for p in root.iterdir() if p.name.endswith((".log", ".log.1")))
+
+
+def test_all_logs_together_stay_under_the_budget_oldest_files_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(logs_mod, "MIN_FILE_BYTES", 1024)
+    budget = 16 * 1024  # files rotate at 4 KiB: a function keeps at most 8 KiB
+    s = LogStore(str(tmp_path), budget_bytes=budget)
+    try:
+        block = "x" * 500
+        quiet = [f"q{i}" for i in range(4)]
+        for name in quiet:  # 4 x 4 KB: the budget is full
+            for _ in range(8):
+                s.append(name, block)
+        for i in range(200):  # then one chatty function: 100 KB of blocks
+            s.append("chatty", f"{i:04d} {block}")
+            assert _total(tmp_path) <= budget
+        assert s._total == _total(tmp_path)  # the running count matches the disk
+        kept = [bool(s.tail(q)) for q in quiet]
+        gone = kept.count(False)
+        assert gone >= 1 and kept == [False] * gone + [True] * (4 - gone)  # oldest went first
+        assert s.tail("chatty")[-1].startswith("0199")  # the newest block always stays
+    finally:
+        s.close()
+
+
+def test_the_budget_counts_what_is_already_on_disk(tmp_path):
+    first = LogStore(str(tmp_path), budget_bytes=1 << 20)
+    first.append("f", "y" * 10_000)
+    first.close()
+    again = LogStore(str(tmp_path), budget_bytes=1 << 20)
+    assert again._total == _total(tmp_path) >= 10_000
+    again.delete("f")
+    assert again._total == 0
+    again.close()
+
+
+def test_the_default_budget_is_a_share_of_the_disk_at_most_a_gib(tmp_path):
+    import os
+
+    st = os.statvfs(str(tmp_path))
+    assert logs_mod.default_budget(str(tmp_path)) == min(
+        logs_mod.MAX_LOG_BUDGET_BYTES, int(st.f_blocks * st.f_frsize * logs_mod.BUDGET_SHARE_OF_DISK))
