@@ -27,6 +27,12 @@ def cmd_serve(args) -> int:
     from runner.service.grpc.server import build_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Before anything is announced: a supervisor that sends SIGTERM as soon as it reads
+    # "listening" must get a clean shutdown, not the default action (death by the signal).
+    # The handlers only set an Event: the main thread shuts down, outside signal context.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     data_dir = args.data_dir or default_data_dir()
     try:
         runner = Runner(data_dir, idle_ttl_s=args.idle_ttl, max_environments=args.max_environments,
@@ -64,10 +70,6 @@ def cmd_serve(args) -> int:
             return EXIT_PLATFORM_ERROR
         http_front.start()
         print(f"http listening on {args.host}:{http_front.port}", flush=True)
-    # The handlers only set an Event: the main thread does the shutdown, outside signal context.
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     print("shutting down: finishing in-flight invocations", flush=True)
     server.health_servicer.enter_graceful_shutdown()
