@@ -13,7 +13,10 @@ The hierarchy::
     │   │   └── InvalidRequestContent    invoke payload is not JSON           INVALID_ARGUMENT
     │   ├── RequestTooLarge             payload over 6 MB (in or out)        INVALID_ARGUMENT
     │   ├── ResourceNotFound            unknown function / version / alias   NOT_FOUND
-    │   ├── ResourceConflict            state forbids the change             FAILED_PRECONDITION
+    │   ├── ResourceConflict            state forbids the change (e.g. an    FAILED_PRECONDITION
+    │   │                                update of the function in progress)
+    │   ├── PreconditionFailed          a revision_id that is not the        FAILED_PRECONDITION
+    │   │                                function's current one (stale)
     │   ├── TooManyRequests             concurrency limit reached            RESOURCE_EXHAUSTED
     │   ├── ServiceUnavailable          shutting down                        UNAVAILABLE
     │   └── InternalError               a bug or a host failure              INTERNAL
@@ -110,6 +113,13 @@ class ResourceNotFound(PlatformError):
 
 class ResourceConflict(PlatformError):
     error_type = "ResourceConflictException"
+
+
+class PreconditionFailed(PlatformError):
+    """Lambda's optimistic concurrency: an update or publish named a RevisionId that is no
+    longer the function's (someone changed it since the caller read it)."""
+
+    error_type = "PreconditionFailedException"
 
 
 class TooManyRequests(PlatformError):

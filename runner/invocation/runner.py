@@ -120,36 +120,46 @@ class Runner:
         runtime: str | None = None,
         handler: str | None = None,
         replace_environment: bool = False,
+        revision_id: str | None = None,
         **settings: Any,
     ) -> FunctionVersion:
         """Create or update a function. On update, settings left out keep their values and
         `code=None` keeps the code. Settings: memory_mb, timeout_s, environment, concurrency,
-        ephemeral_storage_mb, network, provisioned."""
+        ephemeral_storage_mb, network, provisioned. With `revision_id` (see revision_id()),
+        the update applies only if nobody changed the function since (PreconditionFailed);
+        while another update of the function is in progress, ResourceConflict at once."""
         data = read_code(code)
-        current = self.registry.get_config(name)
         env = settings.pop("environment", None)
-        if current is None:
-            if not runtime or not handler:
-                raise InvalidParameter(
-                    "runtime" if not runtime else "handler",
-                    "required when creating a function (e.g. --runtime python --handler app.handler)",
-                )
-            config = FunctionConfig(runtime=runtime, handler=handler, environment=env or {},
-                                    **{k: v for k, v in settings.items() if v is not None})
-        else:
-            if env is not None and not replace_environment and not env:
-                env = None  # an empty map on update means "unchanged" unless replace is asked
-            config = current.with_changes(runtime=runtime, handler=handler, environment=env,
-                                          **settings)
-        previous = self._latest_or_none(name)
-        version = self.registry.deploy(name, config, data, validate=self._validate)
-        if previous is not None and previous.revision not in self.registry.published_revisions(name):
-            self.pool.retire(previous)
-        # Whatever makes the version's cold starts fast is ready when deploy returns (the Python
-        # zygote, a Node spare: pool.prewarm); so are provisioned environments, so invocations
-        # within the provisioned count never see a cold start.
-        self.pool.prewarm(version)
-        self.pool.provision(version)
+
+        def merge(current: FunctionConfig | None) -> FunctionConfig:
+            # Called by the registry under its lock with the configuration as it is at the
+            # write: merged any earlier, a concurrent update's fields could be overwritten.
+            if current is None:
+                if not runtime or not handler:
+                    raise InvalidParameter(
+                        "runtime" if not runtime else "handler",
+                        "required when creating a function (e.g. --runtime python --handler app.handler)",
+                    )
+                return FunctionConfig(runtime=runtime, handler=handler, environment=env or {},
+                                      **{k: v for k, v in settings.items() if v is not None})
+            # An empty map on update means "unchanged" unless replace is asked.
+            keep_env = env is not None and not replace_environment and not env
+            return current.with_changes(runtime=runtime, handler=handler,
+                                        environment=None if keep_env else env, **settings)
+
+        # The update is in progress until its environments are ready, not just its write: a
+        # second one meanwhile is refused (Lambda's ResourceConflictException), not interleaved.
+        with self.registry.updating(name):
+            previous = self._latest_or_none(name)
+            version = self.registry.deploy(name, merge, data, validate=self._validate,
+                                           revision_id=revision_id)
+            if previous is not None and previous.revision not in self.registry.published_revisions(name):
+                self.pool.retire(previous)
+            # Whatever makes the version's cold starts fast is ready when deploy returns (the
+            # Python zygote, a Node spare: pool.prewarm); so are provisioned environments, so
+            # invocations within the provisioned count never see a cold start.
+            self.pool.prewarm(version)
+            self.pool.provision(version)
         return version
 
     def _validate(self, version: FunctionVersion) -> None:
@@ -164,8 +174,15 @@ class Runner:
     def versions(self, name: str) -> list[FunctionVersion]:
         return self.registry.list_versions(name)
 
-    def publish(self, name: str) -> FunctionVersion:
-        return self.registry.publish(name)
+    def publish(self, name: str, *, revision_id: str | None = None) -> FunctionVersion:
+        """Freeze $LATEST as the next version; `revision_id` and conflicts as for deploy()."""
+        with self.registry.updating(name):
+            return self.registry.publish(name, revision_id=revision_id)
+
+    def revision_id(self, version: FunctionVersion) -> str:
+        """Lambda's RevisionId of the state `version` shows: a UUID that every change of the
+        function (code, configuration, publish) replaces. Stored, so it survives restarts."""
+        return self.registry.revision_id(version)
 
     def delete(self, name: str) -> list[FunctionVersion]:
         """Delete a function. In-flight invocations finish; their environments are destroyed

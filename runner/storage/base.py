@@ -9,19 +9,37 @@ Data model (Lambda's):
 * `publish()` freezes the current `$LATEST` revision as version "1", "2", ...; published
   versions never move. *Aliases* name a published version (the table exists; the API to manage
   them comes later without a schema change).
+* Every change of a function (a deploy, a publish) gives it a new *RevisionId*, Lambda's
+  optimistic-concurrency token: a UUID, stored with the revision so that it survives restarts.
+  A deploy or publish given a RevisionId applies only if it is still the function's
+  (PreconditionFailed otherwise); a caller that holds `updating(name)` for the length of its
+  update makes a concurrent update of the same function fail at once with ResourceConflict
+  (docs/decisions/046-optimistic-concurrency.md).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from contextlib import AbstractContextManager
+from typing import Callable, Protocol
 
 from runner.model import FunctionConfig, FunctionVersion
 
 
 class Registry(Protocol):
-    def deploy(self, name: str, config: FunctionConfig, code: bytes | None) -> FunctionVersion:
+    def deploy(
+        self,
+        name: str,
+        config: FunctionConfig | Callable[[FunctionConfig | None], FunctionConfig],
+        code: bytes | None,
+        *,
+        revision_id: str | None = None,
+    ) -> FunctionVersion:
         """Create `name` or update it; `code=None` keeps the current code (updates only).
-        Raises InvalidParameter / InvalidCodePackage and then changes nothing."""
+        `config` is the whole configuration, or a merge called under the registry's lock with
+        the current one (None when creating), so that concurrent partial updates never
+        overwrite each other. With `revision_id`, the deploy applies only if it is the
+        function's current RevisionId (PreconditionFailed). Raises InvalidParameter /
+        InvalidCodePackage / PreconditionFailed and then changes nothing."""
 
     def resolve(self, name: str, qualifier: str | None = None) -> FunctionVersion:
         """The version a qualifier ("", "$LATEST", "3", an alias) names. ResourceNotFound."""
@@ -32,8 +50,18 @@ class Registry(Protocol):
     def list_versions(self, name: str) -> list[FunctionVersion]:
         """$LATEST and every published version of `name`."""
 
-    def publish(self, name: str) -> FunctionVersion:
-        """Freeze $LATEST as the next version number (returns the existing one if unchanged)."""
+    def publish(self, name: str, *, revision_id: str | None = None) -> FunctionVersion:
+        """Freeze $LATEST as the next version number (returns the existing one if unchanged).
+        A new version changes the function's RevisionId; `revision_id` as for deploy()."""
+
+    def revision_id(self, version: FunctionVersion) -> str:
+        """The RevisionId of the state `version` shows: for $LATEST the function's current one
+        unless it changed since `version` was read (then an older, stale id). ResourceNotFound
+        once the function is deleted."""
+
+    def updating(self, name: str) -> AbstractContextManager[None]:
+        """Hold `name` as "an update is in progress" for a `with` block; ResourceConflict at
+        once if another block holds it (in this process)."""
 
     def delete(self, name: str) -> list[FunctionVersion]:
         """Remove the function and all its versions; returns what was removed."""

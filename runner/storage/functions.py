@@ -3,6 +3,11 @@
 One connection guarded by a lock: registry writes are rare (deploys), reads on the invoke path
 are served from an in-memory cache of resolved versions that every write invalidates. WAL mode
 and synchronous=FULL: a deploy that returned is on disk and survives kill -9.
+
+Every write decides under the lock, from the state it is about to change: a partial update
+merges its changes into the configuration as it is at the write (never as the caller read it
+earlier, which lost concurrent updates), and a caller's RevisionId is compared with the current
+one in the same critical section (docs/decisions/046-optimistic-concurrency.md).
 """
 
 from __future__ import annotations
@@ -12,12 +17,19 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
+from contextlib import AbstractContextManager
 from typing import Callable
 
-from runner.errors import InvalidParameter, ResourceNotFound
+from runner.errors import InvalidParameter, PreconditionFailed, ResourceNotFound
 from runner.model import LATEST, FunctionConfig, FunctionVersion, validate_name
 from runner.storage.code import CodeStore
 from runner.storage.sqlite import Transaction
+from runner.storage.updates import UpdateClaims
+
+# What deploy() takes as the new configuration: the whole of it, or a merge that gets the
+# current one (None when the function does not exist yet) under the registry's lock.
+ConfigOrMerge = FunctionConfig | Callable[[FunctionConfig | None], FunctionConfig]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS revisions (
@@ -26,7 +38,8 @@ CREATE TABLE IF NOT EXISTS revisions (
     config      TEXT NOT NULL,
     code_sha256 TEXT NOT NULL,
     code_size   INTEGER NOT NULL,
-    created_at  REAL NOT NULL
+    created_at  REAL NOT NULL,
+    revision_id TEXT               -- Lambda's RevisionId: a uuid4, new on each deploy and publish
 );
 CREATE TABLE IF NOT EXISTS functions (
     name        TEXT PRIMARY KEY,
@@ -60,27 +73,35 @@ class SQLiteRegistry:
         self._db.executescript(SCHEMA)
         self._lock = threading.RLock()
         self._cache: dict[tuple[str, str], FunctionVersion] = {}
+        self._revision_ids: dict[int, str] = {}  # revision -> its RevisionId, kept by writes
+        self._updates = UpdateClaims()
+        self._add_revision_ids()
 
     # ------------------------------------------------------------------ writes
 
     def deploy(
         self,
         name: str,
-        config: FunctionConfig,
+        config: ConfigOrMerge,
         code: bytes | None,
         validate: Callable[[FunctionVersion], None] | None = None,
+        *,
+        revision_id: str | None = None,
     ) -> FunctionVersion:
         """See base.py. `validate` sees the would-be version (code stored, nothing committed)
         and may raise to abort the deploy with nothing changed."""
         validate_name(name)
         with self._lock:
             current = self._latest_row(name)
+            self._check_revision_id(name, current, revision_id)
+            if not isinstance(config, FunctionConfig):
+                config = config(None if current is None else self._config(current))
             if code is None:
                 if current is None:
                     raise InvalidParameter("code", f"function {name!r} does not exist yet; "
                                            "the first deploy must include code")
                 digest, size = current["code_sha256"], current["code_size"]
-                if json.loads(current["config"])["runtime"] != config.runtime:
+                if self._config(current).runtime != config.runtime:
                     raise InvalidParameter("runtime", "changing the runtime needs new code; "
                                            "deploy again with the code package")
             else:
@@ -89,11 +110,12 @@ class SQLiteRegistry:
             now = time.time()
             if validate is not None:
                 validate(FunctionVersion(name, LATEST, 0, config, digest, self.code.path(digest), now))
+            new_id = str(uuid.uuid4())
             with self._tx():
                 cur = self._db.execute(
-                    "INSERT INTO revisions (name, config, code_sha256, code_size, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (name, json.dumps(config.to_dict()), digest, size, now),
+                    "INSERT INTO revisions (name, config, code_sha256, code_size, created_at, "
+                    "revision_id) VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, json.dumps(config.to_dict()), digest, size, now, new_id),
                 )
                 rev = cur.lastrowid
                 self._db.execute(
@@ -101,12 +123,14 @@ class SQLiteRegistry:
                     "ON CONFLICT(name) DO UPDATE SET latest = excluded.latest",
                     (name, rev, now),
                 )
+            self._revision_ids[rev] = new_id
             self._invalidate(name)
             return self.resolve(name)
 
-    def publish(self, name: str) -> FunctionVersion:
+    def publish(self, name: str, *, revision_id: str | None = None) -> FunctionVersion:
         with self._lock:
             latest = self.resolve(name)
+            self._check_revision_id(name, self._latest_row(name), revision_id)
             row = self._db.execute(
                 "SELECT version FROM versions WHERE name = ? AND revision = ?", (name, latest.revision)
             ).fetchone()
@@ -114,11 +138,17 @@ class SQLiteRegistry:
                 (last,) = self._db.execute(
                     "SELECT COALESCE(MAX(version), 0) FROM versions WHERE name = ?", (name,)
                 ).fetchone()
+                # Publishing changes the function (Lambda gives $LATEST a new RevisionId), and
+                # the version shares the frozen revision's row, so it shows the new id too.
+                new_id = str(uuid.uuid4())
                 with self._tx():
                     self._db.execute(
                         "INSERT INTO versions (name, version, revision) VALUES (?, ?, ?)",
                         (name, last + 1, latest.revision),
                     )
+                    self._db.execute("UPDATE revisions SET revision_id = ? WHERE revision = ?",
+                                     (new_id, latest.revision))
+                self._revision_ids[latest.revision] = new_id
                 number = last + 1
             else:
                 number = row[0]
@@ -128,11 +158,19 @@ class SQLiteRegistry:
     def delete(self, name: str) -> list[FunctionVersion]:
         with self._lock:
             removed = self.list_versions(name)  # raises ResourceNotFound
+            revisions = [r[0] for r in self._db.execute(
+                "SELECT revision FROM revisions WHERE name = ?", (name,))]
             with self._tx():
                 for table in ("aliases", "versions", "functions", "revisions"):
                     self._db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+            for rev in revisions:
+                self._revision_ids.pop(rev, None)
             self._invalidate(name)
             return removed
+
+    def updating(self, name: str) -> AbstractContextManager[None]:
+        """See base.py: holds `name` as "update in progress" (ResourceConflict if it is)."""
+        return self._updates.claim(name)
 
     def unreferenced_code(self) -> set[str]:
         """Code digests no revision uses any more (safe to delete once no environment runs)."""
@@ -193,7 +231,22 @@ class SQLiteRegistry:
         """The current configuration of `name`, or None if it does not exist."""
         with self._lock:
             row = self._latest_row(name)
-        return None if row is None else FunctionConfig.from_dict(json.loads(row["config"]))
+        return None if row is None else self._config(row)
+
+    def revision_id(self, version: FunctionVersion) -> str:
+        """See base.py. Lock-free when known: GetFunction and ListFunctions call it for every
+        version they describe, and a deploy holds the lock while it prepares."""
+        hit = self._revision_ids.get(version.revision)
+        if hit is not None:
+            return hit
+        with self._lock:
+            row = self._db.execute("SELECT revision_id FROM revisions WHERE revision = ?",
+                                   (version.revision,)).fetchone()
+            if row is None:
+                raise ResourceNotFound(f"function not found: {version.name} "
+                                       f"(revision {version.revision} was deleted)")
+            self._revision_ids[version.revision] = row[0]
+            return row[0]
 
     def published_revisions(self, name: str) -> set[int]:
         with self._lock:
@@ -213,6 +266,35 @@ class SQLiteRegistry:
 
     # ------------------------------------------------------------------ internals
 
+    def _add_revision_ids(self) -> None:
+        """Registries written before RevisionIds existed gain the column, and each revision an
+        id, once: ids are stored, not derived, so a restart keeps every one."""
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(revisions)")}
+        with self._tx():
+            if "revision_id" not in columns:
+                self._db.execute("ALTER TABLE revisions ADD COLUMN revision_id TEXT")
+            missing = [r[0] for r in self._db.execute(
+                "SELECT revision FROM revisions WHERE revision_id IS NULL")]
+            for rev in missing:
+                self._db.execute("UPDATE revisions SET revision_id = ? WHERE revision = ?",
+                                 (str(uuid.uuid4()), rev))
+
+    @staticmethod
+    def _check_revision_id(name: str, current: sqlite3.Row | None, revision_id: str | None) -> None:
+        """Lambda's optimistic concurrency: a write that names a RevisionId applies only to
+        the state it names. Called under the lock, just before the write."""
+        if not revision_id:
+            return
+        if current is None:
+            raise PreconditionFailed(
+                f"revision_id: function {name!r} does not exist; deploy without a revision_id "
+                "to create it")
+        if current["revision_id"] != revision_id:
+            raise PreconditionFailed(
+                f"revision_id: {revision_id!r} is not the current revision id of function "
+                f"{name!r} (it changed since it was read); get the function again and retry "
+                "with its revision_id")
+
     def _latest_row(self, name: str) -> sqlite3.Row | None:
         return self._db.execute(
             "SELECT r.* FROM functions f JOIN revisions r ON r.revision = f.latest WHERE f.name = ?",
@@ -224,12 +306,16 @@ class SQLiteRegistry:
             name=row["name"],
             version=label,
             revision=row["revision"],
-            config=FunctionConfig.from_dict(json.loads(row["config"])),
+            config=self._config(row),
             code_sha256=row["code_sha256"],
             code_dir=self.code.path(row["code_sha256"]),
             created_at=row["created_at"],
             code_size=row["code_size"],
         )
+
+    @staticmethod
+    def _config(row: sqlite3.Row) -> FunctionConfig:
+        return FunctionConfig.from_dict(json.loads(row["config"]))
 
     def _invalidate(self, name: str) -> None:
         for key in [k for k in self._cache if k[0] == name]:

@@ -23,6 +23,7 @@ STATUS_TABLE: tuple[tuple[type[errors.PlatformError], grpc.StatusCode], ...] = (
     (errors.RequestTooLarge, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.ResourceNotFound, grpc.StatusCode.NOT_FOUND),
     (errors.ResourceConflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.PreconditionFailed, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.TooManyRequests, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.ServiceUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.InternalError, grpc.StatusCode.INTERNAL),

@@ -24,6 +24,7 @@ STATUS_TABLE: tuple[tuple[type[errors.PlatformError], int], ...] = (
     (errors.RequestTooLarge, 413),
     (errors.ResourceNotFound, 404),
     (errors.ResourceConflict, 409),
+    (errors.PreconditionFailed, 412),
     (errors.TooManyRequests, 429),
     (errors.ServiceUnavailable, 503),
     (errors.InternalError, 500),
