@@ -201,3 +201,70 @@ def test_invalid_names_are_validation_errors_not_not_found(client, name):
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
         assert error_type(e.value) == "ValidationException"
         assert "not a valid function name" in e.value.details()
+
+
+# Lost updates and Lambda's optimistic concurrency (issue 17, item 1; docs/decisions/046).
+
+
+def test_revision_id_over_grpc(client):
+    import uuid
+
+    from runner.errors import PreconditionFailed
+    from runner.service.http.status import status_for
+
+    info = client.deploy("rev", HELLO, runtime="python", handler="app.handler")
+    assert str(uuid.UUID(info.revision_id)) == info.revision_id
+    assert client.functions.GetFunction(pb.GetFunctionRequest(name="rev")).revision_id == info.revision_id
+    listed = client.functions.ListFunctions(pb.ListFunctionsRequest()).functions
+    assert [f.revision_id for f in listed] == [info.revision_id]
+
+    upd = client.functions.Deploy(pb.DeployRequest(
+        name="rev", config=pb.FunctionConfig(memory_mb=256), revision_id=info.revision_id))
+    assert upd.config.memory_mb == 256 and upd.revision_id != info.revision_id
+    stale_calls = [
+        lambda: client.functions.Deploy(pb.DeployRequest(
+            name="rev", config=pb.FunctionConfig(memory_mb=512), revision_id=info.revision_id)),
+        lambda: client.functions.PublishVersion(pb.PublishVersionRequest(
+            name="rev", revision_id=info.revision_id)),
+    ]
+    for call in stale_calls:
+        with pytest.raises(grpc.RpcError) as e:
+            call()
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert error_type(e.value) == "PreconditionFailedException"
+        assert e.value.details().startswith("revision_id: ")
+    assert client.functions.GetFunction(pb.GetFunctionRequest(name="rev")) == upd  # unchanged
+    v1 = client.functions.PublishVersion(pb.PublishVersionRequest(name="rev", revision_id=upd.revision_id))
+    latest = client.functions.GetFunction(pb.GetFunctionRequest(name="rev"))
+    assert v1.version == "1" and latest.revision_id == v1.revision_id != upd.revision_id
+    assert status_for(PreconditionFailed("x")) == 412  # the HTTP edge's table, as Lambda's
+
+
+def test_concurrent_partial_updates_over_grpc_apply_or_conflict(client):
+    client.deploy("race", HELLO, runtime="python", handler="app.handler")
+    changes = [{"memory_mb": 256}, {"timeout_s": 7.0}, {"concurrency": 5},
+               {"ephemeral_storage_mb": 1024}, {"max_retries": 1}, {"max_event_age_s": 120}]
+    start = threading.Barrier(len(changes))
+    outcomes = [None] * len(changes)
+
+    def update(i):
+        start.wait()
+        try:
+            outcomes[i] = client.deploy("race", b"", **changes[i])
+        except grpc.RpcError as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=update, args=(i,)) for i in range(len(changes))]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    final = client.functions.GetFunction(pb.GetFunctionRequest(name="race")).config
+    applied = 0
+    for change, outcome in zip(changes, outcomes):
+        ((field, value),) = change.items()
+        if isinstance(outcome, grpc.RpcError):
+            assert outcome.code() == grpc.StatusCode.FAILED_PRECONDITION, outcome.details()
+            assert error_type(outcome) == "ResourceConflictException"
+            continue
+        assert getattr(final, field) == value, f"the update of {field} returned but was lost"
+        applied += 1
+    assert applied >= 1

@@ -27,7 +27,9 @@ def config_settings(msg: pb.FunctionConfig) -> dict[str, Any]:
     return out
 
 
-def function_info(v: FunctionVersion) -> pb.FunctionInfo:
+def function_info(v: FunctionVersion, revision_id: str) -> pb.FunctionInfo:
+    """`revision_id` is the Runner's RevisionId of `v` (Runner.revision_id): it lives in the
+    registry, beside the version rather than in it."""
     c = v.config
     return pb.FunctionInfo(
         name=v.name,
@@ -44,6 +46,7 @@ def function_info(v: FunctionVersion) -> pb.FunctionInfo:
         code_size=v.code_size,
         last_modified=v.created_at,
         arn=v.arn,
+        revision_id=revision_id,
     )
 
 

@@ -94,20 +94,23 @@ class FunctionsServicer(pb_grpc.FunctionsServicer):
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
 
+    def _info(self, version) -> pb.FunctionInfo:
+        return convert.function_info(version, self.runner.revision_id(version))
+
     @_edge
     def Deploy(self, request, context):
         settings = convert.config_settings(request.config)
-        version = self.runner.deploy(request.name, request.code or None, **settings)
-        return convert.function_info(version)
+        version = self.runner.deploy(request.name, request.code or None,
+                                     revision_id=request.revision_id or None, **settings)
+        return self._info(version)
 
     @_edge
     def GetFunction(self, request, context):
-        return convert.function_info(self.runner.get(request.name, request.qualifier or None))
+        return self._info(self.runner.get(request.name, request.qualifier or None))
 
     @_edge
     def ListFunctions(self, request, context):
-        return pb.ListFunctionsResponse(
-            functions=[convert.function_info(v) for v in self.runner.list()])
+        return pb.ListFunctionsResponse(functions=[self._info(v) for v in self.runner.list()])
 
     @_edge
     def DeleteFunction(self, request, context):
@@ -116,12 +119,13 @@ class FunctionsServicer(pb_grpc.FunctionsServicer):
 
     @_edge
     def PublishVersion(self, request, context):
-        return convert.function_info(self.runner.publish(request.name))
+        return self._info(self.runner.publish(request.name,
+                                              revision_id=request.revision_id or None))
 
     @_edge
     def ListVersions(self, request, context):
         return pb.ListVersionsResponse(
-            versions=[convert.function_info(v) for v in self.runner.versions(request.name)])
+            versions=[self._info(v) for v in self.runner.versions(request.name)])
 
 
 # Invocations in flight up to which a log block is written after its response. Deferral

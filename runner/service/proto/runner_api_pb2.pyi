@@ -63,7 +63,7 @@ class FunctionConfig(_message.Message):
     def __init__(self, runtime: _Optional[str] = ..., handler: _Optional[str] = ..., memory_mb: _Optional[int] = ..., timeout_s: _Optional[float] = ..., environment: _Optional[_Mapping[str, str]] = ..., concurrency: _Optional[int] = ..., ephemeral_storage_mb: _Optional[int] = ..., network: _Optional[bool] = ..., provisioned: _Optional[int] = ..., replace_environment: _Optional[bool] = ..., max_retries: _Optional[int] = ..., max_event_age_s: _Optional[int] = ..., on_success: _Optional[str] = ..., on_failure: _Optional[str] = ...) -> None: ...
 
 class FunctionInfo(_message.Message):
-    __slots__ = ("name", "version", "revision", "config", "code_sha256", "code_size", "last_modified", "arn")
+    __slots__ = ("name", "version", "revision", "config", "code_sha256", "code_size", "last_modified", "arn", "revision_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class FunctionInfo(_message.Message):
     CODE_SIZE_FIELD_NUMBER: _ClassVar[int]
     LAST_MODIFIED_FIELD_NUMBER: _ClassVar[int]
     ARN_FIELD_NUMBER: _ClassVar[int]
+    REVISION_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     revision: int
@@ -80,17 +81,20 @@ class FunctionInfo(_message.Message):
     code_size: int
     last_modified: float
     arn: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., revision: _Optional[int] = ..., config: _Optional[_Union[FunctionConfig, _Mapping]] = ..., code_sha256: _Optional[str] = ..., code_size: _Optional[int] = ..., last_modified: _Optional[float] = ..., arn: _Optional[str] = ...) -> None: ...
+    revision_id: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., revision: _Optional[int] = ..., config: _Optional[_Union[FunctionConfig, _Mapping]] = ..., code_sha256: _Optional[str] = ..., code_size: _Optional[int] = ..., last_modified: _Optional[float] = ..., arn: _Optional[str] = ..., revision_id: _Optional[str] = ...) -> None: ...
 
 class DeployRequest(_message.Message):
-    __slots__ = ("name", "config", "code")
+    __slots__ = ("name", "config", "code", "revision_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     config: FunctionConfig
     code: bytes
-    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[FunctionConfig, _Mapping]] = ..., code: _Optional[bytes] = ...) -> None: ...
+    revision_id: str
+    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[FunctionConfig, _Mapping]] = ..., code: _Optional[bytes] = ..., revision_id: _Optional[str] = ...) -> None: ...
 
 class GetFunctionRequest(_message.Message):
     __slots__ = ("name", "qualifier")
@@ -125,12 +129,14 @@ class DeleteFunctionResponse(_message.Message):
     def __init__(self, name: _Optional[str] = ..., versions_deleted: _Optional[int] = ...) -> None: ...
 
 class PublishVersionRequest(_message.Message):
-    __slots__ = ("name", "description")
+    __slots__ = ("name", "description", "revision_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    REVISION_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    revision_id: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., revision_id: _Optional[str] = ...) -> None: ...
 
 class ListVersionsRequest(_message.Message):
     __slots__ = ("name",)
