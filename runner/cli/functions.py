@@ -55,7 +55,8 @@ def cmd_deploy(args) -> int:
     stubs = connect(args)
     with stubs.channel:
         try:
-            info = stubs.functions.Deploy(pb.DeployRequest(name=args.name, config=cfg, code=code or b""))
+            info = stubs.functions.Deploy(pb.DeployRequest(name=args.name, config=cfg, code=code or b"",
+                                                           revision_id=args.revision_id or ""))
         except Exception as exc:
             return platform_error(exc)
     print(json.dumps(info_dict(info), indent=2))
@@ -130,8 +131,8 @@ def _delete(args, stubs) -> int:
 def _publish(args, stubs) -> int:
     from runner.service.proto import runner_api_pb2 as pb
 
-    print(json.dumps(info_dict(stubs.functions.PublishVersion(pb.PublishVersionRequest(name=args.name))),
-                     indent=2))
+    req = pb.PublishVersionRequest(name=args.name, revision_id=args.revision_id or "")
+    print(json.dumps(info_dict(stubs.functions.PublishVersion(req)), indent=2))
     return 0
 
 
@@ -173,6 +174,8 @@ def add_commands(sub) -> None:
     d.add_argument("--on-success", metavar="FUNCTION", help="async: send success records to FUNCTION ('' = none)")
     d.add_argument("--on-failure", metavar="FUNCTION|dlq",
                    help="async: send failure records to FUNCTION or the dead-letter store ('' = none)")
+    d.add_argument("--revision-id", metavar="ID",
+                   help="update only if this is still the function's revision_id (from get)")
     d.set_defaults(func=cmd_deploy)
 
     i = client("invoke", "invoke a function")
@@ -197,6 +200,8 @@ def add_commands(sub) -> None:
     rm.set_defaults(func=with_stubs(_delete))
     pub = client("publish", "publish $LATEST as a numbered version")
     pub.add_argument("name")
+    pub.add_argument("--revision-id", metavar="ID",
+                     help="publish only if this is still the function's revision_id (from get)")
     pub.set_defaults(func=with_stubs(_publish))
     lg = client("logs", "print a function's logs")
     lg.add_argument("name")

@@ -268,3 +268,29 @@ def test_concurrent_partial_updates_over_grpc_apply_or_conflict(client):
         assert getattr(final, field) == value, f"the update of {field} returned but was lost"
         applied += 1
     assert applied >= 1
+
+
+def test_cli_deploy_and_publish_take_a_revision_id(client):
+    import os
+    import subprocess
+    import sys
+
+    info = client.deploy("clirev", HELLO, runtime="python", handler="app.handler")
+    stale = info.revision_id
+    client.deploy("clirev", b"", memory_mb=256)
+    env = dict(os.environ, RUNNER_ADDRESS=client.address)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "runner", *args], capture_output=True,
+                              text=True, env=env, timeout=60)
+
+    for args in (["deploy", "clirev", "--memory", "512"], ["publish", "clirev"]):
+        refused = cli(*args, "--revision-id", stale)
+        assert refused.returncode != 0 and "revision_id:" in refused.stderr, refused.stderr
+    current = json.loads(cli("get", "clirev").stdout)["revision_id"]
+    done = cli("deploy", "clirev", "--memory", "512", "--revision-id", current)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["config"]["memory_mb"] == 512
+    new = json.loads(done.stdout)["revision_id"]
+    published = cli("publish", "clirev", "--revision-id", new)
+    assert published.returncode == 0 and json.loads(published.stdout)["version"] == "1"
