@@ -227,12 +227,6 @@ class SQLiteRegistry:
             names = [r[0] for r in self._db.execute("SELECT name FROM functions ORDER BY name")]
         return [self.resolve(n) for n in names]
 
-    def get_config(self, name: str) -> FunctionConfig | None:
-        """The current configuration of `name`, or None if it does not exist."""
-        with self._lock:
-            row = self._latest_row(name)
-        return None if row is None else self._config(row)
-
     def revision_id(self, version: FunctionVersion) -> str:
         """See base.py. Lock-free when known: GetFunction and ListFunctions call it for every
         version they describe, and a deploy holds the lock while it prepares."""
