@@ -382,6 +382,36 @@ class CgroupSet:
             return stat.get("throttled_usec", 0)
         return stat.get("throttled_time", 0) // 1000
 
+    # ------------------------------------------------------------------ freezing
+
+    def freeze(self) -> None:
+        """Stop every process of the group where it stands, as Lambda freezes an idle
+        environment: no CPU until thaw(), memory and descriptors kept. The kernel completes
+        it in the background (v1 passes through FREEZING), so this returns at once. Safe for
+        the guest: a frozen task is only parked in the kernel, as if descheduled; signals
+        other than SIGKILL wait, and SIGKILL is handled by thaw-then-kill (kill_all, and the
+        environments' destroy, thaw first)."""
+        self._freezer_write(True)
+
+    def thaw(self) -> None:
+        """Let the group's processes run again (immediate: they were parked, not stopped)."""
+        self._freezer_write(False)
+
+    def _freezer_write(self, frozen: bool) -> None:
+        # One descriptor per group, opened on first use and kept: freeze and thaw sit on the
+        # warm path (after one invocation, before the next), where an open() would cost more
+        # than the write itself.
+        fd = self._fds.get(("freezer", "w"))
+        if fd is None:
+            path = (self._file("", "cgroup.freeze") if self.layout.version == 2
+                    else self._file("freezer", "freezer.state"))
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            self._fds[("freezer", "w")] = fd
+        if self.layout.version == 2:
+            os.write(fd, b"1" if frozen else b"0")
+        else:
+            os.write(fd, b"FROZEN" if frozen else b"THAWED")
+
     # ------------------------------------------------------------------ teardown
 
     def kill_all(self) -> None:

@@ -134,6 +134,18 @@ class Enforcement:
         code expects any more, so the environment must not be reused."""
         return bool(self.group and self.group.pids_limit_hits() > 0)
 
+    def freeze(self) -> bool:
+        """Freeze the environment's processes (cgroups.CgroupSet.freeze); False where no
+        cgroup holds them (rlimit-only hosts): there is nothing to freeze them with."""
+        if self.group is None:
+            return False
+        self.group.freeze()
+        return True
+
+    def thaw(self) -> None:
+        if self.group is not None:
+            self.group.thaw()
+
     def kill_all(self) -> None:
         if self.group is not None:
             self.group.kill_all()

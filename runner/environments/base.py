@@ -97,6 +97,11 @@ class ExecutionEnvironment(Protocol):
     # is still running. Environments with a process of their own have it: one killed from
     # outside while idle (OOM killer, an operator, its zygote's death) is then dropped by the
     # pools instead of being handed out. In-process environments (wasm) need none: see is_alive.
+    #
+    # Optional: `freeze()`, called by the pool when the environment goes idle: its processes
+    # get no CPU until the next invoke(), which thaws them first (Lambda freezes idle
+    # environments the same way). Raises OSError if it cannot; the pool then replaces the
+    # environment. In-process environments need none: nothing of a wasm guest runs between calls.
 
 
 def is_alive(env: ExecutionEnvironment) -> bool:

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from runner import settings
 from runner.environments.base import Backend, ExecutionEnvironment, is_alive
 from runner.errors import FunctionError, InternalError, TooManyRequests
 from runner.model import FunctionVersion
 from runner.pool.base import InitFailure, Lease
+from runner.pool.freezer import IdleFreezer
 from runner.pool.prestart import PreStartPool
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ MIN_AVAILABLE_FRACTION = 0.10
 class _Idle:
     env: ExecutionEnvironment
     since: float
+    frozen: bool = False  # set by the IdleFreezer (freezer.py), under the pool's lock
 
 
 @dataclass
@@ -69,8 +72,12 @@ class PoolManager:
         idle_ttl_s: float = DEFAULT_IDLE_TTL_S,
         max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
         prestart: bool = True,
+        freeze_idle: bool | None = None,
     ) -> None:
         self.backends = backends
+        # Idle environments are frozen a moment after they go idle (freezer.py);
+        # RUNNER_FREEZE_IDLE=off keeps them running, for comparison.
+        self.freeze_idle = settings.current().freeze_idle if freeze_idle is None else freeze_idle
         # Launched-not-initialised spares for runtimes that cannot fork (Node.js): a cold start
         # takes one when it can and only runs init (prestart.py).
         self.prestart = PreStartPool(backends) if prestart else None
@@ -83,6 +90,9 @@ class PoolManager:
         self._closed = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, name="pool-reaper", daemon=True)
         self._reaper.start()
+        self._freezer = IdleFreezer(self._lock, self._idle_entries, self._closed,
+                                    lambda: self.freeze_idle)
+        self._freezer.start()
 
     # ------------------------------------------------------------------ backend access
 
@@ -365,6 +375,12 @@ class PoolManager:
             }
             return {"versions": per, "total": self._total_locked()}
 
+    def _idle_entries(self):
+        """Every idle entry with its version pool (the caller holds the lock)."""
+        for vp in self._pools.values():
+            for idle in vp.idle:
+                yield vp, idle
+
     def idle_environments(self, version: FunctionVersion) -> int:
         with self._lock:
             vp = self._pools.get(version.key)
@@ -402,3 +418,4 @@ class PoolManager:
             return None
         best[1].idle.remove(best[2])
         return best[2].env
+

@@ -87,6 +87,7 @@ class ProcessEnvironment:
         self._proc: subprocess.Popen | None = None
         self._channel: GuestChannel | None = None  # set by _spawn, closed by destroy
         self._enforcement: limits.Enforcement | None = None
+        self._frozen = False  # parked by freeze() while idle (see freeze)
         self._tmp_dir: str | None = None
         self._maxrss = 0
         # The context dict last sent to the guest: an invoke frame carries the context only
@@ -178,6 +179,8 @@ class ProcessEnvironment:
     def invoke(self, request: InvokeRequest) -> InvokeOutcome:
         if self.state is not EnvState.READY:
             raise InternalError(f"environment is {self.state.value}, not ready")
+        if self._frozen:
+            self.thaw()  # before the clock starts: the thaw is the platform's, not the handler's
         self.state = EnvState.BUSY
         logs = bytearray()
         t0 = time.monotonic()
@@ -234,10 +237,35 @@ class ProcessEnvironment:
             self.destroy()
         return InvokeOutcome(payload, error, bytes(logs), duration_ms, self.max_memory(), reusable)
 
+    def freeze(self) -> None:
+        """Park the idle environment's processes in its cgroup's freezer (the pool calls this
+        when it keeps the environment idle): a guest's background threads, timers and children
+        get no CPU between invocations, as on Lambda. invoke() thaws it first. Without a
+        cgroup (rlimit-only hosts) nothing is frozen."""
+        if self._enforcement is not None and self.state is EnvState.READY and not self._frozen:
+            self._frozen = self._enforcement.freeze()
+
+    def thaw(self) -> None:
+        if self._frozen:
+            self._frozen = False
+            self._enforcement.thaw()
+
     def destroy(self) -> None:
         self.state = EnvState.DEAD
         proc, self._proc = self._proc, None
         if proc is not None:
+            if self._frozen and self._enforcement is not None:
+                # A frozen task dies of SIGKILL only once thawed (cgroup v1): queue the kill
+                # first, so that the thaw lets no guest instruction run, then thaw.
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                self._frozen = False
+                try:
+                    self._enforcement.thaw()
+                except OSError:
+                    pass  # the group is gone already: so are its processes' freezer states
             self._kill_group(proc)
         channel, self._channel = self._channel, None
         if channel is not None:
