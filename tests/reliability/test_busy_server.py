@@ -13,7 +13,6 @@ import io
 import json
 import signal
 import statistics
-import threading
 import time
 import zipfile
 
