@@ -249,6 +249,10 @@ class FunctionVersion:
     code_dir: str  # extracted, read-only code: a directory, or for wasm the module's directory
     created_at: float = 0.0
     code_size: int = 0  # bytes of the uploaded package
+    # The function's identity apart from its name: new when a function is created, so a
+    # deleted and re-created function of the same name is another function (its queued
+    # events, its log blocks in flight, are not the new one's).
+    function_uid: str = ""
 
     @property
     def arn(self) -> str:

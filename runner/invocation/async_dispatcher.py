@@ -114,10 +114,11 @@ class AsyncInvoker:
         """Queue an event durably and return its request id. Raises before queueing anything
         for a bad payload or an unknown function/qualifier."""
         body = check_async_payload(payload)
-        self._resolve(name, qualifier)
+        version = self._resolve(name, qualifier)
         now = time.time()
         rid = new_request_id()
-        self.store.enqueue(Event(rid, name, qualifier or "", body, now, 0, now))
+        self.store.enqueue(Event(rid, name, qualifier or "", body, now, 0, now,
+                                 version.function_uid))
         self._wake()
         return rid
 
@@ -197,7 +198,17 @@ class AsyncInvoker:
         now = time.time()
         try:
             version = self._resolve(event.function, event.qualifier or None)
+            if event.function_uid and version.function_uid != event.function_uid:
+                raise ResourceNotFound(f"function {event.function!r} was deleted and created anew")
         except ResourceNotFound as exc:
+            if event.function_uid:
+                # Accepted for a function that was deleted since (Runner.delete discards its
+                # queue; this one was in flight): discarded, as Lambda does, never run on or
+                # kept for a new function of the same name.
+                self._record(lambda: self.store.complete(event.id, Outcome()))
+                log.warning("async event %s of %s: discarded, its function was deleted (%s)",
+                            event.id, event.function, exc.message)
+                return
             # The function (or its qualifier) was deleted after the event was accepted: there
             # is no configuration to consult, so the event goes to the dead-letter store.
             doc = {"errorType": exc.error_type, "errorMessage": exc.message}

@@ -48,6 +48,7 @@ class LogBlock:
     init_logs: bytes  # the init phase's output (cold starts only; b"" otherwise)
     logs: bytes  # the invocation's output
     report: Report
+    owner: str = ""  # the function's identity (FunctionVersion.function_uid)
 
     def text(self) -> str:
         """The block as Lambda formats it, ending in a newline."""
@@ -82,7 +83,7 @@ class LogBlock:
     def _append(self, reserved: bool) -> str:
         text = self.text()
         try:
-            self.store.append(self.function, text, reserved=reserved)
+            self.store.append(self.function, text, reserved=reserved, owner=self.owner)
         except OSError as exc:
             # The handler has run: its result must still reach the caller (a retry would run
             # it twice). The block is lost, not cut in half (LogStore); the operator is told.

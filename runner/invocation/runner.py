@@ -190,7 +190,13 @@ class Runner:
         removed = self.registry.delete(name)
         for v in removed:
             self.pool.retire(v)
-        self.logs.delete(name)
+        # What belonged to this function, not to its name: a function created later under
+        # the same name starts with none of it (decision 047). Lambda discards the queued
+        # events of a deleted function; its dead letters, routes and log go with it too.
+        owner = removed[0].function_uid if removed else ""
+        self.logs.delete(name, owner)
+        self.events.discard_function(name)
+        self.routes.delete_function(name)
         return removed
 
     # ------------------------------------------------------------------ invocation
@@ -283,7 +289,7 @@ class Runner:
     def _block(self, version: FunctionVersion, rid: str, error, init_logs: bytes, logs: bytes,
                report: Report) -> LogBlock:
         return LogBlock(self.logs, version.name, version.version, rid, error, init_logs, logs,
-                        report)
+                        report, version.function_uid)
 
     def check_invoke(self, name: str, payload: bytes | str | None = None, *,
                      qualifier: str | None = None) -> FunctionVersion:

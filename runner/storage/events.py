@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS events (
     attempts     INTEGER NOT NULL DEFAULT 0,  -- invocations that ran and failed
     next_at      REAL NOT NULL,         -- not before this time (backoff, throttling)
     last_error   TEXT,                  -- JSON: the last function error document
-    started_at   REAL                   -- an attempt began then and has no recorded outcome yet
+    started_at   REAL,                  -- an attempt began then and has no recorded outcome yet
+    function_uid TEXT                   -- the identity of the function it was accepted for
 );
 CREATE INDEX IF NOT EXISTS events_due ON events (next_at);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -63,6 +64,9 @@ class Event:
     enqueued_at: float
     attempts: int
     next_at: float
+    # FunctionVersion.function_uid of the function it was accepted for; "" for events that
+    # name a function only (destination records, replays): those run on whatever has the name.
+    function_uid: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,8 +101,9 @@ class EventStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(events)")}
-        if "started_at" not in columns:  # a data directory from before the column
-            self._db.execute("ALTER TABLE events ADD COLUMN started_at REAL")
+        for column, kind in (("started_at", "REAL"), ("function_uid", "TEXT")):
+            if column not in columns:  # a data directory from before the column
+                self._db.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ the queue
@@ -168,6 +173,14 @@ class EventStore:
                     (d.id, d.function, d.qualifier, d.payload, json.dumps(d.record), d.created_at),
                 )
 
+    def discard_function(self, function: str) -> int:
+        """Drop the queued events and dead letters of `function` (it was deleted: Lambda
+        discards a deleted function's queue); returns how many events went."""
+        with self._lock, Transaction(self._db):
+            n = self._db.execute("DELETE FROM events WHERE function = ?", (function,)).rowcount
+            self._db.execute("DELETE FROM dead_letters WHERE function = ?", (function,))
+        return n
+
     def pending(self, function: str | None = None) -> int:
         with self._lock:
             if function is None:
@@ -213,15 +226,16 @@ class EventStore:
         # OR IGNORE: ids are request ids and unique per event; a replay of a dead letter whose
         # id is queued again already must not abort the whole transaction.
         self._db.execute(
-            "INSERT OR IGNORE INTO events (id, function, qualifier, payload, enqueued_at, attempts, next_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (e.id, e.function, e.qualifier, e.payload, e.enqueued_at, e.attempts, e.next_at),
+            "INSERT OR IGNORE INTO events (id, function, qualifier, payload, enqueued_at, attempts, "
+            "next_at, function_uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (e.id, e.function, e.qualifier, e.payload, e.enqueued_at, e.attempts, e.next_at,
+             e.function_uid or None),
         )
 
 
 def _event(r: sqlite3.Row) -> Event:
     return Event(r["id"], r["function"], r["qualifier"], bytes(r["payload"]), r["enqueued_at"],
-                 r["attempts"], r["next_at"])
+                 r["attempts"], r["next_at"], r["function_uid"] or "")
 
 
 def _dead_letter(r: sqlite3.Row) -> DeadLetter:

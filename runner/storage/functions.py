@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS revisions (
 CREATE TABLE IF NOT EXISTS functions (
     name        TEXT PRIMARY KEY,
     latest      INTEGER NOT NULL REFERENCES revisions(revision),
-    created_at  REAL NOT NULL
+    created_at  REAL NOT NULL,
+    uid         TEXT               -- the function's identity: a uuid4 made when it is created
 );
 CREATE TABLE IF NOT EXISTS versions (
     name        TEXT NOT NULL,
@@ -76,6 +77,7 @@ class SQLiteRegistry:
         self._revision_ids: dict[int, str] = {}  # revision -> its RevisionId, kept by writes
         self._updates = UpdateClaims()
         self._add_revision_ids()
+        self._add_function_uids()
 
     # ------------------------------------------------------------------ writes
 
@@ -118,10 +120,11 @@ class SQLiteRegistry:
                     (name, json.dumps(config.to_dict()), digest, size, now, new_id),
                 )
                 rev = cur.lastrowid
+                # A new function gets a new identity; an update keeps it (ON CONFLICT).
                 self._db.execute(
-                    "INSERT INTO functions (name, latest, created_at) VALUES (?, ?, ?) "
+                    "INSERT INTO functions (name, latest, created_at, uid) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT(name) DO UPDATE SET latest = excluded.latest",
-                    (name, rev, now),
+                    (name, rev, now, str(uuid.uuid4())),
                 )
             self._revision_ids[rev] = new_id
             self._invalidate(name)
@@ -295,7 +298,18 @@ class SQLiteRegistry:
             (name,),
         ).fetchone()
 
+    def _add_function_uids(self) -> None:
+        """A registry from before identities: give each function one, once."""
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(functions)")}
+        with self._tx():
+            if "uid" not in columns:
+                self._db.execute("ALTER TABLE functions ADD COLUMN uid TEXT")
+            for (name,) in self._db.execute("SELECT name FROM functions WHERE uid IS NULL").fetchall():
+                self._db.execute("UPDATE functions SET uid = ? WHERE name = ?",
+                                 (str(uuid.uuid4()), name))
+
     def _version(self, row: sqlite3.Row, label: str) -> FunctionVersion:
+        uid = self._db.execute("SELECT uid FROM functions WHERE name = ?", (row["name"],)).fetchone()
         return FunctionVersion(
             name=row["name"],
             version=label,
@@ -305,6 +319,7 @@ class SQLiteRegistry:
             code_dir=self.code.path(row["code_sha256"]),
             created_at=row["created_at"],
             code_size=row["code_size"],
+            function_uid=uid[0] if uid is not None else "",
         )
 
     @staticmethod

@@ -59,6 +59,10 @@ class LogStore:
         # files written since start (mtimes tie within a clock tick); older files sort first.
         self._last_write: dict[str, int] = {}
         self._writes = itertools.count()
+        # Identities of deleted functions (model.FunctionVersion.function_uid): a block of one
+        # of them still in flight is dropped, never written into the log of a new function of
+        # the same name. In memory: after a restart no such block can be in flight.
+        self._deleted_owners: set[str] = set()
         self._lock = threading.Lock()
         self._written = threading.Condition(self._lock)  # notified when promises are kept
         self._pending: dict[str, int] = {}  # promised, not yet written blocks per function
@@ -77,10 +81,13 @@ class LogStore:
         with self._lock:
             self._pending[name] = self._pending.get(name, 0) + 1
 
-    def append(self, name: str, text: str, reserved: bool = False) -> None:
+    def append(self, name: str, text: str, reserved: bool = False, owner: str = "") -> None:
         """Write one invocation's block; `reserved` keeps a promise made by reserve(), even
-        when the write fails (the error still propagates)."""
+        when the write fails (the error still propagates). `owner` is the identity of the
+        function the block belongs to: a deleted function's block is dropped (delete())."""
         try:
+            if owner and owner in self._deleted_owners:
+                return
             self._append(name, text)
         finally:
             if reserved:
@@ -211,8 +218,12 @@ class LogStore:
             if q in qs:
                 qs.remove(q)
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, owner: str = "") -> None:
+        """Remove `name`'s log; `owner` (the deleted function's identity) makes blocks of it
+        still in flight be dropped instead of starting the log of a new function."""
         with self._lock:
+            if owner:
+                self._deleted_owners.add(owner)
             entry = self._files.pop(name, None)
             if entry is not None:
                 entry[0].close()

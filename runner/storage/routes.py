@@ -133,6 +133,14 @@ class RouteStore:
             self.version += 1
         return _route(row)
 
+    def delete_function(self, function: str) -> int:
+        """Remove every route to `function` (it was deleted); returns how many."""
+        with self._lock:
+            n = self._db.execute("DELETE FROM routes WHERE function = ?", (function,)).rowcount
+            if n:
+                self.version += 1
+        return n
+
     def list(self) -> list[Route]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM routes ORDER BY path, method").fetchall()

@@ -71,7 +71,7 @@ def test_a_log_write_that_fails_does_not_lose_the_result(tmp_path, monkeypatch, 
         (code / "app.py").write_text("def handler(e, c): pass\n")
         r.deploy("fn", str(code), runtime="python", handler="app.handler")
 
-        def disk_full(name, text, reserved=False):
+        def disk_full(name, text, reserved=False, owner=""):
             raise OSError(errno.ENOSPC, "No space left on device")
 
         monkeypatch.setattr(r.logs, "append", disk_full)
