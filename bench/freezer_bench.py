@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import statistics
 import sys
@@ -29,8 +28,6 @@ import time
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import psutil  # noqa: E402
 
 from bench._common import write_json  # noqa: E402
 from runner import Runner  # noqa: E402
@@ -120,19 +117,9 @@ def idle_cpu(runner: _Side, runtime: str) -> float:
         return float("nan")
     time.sleep(0.2)
 
-    def cpu() -> float:
-        total = 0.0
-        for pid in group.pids():
-            try:
-                t = psutil.Process(pid).cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
-
-    before = cpu()
+    before = group.cpu_seconds()
     time.sleep(1.0)
-    return cpu() - before
+    return group.cpu_seconds() - before
 
 
 def pct(xs: list[float], q: float) -> float:

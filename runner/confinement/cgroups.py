@@ -34,6 +34,8 @@ import signal
 import time
 from dataclasses import dataclass
 
+import psutil
+
 from runner import settings
 from runner.confinement.stale import dead_owner_entries
 from runner.errors import CgroupUnavailable
@@ -381,6 +383,18 @@ class CgroupSet:
         if self.layout.version == 2:
             return stat.get("throttled_usec", 0)
         return stat.get("throttled_time", 0) // 1000
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the group's processes alive now: what the freezer's
+        test and benchmark read (v1's cpuacct is a hierarchy of its own, not in the layout)."""
+        total = 0.0
+        for pid in self.pids():
+            try:
+                t = psutil.Process(pid).cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system
+        return total
 
     # ------------------------------------------------------------------ freezing
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from runner.errors import ResourceNotFound
-from runner.storage.sqlite import Transaction
+from runner.storage.sqlite import Transaction, open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -94,12 +94,8 @@ class EventStore:
     def __init__(self, data_dir: str) -> None:
         os.makedirs(data_dir, exist_ok=True)
         self.path = os.path.join(data_dir, "events.db")
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: the WAL is fsync'ed at every commit, so a committed enqueue survives power loss.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        # synchronous=FULL (open_database): a committed enqueue survives power loss.
+        self._db = open_database(self.path, SCHEMA)
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(events)")}
         for column, kind in (("started_at", "REAL"), ("function_uid", "TEXT")):
             if column not in columns:  # a data directory from before the column

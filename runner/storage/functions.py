@@ -24,7 +24,7 @@ from typing import Callable
 from runner.errors import InvalidParameter, PreconditionFailed, ResourceNotFound
 from runner.model import LATEST, FunctionConfig, FunctionVersion, validate_name
 from runner.storage.code import CodeStore
-from runner.storage.sqlite import Transaction
+from runner.storage.sqlite import Transaction, open_database
 from runner.storage.updates import UpdateClaims
 
 # What deploy() takes as the new configuration: the whole of it, or a merge that gets the
@@ -67,11 +67,7 @@ class SQLiteRegistry:
         os.makedirs(data_dir, exist_ok=True)
         self.code = CodeStore(os.path.join(data_dir, "code"))
         self.db_path = os.path.join(data_dir, "registry.db")
-        self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._db = open_database(self.db_path, SCHEMA)
         self._lock = threading.RLock()
         self._cache: dict[tuple[str, str], FunctionVersion] = {}
         self._revision_ids: dict[int, str] = {}  # revision -> its RevisionId, kept by writes

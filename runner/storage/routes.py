@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from runner.errors import InvalidParameter, ResourceNotFound
 from runner.model import validate_name
+from runner.storage.sqlite import open_database
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
 
@@ -97,13 +98,9 @@ class RouteStore:
 
     def __init__(self, data_dir: str) -> None:
         os.makedirs(data_dir, exist_ok=True)
-        self._db = sqlite3.connect(os.path.join(data_dir, "registry.db"),
-                                   check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")  # the registry's connection may hold the lock
-        self._db.executescript(SCHEMA)
+        # busy_timeout: the registry's own connection to registry.db may hold the write lock.
+        self._db = open_database(os.path.join(data_dir, "registry.db"), SCHEMA,
+                                 busy_timeout_ms=5000)
         self._lock = threading.Lock()
         self.version = 0
 

@@ -12,7 +12,6 @@ import json
 import time
 import zipfile
 
-import psutil
 import pytest
 
 from runner.pool.pool import PoolManager
@@ -53,17 +52,6 @@ def _idle_env(runner, name):
     return vp.idle[0].env
 
 
-def _cpu_s(env) -> float:
-    total = 0.0
-    for pid in env._enforcement.group.pids():
-        try:
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
 @pytest.mark.parametrize("runtime, filename, handler, source", [
     ("python", "app.py", "app.handler", PY_SPINNER),
     ("nodejs", "index.js", "index.handler", NODE_SPINNER),
@@ -80,9 +68,9 @@ def test_an_idle_environment_gets_no_cpu_until_its_next_invocation(h, runtime, f
     if env._enforcement is None or env._enforcement.group is None:
         pytest.skip("no cgroup on this host: nothing to freeze an environment with")
     time.sleep(0.2)  # the freeze completes in the background
-    before = _cpu_s(env)
+    before = env._enforcement.group.cpu_seconds()
     time.sleep(1.0)
-    idle = _cpu_s(env) - before
+    idle = env._enforcement.group.cpu_seconds() - before
     assert idle < 0.05, f"the idle environment used {idle:.2f} s of CPU in 1 s"
     # Thawed for the next invocation: the background work resumed where it stood.
     second = json.loads(h.runner.invoke(name, b"{}").payload)
