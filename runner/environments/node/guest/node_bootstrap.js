@@ -9,8 +9,10 @@
 //
 // I/O model: the channel is read with blocking fs.readSync. Between invocations the process is
 // therefore parked in read(2), running no timers: the same "freeze" Lambda applies between
-// invocations. During an invocation a ref'd interval keeps the event loop alive, so a handler
-// that never settles runs into the host's timeout instead of letting node exit.
+// invocations. While a returned promise is pending a ref'd interval keeps the event loop alive,
+// so a promise that never settles runs into the host's timeout instead of letting node exit;
+// a callback-style handler instead waits for the loop to empty (node's `beforeExit`), as
+// Lambda's runtime does (decision 045, which also says whose log late output lands in).
 //
 // The init phase waits for the host's `init` frame: by then the host has applied the
 // environment's limits, so no user code runs unconstrained. Uses no npm packages.
@@ -100,8 +102,17 @@ const MAX_ERROR_CHARS = 256 * 1024;
 
 // Lambda's Node runtime prints `undefined` as the request id of lines logged during init.
 let currentRequestId;
+// Set while work an invocation (or init) left running gets its turn at the start of the next
+// invocation (Server.invoke): written once, before the first line that work logs, so that its
+// lines, which keep their own request id, read as late output in the next invocation's log.
+let lateMarker = null;
 
 function emit(level, args) {
+  if (lateMarker !== null) {
+    const marker = lateMarker;
+    lateMarker = null;
+    writeAll(1, Buffer.from(marker, 'utf8'));
+  }
   // Lambda's framing: ISO time, request id, level, message; newlines inside one message become
   // \r so that one console call stays one log record.
   const line = `${new Date().toISOString()}\t${currentRequestId}\t${level}\t${util.format(...args)}`;
@@ -290,83 +301,164 @@ function makeContext(ctx, requestId, deadline) {
   };
 }
 
+// Whether anything the guest started is still pending: ref'd timers and immediates, requests in
+// flight, open ref'd handles (sockets, servers, children). Our keep-alive interval must be
+// unref'd when this is asked. The common case, nothing at all, costs one call (~0.1 us, no
+// system call); node's list also names handles that keep nothing alive (process.stdout once a
+// handler wrote to it, an idle unref'd keep-alive socket), so only a non-empty list is looked
+// at closer. An over-estimate costs one loop turn before the next invocation, nothing else.
+function workLeft() {
+  const info = process.getActiveResourcesInfo();
+  if (info.length === 0) return false;
+  if (info.includes('Timeout') || info.includes('Immediate')) return true;
+  if (process._getActiveRequests().length !== 0) return true;
+  return process._getActiveHandles().some((h) => {
+    if (h._isStdio) return false;
+    const handle = h._handle;
+    return !(handle && typeof handle.hasRef === 'function') || handle.hasRef();
+  });
+}
+
 class Server {
   constructor(chan, handler) {
     this.chan = chan;
     this.handler = handler;
-    this.inflight = null; // {id, settle} while a handler runs
+    this.inflight = null; // {fail} while an invocation runs (see fatal())
+    // What to do when the event loop empties during an invocation (node's `beforeExit`): answer
+    // a callback-style invocation. Null otherwise; the loop cannot empty then (see keepAlive).
+    this.onEmpty = null;
     // The context fields the host sent last: an invoke frame carries `ctx` only when it
     // changed since the previous one (docs/guest-protocol.md).
     this.lastCtx = {};
     this.pendingFatal = null; // an error that struck between invocations (see fatal())
-    // Keeps the event loop alive while an invocation runs (ref'd only then), so a handler
-    // that never settles meets the host's timeout instead of node exiting. One interval for
-    // the process, made here rather than at load time (a timer cannot live in a startup
+    // Keeps the event loop alive while a returned promise is pending (ref'd only then), so a
+    // promise that never settles meets the host's timeout instead of node exiting. One interval
+    // for the process, made here rather than at load time (a timer cannot live in a startup
     // snapshot): ref()/unref() per invocation instead of creating and clearing one.
     this.keepAlive = setInterval(() => {}, 1 << 30);
     this.keepAlive.unref();
+    // Fires only when nothing at all is pending: never while we block in read(2) (that is inside
+    // a callback) nor while keepAlive is ref'd; so only in the states that set onEmpty.
+    process.on('beforeExit', () => {
+      const onEmpty = this.onEmpty;
+      if (onEmpty !== null) {
+        this.onEmpty = null;
+        onEmpty();
+      }
+    });
   }
 
-  // Read frames until an invocation arrives, then start it. Called from setImmediate, never
+  // Read frames until an invocation arrives, then start it. Called from an immediate, never
   // from inside a settling handler, so the stack does not grow with synchronous callbacks.
   next() {
+    // Asked before blocking: work still pending now was left by the invocation that just
+    // answered (or by init), and must not pass for the next invocation's.
+    const left = workLeft();
     for (;;) {
       const msg = this.chan.recv();
       if (msg === null || msg.t === 'shutdown') process.exit(0);
-      if (msg.t === 'invoke') { this.invoke(msg); return; }
+      if (msg.t === 'invoke') { this.invoke(msg, left); return; }
     }
   }
 
-  invoke(msg) {
+  // Settlement, as Lambda's Node runtime decides it (decision 045): the first of callback(),
+  // the returned promise's settlement or a throw takes the answer; later ones are ignored.
+  // callback(null, result) answers once the event loop is empty unless
+  // context.callbackWaitsForEmptyEventLoop is false; an error answers at once. A handler that
+  // returns anything but a promise and has not called back is callback-style: it answers
+  // null once the loop is empty if callback() was never called.
+  // The reply goes out from an immediate, not from inside the settling call, so what the
+  // handler prints in the same turn (after callback(), say) precedes the reply and is its own.
+  invoke(msg, left) {
     const id = msg.id;
-    currentRequestId = id;
-    traceVar.value = `Root=${id}`;
     const keepAlive = this.keepAlive;
     keepAlive.ref();
-    let settled = false;
-    const settle = (ok, value, fatal = false) => {
-      if (settled) return; // the first of callback / promise / throw wins, as on Lambda
-      settled = true;
+    let decided = false; // an answer is chosen (maybe waiting for the loop to empty)
+    let sent = false;
+    const finish = (ok, value) => {
+      if (sent) return;
+      sent = true;
+      this.onEmpty = null;
       keepAlive.unref();
       this.inflight = null;
-      this.reply(id, ok, value, fatal);
-      if (fatal) process.exit(1);
-      setImmediate(() => this.next());
+      this.reply(id, ok, value, false);
+      this.next();
     };
-    this.inflight = { id, settle };
+    const settle = (ok, value) => {
+      if (decided) return;
+      decided = true;
+      this.onEmpty = null;
+      setImmediate(finish, ok, value);
+    };
+    const whenEmpty = (value) => {
+      this.onEmpty = () => setImmediate(finish, true, value);
+      keepAlive.unref();
+    };
+    this.inflight = {
+      fail: (err) => { // fatal: answer now and exit, whatever answer was chosen but not sent
+        if (sent) return;
+        sent = true;
+        currentRequestId = id; // its Invoke Error line is this invocation's, even mid catch-up
+        lateMarker = null;
+        this.reply(id, false, err, true);
+        process.exit(1);
+      },
+    };
     if (this.pendingFatal !== null) {
-      settle(false, this.pendingFatal, true);
+      this.inflight.fail(this.pendingFatal);
       return;
     }
-    let event;
-    try {
-      event = msg.payload && msg.payload.length ? JSON.parse(Buffer.from(msg.payload).toString('utf8')) : null;
-    } catch (e) {
-      settle(false, new RuntimeError('Runtime.InvalidEvent', `event is not JSON: ${e.message}`, e));
-      return;
-    }
-    const callback = (err, result) => {
-      if (err !== undefined && err !== null) settle(false, err);
-      else settle(true, result);
-    };
-    let ret;
-    try {
+    const run = () => {
+      currentRequestId = id;
+      traceVar.value = `Root=${id}`;
+      lateMarker = null;
+      let event;
+      try {
+        event = msg.payload && msg.payload.length ? JSON.parse(Buffer.from(msg.payload).toString('utf8')) : null;
+      } catch (e) {
+        settle(false, new RuntimeError('Runtime.InvalidEvent', `event is not JSON: ${e.message}`, e));
+        return;
+      }
       if (msg.ctx) {
         this.lastCtx = msg.ctx;
         nameVersion(msg.ctx);
       }
-      ret = this.handler(event, makeContext(this.lastCtx, id, msg.deadline_ms), callback);
-    } catch (e) {
-      settle(false, e);
+      const context = makeContext(this.lastCtx, id, msg.deadline_ms);
+      const callback = (err, result) => {
+        if (decided) return;
+        if (err !== undefined && err !== null) settle(false, err);
+        else if (!context.callbackWaitsForEmptyEventLoop) settle(true, result);
+        else { decided = true; whenEmpty(result); }
+      };
+      let ret;
+      try {
+        ret = this.handler(event, context, callback);
+      } catch (e) {
+        settle(false, e);
+        return;
+      }
+      if (ret && typeof ret.then === 'function') {
+        // Attached even after a callback won, so that a later rejection is not unhandled.
+        try {
+          ret.then((r) => settle(true, r), (e) => settle(false, e));
+        } catch (e) {
+          settle(false, e);
+        }
+      } else if (!decided) {
+        whenEmpty(null); // callback-style: callback() may still come, from pending work
+      }
+    };
+    if (!left) {
+      run();
       return;
     }
-    if (ret && typeof ret.then === 'function') {
-      ret.then((r) => settle(true, r), (e) => settle(false, e));
-    } else if (this.handler.length < 3) {
-      // A synchronous handler without a callback parameter: Lambda discards its return value
-      // and answers null.
-      settle(true, null);
-    }
+    // Work the previous invocation (or init) left running: give what is already due one turn
+    // of the loop first (timers, I/O callbacks), logged under its own request id with a marker,
+    // rather than under this invocation's. Only then does this handler start. An error it
+    // throws fails this invocation (inflight is set), as it would on Lambda.
+    const who = currentRequestId === undefined ? 'the init phase' : `invocation ${currentRequestId}`;
+    lateMarker = `[runner] output of ${who}, written by work it left running after it ended:\n`;
+    setImmediate(run);
   }
 
   reply(id, ok, value, fatal) {
@@ -411,7 +503,7 @@ class Server {
   // environment (Lambda's runtime exits too).
   fatal(err) {
     if (this.inflight) {
-      this.inflight.settle(false, err, true);
+      this.inflight.fail(err);
       return;
     }
     // Between invocations (e.g. a rejection left over from init): log it now, fail the next
@@ -430,8 +522,7 @@ async function initPhase(chan, preloaded) {
   const elapsed = () => Number(process.hrtime.bigint() - t0) / 1e6;
   try {
     const handler = await loadHandler(taskRoot, process.env._HANDLER || '', preloaded);
-    chan.send({ t: 'ready', init_ms: elapsed(), maxrss_kb: maxrssKb() });
-    return handler;
+    return { handler, ready: { t: 'ready', init_ms: elapsed(), maxrss_kb: maxrssKb() } };
   } catch (e) {
     const doc = errorDoc(e);
     emit('ERROR', ['Init Error', `\t${JSON.stringify(doc)}`]);
@@ -462,10 +553,15 @@ function main(preloaded = null) {
   };
   process.on('uncaughtException', (err) => onFatal(err, null));
   process.on('unhandledRejection', (reason) => onFatal(reason, 'Runtime.UnhandledPromiseRejection'));
-  initPhase(chan, preloaded).then((handler) => {
-    if (handler === null) process.exit(1);
-    server = new Server(chan, handler);
-    setImmediate(() => server.next());
+  initPhase(chan, preloaded).then((loaded) => {
+    if (loaded === null) process.exit(1);
+    server = new Server(chan, loaded.handler);
+    // `ready` goes out from the turn that then blocks for the first invocation, as a reply does
+    // (Server.invoke): what init's timers print until then precedes it and is init's output.
+    setImmediate(() => {
+      chan.send(loaded.ready);
+      server.next();
+    });
   });
 }
 
