@@ -29,7 +29,7 @@ from typing import Any, Iterator
 from runner.confinement.limits import raise_host_fd_limit
 from runner.environments.backends import default_backends
 from runner.environments.base import Backend, InvokeRequest
-from runner.errors import EnvironmentGone, InvalidParameter, ResponseSizeTooLarge
+from runner.errors import EnvironmentGone, InvalidParameter, ResponseSizeTooLarge, storage_full
 from runner.invocation.async_dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, AsyncInvoker
 from runner.invocation.code_input import read_code, zip_directory
 from runner.invocation.context import ContextCache
@@ -47,7 +47,7 @@ from runner.model import (
 )
 from runner.pool.base import InitFailure
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
-from runner.storage.data_dir import DataDirLock
+from runner.storage.data_dir import DataDirLock, SpaceReserve
 from runner.storage.events import DeadLetter, EventStore
 from runner.storage.functions import SQLiteRegistry
 from runner.storage.logs import LogStore
@@ -82,6 +82,7 @@ class Runner:
         os.makedirs(self.data_dir, exist_ok=True)
         # First: a second runner on this directory is refused before it touches any store.
         self._lock = DataDirLock(self.data_dir)
+        self._reserve = SpaceReserve(self.data_dir)
         self._followers_end = threading.Event()  # set by end_log_follows()
         try:
             raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
@@ -187,7 +188,15 @@ class Runner:
     def delete(self, name: str) -> list[FunctionVersion]:
         """Delete a function. In-flight invocations finish; their environments are destroyed
         when they return, and later invocations get ResourceNotFound."""
-        removed = self.registry.delete(name)
+        try:
+            removed = self.registry.delete(name)
+        except Exception as exc:
+            # A full disk must not keep a function that frees space from being deleted: spend
+            # the reserve (storage/data_dir.py) on it, once.
+            if storage_full(exc) is None or not self._reserve.release():
+                raise
+            log.warning("data directory full: the space reserve is used to delete %s", name)
+            removed = self.registry.delete(name)
         for v in removed:
             self.pool.retire(v)
         # What belonged to this function, not to its name: a function created later under
@@ -197,6 +206,7 @@ class Runner:
         self.logs.delete(name, owner)
         self.events.discard_function(name)
         self.routes.delete_function(name)
+        self._reserve.restore()  # again, if the delete made room
         return removed
 
     # ------------------------------------------------------------------ invocation

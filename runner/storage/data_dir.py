@@ -1,4 +1,4 @@
-"""The data directory's owner: one runner process at a time.
+"""The data directory's owner (one runner process at a time), and room kept for making room.
 
 Two servers on one data directory both ran the durable event queue: 85 of 100 events ran
 twice. Every store here assumes it is the only writer (SQLite's WAL handles concurrent
@@ -22,6 +22,8 @@ import os
 from runner.errors import ResourceConflict
 
 LOCK_FILE = "runner.lock"
+RESERVE_FILE = "space.reserve"
+RESERVE_BYTES = 8 * 1024 * 1024  # enough for SQLite to log a delete of any function (its WAL)
 
 
 class DataDirLock:
@@ -65,3 +67,41 @@ def _holder(path: str) -> str:
     except OSError:
         pid = ""
     return f"pid {pid}" if pid.isdigit() else "pid unknown"
+
+
+class SpaceReserve:
+    """Space held back on the data directory's file system, for the operations that free space.
+
+    A full data directory refused everything, DeleteFunction included: SQLite must append a
+    delete to its log before it can drop anything. The runner keeps RESERVE_BYTES allocated in
+    a file (posix_fallocate: real blocks, not a sparse hole); when a delete meets a full disk,
+    the reserve is released, the delete retried, and the reserve taken again once there is
+    room. Reads (list, get, logs) need no space and work on a full disk anyway.
+    """
+
+    def __init__(self, data_dir: str, size: int = RESERVE_BYTES) -> None:
+        self.path = os.path.join(data_dir, RESERVE_FILE)
+        self.size = size
+        self.restore()
+
+    def restore(self) -> bool:
+        """Hold the reserve (again); False when there is no room for it now (retried later)."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return False
+        try:
+            os.posix_fallocate(fd, 0, self.size)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+    def release(self) -> bool:
+        """Give the reserve's space back to the file system; False if there was none."""
+        try:
+            os.remove(self.path)
+            return True
+        except FileNotFoundError:
+            return False

@@ -56,3 +56,35 @@ def test_a_chatty_function_cannot_fill_a_small_data_directory(small_data_dir, tm
         client.close()
         server.stop()
     assert server.proc.returncode == 0
+
+
+def test_a_function_can_be_deleted_on_a_full_disk(small_data_dir, tmp_path):
+    server = Server(small_data_dir, str(tmp_path / "server.log"))
+    client = Client(server.grpc_address)
+    try:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("app.py", b"def handler(event, context):\n    return 'ok'\n")
+        for name in ("keep", "drop"):
+            client.deploy(name, buf.getvalue(), runtime="python", handler="app.handler")
+            client.invoke(name, b"{}")
+        # Fill what is left of the file system, as a runaway writer would.
+        filler = os.path.join(os.path.dirname(small_data_dir), "filler")
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(bytes(1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+        assert shutil.disk_usage(filler).free < 1 << 20
+        # Reads need no space; the delete runs on the reserve the server kept for it.
+        names = [f.name for f in client.functions.ListFunctions(pb.ListFunctionsRequest()).functions]
+        assert sorted(names) == ["drop", "keep"]
+        client.functions.DeleteFunction(pb.DeleteFunctionRequest(name="drop"))
+        names = [f.name for f in client.functions.ListFunctions(pb.ListFunctionsRequest()).functions]
+        assert names == ["keep"]
+        assert client.invoke("keep", b"{}").payload == b'"ok"'  # warm: needs no new space
+    finally:
+        client.close()
+        server.stop()
