@@ -70,12 +70,12 @@ def records(outcome) -> list[tuple[str, str]]:
     # rest parameters: handler.length is 1
     "exports.handler = (event, ...rest) => { setTimeout(() => rest[1](null, 'rest'), 5); };",
     # a default value: handler.length is 2
-    "exports.handler = (event, context, callback = null) => {\n"
-    "  setTimeout(() => callback(null, 'default'), 5);\n};",
+    ("exports.handler = (event, context, callback = null) => {\n"
+     "  setTimeout(() => callback(null, 'default'), 5);\n};"),
     # wrapped by a middleware that forwards `arguments`: handler.length is 0
-    "const inner = (event, context, callback) => setTimeout(() => callback(null, 'wrapped'), 5);\n"
-    "const wrap = (fn) => function () { fn.apply(this, arguments); };\n"
-    "exports.handler = wrap(inner);",
+    ("const inner = (event, context, callback) => setTimeout(() => callback(null, 'wrapped'), 5);\n"
+     "const wrap = (fn) => function () { fn.apply(this, arguments); };\n"
+     "exports.handler = wrap(inner);"),
 ], ids=["rest", "default", "wrapped"])
 def test_a_callback_handler_is_known_by_its_call_not_its_arity(start, source):
     env = start(source)
