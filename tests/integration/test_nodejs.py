@@ -187,7 +187,9 @@ def test_heavy_init_reports_its_init_and_opt_in_snapshot(client, server):
     plain = invoke(client, "n-heavy", {"prefix": "ab"})
     body = json.loads(plain.payload)
     assert body["entries"] == 18278 and body["count"] > 0
-    assert plain.report.cold_start and plain.report.init_duration_ms >= body["initMs"]
+    # Date.now() counts whole milliseconds, so the guest's own measure of its init can read up to
+    # 1 ms more than the host's fractional one for the same span.
+    assert plain.report.cold_start and plain.report.init_duration_ms >= body["initMs"] - 1
     # The same code with the snapshot opt-in: init ran at deploy, the cold start only loads it.
     deploy(client, "n-heavy-snap", code("heavy_init"), environment={OPT_IN_VAR: "1"})
     snap = invoke(client, "n-heavy-snap", {"prefix": "ab"})
