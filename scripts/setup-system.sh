@@ -15,6 +15,16 @@ command -v clang-14 >/dev/null 2>&1 || need+=(clang-14)
 command -v wasm-ld-14 >/dev/null 2>&1 || need+=(lld-14)
 [ -e /usr/lib/wasm32-wasi/libc.a ] || need+=(wasi-libc)
 [ -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/wasi/libclang_rt.builtins-wasm32.a ] || need+=(libclang-rt-14-dev-wasm32)
+# Real brokers and stores for event sources and the cluster, started by test fixtures on loopback
+# (never through systemd): Redis Streams, NATS JetStream, PostgreSQL.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
+# A user-mode network stack for functions given a network policy (docs/events.md).
+command -v pasta >/dev/null 2>&1 || need+=(passt)
+command -v slirp4netns >/dev/null 2>&1 || need+=(slirp4netns)
+# Headless Chromium for the dashboard's browser tests.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
   echo "setup-system: not root; missing Debian packages: ${need[*]} (install them for full support)" >&2
