@@ -1,7 +1,13 @@
 """Lower layers never import upper ones.
 
-model/errors/settings -> confinement -> environments -> pool -> storage -> invocation ->
-service -> cli (docs/architecture.md). The embedding API (`runner/__init__.py`) sits on top.
+model/errors/settings -> confinement -> environments -> pool -> storage -> metrics ->
+invocation -> events (sources, triggers, topics, schedules, workflows, cluster) -> service -> cli
+(docs/architecture.md). The embedding API (`runner/__init__.py`) sits on top.
+
+The event packages sit above the invocation layer because each of them ends in an invocation
+(a poller's batch, a pushed record, a schedule's slot, a workflow's task, a forwarded call);
+they never import each other's internals. Metrics sit below invocation so that the invocation
+layer can count what it does without an upward import.
 """
 
 import ast
@@ -15,7 +21,10 @@ RANKS = {
     "runner.environments": 2,
     "runner.pool": 3,
     "runner.storage": 4,
+    "runner.metrics": 4.5,
     "runner.invocation": 5,
+    "runner.sources": 5.5, "runner.triggers": 5.5, "runner.topics": 5.5, "runner.schedules": 5.5,
+    "runner.workflows": 5.5, "runner.cluster": 5.5,
     "runner.service": 6,
     "runner.cli": 7, "runner.__main__": 7, "runner": 7,
 }
