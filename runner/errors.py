@@ -18,13 +18,15 @@ The hierarchy::
     │   ├── PreconditionFailed          a revision_id that is not the        FAILED_PRECONDITION
     │   │                                function's current one (stale)
     │   ├── TooManyRequests             concurrency limit reached            RESOURCE_EXHAUSTED
+    │   ├── StorageFull                 the data directory (or any store in  RESOURCE_EXHAUSTED
+    │   │                                it) is out of space: ENOSPC, EDQUOT,  (HTTP 507)
+    │   │                                SQLite's SQLITE_FULL; never INTERNAL
+    │   │                                (named by storage_full() at the edges)
     │   ├── ServiceUnavailable          shutting down                        UNAVAILABLE
     │   └── InternalError               a bug or a host failure              INTERNAL
-    │       ├── EnvironmentGone          an idle environment died before it   INTERNAL
-    │       │                            got the invocation; the Runner
-    │       │                            retries it on another environment
-    │       └── StorageFull              the data directory is out of space   INTERNAL
-    │                                    (named by storage_full() at the edges)
+    │       └── EnvironmentGone          an idle environment died before it   INTERNAL
+    │                                    got the invocation; the Runner
+    │                                    retries it on another environment
     └── FunctionError                  the guest's fault. Travels INSIDE a successful response,
         │                              as Lambda does: payload = {errorMessage, errorType,
         │                              stackTrace}; the response's function_error is "Unhandled".
@@ -141,22 +143,48 @@ class EnvironmentGone(InternalError):
     environment; it reaches a caller only if a freshly started one dies the same way."""
 
 
-class StorageFull(InternalError):
+# --- issue 17, item 6: a full disk is reported as such, never as an internal error
+
+
+class StorageFull(PlatformError):
     """The host's data directory has no space left: code, registry, logs or the event queue
-    could not be written. Nothing is half-recorded (each store writes whole or not at all)."""
+    could not be written. Nothing is half-recorded (each store writes whole or not at all).
+    Not an InternalError: the cause is the host's disk, named, and retrying after space is
+    freed succeeds; the edges send RESOURCE_EXHAUSTED / HTTP 507."""
+
+    error_type = "StorageFullException"
 
 
 def storage_full(exc: BaseException) -> StorageFull | None:
     """`exc` as a StorageFull when it is the data directory running out of space (OSError
     ENOSPC or EDQUOT, or SQLite's "database or disk is full"); None for anything else. The
     edges call it on unexpected exceptions, so the operator reads the cause and the fix
-    instead of "internal error: OSError"."""
-    full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
-        isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc))
-    if not full:
+    instead of "internal error: OSError". The cause and context chain is searched too, so a
+    store that wraps its OSError (`raise X from exc`) is still named."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, StorageFull):
+            return cause
+        if isinstance(cause, PlatformError) and not isinstance(cause, InternalError):
+            return None  # a named refusal (bad request, not found, ...) stays what it is
+        if _is_full(cause):
+            break
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    else:
         return None
     return StorageFull("the runner's data directory is out of space (No space left on device); "
                        "free space there or start the server with another --data-dir")
+
+
+def _is_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.Error):
+        return (getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                or "disk is full" in str(exc))
+    return False
 
 
 # --------------------------------------------------------------------------- function errors
