@@ -106,6 +106,19 @@ class Enforcement:
         if self.group is not None:
             self.group.set_cpu(self.spec.cpu_fraction)
 
+    def widen_cpu(self, cpu_fraction: float) -> None:
+        """Raise the CPU quota to `cpu_fraction` of a CPU (never lowers it below the spec's).
+        For a zygote once its init is done (zygote_process.py, issue 17 item 7): it then runs
+        only its fork loop, but a fork of a big interpreter and the child's code before its
+        hello (still in the zygote's group) are CPU work that every cold start of the
+        version waits for. At the function's share (7% of a CPU at 128 MB) a busy host
+        throttled the zygote for most of each 20 ms period, forks queued behind one another
+        and 1 s timeouts were reported seconds late. The children are moved into groups of
+        their own (with the function's share) at their hello, so guest code never runs with
+        the zygote's quota except at-fork hooks its init registered, bounded by this quota."""
+        if self.group is not None:
+            self.group.set_cpu(max(cpu_fraction, self.spec.cpu_fraction))
+
     def raise_memory_limit(self, memory_bytes: int) -> bool:
         """Raise the cgroup's memory limit to `memory_bytes` (never lowers it). False where no
         cgroup holds the limit: RLIMIT_AS is per process, so what a zygote needs this for

@@ -37,6 +37,8 @@ import psutil
 
 from runner.confinement import namespaces
 from runner.environments.base import EnvState
+from runner.environments.process import teardown
+from runner.environments.process.backend import TEARDOWN_DRAIN_S
 from runner.environments.process.channel import GuestChannel
 from runner.environments.process.environment import ProcessEnvironment
 from runner.environments.process.launch import INIT_TIMEOUT_S
@@ -208,6 +210,9 @@ class ZygoteBackend:
         with self._lock:
             self._closed = True
             zygotes, self._zygotes = list(self._zygotes.values()), {}
+        # Forked environments destroyed just before (the pool's close) are reaped by their
+        # zygote: let their background teardown finish while the zygotes still report exits.
+        teardown.drain(TEARDOWN_DRAIN_S)
         for z in zygotes:
             z.close()
 

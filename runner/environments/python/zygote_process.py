@@ -47,6 +47,7 @@ FORK_TIMEOUT_S = 10.0  # unanswered this long: the zygote is wedged (generous: C
 # A child that is dead (a zombie) and still unreported this long after a wait began is taken as
 # exited: a live zygote reaps and reports within milliseconds, so this only trips when it cannot.
 REPORT_GRACE_S = 0.5
+ZYGOTE_CPU = 1.0  # of one CPU, once init is done: the fork loop never waits for its quota
 MAX_PACKET = 1 << 16
 
 # Memory a live forked environment leaves charged to the zygote's cgroup. A page is charged to
@@ -152,6 +153,10 @@ class Zygote:
             # more. From here the zygote runs no function code but at-fork hooks its init
             # registered, which the raised limit still bounds.
             self.enforcement.raise_memory_limit(zygote_memory_limit(self.version))
+            # And a whole CPU, no more: every cold start of the version waits for the fork
+            # loop, which the function's own share (7% at 128 MB) throttled under load
+            # (limits.Enforcement.widen_cpu says why this is safe).
+            self.enforcement.widen_cpu(ZYGOTE_CPU)
         # From here one thread reads the control socket (the replies to fork requests and the
         # exits of children), blocking: the channel's poll loop was for the handshake only.
         self.channel.sock.setblocking(True)
