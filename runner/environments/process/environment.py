@@ -356,7 +356,14 @@ class ProcessEnvironment:
 
 
 def _finish_teardown(proc, enforcement: limits.Enforcement | None, tmp_dir: str | None) -> None:
-    """The background half of destroy() (teardown.py): reap, remove the cgroups, rmtree."""
+    """The background half of destroy() (teardown.py): kill what left the process group (a
+    fork bomb's children forked while the SIGKILL was being delivered, a setsid'd daemon),
+    reap, remove the cgroups, rmtree."""
+    if enforcement is not None:
+        try:
+            enforcement.kill_all()
+        except OSError:
+            pass  # release() below tries again and logs
     if proc is not None:
         # Not signalled again: a forked environment's pid is reaped by its zygote and could
         # name another process by now. The SIGKILL destroy() queued is enough.
