@@ -112,11 +112,16 @@ class LoadResult:
     seconds: float
     calls: int = 0
     latencies: dict[str, list[float]] = field(default_factory=dict)  # "<runtime>/<kind>" -> s
+    cold: dict[str, list[float]] = field(default_factory=dict)  # the same, cold starts only: s
+    init_s: dict[str, list[float]] = field(default_factory=dict)  # their Init Duration
     platform_errors: list[str] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
 
-    def add(self, key: str, seconds: float) -> None:
+    def add(self, key: str, seconds: float, report: pb.Report | None = None) -> None:
         self.latencies.setdefault(key, []).append(seconds)
+        if report is not None and report.cold_start:
+            self.cold.setdefault(key, []).append(seconds)
+            self.init_s.setdefault(key, []).append(report.init_duration_ms / 1000.0)
 
     def kind(self, kind: str) -> list[float]:
         return [s for k, v in self.latencies.items() if k.endswith("/" + kind) for s in v]
@@ -130,6 +135,11 @@ class LoadResult:
             if samples:
                 out[key] = {"n": len(samples), "p50_s": round(statistics.median(samples), 3),
                             "p99_s": round(p99(samples), 3), "max_s": round(max(samples), 3)}
+                cold = self.cold.get(key, [])
+                if cold:  # how many were cold starts, and what their init cost
+                    out[key].update(cold=len(cold), cold_p50_s=round(statistics.median(cold), 3),
+                                    init_p50_s=round(statistics.median(self.init_s[key]), 3),
+                                    init_max_s=round(max(self.init_s[key]), 3))
         return out
 
 
@@ -172,9 +182,10 @@ def run_load(address: str, targets: list[Target], clients: int, seconds: float,
                         name=target.name_for(kind), payload=target.payload(kind)),
                         timeout=CLIENT_DEADLINE_S)
                     problem = _check(target, kind, resp)
-                    error = None
+                    error, report = None, resp.report
                 except grpc.RpcError as exc:
-                    problem, error = None, f"{target.runtime} {kind}: {exc.code().name} {exc.details()}"
+                    problem, report = None, None
+                    error = f"{target.runtime} {kind}: {exc.code().name} {exc.details()}"
                 elapsed = time.monotonic() - t0
                 with lock:
                     result.calls += 1
@@ -183,7 +194,7 @@ def run_load(address: str, targets: list[Target], clients: int, seconds: float,
                     elif problem is not None:
                         result.wrong.append(problem)
                     else:
-                        result.add(f"{target.runtime}/{kind}", elapsed)
+                        result.add(f"{target.runtime}/{kind}", elapsed, report)
 
     threads = [threading.Thread(target=client, args=(i,), name=f"load-{i}") for i in range(clients)]
     for t in threads:

@@ -80,6 +80,12 @@ def main() -> int:
         base = f"{ba['p50_s']:>8.3f}{ba['p99_s']:>9.3f}" if ba else f"{'-':>8}{'-':>9}"
         print(f"{k:<18}{lo['n']:>6}{lo['p50_s']:>8.3f}{lo['p99_s']:>8.3f}{lo['max_s']:>8.3f}   "
               f"{base}{ratio:>10}")
+    print("cold starts under load (n, p50 of the call, p50/max of its Init Duration):")
+    for k in keys:
+        if loaded[k].get("cold"):
+            lo = loaded[k]
+            print(f"  {k:<16}{lo['cold']:>6}{lo['cold_p50_s']:>8.3f}{lo['init_p50_s']:>8.3f}"
+                  f"{lo['init_max_s']:>8.3f}")
     timeouts = loaded.get("all/timeout", {})
     ok = (loaded["platform_errors"] == 0 and loaded["wrong_outcomes"] == 0
           and timeouts.get("p99_s", 99) < 1.5 * TIMEOUT_S)

@@ -7,10 +7,10 @@ a CPU at 128 MB; now a whole CPU after its init), and a destroyed environment wa
 its cgroups removed before a timeout was returned (now in the background:
 environments/process/teardown.py).
 
-Short form (`make test`): 8 clients x 5 s. On a shared 2-core CI host its p99 is noise, so it
-asserts the outcome of every call (0 platform errors, 0 wrong outcomes) and a bound no healthy
-run comes near: no timeout reported after 2 x its timeout... plus the kill grace the old path
-spent (a stall of the old kind took 10 s or more).
+Short form (`make test`): 8 clients x 5 s. On a shared 2-core CI host its p99 is noise (a
+cold start alone took up to 3.5 s at load average 400), so it asserts the outcome of every
+call (0 platform errors, 0 wrong outcomes) and a bound only a stall of the old kind crosses:
+no 1 s timeout reported after 8 s (an unanswered fork request alone took 10 s).
 Long form (`make test-long`): the issue's 32 clients x 60 s, and 1 s timeouts within 1.5 s at
 p99. RUNNER_LOAD_RUNS=10 repeats it (the issue asks for ten consecutive clean runs).
 Figures: `python bench/load_bench.py` (docs/benchmarks.md).
@@ -29,7 +29,7 @@ from bench.load import TIMEOUT_S, deploy_all, p99, run_load
 from tests.reliability.conftest import Server
 
 RUNS = int(os.environ.get("RUNNER_LOAD_RUNS", "1"))
-SHORT_MAX_TIMEOUT_S = TIMEOUT_S + 4.0  # the old inline teardown alone could take 1 + 2 x 2 s
+SHORT_MAX_TIMEOUT_S = TIMEOUT_S + 7.0  # below FORK_TIMEOUT_S (10 s): a stalled zygote crosses it
 
 
 def _runtimes() -> tuple[str, ...]:
