@@ -13,7 +13,7 @@ import os
 import threading
 from dataclasses import dataclass
 
-from runner.confinement import cgroups, limits, namespaces, seccomp
+from runner.confinement import cgroups, limits, namespaces, seccomp, tmpfs
 
 log = logging.getLogger("runner.confinement")
 _warned = threading.Event()
@@ -97,6 +97,8 @@ def rows() -> list[Row]:
         *_namespace_rows(),
         *_cgroup_rows(),
         Row("rlimits: no core dumps, 1024 fds, file size <= /tmp size", True, "prlimit"),
+        Row("wasm /tmp capped at ephemeral_storage_mb", tmpfs.probe() is None,
+            "tmpfs per environment, size=min(ephemeral_storage_mb, memory_mb)", tmpfs.probe() or ""),
     ]
 
 

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import logging
 import os
 import shutil
+import tempfile
 import threading
 
 from runner.confinement.stale import dead_owner_entries
@@ -80,6 +82,23 @@ def mount_capped(path: str, size: int) -> bool:
                 "(%s; it needs CAP_SYS_ADMIN). A wasm guest can fill the disk of the work "
                 "directory; run the server as root or with CAP_SYS_ADMIN to cap it.", _refused)
     return False
+
+
+@functools.lru_cache(maxsize=1)
+def probe() -> str | None:
+    """Why capped /tmp mounts cannot work in this process (for `runner doctor`), or None: one
+    real mount and umount of a 1 MiB tmpfs on a temporary directory."""
+    d = tempfile.mkdtemp(prefix="runner-tmpfs-probe-")
+    try:
+        opts = b"size=1048576,mode=0700"
+        if _libc.mount(b"tmpfs", os.fsencode(d), b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                       opts) != 0:
+            return (f"mount(2) of a tmpfs refused ({os.strerror(ctypes.get_errno())}); run the "
+                    "server as root or with CAP_SYS_ADMIN")
+        _libc.umount2(os.fsencode(d), MNT_DETACH)
+        return None
+    finally:
+        os.rmdir(d)
 
 
 def unmount(path: str) -> None:
