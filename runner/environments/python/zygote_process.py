@@ -31,6 +31,7 @@ from runner.confinement import limits, namespaces
 from runner.environments.process.frames import decode, encode_packet
 from runner.environments.process.lambda_env import guest_environment
 from runner.environments.process.launch import await_hello, place_at_gate, run_init, spawn
+from runner.environments.python import env_namespaces
 from runner.environments.python.runtime import ZYGOTE
 from runner.errors import (
     FunctionError,
@@ -95,6 +96,11 @@ class Zygote:
         self.enforcement: limits.Enforcement | None = None
         self._reader: threading.Thread | None = None
         self._host_pid: int | None = None
+        self._depth: int | None = None  # the zygote's level in its NSpid line
+        # Per-environment namespaces (issue 24, env_namespaces.py): the zygote's filter lets a
+        # clone with the cookie make namespaces; the cookie reaches it only after its init.
+        self._ns_plan = env_namespaces.plan()
+        self.env_namespaces = False  # True once the zygote's probe child worked
         # Held before the interpreter starts and placed in the version's cgroups first, as a
         # plain environment is (launch.place_at_gate): the zygote's start-up is then charged
         # to its own group, and its forked children's shared pages with it. Same spawn path as
@@ -104,7 +110,8 @@ class Zygote:
             started = spawn(runtime.zygote_command(version), version, self.tmp_dir,
                             guest_environment(version, self.tmp_dir, runtime.environment(version)),
                             address_space=runtime.address_space_limit,
-                            what=f"the {runtime.name} zygote", packets=True)
+                            what=f"the {runtime.name} zygote", packets=True,
+                            seccomp_program=self._ns_plan.zygote_filter if self._ns_plan else None)
         except BaseException:
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
             raise
@@ -113,6 +120,8 @@ class Zygote:
         self._gate = started.gate
         try:
             self._initialise(runtime)
+            if self.forkable and self._ns_plan is not None:
+                self._enter_namespaces(runtime)
         except BaseException:
             self.close()  # kills the zygote, then closes a gate still held
             raise
@@ -192,8 +201,20 @@ class Zygote:
 
     # ------------------------------------------------------------------ forking
 
-    def fork(self, ctrl_fd: int, log_fd: int) -> int:
-        """Fork an environment that uses the given descriptors; returns its namespace pid."""
+    def _enter_namespaces(self, runtime) -> None:
+        """Hand the zygote the cookie and the guest filter; its probe child says whether
+        per-environment namespaces work here. If not, environments share the zygote's
+        namespaces (decision 007) and the reason is logged."""
+        assert self._ns_plan is not None
+        reply = self._request(lambda seq: self._ns_plan.message(
+            self.version, seq, runtime.address_space_limit), [])
+        self.env_namespaces = reply["t"] == "ns_ready"
+        if not self.env_namespaces:
+            log.warning("environments of %s share their zygote's /tmp, PID and IPC namespaces: %s",
+                        self.version.key, reply.get("error"))
+
+    def _request(self, make, fds: list[int]) -> dict:
+        """Send make(seq) with `fds` and wait for the zygote's reply carrying that seq."""
         with self._lock:
             if not self.alive:
                 raise ZygoteDead("zygote is gone")
@@ -202,8 +223,7 @@ class Zygote:
             try:
                 # SCM_RIGHTS duplicates the descriptors into the zygote; ours stay open until
                 # the caller closes them after the reply.
-                socket.send_fds(self.channel.sock, [encode_packet({"t": "fork", "seq": seq})],
-                                [ctrl_fd, log_fd])
+                socket.send_fds(self.channel.sock, [encode_packet(make(seq))], fds)
             except OSError as exc:
                 raise ZygoteDead(f"zygote channel: {exc}") from None
             deadline = time.monotonic() + FORK_TIMEOUT_S
@@ -213,7 +233,12 @@ class Zygote:
                     if not self.alive or left <= 0:
                         raise ZygoteDead("zygote did not answer a fork request")
                     self._cond.wait(left)
-                reply = self._replies.pop(seq)
+                return self._replies.pop(seq)
+
+    def fork(self, ctrl_fd: int, log_fd: int) -> int:
+        """Fork an environment that uses the given descriptors; returns its pid in the
+        zygote's PID namespace."""
+        reply = self._request(lambda seq: {"t": "fork", "seq": seq}, [ctrl_fd, log_fd])
         if reply["t"] != "forked":
             raise InternalError(f"zygote could not fork: {reply.get('error')}")
         return int(reply["pid"])
@@ -224,6 +249,10 @@ class Zygote:
         if self._host_pid is None:
             self._host_pid = _innermost(self.proc.pid).pid
         zpid = self._host_pid
+        if self._depth is None:
+            # The zygote's own level: a child cloned into its own PID namespace has one level
+            # more (where it is 1), so the zygote's numbering is not the innermost one then.
+            self._depth = len(_ns_pids(zpid)) - 1
         try:
             with open(f"/proc/{zpid}/task/{zpid}/children") as f:
                 children = [int(x) for x in f.read().split()]
@@ -231,7 +260,8 @@ class Zygote:
             children = [c.pid for c in psutil.Process(zpid).children()]
         for pid in children:
             try:
-                if _ns_pids(pid)[-1] == ns_pid:
+                levels = _ns_pids(pid)
+                if len(levels) > self._depth and levels[self._depth] == ns_pid:
                     return pid
             except OSError:
                 continue
