@@ -53,6 +53,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _pylibc = ctypes.PyDLL(None, use_errno=True)
 _pylibc.syscall.restype = ctypes.c_long
 _libc.syscall.restype = ctypes.c_long
+# Looked up here, in the zygote: ctypes makes a function object on first attribute access,
+# which a child would otherwise allocate for itself.
+_libc.prctl, _libc.capset, _pylibc.syscall  # noqa: B018
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                         ctypes.c_char_p]
 
@@ -76,14 +79,25 @@ class _CapData(ctypes.Structure):
 
 class Config:
     """What the host sent in its `ns` message: the clone cookie the zygote's filter expects,
-    the guest filter each child loads, and the size of each child's /tmp."""
+    the guest filter each child loads, and the size of each child's /tmp. Everything a child
+    needs is built here, once, in the zygote: a child then shares it instead of allocating
+    its own copies (each object a child creates dirties a page it shared with the zygote)."""
 
     def __init__(self, msg):
         self.cookie = int(msg["cookie"])
         self.filter = bytes(msg.get("filter") or b"")
         self.tmp_bytes = int(msg["tmp_bytes"])
-        self.uid = os.getuid()  # before the clone: inside an unmapped namespace it reads 65534
-        self.gid = os.getgid()
+        uid = os.getuid()  # before the clone: inside an unmapped namespace it reads 65534
+        gid = os.getgid()
+        self.uid_map = ("%d %d 1" % (uid, uid)).encode()
+        self.gid_map = ("%d %d 1" % (gid, gid)).encode()
+        self.tmpfs_data = ("size=%d,mode=1777" % self.tmp_bytes).encode()
+        self.prog = _Fprog(len(self.filter) // 8, self.filter) if self.filter else None
+        self.landlock = _Ruleset(0, 0, LANDLOCK_SCOPE) if landlock_abi() >= 6 else None
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            self.caps = range(int(f.read()) + 1)
+        self.cap_header = _CapHeader(CAP_V3, 0)
+        self.cap_data = (_CapData * 2)()
 
 
 def landlock_abi():
@@ -120,18 +134,17 @@ def _check(rc, what):
         raise OSError(err, "%s: %s" % (what, os.strerror(err)))
 
 
-def _write(path, text):
+def _write(path, data):
     fd = os.open(path, os.O_WRONLY)
     try:
-        os.write(fd, text.encode())
+        os.write(fd, data)
     finally:
         os.close(fd)
 
 
-def _mount_tmpfs(target, size):
-    data = ("size=%d,mode=1777" % size).encode()
-    _check(_libc.mount(b"tmpfs", target.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, data),
-           "mount tmpfs on " + target)
+def _mount_tmpfs(target, data):
+    _check(_libc.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV, data),
+           "mount tmpfs on %s" % target)
 
 
 def _copy_tree(src, dst):
@@ -156,24 +169,23 @@ def enter(cfg):
     the caller exits then, so no environment ever runs half set up."""
     # First: Landlock and the filter need it (set by setpriv/bwrap already; harmless again).
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-    _write("/proc/self/setgroups", "deny")
-    _write("/proc/self/uid_map", "%d %d 1" % (cfg.uid, cfg.uid))
-    _write("/proc/self/gid_map", "%d %d 1" % (cfg.gid, cfg.gid))
+    _write("/proc/self/setgroups", b"deny")
+    _write("/proc/self/uid_map", cfg.uid_map)
+    _write("/proc/self/gid_map", cfg.gid_map)
     seeded = bool(os.listdir("/tmp"))
     old_tmp = os.open("/tmp", os.O_RDONLY | os.O_DIRECTORY) if seeded else -1
     try:
-        _mount_tmpfs("/tmp", cfg.tmp_bytes)
+        _mount_tmpfs(b"/tmp", cfg.tmpfs_data)
         if seeded:
             _copy_tree("/proc/self/fd/%d" % old_tmp, "/tmp")
     finally:
         if old_tmp >= 0:
             os.close(old_tmp)
     if os.path.isdir("/dev/shm"):
-        _mount_tmpfs("/dev/shm", cfg.tmp_bytes)
-    if landlock_abi() >= 6:
-        attr = _Ruleset(0, 0, LANDLOCK_SCOPE)
-        fd = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr),
-                           ctypes.c_size_t(ctypes.sizeof(attr)), ctypes.c_uint32(0))
+        _mount_tmpfs(b"/dev/shm", cfg.tmpfs_data)
+    if cfg.landlock is not None:
+        fd = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(cfg.landlock),
+                           ctypes.c_size_t(ctypes.sizeof(cfg.landlock)), ctypes.c_uint32(0))
         _check(fd, "landlock_create_ruleset")
         try:
             _check(_libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(fd), ctypes.c_uint32(0)),
@@ -183,13 +195,9 @@ def enter(cfg):
     # Every capability of the new user namespace, gone. The new namespace came with a full
     # bounding set (the kernel resets it): empty it while CAP_SETPCAP is still ours, then
     # capset to nothing.
-    with open("/proc/sys/kernel/cap_last_cap") as f:
-        last = int(f.read())
-    for cap in range(last + 1):
+    for cap in cfg.caps:
         _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capability %d" % cap)
-    data = (_CapData * 2)()
-    _check(_libc.capset(ctypes.byref(_CapHeader(CAP_V3, 0)), data), "capset")
-    if cfg.filter:
-        prog = _Fprog(len(cfg.filter) // 8, cfg.filter)
-        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0),
+    _check(_libc.capset(ctypes.byref(cfg.cap_header), cfg.cap_data), "capset")
+    if cfg.prog is not None:
+        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(cfg.prog), 0, 0),
                "seccomp")
