@@ -11,6 +11,12 @@ environment a plain Python environment gets. Protocol with the host (docs/guest-
                                             its log pipe's write end
     zygote -> host  {"t": "forked", "seq", "pid"} | {"t": "fork_error", "seq", "error"}
     zygote -> host  {"t": "exited", "pid", "status", "maxrss_kb"}   whenever a child is reaped
+    host -> zygote  {"t": "ns", "seq", "cookie", "filter", "tmp_bytes"}   once, after ready,
+                                            when per-environment namespaces are on
+    zygote -> host  {"t": "ns_ready", "seq", "landlock_abi"} | {"t": "ns_error", "seq", "error"}
+
+After ns_ready every child is clone()d into its own namespaces (python_envns.py) instead of
+fork()ed; pids in `forked` and `exited` stay the zygote's numbering (each child is 1 in its own).
 
 A forked child then speaks the ordinary environment protocol on its own socket, starting with
 hello, so the host applies the child's own limits before it runs anything (invariant of
