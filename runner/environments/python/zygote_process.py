@@ -83,7 +83,7 @@ class Zygote:
         self.tmp_dir = tempfile.mkdtemp(prefix=f"zygote-{version.name}-", dir=tmp_root)
         self._close_lock = threading.Lock()
         self._closing = False
-        self._lock = threading.Lock()  # one fork request in flight at a time
+        self._lock = threading.Lock()  # one request sent at a time (seq order = send order)
         self._cond = threading.Condition()
         self._replies: dict[int, dict] = {}
         self._exits: dict[int, tuple[int, int]] = {}  # ns pid -> (status, maxrss_kb)
@@ -97,6 +97,7 @@ class Zygote:
         self._reader: threading.Thread | None = None
         self._host_pid: int | None = None
         self._depth: int | None = None  # the zygote's level in its NSpid line
+        self._known: dict[int, int] = {}  # host pid -> ns pid of children already read
         # Per-environment namespaces (issue 24, env_namespaces.py): the zygote's filter lets a
         # clone with the cookie make namespaces; the cookie reaches it only after its init.
         self._ns_plan = env_namespaces.plan()
@@ -183,6 +184,12 @@ class Zygote:
                 with self._cond:
                     if msg.get("t") == "exited":
                         self._exits[int(msg["pid"])] = (int(msg["status"]), int(msg.get("maxrss_kb", 0)))
+                        # The zygote reports an exit as it reaps, before any later fork can
+                        # reuse the pids: drop the mapping now, so host_pid never matches it.
+                        gone = int(msg["pid"])
+                        for host, ns in list(self._known.items()):
+                            if ns == gone:
+                                self._known.pop(host, None)
                     elif "seq" in msg:
                         self._replies[int(msg["seq"])] = msg
                     self._cond.notify_all()
@@ -214,7 +221,12 @@ class Zygote:
                         self.version.key, reply.get("error"))
 
     def _request(self, make, fds: list[int]) -> dict:
-        """Send make(seq) with `fds` and wait for the zygote's reply carrying that seq."""
+        """Send make(seq) with `fds` and wait for the zygote's reply carrying that seq.
+
+        Requests are pipelined (issue 24): the lock covers the send only, so in a burst the
+        zygote finds the next fork request queued as soon as it has answered one, instead of
+        idling a round trip per fork while the host's thread wakes up and sends it. The zygote
+        still forks one at a time; replies are matched by seq."""
         with self._lock:
             if not self.alive:
                 raise ZygoteDead("zygote is gone")
@@ -226,14 +238,14 @@ class Zygote:
                 socket.send_fds(self.channel.sock, [encode_packet(make(seq))], fds)
             except OSError as exc:
                 raise ZygoteDead(f"zygote channel: {exc}") from None
-            deadline = time.monotonic() + FORK_TIMEOUT_S
-            with self._cond:
-                while seq not in self._replies:
-                    left = deadline - time.monotonic()
-                    if not self.alive or left <= 0:
-                        raise ZygoteDead("zygote did not answer a fork request")
-                    self._cond.wait(left)
-                return self._replies.pop(seq)
+        deadline = time.monotonic() + FORK_TIMEOUT_S
+        with self._cond:
+            while seq not in self._replies:
+                left = deadline - time.monotonic()
+                if not self.alive or left <= 0:
+                    raise ZygoteDead("zygote did not answer a fork request")
+                self._cond.wait(left)
+            return self._replies.pop(seq)
 
     def fork(self, ctrl_fd: int, log_fd: int) -> int:
         """Fork an environment that uses the given descriptors; returns its pid in the
@@ -258,13 +270,31 @@ class Zygote:
                 children = [int(x) for x in f.read().split()]
         except OSError:
             children = [c.pid for c in psutil.Process(zpid).children()]
+        # Children already mapped are skipped (issue 24): in a burst of N forks, reading every
+        # child's status for every fork cost N^2/2 /proc reads (5,000 for 100), on the cold
+        # start's critical path. An entry lives while its child does: the read loop drops it
+        # when the zygote reports the exit, which it does before any later fork can reuse
+        # either pid.
+        known = self._known
         for pid in children:
+            seen = known.get(pid)
+            if seen is not None:
+                if seen == ns_pid:
+                    return pid
+                continue
             try:
                 levels = _ns_pids(pid)
-                if len(levels) > self._depth and levels[self._depth] == ns_pid:
-                    return pid
             except OSError:
                 continue
+            if len(levels) > self._depth:
+                known[pid] = levels[self._depth]
+                if levels[self._depth] == ns_pid:
+                    return pid
+        # Not found among unread children: entries of exited children may be stale (a reused
+        # host pid). Forget them all and read once more before giving up.
+        if known:
+            known.clear()
+            return self.host_pid(ns_pid)
         raise ZygoteDead(f"forked environment {ns_pid} not found among the zygote's children")
 
     def wait_exit(self, ns_pid: int, timeout: float) -> tuple[int, int] | None:
