@@ -9,6 +9,7 @@
 | `RUNNER_ISOLATION` | switch | on | `off` runs guests without bubblewrap namespaces |
 | `RUNNER_SECCOMP` | switch | on | `off` runs sandboxed guests without the seccomp filter (debugging) |
 | `RUNNER_PYTHON_ZYGOTE` | switch | on | `off` spawns a fresh interpreter per Python environment |
+| `RUNNER_ENV_NAMESPACES` | switch | on | `off` lets a zygote's environments share its /tmp, PID and IPC namespaces |
 | `RUNNER_FREEZE_IDLE` | switch | on | `off` leaves idle environments running (their background work keeps its CPU) |
 | `RUNNER_WASM_FUEL` | switch | off | `on` counts wasm fuel (slower guest code) |
 | `RUNNER_WASM_CACHE_DIR` | path | `$XDG_CACHE_HOME/lambda-runner/wasm` | compiled-module cache |
@@ -63,6 +64,7 @@ class Settings:
     isolation: bool
     seccomp: bool
     python_zygote: bool
+    env_namespaces: bool
     freeze_idle: bool
     wasm_fuel: bool
     wasm_cache_dir: str | None
@@ -77,6 +79,7 @@ class Settings:
             isolation=switch(environ, "RUNNER_ISOLATION", True),
             seccomp=switch(environ, "RUNNER_SECCOMP", True),
             python_zygote=switch(environ, "RUNNER_PYTHON_ZYGOTE", True),
+            env_namespaces=switch(environ, "RUNNER_ENV_NAMESPACES", True),
             freeze_idle=switch(environ, "RUNNER_FREEZE_IDLE", True),
             wasm_fuel=switch(environ, "RUNNER_WASM_FUEL", False),
             wasm_cache_dir=_path(environ, "RUNNER_WASM_CACHE_DIR"),

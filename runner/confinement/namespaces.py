@@ -168,10 +168,11 @@ class Gate:
     compiled program, read to EOF by bwrap), unless seccomp_problem() says why it cannot.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, program: bytes | None = None) -> None:
+        # `program`: another compiled filter than the guest's (a zygote's, seccomp.py, issue 24)
         self._info_r, self._info_w = os.pipe()
         self._block_r, self._block_w = os.pipe()
-        self._filter_r = seccomp.program_fd() if seccomp_problem() is None else None
+        self._filter_r = seccomp.program_fd(program) if seccomp_problem() is None else None
         self._options_r: int | None = None
 
     def carry_options(self, options: list[str]) -> None:
@@ -255,9 +256,10 @@ def seccomp_problem() -> str | None:
     return seccomp.problem()
 
 
-def new_gate() -> Gate | None:
-    """A Gate where the sandbox is bwrap's, None where isolation is off."""
-    return Gate() if mode() != "off" else None
+def new_gate(program: bytes | None = None) -> Gate | None:
+    """A Gate where the sandbox is bwrap's, None where isolation is off. `program`: a
+    seccomp filter to load instead of the guest's (seccomp.zygote_program)."""
+    return Gate(program) if mode() != "off" else None
 
 
 def is_wrapper(cmdline: list[str]) -> bool:

@@ -55,16 +55,18 @@ class Started:
 
 
 def spawn(argv: list[str], version: FunctionVersion, tmp_dir: str, env: dict[str, str], *,
-          address_space: bool, what: str, packets: bool = False) -> Started:
+          address_space: bool, what: str, packets: bool = False,
+          seccomp_program: bytes | None = None) -> Started:
     """Start `argv` for `version` in its sandbox, with exactly `env` (lambda_env.py) plus the
     channel's descriptor number in `_RUNNER_FD`. `packets`: a SOCK_SEQPACKET channel (the
-    zygote's control socket) instead of a stream. Raises InternalError if it cannot start."""
+    zygote's control socket) instead of a stream. `seccomp_program`: the filter bwrap loads,
+    when not the guest's (a zygote's, python/env_namespaces.py). Raises InternalError if it cannot start."""
     host_sock, guest_sock = socket.socketpair(
         socket.AF_UNIX, socket.SOCK_SEQPACKET if packets else socket.SOCK_STREAM)
     logr, logw = os.pipe()
     gate = None
     try:
-        gate = namespaces.new_gate()
+        gate = namespaces.new_gate(seccomp_program)
         # No preexec_fn: the server is multi-threaded, and code run between fork and exec
         # could take a lock another thread held at the fork. Popen's own child path needs
         # none: pass_fds + close_fds leave the child exactly its socket end, the log pipe as

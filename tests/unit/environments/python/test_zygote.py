@@ -57,7 +57,11 @@ def test_init_runs_once_and_environments_fork_from_it(backend, tmp_path):
     a, b = started(backend, v), started(backend, v)
     ra, rb = json.loads(call(a).payload), json.loads(call(b).payload)
     assert ra["init_at"] == rb["init_at"] and ra["init_pid"] == rb["init_pid"]  # one init
-    assert ra["pid"] != rb["pid"] != ra["init_pid"]
+    assert a.pid != b.pid  # two processes (host pids)
+    if a.zygote.env_namespaces:  # each environment is PID 1 of its own PID namespace
+        assert ra["pid"] == rb["pid"] == 1 != ra["init_pid"]
+    else:
+        assert ra["pid"] != rb["pid"] != ra["init_pid"]
     assert a.init_logs == b"init once\n" and b.init_logs == b""  # the first paid for the init
     a.destroy(), b.destroy()
 
@@ -250,11 +254,15 @@ def test_many_live_children_do_not_exhaust_the_zygotes_memory(backend, tmp_path)
             e.destroy()
 
 
-def test_a_stopped_zygote_cannot_hold_a_timed_out_invocation(backend, tmp_path):
+def test_a_stopped_zygote_cannot_hold_a_timed_out_invocation(backend, tmp_path, monkeypatch):
     """A guest can signal its zygote (same sandbox): stopped, the zygote never reaps nor
     reports the child the timeout kills. The invocation still ends at its timeout plus the
-    kill grace, not when (if ever) the zygote resumes."""
+    kill grace, not when (if ever) the zygote resumes. Only with per-environment namespaces
+    off: with them, the child is PID 1 of its own namespace and cannot name its zygote
+    (tests/security/test_environment_namespaces.py)."""
     import threading
+
+    monkeypatch.setenv("RUNNER_ENV_NAMESPACES", "off")
 
     from runner.environments.python.zygote_process import _innermost
 
