@@ -18,7 +18,8 @@ Retries in a lane, per Lambda's stream semantics:
   in halves, each processed in order (a split is not counted as a retry, as on Lambda), so a
   poison record is isolated in ceil(log2(n)) + 1 invocations that hold it.
 * With ReportBatchItemFailures the handler names the failed items; an ordered source retries
-  from the first one named (the rest of the batch after it), a queue retries only those.
+  from the first one named (the rest of the batch after it; only that one is charged a
+  retry), a queue retries only those named.
 * Each record that failed is counted in the store (durably, before the retry), so a record is
   given up after MaximumRetryAttempts even across kill -9. Records older than
   MaximumRecordAgeInSeconds are given up before an invocation. Given-up records go to the
@@ -200,7 +201,7 @@ class Poller:
                 self.process(pending[half:])
                 return
             result = self._invoke(body)
-            failed, whole = self._failures(result, pending)
+            failed, blamed, whole = self._failures(result, pending)
             failed_ids = {id(r) for r in failed}
             done = [r for r in pending if id(r) not in failed_ids]
             self.stats.processed += len(done)
@@ -214,9 +215,9 @@ class Poller:
                 self.process(pending[half:])
                 return
             self._forget(done)
-            counts = self.store.add_attempt(self.m.uuid, [r.id for r in failed])
+            counts = self.store.add_attempt(self.m.uuid, [r.id for r in blamed])
             limit = self.m.max_retries
-            spent = [r for r in failed if limit != -1 and counts[r.id] > limit]
+            spent = [r for r in blamed if limit != -1 and counts[r.id] > limit]
             if spent:
                 self._give_up(spent, "RetryAttemptsExhausted", result, max(counts[r.id] for r in spent))
             spent_ids = {id(r) for r in spent}
@@ -247,28 +248,33 @@ class Poller:
                 self._stop.set()
                 raise Stopped() from None
 
-    def _failures(self, result: InvocationResult, pending: list[Record]) -> tuple[list[Record], bool]:
-        """(the records to retry, whether the whole batch failed)."""
+    def _failures(self, result: InvocationResult, pending: list[Record]
+                  ) -> tuple[list[Record], list[Record], bool]:
+        """(the records to retry, those of them whose retry count grows, whether the whole
+        batch failed). An ordered source retries from the first item named, but only that
+        item is charged: the records after it were not processed, they did not fail, and
+        once it is given up they go on without it."""
         if result.function_error is not None:
             self.stats.last_error = (result.error or {}).get("errorMessage", "function error")
-            return pending, True
+            return pending, pending, True
         if not self.m.report_batch_item_failures:
-            return [], False
+            return [], [], False
         try:
             doc = json.loads(result.payload) if result.payload else None
             items = (doc or {}).get("batchItemFailures") if isinstance(doc, dict) else None
             if not items:
-                return [], False
+                return [], [], False
             ids = {str(i["itemIdentifier"]) for i in items}
         except (ValueError, TypeError, KeyError):
-            return pending, True  # as Lambda: an unreadable response fails the whole batch
+            return pending, pending, True  # as Lambda: an unreadable response fails the batch
         by_id = {self.source.item_id(r): n for n, r in enumerate(pending)}
         if not ids <= by_id.keys() or "" in ids:
-            return pending, True  # an identifier not in the batch: Lambda fails the batch
+            return pending, pending, True  # an identifier not in the batch fails the batch
         if self.source.ordered:
             first = min(by_id[i] for i in ids)
-            return pending[first:], False
-        return [r for r in pending if self.source.item_id(r) in ids], False
+            return pending[first:], [pending[first]], False
+        named = [r for r in pending if self.source.item_id(r) in ids]
+        return named, named, False
 
     def _give_up_old(self, pending: list[Record]) -> list[Record]:
         if self.m.max_record_age_s == -1:
