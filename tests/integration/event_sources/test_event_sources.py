@@ -18,8 +18,7 @@ import redis as redis_client
 
 from runner.errors import InvalidParameter, ResourceNotFound
 from tests.async_helpers import wait_for
-from tests.integration.event_sources_helpers import deploy, processed, sources, wait_processed  # noqa: F401
-from tests.real_servers import nats, postgres, redis  # noqa: F401
+from tests.integration.event_sources.helpers import deploy, processed, wait_processed
 
 
 def xadd(url, stream, items):

@@ -12,7 +12,7 @@ from runner.invocation.runner import zip_directory
 from runner.sources.manager import EventSources
 from tests.async_helpers import wait_for
 
-HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BATCH_RECORDER = os.path.join(HERE, "guests", "batch_recorder")
 
 
