@@ -49,6 +49,9 @@ def table_arn(name: str) -> str:
 
 def destination_arn(target: str) -> str:
     kind, _, name = target.partition(":")
+    if kind not in ("function", "stream", "subject", "table") or not name:
+        raise InvalidParameter("on_failure", f"{target!r}: use function:NAME, stream:NAME, subject:NAME "
+                                             "or table:NAME")
     return {"function": function_arn, "stream": stream_arn, "subject": queue_arn, "table": table_arn}[kind](name)
 
 
@@ -148,3 +151,36 @@ def _target(arn: str) -> str:
         raise InvalidParameter("DestinationConfig.OnFailure.Destination", f"{arn!r}: give a function, kinesis "
                                                                           "stream, sqs queue or dynamodb table ARN")
     return f"{kind}:{resource.split('/', 1)[1] if '/' in resource else resource}"
+
+
+def settings_to_lambda(settings: dict[str, Any]) -> dict[str, Any]:
+    """Lambda's request JSON for the given Mapping settings (None values left out): what the
+    CLI sends, the inverse of mapping_from_lambda."""
+    s = {k: v for k, v in settings.items() if v is not None}
+    doc: dict[str, Any] = {}
+    if "source_type" in s or "name" in s:
+        kind = s.get("source_type")
+        if kind not in SERVICE_OF:
+            raise InvalidParameter("source_type", f"{kind!r} is not one of {', '.join(SERVICE_OF)}")
+        arn = {"redis-stream": stream_arn, "nats-jetstream": queue_arn, "postgres-table": table_arn}[kind]
+        doc["EventSourceArn"] = arn(s.get("name", ""))
+    if "endpoint" in s:
+        doc["SelfManagedEventSource"] = {"Endpoints": {"URL": [s["endpoint"]]}}
+    if "function" in s:
+        q = s.get("qualifier")
+        doc["FunctionName"] = function_arn(s["function"], q) if q else s["function"]
+    for lam, ours in FIELDS.items():
+        if ours in s:
+            doc[lam] = s[ours]
+    if "starting_timestamp" in s:
+        doc["StartingPositionTimestamp"] = s["starting_timestamp"]
+    if "report_batch_item_failures" in s:
+        doc["FunctionResponseTypes"] = ["ReportBatchItemFailures"] if s["report_batch_item_failures"] else []
+    if "on_failure" in s:
+        doc["DestinationConfig"] = {"OnFailure": {"Destination": destination_arn(s["on_failure"])}
+                                    if s["on_failure"] else {}}
+    if "filters" in s:
+        doc["FilterCriteria"] = {"Filters": [{"Pattern": p} for p in s["filters"]]}
+    if "max_concurrency" in s:
+        doc["ScalingConfig"] = {"MaximumConcurrency": s["max_concurrency"]}
+    return doc

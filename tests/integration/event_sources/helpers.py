@@ -46,3 +46,17 @@ def processed(rec_dir: str, name: str = "rec") -> list[tuple[str, str, str]]:
 def wait_processed(rec_dir: str, count: int, name: str = "rec", timeout: float = 60.0):
     return wait_for(lambda: (got := processed(rec_dir, name)) and len({g[0] for g in got}) >= count and got,
                     f"{count} records processed", timeout)
+
+
+@pytest.fixture
+def es_server(sources):
+    """(runner, EventSources, record dir, address): a gRPC server with the EventSources service."""
+    from runner.service.grpc.event_sources import add_to_server
+    from runner.service.grpc.server import build_server
+
+    runner, es, rec = sources
+    srv, port = build_server(runner, "127.0.0.1", 0)
+    add_to_server(srv, es)
+    srv.start()
+    yield runner, es, rec, f"127.0.0.1:{port}"
+    srv.stop(grace=1).wait()
