@@ -32,7 +32,7 @@ from runner.sources.base import Record
 from runner.sources.shapes import queue_arn, sqs_record
 from runner.storage.mapping_model import Mapping
 
-ACK_WAIT_S = 10.0  # redelivery after a crash takes this long; in-progress pings keep it off otherwise
+ACK_WAIT_S = 5.0  # redelivery after a crash takes this long; in-progress pings keep it off otherwise
 CALL_TIMEOUT_S = 30.0
 
 
