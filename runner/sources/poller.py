@@ -95,7 +95,10 @@ class Poller:
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix=f"lane-{mapping.uuid[:8]}") \
             if self.lanes > 1 else None
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix=f"read-{mapping.uuid[:8]}")
         self.function_gone = False
+        # Whether the store may hold retry counts of this mapping (some from before a crash).
+        self._counted = store.has_attempts(mapping.uuid)
 
     # ------------------------------------------------------------------ thread
 
@@ -111,6 +114,7 @@ class Poller:
             self._thread.join(timeout_s)
         if self._pool is not None:
             self._pool.shutdown(wait=False)
+        self._reader.shutdown(wait=True)  # a read in flight ends within FIRST_WAIT_S (+ window)
         self.source.close()
 
     def run(self) -> None:
@@ -120,9 +124,7 @@ class Poller:
                 self.source.connect()
                 self.on_state("OK" if self.stats.batches else "No records processed", "")
                 delay = CONNECT_BASE_S
-                while not self._stop.is_set():
-                    self.step()
-                    delay = CONNECT_BASE_S
+                self._loop()
             except SourceUnavailable as exc:
                 self.stats.last_error = str(exc)
                 self.on_state(f"PROBLEM: Connection error. {exc}", "")
@@ -136,6 +138,23 @@ class Poller:
                 return
             self._stop.wait(delay)
             delay = min(delay * 2, CONNECT_MAX_S)
+
+    def _loop(self) -> None:
+        """Poll and process batches, reading the next batch while this one is invoked. The
+        batch read ahead is not acknowledged before it is processed, so a crash redelivers it
+        without a duplicate (nothing of it ran); order is kept (batches run one after
+        another). The connection is left only once no read is in flight."""
+        ahead = self._reader.submit(self.gather)
+        try:
+            while not self._stop.is_set():
+                records = ahead.result()
+                ahead = self._reader.submit(self.gather)
+                self.step(records)
+        finally:
+            try:
+                ahead.result()
+            except Exception:  # the read failed too, or was pointless: the batch is redelivered
+                pass
 
     # ------------------------------------------------------------------ one batch
 
@@ -154,8 +173,10 @@ class Poller:
             records += self.source.poll(want - len(records), min(left, FIRST_WAIT_S))
         return records
 
-    def step(self) -> None:
-        records = self.gather()
+    def step(self, records: list[Record] | None = None) -> None:
+        """Process one batch (`records`, or one gathered now) and acknowledge it."""
+        if records is None:
+            records = self.gather()
         if not records:
             return
         self.stats.batches += 1
@@ -215,6 +236,7 @@ class Poller:
                 self.process(pending[half:])
                 return
             self._forget(done)
+            self._counted = True
             counts = self.store.add_attempt(self.m.uuid, [r.id for r in blamed])
             limit = self.m.max_retries
             spent = [r for r in blamed if limit != -1 and counts[r.id] > limit]
@@ -306,7 +328,10 @@ class Poller:
         self._forget(records)
 
     def _forget(self, records: list[Record]) -> None:
-        # Only records that ever failed have a count; a clean batch costs no write.
-        counted = self.store.attempts(self.m.uuid, [r.id for r in records]) if records else {}
+        # Only records that ever failed have a count; a clean batch costs no write, and while
+        # this mapping has no counted failure at all, not even the read.
+        if not records or not self._counted:
+            return
+        counted = self.store.attempts(self.m.uuid, [r.id for r in records])
         self.store.clear_attempts(self.m.uuid, [k for k, v in counted.items() if v])
 

@@ -45,7 +45,6 @@ class RedisStreamSource:
         self.client: redis.Redis | None = None
         self._backlog = True  # read our own pending entries before new ones
         self._cursor = "0"
-        self._claimed = False
 
     def connect(self) -> None:
         url = urlparse(self.m.endpoint)
@@ -60,7 +59,7 @@ class RedisStreamSource:
             except redis.exceptions.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):  # the group exists: its position is the truth
                     raise
-            self._backlog, self._cursor, self._claimed = True, "0", False
+            self._backlog, self._cursor = True, "0"
         except _errors() as exc:
             self.close()
             raise SourceUnavailable(f"redis at {url.hostname}:{url.port or 6379}: {exc}") from None
@@ -75,11 +74,13 @@ class RedisStreamSource:
                 if got:
                     self._cursor = got[-1].id
                     return got
-                if self._claimed:
-                    self._backlog = False
-                else:
-                    self._claim(max_records)
-                    self._claimed, self._cursor = True, "0"
+                self._backlog = False
+                # Entries another consumer of the group left pending: taken over, returned
+                # here (never by re-reading our own list from "0": a batch read ahead may be
+                # on it, still in process).
+                got = self._claim(max_records)
+                if got:
+                    return got
             return self._read(">", max_records, max(1, int(wait_s * 1000)))
         except _errors() as exc:
             raise SourceUnavailable(f"redis: {exc}") from None
@@ -95,11 +96,12 @@ class RedisStreamSource:
                 out.append(self._record(entry_id, fields, 1 if start == ">" else 2))
         return out
 
-    def _claim(self, count: int) -> None:
+    def _claim(self, count: int) -> list[Record]:
         try:
-            self.client.xautoclaim(self.m.name, self.group, CONSUMER, CLAIM_IDLE_MS, "0-0", count=count)
+            reply = self.client.xautoclaim(self.m.name, self.group, CONSUMER, CLAIM_IDLE_MS, "0-0", count=count)
         except redis.exceptions.ResponseError:
-            pass  # a Redis without XAUTOCLAIM (< 6.2): pending entries of others stay theirs
+            return []  # a Redis without XAUTOCLAIM (< 6.2): pending entries of others stay theirs
+        return [self._record(entry_id, fields, 2) for entry_id, fields in reply[1] if fields]
 
     @staticmethod
     def _record(entry_id: bytes, fields: dict[bytes, bytes], deliveries: int) -> Record:

@@ -85,6 +85,9 @@ class MappingStore(Protocol):
     def attempts(self, uuid: str, records: Iterable[str]) -> dict[str, int]:
         """Failed invocations so far of each record (0 when not counted)."""
 
+    def has_attempts(self, uuid: str) -> bool:
+        """Whether any record of the mapping has a count (so a clean batch can skip the read)."""
+
     def add_attempt(self, uuid: str, records: Iterable[str]) -> dict[str, int]:
         """Count one more failed invocation of each record (durable); the new counts."""
 
@@ -172,6 +175,10 @@ class SQLiteMappingStore:
                                             f"AND record IN ({marks})", (uuid, *chunk)):
                     out[row[0]] = row[1]
         return out
+
+    def has_attempts(self, uuid: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM attempts WHERE uuid = ? LIMIT 1", (uuid,)).fetchone() is not None
 
     def add_attempt(self, uuid: str, records: Iterable[str]) -> dict[str, int]:
         ids = list(records)

@@ -83,10 +83,12 @@ def test_checkpoints_are_per_mapping_and_partition(store):
 def test_attempts_count_and_clear(store):
     a = store.create(mapping())
     assert store.attempts(a.uuid, ["r1", "r2"]) == {"r1": 0, "r2": 0}
+    assert not store.has_attempts(a.uuid)
     assert store.add_attempt(a.uuid, ["r1", "r2"]) == {"r1": 1, "r2": 1}
     assert store.add_attempt(a.uuid, ["r1"]) == {"r1": 2}
     store.clear_attempts(a.uuid, ["r2"])
     assert store.attempts(a.uuid, ["r1", "r2"]) == {"r1": 2, "r2": 0}
+    assert store.has_attempts(a.uuid)
     many = [f"x{i}" for i in range(1200)]  # more than one IN (...) chunk
     store.add_attempt(a.uuid, many)
     assert set(store.attempts(a.uuid, many).values()) == {1}
