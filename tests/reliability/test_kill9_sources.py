@@ -121,6 +121,7 @@ def test_kill9_three_times_loses_no_record(redis, nats, tmp_path, long_run):  # 
     finally:
         server.stop()
         r.close()
+    assert server.proc.returncode == 0  # SIGTERM: the pollers stopped cleanly, then the server
 
     for name in ("rs", "js"):
         lines = processed(str(rec), name)

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import time
+from collections import Counter
 
 import psycopg
 import pytest
@@ -243,3 +244,55 @@ def test_postgres_changes_arrive_in_dynamodb_streams_shape(postgres, sources):
     assert ins["dynamodb"]["NewImage"]["tags"] == {"L": [{"N": "1"}, {"S": "x"}]}
     assert mod["dynamodb"]["OldImage"]["n"] == {"N": "10"} and mod["dynamodb"]["NewImage"]["n"] == {"N": "11"}
     assert mod["dynamodb"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+
+
+def test_redis_at_timestamp_starts_there(redis, sources):
+    runner, es, rec = sources
+    deploy(runner, rec)
+    xadd(redis.url, "s", [{"data": json.dumps({"n": 0})}])
+    time.sleep(0.05)
+    start = time.time()
+    time.sleep(0.05)
+    xadd(redis.url, "s", [{"data": json.dumps({"n": 1})}])
+    es.create(function="rec", source_type="redis-stream", endpoint=redis.url, name="s",
+              starting_position="AT_TIMESTAMP", starting_timestamp=start)
+    got = wait_processed(rec, 1)
+    time.sleep(0.5)
+    assert [n for _, _, n in processed(rec)] == ["1"] == [n for _, _, n in got]
+
+
+def test_postgres_restart_and_a_new_poller_resume_from_the_checkpoint(postgres, sources):
+    runner, es, rec = sources
+    deploy(runner, rec)
+    with psycopg.connect(postgres.url, autocommit=True) as db:
+        db.execute("CREATE TABLE t (id int PRIMARY KEY, n int)")
+    m = es.create(function="rec", source_type="postgres-table", endpoint=postgres.url, name="t",
+                  starting_position="TRIM_HORIZON", batch_size=7)
+
+    def connect():
+        try:  # just after a restart the server listens before it accepts ("starting up")
+            return psycopg.connect(postgres.url, autocommit=True)
+        except psycopg.OperationalError:
+            return None
+
+    def insert(lo, hi):
+        with wait_for(connect, "postgres accepting connections") as db:
+            wait_for(lambda: db.execute("SELECT 1 FROM pg_trigger WHERE tgname = 'runner_capture'").fetchone(),
+                     "the capture trigger")
+            for i in range(lo, hi):
+                db.execute("INSERT INTO t VALUES (%s, %s)", (i, i))
+
+    insert(0, 30)
+    wait_processed(rec, 1)
+    postgres.kill()  # a crash (SIGTERM would wait for the poller's session to end: 10 s)
+    postgres.start()
+    insert(30, 60)
+    wait_processed(rec, 60)
+    es.update(m.uuid, enabled=False)  # a new poller later reads the stored checkpoint
+    wait_for(lambda: not es.status(m.uuid)["running"], "the poller stopped")
+    insert(60, 70)
+    es.update(m.uuid, enabled=True)
+    got = wait_processed(rec, 70)
+    counts = Counter(int(n) for _, _, n in got)
+    assert set(counts) == set(range(70))
+    assert all(c == 1 for n, c in counts.items() if n >= 60)  # nothing before the checkpoint again
