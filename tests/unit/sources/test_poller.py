@@ -281,3 +281,22 @@ def test_a_deleted_function_stops_the_poller_and_keeps_the_records(store):
     p.run()  # returns by itself
     assert p.function_gone and src.acked == []
     assert "deleted" in states[-1][1]
+
+
+def test_maximum_concurrency_caps_the_lanes(store):
+    assert poller(store, MemorySource([]), Function(), parallelization=8, max_concurrency=3).lanes == 3
+    assert poller(store, MemorySource([]), Function(), parallelization=2).lanes == 2
+
+
+def test_batching_window_gathers_until_full_or_late(store):
+    class Trickle(MemorySource):
+        def poll(self, n, wait_s):
+            return super().poll(min(n, 2), wait_s)
+
+    src = Trickle([rec(i) for i in range(10)])
+    p = poller(store, src, Function(), batch_size=6, batching_window_s=5)
+    t0 = time.monotonic()
+    assert [r.id for r in p.gather()] == ["0", "1", "2", "3", "4", "5"]  # full before the window
+    assert time.monotonic() - t0 < 1
+    p0 = poller(store, Trickle([rec(i) for i in range(10)]), Function(), batch_size=6)
+    assert len(p0.gather()) == 2  # window 0: what is there now
