@@ -17,7 +17,7 @@ from typing import Any
 from runner.errors import InvalidParameter
 from runner.model import ACCOUNT, REGION, function_arn
 from runner.sources.shapes import queue_arn, stream_arn
-from runner.storage.mapping_model import Mapping
+from runner.storage.mapping_model import Mapping, redacted
 
 # Lambda's field -> Mapping's, for the fields that copy straight across.
 FIELDS = {
@@ -59,7 +59,7 @@ def mapping_to_lambda(m: Mapping) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "UUID": m.uuid,
         "EventSourceArn": source_arn(m),
-        "SelfManagedEventSource": {"Endpoints": {"URL": [m.endpoint]}},
+        "SelfManagedEventSource": {"Endpoints": {"URL": [redacted(m.endpoint)]}},
         "FunctionArn": function_arn(m.function, m.qualifier or None),
         "LastModified": m.last_modified,
         "LastProcessingResult": m.last_result,

@@ -30,7 +30,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from runner.errors import SourceUnavailable
 from runner.sources.base import Record
 from runner.sources.shapes import queue_arn, sqs_record
-from runner.storage.mapping_model import Mapping
+from runner.storage.mapping_model import Mapping, redacted
 
 ACK_WAIT_S = 5.0  # redelivery after a crash takes this long; in-progress pings keep it off otherwise
 CALL_TIMEOUT_S = 30.0
@@ -67,7 +67,7 @@ class NatsJetStreamSource:
         except SourceUnavailable:
             raise
         except (nats.errors.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
-            raise SourceUnavailable(f"nats at {self.m.endpoint}: {type(exc).__name__} {exc}") from None
+            raise SourceUnavailable(f"nats at {redacted(self.m.endpoint)}: {type(exc).__name__} {exc}") from None
 
     def connect(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -123,7 +123,7 @@ class NatsJetStreamSource:
 
     async def _fetch(self, n: int, wait_s: float) -> list[Record]:
         if self._nc is None or self._nc.is_closed:
-            raise SourceUnavailable(f"nats at {self.m.endpoint}: connection closed")
+            raise SourceUnavailable(f"nats at {redacted(self.m.endpoint)}: connection closed")
         try:
             msgs = await self._sub.fetch(batch=n, timeout=max(wait_s, 0.05))
         except nats.errors.TimeoutError:

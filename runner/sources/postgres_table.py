@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from runner.errors import InvalidParameter, SourceUnavailable
+from runner.errors import SourceUnavailable
 from runner.sources.base import Record
 from runner.sources.shapes import arrival_iso, dynamodb_record, table_stream_arn
 from runner.storage.mapping_model import Mapping
@@ -198,7 +198,3 @@ class PostgresTableSource:
             except Exception:  # closing a broken connection: nothing to do about it
                 pass
 
-
-def check_table_name(name: str) -> None:
-    if name.count(".") > 1:
-        raise InvalidParameter("name", f"{name!r}: give TABLE or SCHEMA.TABLE")

@@ -98,12 +98,12 @@ class Mapping:
         schemes = SOURCE_TYPES[self.source_type][0]
         url = urlparse(self.endpoint)
         if url.scheme not in schemes or not url.hostname:
-            raise InvalidParameter("endpoint", f"{self.endpoint!r} is not a {self.source_type} URL; "
+            raise InvalidParameter("endpoint", f"{redacted(self.endpoint)!r} is not a {self.source_type} URL; "
                                                f"use {schemes[0]}://HOST:PORT")
         try:
             url.port  # noqa: B018 - raises ValueError on a bad port
         except ValueError:
-            raise InvalidParameter("endpoint", f"{self.endpoint!r} has an invalid port") from None
+            raise InvalidParameter("endpoint", f"{redacted(self.endpoint)!r} has an invalid port") from None
         if not self.name or len(self.name) > 256 or any(c.isspace() for c in self.name):
             raise InvalidParameter("name", "the stream, subject or table name must be 1-256 "
                                            "characters without spaces")
@@ -154,6 +154,16 @@ class Mapping:
         d = dict(d)
         d["filters"] = tuple(d.get("filters") or ())
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+
+def redacted(url: str) -> str:
+    """The URL with its password replaced by ****: what listings, states and logs show (the
+    stored mapping keeps it, the poller needs it)."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":****@", 1)
+    return parsed._replace(netloc=netloc).geturl()
 
 
 def _range(name: str, value: Any, lo: float, hi: float, extra: str = "") -> None:

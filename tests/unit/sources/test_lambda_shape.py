@@ -57,3 +57,11 @@ def test_bad_fields_are_named(doc, field):
 def test_required_fields_on_create():
     with pytest.raises(InvalidParameter, match="FunctionName"):
         mapping_from_lambda({"EventSourceArn": "arn:aws:kinesis:r:a:stream/s"})
+
+
+def test_a_password_in_the_url_is_never_shown():
+    m = Mapping.create(function="f", source_type="redis-stream", endpoint="redis://:s3cret@127.0.0.1:6379/0",
+                       name="s")
+    doc = mapping_to_lambda(m)
+    assert "s3cret" not in str(doc)
+    assert doc["SelfManagedEventSource"]["Endpoints"]["URL"] == ["redis://:****@127.0.0.1:6379/0"]
