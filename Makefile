@@ -28,6 +28,7 @@ test-long: setup
 
 bench: setup
 	$(PY) bench/run.py $(ARGS)
+	$(PY) bench/events_bench.py --quick
 
 proto: setup
 	$(PY) scripts/gen_proto.py

@@ -49,6 +49,7 @@ The hierarchy::
     ├── ZygoteDead                      a Python zygote exited or stopped answering
     ├── CgroupUnavailable               this host has no usable cgroup; the message says why
     ├── SnapshotUnsupported             a wasm module cannot be snapshotted
+    ├── SourceUnavailable               an event source's broker is unreachable (sources/)
     └── MalformedResponse (ValueError)  a route's result is no HTTP response (API Gateway: 500)
 
 A function error's Lambda `errorType` is its class's `error_type`; a guest's own document
@@ -311,6 +312,14 @@ class CgroupUnavailable(InternalCondition):
 
 class SnapshotUnsupported(InternalCondition):
     """This module cannot be snapshotted; its environments run init themselves."""
+
+
+# Event source mappings (issue 18, runner/sources/).
+
+
+class SourceUnavailable(InternalCondition):
+    """A mapping's broker cannot be reached or refused an operation; the poller records why
+    in the mapping's state, closes the connection and reconnects with backoff."""
 
 
 class MalformedResponse(InternalCondition, ValueError):

@@ -53,6 +53,7 @@ def cmd_serve(args) -> int:
         runner.close()
         print(f"runner: {exc}", file=sys.stderr)
         return EXIT_PLATFORM_ERROR
+    sources = _start_event_sources(runner, server)  # event source mappings (issue 18)
     server.start()
     # Scripts and tests read the bound port from this line (--port 0 picks a free one).
     print(f"listening on {args.host}:{port} (data in {data_dir})", flush=True)
@@ -64,6 +65,7 @@ def cmd_serve(args) -> int:
         try:
             http_front = HttpFront(runner, args.host, args.http_port, grace=args.grace)
         except OSError as exc:
+            sources.close()
             server.stop(grace=0).wait()
             runner.close()
             print(f"runner: {exc}", file=sys.stderr)
@@ -77,10 +79,22 @@ def cmd_serve(args) -> int:
     # Grace covers the longest invocation Lambda allows to finish; new RPCs are refused at once.
     if http_front is not None:
         http_front.stop()
+    sources.close()  # each poller after its invocation in flight; unfinished batches stay on the broker
     server.stop(grace=args.grace).wait()
     runner.close()
     print("stopped", flush=True)
     return 0
+
+
+def _start_event_sources(runner, server):
+    """The mappings' pollers (docs/event-sources.md) and their gRPC service."""
+    from runner.service.grpc.event_sources import add_to_server
+    from runner.sources.manager import EventSources
+
+    sources = EventSources(runner)
+    add_to_server(server, sources)
+    sources.start()
+    return sources
 
 
 def add_commands(sub) -> None:
