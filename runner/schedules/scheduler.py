@@ -138,7 +138,8 @@ class Scheduler:
         rid = str(uuid.uuid5(_NS, key))
         body = json.dumps(scheduled_event(s, slot, rid)).encode()
         try:
-            got = self._submit(s.function, body, s.qualifier or None, key=key, request_id=rid)
+            got = self._submit(s.function, body, qualifier=s.qualifier or None, key=key,
+                               request_id=rid)
         except InternalError as exc:  # a full disk, a bug: not the slot's fault, keep it
             log.warning("schedule %s: slot %s not queued (%s); trying again", s.name, slot, exc)
             return None

@@ -29,7 +29,7 @@ class Queue:
         self.store = EventStore(path)
         self.fail = None
 
-    def __call__(self, function, payload, qualifier=None, *, key=None, request_id=None):
+    def __call__(self, function, payload, *, qualifier=None, key=None, request_id=None):
         if function == "gone":
             raise ResourceNotFound(f"function not found: {function}")
         if self.fail:
