@@ -47,7 +47,7 @@ def test_upload_makes_a_thumbnail(push_server, seaweedfs, tmp_path):
     code = build.build(str(tmp_path / "thumbnail.zip"))
     host_port = seaweedfs.url.removeprefix("http://")
     runner.deploy("thumbnail", code, runtime="python", handler="app.handler", memory_mb=512,
-                  timeout_s=30, network=True,
+                  timeout_s=30, network_policy=f"allow={host_port}",
                   environment={"S3_ENDPOINT": seaweedfs.url})
     push.triggers.add("thumbs", "thumbnail", "uploads", events=["s3:ObjectCreated:*"])
     s3 = s3_client(seaweedfs.url)
