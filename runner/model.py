@@ -115,6 +115,9 @@ class FunctionConfig:
     concurrency: int = DEFAULT_CONCURRENCY
     ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB
     network: bool = False  # outbound network from the environment (off by default)
+    # Egress policy (docs/events.md#network): "none" | "full" | "allow=IP:PORT[,IP:PORT...]";
+    # "" keeps the older `network` flag's meaning (False: none; True: the host's network).
+    network_policy: str = ""
     provisioned: int = 0  # environments kept initialised at all times
     # Asynchronous invocation (see docs/decisions/022-async-config-in-function-config.md):
     max_retries: int = DEFAULT_MAX_RETRIES  # retries after a function error, 0..2
@@ -143,6 +146,7 @@ class FunctionConfig:
                 "command or the exported function name for a reactor (e.g. handle)"
             )
         _check_int("memory_mb", self.memory_mb, MEMORY_MB_MIN, MEMORY_MB_MAX)
+        parse_network_policy(self.network_policy)
         if not isinstance(self.timeout_s, (int, float)) or isinstance(self.timeout_s, bool) or not (
             TIMEOUT_S_MIN <= self.timeout_s <= TIMEOUT_S_MAX
         ):
@@ -208,6 +212,7 @@ class FunctionConfig:
             "concurrency": self.concurrency,
             "ephemeral_storage_mb": self.ephemeral_storage_mb,
             "network": self.network,
+            "network_policy": self.network_policy,
             "provisioned": self.provisioned,
             "max_retries": self.max_retries,
             "max_event_age_s": self.max_event_age_s,
@@ -374,3 +379,31 @@ def check_payload(payload: bytes | str | None, limit: int = MAX_PAYLOAD_BYTES,
             "payload", f"could not parse request body into json: {exc}; send a JSON document"
         ) from None
     return body
+
+
+# --------------------------------------------------------------------------- network policy
+# (issue 19; decision 055). Enforced by runner/confinement/egress.py at the sandbox's gate.
+
+NETWORK_POLICIES = ("none", "full", "allow=")
+
+
+def parse_network_policy(policy: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """("", ()) for the legacy flag, ("none"|"full", ()) or ("allow", ((ip, port), ...)).
+    Hosts are IPv4 literals (localhost means 127.0.0.1): the guest has no DNS of its own under
+    an allow list, so a name could not be resolved inside anyway."""
+    if policy in ("", "none", "full"):
+        return policy, ()
+    if not isinstance(policy, str) or not policy.startswith("allow="):
+        raise InvalidParameter("network", f"{policy!r} is not none, full or "
+                               "allow=IP:PORT[,IP:PORT...]")
+    out = []
+    for item in policy[len("allow="):].split(","):
+        host, _, port = item.strip().rpartition(":")
+        host = "127.0.0.1" if host == "localhost" else host
+        parts = host.split(".")
+        if len(parts) != 4 or not all(p.isdigit() and int(p) <= 255 for p in parts) or \
+                not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise InvalidParameter("network", f"{item!r} is not IP:PORT (an IPv4 address or "
+                                   "localhost, and a port 1-65535), e.g. allow=127.0.0.1:9000")
+        out.append((host, int(port)))
+    return "allow", tuple(dict.fromkeys(out))

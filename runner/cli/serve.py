@@ -47,9 +47,13 @@ def cmd_serve(args) -> int:
             return EXIT_PLATFORM_ERROR
         names = deploy_examples(runner, root)
         print(f"deployed {len(names)} example functions: {', '.join(names)}", flush=True)
+    from runner.service.push import Push
+
+    push = Push(runner)  # schedules, triggers, topics (docs/events.md)
     try:
-        server, port = build_server(runner, args.host, args.port)
+        server, port = build_server(runner, args.host, args.port, push=push)
     except OSError as exc:
+        push.close()
         runner.close()
         print(f"runner: {exc}", file=sys.stderr)
         return EXIT_PLATFORM_ERROR
@@ -63,15 +67,18 @@ def cmd_serve(args) -> int:
         from runner.service.http import HttpFront
 
         try:
-            http_front = HttpFront(runner, args.host, args.http_port, grace=args.grace)
+            http_front = HttpFront(runner, args.host, args.http_port, grace=args.grace,
+                                   push=push)
         except OSError as exc:
             sources.close()
             server.stop(grace=0).wait()
+            push.close()
             runner.close()
             print(f"runner: {exc}", file=sys.stderr)
             return EXIT_PLATFORM_ERROR
         http_front.start()
         print(f"http listening on {args.host}:{http_front.port}", flush=True)
+    push.start()  # the scheduler: slots missed while down fire now (docs/events.md)
     stop.wait()
     print("shutting down: finishing in-flight invocations", flush=True)
     server.health_servicer.enter_graceful_shutdown()
@@ -81,6 +88,7 @@ def cmd_serve(args) -> int:
         http_front.stop()
     sources.close()  # each poller after its invocation in flight; unfinished batches stay on the broker
     server.stop(grace=args.grace).wait()
+    push.close()
     runner.close()
     print("stopped", flush=True)
     return 0

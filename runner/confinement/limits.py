@@ -53,6 +53,7 @@ class LimitSpec:
     pids: int = PIDS
     tmp_bytes: int = 512 * MB
     address_space: bool = True  # RLIMIT_AS breaks V8: the Node runtime turns this off
+    network_policy: str = "none"  # egress.effective(): opened at the gate (egress.attach)
 
     @classmethod
     def for_version(cls, version: FunctionVersion, *, address_space: bool = True) -> "LimitSpec":
@@ -62,6 +63,7 @@ class LimitSpec:
             cpu_fraction=min(cfg.memory_mb / MB_PER_VCPU, float(os.cpu_count() or 1)),
             tmp_bytes=cfg.ephemeral_storage_mb * MB,
             address_space=address_space,
+            network_policy=cfg.network_policy or ("host" if cfg.network else "none"),
         )
 
 
@@ -163,8 +165,16 @@ class Enforcement:
         if self.group is not None:
             self.group.kill_all()
 
+    def on_release(self, close) -> None:
+        """Run `close()` (which must not raise) at release: what else the sandbox holds (its
+        network relay, confinement/egress.py)."""
+        self._on_release = [*getattr(self, "_on_release", []), close]
+
     def release(self) -> None:
         """Kill anything left (a daemonised grandchild) and remove the cgroups. Never raises."""
+        for close in getattr(self, "_on_release", []):
+            close()
+        self._on_release = []
         group, self.group = self.group, None
         if group is not None:
             group.close()

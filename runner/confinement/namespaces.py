@@ -46,7 +46,7 @@ import subprocess
 import time
 
 from runner import settings
-from runner.confinement import seccomp
+from runner.confinement import egress, seccomp
 from runner.confinement.limits import NOFILE, LimitSpec, cgroup_layout, rlimits
 from runner.errors import InternalError
 from runner.model import FunctionVersion
@@ -134,8 +134,12 @@ def wrap(argv: list[str], version: FunctionVersion, tmp_dir: str, *,
     spec = LimitSpec.for_version(version, address_space=address_space)
     as_bytes = rlimits(spec, address_space=address_space and cgroup_layout() is None).get(
         resource.RLIMIT_AS)
+    # The network policy (egress.py): only the legacy flag shares the host's namespace; every
+    # policy gets its own, opened at the gate as wide as the policy says.
+    policy = egress.effective(version.config.network, version.config.network_policy)
     args = _sandbox_argv(m, argv, code_dir=version.code_dir, tmp_bytes=spec.tmp_bytes,
-                         network=version.config.network, uid=uid, as_bytes=as_bytes)
+                         network=policy == "host", uid=uid, as_bytes=as_bytes,
+                         network_files=policy in ("host", "full"))
     if gate is None:
         return args
     # bwrap's own options (every bind, with the host paths of the data directory and the code)
@@ -317,7 +321,8 @@ def _relocate(binds: dict[str, str], src: str, path: str) -> str:
 
 
 def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: int,
-                  network: bool, uid: int, as_bytes: int | None = None) -> list[str]:
+                  network: bool, uid: int, as_bytes: int | None = None,
+                  network_files: bool | None = None) -> list[str]:
     bwrap, setpriv, prlimit = tools()
     # No --die-with-parent: its PR_SET_PDEATHSIG fires when the *thread* that spawned bwrap
     # exits, and environments are spawned from request threads that come and go. A server
@@ -366,7 +371,8 @@ def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: i
                 made.add(anc)
     for src, dest in sorted(binds.items()):
         args += ["--ro-bind", src, dest]
-    for name in ETC_FILES + (NETWORK_ETC_FILES if network else ()):
+    net_files = network if network_files is None else network_files
+    for name in ETC_FILES + (NETWORK_ETC_FILES if net_files else ()):
         args += ["--ro-bind-try", "/etc/" + name, "/etc/" + name]
     if code_dir:
         args += ["--ro-bind", code_dir, TASK_ROOT, "--chdir", TASK_ROOT,

@@ -110,15 +110,18 @@ class AsyncInvoker:
     # ------------------------------------------------------------------ accept
 
     def submit(self, name: str, payload: bytes | str | None = None,
-               qualifier: str | None = None) -> str:
+               qualifier: str | None = None, *, key: str | None = None,
+               request_id: str | None = None) -> str | None:
         """Queue an event durably and return its request id. Raises before queueing anything
-        for a bad payload or an unknown function/qualifier."""
+        for a bad payload or an unknown function/qualifier. With a delivery `key` (push
+        sources), returns None, queueing nothing, when that key was delivered before."""
         body = check_async_payload(payload)
         version = self._resolve(name, qualifier)
         now = time.time()
-        rid = new_request_id()
-        self.store.enqueue(Event(rid, name, qualifier or "", body, now, 0, now,
-                                 version.function_uid))
+        rid = request_id or new_request_id()
+        if not self.store.enqueue(Event(rid, name, qualifier or "", body, now, 0, now,
+                                        version.function_uid), key):
+            return None
         self._wake()
         return rid
 

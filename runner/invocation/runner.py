@@ -310,10 +310,14 @@ class Runner:
     # ------------------------------------------------------------------ async invocation
 
     def invoke_async(self, name: str, payload: bytes | str | None = None, *,
-                     qualifier: str | None = None) -> str:
+                     qualifier: str | None = None, key: str | None = None,
+                     request_id: str | None = None) -> str | None:
         """Queue an asynchronous (Event) invocation durably; returns its request id. It runs
-        at least once, with retries and destinations per the function's configuration."""
-        return self.async_invoker.submit(name, payload, qualifier)
+        at least once, with retries and destinations per the function's configuration. A
+        delivery `key` (push sources: docs/events.md) queues it at most once: None if that
+        key was delivered before."""
+        return self.async_invoker.submit(name, payload, qualifier, key=key,
+                                         request_id=request_id)
 
     def dead_letters(self, name: str) -> list[DeadLetter]:
         """Events of `name` that ended in the dead-letter store, oldest first."""

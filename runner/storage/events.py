@@ -52,7 +52,16 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     created_at   REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_function ON dead_letters (function, created_at);
+-- Push sources (schedules, topics, object-store notifications): the delivery keys of events
+-- already accepted, so that a source that repeats a delivery after a crash (a schedule slot,
+-- a notification's sequencer) queues it once. Written in the enqueue's transaction.
+CREATE TABLE IF NOT EXISTS delivered (
+    key          TEXT PRIMARY KEY,
+    at           REAL NOT NULL
+);
 """
+# Delivery keys are kept this long: far longer than any source retries a delivery for.
+DELIVERY_KEY_TTL_S = 14 * 86400
 
 
 @dataclass(frozen=True)
@@ -104,10 +113,19 @@ class EventStore:
 
     # ------------------------------------------------------------------ the queue
 
-    def enqueue(self, event: Event) -> None:
-        """Durably queue `event`; returns after the commit reached the disk."""
+    def enqueue(self, event: Event, key: str | None = None) -> bool:
+        """Durably queue `event`; returns after the commit reached the disk. With a delivery
+        `key`, an event whose key was accepted before (within DELIVERY_KEY_TTL_S) is not
+        queued again and False is returned."""
         with self._lock, Transaction(self._db):
+            if key is not None:
+                if self._db.execute("SELECT 1 FROM delivered WHERE key = ?", (key,)).fetchone():
+                    return False
+                self._db.execute("DELETE FROM delivered WHERE at < ?",
+                                 (event.enqueued_at - DELIVERY_KEY_TTL_S,))
+                self._db.execute("INSERT INTO delivered VALUES (?, ?)", (key, event.enqueued_at))
             self._insert_event(event)
+        return True
 
     def due(self, now: float, exclude: Iterable[str], limit: int) -> list[Event]:
         """Up to `limit` events whose time has come, oldest first, skipping `exclude` (those

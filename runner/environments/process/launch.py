@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from runner.confinement import limits, namespaces
+from runner.confinement import egress, limits, namespaces
 from runner.environments.process.channel import GuestChannel
 from runner.errors import (
     FunctionError,
@@ -109,9 +109,19 @@ def place_at_gate(gate: namespaces.Gate, proc, spec: limits.LimitSpec) -> limits
     pids now, CPU left unlimited until await_hello() (the runtime's start-up runs at full
     speed, as before). Then the sandbox is released. Raises RuntimeExited if bwrap never got
     there (it exited: bad mount, missing binary)."""
-    if gate.wait_sandbox(HELLO_TIMEOUT_S) is None:
+    child = gate.wait_sandbox(HELLO_TIMEOUT_S)
+    if child is None:
         raise RuntimeExited("Runtime failed to start (sandbox set-up failed)")
     enforcement = limits.apply(proc.pid, spec, cpu_later=True)
+    # The way out the function's network policy allows, opened before any guest code runs
+    # (confinement/egress.py); it goes with the limits (Enforcement.release).
+    try:
+        way_out = egress.attach(child, spec.network_policy)
+    except BaseException:
+        enforcement.release()
+        raise
+    if way_out is not None:
+        enforcement.on_release(way_out.close)
     gate.release()
     return enforcement
 

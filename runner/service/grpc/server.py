@@ -227,8 +227,9 @@ class EventsServicer(pb_grpc.EventsServicer):
 def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
                  sync_invocations: int = admission.SYNC_INVOCATIONS,
                  log_followers: int = admission.LOG_FOLLOWERS,
-                 executor_cls: type = RpcExecutor) -> tuple[grpc.Server, int]:
+                 executor_cls: type = RpcExecutor, push=None) -> tuple[grpc.Server, int]:
     """A configured, not yet started server and the port it bound (useful with port=0).
+    With `push` (service/push.py), also the Schedules, Triggers and Topics services.
     `sync_invocations` and `log_followers` are the ceilings of admission.py; the RPC pool
     holds both plus admission.RESERVE threads for everything else. `executor_cls` is the RPC
     thread pool's class (bench/burst_bench.py compares pools)."""
@@ -249,6 +250,9 @@ def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
         pb.DESCRIPTOR.services_by_name["Routes"].full_name,
         pb.DESCRIPTOR.services_by_name["Events"].full_name,
     ]
+    if push is not None:  # push events (issue 19: docs/events.md)
+        from runner.service.grpc.push import add_servicers
+        names += add_servicers(server, push)
     for name in ["", *names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(

@@ -26,6 +26,7 @@ from aiohttp import web
 from runner.service import admission
 from runner.service.http.function_routes import FunctionRoutes
 from runner.service.http.invoke_api import PREFIX, InvokeApi
+from runner.service.http.push_api import PushApi
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class HttpFront:
     sockets."""
 
     def __init__(self, runner, host: str = "127.0.0.1", port: int = 0,
-                 workers: int = DEFAULT_WORKERS, grace: float = 5.0) -> None:
+                 workers: int = DEFAULT_WORKERS, grace: float = 5.0, push=None) -> None:
         self.runner = runner
         self.host = host
         self.grace = grace
@@ -52,6 +53,8 @@ class HttpFront:
         invocations = admission.Slots(workers, "synchronous invocations (HTTP)")
         self._invoke_api = InvokeApi(runner, self._executor, invocations)
         self._routes = FunctionRoutes(runner, self._executor, invocations)
+        # Push endpoints (issue 19, docs/events.md), served when a service.push.Push is given.
+        self._push = PushApi(push, self._executor) if push is not None else None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="http-front",
                                         daemon=True)
@@ -60,6 +63,8 @@ class HttpFront:
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.rel_url.raw_path.startswith(PREFIX):
             resp = await self._invoke_api.handle(request)
+        elif self._push is not None and PushApi.handles(request.rel_url.raw_path):
+            resp = await self._push.handle(request)
         else:
             resp = await self._routes.handle(request)
         return resp
