@@ -159,6 +159,60 @@ def storage_full(exc: BaseException) -> StorageFull | None:
                        "free space there or start the server with another --data-dir")
 
 
+
+# --------------------------------------------------------------------------- workflows (issue 21)
+# The Step Functions API's own error types, as subclasses of the platform errors whose status
+# they share, so the edges' tables need no new rows. `WorkflowFailure` is an execution's
+# failure (an ASL error name and cause): like a function error it travels in the result
+# (DescribeExecution's error/cause), never as an API error.
+
+
+class InvalidDefinition(InvalidParameter):
+    error_type = "InvalidDefinition"
+
+
+class InvalidArn(InvalidParameter):
+    error_type = "InvalidArn"
+
+
+class InvalidName(InvalidParameter):
+    error_type = "InvalidName"
+
+
+class InvalidExecutionInput(InvalidParameter):
+    error_type = "InvalidExecutionInput"
+
+
+class StateMachineTypeNotSupported(InvalidParameter):
+    error_type = "StateMachineTypeNotSupported"
+
+
+class StateMachineDoesNotExist(ResourceNotFound):
+    error_type = "StateMachineDoesNotExist"
+
+
+class ExecutionDoesNotExist(ResourceNotFound):
+    error_type = "ExecutionDoesNotExist"
+
+
+class StateMachineAlreadyExists(ResourceConflict):
+    error_type = "StateMachineAlreadyExists"
+
+
+class ExecutionAlreadyExists(ResourceConflict):
+    error_type = "ExecutionAlreadyExists"
+
+
+class WorkflowFailure(RunnerError):
+    """A state failed with an ASL error name (`States.Timeout`, a function's errorType, a Fail
+    state's Error) and a cause; Retry and Catch match on `error`."""
+
+    def __init__(self, error: str, cause: str = "") -> None:
+        super().__init__(f"{error}: {cause}" if cause else error)
+        self.error = error
+        self.cause = cause
+
+
 # --------------------------------------------------------------------------- function errors
 
 
