@@ -187,6 +187,10 @@ class StateMachineTypeNotSupported(InvalidParameter):
     error_type = "StateMachineTypeNotSupported"
 
 
+class UnknownOperation(InvalidParameter):
+    error_type = "UnknownOperationException"
+
+
 class StateMachineDoesNotExist(ResourceNotFound):
     error_type = "StateMachineDoesNotExist"
 

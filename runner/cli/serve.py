@@ -47,9 +47,15 @@ def cmd_serve(args) -> int:
             return EXIT_PLATFORM_ERROR
         names = deploy_examples(runner, root)
         print(f"deployed {len(names)} example functions: {', '.join(names)}", flush=True)
+    # Workflows (issue 21): resumes the Standard executions a stop or crash interrupted.
+    from runner.workflows.engine import WorkflowEngine
+
+    workflows = WorkflowEngine(runner.data_dir, runner.invoke)
+    workflows.start()
     try:
-        server, port = build_server(runner, args.host, args.port)
+        server, port = build_server(runner, args.host, args.port, workflows=workflows)
     except OSError as exc:
+        workflows.close()
         runner.close()
         print(f"runner: {exc}", file=sys.stderr)
         return EXIT_PLATFORM_ERROR
@@ -62,9 +68,11 @@ def cmd_serve(args) -> int:
         from runner.service.http import HttpFront
 
         try:
-            http_front = HttpFront(runner, args.host, args.http_port, grace=args.grace)
+            http_front = HttpFront(runner, args.host, args.http_port, grace=args.grace,
+                                   workflows=workflows)
         except OSError as exc:
             server.stop(grace=0).wait()
+            workflows.close()
             runner.close()
             print(f"runner: {exc}", file=sys.stderr)
             return EXIT_PLATFORM_ERROR
@@ -78,6 +86,7 @@ def cmd_serve(args) -> int:
     if http_front is not None:
         http_front.stop()
     server.stop(grace=args.grace).wait()
+    workflows.close()
     runner.close()
     print("stopped", flush=True)
     return 0

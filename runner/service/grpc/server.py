@@ -227,7 +227,7 @@ class EventsServicer(pb_grpc.EventsServicer):
 def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
                  sync_invocations: int = admission.SYNC_INVOCATIONS,
                  log_followers: int = admission.LOG_FOLLOWERS,
-                 executor_cls: type = RpcExecutor) -> tuple[grpc.Server, int]:
+                 executor_cls: type = RpcExecutor, workflows=None) -> tuple[grpc.Server, int]:
     """A configured, not yet started server and the port it bound (useful with port=0).
     `sync_invocations` and `log_followers` are the ceilings of admission.py; the RPC pool
     holds both plus admission.RESERVE threads for everything else. `executor_cls` is the RPC
@@ -249,6 +249,10 @@ def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
         pb.DESCRIPTOR.services_by_name["Routes"].full_name,
         pb.DESCRIPTOR.services_by_name["Events"].full_name,
     ]
+    if workflows is not None:  # the Step Functions operations (issue 21)
+        from runner.service.grpc.workflows import add_to_server
+
+        names.append(add_to_server(workflows, server))
     for name in ["", *names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(

@@ -26,6 +26,7 @@ from aiohttp import web
 from runner.service import admission
 from runner.service.http.function_routes import FunctionRoutes
 from runner.service.http.invoke_api import PREFIX, InvokeApi
+from runner.service.http.stepfunctions import StepFunctionsApi, is_stepfunctions
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class HttpFront:
     sockets."""
 
     def __init__(self, runner, host: str = "127.0.0.1", port: int = 0,
-                 workers: int = DEFAULT_WORKERS, grace: float = 5.0) -> None:
+                 workers: int = DEFAULT_WORKERS, grace: float = 5.0, workflows=None) -> None:
         self.runner = runner
         self.host = host
         self.grace = grace
@@ -52,6 +53,8 @@ class HttpFront:
         invocations = admission.Slots(workers, "synchronous invocations (HTTP)")
         self._invoke_api = InvokeApi(runner, self._executor, invocations)
         self._routes = FunctionRoutes(runner, self._executor, invocations)
+        # The Step Functions API (issue 21) when given a workflow engine.
+        self._sfn = StepFunctionsApi(workflows, self._executor) if workflows is not None else None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="http-front",
                                         daemon=True)
@@ -60,6 +63,8 @@ class HttpFront:
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.rel_url.raw_path.startswith(PREFIX):
             resp = await self._invoke_api.handle(request)
+        elif self._sfn is not None and is_stepfunctions(request):
+            resp = await self._sfn.handle(request)
         else:
             resp = await self._routes.handle(request)
         return resp
