@@ -69,7 +69,7 @@ def check_name(name: str, what: str) -> str:
 class WorkflowEngine:
     def __init__(self, data_dir: str | None, invoke, *, store: WorkflowStore | None = None
                  ) -> None:
-        """`invoke(name, qualifier, payload)` runs a function (Runner.invoke's shape)."""
+        """`invoke(name, payload, qualifier=None)` runs a function: Runner.invoke."""
         self.store = store if store is not None else SQLiteWorkflowStore(data_dir)
         self.express = MemoryWorkflowStore()
         self.invoke = invoke

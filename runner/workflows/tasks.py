@@ -23,9 +23,9 @@ from runner.errors import PlatformError, WorkflowFailure
 
 INVOKE_ARN = "arn:aws:states:::lambda:invoke"
 
-# invoke(name, qualifier, payload) -> an object with .payload (bytes), .function_error,
+# invoke(name, payload, qualifier=None) -> an object with .payload (bytes), .function_error,
 # .executed_version and .request_id: Runner.invoke, or a stand-in in tests.
-Invoke = Callable[[str, "str | None", bytes], Any]
+Invoke = Callable[..., Any]
 
 
 def function_of(resource: str) -> tuple[str, str | None]:
@@ -78,7 +78,7 @@ def call(invoke: Invoke, name: str, qualifier: str | None, payload: Any,
 
 def _invoke(invoke: Invoke, name: str, qualifier: str | None, body: bytes):
     try:
-        return invoke(name, qualifier, body)
+        return invoke(name, body, qualifier=qualifier)
     except PlatformError as exc:
         raise WorkflowFailure(f"Lambda.{exc.error_type}", exc.message) from None
 

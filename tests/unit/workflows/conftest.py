@@ -19,7 +19,7 @@ class Functions:
         self.handlers = {}
         self.calls: list[tuple[str, object]] = []
 
-    def __call__(self, name, qualifier, payload):
+    def __call__(self, name, payload, qualifier=None):
         event = json.loads(payload)
         self.calls.append((name, event))
         handler = self.handlers.get(name)
