@@ -70,7 +70,29 @@ def validate(definition: str | dict) -> dict:
               "JSONPath definitions only (no maintained JSONata library for Python; see "
               "docs/workflows.md); remove QueryLanguage or set it to \"JSONPath\"")
     _machine(doc, "", top=True)
+    _unique_names(doc)
     return doc
+
+
+def _unique_names(doc: dict) -> None:
+    """State names are unique across the whole machine, branches and Map processors too
+    (the ASL specification): the history and $$.State.Name name a state unambiguously."""
+    seen: set[str] = set()
+
+    def walk(machine: dict, where: str) -> None:
+        for name, s in machine["States"].items():
+            if name in seen:
+                _fail(f"{where}States.{name}", "a state of this name already exists elsewhere in "
+                      "the machine; state names must be unique across branches and Map "
+                      "processors too")
+            seen.add(name)
+            for i, b in enumerate(s.get("Branches", [])):
+                walk(b, f"{where}States.{name}.Branches[{i}].")
+            proc = s.get("ItemProcessor", s.get("Iterator"))
+            if proc is not None:
+                walk(proc, f"{where}States.{name}.ItemProcessor.")
+
+    walk(doc, "")
 
 
 def _machine(doc: Any, where: str, top: bool = False) -> None:

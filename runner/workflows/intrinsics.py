@@ -184,6 +184,8 @@ def _format(template, *values):
         elif template.startswith("{}", i):
             _need(n < len(values), "more {} than arguments")
             v = values[n]
+            _need(not isinstance(v, (dict, list)), "States.Format interpolates strings, "
+                  "numbers, booleans and null only; use States.JsonToString for JSON")
             out.append(v if isinstance(v, str) else json.dumps(v, separators=(",", ":")))
             n += 1
             i += 2

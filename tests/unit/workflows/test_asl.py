@@ -67,6 +67,9 @@ def test_a_valid_machine_passes():
     (ok({"A": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage", "End": True}}),
      ["States.A.Resource", "not supported"]),
     (ok({"A": {"Type": "Pass", "End": True}}, start="Z"), ["StartAt", "'Z'"]),
+    (ok({"A": {"Type": "Parallel", "End": True, "Branches": [
+        {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}]}}),
+     ["Branches[0].States.A", "unique"]),
 ])
 def test_refusals_name_the_field(definition, words):
     message = refused(definition)

@@ -156,14 +156,14 @@ def test_wait_seconds_path_and_timestamp(engine):
 
 def test_parallel_results_in_branch_order_and_failure(engine, functions):
     functions.handlers["slow"] = lambda e: time.sleep(0.2) or "slow"
-    branch = lambda s: {"StartAt": "X", "States": {"X": s}}  # noqa: E731
+    branch = lambda s, n: {"StartAt": n, "States": {n: s}}  # noqa: E731
     d = chain({"Name": "P", "Type": "Parallel", "Branches": [
-        branch({"Type": "Task", "Resource": "slow", "End": True}),
-        branch({"Type": "Pass", "Result": "fast", "End": True})]})
+        branch({"Type": "Task", "Resource": "slow", "End": True}, "X1"),
+        branch({"Type": "Pass", "Result": "fast", "End": True}, "X2")]})
     assert run(engine, d) == ("SUCCEEDED", ["slow", "fast"])
     d2 = chain({"Name": "P", "Type": "Parallel", "Branches": [
-        branch({"Type": "Fail", "Error": "BranchBroke"}),
-        branch({"Type": "Pass", "End": True})],
+        branch({"Type": "Fail", "Error": "BranchBroke"}, "X1"),
+        branch({"Type": "Pass", "End": True}, "X2")],
         "Catch": [{"ErrorEquals": ["BranchBroke"], "Next": "C"}]},
         {"Name": "C", "Type": "Pass", "Result": "caught"})
     assert run(engine, d2, name="m2") == ("SUCCEEDED", "caught")

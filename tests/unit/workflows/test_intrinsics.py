@@ -15,7 +15,7 @@ CTX = {"Execution": {"Name": "e1"}}
 
 @pytest.mark.parametrize("text, expected", [
     ("States.Format('Hello {}, n={}', $.name, $.n)", "Hello ada, n=7"),
-    ("States.Format('esc \\\\{} {}', $.obj)", 'esc {} {"a":1}'),
+    ("States.Format('esc \\\\{} {}', $.name)", "esc {} ada"),
     ("States.Format('{}', $$.Execution.Name)", "e1"),
     ("States.StringToJson('{\"k\": [1]}')", {"k": [1]}),
     ("States.JsonToString($.obj)", '{"a":1}'),
@@ -52,7 +52,7 @@ def test_every_listed_function_is_implemented():
 
 @pytest.mark.parametrize("text", [
     "States.MathAdd('a', 1)", "States.ArrayGetItem($.arr, 10)", "States.Format('{} {}', 1)",
-    "States.Hash('x', 'CRC')", "States.StringToJson('{bad')",
+    "States.Hash('x', 'CRC')", "States.StringToJson('{bad')", "States.Format('{}', $.obj)",
 ])
 def test_bad_arguments_fail_with_intrinsic_failure(text):
     with pytest.raises(WorkflowFailure) as info:
