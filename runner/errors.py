@@ -13,6 +13,12 @@ The hierarchy::
     │   │   └── InvalidRequestContent    invoke payload is not JSON           INVALID_ARGUMENT
     │   ├── RequestTooLarge             payload over 6 MB (in or out)        INVALID_ARGUMENT
     │   ├── ResourceNotFound            unknown function / version / alias   NOT_FOUND
+    │   │   └── StateMachineDoesNotExist, ExecutionDoesNotExist   (workflows; Step Functions'
+    │   │                                names, as are InvalidDefinition, InvalidArn, InvalidName,
+    │   │                                InvalidExecutionInput, StateMachineTypeNotSupported and
+    │   │                                UnknownOperation under InvalidParameter, and
+    │   │                                StateMachineAlreadyExists, ExecutionAlreadyExists under
+    │   │                                ResourceConflict)
     │   ├── ResourceConflict            state forbids the change (e.g. an    FAILED_PRECONDITION
     │   │                                update of the function in progress)
     │   ├── PreconditionFailed          a revision_id that is not the        FAILED_PRECONDITION
@@ -25,6 +31,9 @@ The hierarchy::
     │       │                            retries it on another environment
     │       └── StorageFull              the data directory is out of space   INTERNAL
     │                                    (named by storage_full() at the edges)
+    ├── WorkflowFailure                an execution's failure: an ASL error name (States.Timeout,
+    │                                  a function's errorType, a Fail state's Error) and a cause;
+    │                                  travels in the execution's result, never as an API error
     └── FunctionError                  the guest's fault. Travels INSIDE a successful response,
         │                              as Lambda does: payload = {errorMessage, errorType,
         │                              stackTrace}; the response's function_error is "Unhandled".

@@ -67,7 +67,7 @@ def validate(definition: str | dict) -> dict:
     doc = parse(definition)
     if doc.get("QueryLanguage", "JSONPath") != "JSONPath":
         _fail("QueryLanguage", f"{doc['QueryLanguage']!r} is not supported: this engine runs "
-              "JSONPath definitions only (no maintained JSONata library for Python; see "
+              "JSONPath definitions only (JSONata is not supported yet; see "
               "docs/workflows.md); remove QueryLanguage or set it to \"JSONPath\"")
     _machine(doc, "", top=True)
     _unique_names(doc)
