@@ -190,6 +190,19 @@ class WorkflowEngine:
 
         run = Run(definition, self.invoke, emit, context, stop, deadline)
         try:
+            self._finish(store, ex, definition, run)
+        except Exception:
+            # Closing: the store or the Runner may already be closed under a run that was
+            # still invoking; the execution stays RUNNING in the store and resumes next start.
+            if not self._closing:
+                log.exception("workflow execution %s: could not record its end", ex.arn)
+        finally:
+            with self._lock:
+                self._runs.pop(ex.arn, None)
+
+    def _finish(self, store: WorkflowStore, ex: Execution, definition: dict, run: Run) -> None:
+        """Run to the end and record how it ended (one transaction)."""
+        try:
             out = run_to_end(run, ex.cursor, json.loads(ex.input))
         except WorkflowFailure as f:
             store.transition(ex.arn, [("ExecutionFailed", {"error": f.error, "cause": f.cause})],
@@ -201,7 +214,11 @@ class WorkflowEngine:
                              cursor=None, status=TIMED_OUT, error="States.Timeout", cause=cause)
         except Aborted:
             pass  # StopExecution wrote the end, or the server is closing (resumed later)
-        except Exception as exc:  # a bug: the execution fails, the server stays up
+        except Exception as exc:
+            if self._closing:
+                raise
+            # A bug (or a failure of the Runner under it): the execution fails, the server
+            # stays up, and the log has the traceback.
             log.exception("workflow execution %s failed inside the engine", ex.arn)
             cause = f"{type(exc).__name__}: {exc}"
             store.transition(ex.arn, [("ExecutionFailed", {"error": "States.Runtime",
@@ -211,9 +228,6 @@ class WorkflowEngine:
             text = encode(out)
             store.transition(ex.arn, [("ExecutionSucceeded", {"output": text})], cursor=None,
                              status=SUCCEEDED, output=text)
-        finally:
-            with self._lock:
-                self._runs.pop(ex.arn, None)
 
     def describe_execution(self, arn: str) -> Execution:
         return self._store_for(arn).get_execution(arn)

@@ -26,6 +26,7 @@ from runner.errors import WorkflowFailure
 from runner.workflows import choice, intrinsics, paths, tasks
 
 UNCATCHABLE = ("States.Runtime", "States.DataLimitExceeded")
+MAX_PAYLOAD = 256 * 1024  # bytes of a state's output, as Step Functions limits it
 MAP_THREADS = 40  # MaxConcurrency 0 (no limit) still runs at most this many iterations at once
 
 
@@ -169,7 +170,12 @@ class Run:
             return None, output
         nxt = output[0] if kind == "Choice" else (None if s.get("End") else s["Next"])
         value = output[1] if kind == "Choice" else output
-        self._journal([(f"{kind}StateExited", {"name": name, "output": _enc(value)})],
+        text = _enc(value)
+        if len(text) > MAX_PAYLOAD:
+            raise _Final(WorkflowFailure(
+                "States.DataLimitExceeded", f"The state/task {name!r} returned a result with a "
+                f"size exceeding the maximum number of bytes service limit ({MAX_PAYLOAD})"))
+        self._journal([(f"{kind}StateExited", {"name": name, "output": text})],
                       {"state": nxt, "input": value} if nxt else self.cursor, top)
         return nxt, value
 

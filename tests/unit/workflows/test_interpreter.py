@@ -254,3 +254,13 @@ def test_start_by_name_is_idempotent(engine):
     with pytest.raises(ExecutionAlreadyExists):
         engine.start_execution(m.arn, name="once", input='{"a": 2}')
     engine.stop_execution(a.arn)
+
+
+def test_data_limit_exceeded(engine, functions):
+    functions.handlers["big"] = lambda e: "x" * (300 * 1024)
+    d = chain({"Name": "T", "Type": "Task", "Resource": "big",
+               "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "C"}]},
+              {"Name": "C", "Type": "Pass"})
+    status, (error, _) = run(engine, d)
+    # Not caught by States.ALL, as on AWS.
+    assert (status, error) == ("FAILED", "States.DataLimitExceeded")
