@@ -7,9 +7,10 @@ explain it, in one store transaction (`store.transition`). A restarted server ca
 `Run.resume(cursor)`: a Wait or retry delay sleeps only for what is left of it, and the state
 the crash interrupted is run again; states the history shows as exited never run again.
 
-Parallel branches and Map iterations run in memory on threads of their own: their events go
-into the same history, but their progress is not checkpointed, so a crash inside one re-runs
-the whole Parallel or Map state (docs/workflows.md, decision 061).
+Parallel branches and Map iterations run on threads of their own; their events go into the
+same history. A top-level Parallel/Map checkpoints each finished branch or iteration in the
+cursor ("done"), so a resumed one runs only the unfinished ones, each from its start
+(docs/workflows.md, decision 061).
 """
 
 from __future__ import annotations
@@ -80,7 +81,17 @@ class Run:
         self.stop = stop or threading.Event()
         self.deadline = deadline
         self._emit_lock = threading.Lock()
-        self.cursor: dict | None = None
+        self.root = self  # a branch's Run journals through its execution's top-level Run
+        self._cursor: dict | None = None
+
+    @property
+    def cursor(self) -> dict | None:
+        """The execution's top-level cursor, shared by the Runs of its branches."""
+        return self.root._cursor
+
+    @cursor.setter
+    def cursor(self, value: dict | None) -> None:
+        self.root._cursor = value
 
     # ----------------------------------------------------------------- the top level
 
@@ -313,36 +324,58 @@ class Run:
 
     # ----------------------------------------------------------------- Parallel and Map
 
-    def _children(self, jobs: list, limit: int) -> list:
+    def _children(self, jobs: list, limit: int, cursor: dict, top: bool) -> list:
         """Run `jobs` (callables) on up to `limit` threads; the first failure stops the rest
-        (they see Aborted at their next state) and is raised."""
+        (they see Aborted at their next state) and is raised. At the top level each finished
+        job's result is checkpointed in the cursor ("done"), so that a resumed Parallel or
+        Map state runs only the branches and iterations that had not finished."""
+        done = dict(cursor.get("done") or {}) if top else {}
         child = Run(self.definition, self.invoke, self.emit, self.context,
                     _ChainedStop(self.stop), self.deadline)
         child._emit_lock = self._emit_lock
-        child.cursor = self.cursor
-        with ThreadPoolExecutor(max_workers=max(1, min(limit, len(jobs)))) as pool:
-            futures = [pool.submit(job, child) for job in jobs]
-            results, first = [], None
-            for fut in futures:
-                try:
-                    results.append(fut.result())
-                except (WorkflowFailure, _Final, Aborted, TimedOut) as exc:
-                    if first is None:
-                        first = exc
-                        child.stop.set()
-                    results.append(exc)
-        return results if first is None else results + [first]
+        child.root = self.root
+
+        def finished(i: int, result) -> None:
+            if not top:
+                return
+            with self._emit_lock:
+                done[str(i)] = _pack(result)
+                self.cursor = {**self.cursor, "done": dict(done)}
+                if not self.emit([], self.cursor):
+                    raise Aborted()
+
+        def run(i: int, job):
+            result = job(child)
+            finished(i, result)
+            return result
+
+        todo = [(i, job) for i, job in enumerate(jobs) if str(i) not in done]
+        results: dict[int, Any] = {int(i): _unpack(v) for i, v in done.items()}
+        first = None
+        if todo:
+            with ThreadPoolExecutor(max_workers=max(1, min(limit, len(todo)))) as pool:
+                futures = [(i, pool.submit(run, i, job)) for i, job in todo]
+                for i, fut in futures:
+                    try:
+                        results[i] = fut.result()
+                    except (WorkflowFailure, _Final, Aborted, TimedOut) as exc:
+                        if first is None:
+                            first = exc
+                            child.stop.set()
+                        results[i] = exc
+        ordered = [results[i] for i in range(len(jobs))]
+        return ordered if first is None else ordered + [first]
 
     def _parallel(self, name, s, raw, cursor, top):
         ctx = self._ctx(name, cursor)
         value = self._effective(s, raw, ctx)
         self._journal([("ParallelStateStarted", {})], cursor, top)
         jobs = [lambda run, b=b: run._machine(b, value) for b in s["Branches"]]
-        results = self._children(jobs, len(jobs))
+        results = self._children(jobs, len(jobs), cursor, top)
         if len(results) > len(jobs):
-            self._journal([("ParallelStateFailed", {})], cursor, top)
+            self._journal([("ParallelStateFailed", {})], self.cursor, top)
             _raise(results[-1])
-        self._journal([("ParallelStateSucceeded", {})], cursor, top)
+        self._journal([("ParallelStateSucceeded", {})], self.cursor, top)
         return self._finish(s, raw, results, ctx)
 
     def _map(self, name, s, raw, cursor, top):
@@ -386,18 +419,18 @@ class Run:
             return run
 
         jobs = [job(i, item) for i, item in enumerate(items)]
-        results = self._children(jobs, limit or MAP_THREADS) if jobs else []
+        results = self._children(jobs, limit or MAP_THREADS, cursor, top) if jobs else []
         if len(results) > len(jobs):
-            self._journal([("MapStateFailed", {})], cursor, top)
+            self._journal([("MapStateFailed", {})], self.cursor, top)
             _raise(results[-1])
         failed = sum(isinstance(r, _Tolerated) for r in results)
         if failed and (tolerated_n is None or failed > tolerated_n) and (
                 tolerated_pct is None or failed * 100 > tolerated_pct * len(items)):
-            self._journal([("MapStateFailed", {})], cursor, top)
+            self._journal([("MapStateFailed", {})], self.cursor, top)
             raise WorkflowFailure("States.ExceedToleratedFailureThreshold",
                                   f"{failed} of {len(items)} items failed in Map state {name!r}")
         results = [r.value if isinstance(r, _Tolerated) else r for r in results]
-        self._journal([("MapStateSucceeded", {})], cursor, top)
+        self._journal([("MapStateSucceeded", {})], self.cursor, top)
         return self._finish(s, raw, results, ctx)
 
 
@@ -427,6 +460,14 @@ class _ChainedStop(threading.Event):
 
     def wait(self, timeout: float | None = None) -> bool:
         return super().wait(timeout) or self.parent.is_set()
+
+
+def _pack(result: Any) -> dict:
+    return {"tolerated": result.value} if isinstance(result, _Tolerated) else {"ok": result}
+
+
+def _unpack(packed: dict) -> Any:
+    return _Tolerated(packed["tolerated"]) if "tolerated" in packed else packed["ok"]
 
 
 def _failure(exc: BaseException) -> WorkflowFailure:
