@@ -13,6 +13,12 @@ The hierarchy::
     │   │   └── InvalidRequestContent    invoke payload is not JSON           INVALID_ARGUMENT
     │   ├── RequestTooLarge             payload over 6 MB (in or out)        INVALID_ARGUMENT
     │   ├── ResourceNotFound            unknown function / version / alias   NOT_FOUND
+    │   │   └── StateMachineDoesNotExist, ExecutionDoesNotExist   (workflows; Step Functions'
+    │   │                                names, as are InvalidDefinition, InvalidArn, InvalidName,
+    │   │                                InvalidExecutionInput, StateMachineTypeNotSupported and
+    │   │                                UnknownOperation under InvalidParameter, and
+    │   │                                StateMachineAlreadyExists, ExecutionAlreadyExists under
+    │   │                                ResourceConflict)
     │   ├── ResourceConflict            state forbids the change (e.g. an    FAILED_PRECONDITION
     │   │                                update of the function in progress)
     │   ├── PreconditionFailed          a revision_id that is not the        FAILED_PRECONDITION
@@ -27,6 +33,9 @@ The hierarchy::
     │       └── EnvironmentGone          an idle environment died before it   INTERNAL
     │                                    got the invocation; the Runner
     │                                    retries it on another environment
+    ├── WorkflowFailure                an execution's failure: an ASL error name (States.Timeout,
+    │                                  a function's errorType, a Fail state's Error) and a cause;
+    │                                  travels in the execution's result, never as an API error
     └── FunctionError                  the guest's fault. Travels INSIDE a successful response,
         │                              as Lambda does: payload = {errorMessage, errorType,
         │                              stackTrace}; the response's function_error is "Unhandled".
@@ -186,6 +195,62 @@ def _is_full(exc: BaseException) -> bool:
         return (getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
                 or "disk is full" in str(exc))
     return False
+
+# --------------------------------------------------------------------------- workflows (issue 21)
+# The Step Functions API's own error types, as subclasses of the platform errors whose status
+# they share, so the edges' tables need no new rows. `WorkflowFailure` is an execution's
+# failure (an ASL error name and cause): like a function error it travels in the result
+# (DescribeExecution's error/cause), never as an API error.
+
+
+class InvalidDefinition(InvalidParameter):
+    error_type = "InvalidDefinition"
+
+
+class InvalidArn(InvalidParameter):
+    error_type = "InvalidArn"
+
+
+class InvalidName(InvalidParameter):
+    error_type = "InvalidName"
+
+
+class InvalidExecutionInput(InvalidParameter):
+    error_type = "InvalidExecutionInput"
+
+
+class StateMachineTypeNotSupported(InvalidParameter):
+    error_type = "StateMachineTypeNotSupported"
+
+
+class UnknownOperation(InvalidParameter):
+    error_type = "UnknownOperationException"
+
+
+class StateMachineDoesNotExist(ResourceNotFound):
+    error_type = "StateMachineDoesNotExist"
+
+
+class ExecutionDoesNotExist(ResourceNotFound):
+    error_type = "ExecutionDoesNotExist"
+
+
+class StateMachineAlreadyExists(ResourceConflict):
+    error_type = "StateMachineAlreadyExists"
+
+
+class ExecutionAlreadyExists(ResourceConflict):
+    error_type = "ExecutionAlreadyExists"
+
+
+class WorkflowFailure(RunnerError):
+    """A state failed with an ASL error name (`States.Timeout`, a function's errorType, a Fail
+    state's Error) and a cause; Retry and Catch match on `error`."""
+
+    def __init__(self, error: str, cause: str = "") -> None:
+        super().__init__(f"{error}: {cause}" if cause else error)
+        self.error = error
+        self.cause = cause
 
 
 # --------------------------------------------------------------------------- function errors

@@ -24,6 +24,7 @@ from runner.cli import (
     sources,
     topics,
     triggers,
+    workflows,
 )
 
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     # The order here is the order `runner --help` lists the commands in.
     for group in (serve, functions, routes, dead_letters, sources, triggers, topics, schedules,
-                  doctor):
+                  workflows, doctor):
         group.add_commands(sub)
     return p
 

@@ -48,12 +48,17 @@ def cmd_serve(args) -> int:
         names = deploy_examples(runner, root)
         print(f"deployed {len(names)} example functions: {', '.join(names)}", flush=True)
     from runner.service.push import Push
+    # Workflows (issue 21): resumes the Standard executions a stop or crash interrupted.
+    from runner.workflows.engine import WorkflowEngine
 
     push = Push(runner)  # schedules, triggers, topics (docs/events.md)
+    workflows = WorkflowEngine(runner.data_dir, runner.invoke)
+    workflows.start()
     try:
-        server, port = build_server(runner, args.host, args.port, push=push)
+        server, port = build_server(runner, args.host, args.port, push=push, workflows=workflows)
     except OSError as exc:
         push.close()
+        workflows.close()
         runner.close()
         print(f"runner: {exc}", file=sys.stderr)
         return EXIT_PLATFORM_ERROR
@@ -68,11 +73,12 @@ def cmd_serve(args) -> int:
 
         try:
             http_front = HttpFront(runner, args.host, args.http_port, grace=args.grace,
-                                   push=push)
+                                   push=push, workflows=workflows)
         except OSError as exc:
             sources.close()
             server.stop(grace=0).wait()
             push.close()
+            workflows.close()
             runner.close()
             print(f"runner: {exc}", file=sys.stderr)
             return EXIT_PLATFORM_ERROR
@@ -89,6 +95,7 @@ def cmd_serve(args) -> int:
     sources.close()  # each poller after its invocation in flight; unfinished batches stay on the broker
     server.stop(grace=args.grace).wait()
     push.close()
+    workflows.close()
     runner.close()
     print("stopped", flush=True)
     return 0

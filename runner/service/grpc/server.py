@@ -227,7 +227,8 @@ class EventsServicer(pb_grpc.EventsServicer):
 def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
                  sync_invocations: int = admission.SYNC_INVOCATIONS,
                  log_followers: int = admission.LOG_FOLLOWERS,
-                 executor_cls: type = RpcExecutor, push=None) -> tuple[grpc.Server, int]:
+                 executor_cls: type = RpcExecutor, push=None,
+                 workflows=None) -> tuple[grpc.Server, int]:
     """A configured, not yet started server and the port it bound (useful with port=0).
     With `push` (service/push.py), also the Schedules, Triggers and Topics services.
     `sync_invocations` and `log_followers` are the ceilings of admission.py; the RPC pool
@@ -253,6 +254,10 @@ def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
     if push is not None:  # push events (issue 19: docs/events.md)
         from runner.service.grpc.push import add_servicers
         names += add_servicers(server, push)
+    if workflows is not None:  # the Step Functions operations (issue 21)
+        from runner.service.grpc.workflows import add_to_server
+
+        names.append(add_to_server(workflows, server))
     for name in ["", *names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(

@@ -27,6 +27,7 @@ from runner.service import admission
 from runner.service.http.function_routes import FunctionRoutes
 from runner.service.http.invoke_api import PREFIX, InvokeApi
 from runner.service.http.push_api import PushApi
+from runner.service.http.stepfunctions import StepFunctionsApi, is_stepfunctions
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ class HttpFront:
     sockets."""
 
     def __init__(self, runner, host: str = "127.0.0.1", port: int = 0,
-                 workers: int = DEFAULT_WORKERS, grace: float = 5.0, push=None) -> None:
+                 workers: int = DEFAULT_WORKERS, grace: float = 5.0, push=None,
+                 workflows=None) -> None:
         self.runner = runner
         self.host = host
         self.grace = grace
@@ -55,6 +57,8 @@ class HttpFront:
         self._routes = FunctionRoutes(runner, self._executor, invocations)
         # Push endpoints (issue 19, docs/events.md), served when a service.push.Push is given.
         self._push = PushApi(push, self._executor) if push is not None else None
+        # The Step Functions API (issue 21) when given a workflow engine.
+        self._sfn = StepFunctionsApi(workflows, self._executor) if workflows is not None else None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="http-front",
                                         daemon=True)
@@ -65,6 +69,8 @@ class HttpFront:
             resp = await self._invoke_api.handle(request)
         elif self._push is not None and PushApi.handles(request.rel_url.raw_path):
             resp = await self._push.handle(request)
+        elif self._sfn is not None and is_stepfunctions(request):
+            resp = await self._sfn.handle(request)
         else:
             resp = await self._routes.handle(request)
         return resp
