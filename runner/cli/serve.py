@@ -48,6 +48,7 @@ def cmd_serve(args) -> int:
         names = deploy_examples(runner, root)
         print(f"deployed {len(names)} example functions: {', '.join(names)}", flush=True)
     from runner.service.push import Push
+
     # Workflows (issue 21): resumes the Standard executions a stop or crash interrupted.
     from runner.workflows.engine import WorkflowEngine
 
