@@ -33,7 +33,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from runner.errors import InternalError, InvalidParameter, PlatformError
+from runner.errors import InternalError, InvalidParameter, PlatformError, StorageFull
 from runner.model import ACCOUNT, REGION, validate_name
 from runner.schedules.expressions import At, Rate, parse, zone
 from runner.storage.schedules import Schedule
@@ -140,7 +140,7 @@ class Scheduler:
         try:
             got = self._submit(s.function, body, qualifier=s.qualifier or None, key=key,
                                request_id=rid)
-        except InternalError as exc:  # a full disk, a bug: not the slot's fault, keep it
+        except (InternalError, StorageFull) as exc:  # a bug, a full disk: keep the slot
             log.warning("schedule %s: slot %s not queued (%s); trying again", s.name, slot, exc)
             return None
         except PlatformError as exc:  # unknown function, a refused payload: drop, say why
