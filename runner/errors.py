@@ -13,6 +13,7 @@ The hierarchy::
     │   │   └── InvalidRequestContent    invoke payload is not JSON           INVALID_ARGUMENT
     │   ├── RequestTooLarge             payload over 6 MB (in or out)        INVALID_ARGUMENT
     │   ├── ResourceNotFound            unknown function / version / alias   NOT_FOUND
+    │   │   └── UnknownOperation         a Lambda API path with no operation  NOT_FOUND
     │   ├── ResourceConflict            state forbids the change (e.g. an    FAILED_PRECONDITION
     │   │                                update of the function in progress)
     │   ├── PreconditionFailed          a revision_id that is not the        FAILED_PRECONDITION
@@ -120,6 +121,20 @@ class PreconditionFailed(PlatformError):
     longer the function's (someone changed it since the caller read it)."""
 
     error_type = "PreconditionFailedException"
+
+
+# Lambda management API (issue 20) ------------------------------------------------------------
+
+
+class UnknownOperation(ResourceNotFound):
+    """A path of the Lambda API (`/2015-03-31/...`) that names no operation this server
+    serves: answered as AWS answers one (404 UnknownOperationException), never routed on."""
+
+    error_type = "UnknownOperationException"
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"{method} {path} is not an operation this server serves; "
+                         "docs/lambda-compatibility.md lists the supported ones")
 
 
 class TooManyRequests(PlatformError):

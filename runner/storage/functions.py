@@ -167,6 +167,20 @@ class SQLiteRegistry:
             self._invalidate(name)
             return removed
 
+    def delete_version(self, name: str, version: str) -> FunctionVersion:
+        """See base.py: removes one published version (its revision row stays while $LATEST
+        or another version uses it; code is collected at start-up when none does)."""
+        with self._lock:
+            if not (version.isascii() and version.isdigit()):
+                raise InvalidParameter("Qualifier", f"{version!r} is not a version number; "
+                                       "delete an alias with delete-alias")
+            removed = self.resolve(name, version)  # ResourceNotFound
+            with self._tx():
+                self._db.execute("DELETE FROM versions WHERE name = ? AND version = ?",
+                                 (name, int(version)))
+            self._invalidate(name)
+            return removed
+
     def updating(self, name: str) -> AbstractContextManager[None]:
         """See base.py: holds `name` as "update in progress" (ResourceConflict if it is)."""
         return self._updates.claim(name)

@@ -68,7 +68,7 @@ def test_report_line_matches_lambda():
 
 
 def test_arn():
-    assert function_arn("f") == "arn:aws:lambda:local-1:000000000000:function:f"
+    assert function_arn("f") == "arn:aws:lambda:us-east-1:000000000000:function:f"
     assert function_arn("f", "3").endswith(":function:f:3")
 
 

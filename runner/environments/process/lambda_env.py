@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from runner.model import FunctionVersion
+from runner.model import FunctionVersion, region
 
 
 def guest_environment(version: FunctionVersion, tmp_dir: str,
@@ -29,8 +29,8 @@ def guest_environment(version: FunctionVersion, tmp_dir: str,
         "TMPDIR": tmp_dir,
         "LAMBDA_TASK_ROOT": version.code_dir,
         "_HANDLER": cfg.handler,
-        "AWS_REGION": "local-1",
-        "AWS_DEFAULT_REGION": "local-1",
+        "AWS_REGION": region(),
+        "AWS_DEFAULT_REGION": region(),
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{cfg.runtime}",
         "AWS_LAMBDA_FUNCTION_NAME": version.name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.memory_mb),

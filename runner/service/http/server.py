@@ -25,7 +25,8 @@ from aiohttp import web
 
 from runner.service import admission
 from runner.service.http.function_routes import FunctionRoutes
-from runner.service.http.invoke_api import PREFIX, InvokeApi
+from runner.service.http.invoke_api import InvokeApi
+from runner.service.http.lambda_api import LambdaApi, owns
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,16 @@ class HttpFront:
         invocations = admission.Slots(workers, "synchronous invocations (HTTP)")
         self._invoke_api = InvokeApi(runner, self._executor, invocations)
         self._routes = FunctionRoutes(runner, self._executor, invocations)
+        self._lambda_api = LambdaApi(runner, self._executor, self._invoke_api.handle)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="http-front",
                                         daemon=True)
         self._web_runner: web.ServerRunner | None = None
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        if request.rel_url.raw_path.startswith(PREFIX):
-            resp = await self._invoke_api.handle(request)
+        # Lambda API paths (every /YYYY-MM-DD/...) are never function routes (issue 20).
+        if owns(request.rel_url.raw_path):
+            resp = await self._lambda_api.handle(request)
         else:
             resp = await self._routes.handle(request)
         return resp

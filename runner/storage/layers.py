@@ -1,0 +1,160 @@
+"""Layers: immutable, numbered zips of shared code, mounted at /opt in a function's sandbox.
+
+As on Lambda: publishing a layer name gives it the next version number (1, 2, ...); a version
+never changes; deleting one removes it from listings and from what new configurations may
+name, while functions that already use it keep their copy (the content stays on disk: it is
+content-addressed, like function code, and shared by every version with the same bytes).
+
+Content is validated and extracted by the code store's rules (storage/code.py: zip-slip,
+bombs, size limits) into `layers/<sha256>/` under the data directory; the metadata is in
+`layers.db`. A function names layer versions by ARN (`arn:aws:lambda:REGION:ACCOUNT:layer:
+NAME:N`); `parse_arn` accepts any region, since the region is a server setting that may change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from runner.errors import InvalidParameter, ResourceNotFound
+from runner.storage.code import CodeStore
+from runner.storage.sqlite import Transaction, open_database
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,140}$")
+_ARN_RE = re.compile(r"^arn:[\w-]+:lambda:[\w-]+:\d{12}:layer:([A-Za-z0-9_-]{1,140}):(\d{1,9})$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS layer_versions (
+    name        TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    runtimes    TEXT NOT NULL,      -- JSON list of compatible runtime identifiers
+    license     TEXT NOT NULL,
+    code_sha256 TEXT NOT NULL,
+    code_size   INTEGER NOT NULL,
+    created_at  REAL NOT NULL,
+    deleted     INTEGER NOT NULL DEFAULT 0,   -- numbers are never reused, so rows stay
+    PRIMARY KEY (name, version)
+);
+"""
+
+
+@dataclass(frozen=True)
+class LayerVersion:
+    name: str
+    version: int
+    description: str
+    compatible_runtimes: tuple[str, ...]
+    license: str
+    code_sha256: str
+    code_size: int
+    created_at: float
+    path: str  # the extracted, read-only content
+
+
+def parse_arn(arn: str) -> tuple[str, int]:
+    m = _ARN_RE.match(arn or "") if isinstance(arn, str) else None
+    if m is None:
+        raise InvalidParameter("Layers", f"{arn!r} is not a layer version ARN "
+                               "(arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION)")
+    return m.group(1), int(m.group(2))
+
+
+class LayerStore(Protocol):
+    def publish(self, name: str, content: bytes, *, description: str = "",
+                compatible_runtimes: tuple[str, ...] = (), license: str = "") -> LayerVersion:
+        """Store `content` (a zip) as the next version of `name`. InvalidParameter for a bad
+        name, InvalidCodePackage for a bad zip; nothing is stored then."""
+
+    def get(self, name: str, version: int) -> LayerVersion:
+        """One version; ResourceNotFound if it never existed or was deleted."""
+
+    def get_any(self, name: str, version: int) -> LayerVersion:
+        """One version even if deleted (what functions that use it still mount)."""
+
+    def list_versions(self, name: str) -> list[LayerVersion]:
+        """The live versions of `name`, newest first."""
+
+    def list_layers(self) -> list[LayerVersion]:
+        """The newest live version of every layer, by name."""
+
+    def delete(self, name: str, version: int) -> None:
+        """Remove a version from listings (idempotent, as Lambda's DeleteLayerVersion)."""
+
+    def close(self) -> None:
+        """Close the database."""
+
+
+class SQLiteLayerStore:
+    def __init__(self, data_dir: str) -> None:
+        self.code = CodeStore(os.path.join(data_dir, "layers"))
+        self._db = open_database(os.path.join(data_dir, "layers.db"), SCHEMA)
+        self._lock = threading.Lock()
+
+    def publish(self, name, content, *, description="", compatible_runtimes=(), license=""):
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise InvalidParameter("LayerName", f"{name!r} is not a valid layer name; use "
+                                   "1-140 letters, digits, '-' or '_'")
+        if len(description or "") > 256:
+            raise InvalidParameter("Description", "at most 256 characters")
+        digest, _ = self.code.put(content, "layer")
+        with self._lock, Transaction(self._db):
+            (last,) = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM layer_versions "
+                                       "WHERE name = ?", (name,)).fetchone()
+            self._db.execute(
+                "INSERT INTO layer_versions (name, version, description, runtimes, license, "
+                "code_sha256, code_size, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, last + 1, description or "", json.dumps(list(compatible_runtimes or ())),
+                 license or "", digest, len(content), time.time()))
+        return self.get(name, last + 1)
+
+    def get(self, name, version):
+        found = self.get_any(name, version)
+        row = self._db.execute("SELECT deleted FROM layer_versions WHERE name = ? AND "
+                               "version = ?", (name, version)).fetchone()
+        if row["deleted"]:
+            raise ResourceNotFound(f"Layer version {name}:{version} was deleted")
+        return found
+
+    def get_any(self, name, version):
+        with self._lock:
+            row = self._db.execute("SELECT * FROM layer_versions WHERE name = ? AND "
+                                   "version = ?", (name, version)).fetchone()
+        if row is None:
+            raise ResourceNotFound(f"Layer version {name}:{version} not found; publish it "
+                                   "first (runner layer publish / publish-layer-version)")
+        return self._layer(row)
+
+    def list_versions(self, name):
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM layer_versions WHERE name = ? AND "
+                                    "deleted = 0 ORDER BY version DESC", (name,)).fetchall()
+        return [self._layer(r) for r in rows]
+
+    def list_layers(self):
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM layer_versions l WHERE deleted = 0 AND version = (SELECT "
+                "MAX(version) FROM layer_versions m WHERE m.name = l.name AND deleted = 0) "
+                "ORDER BY name").fetchall()
+        return [self._layer(r) for r in rows]
+
+    def delete(self, name, version):
+        with self._lock, Transaction(self._db):
+            self._db.execute("UPDATE layer_versions SET deleted = 1 WHERE name = ? AND "
+                             "version = ?", (name, version))
+
+    def close(self):
+        with self._lock:
+            self._db.close()
+
+    def _layer(self, row) -> LayerVersion:
+        return LayerVersion(row["name"], row["version"], row["description"],
+                            tuple(json.loads(row["runtimes"])), row["license"],
+                            row["code_sha256"], row["code_size"], row["created_at"],
+                            self.code.path(row["code_sha256"]))
