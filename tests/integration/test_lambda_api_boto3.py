@@ -203,3 +203,15 @@ def test_layers(lam):
         lam.get_layer_version(LayerName="shared", VersionNumber=1)
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         create(lam, "other", Layers=[lv["LayerVersionArn"]])
+
+
+def test_function_routes_never_capture_api_paths(http_server, lam):  # noqa: F811
+    runner = http_server[0]
+    create(lam)
+    runner.add_route("ANY", "/{proxy+}", "fn")
+    # Management calls still reach the API, not the function behind ANY /{proxy+}.
+    assert lam.get_function(FunctionName="fn")["Configuration"]["FunctionName"] == "fn"
+    with pytest.raises(lam.exceptions.ClientError) as info:
+        lam.list_event_source_mappings()
+    assert info.value.response["Error"]["Code"] == "UnknownOperationException"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
