@@ -281,6 +281,9 @@ class FunctionVersion:
     # deleted and re-created function of the same name is another function (its queued
     # events, its log blocks in flight, are not the new one's).
     function_uid: str = ""
+    # The host directory the guest sees at /opt: the function's layers merged in order
+    # (storage/layers.py), "" without layers. Derived from config.layers, never stored.
+    opt_dir: str = ""
 
     @property
     def arn(self) -> str:

@@ -97,9 +97,9 @@ class Runner(AliasesAndLayers):
         self._route_rng = random.Random()  # alias traffic shifting; unpredictability not needed
         try:
             raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
-            self.registry = SQLiteRegistry(self.data_dir)
-            self.aliases = SQLiteAliasStore(self.registry)  # aliases.py (issue 20)
             self.layers = SQLiteLayerStore(self.data_dir)  # layers.py (issue 20)
+            self.registry = SQLiteRegistry(self.data_dir, opt_dirs=self.layers.opt_dir)
+            self.aliases = SQLiteAliasStore(self.registry)  # aliases.py (issue 20)
             self.logs = LogStore(os.path.join(self.data_dir, "logs"))
             self.contexts = ContextCache()  # the Lambda context of each invocation (context.py)
             work = os.path.join(self.data_dir, "envs")

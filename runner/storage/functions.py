@@ -63,8 +63,11 @@ CREATE TABLE IF NOT EXISTS aliases (
 
 
 class SQLiteRegistry:
-    def __init__(self, data_dir: str) -> None:
+    def __init__(self, data_dir: str,
+                 opt_dirs: Callable[[tuple[str, ...]], str] | None = None) -> None:
         os.makedirs(data_dir, exist_ok=True)
+        # Layer ARNs -> the merged /opt directory (LayerStore.opt_dir); None: no layers here.
+        self._opt_dirs = opt_dirs
         self.code = CodeStore(os.path.join(data_dir, "code"))
         self.db_path = os.path.join(data_dir, "registry.db")
         self._db = open_database(self.db_path, SCHEMA)
@@ -107,7 +110,8 @@ class SQLiteRegistry:
                 size = len(code)
             now = time.time()
             if validate is not None:
-                validate(FunctionVersion(name, LATEST, 0, config, digest, self.code.path(digest), now))
+                validate(FunctionVersion(name, LATEST, 0, config, digest, self.code.path(digest), now,
+                                         opt_dir=self._opt_dir(config)))
             new_id = str(uuid.uuid4())
             with self._tx():
                 cur = self._db.execute(
@@ -330,7 +334,11 @@ class SQLiteRegistry:
             created_at=row["created_at"],
             code_size=row["code_size"],
             function_uid=uid[0] if uid is not None else "",
+            opt_dir=self._opt_dir(self._config(row)),
         )
+
+    def _opt_dir(self, config: FunctionConfig) -> str:
+        return self._opt_dirs(config.layers) if config.layers and self._opt_dirs else ""
 
     @staticmethod
     def _config(row: sqlite3.Row) -> FunctionConfig:

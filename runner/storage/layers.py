@@ -13,9 +13,12 @@ NAME:N`); `parse_arn` accepts any region, since the region is a server setting t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -86,6 +89,9 @@ class LayerStore(Protocol):
     def delete(self, name: str, version: int) -> None:
         """Remove a version from listings (idempotent, as Lambda's DeleteLayerVersion)."""
 
+    def opt_dir(self, arns: tuple[str, ...]) -> str:
+        """The host directory a function with these layers sees at /opt ("" for none)."""
+
     def close(self) -> None:
         """Close the database."""
 
@@ -93,6 +99,11 @@ class LayerStore(Protocol):
 class SQLiteLayerStore:
     def __init__(self, data_dir: str) -> None:
         self.code = CodeStore(os.path.join(data_dir, "layers"))
+        # Merged /opt trees, one per ordered list of layer contents (see opt_dir).
+        self.opt_root = os.path.join(data_dir, "layers-opt")
+        self._staging = os.path.join(self.opt_root, ".staging")
+        shutil.rmtree(self._staging, ignore_errors=True)  # an interrupted merge
+        os.makedirs(self._staging, exist_ok=True)
         self._db = open_database(os.path.join(data_dir, "layers.db"), SCHEMA)
         self._lock = threading.Lock()
 
@@ -149,6 +160,38 @@ class SQLiteLayerStore:
             self._db.execute("UPDATE layer_versions SET deleted = 1 WHERE name = ? AND "
                              "version = ?", (name, version))
 
+    def opt_dir(self, arns):
+        """Lambda extracts a function's layers into /opt in order, a later layer's file
+        replacing an earlier one's. Here that merge is made once per ordered list of contents,
+        as hard links into the layers' read-only trees (no copy; the same inode, so the
+        content cannot differ from the layer's), under `layers-opt/<sha256 of the list>/`,
+        and the sandbox binds it read-only at /opt. Content-addressed: built atomically
+        (staging, rename), never changed, shared by every version with the same layers."""
+        if not arns:
+            return ""
+        layers = [self.get_any(*parse_arn(a)) for a in arns]
+        key = hashlib.sha256("\n".join(lv.code_sha256 for lv in layers).encode()).hexdigest()
+        final = os.path.join(self.opt_root, key)
+        if os.path.isdir(final):
+            return final
+        work = tempfile.mkdtemp(dir=self._staging)
+        try:
+            for lv in layers:
+                _merge_into(lv.path, work)
+            for d, _, _ in os.walk(work):
+                os.chmod(d, 0o555)  # world-readable: the guest runs as another uid
+            try:
+                os.rename(work, final)
+            except OSError:
+                if not os.path.isdir(final):
+                    raise
+        finally:
+            if os.path.exists(work):
+                for d, _, _ in os.walk(work):
+                    os.chmod(d, 0o755)
+                shutil.rmtree(work, ignore_errors=True)
+        return final
+
     def close(self):
         with self._lock:
             self._db.close()
@@ -158,3 +201,20 @@ class SQLiteLayerStore:
                             tuple(json.loads(row["runtimes"])), row["license"],
                             row["code_sha256"], row["code_size"], row["created_at"],
                             self.code.path(row["code_sha256"]))
+
+
+def _merge_into(src: str, dest: str) -> None:
+    """Hard-link every file of `src` into `dest`, replacing what an earlier layer put there."""
+    for d, dirs, files in os.walk(src):
+        rel = os.path.relpath(d, src)
+        target = dest if rel == "." else os.path.join(dest, rel)
+        if os.path.lexists(target) and not os.path.isdir(target):
+            os.unlink(target)  # a file of an earlier layer where this one has a directory
+        os.makedirs(target, mode=0o755, exist_ok=True)
+        for f in files:
+            out = os.path.join(target, f)
+            if os.path.isdir(out) and not os.path.islink(out):
+                shutil.rmtree(out)
+            elif os.path.lexists(out):
+                os.unlink(out)
+            os.link(os.path.join(d, f), out)

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from runner.confinement import namespaces
 from runner.invocation.code_input import zip_directory
 from tests.conftest import guest
 from tests.integration.http_fixtures import http_server  # noqa: F401 (fixture)
@@ -215,3 +216,33 @@ def test_function_routes_never_capture_api_paths(http_server, lam):  # noqa: F81
         lam.list_event_source_mappings()
     assert info.value.response["Error"]["Code"] == "UnknownOperationException"
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_layers_are_importable_at_opt(lam):
+    """Python: /opt/python and its site-packages on sys.path; Node: NODE_PATH reaches
+    /opt/nodejs/node_modules; a later layer's file replaces an earlier one's."""
+    base = lam.publish_layer_version(LayerName="base", Content={"ZipFile": zipped({
+        "python/shared_mod.py": "VALUE = 'base'\n",
+        "python/lib/python3.11/site-packages/sitepkg.py": "OK = True\n",
+        "nodejs/node_modules/shared-js/index.js": "module.exports = 'base';\n"})})
+    over = lam.publish_layer_version(LayerName="over", Content={"ZipFile": zipped({
+        "python/shared_mod.py": "VALUE = 'over'\n"})})
+    arns = [base["LayerVersionArn"], over["LayerVersionArn"]]
+    create(lam, "py", zipped({"app.py": (
+        "import os, sys, shared_mod\n"
+        "def handler(event, context):\n"
+        "    import sitepkg\n"
+        "    return {'value': shared_mod.VALUE, 'file': shared_mod.__file__,\n"
+        "            'site': sitepkg.OK, 'leak': os.environ.get('_RUNNER_OPT')}\n")}),
+        Runtime="python3.11", Layers=arns)
+    out = json.loads(lam.invoke(FunctionName="py", Payload=b"{}")["Payload"].read())
+    assert out["value"] == "over" and out["site"] is True and out["leak"] is None
+    assert out["file"].endswith("/python/shared_mod.py")
+    if namespaces.mode() != "off":  # in the sandbox, where Lambda puts layers
+        assert out["file"] == "/opt/python/shared_mod.py"
+    create(lam, "js", zipped({"index.js": (
+        "exports.handler = async () => ({value: require('shared-js'), "
+        "path: process.env.NODE_PATH});\n")}),
+        Runtime="nodejs20.x", Handler="index.handler", Layers=[arns[0]])
+    out = json.loads(lam.invoke(FunctionName="js", Payload=b"{}")["Payload"].read())
+    assert out["value"] == "base" and "nodejs/node_modules" in out["path"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from runner.confinement import namespaces
 from runner.model import FunctionVersion, region
 
 
@@ -39,7 +40,32 @@ def guest_environment(version: FunctionVersion, tmp_dir: str,
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{version.name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": f"{time.strftime('%Y/%m/%d')}/[{version.version}]{version.revision}",
     }
+    env.update(layer_paths(version))
     env.update(cfg.environment)
     env.update(runtime_vars or {})
     return env
+
+
+def layer_paths(version: FunctionVersion) -> dict[str, str]:
+    """Where the runtimes look for modules, as on Lambda (issue 20). Node: NODE_PATH, Lambda's
+    value (the layers' node_modules, then the runtime's, then the task root), for every Node
+    function. Python: the bootstrap puts /opt/python and its site-packages on sys.path, told
+    where /opt is by `_RUNNER_OPT` (removed from the environment before user code runs).
+    In the sandbox /opt is the merged layers' mount (namespaces.OPT_ROOT); without namespaces
+    the guest reads the host directory itself, and the host's own /opt is never named."""
+    sandboxed = namespaces.mode() != "off"
+    opt = (namespaces.OPT_ROOT if sandboxed else version.opt_dir) if version.opt_dir else ""
+    task = namespaces.TASK_ROOT if sandboxed else version.code_dir
+    out: dict[str, str] = {}
+    if version.config.runtime == "nodejs":
+        # Lambda's: /opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:
+        # /var/runtime/node_modules:/var/runtime:/var/task (the runtime's own directories do
+        # not exist here: the bootstrap needs no npm modules).
+        root = opt or (namespaces.OPT_ROOT if sandboxed else "")
+        layers = [f"{root}/nodejs/node20/node_modules", f"{root}/nodejs/node_modules"] \
+            if root else []
+        out["NODE_PATH"] = ":".join([*layers, task])
+    if opt and version.config.runtime == "python":
+        out["_RUNNER_OPT"] = opt
+    return out
 

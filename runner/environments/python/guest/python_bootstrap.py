@@ -334,6 +334,12 @@ def run_init():
     """The init phase: enter the task root, set up logging, import the handler.
     Returns (handler, error document or None, init_ms). Shared with the zygote."""
     task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
+    # Layers (issue 20): Lambda's order is the task root, then /opt/python/lib/pythonX.Y/
+    # site-packages, then /opt/python, then the runtime's own paths.
+    opt = os.environ.pop("_RUNNER_OPT", "")
+    if opt:
+        ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+        sys.path[0:0] = [f"{opt}/python/lib/{ver}/site-packages", f"{opt}/python"]
     sys.path.insert(0, task_root)
     try:
         os.chdir(task_root)
