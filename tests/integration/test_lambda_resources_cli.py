@@ -1,0 +1,71 @@
+"""`runner alias ...`, `runner layer ...` and `runner deploy --layer/--role/--description`
+against a real gRPC server (issue 20)."""
+
+from __future__ import annotations
+
+import json
+
+from runner.cli.main import main as cli_main
+from tests.conftest import guest
+from tests.integration.conftest import server  # noqa: F401 (fixture)
+
+
+def run(capsys, *args):
+    rc = cli_main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_alias_and_layer_commands(server, tmp_path, capsys):  # noqa: F811
+    runner, address = server
+    a = ["--address", address]
+    layer_dir = tmp_path / "layer" / "python"
+    layer_dir.mkdir(parents=True)
+    (layer_dir / "greeting.py").write_text("WORD = 'hi'\n")
+    rc, out, err = run(capsys, "layer", "publish", *a, "greet", str(tmp_path / "layer"),
+                       "--compatible-runtimes", "python3.12")
+    assert rc == 0, err
+    layer = json.loads(out)
+    assert layer["version"] == "1" and layer["arn"].endswith(":layer:greet:1")
+    rc, out, _ = run(capsys, "layer", "list", *a)
+    assert [x["name"] for x in json.loads(out)] == ["greet"]
+
+    code = tmp_path / "fn"
+    code.mkdir()
+    (code / "app.py").write_text("import greeting\n"
+                                 "def handler(e, c):\n    return greeting.WORD\n")
+    rc, out, err = run(capsys, "deploy", *a, "fn", str(code), "--runtime", "python3.12",
+                       "--handler", "app.handler", "--layer", layer["arn"],
+                       "--role", "reader", "--description", "greets")
+    assert rc == 0, err
+    cfg = json.loads(out)["config"]
+    assert cfg["layers"] == [layer["arn"]] and cfg["role"] == "reader"
+    assert cfg["description"] == "greets"
+    assert runner.invoke("fn", b"{}").payload == b'"hi"'
+
+    runner.publish("fn")
+    runner.deploy("fn", guest("python", "echo"))
+    runner.publish("fn")
+    rc, out, err = run(capsys, "alias", "create", *a, "fn", "live", "--version", "1",
+                       "--weights", "2=0.5")
+    assert rc == 0, err
+    alias = json.loads(out)
+    assert alias["version"] == "1" and alias["weights"] == {"2": 0.5}
+    rc, out, _ = run(capsys, "alias", "update", *a, "fn", "live", "--version", "2",
+                     "--weights", "1=0")
+    assert json.loads(out)["version"] == "2"
+    rc, out, _ = run(capsys, "alias", "list", *a, "fn")
+    assert [x["name"] for x in json.loads(out)] == ["live"]
+    rc, out, err = run(capsys, "alias", "update", *a, "fn", "live", "--revision-id", "stale")
+    assert rc == 2 and "PreconditionFailedException" in err
+    rc, out, err = run(capsys, "alias", "create", *a, "fn", "bad", "--version", "9")
+    assert rc == 2 and "ResourceNotFoundException" in err
+    rc, out, err = run(capsys, "alias", "create", *a, "fn", "x", "--version", "1",
+                       "--weights", "2:0.5")
+    assert rc == 2 and "--weights" in err
+    assert run(capsys, "alias", "delete", *a, "fn", "live")[0] == 0
+    rc, _, err = run(capsys, "alias", "get", *a, "fn", "live")
+    assert rc == 2 and "ResourceNotFoundException" in err
+    assert run(capsys, "layer", "delete", *a, "greet", "1")[0] == 0
+    rc, _, err = run(capsys, "layer", "get", *a, "greet", "1")
+    assert rc == 2 and "ResourceNotFoundException" in err
