@@ -284,6 +284,10 @@ class FunctionVersion:
     # The host directory the guest sees at /opt: the function's layers merged in order
     # (storage/layers.py), "" without layers. Derived from config.layers, never stored.
     opt_dir: str = ""
+    # The execution role's variables (storage/roles.py), hidden from repr: secrets never reach
+    # a log line through a formatted version. `role_generation` grows with every rotation.
+    role_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    role_generation: int = 0
 
     @property
     def arn(self) -> str:
@@ -291,7 +295,10 @@ class FunctionVersion:
 
     @property
     def key(self) -> str:
-        """Pool key: one pool per immutable revision."""
+        """Pool key: one pool per immutable revision (and per generation of its role's
+        credentials, so that rotated credentials never meet a pool of the old ones)."""
+        if self.role_generation:
+            return f"{self.name}#{self.revision}@{self.role_generation}"
         return f"{self.name}#{self.revision}"
 
 

@@ -1,7 +1,7 @@
-"""The Runner's aliases and layers (issue 20), kept out of runner.py by concept.
+"""The Runner's aliases, layers and execution roles (issue 20), kept out of runner.py.
 
 `AliasesAndLayers` is mixed into Runner: it uses the Runner's stores (`registry`, `aliases`,
-`layers`) and its `_route_rng`. Aliases with weighted routing are resolved here, per
+`layers`, `roles`, `pool`) and its `_route_rng`. Aliases with weighted routing are resolved here, per
 invocation (Lambda's RoutingConfig): `resolve_for_invoke` is on the invoke path, and costs a
 dictionary read for a qualifier that is not an alias with weights.
 """
@@ -14,6 +14,7 @@ from runner.errors import InvalidParameter
 from runner.model import LATEST, MAX_LAYERS, FunctionVersion, normalize_runtime
 from runner.storage.aliases import Alias
 from runner.storage.layers import LayerVersion, parse_arn
+from runner.storage.roles import Role
 
 
 def pick_version(alias: Alias, draw: float) -> str:
@@ -31,7 +32,21 @@ class AliasesAndLayers:
     registry: Any
     aliases: Any
     layers: Any
+    roles: Any
+    pool: Any
     _route_rng: Any
+
+    def _derived(self, config) -> dict:
+        """The FunctionVersion fields the registry derives from a configuration: the merged
+        layers' directory, the role's variables and generation (storage/functions.py)."""
+        out: dict[str, Any] = {}
+        if config.layers:
+            out["opt_dir"] = self.layers.opt_dir(config.layers)
+        role = self.roles.find(config.role) if config.role else None
+        if role is not None:
+            out["role_env"] = role.environment()
+            out["role_generation"] = role.generation
+        return out
 
     # ------------------------------------------------------------------ aliases
 
@@ -107,3 +122,44 @@ class AliasesAndLayers:
         """The extracted content of the version's layers, in mount order (deleted layer
         versions included: a function keeps what it was configured with)."""
         return [self.layers.get_any(*parse_arn(arn)).path for arn in version.config.layers]
+
+    # ------------------------------------------------------------------ execution roles
+
+    def create_role(self, name: str, access_key_id: str, secret_access_key: str,
+                    **extra: str) -> Role:
+        """Register a role (extra: session_token, endpoint_url, s3_endpoint_url). Functions
+        already configured with its name get it from their next new environment."""
+        role = self.roles.create(name, access_key_id, secret_access_key, **extra)
+        self._roles_changed()
+        return role
+
+    def update_role(self, name: str, **changes: str) -> Role:
+        """Rotate or change a role: every environment started from now on gets the new
+        values; idle ones holding the old are retired (in-flight invocations finish)."""
+        role = self.roles.update(name, **changes)
+        self._roles_changed()
+        return role
+
+    def get_role(self, name: str) -> Role:
+        return self.roles.get(name)
+
+    def list_roles(self) -> list[Role]:
+        return self.roles.list()
+
+    def delete_role(self, name: str) -> Role:
+        role = self.roles.delete(name)
+        self._roles_changed()
+        return role
+
+    def _roles_changed(self) -> None:
+        """Versions derive their role's variables when resolved: resolve them again, and
+        retire the pools of those whose key changed (a new generation, or no role now)."""
+        for old in self.registry.forget_derived():
+            if not old.config.role:
+                continue
+            try:
+                new = self.registry.resolve(old.name, None if old.version == LATEST else old.version)
+            except Exception:  # deleted meanwhile: its delete retired it
+                continue
+            if new.key != old.key:
+                self.pool.retire(old)

@@ -61,6 +61,7 @@ from runner.storage.events import DeadLetter, EventStore
 from runner.storage.functions import SQLiteRegistry
 from runner.storage.layers import SQLiteLayerStore
 from runner.storage.logs import LogStore
+from runner.storage.roles import SQLiteRoleStore
 from runner.storage.routes import Route, RouteStore
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,8 @@ class Runner(AliasesAndLayers):
         try:
             raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
             self.layers = SQLiteLayerStore(self.data_dir)  # layers.py (issue 20)
-            self.registry = SQLiteRegistry(self.data_dir, opt_dirs=self.layers.opt_dir)
+            self.roles = SQLiteRoleStore(self.data_dir)  # roles.py (issue 20)
+            self.registry = SQLiteRegistry(self.data_dir, derived=self._derived)
             self.aliases = SQLiteAliasStore(self.registry)  # aliases.py (issue 20)
             self.logs = LogStore(os.path.join(self.data_dir, "logs"))
             self.contexts = ContextCache()  # the Lambda context of each invocation (context.py)
@@ -416,6 +418,7 @@ class Runner(AliasesAndLayers):
         self.routes.close()
         self.registry.close()
         self.layers.close()
+        self.roles.close()
         self.logs.close()
         self._lock.close()
 

@@ -64,10 +64,11 @@ CREATE TABLE IF NOT EXISTS aliases (
 
 class SQLiteRegistry:
     def __init__(self, data_dir: str,
-                 opt_dirs: Callable[[tuple[str, ...]], str] | None = None) -> None:
+                 derived: Callable[[FunctionConfig], dict] | None = None) -> None:
         os.makedirs(data_dir, exist_ok=True)
-        # Layer ARNs -> the merged /opt directory (LayerStore.opt_dir); None: no layers here.
-        self._opt_dirs = opt_dirs
+        # The FunctionVersion fields derived from a configuration by other stores (issue 20:
+        # opt_dir from the layers, role_env and role_generation from the role), or None.
+        self._derived = derived
         self.code = CodeStore(os.path.join(data_dir, "code"))
         self.db_path = os.path.join(data_dir, "registry.db")
         self._db = open_database(self.db_path, SCHEMA)
@@ -111,7 +112,7 @@ class SQLiteRegistry:
             now = time.time()
             if validate is not None:
                 validate(FunctionVersion(name, LATEST, 0, config, digest, self.code.path(digest), now,
-                                         opt_dir=self._opt_dir(config)))
+                                         **self._derived_fields(config)))
             new_id = str(uuid.uuid4())
             with self._tx():
                 cur = self._db.execute(
@@ -334,11 +335,19 @@ class SQLiteRegistry:
             created_at=row["created_at"],
             code_size=row["code_size"],
             function_uid=uid[0] if uid is not None else "",
-            opt_dir=self._opt_dir(self._config(row)),
+            **self._derived_fields(self._config(row)),
         )
 
-    def _opt_dir(self, config: FunctionConfig) -> str:
-        return self._opt_dirs(config.layers) if config.layers and self._opt_dirs else ""
+    def _derived_fields(self, config: FunctionConfig) -> dict:
+        return self._derived(config) if self._derived is not None else {}
+
+    def forget_derived(self) -> list[FunctionVersion]:
+        """Drop every cached version, so the next resolve derives its fields again (a role
+        was rotated); returns the versions that were cached, for the caller to retire."""
+        with self._lock:
+            cached = list(self._cache.values())
+            self._cache.clear()
+            return cached
 
     @staticmethod
     def _config(row: sqlite3.Row) -> FunctionConfig:

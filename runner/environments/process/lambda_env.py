@@ -42,6 +42,9 @@ def guest_environment(version: FunctionVersion, tmp_dir: str,
     }
     env.update(layer_paths(version))
     env.update(cfg.environment)
+    # The execution role's credentials last: the user's environment cannot hold these names
+    # (model.RESERVED_CREDENTIAL_ENV), and the role's endpoints win over a user-set one.
+    env.update(version.role_env)
     env.update(runtime_vars or {})
     return env
 
