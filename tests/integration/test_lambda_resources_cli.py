@@ -69,3 +69,30 @@ def test_alias_and_layer_commands(server, tmp_path, capsys):  # noqa: F811
     assert run(capsys, "layer", "delete", *a, "greet", "1")[0] == 0
     rc, _, err = run(capsys, "layer", "get", *a, "greet", "1")
     assert rc == 2 and "ResourceNotFoundException" in err
+
+
+def test_role_commands_never_print_secrets(server, tmp_path, capsys):  # noqa: F811
+    runner, address = server
+    a = ["--address", address]
+    creds = tmp_path / "creds.json"
+    creds.write_text(json.dumps({"Credentials": {"AccessKeyId": "AKIA-F", "SecretAccessKey":
+                                                 "very-secret", "SessionToken": "tok-secret"}}))
+    rc, out, err = run(capsys, "role", "create", *a, "store", "--from-file", str(creds),
+                       "--s3-endpoint-url", "http://127.0.0.1:8333")
+    assert rc == 0, err
+    shown = json.loads(out)
+    assert shown["access_key_id"] == "AKIA-F" and shown["has_session_token"] is True
+    assert shown["s3_endpoint_url"] == "http://127.0.0.1:8333"
+    rc, out, err = run(capsys, "role", "update", *a, "store", "--secret-access-key", "rotated")
+    assert rc == 0 and json.loads(out)["generation"] == "2"
+    assert runner.get_role("store").secret_access_key == "rotated"
+    rc, out, _ = run(capsys, "role", "list", *a)
+    rc2, out2, _ = run(capsys, "role", "get", *a, "store")
+    for text in (out, out2):
+        assert "secret" not in text and "tok-secret" not in text and "rotated" not in text
+    rc, _, err = run(capsys, "role", "create", *a, "store", "--access-key-id", "x",
+                     "--secret-access-key", "y")
+    assert rc == 2 and "ResourceConflictException" in err
+    assert run(capsys, "role", "delete", *a, "store")[0] == 0
+    rc, _, err = run(capsys, "role", "get", *a, "store")
+    assert rc == 2 and "ResourceNotFoundException" in err

@@ -100,8 +100,50 @@ class LayersServicer(lpb_grpc.LayersServicer):
         return lpb.DeleteLayerVersionResponse()
 
 
+def role_message(r) -> lpb.RoleInfo:
+    """Never the secret access key nor the session token (storage/roles.py)."""
+    return lpb.RoleInfo(name=r.name, access_key_id=r.access_key_id,
+                        has_session_token=bool(r.session_token), endpoint_url=r.endpoint_url,
+                        s3_endpoint_url=r.s3_endpoint_url, generation=r.generation,
+                        updated_at=r.updated_at)
+
+
+_ROLE_FIELDS = ("access_key_id", "secret_access_key", "session_token", "endpoint_url",
+                "s3_endpoint_url")
+
+
+class RolesServicer(lpb_grpc.RolesServicer):
+    def __init__(self, runner) -> None:
+        self.runner = runner
+
+    @_edge
+    def CreateRole(self, request, context):
+        return role_message(self.runner.create_role(
+            request.name, request.access_key_id, request.secret_access_key,
+            session_token=request.session_token, endpoint_url=request.endpoint_url,
+            s3_endpoint_url=request.s3_endpoint_url))
+
+    @_edge
+    def UpdateRole(self, request, context):
+        changes = {f: getattr(request, f) for f in _ROLE_FIELDS if request.HasField(f)}
+        return role_message(self.runner.update_role(request.name, **changes))
+
+    @_edge
+    def GetRole(self, request, context):
+        return role_message(self.runner.get_role(request.name))
+
+    @_edge
+    def ListRoles(self, request, context):
+        return lpb.ListRolesResponse(roles=[role_message(r) for r in self.runner.list_roles()])
+
+    @_edge
+    def DeleteRole(self, request, context):
+        return role_message(self.runner.delete_role(request.name))
+
+
 def add_to_server(runner, server) -> list[str]:
     """Register the services on `server`; their full names (for health and reflection)."""
     lpb_grpc.add_AliasesServicer_to_server(AliasesServicer(runner), server)
     lpb_grpc.add_LayersServicer_to_server(LayersServicer(runner), server)
-    return [lpb.DESCRIPTOR.services_by_name[n].full_name for n in ("Aliases", "Layers")]
+    lpb_grpc.add_RolesServicer_to_server(RolesServicer(runner), server)
+    return [lpb.DESCRIPTOR.services_by_name[n].full_name for n in ("Aliases", "Layers", "Roles")]

@@ -162,3 +162,69 @@ class ListLayersResponse(_message.Message):
 class DeleteLayerVersionResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class RoleInfo(_message.Message):
+    __slots__ = ("name", "access_key_id", "has_session_token", "endpoint_url", "s3_endpoint_url", "generation", "updated_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    HAS_SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_URL_FIELD_NUMBER: _ClassVar[int]
+    S3_ENDPOINT_URL_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    access_key_id: str
+    has_session_token: bool
+    endpoint_url: str
+    s3_endpoint_url: str
+    generation: int
+    updated_at: float
+    def __init__(self, name: _Optional[str] = ..., access_key_id: _Optional[str] = ..., has_session_token: _Optional[bool] = ..., endpoint_url: _Optional[str] = ..., s3_endpoint_url: _Optional[str] = ..., generation: _Optional[int] = ..., updated_at: _Optional[float] = ...) -> None: ...
+
+class CreateRoleRequest(_message.Message):
+    __slots__ = ("name", "access_key_id", "secret_access_key", "session_token", "endpoint_url", "s3_endpoint_url")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SECRET_ACCESS_KEY_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_URL_FIELD_NUMBER: _ClassVar[int]
+    S3_ENDPOINT_URL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    endpoint_url: str
+    s3_endpoint_url: str
+    def __init__(self, name: _Optional[str] = ..., access_key_id: _Optional[str] = ..., secret_access_key: _Optional[str] = ..., session_token: _Optional[str] = ..., endpoint_url: _Optional[str] = ..., s3_endpoint_url: _Optional[str] = ...) -> None: ...
+
+class UpdateRoleRequest(_message.Message):
+    __slots__ = ("name", "access_key_id", "secret_access_key", "session_token", "endpoint_url", "s3_endpoint_url")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SECRET_ACCESS_KEY_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_URL_FIELD_NUMBER: _ClassVar[int]
+    S3_ENDPOINT_URL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    endpoint_url: str
+    s3_endpoint_url: str
+    def __init__(self, name: _Optional[str] = ..., access_key_id: _Optional[str] = ..., secret_access_key: _Optional[str] = ..., session_token: _Optional[str] = ..., endpoint_url: _Optional[str] = ..., s3_endpoint_url: _Optional[str] = ...) -> None: ...
+
+class RoleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListRolesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRolesResponse(_message.Message):
+    __slots__ = ("roles",)
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    roles: _containers.RepeatedCompositeFieldContainer[RoleInfo]
+    def __init__(self, roles: _Optional[_Iterable[_Union[RoleInfo, _Mapping]]] = ...) -> None: ...

@@ -468,3 +468,248 @@ class Layers:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class RolesStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateRole = channel.unary_unary(
+                '/runner.v1.Roles/CreateRole',
+                request_serializer=lambda__resources__pb2.CreateRoleRequest.SerializeToString,
+                response_deserializer=lambda__resources__pb2.RoleInfo.FromString,
+                _registered_method=True)
+        self.UpdateRole = channel.unary_unary(
+                '/runner.v1.Roles/UpdateRole',
+                request_serializer=lambda__resources__pb2.UpdateRoleRequest.SerializeToString,
+                response_deserializer=lambda__resources__pb2.RoleInfo.FromString,
+                _registered_method=True)
+        self.GetRole = channel.unary_unary(
+                '/runner.v1.Roles/GetRole',
+                request_serializer=lambda__resources__pb2.RoleRequest.SerializeToString,
+                response_deserializer=lambda__resources__pb2.RoleInfo.FromString,
+                _registered_method=True)
+        self.ListRoles = channel.unary_unary(
+                '/runner.v1.Roles/ListRoles',
+                request_serializer=lambda__resources__pb2.ListRolesRequest.SerializeToString,
+                response_deserializer=lambda__resources__pb2.ListRolesResponse.FromString,
+                _registered_method=True)
+        self.DeleteRole = channel.unary_unary(
+                '/runner.v1.Roles/DeleteRole',
+                request_serializer=lambda__resources__pb2.RoleRequest.SerializeToString,
+                response_deserializer=lambda__resources__pb2.RoleInfo.FromString,
+                _registered_method=True)
+
+
+class RolesServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def CreateRole(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateRole(self, request, context):
+        """Rotation: new environments of every function using the role get the new values.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRole(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRoles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRole(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RolesServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRole,
+                    request_deserializer=lambda__resources__pb2.CreateRoleRequest.FromString,
+                    response_serializer=lambda__resources__pb2.RoleInfo.SerializeToString,
+            ),
+            'UpdateRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRole,
+                    request_deserializer=lambda__resources__pb2.UpdateRoleRequest.FromString,
+                    response_serializer=lambda__resources__pb2.RoleInfo.SerializeToString,
+            ),
+            'GetRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRole,
+                    request_deserializer=lambda__resources__pb2.RoleRequest.FromString,
+                    response_serializer=lambda__resources__pb2.RoleInfo.SerializeToString,
+            ),
+            'ListRoles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoles,
+                    request_deserializer=lambda__resources__pb2.ListRolesRequest.FromString,
+                    response_serializer=lambda__resources__pb2.ListRolesResponse.SerializeToString,
+            ),
+            'DeleteRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRole,
+                    request_deserializer=lambda__resources__pb2.RoleRequest.FromString,
+                    response_serializer=lambda__resources__pb2.RoleInfo.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'runner.v1.Roles', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('runner.v1.Roles', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Roles:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def CreateRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runner.v1.Roles/CreateRole',
+            lambda__resources__pb2.CreateRoleRequest.SerializeToString,
+            lambda__resources__pb2.RoleInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runner.v1.Roles/UpdateRole',
+            lambda__resources__pb2.UpdateRoleRequest.SerializeToString,
+            lambda__resources__pb2.RoleInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runner.v1.Roles/GetRole',
+            lambda__resources__pb2.RoleRequest.SerializeToString,
+            lambda__resources__pb2.RoleInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runner.v1.Roles/ListRoles',
+            lambda__resources__pb2.ListRolesRequest.SerializeToString,
+            lambda__resources__pb2.ListRolesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runner.v1.Roles/DeleteRole',
+            lambda__resources__pb2.RoleRequest.SerializeToString,
+            lambda__resources__pb2.RoleInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
