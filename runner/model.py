@@ -64,8 +64,10 @@ MAX_LAYERS = 5  # Lambda's limit of layers per function
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_PY_HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\.[A-Za-z_][A-Za-z0-9_]*$")
-_NODE_HANDLER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.[A-Za-z_$][A-Za-z0-9_$]*$")
+# Lambda's own rule for Handler (its API's pattern): what the runtime makes of the name
+# (Runtime.MalformedHandlerName, ImportModuleError, ...) is reported at invoke, as on Lambda
+# (issue 20: `dir/module.fn`, extensionless Node files and the like are valid handlers).
+_LAMBDA_HANDLER_RE = re.compile(r"^[^\s]{1,128}$")
 # Reserved by the platform (Lambda reserves the same names).
 RESERVED_ENV = frozenset(
     {
@@ -143,14 +145,12 @@ class FunctionConfig:
 
     def _validate(self) -> None:
         h = self.handler
-        if self.runtime == "python" and not (isinstance(h, str) and _PY_HANDLER_RE.match(h)):
+        if self.runtime in ("python", "nodejs") and not (
+                isinstance(h, str) and _LAMBDA_HANDLER_RE.match(h)):
+            example = "app.handler" if self.runtime == "python" else "index.handler"
             raise InvalidParameter(
-                "handler", f"{h!r} is not 'module.function' (e.g. app.handler)"
-            )
-        if self.runtime == "nodejs" and not (isinstance(h, str) and _NODE_HANDLER_RE.match(h)):
-            raise InvalidParameter(
-                "handler", f"{h!r} is not 'file.export' (e.g. index.handler)"
-            )
+                "handler", f"{h!r} is not a handler name: 1-128 characters without spaces, "
+                f"'module.function' (e.g. {example})")
         if self.runtime == "wasm" and not (isinstance(h, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$", h)):
             raise InvalidParameter(
                 "handler", f"{h!r} is not a valid wasm handler; use '_start' for a WASI "

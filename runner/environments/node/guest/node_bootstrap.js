@@ -172,6 +172,8 @@ function maxrssKb() {
 async function loadModule(taskRoot, moduleRoot, moduleName, preloaded) {
   if (preloaded) return preloaded;
   const base = path.resolve(taskRoot, moduleRoot, moduleName);
+  // Lambda's order: an extensionless file (loaded with require), then .js, .mjs, .cjs.
+  if (fs.existsSync(base) && fs.statSync(base).isFile()) return require(base);
   for (const ext of ['.js', '.mjs', '.cjs']) {
     const file = base + ext;
     if (!fs.existsSync(file)) continue;

@@ -176,8 +176,18 @@ def _maxrss_kb():
     return max(own, kids)
 
 
+_OWN_FILES = ("python_bootstrap.py", "python_zygote.py")
+
+
 def _trace(tb):
-    return [line for line in traceback.format_list(traceback.extract_tb(tb))]
+    """Lambda's stackTrace: the traceback from the user's first frame on (the bootstrap's
+    own frames that led to the handler, or to the import, are not shown, as on Lambda)."""
+    frames = traceback.extract_tb(tb)
+    i = 0
+    while i < len(frames) and (os.path.basename(frames[i].filename) in _OWN_FILES
+                               or frames[i].filename.startswith("<frozen importlib")):
+        i += 1
+    return traceback.format_list(frames[i:])
 
 
 def _error(exc_type, message, trace=None):
@@ -215,8 +225,11 @@ def load_handler(spec):
     """Import `module.function` from the task root. Returns (handler, None) or (None, error)."""
     try:
         modname, fname = spec.rsplit(".", 1)
-    except ValueError:
-        return None, _error("Runtime.MalformedHandlerName", "Bad handler '%s': not module.function" % spec)
+    except ValueError as e:
+        return None, _error("Runtime.MalformedHandlerName", "Bad handler '%s': %s" % (spec, e))
+    if modname.replace("/", ".") in sys.builtin_module_names:
+        return None, _error("Runtime.BuiltInModuleConflict",
+                            "Cannot use built-in module %s as a handler module" % modname)
     try:
         import importlib
 
@@ -263,7 +276,10 @@ def invoke(handler, msg):
         event = json.loads(msg["payload"]) if msg["payload"] else None
         result = handler(event, _Contexts.for_invoke(msg, rid))
         try:
-            body = json.dumps(result).encode()
+            try:
+                body = json.dumps(result).encode()
+            except TypeError:  # Decimal (DynamoDB's numbers) or a type JSON cannot hold
+                body = _dumps_decimals(result).encode()
         except (TypeError, ValueError) as e:
             reply = {"t": "error", "id": rid,
                      "error": _error("Runtime.MarshalError", "Unable to marshal response: %s" % e)}
@@ -287,6 +303,32 @@ def invoke(handler, msg):
         reply = {"t": "error", "id": rid, "error": _error(type(e).__name__, str(e), _trace(e.__traceback__))}
     reply["fatal"] = fatal
     return reply
+
+
+def _dumps_decimals(result):
+    """JSON of `result` with every decimal.Decimal as a JSON number of its exact digits, as
+    Lambda's Python runtime writes them (DynamoDB hands handlers Decimals). Other types JSON
+    cannot hold still raise TypeError (Runtime.MarshalError, Lambda's message). Only reached
+    when plain json.dumps failed, so results without Decimals pay nothing for it.
+
+    The stdlib encoder cannot emit raw text for an object, so each Decimal is first written as
+    a placeholder string holding a per-call random nonce, then the quoted placeholder is
+    replaced by the number: no user string can hold the nonce."""
+    import decimal
+
+    nonce = os.urandom(8).hex()
+    numbers = []
+
+    def default(obj):
+        if isinstance(obj, decimal.Decimal):
+            numbers.append("NaN" if obj.is_nan() else str(obj))
+            return "\x00%s:%d\x00" % (nonce, len(numbers) - 1)
+        raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
+
+    text = json.dumps(result, default=default)
+    for i, number in enumerate(numbers):
+        text = text.replace('"\\u0000%s:%d\\u0000"' % (nonce, i), number, 1)
+    return text
 
 
 def warm_up():
