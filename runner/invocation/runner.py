@@ -255,10 +255,13 @@ class Runner(AliasesAndLayers):
         *,
         qualifier: str | None = None,
         request_id: str | None = None,
+        client_context: dict | None = None,
     ) -> InvocationResult:
         """Invoke synchronously. Platform errors raise; function errors are in the result. The
-        invocation's log block is written before this returns; the result's `log` has it."""
-        block, out = self._run(name, payload, qualifier, request_id)
+        invocation's log block is written before this returns; the result's `log` has it.
+        `client_context` (Lambda's X-Amz-Client-Context, decoded) reaches the handler's
+        context.client_context / clientContext."""
+        block, out = self._run(name, payload, qualifier, request_id, client_context)
         return _result(block, out, block.write().encode())
 
     def invoke_log_later(
@@ -280,7 +283,8 @@ class Runner(AliasesAndLayers):
         return result, block.promise()
 
     def _run(self, name: str, payload: bytes | str | None, qualifier: str | None,
-             request_id: str | None) -> tuple[LogBlock, bytes | None]:
+             request_id: str | None, client_context: dict | None = None
+             ) -> tuple[LogBlock, bytes | None]:
         """Run one invocation: its record (the log block, which holds the error and the report)
         and the response payload (None when it failed)."""
         body = check_payload(payload)
@@ -288,6 +292,10 @@ class Runner(AliasesAndLayers):
         rid = request_id or new_request_id()
         cfg = version.config
         ctx = self.contexts.get(version, qualifier, time.time())
+        if client_context is not None:
+            # A context of its own (contexts are read-only and compared by identity, so the
+            # environment sends this one, and the cached one again after it).
+            ctx = {**ctx, "client_context": client_context}
         while True:
             lease = self.pool.acquire(version)
             if isinstance(lease, InitFailure):  # Lambda reports a failed init on the invocation

@@ -246,3 +246,27 @@ def test_layers_are_importable_at_opt(lam):
         Runtime="nodejs20.x", Handler="index.handler", Layers=[arns[0]])
     out = json.loads(lam.invoke(FunctionName="js", Payload=b"{}")["Payload"].read())
     assert out["value"] == "base" and "nodejs/node_modules" in out["path"]
+
+
+def test_client_context_reaches_python_and_node(lam):
+    import base64
+
+    cc = {"client": {"installation_id": "inst-1", "app_title": "app"},
+          "custom": {"k": "v"}, "env": {"platform": "test"}}
+    header = base64.b64encode(json.dumps(cc).encode()).decode()
+    create(lam, "py", zipped({"app.py": (
+        "def handler(event, context):\n"
+        "    c = context.client_context\n"
+        "    return {'custom': c and c.custom, 'inst': c and c.client.installation_id,\n"
+        "            'identity': context.identity.cognito_identity_id}\n")}))
+    out = json.loads(lam.invoke(FunctionName="py", ClientContext=header)["Payload"].read())
+    assert out == {"custom": {"k": "v"}, "inst": "inst-1", "identity": None}
+    out = json.loads(lam.invoke(FunctionName="py")["Payload"].read())  # and none again after
+    assert out["custom"] is None
+    create(lam, "js", zipped({"index.js": (
+        "exports.handler = async (e, ctx) => ({cc: ctx.clientContext || null});\n")}),
+        Runtime="nodejs20.x", Handler="index.handler")
+    out = json.loads(lam.invoke(FunctionName="js", ClientContext=header)["Payload"].read())
+    assert out == {"cc": cc}
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        lam.invoke(FunctionName="py", ClientContext="not base64 json!")

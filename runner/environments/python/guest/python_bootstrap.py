@@ -136,6 +136,50 @@ def _name_version(ctx):
             var.set(value)
 
 
+class _Attrs:
+    """An object with the attributes Lambda's Python runtime gives (None when absent)."""
+
+    _FIELDS = ()
+
+    def __init__(self, doc):
+        doc = doc if isinstance(doc, dict) else {}
+        for name in self._FIELDS:
+            setattr(self, name, doc.get(name))
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__, ", ".join(
+            "%s=%r" % (n, getattr(self, n)) for n in self._FIELDS))
+
+
+class _Client(_Attrs):
+    _FIELDS = ("installation_id", "app_title", "app_version_name", "app_version_code",
+               "app_package_name")
+
+
+class _ClientContext(_Attrs):
+    _FIELDS = ("client", "custom", "env")
+
+
+class _CognitoIdentity(_Attrs):
+    _FIELDS = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __init__(self, doc):
+        doc = doc if isinstance(doc, dict) else {}
+        self.cognito_identity_id = doc.get("cognitoIdentityId")
+        self.cognito_identity_pool_id = doc.get("cognitoIdentityPoolId")
+
+
+def _client_context(doc):
+    """context.client_context as Lambda's runtime makes it: None, or an object with
+    `client` (itself an object), `custom` and `env` from the X-Amz-Client-Context JSON."""
+    if not isinstance(doc, dict):
+        return None
+    cc = _ClientContext(doc)
+    if cc.client is not None:
+        cc.client = _Client(cc.client)
+    return cc
+
+
 class LambdaContext:
     """The `context` argument, with the attributes of AWS Lambda's Python runtime."""
 
@@ -147,8 +191,8 @@ class LambdaContext:
         self.memory_limit_in_mb = str(ctx.get("memory_limit_in_mb", ""))
         self.log_group_name = ctx.get("log_group_name", "")
         self.log_stream_name = ctx.get("log_stream_name", "")
-        self.client_context = ctx.get("client_context")
-        self.identity = ctx.get("identity")
+        self.client_context = _client_context(ctx.get("client_context"))
+        self.identity = _CognitoIdentity(ctx.get("identity"))
         self._deadline_ms = int(ctx.get("deadline_ms", 0))
 
     @classmethod
