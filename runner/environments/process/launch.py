@@ -39,7 +39,7 @@ __all__ = ["HELLO_TIMEOUT_S", "INIT_TIMEOUT_S", "InitReply", "Started", "await_h
            "place_at_gate", "run_init", "spawn"]
 
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit, at least the function's own timeout
-# The init boost (issue 20, decision 058): the init phase runs with at least this many CPUs,
+# The init boost (issue 20, docs/decisions/058): the init phase runs with at least this many CPUs,
 # whatever the function's memory, then the function's own share is put back before its first
 # invocation. 1.0 is the share of a 1,769 MB function (Lambda's full vCPU): a heavy init at
 # 128 MB takes what it takes at 1,769 MB instead of ~14 times longer. Bounded by the init
