@@ -16,7 +16,7 @@ import asyncio
 import functools
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import unquote
 
@@ -40,7 +40,9 @@ class Req:
     method: str
     params: dict[str, str]  # path parameters, percent-decoded
     query: dict[str, str]
-    body: dict[str, Any]
+    body: dict[str, Any]  # the JSON body ({} for operations whose body is not JSON)
+    raw: bytes = b""  # the body as sent
+    headers: Any = field(default_factory=dict)
 
     def str(self, key: str, default: str | None = None) -> str | None:
         v = self.body.get(key, default)
@@ -97,8 +99,9 @@ class LambdaApiHandler:
                 raise UnknownOperation(request.method, raw)
             op, params = found
             data = await read_body(request, MAX_REQUEST_BYTES)
-            body = _json_object(data)
-            req = Req(request.method, params, dict(request.query), body)
+            # An invocation's body is the event, not an operation document.
+            body = {} if getattr(op, "raw_body", False) else _json_object(data)
+            req = Req(request.method, params, dict(request.query), body, data, request.headers)
             loop = asyncio.get_running_loop()
             status, out = await loop.run_in_executor(self.executor,
                                                      functools.partial(op, self.api, req))
@@ -106,6 +109,8 @@ class LambdaApiHandler:
             return error_response(exc)
         if out is None:
             return web.Response(status=status)
+        if isinstance(out, web.StreamResponse):  # an operation that builds its own response
+            return out
         return web.Response(status=status, body=json.dumps(out).encode(),
                             headers={"Content-Type": "application/json"})
 
