@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from runner.cli.main import main as cli_main
 from tests.conftest import guest
 from tests.integration.conftest import server  # noqa: F401 (fixture)
@@ -96,3 +98,26 @@ def test_role_commands_never_print_secrets(server, tmp_path, capsys):  # noqa: F
     assert run(capsys, "role", "delete", *a, "store")[0] == 0
     rc, _, err = run(capsys, "role", "get", *a, "store")
     assert rc == 2 and "ResourceNotFoundException" in err
+
+
+def test_grpc_invoke_with_response_stream(server):  # noqa: F811
+    import grpc
+
+    from runner.service.grpc.server import SERVER_OPTIONS
+    from runner.service.proto import lambda_resources_pb2 as lpb
+    from runner.service.proto import lambda_resources_pb2_grpc as lpb_grpc
+
+    runner, address = server
+    runner.deploy("echo", guest("python", "echo"), runtime="python", handler="app.handler")
+    with grpc.insecure_channel(address, options=SERVER_OPTIONS[:2]) as channel:
+        stub = lpb_grpc.StreamingStub(channel)
+        events = list(stub.InvokeWithResponseStream(lpb.StreamInvokeRequest(
+            name="echo", payload=b'{"big": "' + b"x" * 100_000 + b'"}', log_tail=True)))
+        chunks = [e.payload_chunk for e in events if e.WhichOneof("event") == "payload_chunk"]
+        assert len(chunks) == 2 and json.loads(b"".join(chunks)) == {"big": "x" * 100_000}
+        done = events[-1].complete
+        assert done.error_code == "" and done.executed_version == "$LATEST"
+        assert b"REPORT RequestId" in done.log_tail
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.InvokeWithResponseStream(lpb.StreamInvokeRequest(name="missing")))
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND

@@ -141,9 +141,34 @@ class RolesServicer(lpb_grpc.RolesServicer):
         return role_message(self.runner.delete_role(request.name))
 
 
+STREAM_CHUNK_BYTES = 64 * 1024
+
+
+class StreamingServicer(lpb_grpc.StreamingServicer):
+    def __init__(self, runner) -> None:
+        self.runner = runner
+
+    def InvokeWithResponseStream(self, request, context):
+        try:
+            result = self.runner.invoke(request.name, request.payload,
+                                        qualifier=request.qualifier or None)
+        except Exception as exc:
+            abort(context, exc)
+        if not result.function_error:
+            for i in range(0, len(result.payload), STREAM_CHUNK_BYTES):
+                yield lpb.StreamInvokeEvent(payload_chunk=result.payload[i:i + STREAM_CHUNK_BYTES])
+        yield lpb.StreamInvokeEvent(complete=lpb.StreamInvokeComplete(
+            error_code=(result.error or {}).get("errorType", "") if result.function_error else "",
+            error_details=result.payload.decode("utf-8", "replace") if result.function_error else "",
+            log_tail=result.log_tail() if request.log_tail else b"",
+            executed_version=result.executed_version, request_id=result.request_id))
+
+
 def add_to_server(runner, server) -> list[str]:
     """Register the services on `server`; their full names (for health and reflection)."""
     lpb_grpc.add_AliasesServicer_to_server(AliasesServicer(runner), server)
     lpb_grpc.add_LayersServicer_to_server(LayersServicer(runner), server)
     lpb_grpc.add_RolesServicer_to_server(RolesServicer(runner), server)
-    return [lpb.DESCRIPTOR.services_by_name[n].full_name for n in ("Aliases", "Layers", "Roles")]
+    lpb_grpc.add_StreamingServicer_to_server(StreamingServicer(runner), server)
+    return [lpb.DESCRIPTOR.services_by_name[n].full_name
+            for n in ("Aliases", "Layers", "Roles", "Streaming")]

@@ -228,3 +228,37 @@ class ListRolesResponse(_message.Message):
     ROLES_FIELD_NUMBER: _ClassVar[int]
     roles: _containers.RepeatedCompositeFieldContainer[RoleInfo]
     def __init__(self, roles: _Optional[_Iterable[_Union[RoleInfo, _Mapping]]] = ...) -> None: ...
+
+class StreamInvokeRequest(_message.Message):
+    __slots__ = ("name", "payload", "qualifier", "log_tail")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    QUALIFIER_FIELD_NUMBER: _ClassVar[int]
+    LOG_TAIL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    payload: bytes
+    qualifier: str
+    log_tail: bool
+    def __init__(self, name: _Optional[str] = ..., payload: _Optional[bytes] = ..., qualifier: _Optional[str] = ..., log_tail: _Optional[bool] = ...) -> None: ...
+
+class StreamInvokeComplete(_message.Message):
+    __slots__ = ("error_code", "error_details", "log_tail", "executed_version", "request_id")
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_DETAILS_FIELD_NUMBER: _ClassVar[int]
+    LOG_TAIL_FIELD_NUMBER: _ClassVar[int]
+    EXECUTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    error_code: str
+    error_details: str
+    log_tail: bytes
+    executed_version: str
+    request_id: str
+    def __init__(self, error_code: _Optional[str] = ..., error_details: _Optional[str] = ..., log_tail: _Optional[bytes] = ..., executed_version: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class StreamInvokeEvent(_message.Message):
+    __slots__ = ("payload_chunk", "complete")
+    PAYLOAD_CHUNK_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    payload_chunk: bytes
+    complete: StreamInvokeComplete
+    def __init__(self, payload_chunk: _Optional[bytes] = ..., complete: _Optional[_Union[StreamInvokeComplete, _Mapping]] = ...) -> None: ...

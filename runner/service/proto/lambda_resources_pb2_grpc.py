@@ -713,3 +713,77 @@ class Roles:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class StreamingStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.InvokeWithResponseStream = channel.unary_stream(
+                '/runner.v1.Streaming/InvokeWithResponseStream',
+                request_serializer=lambda__resources__pb2.StreamInvokeRequest.SerializeToString,
+                response_deserializer=lambda__resources__pb2.StreamInvokeEvent.FromString,
+                _registered_method=True)
+
+
+class StreamingServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def InvokeWithResponseStream(self, request, context):
+        """Lambda's InvokeWithResponseStream. Buffered: the chunks are sent once the invocation is
+        over (docs/lambda-compatibility.md), then one `complete` event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_StreamingServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'InvokeWithResponseStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.InvokeWithResponseStream,
+                    request_deserializer=lambda__resources__pb2.StreamInvokeRequest.FromString,
+                    response_serializer=lambda__resources__pb2.StreamInvokeEvent.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'runner.v1.Streaming', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('runner.v1.Streaming', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Streaming:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def InvokeWithResponseStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/runner.v1.Streaming/InvokeWithResponseStream',
+            lambda__resources__pb2.StreamInvokeRequest.SerializeToString,
+            lambda__resources__pb2.StreamInvokeEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
