@@ -16,9 +16,10 @@ The hierarchy::
     │   │   └── StateMachineDoesNotExist, ExecutionDoesNotExist   (workflows; Step Functions'
     │   │                                names, as are InvalidDefinition, InvalidArn, InvalidName,
     │   │                                InvalidExecutionInput, StateMachineTypeNotSupported and
-    │   │                                UnknownOperation under InvalidParameter, and
+    │   │                                UnknownStepFunctionsOperation under InvalidParameter, and
     │   │                                StateMachineAlreadyExists, ExecutionAlreadyExists under
     │   │                                ResourceConflict)
+    │   │   └── UnknownOperation         a Lambda API path with no operation  NOT_FOUND
     │   ├── ResourceConflict            state forbids the change (e.g. an    FAILED_PRECONDITION
     │   │                                update of the function in progress)
     │   ├── PreconditionFailed          a revision_id that is not the        FAILED_PRECONDITION
@@ -134,6 +135,20 @@ class PreconditionFailed(PlatformError):
     error_type = "PreconditionFailedException"
 
 
+# Lambda management API (issue 20) ------------------------------------------------------------
+
+
+class UnknownOperation(ResourceNotFound):
+    """A path of the Lambda API (`/2015-03-31/...`) that names no operation this server
+    serves: answered as AWS answers one (404 UnknownOperationException), never routed on."""
+
+    error_type = "UnknownOperationException"
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"{method} {path} is not an operation this server serves; "
+                         "docs/lambda-compatibility.md lists the supported ones")
+
+
 class TooManyRequests(PlatformError):
     error_type = "TooManyRequestsException"
 
@@ -223,7 +238,7 @@ class StateMachineTypeNotSupported(InvalidParameter):
     error_type = "StateMachineTypeNotSupported"
 
 
-class UnknownOperation(InvalidParameter):
+class UnknownStepFunctionsOperation(InvalidParameter):
     error_type = "UnknownOperationException"
 
 

@@ -55,11 +55,19 @@ RUNTIME_ALIASES = {
     "wasi": "wasm",
 }
 RUNTIMES = ("python", "nodejs", "wasm")
+# The identifiers the Lambda API shows (Runtime) for each of ours; the first is the default.
+LAMBDA_RUNTIME_IDS = {
+    "python3.12": "python", "python3.11": "python", "python3.13": "python",
+    "nodejs20.x": "nodejs", "nodejs18.x": "nodejs", "nodejs22.x": "nodejs",
+}
+MAX_LAYERS = 5  # Lambda's limit of layers per function
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_PY_HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\.[A-Za-z_][A-Za-z0-9_]*$")
-_NODE_HANDLER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.[A-Za-z_$][A-Za-z0-9_$]*$")
+# Lambda's own rule for Handler (its API's pattern): what the runtime makes of the name
+# (Runtime.MalformedHandlerName, ImportModuleError, ...) is reported at invoke, as on Lambda
+# (issue 20: `dir/module.fn`, extensionless Node files and the like are valid handlers).
+_LAMBDA_HANDLER_RE = re.compile(r"^[^\s]{1,128}$")
 # Reserved by the platform (Lambda reserves the same names).
 RESERVED_ENV = frozenset(
     {
@@ -124,22 +132,28 @@ class FunctionConfig:
     max_event_age_s: int = DEFAULT_MAX_EVENT_AGE_S  # older queued events are given up
     on_success: str = ""  # function that receives the success record ("" = none)
     on_failure: str = ""  # function, or "dlq" for the dead-letter store ("" = none)
+    # Lambda's management API (issue 20, docs/lambda-compatibility.md): stored and shown back.
+    description: str = ""
+    role: str = ""  # the execution role's ARN or name, as the client gave it
+    layers: tuple[str, ...] = ()  # layer version ARNs, in mount order (at most five)
+    runtime_id: str = ""  # the Lambda runtime identifier given (python3.12), "" = the default
 
     def __post_init__(self) -> None:
+        if not self.runtime_id and (self.runtime or "").strip().lower() in LAMBDA_RUNTIME_IDS:
+            object.__setattr__(self, "runtime_id", self.runtime.strip().lower())
         object.__setattr__(self, "runtime", normalize_runtime(self.runtime))
         object.__setattr__(self, "environment", dict(self.environment or {}))
+        object.__setattr__(self, "layers", tuple(self.layers or ()))
         self._validate()
 
     def _validate(self) -> None:
         h = self.handler
-        if self.runtime == "python" and not (isinstance(h, str) and _PY_HANDLER_RE.match(h)):
+        if self.runtime in ("python", "nodejs") and not (
+                isinstance(h, str) and _LAMBDA_HANDLER_RE.match(h)):
+            example = "app.handler" if self.runtime == "python" else "index.handler"
             raise InvalidParameter(
-                "handler", f"{h!r} is not 'module.function' (e.g. app.handler)"
-            )
-        if self.runtime == "nodejs" and not (isinstance(h, str) and _NODE_HANDLER_RE.match(h)):
-            raise InvalidParameter(
-                "handler", f"{h!r} is not 'file.export' (e.g. index.handler)"
-            )
+                "handler", f"{h!r} is not a handler name: 1-128 characters without spaces, "
+                f"'module.function' (e.g. {example})")
         if self.runtime == "wasm" and not (isinstance(h, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$", h)):
             raise InvalidParameter(
                 "handler", f"{h!r} is not a valid wasm handler; use '_start' for a WASI "
@@ -170,6 +184,16 @@ class FunctionConfig:
                     dest, f"{target!r} is not a function name" + (
                         " or 'dlq'" if dest == "on_failure" else "") + "; name the destination "
                     "function (or pass '' to remove the destination)")
+        if not isinstance(self.description, str) or len(self.description) > 256:
+            raise InvalidParameter("description", "must be a string of at most 256 characters")
+        if not isinstance(self.role, str) or len(self.role) > 2048:
+            raise InvalidParameter("role", "must be a role name or ARN of at most 2048 characters")
+        if len(self.layers) > MAX_LAYERS or not all(isinstance(x, str) for x in self.layers):
+            raise InvalidParameter("layers", f"at most {MAX_LAYERS} layer version ARNs "
+                                   "(strings); remove some")
+        if self.runtime_id and LAMBDA_RUNTIME_IDS.get(self.runtime_id) != self.runtime:
+            raise InvalidParameter("runtime_id", f"{self.runtime_id!r} is not a Lambda "
+                                   f"identifier of the {self.runtime} runtime")
         total = 0
         for k, v in self.environment.items():
             if not isinstance(k, str) or not _ENV_KEY_RE.match(k):
@@ -218,6 +242,10 @@ class FunctionConfig:
             "max_event_age_s": self.max_event_age_s,
             "on_success": self.on_success,
             "on_failure": self.on_failure,
+            "description": self.description,
+            "role": self.role,
+            "layers": list(self.layers),
+            "runtime_id": self.runtime_id,
         }
 
     @classmethod
@@ -258,6 +286,13 @@ class FunctionVersion:
     # deleted and re-created function of the same name is another function (its queued
     # events, its log blocks in flight, are not the new one's).
     function_uid: str = ""
+    # The host directory the guest sees at /opt: the function's layers merged in order
+    # (storage/layers.py), "" without layers. Derived from config.layers, never stored.
+    opt_dir: str = ""
+    # The execution role's variables (storage/roles.py), hidden from repr: secrets never reach
+    # a log line through a formatted version. `role_generation` grows with every rotation.
+    role_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    role_generation: int = 0
 
     @property
     def arn(self) -> str:
@@ -265,12 +300,30 @@ class FunctionVersion:
 
     @property
     def key(self) -> str:
-        """Pool key: one pool per immutable revision."""
+        """Pool key: one pool per immutable revision (and per generation of its role's
+        credentials, so that rotated credentials never meet a pool of the old ones)."""
+        if self.role_generation:
+            return f"{self.name}#{self.revision}@{self.role_generation}"
         return f"{self.name}#{self.revision}"
 
 
-REGION = "local-1"
+# The region ARNs and AWS_REGION name: a server setting (`runner serve --region`), so that
+# clients that parse ARNs see the region they configured. Set once at start-up (set_region),
+# before any environment starts; read at call time, never cached in a stored value.
+REGION = "us-east-1"
 ACCOUNT = "000000000000"
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+
+
+def set_region(region: str) -> None:
+    global REGION
+    if not isinstance(region, str) or not _REGION_RE.match(region):
+        raise InvalidParameter("region", f"{region!r} is not a region name (e.g. us-east-1)")
+    REGION = region
+
+
+def region() -> str:
+    return REGION
 
 
 def function_arn(name: str, qualifier: str | None = None) -> str:

@@ -48,9 +48,13 @@ def cmd_deploy(args) -> int:
     if args.network is not None:  # a policy (issue 19); --no-network is "none"
         cfg.network_policy = args.network
     for field, value in (("max_retries", args.max_retries), ("max_event_age_s", args.max_event_age),
-                         ("on_success", args.on_success), ("on_failure", args.on_failure)):
+                         ("on_success", args.on_success), ("on_failure", args.on_failure),
+                         ("description", args.description), ("role", args.role)):
         if value is not None:
             setattr(cfg, field, value)
+    if args.layer is not None:  # issue 20: --layer ARN (repeatable); --layer '' removes them all
+        cfg.layers.extend(a for a in args.layer if a)
+        cfg.replace_layers = True
     stubs = connect(args)
     with stubs.channel:
         try:
@@ -178,6 +182,10 @@ def add_commands(sub) -> None:
                    help="async: send failure records to FUNCTION or the dead-letter store ('' = none)")
     d.add_argument("--revision-id", metavar="ID",
                    help="update only if this is still the function's revision_id (from get)")
+    d.add_argument("--layer", action="append", metavar="ARN",
+                   help="layer version ARN, mounted at /opt in order (repeatable, max 5; '' = none)")
+    d.add_argument("--role", help="execution role (a name or ARN)")
+    d.add_argument("--description", help="free text shown by get")
     d.set_defaults(func=cmd_deploy)
 
     i = client("invoke", "invoke a function")

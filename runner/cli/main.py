@@ -18,6 +18,8 @@ from runner.cli import (
     dead_letters,
     doctor,
     functions,
+    lambda_resources,
+    roles,
     routes,
     schedules,
     serve,
@@ -32,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="runner", description="A self-hosted, Lambda-style function runner.")
     sub = p.add_subparsers(dest="command", required=True)
     # The order here is the order `runner --help` lists the commands in.
-    for group in (serve, functions, routes, dead_letters, sources, triggers, topics, schedules,
-                  workflows, doctor):
+    for group in (serve, functions, lambda_resources, roles, routes, dead_letters, sources,
+                  triggers, topics, schedules, workflows, doctor):
         group.add_commands(sub)
     return p
 

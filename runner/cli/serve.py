@@ -34,6 +34,14 @@ def cmd_serve(args) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     data_dir = args.data_dir or default_data_dir()
+    from runner.errors import InvalidParameter
+    from runner.model import set_region
+
+    try:
+        set_region(args.region)  # before any ARN or environment is made (issue 20)
+    except InvalidParameter as exc:
+        print(f"runner: --region: {exc}", file=sys.stderr)
+        return EXIT_PLATFORM_ERROR
     try:
         runner = Runner(data_dir, idle_ttl_s=args.idle_ttl, max_environments=args.max_environments,
                         async_workers=args.async_workers, async_retry_base_s=args.retry_delay)
@@ -125,6 +133,8 @@ def add_commands(sub) -> None:
     s.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight work on stop")
     s.add_argument("--http-port", type=int, default=None, metavar="PORT",
                    help="also serve HTTP (Invoke API and function routes) on HOST:PORT (0 = any)")
+    s.add_argument("--region", default="us-east-1",
+                   help="the region in ARNs and in functions' AWS_REGION (default us-east-1)")
     s.add_argument("--async-workers", type=int, default=4, help="concurrent asynchronous invocations")
     s.add_argument("--retry-delay", type=float, default=60.0, metavar="SECONDS",
                    help="wait before the first retry of a failed async event (doubles after)")

@@ -121,6 +121,13 @@ class Enforcement:
         if self.group is not None:
             self.group.set_cpu(max(cpu_fraction, self.spec.cpu_fraction))
 
+    def boost_cpu(self, cpus: float) -> None:
+        """Raise the CPU quota to at least `cpus` (capped at the host's cores) until the next
+        limit_cpu(): the init boost (process/launch.py: run_init). Never lowers the quota."""
+        if self.group is not None:
+            self.group.set_cpu(max(self.spec.cpu_fraction,
+                                   min(cpus, float(os.cpu_count() or 1))))
+
     def raise_memory_limit(self, memory_bytes: int) -> bool:
         """Raise the cgroup's memory limit to `memory_bytes` (never lowers it). False where no
         cgroup holds the limit: RLIMIT_AS is per process, so what a zygote needs this for

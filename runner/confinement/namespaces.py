@@ -54,6 +54,7 @@ from runner.model import FunctionVersion
 log = logging.getLogger(__name__)
 
 TASK_ROOT = "/var/task"
+OPT_ROOT = "/opt"  # the function's layers (issue 20)
 GUEST_UID_BASE = 200_000  # guest uids: 200000..259999, owned by nobody on the host
 GUEST_UID_COUNT = 60_000
 _uids = itertools.count()
@@ -139,7 +140,7 @@ def wrap(argv: list[str], version: FunctionVersion, tmp_dir: str, *,
     policy = egress.effective(version.config.network, version.config.network_policy)
     args = _sandbox_argv(m, argv, code_dir=version.code_dir, tmp_bytes=spec.tmp_bytes,
                          network=policy == "host", uid=uid, as_bytes=as_bytes,
-                         network_files=policy in ("host", "full"))
+                         network_files=policy in ("host", "full"), opt_dir=version.opt_dir)
     if gate is None:
         return args
     # bwrap's own options (every bind, with the host paths of the data directory and the code)
@@ -322,7 +323,7 @@ def _relocate(binds: dict[str, str], src: str, path: str) -> str:
 
 def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: int,
                   network: bool, uid: int, as_bytes: int | None = None,
-                  network_files: bool | None = None) -> list[str]:
+                  network_files: bool | None = None, opt_dir: str = "") -> list[str]:
     bwrap, setpriv, prlimit = tools()
     # No --die-with-parent: its PR_SET_PDEATHSIG fires when the *thread* that spawned bwrap
     # exits, and environments are spawned from request threads that come and go. A server
@@ -374,6 +375,10 @@ def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: i
     net_files = network if network_files is None else network_files
     for name in ETC_FILES + (NETWORK_ETC_FILES if net_files else ()):
         args += ["--ro-bind-try", "/etc/" + name, "/etc/" + name]
+    if opt_dir:
+        # The function's layers, merged and read-only (storage/layers.py), where Lambda puts
+        # them; runtimes find their modules there (lambda_env.py: NODE_PATH, _RUNNER_OPT).
+        args += ["--ro-bind", opt_dir, OPT_ROOT]
     if code_dir:
         args += ["--ro-bind", code_dir, TASK_ROOT, "--chdir", TASK_ROOT,
                  "--setenv", "LAMBDA_TASK_ROOT", TASK_ROOT]

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import queue
+import random
 import threading
 import time
 from typing import Any, Iterator
@@ -29,10 +30,17 @@ from typing import Any, Iterator
 from runner.confinement.limits import raise_host_fd_limit
 from runner.environments.backends import default_backends
 from runner.environments.base import Backend, InvokeRequest
-from runner.errors import EnvironmentGone, InvalidParameter, ResponseSizeTooLarge, storage_full
+from runner.errors import (
+    EnvironmentGone,
+    InvalidParameter,
+    ResourceConflict,
+    ResponseSizeTooLarge,
+    storage_full,
+)
 from runner.invocation.async_dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, AsyncInvoker
 from runner.invocation.code_input import read_code, zip_directory
 from runner.invocation.context import ContextCache
+from runner.invocation.lambda_resources import AliasesAndLayers
 from runner.invocation.log_block import LogBlock, PendingLog, interrupted_note
 from runner.model import (
     LATEST,
@@ -47,10 +55,13 @@ from runner.model import (
 )
 from runner.pool.base import InitFailure
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
+from runner.storage.aliases import SQLiteAliasStore
 from runner.storage.data_dir import DataDirLock, SpaceReserve
 from runner.storage.events import DeadLetter, EventStore
 from runner.storage.functions import SQLiteRegistry
+from runner.storage.layers import SQLiteLayerStore
 from runner.storage.logs import LogStore
+from runner.storage.roles import SQLiteRoleStore
 from runner.storage.routes import Route, RouteStore
 
 log = logging.getLogger(__name__)
@@ -63,7 +74,7 @@ def default_data_dir() -> str:
     return os.path.join(base, "lambda-runner")
 
 
-class Runner:
+class Runner(AliasesAndLayers):
     """The whole runner in one object: the stores (functions, logs, routes, events), the pool
     and the async dispatcher. Thread-safe. The stores stay reachable as attributes for tests
     and tools; the edges use the methods."""
@@ -84,9 +95,13 @@ class Runner:
         self._lock = DataDirLock(self.data_dir)
         self._reserve = SpaceReserve(self.data_dir)
         self._followers_end = threading.Event()  # set by end_log_follows()
+        self._route_rng = random.Random()  # alias traffic shifting; unpredictability not needed
         try:
             raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
-            self.registry = SQLiteRegistry(self.data_dir)
+            self.layers = SQLiteLayerStore(self.data_dir)  # layers.py (issue 20)
+            self.roles = SQLiteRoleStore(self.data_dir)  # roles.py (issue 20)
+            self.registry = SQLiteRegistry(self.data_dir, derived=self._derived)
+            self.aliases = SQLiteAliasStore(self.registry)  # aliases.py (issue 20)
             self.logs = LogStore(os.path.join(self.data_dir, "logs"))
             self.contexts = ContextCache()  # the Lambda context of each invocation (context.py)
             work = os.path.join(self.data_dir, "envs")
@@ -122,6 +137,7 @@ class Runner:
         handler: str | None = None,
         replace_environment: bool = False,
         revision_id: str | None = None,
+        must_create: bool = False,
         **settings: Any,
     ) -> FunctionVersion:
         """Create or update a function. On update, settings left out keep their values and
@@ -131,10 +147,15 @@ class Runner:
         while another update of the function is in progress, ResourceConflict at once."""
         data = read_code(code)
         env = settings.pop("environment", None)
+        if settings.get("layers") is not None:
+            settings["layers"] = self.check_layers(list(settings["layers"]))
 
         def merge(current: FunctionConfig | None) -> FunctionConfig:
             # Called by the registry under its lock with the configuration as it is at the
             # write: merged any earlier, a concurrent update's fields could be overwritten.
+            if current is not None and must_create:  # Lambda's CreateFunction
+                raise ResourceConflict(f"Function already exist: {name}; update it "
+                                       "(update-function-code) or delete it first")
             if current is None:
                 if not runtime or not handler:
                     raise InvalidParameter(
@@ -206,8 +227,24 @@ class Runner:
         self.logs.delete(name, owner)
         self.events.discard_function(name)
         self.routes.delete_function(name)
+        self.aliases.forget(name)
         self._reserve.restore()  # again, if the delete made room
         return removed
+
+    def delete_version(self, name: str, version: str) -> FunctionVersion:
+        """Delete one published version (Lambda's DeleteFunction with a Qualifier). Refused
+        with ResourceConflict while an alias routes to it, as Lambda refuses it."""
+        with self.registry.updating(name):
+            users = self.aliases.referencing(name, version)
+            if users:
+                raise ResourceConflict(
+                    f"version {version} of {name} is used by alias(es) {', '.join(users)}; "
+                    "point them at another version first (update-alias)")
+            removed = self.registry.delete_version(name, version)
+            if removed.revision != self.registry.resolve(name).revision and \
+                    removed.revision not in self.registry.published_revisions(name):
+                self.pool.retire(removed)
+            return removed
 
     # ------------------------------------------------------------------ invocation
 
@@ -218,10 +255,13 @@ class Runner:
         *,
         qualifier: str | None = None,
         request_id: str | None = None,
+        client_context: dict | None = None,
     ) -> InvocationResult:
         """Invoke synchronously. Platform errors raise; function errors are in the result. The
-        invocation's log block is written before this returns; the result's `log` has it."""
-        block, out = self._run(name, payload, qualifier, request_id)
+        invocation's log block is written before this returns; the result's `log` has it.
+        `client_context` (Lambda's X-Amz-Client-Context, decoded) reaches the handler's
+        context.client_context / clientContext."""
+        block, out = self._run(name, payload, qualifier, request_id, client_context)
         return _result(block, out, block.write().encode())
 
     def invoke_log_later(
@@ -243,14 +283,19 @@ class Runner:
         return result, block.promise()
 
     def _run(self, name: str, payload: bytes | str | None, qualifier: str | None,
-             request_id: str | None) -> tuple[LogBlock, bytes | None]:
+             request_id: str | None, client_context: dict | None = None
+             ) -> tuple[LogBlock, bytes | None]:
         """Run one invocation: its record (the log block, which holds the error and the report)
         and the response payload (None when it failed)."""
         body = check_payload(payload)
-        version = self.registry.resolve(name, qualifier)
+        version = self.resolve_for_invoke(name, qualifier)
         rid = request_id or new_request_id()
         cfg = version.config
         ctx = self.contexts.get(version, qualifier, time.time())
+        if client_context is not None:
+            # A context of its own (contexts are read-only and compared by identity, so the
+            # environment sends this one, and the cached one again after it).
+            ctx = {**ctx, "client_context": client_context}
         while True:
             lease = self.pool.acquire(version)
             if isinstance(lease, InitFailure):  # Lambda reports a failed init on the invocation
@@ -305,7 +350,7 @@ class Runner:
                      qualifier: str | None = None) -> FunctionVersion:
         """A dry run: the checks an invocation makes before running anything."""
         check_payload(payload)
-        return self.registry.resolve(name, qualifier)
+        return self.resolve_for_invoke(name, qualifier)
 
     # ------------------------------------------------------------------ async invocation
 
@@ -384,6 +429,8 @@ class Runner:
         self.events.close()
         self.routes.close()
         self.registry.close()
+        self.layers.close()
+        self.roles.close()
         self.logs.close()
         self._lock.close()
 

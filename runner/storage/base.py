@@ -63,6 +63,10 @@ class Registry(Protocol):
         """Hold `name` as "an update is in progress" for a `with` block; ResourceConflict at
         once if another block holds it (in this process)."""
 
+    def delete_version(self, name: str, version: str) -> FunctionVersion:
+        """Remove one published version ("3"); returns it. ResourceNotFound if there is none,
+        InvalidParameter for a qualifier that is no version number."""
+
     def delete(self, name: str) -> list[FunctionVersion]:
         """Remove the function and all its versions; returns what was removed."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from runner.errors import InvalidDefinition, InvalidParameter, UnknownOperation
+from runner.errors import InvalidDefinition, InvalidParameter, UnknownStepFunctionsOperation
 from runner.storage.workflows import Execution, HistoryEvent, StateMachine
 from runner.workflows.engine import WorkflowEngine
 
@@ -187,7 +187,7 @@ OPERATIONS: dict[str, Callable[[WorkflowEngine, dict], dict]] = {
 def call(engine: WorkflowEngine, operation: str, body: dict) -> dict:
     op = OPERATIONS.get(operation)
     if op is None:
-        raise UnknownOperation("X-Amz-Target", f"AWSStepFunctions.{operation} is not an "
+        raise UnknownStepFunctionsOperation("X-Amz-Target", f"AWSStepFunctions.{operation} is not an "
                                f"operation of this server; supported: {', '.join(OPERATIONS)}")
     if not isinstance(body, dict):
         raise InvalidParameter("body", "must be a JSON object")

@@ -155,7 +155,7 @@ class ProcessEnvironment:
             raise
 
     def _await_ready(self) -> None:
-        reply = run_init(self._channel, self.version)
+        reply = run_init(self._channel, self.version, self._enforcement)
         self.init_logs = reply.logs
         if not reply.answered:
             if self._exited_or_kill() and not reply.timed_out:

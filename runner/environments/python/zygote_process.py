@@ -144,7 +144,7 @@ class Zygote:
             self.enforcement = await_hello(self.channel, self.proc, spec, self.enforcement)
         except RuntimeExited:
             raise ZygoteDead(f"zygote exited before its hello (status {self.proc.poll()})") from None
-        reply = run_init(self.channel, self.version)
+        reply = run_init(self.channel, self.version, self.enforcement)
         self.init_logs = reply.logs
         if not reply.answered:
             # No death classification here (a plain environment's): a zygote that exits in

@@ -20,7 +20,7 @@ from runner.errors import InvalidParameter
 from runner.invocation.runner import Runner
 from runner.service import admission
 from runner.service.admission import Slots
-from runner.service.grpc import convert
+from runner.service.grpc import convert, lambda_resources
 from runner.service.grpc.executor import RenewingPool
 from runner.service.grpc.status import abort
 from runner.service.proto import runner_api_pb2 as pb
@@ -258,6 +258,7 @@ def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
         from runner.service.grpc.workflows import add_to_server
 
         names.append(add_to_server(workflows, server))
+    names += lambda_resources.add_to_server(runner, server)  # aliases, layers (issue 20)
     for name in ["", *names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(

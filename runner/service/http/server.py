@@ -25,7 +25,8 @@ from aiohttp import web
 
 from runner.service import admission
 from runner.service.http.function_routes import FunctionRoutes
-from runner.service.http.invoke_api import PREFIX, InvokeApi
+from runner.service.http.invoke_api import InvokeApi
+from runner.service.http.lambda_api import LambdaApi, owns
 from runner.service.http.push_api import PushApi
 from runner.service.http.stepfunctions import StepFunctionsApi, is_stepfunctions
 
@@ -55,6 +56,7 @@ class HttpFront:
         invocations = admission.Slots(workers, "synchronous invocations (HTTP)")
         self._invoke_api = InvokeApi(runner, self._executor, invocations)
         self._routes = FunctionRoutes(runner, self._executor, invocations)
+        self._lambda_api = LambdaApi(runner, self._executor, self._invoke_api.handle)
         # Push endpoints (issue 19, docs/events.md), served when a service.push.Push is given.
         self._push = PushApi(push, self._executor) if push is not None else None
         # The Step Functions API (issue 21) when given a workflow engine.
@@ -65,8 +67,9 @@ class HttpFront:
         self._web_runner: web.ServerRunner | None = None
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        if request.rel_url.raw_path.startswith(PREFIX):
-            resp = await self._invoke_api.handle(request)
+        # Lambda API paths (every /YYYY-MM-DD/...) are never function routes (issue 20).
+        if owns(request.rel_url.raw_path):
+            resp = await self._lambda_api.handle(request)
         elif self._push is not None and PushApi.handles(request.rel_url.raw_path):
             resp = await self._push.handle(request)
         elif self._sfn is not None and is_stepfunctions(request):
