@@ -29,11 +29,20 @@ from typing import Any, Iterator
 from runner.confinement.limits import raise_host_fd_limit
 from runner.environments.backends import default_backends
 from runner.environments.base import Backend, InvokeRequest
-from runner.errors import EnvironmentGone, InvalidParameter, ResponseSizeTooLarge, storage_full
+from runner.errors import (
+    EnvironmentGone,
+    InvalidParameter,
+    ResponseSizeTooLarge,
+    TooManyRequests,
+    storage_full,
+)
 from runner.invocation.async_dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, AsyncInvoker
 from runner.invocation.code_input import read_code, zip_directory
 from runner.invocation.context import ContextCache
 from runner.invocation.log_block import LogBlock, PendingLog, interrupted_note
+from runner.metrics import Metrics, NullMetrics
+from runner.metrics.host import HostCollector, provisioned_charge
+from runner.metrics.minutes import SeriesWriter
 from runner.model import (
     LATEST,
     MAX_PAYLOAD_BYTES,
@@ -51,6 +60,7 @@ from runner.storage.data_dir import DataDirLock, SpaceReserve
 from runner.storage.events import DeadLetter, EventStore
 from runner.storage.functions import SQLiteRegistry
 from runner.storage.logs import LogStore
+from runner.storage.metric_series import SQLiteMetricSeries
 from runner.storage.routes import Route, RouteStore
 
 log = logging.getLogger(__name__)
@@ -77,6 +87,7 @@ class Runner:
         max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
         async_workers: int = DEFAULT_WORKERS,
         async_retry_base_s: float = DEFAULT_RETRY_BASE_S,
+        metrics: bool = True,
     ) -> None:
         self.data_dir = os.path.abspath(data_dir or default_data_dir())
         os.makedirs(self.data_dir, exist_ok=True)
@@ -103,9 +114,19 @@ class Runner:
             # HTTP routes and async invocation (docs/http-and-async.md).
             self.routes = RouteStore(self.data_dir)
             self.events = EventStore(self.data_dir)
+            # Metrics (docs/observability.md): counters on the invocation path, gauges read
+            # from the pool and the queue at scrape time, minute series for the dashboard.
+            self.metrics = Metrics() if metrics else NullMetrics()
+            self.series = SQLiteMetricSeries(self.data_dir)
+            counts = self.pool.environment_counts
+            self.metrics.registry.register(HostCollector(counts, self.events.pending))
+            self._series_writer = SeriesWriter(self.metrics.minutes, self.series,
+                                               provisioned_charge(counts, self.metrics.provisioned))
+            self._series_writer.start()
             self.async_invoker = AsyncInvoker(self.invoke, self.registry.resolve, self.events,
                                               workers=async_workers, retry_base_s=async_retry_base_s,
-                                              on_interrupted=self._note_interrupted)
+                                              on_interrupted=self._note_interrupted,
+                                              metrics=self.metrics)
             self.async_invoker.start()  # events accepted before a crash run again from here
         except BaseException:
             self._lock.close()  # a runner that failed to start holds nothing
@@ -206,6 +227,9 @@ class Runner:
         self.logs.delete(name, owner)
         self.events.discard_function(name)
         self.routes.delete_function(name)
+        self.metrics.forget(name)
+        self._series_writer.flush()  # its open minutes first, or they would come back
+        self.series.delete_function(name)
         self._reserve.restore()  # again, if the delete made room
         return removed
 
@@ -248,6 +272,24 @@ class Runner:
         and the response payload (None when it failed)."""
         body = check_payload(payload)
         version = self.registry.resolve(name, qualifier)
+        # Counted from here, once the name is known to be a function (bounded labels): exactly
+        # one of finished() / refused() follows started().
+        metrics = self.metrics
+        metrics.started(name)
+        try:
+            block, out = self._execute(version, body, qualifier, request_id)
+        except TooManyRequests:
+            metrics.refused(name, throttled=True)
+            raise
+        except BaseException:
+            metrics.refused(name, throttled=False)
+            raise
+        metrics.finished(name, version.version, block.report, block.error,
+                         version.config.memory_mb)
+        return block, out
+
+    def _execute(self, version: FunctionVersion, body: bytes, qualifier: str | None,
+                 request_id: str | None) -> tuple[LogBlock, bytes | None]:
         rid = request_id or new_request_id()
         cfg = version.config
         ctx = self.contexts.get(version, qualifier, time.time())
@@ -377,6 +419,8 @@ class Runner:
         # Events still running when the grace ends stay queued and run after a restart.
         self.async_invoker.close()
         self.pool.close()
+        self._series_writer.close()  # the open minutes are written: a restart keeps them
+        self.series.close()
         self.events.close()
         self.routes.close()
         self.registry.close()
