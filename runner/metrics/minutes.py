@@ -61,6 +61,16 @@ class MinuteBuckets:
         with self._lock:
             self._get(function).provisioned_gb_seconds += gb_seconds
 
+    def peek(self) -> list[MinuteSample]:
+        """Copies of the minutes not yet written (the dashboard adds them to the stored ones)."""
+        with self._lock:
+            out = []
+            for s in self._open.values():
+                c = MinuteSample(s.function, s.minute)
+                c.merge(s)
+                out.append(c)
+        return out
+
     def drain(self) -> list[MinuteSample]:
         with self._lock:
             out = list(self._open.values())

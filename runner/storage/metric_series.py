@@ -131,6 +131,9 @@ class MetricSeriesStore(Protocol):
         """The stored minutes of `function` with since <= minute < until, oldest first;
         minutes with nothing recorded are absent (the caller fills gaps)."""
 
+    def window(self, since: int, until: int) -> list[MinuteSample]:
+        """Every function's stored minutes with since <= minute < until, in no set order."""
+
     def totals(self, since: int, until: int) -> dict[str, MinuteSample]:
         """Every function's minutes in [since, until) merged into one sample per function
         (its `minute` is `since`)."""
@@ -185,18 +188,18 @@ class SQLiteMetricSeries:
 
     def totals(self, since: int, until: int) -> dict[str, MinuteSample]:
         out: dict[str, MinuteSample] = {}
-        for s in self._rows(since, until):
+        for s in self.window(since, until):
             out.setdefault(s.function, MinuteSample(s.function, since)).merge(s)
         return out
 
     def daily(self, since: int, until: int) -> list[MinuteSample]:
         out: dict[tuple[int, str], MinuteSample] = {}
-        for s in self._rows(since, until):
+        for s in self.window(since, until):
             day = s.minute - s.minute % 86400
             out.setdefault((day, s.function), MinuteSample(s.function, day)).merge(s)
         return [out[k] for k in sorted(out)]
 
-    def _rows(self, since: int, until: int) -> list[MinuteSample]:
+    def window(self, since: int, until: int) -> list[MinuteSample]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM minutes WHERE minute >= ? AND minute < ?",
                                     (since, until)).fetchall()

@@ -19,11 +19,13 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
 from runner.service import admission
+from runner.service.http.dashboard import Dashboard
 from runner.service.http.function_routes import FunctionRoutes
 from runner.service.http.invoke_api import PREFIX, InvokeApi
 
@@ -52,16 +54,26 @@ class HttpFront:
         invocations = admission.Slots(workers, "synchronous invocations (HTTP)")
         self._invoke_api = InvokeApi(runner, self._executor, invocations)
         self._routes = FunctionRoutes(runner, self._executor, invocations)
+        # /metrics and the dashboard at /ui (docs/observability.md, issue 22).
+        self._dashboard = Dashboard(runner, self._executor, invocations, host)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="http-front",
                                         daemon=True)
         self._web_runner: web.ServerRunner | None = None
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        if request.rel_url.raw_path.startswith(PREFIX):
+        t0 = time.perf_counter()
+        path = request.rel_url.raw_path
+        if path.startswith(PREFIX):
+            kind = "invoke_api"
             resp = await self._invoke_api.handle(request)
+        elif Dashboard.serves(path):
+            kind = "dashboard"
+            resp = await self._dashboard.handle(request)
         else:
+            kind = "route"
             resp = await self._routes.handle(request)
+        self.runner.metrics.http(kind, resp.status, time.perf_counter() - t0)
         return resp
 
     async def _start(self) -> None:
@@ -80,6 +92,7 @@ class HttpFront:
             raise
 
     async def _stop(self) -> None:
+        self._dashboard.close()
         if self._web_runner is not None:
             await self._web_runner.cleanup()
         # Connection tasks still waiting for a next request end here, not at loop close.

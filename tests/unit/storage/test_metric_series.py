@@ -59,6 +59,9 @@ def test_series_is_a_half_open_window_oldest_first(open_store):
     store.add([_sample("f", m) for m in (180, 60, 120, 240)])
     assert [s.minute for s in store.series("f", 60, 240)] == [60, 120, 180]
     assert store.series("other", 0, 1000) == []
+    store.add([_sample("g", 120)])
+    assert sorted((s.function, s.minute) for s in store.window(120, 181)) == [
+        ("f", 120), ("f", 180), ("g", 120)]
 
 
 def test_totals_and_daily(open_store):
