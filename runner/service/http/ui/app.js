@@ -47,7 +47,7 @@ function chart(title, data, series, width) {
   const opts = {
     width, height: 180, legend: { show: true }, cursor: { drag: { x: false, y: false } },
     series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5,
-                                         spanGaps: false, points: { show: false } }))],
+                                         spanGaps: !!s.sparse, points: { show: !!s.sparse, size: 4 } }))],
   };
   box.plot = () => new uPlot(opts, data, box);
   return box;
@@ -104,7 +104,7 @@ async function showFunction(name, windowS) {
           [{ label: "invocations", color: "#2e86de" }, { label: "errors", color: "#c0392b" },
            { label: "throttles", color: "#8e44ad" }], width),
     chart("Duration (ms)", [xs, col("p50_ms"), col("p99_ms")],
-          [{ label: "p50", color: "#27ae60" }, { label: "p99", color: "#e67e22" }], width),
+          [{ label: "p50", color: "#27ae60", sparse: true }, { label: "p99", color: "#e67e22", sparse: true }], width),
     chart("Concurrency", [xs, col("concurrency")], [{ label: "max in flight", color: "#16a085" }], width),
     chart("Cold starts", [xs, col("cold_starts")], [{ label: "cold starts", color: "#7f8c8d" }], width),
   ];
