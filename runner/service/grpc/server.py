@@ -20,8 +20,9 @@ from runner.errors import InvalidParameter
 from runner.invocation.runner import Runner
 from runner.service import admission
 from runner.service.admission import Slots
-from runner.service.grpc import convert
+from runner.service.grpc import convert, usage
 from runner.service.grpc.executor import RenewingPool
+from runner.service.grpc.observe import MetricsInterceptor
 from runner.service.grpc.status import abort
 from runner.service.proto import runner_api_pb2 as pb
 from runner.service.proto import runner_api_pb2_grpc as pb_grpc
@@ -234,7 +235,8 @@ def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
     thread pool's class (bench/burst_bench.py compares pools)."""
     workers = sync_invocations + log_followers + admission.RESERVE
     server = grpc.server(executor_cls(max_workers=workers, thread_name_prefix="rpc"),
-                         options=SERVER_OPTIONS)
+                         options=SERVER_OPTIONS,
+                         interceptors=[MetricsInterceptor(runner.metrics)])  # issue 22
     pb_grpc.add_FunctionsServicer_to_server(FunctionsServicer(runner), server)
     pb_grpc.add_InvokerServicer_to_server(InvokerServicer(
         runner, admission.Slots(sync_invocations, "synchronous invocations"),
@@ -248,6 +250,7 @@ def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
         pb.DESCRIPTOR.services_by_name["Invoker"].full_name,
         pb.DESCRIPTOR.services_by_name["Routes"].full_name,
         pb.DESCRIPTOR.services_by_name["Events"].full_name,
+        usage.add_to_server(runner, server),  # issue 22
     ]
     for name in ["", *names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
