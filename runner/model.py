@@ -284,6 +284,7 @@ class Report:
     max_memory_used_mb: int
     init_duration_ms: float | None = None  # set on cold starts only
     cold_start: bool = False
+    xray: str = ""  # Lambda's XRAY suffix of a traced invocation (invocation/trace.py)
 
     def line(self) -> str:
         s = (
@@ -293,6 +294,8 @@ class Report:
         )
         if self.init_duration_ms is not None:
             s += f"\tInit Duration: {self.init_duration_ms:.2f} ms"
+        if self.xray:
+            s += f"\t{self.xray}"
         return s
 
 

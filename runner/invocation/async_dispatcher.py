@@ -113,7 +113,7 @@ class AsyncInvoker:
     # ------------------------------------------------------------------ accept
 
     def submit(self, name: str, payload: bytes | str | None = None,
-               qualifier: str | None = None) -> str:
+               qualifier: str | None = None, trace_id: str | None = None) -> str:
         """Queue an event durably and return its request id. Raises before queueing anything
         for a bad payload or an unknown function/qualifier."""
         body = check_async_payload(payload)
@@ -121,7 +121,7 @@ class AsyncInvoker:
         now = time.time()
         rid = new_request_id()
         self.store.enqueue(Event(rid, name, qualifier or "", body, now, 0, now,
-                                 version.function_uid))
+                                 version.function_uid, trace_id or ""))
         self.metrics.event_received(name)
         self._wake()
         return rid
@@ -230,7 +230,8 @@ class AsyncInvoker:
         self.metrics.event_age(event.function, now - event.enqueued_at)
         try:
             result = self._invoke(event.function, event.payload,
-                                  qualifier=event.qualifier or None, request_id=event.id)
+                                  qualifier=event.qualifier or None, request_id=event.id,
+                                  trace_id=event.trace_id or None)
         except TooManyRequests:
             with self._cond:
                 self._deferred[event.id] = time.time() + self.throttle_delay_s

@@ -40,6 +40,7 @@ from runner.invocation.async_dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WOR
 from runner.invocation.code_input import read_code, zip_directory
 from runner.invocation.context import ContextCache
 from runner.invocation.log_block import LogBlock, PendingLog, interrupted_note
+from runner.invocation.trace import report_suffix
 from runner.metrics import Metrics, NullMetrics
 from runner.metrics.host import HostCollector, provisioned_charge
 from runner.metrics.minutes import SeriesWriter
@@ -242,10 +243,12 @@ class Runner:
         *,
         qualifier: str | None = None,
         request_id: str | None = None,
+        trace_id: str | None = None,
     ) -> InvocationResult:
         """Invoke synchronously. Platform errors raise; function errors are in the result. The
-        invocation's log block is written before this returns; the result's `log` has it."""
-        block, out = self._run(name, payload, qualifier, request_id)
+        invocation's log block is written before this returns; the result's `log` has it.
+        `trace_id`: the caller's X-Amzn-Trace-Id (trace.py), handed to the guest."""
+        block, out = self._run(name, payload, qualifier, request_id, trace_id)
         return _result(block, out, block.write().encode())
 
     def invoke_log_later(
@@ -255,19 +258,20 @@ class Runner:
         *,
         qualifier: str | None = None,
         request_id: str | None = None,
+        trace_id: str | None = None,
     ) -> tuple[InvocationResult, PendingLog]:
         """Invoke as `invoke()` does, but leave the log block to the caller: it runs the
         returned PendingLog's `write()` once, when it chooses (the gRPC edge: after the
         response is sent, docs/decisions/037). The result's `log` is empty; reads of the
         function's log wait for the block meanwhile (LogStore.reserve)."""
-        block, out = self._run(name, payload, qualifier, request_id)
+        block, out = self._run(name, payload, qualifier, request_id, trace_id)
         result = _result(block, out, b"")
         # Promised last: nothing between the promise and the hand-over can fail and leave it
         # unkept (reads would wait PENDING_WAIT_S for it).
         return result, block.promise()
 
     def _run(self, name: str, payload: bytes | str | None, qualifier: str | None,
-             request_id: str | None) -> tuple[LogBlock, bytes | None]:
+             request_id: str | None, trace_id: str | None = None) -> tuple[LogBlock, bytes | None]:
         """Run one invocation: its record (the log block, which holds the error and the report)
         and the response payload (None when it failed)."""
         body = check_payload(payload)
@@ -277,7 +281,7 @@ class Runner:
         metrics = self.metrics
         metrics.started(name)
         try:
-            block, out = self._execute(version, body, qualifier, request_id)
+            block, out = self._execute(version, body, qualifier, request_id, trace_id or "")
         except TooManyRequests:
             metrics.refused(name, throttled=True)
             raise
@@ -289,14 +293,15 @@ class Runner:
         return block, out
 
     def _execute(self, version: FunctionVersion, body: bytes, qualifier: str | None,
-                 request_id: str | None) -> tuple[LogBlock, bytes | None]:
+                 request_id: str | None, trace_id: str) -> tuple[LogBlock, bytes | None]:
         rid = request_id or new_request_id()
         cfg = version.config
         ctx = self.contexts.get(version, qualifier, time.time())
         while True:
             lease = self.pool.acquire(version)
             if isinstance(lease, InitFailure):  # Lambda reports a failed init on the invocation
-                report = Report(rid, 0.0, 0, cfg.memory_mb, 0, lease.duration_ms, cold_start=True)
+                report = Report(rid, 0.0, 0, cfg.memory_mb, 0, lease.duration_ms, cold_start=True,
+                                xray=report_suffix(trace_id) if trace_id else "")
                 return self._block(version, rid, lease.error, lease.logs, b"", report), None
             env = lease.env
             # The deadline counts from the moment the handler may start, as on Lambda: init
@@ -305,7 +310,8 @@ class Runner:
             try:
                 # The guest's getRemainingTimeInMillis counts from here too.
                 outcome = env.invoke(InvokeRequest(rid, body, cfg.timeout_s, deadline, ctx,
-                                                   int((time.time() + cfg.timeout_s) * 1000)))
+                                                   int((time.time() + cfg.timeout_s) * 1000),
+                                                   trace_id))
             except EnvironmentGone:
                 self.pool.release(lease, reusable=False)
                 if lease.cold:
@@ -334,6 +340,7 @@ class Runner:
             max_memory_used_mb=math.ceil(outcome.max_memory_bytes / MB),
             init_duration_ms=env.init_duration_ms if lease.cold else None,
             cold_start=lease.cold,
+            xray=report_suffix(trace_id) if trace_id else "",
         )
         init_logs = env.init_logs if lease.cold else b""
         return self._block(version, rid, error, init_logs, outcome.logs, report), out
@@ -352,10 +359,11 @@ class Runner:
     # ------------------------------------------------------------------ async invocation
 
     def invoke_async(self, name: str, payload: bytes | str | None = None, *,
-                     qualifier: str | None = None) -> str:
+                     qualifier: str | None = None, trace_id: str | None = None) -> str:
         """Queue an asynchronous (Event) invocation durably; returns its request id. It runs
-        at least once, with retries and destinations per the function's configuration."""
-        return self.async_invoker.submit(name, payload, qualifier)
+        at least once, with retries and destinations per the function's configuration, each
+        attempt under `trace_id` when given."""
+        return self.async_invoker.submit(name, payload, qualifier, trace_id)
 
     def dead_letters(self, name: str) -> list[DeadLetter]:
         """Events of `name` that ended in the dead-letter store, oldest first."""

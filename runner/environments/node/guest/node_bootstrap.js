@@ -410,7 +410,7 @@ class Server {
     }
     const run = () => {
       currentRequestId = id;
-      traceVar.value = `Root=${id}`;
+      traceVar.value = msg.trace || `Root=${id}`; // the caller's trace, if it sent one
       lateMarker = null;
       let event;
       try {

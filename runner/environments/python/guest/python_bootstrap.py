@@ -257,7 +257,7 @@ def invoke(handler, msg):
     """Run one invocation; returns the reply frame."""
     rid = msg["id"]
     _RequestIdFilter.request_id = rid
-    _trace_var.set("Root=" + rid)
+    _trace_var.set(msg.get("trace") or "Root=" + rid)  # the caller's trace, if it sent one
     fatal = False
     try:
         event = json.loads(msg["payload"]) if msg["payload"] else None
