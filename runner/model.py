@@ -121,6 +121,10 @@ class FunctionConfig:
     max_event_age_s: int = DEFAULT_MAX_EVENT_AGE_S  # older queued events are given up
     on_success: str = ""  # function that receives the success record ("" = none)
     on_failure: str = ""  # function, or "dlq" for the dead-letter store ("" = none)
+    # Lambda's LoggingConfig (docs/observability.md, issue 22): levels need the JSON format.
+    log_format: str = "Text"  # Text | JSON
+    application_log_level: str = ""  # TRACE DEBUG INFO WARN ERROR FATAL ("" = INFO with JSON)
+    system_log_level: str = ""  # DEBUG INFO WARN ("" = INFO with JSON)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "runtime", normalize_runtime(self.runtime))
@@ -166,6 +170,7 @@ class FunctionConfig:
                     dest, f"{target!r} is not a function name" + (
                         " or 'dlq'" if dest == "on_failure" else "") + "; name the destination "
                     "function (or pass '' to remove the destination)")
+        _check_logging(self.log_format, self.application_log_level, self.system_log_level)
         total = 0
         for k, v in self.environment.items():
             if not isinstance(k, str) or not _ENV_KEY_RE.match(k):
@@ -213,6 +218,9 @@ class FunctionConfig:
             "max_event_age_s": self.max_event_age_s,
             "on_success": self.on_success,
             "on_failure": self.on_failure,
+            "log_format": self.log_format,
+            "application_log_level": self.application_log_level,
+            "system_log_level": self.system_log_level,
         }
 
     @classmethod
@@ -225,6 +233,25 @@ class FunctionConfig:
             return cls(**known)
         finally:
             _LOADING_STORED.reset(token)
+
+
+LOG_FORMATS = ("Text", "JSON")
+APPLICATION_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
+
+
+def _check_logging(fmt: str, app_level: str, sys_level: str) -> None:
+    if fmt not in LOG_FORMATS:
+        raise InvalidParameter("log_format", f"{fmt!r} is not one of Text, JSON")
+    for field_, value, allowed in (("application_log_level", app_level, APPLICATION_LOG_LEVELS),
+                                   ("system_log_level", sys_level, SYSTEM_LOG_LEVELS)):
+        if not value:
+            continue
+        if value not in allowed:
+            raise InvalidParameter(field_, f"{value!r} is not one of {', '.join(allowed)}")
+        if fmt != "JSON":
+            raise InvalidParameter(field_, "log levels apply to the JSON log format only (as "
+                                   "on Lambda); set log_format to JSON, or leave the level out")
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:

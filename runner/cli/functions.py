@@ -49,7 +49,10 @@ def cmd_deploy(args) -> int:
     if args.network is not None:
         cfg.network = args.network
     for field, value in (("max_retries", args.max_retries), ("max_event_age_s", args.max_event_age),
-                         ("on_success", args.on_success), ("on_failure", args.on_failure)):
+                         ("on_success", args.on_success), ("on_failure", args.on_failure),
+                         ("log_format", args.log_format),
+                         ("application_log_level", args.application_log_level),
+                         ("system_log_level", args.system_log_level)):
         if value is not None:
             setattr(cfg, field, value)
     stubs = connect(args)
@@ -174,6 +177,10 @@ def add_commands(sub) -> None:
     d.add_argument("--on-success", metavar="FUNCTION", help="async: send success records to FUNCTION ('' = none)")
     d.add_argument("--on-failure", metavar="FUNCTION|dlq",
                    help="async: send failure records to FUNCTION or the dead-letter store ('' = none)")
+    d.add_argument("--log-format", choices=("Text", "JSON"), help="Lambda's LogFormat")
+    d.add_argument("--application-log-level", metavar="LEVEL",
+                   help="JSON logs: TRACE DEBUG INFO WARN ERROR FATAL ('' = INFO)")
+    d.add_argument("--system-log-level", metavar="LEVEL", help="JSON logs: DEBUG INFO WARN ('' = INFO)")
     d.add_argument("--revision-id", metavar="ID",
                    help="update only if this is still the function's revision_id (from get)")
     d.set_defaults(func=cmd_deploy)

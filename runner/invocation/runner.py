@@ -302,7 +302,8 @@ class Runner:
             if isinstance(lease, InitFailure):  # Lambda reports a failed init on the invocation
                 report = Report(rid, 0.0, 0, cfg.memory_mb, 0, lease.duration_ms, cold_start=True,
                                 xray=report_suffix(trace_id) if trace_id else "")
-                return self._block(version, rid, lease.error, lease.logs, b"", report), None
+                return self._block(version, rid, lease.error, lease.logs, b"", report,
+                                   trace_id), None
             env = lease.env
             # The deadline counts from the moment the handler may start, as on Lambda: init
             # time of a cold start is not charged to the invocation's timeout.
@@ -343,12 +344,14 @@ class Runner:
             xray=report_suffix(trace_id) if trace_id else "",
         )
         init_logs = env.init_logs if lease.cold else b""
-        return self._block(version, rid, error, init_logs, outcome.logs, report), out
+        return self._block(version, rid, error, init_logs, outcome.logs, report, trace_id), out
 
     def _block(self, version: FunctionVersion, rid: str, error, init_logs: bytes, logs: bytes,
-               report: Report) -> LogBlock:
+               report: Report, trace_id: str = "") -> LogBlock:
+        cfg = version.config
+        json_level = (cfg.system_log_level or "INFO") if cfg.log_format == "JSON" else ""
         return LogBlock(self.logs, version.name, version.version, rid, error, init_logs, logs,
-                        report, version.function_uid)
+                        report, version.function_uid, json_level, trace_id)
 
     def check_invoke(self, name: str, payload: bytes | str | None = None, *,
                      qualifier: str | None = None) -> FunctionVersion:

@@ -39,6 +39,9 @@ def guest_environment(version: FunctionVersion, tmp_dir: str,
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{version.name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": f"{time.strftime('%Y/%m/%d')}/[{version.version}]{version.revision}",
     }
+    if cfg.log_format == "JSON":  # Lambda's LoggingConfig, read by the runtimes' log setup
+        env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        env["AWS_LAMBDA_LOG_LEVEL"] = cfg.application_log_level or "INFO"
     env.update(cfg.environment)
     env.update(runtime_vars or {})
     return env
