@@ -26,13 +26,16 @@ class MinuteBuckets:
     """The current minutes not yet written. Thread-safe; each call is a dict lookup and a few
     additions under one lock."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time,
+                 lock: threading.Lock | None = None) -> None:
         self._clock = clock
-        self._lock = threading.Lock()
+        # Shared with Metrics' invocation counts, so a finished invocation takes one lock.
+        self._lock = lock if lock is not None else threading.Lock()
         self._open: dict[tuple[str, int], MinuteSample] = {}
+        self.settle: Callable[[], None] = lambda: None  # counts what the owner queued
 
-    def _get(self, function: str) -> MinuteSample:
-        now = int(self._clock())
+    def _get(self, function: str, at: float | None = None) -> MinuteSample:
+        now = int(self._clock() if at is None else at)
         minute = now - now % 60
         key = (function, minute)
         s = self._open.get(key)
@@ -43,19 +46,27 @@ class MinuteBuckets:
     def invocation(self, function: str, duration_ms: float, error: bool, cold: bool,
                    gb_seconds: float, concurrency: int) -> None:
         with self._lock:
-            s = self._get(function)
-            s.invocations += 1
-            s.errors += error
-            s.cold_starts += cold
-            s.duration_ms += duration_ms
-            s.buckets[bucket_index(duration_ms)] += 1
-            s.gb_seconds += gb_seconds
-            if concurrency > s.concurrency:
-                s.concurrency = concurrency
+            self.invocation_locked(function, duration_ms, error, cold, gb_seconds, concurrency)
+
+    def invocation_locked(self, function: str, duration_ms: float, error: bool, cold: bool,
+                          gb_seconds: float, concurrency: int, at: float | None = None) -> None:
+        """invocation() for a caller that holds the lock; `at` is when it finished."""
+        s = self._get(function, at)
+        s.invocations += 1
+        s.errors += error
+        s.cold_starts += cold
+        s.duration_ms += duration_ms
+        s.buckets[bucket_index(duration_ms)] += 1
+        s.gb_seconds += gb_seconds
+        if concurrency > s.concurrency:
+            s.concurrency = concurrency
 
     def throttle(self, function: str) -> None:
         with self._lock:
-            self._get(function).throttles += 1
+            self.throttle_locked(function)
+
+    def throttle_locked(self, function: str) -> None:
+        self._get(function).throttles += 1
 
     def provisioned(self, function: str, gb_seconds: float) -> None:
         with self._lock:
@@ -63,6 +74,7 @@ class MinuteBuckets:
 
     def peek(self) -> list[MinuteSample]:
         """Copies of the minutes not yet written (the dashboard adds them to the stored ones)."""
+        self.settle()
         with self._lock:
             out = []
             for s in self._open.values():
@@ -72,6 +84,7 @@ class MinuteBuckets:
         return out
 
     def drain(self) -> list[MinuteSample]:
+        self.settle()
         with self._lock:
             out = list(self._open.values())
             self._open = {}

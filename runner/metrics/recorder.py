@@ -5,25 +5,34 @@ one of `finished(...)` (it ran: success or a function error) or `refused(functio
 throttled)` (a platform error after start: throttled, a host failure). Unknown names never
 get here, so the `function` label only ever holds deployed functions.
 
-Cost on the warm path: two calls, each a dict lookup of cached label children, a few
-lock-protected additions and one bisect (bench/metrics_bench.py measures it against
-`NullMetrics`, which every Runner built with `metrics=False` uses).
+Cost on the warm path: two deque appends; the counting happens later, on a scrape, a chart
+or the series writer's flush (bench/metrics_bench.py measures it against `NullMetrics`,
+which every Runner built with `metrics=False` uses).
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from bisect import bisect_left
+from collections import deque
 from typing import Any
 
 from prometheus_client import generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
-from runner.metrics.families import Families
+from runner.metrics.families import DURATION_BUCKETS_S, INIT_BUCKETS_S, Families
 from runner.metrics.minutes import MinuteBuckets
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "NullMetrics", "outcome_of"]
 
 _MB_PER_GB = 1024.0
+_DURATION_BOUNDS_MS = tuple(b * 1000 for b in DURATION_BUCKETS_S)
+_INIT_BOUNDS_MS = tuple(b * 1000 for b in INIT_BUCKETS_S)
+DROP_REASONS = ("expired", "retries", "deleted")
+SETTLE_AT = 100_000  # queued events counted inline past this (no scrape, no writer)
 
 
 def outcome_of(error: Any) -> str:
@@ -38,19 +47,23 @@ def outcome_of(error: Any) -> str:
     return "function_error"
 
 
-class _Children:
-    """The label children of one function, looked up once (labels() costs a few µs)."""
+class _Stats:
+    """One function's invocation counts since the server started (or since it was created)."""
 
-    __slots__ = ("duration", "init", "cold", "errors", "gb", "concurrent", "outcomes")
+    __slots__ = ("inflight", "outcomes", "errors", "throttles", "cold", "dur", "dur_sum",
+                 "init", "init_sum", "gb")
 
-    def __init__(self, f: Families, function: str) -> None:
-        self.duration = f.duration.labels(function)
-        self.init = f.init_duration.labels(function)
-        self.cold = f.cold_starts.labels(function)
-        self.errors = f.errors.labels(function)
-        self.gb = f.gb_seconds.labels(function)
-        self.concurrent = f.concurrent.labels(function)
-        self.outcomes: dict[tuple[str, str], Any] = {}
+    def __init__(self) -> None:
+        self.inflight = 0
+        self.outcomes: dict[tuple[str, str], int] = {}
+        self.errors = 0
+        self.throttles = 0
+        self.cold = 0
+        self.dur = [0] * (len(DURATION_BUCKETS_S) + 1)  # per bucket, not cumulative
+        self.dur_sum = 0.0
+        self.init = [0] * (len(INIT_BUCKETS_S) + 1)
+        self.init_sum = 0.0
+        self.gb = 0.0
 
 
 class Metrics:
@@ -59,72 +72,109 @@ class Metrics:
     def __init__(self) -> None:
         self.families = Families()
         self.registry = self.families.registry
-        self.minutes = MinuteBuckets()
+        # One lock for the invocation counts and the open minutes.
         self._lock = threading.Lock()
-        self._children: dict[str, _Children] = {}
-        self._inflight: dict[str, int] = {}
-
-    def _of(self, function: str) -> _Children:
-        c = self._children.get(function)
-        if c is None:
-            with self._lock:
-                c = self._children.get(function)
-                if c is None:
-                    c = self._children[function] = _Children(self.families, function)
-        return c
+        self.minutes = MinuteBuckets(lock=self._lock)
+        self.minutes.settle = self._settle  # a flush or a chart first counts what is queued
+        self._stats: dict[str, _Stats] = {}
+        # The invocation path only appends here (deque.append is atomic and ~0.1 µs); the
+        # counting happens in _settle(), on a scrape, a chart, or the series writer's flush
+        # every few seconds, off the invocation's latency (decision 062). Order is kept, so
+        # in-flight counts and their per-minute maxima replay exactly.
+        self._events: deque = deque()
+        self._edge: dict[tuple, Any] = {}  # cached label children of the edge families
+        self.registry.register(_InvocationCollector(self))
 
     # ------------------------------------------------------------------ invocations
 
     def started(self, function: str) -> None:
-        with self._lock:
-            self._inflight[function] = self._inflight.get(function, 0) + 1
-        self._of(function).concurrent.inc()
-
-    def _ended(self, function: str) -> int:
-        """One fewer in flight; returns how many were in flight with this one."""
-        with self._lock:
-            n = self._inflight.get(function, 1)
-            if n <= 1:
-                self._inflight.pop(function, None)
-            else:
-                self._inflight[function] = n - 1
-        self._of(function).concurrent.dec()
-        return n
+        self._events.append(function)
 
     def finished(self, function: str, version: str, report, error, memory_mb: int) -> None:
         """An invocation that ran (or whose init failed): counted once, with its report."""
-        concurrency = self._ended(function)
-        c = self._of(function)
-        outcome = outcome_of(error)
-        child = c.outcomes.get((version, outcome))
-        if child is None:
-            child = c.outcomes[(version, outcome)] = self.families.invocations.labels(
-                function, version, outcome)
-        child.inc()
-        if error is not None:
-            c.errors.inc()
-        c.duration.observe(report.duration_ms / 1000.0)
-        if report.cold_start:
-            c.cold.inc()
-            if report.init_duration_ms is not None:
-                c.init.observe(report.init_duration_ms / 1000.0)
-        gb_s = report.billed_duration_ms / 1000.0 * memory_mb / _MB_PER_GB
-        if gb_s:
-            c.gb.inc(gb_s)
-        self.minutes.invocation(function, report.duration_ms, error is not None,
-                                report.cold_start, gb_s, concurrency)
+        events = self._events
+        events.append((function, version, report, error, memory_mb, time.time()))
+        if len(events) > SETTLE_AT:  # nobody settled for a while: bound the queue
+            self._settle()
 
     def refused(self, function: str, throttled: bool) -> None:
         """A started invocation that did not run: throttled (counted), or a platform error."""
-        self._ended(function)
-        if throttled:
-            self.throttled(function)
+        self._events.append((function, throttled))
 
     def throttled(self, function: str, version: str = "") -> None:
-        """Refused for concurrency, by the pool or by an edge's admission ceiling."""
-        self.families.throttles.labels(function).inc()
-        self.families.invocations.labels(function, version, "throttled").inc()
-        self.minutes.throttle(function)
+        """Refused for concurrency, by an edge's admission ceiling (the pool's come through
+        refused())."""
+        with self._lock:
+            self._throttle_locked(function, version)
+
+    def _settle(self) -> None:
+        """Count every queued event, in order."""
+        with self._lock:
+            self._settle_locked()
+
+    def _settle_locked(self) -> None:
+        events = self._events
+        stats = self._stats
+        minutes = self.minutes
+        while events:
+            e = events.popleft()
+            if type(e) is str:  # started
+                s = stats.get(e)
+                if s is None:
+                    s = stats[e] = _Stats()
+                s.inflight += 1
+                continue
+            function = e[0]
+            s = stats.get(function)
+            if s is None:
+                s = stats[function] = _Stats()
+            concurrency = s.inflight
+            s.inflight = concurrency - 1 if concurrency > 0 else 0
+            if len(e) == 2:  # refused
+                if e[1]:
+                    self._throttle_locked(function, "")
+                continue
+            _, version, report, error, memory_mb, at = e
+            key = (version, "success" if error is None else outcome_of(error))
+            s.outcomes[key] = s.outcomes.get(key, 0) + 1
+            d_ms = report.duration_ms
+            s.dur[bisect_left(_DURATION_BOUNDS_MS, d_ms)] += 1
+            s.dur_sum += d_ms
+            gb_s = report.billed_duration_ms * memory_mb / (1000.0 * _MB_PER_GB)
+            s.gb += gb_s
+            if error is not None:
+                s.errors += 1
+            cold = report.cold_start
+            if cold:
+                s.cold += 1
+                init_ms = report.init_duration_ms
+                if init_ms is not None:
+                    s.init[bisect_left(_INIT_BOUNDS_MS, init_ms)] += 1
+                    s.init_sum += init_ms
+            minutes.invocation_locked(function, d_ms, error is not None, cold, gb_s,
+                                      concurrency, at)
+
+    def _throttle_locked(self, function: str, version: str) -> None:
+        s = self._stats.get(function)
+        if s is None:
+            s = self._stats[function] = _Stats()
+        s.throttles += 1
+        key = (version, "throttled")
+        s.outcomes[key] = s.outcomes.get(key, 0) + 1
+        self.minutes.throttle_locked(function)
+
+    def snapshot(self) -> dict[str, _Stats]:
+        """A copy of every function's counts (what a scrape renders)."""
+        out = {}
+        with self._lock:
+            self._settle_locked()
+            for fn, s in self._stats.items():
+                c = _Stats()
+                for name in _Stats.__slots__:
+                    v = getattr(s, name)
+                    setattr(c, name, v.copy() if isinstance(v, (list, dict)) else v)
+                out[fn] = c
+        return out
 
     # ------------------------------------------------------------------ async invocation
 
@@ -164,13 +214,20 @@ class Metrics:
 
     # ------------------------------------------------------------------ the edges, usage
 
+    def _children(self, family: str, *labels: str):
+        key = (family, *labels)
+        child = self._edge.get(key)
+        if child is None:
+            child = self._edge[key] = getattr(self.families, family).labels(*labels)
+        return child
+
     def rpc(self, method: str, code: str, seconds: float) -> None:
-        self.families.rpc_requests.labels(method, code).inc()
-        self.families.rpc_latency.labels(method).observe(seconds)
+        self._children("rpc_requests", method, code).inc()
+        self._children("rpc_latency", method).observe(seconds)
 
     def http(self, kind: str, status: int, seconds: float) -> None:
-        self.families.http_requests.labels(kind, str(status)).inc()
-        self.families.http_latency.labels(kind).observe(seconds)
+        self._children("http_requests", kind, str(status)).inc()
+        self._children("http_latency", kind).observe(seconds)
 
     def provisioned(self, function: str, gb_seconds: float) -> None:
         if gb_seconds > 0:
@@ -180,24 +237,72 @@ class Metrics:
     def forget(self, function: str) -> None:
         """A deleted function's series go (a later one of that name starts from zero)."""
         with self._lock:
-            self._children.pop(function, None)
-        for fam in (self.families.duration, self.families.init_duration, self.families.cold_starts,
-                    self.families.errors, self.families.gb_seconds, self.families.concurrent,
-                    self.families.throttles, self.families.provisioned_gb_seconds,
-                    self.families.async_received, self.families.async_age,
-                    self.families.async_retries, self.families.dead_letters,
-                    self.families.dead_letter_errors, self.families.destination_failures):
+            self._settle_locked()
+            self._stats.pop(function, None)
+        f = self.families
+        for fam in (f.provisioned_gb_seconds, f.async_received, f.async_age, f.async_retries,
+                    f.dead_letters, f.dead_letter_errors, f.destination_failures):
             try:
                 fam.remove(function)
             except KeyError:
                 pass
-        for fam in (self.families.invocations, self.families.async_dropped):
-            for labels in [k for k in list(fam._metrics) if k[0] == function]:
-                fam.remove(*labels)
+        for reason in DROP_REASONS:
+            try:
+                f.async_dropped.remove(function, reason)
+            except KeyError:
+                pass
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every family (what GET /metrics answers)."""
         return generate_latest(self.registry)
+
+
+class _InvocationCollector(Collector):
+    """Renders the invocation counts at scrape time (families.py says why they are not
+    prometheus-client objects)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self):
+        stats = self._metrics.snapshot()
+        inv = CounterMetricFamily("lambda_invocations", "Invocations by outcome (CloudWatch "
+                                  "Invocations; outcome throttled is Throttles)",
+                                  labels=["function", "version", "outcome"])
+        errors = CounterMetricFamily("lambda_errors", "Invocations that ended in a function "
+                                     "error, timeout or out of memory (CloudWatch Errors)",
+                                     labels=["function"])
+        throttles = CounterMetricFamily("lambda_throttles", "Invocations refused for "
+                                        "concurrency (CloudWatch Throttles)", labels=["function"])
+        duration = HistogramMetricFamily("lambda_duration_seconds", "Handler run time "
+                                         "(CloudWatch Duration)", labels=["function"])
+        init = HistogramMetricFamily("lambda_init_duration_seconds", "Init phase of cold "
+                                     "starts (Init Duration)", labels=["function"])
+        cold = CounterMetricFamily("lambda_cold_starts", "Invocations that waited for an "
+                                   "environment's init", labels=["function"])
+        conc = GaugeMetricFamily("lambda_concurrent_executions", "Invocations in flight "
+                                 "(CloudWatch ConcurrentExecutions)", labels=["function"])
+        gb = CounterMetricFamily("lambda_billed_gb_seconds", "Billed duration x memory, "
+                                 "GB-seconds (on demand)", labels=["function"])
+        for fn, s in sorted(stats.items()):
+            for (version, outcome), n in sorted(s.outcomes.items()):
+                inv.add_metric([fn, version, outcome], n)
+            errors.add_metric([fn], s.errors)
+            throttles.add_metric([fn], s.throttles)
+            duration.add_metric([fn], _cumulative(DURATION_BUCKETS_S, s.dur), s.dur_sum / 1000.0)
+            init.add_metric([fn], _cumulative(INIT_BUCKETS_S, s.init), s.init_sum / 1000.0)
+            cold.add_metric([fn], s.cold)
+            conc.add_metric([fn], s.inflight)
+            gb.add_metric([fn], s.gb)
+        yield from (inv, errors, throttles, duration, init, cold, conc, gb)
+
+
+def _cumulative(bounds, counts: list[int]) -> list[tuple[str, float]]:
+    out, seen = [], 0
+    for bound, n in zip((*[repr(float(b)) for b in bounds], "+Inf"), counts):
+        seen += n
+        out.append((bound, seen))
+    return out
 
 
 class NullMetrics(Metrics):

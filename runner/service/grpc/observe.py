@@ -14,15 +14,19 @@ import grpc
 
 
 class MetricsInterceptor(grpc.ServerInterceptor):
-    def __init__(self, metrics) -> None:
-        self.metrics = metrics
+    """Reads the runner's metrics at each call: a Runner built with metrics=False (or switched,
+    as bench/metrics_bench.py does) is served without the wrapper at all."""
+
+    def __init__(self, runner) -> None:
+        self.runner = runner
 
     def intercept_service(self, continuation, details):
         handler = continuation(details)
-        if handler is None:
-            return None
+        metrics = self.runner.metrics
+        if handler is None or not metrics.enabled:
+            return handler
         method = details.method.rsplit("/", 1)[-1]
-        record = self.metrics.rpc
+        record = metrics.rpc
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 
@@ -51,7 +55,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                     code = _code(context)
                     raise
                 finally:
-                    self.metrics.families.rpc_requests.labels(method, code).inc()
+                    metrics.families.rpc_requests.labels(method, code).inc()
 
             return grpc.unary_stream_rpc_method_handler(
                 stream, request_deserializer=handler.request_deserializer,

@@ -252,7 +252,7 @@ def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
     workers = sync_invocations + log_followers + admission.RESERVE
     server = grpc.server(executor_cls(max_workers=workers, thread_name_prefix="rpc"),
                          options=SERVER_OPTIONS,
-                         interceptors=[MetricsInterceptor(runner.metrics)])  # issue 22
+                         interceptors=[MetricsInterceptor(runner)])  # issue 22
     pb_grpc.add_FunctionsServicer_to_server(FunctionsServicer(runner), server)
     pb_grpc.add_InvokerServicer_to_server(InvokerServicer(
         runner, admission.Slots(sync_invocations, "synchronous invocations"),
