@@ -31,6 +31,7 @@ from concurrent.futures import Executor
 
 from aiohttp import web
 
+from runner import settings
 from runner.errors import InvalidParameter, ResourceNotFound
 from runner.metrics import CONTENT_TYPE_LATEST, views
 from runner.model import MAX_PAYLOAD_BYTES
@@ -64,7 +65,7 @@ class Dashboard:
         self.runner = runner
         self.executor = executor
         self.invocations = invocations
-        self.token = token if token is not None else (os.environ.get("RUNNER_DASHBOARD_TOKEN") or None)
+        self.token = token if token is not None else settings.current().dashboard_token
         self.exposed = not _loopback(host)
         self.streams = Slots(MAX_LOG_STREAMS, "dashboard log streams")
         self._tails: set[threading.Event] = set()  # the stop of each live tail (close())
