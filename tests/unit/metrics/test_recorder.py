@@ -163,3 +163,65 @@ def test_metrics_off_counts_nothing(tmp_path):
         r.deploy("fn", str(code), runtime="python", handler="app.handler")
         r.invoke("fn", b"{}")
         assert sample(r.metrics.exposition(), "lambda_invocations_total") == 0
+
+
+def test_provisioned_environments_are_charged_their_memory_for_the_time(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text("def handler(e, c): pass\n")
+    with Runner(str(tmp_path / "d"), backends={"python": FakeBackend(_handler)}) as r:
+        r.deploy("prov", str(code), runtime="python", handler="app.handler", memory_mb=2048,
+                 provisioned=2, concurrency=4)
+        text = r.metrics.exposition()
+        assert sample(text, "lambda_provisioned_concurrency", function="prov") == 2
+        before = sample(text, "lambda_provisioned_gb_seconds_total", function="prov")
+        r._series_writer._last_tick -= 10.0  # as if 10 s passed since the last flush
+        r._series_writer.flush()
+        charged = sample(r.metrics.exposition(), "lambda_provisioned_gb_seconds_total",
+                         function="prov") - before
+        assert charged == pytest.approx(2 * 2.0 * 10.0, rel=0.05)  # 2 envs x 2 GB x 10 s
+        now = int(time.time())
+        assert r.series.totals(now - 120, now + 60)["prov"].provisioned_gb_seconds >= 40.0 * 0.95
+
+
+def test_source_workflow_and_edge_families():
+    from runner.metrics import Metrics
+
+    m = Metrics()
+    m.source_batch("orders-queue", "fn", records=10, ok=True, iterator_age_s=3.5)
+    m.source_batch("orders-queue", "fn", records=4, ok=False)
+    for status in ("started", "started", "succeeded", "failed"):
+        m.workflow_execution("checkout", status)
+    m.rpc("Invoke", "OK", 0.002)
+    m.http("invoke_api", 200, 0.003)
+    text = m.exposition()
+    assert sample(text, "runner_source_batches_total", mapping="orders-queue", outcome="success") == 1
+    assert sample(text, "runner_source_batches_total", mapping="orders-queue", outcome="error") == 1
+    assert sample(text, "runner_source_records_total", mapping="orders-queue") == 14
+    assert sample(text, "runner_source_iterator_age_seconds", mapping="orders-queue") == 3.5
+    assert sample(text, "runner_workflow_executions_total", workflow="checkout", status="started") == 2
+    assert sample(text, "runner_rpc_duration_seconds_count", method="Invoke") == 1
+    assert sample(text, "runner_http_request_duration_seconds_sum", kind="invoke_api") == pytest.approx(0.003)
+
+
+def test_failed_dead_letter_and_destination_writes_are_counted(fake, monkeypatch):
+    real = fake.events.complete
+
+    def failing(event_id, outcome):
+        if outcome.dead_letter is not None or outcome.forward is not None:
+            raise OSError(28, "No space left on device")
+        return real(event_id, outcome)
+
+    monkeypatch.setattr(fake.events, "complete", failing)
+    fake.deploy("fn", runtime="python", handler="app.handler", on_failure="dlq", max_retries=0)
+    fake.invoke_async("fn", b'{"kind": "fail"}')
+    deadline = time.monotonic() + 10
+    while sample(fake.metrics.exposition(), "lambda_dead_letter_errors_total", function="fn") < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    fake.deploy("fn", runtime="python", handler="app.handler", on_failure="other")
+    fake.invoke_async("fn", b'{"kind": "fail"}')
+    while sample(fake.metrics.exposition(), "lambda_destination_delivery_failures_total",
+                 function="fn") < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
