@@ -9,10 +9,13 @@ the invocation layer that owns them (tests/unit/test_layering.py).
 from __future__ import annotations
 
 import logging
+import os
 from typing import Callable, Iterable
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from runner.confinement import limits
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,12 @@ class HostCollector(Collector):
         yield envs
         yield host
         yield provisioned
+        used = environments_memory_bytes()
+        if used is not None:
+            mem = GaugeMetricFamily("runner_environments_memory_bytes", "Memory charged to the "
+                                    "environments' cgroups (and the Python zygotes'), in total")
+            mem.add_metric([], used)
+            yield mem
         depth = GaugeMetricFamily("runner_async_queue_depth", "Asynchronous events accepted "
                                   "and not yet finished")
         try:
@@ -61,6 +70,26 @@ class HostCollector(Collector):
             log.debug("metrics: queue depth unavailable", exc_info=True)
             return
         yield depth
+
+
+def environments_memory_bytes() -> int | None:
+    """What the parent cgroup of every environment holds (memory.current, v1's
+    memory.usage_in_bytes), or None without cgroups. Read only once the runner has set its
+    layout up: a scrape must not be what detects it (detection may move processes)."""
+    if not limits.cgroup_layout.cache_info().currsize:
+        return None
+    layout = limits.cgroup_layout()
+    if layout is None:
+        return None
+    if layout.version == 2:
+        path = os.path.join(layout.parents[""], "memory.current")
+    else:
+        path = os.path.join(layout.parents.get("memory", ""), "memory.usage_in_bytes")
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def provisioned_charge(counts: Counts, charge: Callable[[str, float], None]) -> Callable[[float], None]:

@@ -9,6 +9,7 @@ from http.client import HTTPConnection
 
 import pytest
 
+from runner.confinement import limits
 from tests.conftest import guest
 from tests.integration.http_fixtures import Http, http_server  # noqa: F401 (fixtures)
 from tests.metrics_helpers import sample
@@ -53,6 +54,11 @@ def test_metrics_count_the_traffic_exactly(srv):
     assert sample(body, "lambda_duration_seconds_count", function="echo") == 6
     assert sample(body, "lambda_cold_starts_total", function="echo") == 1
     assert sample(body, "runner_http_requests_total", kind="invoke_api", status="200") == 8
+    assert sample(body, "lambda_environments", function="echo", state="idle") == 1
+    if limits.cgroup_layout() is not None:  # the environments' cgroups hold their memory
+        assert sample(body, "runner_environments_memory_bytes") > 1 << 20
+    else:
+        assert "runner_environments_memory_bytes" not in body.decode()
 
 
 def test_the_dashboard_api_agrees_with_the_metrics(srv):
