@@ -284,9 +284,19 @@ class _InvocationCollector(Collector):
                                  "(CloudWatch ConcurrentExecutions)", labels=["function"])
         gb = CounterMetricFamily("lambda_billed_gb_seconds", "Billed duration x memory, "
                                  "GB-seconds (on demand)", labels=["function"])
+        hits = CounterMetricFamily("runner_pool_hits", "Invocations that found an idle (warm) "
+                                   "environment, all functions")
+        misses = CounterMetricFamily("runner_pool_misses", "Invocations that waited for a cold "
+                                     "start, all functions")
+        warm = cold_total = 0
         for fn, s in sorted(stats.items()):
+            ran = 0
             for (version, outcome), n in sorted(s.outcomes.items()):
                 inv.add_metric([fn, version, outcome], n)
+                if outcome != "throttled":
+                    ran += n
+            warm += ran - s.cold
+            cold_total += s.cold
             errors.add_metric([fn], s.errors)
             throttles.add_metric([fn], s.throttles)
             duration.add_metric([fn], _cumulative(DURATION_BUCKETS_S, s.dur), s.dur_sum / 1000.0)
@@ -294,7 +304,9 @@ class _InvocationCollector(Collector):
             cold.add_metric([fn], s.cold)
             conc.add_metric([fn], s.inflight)
             gb.add_metric([fn], s.gb)
-        yield from (inv, errors, throttles, duration, init, cold, conc, gb)
+        hits.add_metric([], warm)
+        misses.add_metric([], cold_total)
+        yield from (inv, errors, throttles, duration, init, cold, conc, gb, hits, misses)
 
 
 def _cumulative(bounds, counts: list[int]) -> list[tuple[str, float]]:

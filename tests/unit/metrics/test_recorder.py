@@ -82,6 +82,8 @@ def test_counters_are_exact_for_known_traffic(fake):
     # The timeout and the OOM destroyed their environments: three cold starts in all.
     assert sample(text, "lambda_cold_starts_total", function="fn") == 3
     assert sample(text, "lambda_init_duration_seconds_count", function="fn") == 3
+    assert sample(text, "runner_pool_misses_total") == 3
+    assert sample(text, "runner_pool_hits_total") == total - 3
     # Billed duration rounds each invocation up to 1 ms at least: 512 MB = 0.5 GB.
     assert sample(text, "lambda_billed_gb_seconds_total", function="fn") >= total * 0.001 * 0.5
     # The minute series agree once written.
