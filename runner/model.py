@@ -137,6 +137,10 @@ class FunctionConfig:
     role: str = ""  # the execution role's ARN or name, as the client gave it
     layers: tuple[str, ...] = ()  # layer version ARNs, in mount order (at most five)
     runtime_id: str = ""  # the Lambda runtime identifier given (python3.12), "" = the default
+    # Lambda's LoggingConfig (docs/observability.md, issue 22): levels need the JSON format.
+    log_format: str = "Text"  # Text | JSON
+    application_log_level: str = ""  # TRACE DEBUG INFO WARN ERROR FATAL ("" = INFO with JSON)
+    system_log_level: str = ""  # DEBUG INFO WARN ("" = INFO with JSON)
 
     def __post_init__(self) -> None:
         if not self.runtime_id and (self.runtime or "").strip().lower() in LAMBDA_RUNTIME_IDS:
@@ -194,6 +198,7 @@ class FunctionConfig:
         if self.runtime_id and LAMBDA_RUNTIME_IDS.get(self.runtime_id) != self.runtime:
             raise InvalidParameter("runtime_id", f"{self.runtime_id!r} is not a Lambda "
                                    f"identifier of the {self.runtime} runtime")
+        _check_logging(self.log_format, self.application_log_level, self.system_log_level)
         total = 0
         for k, v in self.environment.items():
             if not isinstance(k, str) or not _ENV_KEY_RE.match(k):
@@ -246,6 +251,9 @@ class FunctionConfig:
             "role": self.role,
             "layers": list(self.layers),
             "runtime_id": self.runtime_id,
+            "log_format": self.log_format,
+            "application_log_level": self.application_log_level,
+            "system_log_level": self.system_log_level,
         }
 
     @classmethod
@@ -258,6 +266,25 @@ class FunctionConfig:
             return cls(**known)
         finally:
             _LOADING_STORED.reset(token)
+
+
+LOG_FORMATS = ("Text", "JSON")
+APPLICATION_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
+
+
+def _check_logging(fmt: str, app_level: str, sys_level: str) -> None:
+    if fmt not in LOG_FORMATS:
+        raise InvalidParameter("log_format", f"{fmt!r} is not one of Text, JSON")
+    for field_, value, allowed in (("application_log_level", app_level, APPLICATION_LOG_LEVELS),
+                                   ("system_log_level", sys_level, SYSTEM_LOG_LEVELS)):
+        if not value:
+            continue
+        if value not in allowed:
+            raise InvalidParameter(field_, f"{value!r} is not one of {', '.join(allowed)}")
+        if fmt != "JSON":
+            raise InvalidParameter(field_, "log levels apply to the JSON log format only (as "
+                                   "on Lambda); set log_format to JSON, or leave the level out")
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
@@ -342,6 +369,7 @@ class Report:
     max_memory_used_mb: int
     init_duration_ms: float | None = None  # set on cold starts only
     cold_start: bool = False
+    xray: str = ""  # Lambda's XRAY suffix of a traced invocation (invocation/trace.py)
 
     def line(self) -> str:
         s = (
@@ -351,6 +379,8 @@ class Report:
         )
         if self.init_duration_ms is not None:
             s += f"\tInit Duration: {self.init_duration_ms:.2f} ms"
+        if self.xray:
+            s += f"\t{self.xray}"
         return s
 
 

@@ -49,7 +49,10 @@ def cmd_deploy(args) -> int:
         cfg.network_policy = args.network
     for field, value in (("max_retries", args.max_retries), ("max_event_age_s", args.max_event_age),
                          ("on_success", args.on_success), ("on_failure", args.on_failure),
-                         ("description", args.description), ("role", args.role)):
+                         ("description", args.description), ("role", args.role),
+                         ("log_format", args.log_format),
+                         ("application_log_level", args.application_log_level),
+                         ("system_log_level", args.system_log_level)):
         if value is not None:
             setattr(cfg, field, value)
     if args.layer is not None:  # issue 20: --layer ARN (repeatable); --layer '' removes them all
@@ -180,6 +183,10 @@ def add_commands(sub) -> None:
     d.add_argument("--on-success", metavar="FUNCTION", help="async: send success records to FUNCTION ('' = none)")
     d.add_argument("--on-failure", metavar="FUNCTION|dlq",
                    help="async: send failure records to FUNCTION or the dead-letter store ('' = none)")
+    d.add_argument("--log-format", choices=("Text", "JSON"), help="Lambda's LogFormat")
+    d.add_argument("--application-log-level", metavar="LEVEL",
+                   help="JSON logs: TRACE DEBUG INFO WARN ERROR FATAL ('' = INFO)")
+    d.add_argument("--system-log-level", metavar="LEVEL", help="JSON logs: DEBUG INFO WARN ('' = INFO)")
     d.add_argument("--revision-id", metavar="ID",
                    help="update only if this is still the function's revision_id (from get)")
     d.add_argument("--layer", action="append", metavar="ARN",

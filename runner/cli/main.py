@@ -26,6 +26,7 @@ from runner.cli import (
     sources,
     topics,
     triggers,
+    usage,
     workflows,
 )
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     # The order here is the order `runner --help` lists the commands in.
     for group in (serve, functions, lambda_resources, roles, routes, dead_letters, sources,
-                  triggers, topics, schedules, workflows, doctor):
+                  triggers, topics, schedules, workflows, usage, doctor):
         group.add_commands(sub)
     return p
 

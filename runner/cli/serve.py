@@ -93,9 +93,22 @@ def cmd_serve(args) -> int:
             return EXIT_PLATFORM_ERROR
         http_front.start()
         print(f"http listening on {args.host}:{http_front.port}", flush=True)
+    metrics_server = _serve_metrics(runner, args)  # issue 22: --metrics-port
+    if metrics_server is False:
+        if http_front is not None:
+            http_front.stop()
+        sources.close()
+        server.stop(grace=0).wait()
+        push.close()
+        workflows.close()
+        runner.close()
+        return EXIT_PLATFORM_ERROR
     push.start()  # the scheduler: slots missed while down fire now (docs/events.md)
     stop.wait()
     print("shutting down: finishing in-flight invocations", flush=True)
+    if metrics_server is not None:
+        metrics_server.shutdown()
+        metrics_server.server_close()
     server.health_servicer.enter_graceful_shutdown()
     runner.end_log_follows()  # followers would hold the grace period for nothing
     # Grace covers the longest invocation Lambda allows to finish; new RPCs are refused at once.
@@ -121,6 +134,25 @@ def _start_event_sources(runner, server):
     return sources
 
 
+def _serve_metrics(runner, args):
+    """GET /metrics on a port of its own (a gRPC-only server has no HTTP front to carry it):
+    prometheus-client's small server on a thread. None when not asked, False when the port
+    cannot be had (the message is printed)."""
+    if args.metrics_port is None:
+        return None
+    from prometheus_client import start_http_server
+
+    try:
+        srv, _ = start_http_server(args.metrics_port, addr=args.host,
+                                   registry=runner.metrics.registry)
+    except OSError as exc:
+        print(f"runner: cannot listen on {args.host}:{args.metrics_port} for metrics "
+              f"({exc.strerror}); pick another --metrics-port", file=sys.stderr)
+        return False
+    print(f"metrics on http://{args.host}:{srv.server_port}/metrics", flush=True)
+    return srv
+
+
 def add_commands(sub) -> None:
     s = sub.add_parser("serve", help="run the gRPC server")
     s.add_argument("--data-dir", help="registry, code and logs (default: a per-user data directory)")
@@ -135,6 +167,8 @@ def add_commands(sub) -> None:
                    help="also serve HTTP (Invoke API and function routes) on HOST:PORT (0 = any)")
     s.add_argument("--region", default="us-east-1",
                    help="the region in ARNs and in functions' AWS_REGION (default us-east-1)")
+    s.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="also serve Prometheus metrics at http://HOST:PORT/metrics (0 = any)")
     s.add_argument("--async-workers", type=int, default=4, help="concurrent asynchronous invocations")
     s.add_argument("--retry-delay", type=float, default=60.0, metavar="SECONDS",
                    help="wait before the first retry of a failed async event (doubles after)")

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS events (
     next_at      REAL NOT NULL,         -- not before this time (backoff, throttling)
     last_error   TEXT,                  -- JSON: the last function error document
     started_at   REAL,                  -- an attempt began then and has no recorded outcome yet
-    function_uid TEXT                   -- the identity of the function it was accepted for
+    function_uid TEXT,                  -- the identity of the function it was accepted for
+    trace_id     TEXT                   -- the caller's X-Amzn-Trace-Id, for every attempt
 );
 CREATE INDEX IF NOT EXISTS events_due ON events (next_at);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -76,6 +77,7 @@ class Event:
     # FunctionVersion.function_uid of the function it was accepted for; "" for events that
     # name a function only (destination records, replays): those run on whatever has the name.
     function_uid: str = ""
+    trace_id: str = ""  # the caller's trace (invocation/trace.py); "" = none
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,8 @@ class EventStore:
         # synchronous=FULL (open_database): a committed enqueue survives power loss.
         self._db = open_database(self.path, SCHEMA)
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(events)")}
-        for column, kind in (("started_at", "REAL"), ("function_uid", "TEXT")):
+        for column, kind in (("started_at", "REAL"), ("function_uid", "TEXT"),
+                             ("trace_id", "TEXT")):
             if column not in columns:  # a data directory from before the column
                 self._db.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
         self._lock = threading.Lock()
@@ -241,15 +244,15 @@ class EventStore:
         # id is queued again already must not abort the whole transaction.
         self._db.execute(
             "INSERT OR IGNORE INTO events (id, function, qualifier, payload, enqueued_at, attempts, "
-            "next_at, function_uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "next_at, function_uid, trace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (e.id, e.function, e.qualifier, e.payload, e.enqueued_at, e.attempts, e.next_at,
-             e.function_uid or None),
+             e.function_uid or None, e.trace_id or None),
         )
 
 
 def _event(r: sqlite3.Row) -> Event:
     return Event(r["id"], r["function"], r["qualifier"], bytes(r["payload"]), r["enqueued_at"],
-                 r["attempts"], r["next_at"], r["function_uid"] or "")
+                 r["attempts"], r["next_at"], r["function_uid"] or "", r["trace_id"] or "")
 
 
 def _dead_letter(r: sqlite3.Row) -> DeadLetter:

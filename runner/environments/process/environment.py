@@ -190,6 +190,8 @@ class ProcessEnvironment:
         frame = {"t": "invoke", "id": request.request_id, "payload": request.payload}
         if request.deadline_ms:
             frame["deadline_ms"] = request.deadline_ms
+        if request.trace_id:
+            frame["trace"] = request.trace_id
         if request.context is not self._ctx_sent:
             frame["ctx"] = request.context
             self._ctx_sent = request.context

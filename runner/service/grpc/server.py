@@ -18,10 +18,12 @@ from grpc_reflection.v1alpha import reflection
 
 from runner.errors import InvalidParameter
 from runner.invocation.runner import Runner
+from runner.invocation.trace import from_headers
 from runner.service import admission
 from runner.service.admission import Slots
-from runner.service.grpc import convert, lambda_resources
+from runner.service.grpc import convert, lambda_resources, usage
 from runner.service.grpc.executor import RenewingPool
+from runner.service.grpc.observe import MetricsInterceptor
 from runner.service.grpc.status import abort
 from runner.service.proto import runner_api_pb2 as pb
 from runner.service.proto import runner_api_pb2_grpc as pb_grpc
@@ -90,6 +92,18 @@ def _edge(method):
     return wrapper
 
 
+def _trace(context) -> str | None:
+    """The caller's trace from the metadata keys x-amzn-trace-id / traceparent (trace.py)."""
+    amzn = parent = None
+    metadata = context.invocation_metadata() if context is not None else ()  # (direct calls)
+    for key, value in metadata or ():
+        if key == "x-amzn-trace-id":
+            amzn = value
+        elif key == "traceparent":
+            parent = value
+    return from_headers(amzn, parent) if amzn or parent else None
+
+
 class FunctionsServicer(pb_grpc.FunctionsServicer):
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
@@ -153,11 +167,13 @@ class InvokerServicer(pb_grpc.InvokerServicer):
             raise InvalidParameter("log_type", f"{request.log_type} is not one of "
                                    "LOG_TYPE_NONE (0), LOG_TYPE_TAIL (1)")
         qualifier = request.qualifier or None
+        trace_id = _trace(context)
         if request.invocation_type == pb.DRY_RUN:
             self.runner.check_invoke(request.name, request.payload, qualifier=qualifier)
             return pb.InvokeResponse(status_code=204)
         if request.invocation_type == pb.EVENT:
-            rid = self.runner.invoke_async(request.name, request.payload, qualifier=qualifier)
+            rid = self.runner.invoke_async(request.name, request.payload, qualifier=qualifier,
+                                           trace_id=trace_id)
             return pb.InvokeResponse(status_code=202, request_id=rid)
         tail = request.log_type == pb.LOG_TYPE_TAIL
         with self.invocations:  # past the server's ceiling: TooManyRequests at once
@@ -165,10 +181,11 @@ class InvokerServicer(pb_grpc.InvokerServicer):
             # response carries its tail); see DEFER_LOGS_MAX_INFLIGHT. `held` counts this one.
             if self.invocations.held <= DEFER_LOGS_MAX_INFLIGHT and not tail:
                 result, pending = self.runner.invoke_log_later(
-                    request.name, request.payload, qualifier=qualifier)
+                    request.name, request.payload, qualifier=qualifier, trace_id=trace_id)
                 after_response(pending.write)
             else:
-                result = self.runner.invoke(request.name, request.payload, qualifier=qualifier)
+                result = self.runner.invoke(request.name, request.payload, qualifier=qualifier,
+                                            trace_id=trace_id)
         return convert.invoke_response(result, tail=tail)
 
     def GetLogs(self, request, context):
@@ -236,7 +253,8 @@ def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
     thread pool's class (bench/burst_bench.py compares pools)."""
     workers = sync_invocations + log_followers + admission.RESERVE
     server = grpc.server(executor_cls(max_workers=workers, thread_name_prefix="rpc"),
-                         options=SERVER_OPTIONS)
+                         options=SERVER_OPTIONS,
+                         interceptors=[MetricsInterceptor(runner)])  # issue 22
     pb_grpc.add_FunctionsServicer_to_server(FunctionsServicer(runner), server)
     pb_grpc.add_InvokerServicer_to_server(InvokerServicer(
         runner, admission.Slots(sync_invocations, "synchronous invocations"),
@@ -250,6 +268,7 @@ def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
         pb.DESCRIPTOR.services_by_name["Invoker"].full_name,
         pb.DESCRIPTOR.services_by_name["Routes"].full_name,
         pb.DESCRIPTOR.services_by_name["Events"].full_name,
+        usage.add_to_server(runner, server),  # issue 22
     ]
     if push is not None:  # push events (issue 19: docs/events.md)
         from runner.service.grpc.push import add_servicers

@@ -19,13 +19,15 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
 from runner.service import admission
+from runner.service.http.dashboard import Dashboard
 from runner.service.http.function_routes import FunctionRoutes
-from runner.service.http.invoke_api import InvokeApi
+from runner.service.http.invoke_api import PREFIX, InvokeApi
 from runner.service.http.lambda_api import LambdaApi, owns
 from runner.service.http.push_api import PushApi
 from runner.service.http.stepfunctions import StepFunctionsApi, is_stepfunctions
@@ -61,21 +63,35 @@ class HttpFront:
         self._push = PushApi(push, self._executor) if push is not None else None
         # The Step Functions API (issue 21) when given a workflow engine.
         self._sfn = StepFunctionsApi(workflows, self._executor) if workflows is not None else None
+        # /metrics and the dashboard at /ui (docs/observability.md, issue 22).
+        self._dashboard = Dashboard(runner, self._executor, invocations, host)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="http-front",
                                         daemon=True)
         self._web_runner: web.ServerRunner | None = None
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        t0 = time.perf_counter()
+        path = request.rel_url.raw_path
         # Lambda API paths (every /YYYY-MM-DD/...) are never function routes (issue 20).
-        if owns(request.rel_url.raw_path):
+        if owns(path):
+            # Invoke is one of the API's operations; its own label keeps its traffic apart.
+            is_invoke = path.startswith(PREFIX) and path.endswith("/invocations")
+            kind = "invoke_api" if is_invoke else "lambda_api"
             resp = await self._lambda_api.handle(request)
-        elif self._push is not None and PushApi.handles(request.rel_url.raw_path):
+        elif Dashboard.serves(path):
+            kind = "dashboard"
+            resp = await self._dashboard.handle(request)
+        elif self._push is not None and PushApi.handles(path):
+            kind = "push"
             resp = await self._push.handle(request)
         elif self._sfn is not None and is_stepfunctions(request):
+            kind = "stepfunctions"
             resp = await self._sfn.handle(request)
         else:
+            kind = "route"
             resp = await self._routes.handle(request)
+        self.runner.metrics.http(kind, resp.status, time.perf_counter() - t0)
         return resp
 
     async def _start(self) -> None:
@@ -94,6 +110,7 @@ class HttpFront:
             raise
 
     async def _stop(self) -> None:
+        self._dashboard.close()
         if self._web_runner is not None:
             await self._web_runner.cleanup()
         # Connection tasks still waiting for a next request end here, not at loop close.
