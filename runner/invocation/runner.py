@@ -48,10 +48,10 @@ from runner.model import (
 from runner.pool.base import InitFailure
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
 from runner.storage.data_dir import DataDirLock, SpaceReserve
-from runner.storage.events import DeadLetter, EventStore
-from runner.storage.functions import SQLiteRegistry
+from runner.storage.events import DeadLetter
 from runner.storage.logs import LogStore
-from runner.storage.routes import Route, RouteStore
+from runner.storage.routes import Route
+from runner.storage.state import open_state
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,10 @@ class Runner:
         max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
         async_workers: int = DEFAULT_WORKERS,
         async_retry_base_s: float = DEFAULT_RETRY_BASE_S,
+        state: str | None = None,
     ) -> None:
+        """`state`: None keeps the stores in SQLite under `data_dir`; a postgresql:// URL
+        shares them with the other nodes of a cluster (storage/state.py, docs/cluster.md)."""
         self.data_dir = os.path.abspath(data_dir or default_data_dir())
         os.makedirs(self.data_dir, exist_ok=True)
         # First: a second runner on this directory is refused before it touches any store.
@@ -86,7 +89,9 @@ class Runner:
         self._followers_end = threading.Event()  # set by end_log_follows()
         try:
             raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
-            self.registry = SQLiteRegistry(self.data_dir)
+            # Functions, routes and the async queue: SQLite here, or shared (storage/state.py).
+            self.state = open_state(state, self.data_dir)
+            self.registry = self.state.registry
             self.logs = LogStore(os.path.join(self.data_dir, "logs"))
             self.contexts = ContextCache()  # the Lambda context of each invocation (context.py)
             work = os.path.join(self.data_dir, "envs")
@@ -101,13 +106,15 @@ class Runner:
             self._restorer = threading.Thread(target=self._restore, name="restore", daemon=True)
             self._restorer.start()
             # HTTP routes and async invocation (docs/http-and-async.md).
-            self.routes = RouteStore(self.data_dir)
-            self.events = EventStore(self.data_dir)
+            self.routes = self.state.routes
+            self.events = self.state.events
             self.async_invoker = AsyncInvoker(self.invoke, self.registry.resolve, self.events,
                                               workers=async_workers, retry_base_s=async_retry_base_s,
                                               on_interrupted=self._note_interrupted)
             self.async_invoker.start()  # events accepted before a crash run again from here
         except BaseException:
+            if getattr(self, "state", None) is not None:
+                self.state.close()
             self._lock.close()  # a runner that failed to start holds nothing
             raise
 
@@ -377,9 +384,7 @@ class Runner:
         # Events still running when the grace ends stay queued and run after a restart.
         self.async_invoker.close()
         self.pool.close()
-        self.events.close()
-        self.routes.close()
-        self.registry.close()
+        self.state.close()  # the queue, routes, registry; a cluster node leaves the cluster
         self.logs.close()
         self._lock.close()
 

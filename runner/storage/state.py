@@ -1,0 +1,95 @@
+"""Where a Runner keeps its shared state: SQLite files in its data directory (the embedded
+default), or a PostgreSQL database shared by the nodes of a cluster.
+
+`open_state(url, data_dir)` is the one place that picks the implementations, so the Runner
+holds stores by interface and never asks which kind it has. With PostgreSQL the data
+directory still holds what is per node: the local code cache, logs, environments' scratch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class State:
+    registry: Any
+    events: Any
+    routes: Any
+    url: str = ""  # "" for the embedded SQLite state
+    node_id: str = ""
+    nodes: Any = None  # NodeStore with PostgreSQL, None embedded
+    heartbeat: "Heartbeat | None" = field(default=None, repr=False)
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.url)
+
+    def close(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        for store in (self.events, self.routes, self.registry, self.nodes):
+            if store is not None:
+                store.close()
+
+
+def open_state(url: str | None, data_dir: str, *, capacity: int = 256) -> State:
+    if not url:
+        from runner.storage.events import EventStore
+        from runner.storage.functions import SQLiteRegistry
+        from runner.storage.routes import RouteStore
+
+        return State(SQLiteRegistry(data_dir), EventStore(data_dir), RouteStore(data_dir))
+    from runner.storage.postgres.events import PostgresEventStore
+    from runner.storage.postgres.functions import PostgresRegistry
+    from runner.storage.postgres.nodes import Node, NodeStore, new_node_id
+    from runner.storage.postgres.routes import PostgresRouteStore
+
+    node_id = new_node_id()
+    nodes = NodeStore(url)
+    # Registered (without a peer address yet) before the queue is opened: from its first
+    # claim on, this node's leases are those of a live node.
+    nodes.register(Node(node_id, "", capacity))
+    heartbeat = Heartbeat(nodes, node_id)
+    heartbeat.start()
+    return State(PostgresRegistry(url, data_dir), PostgresEventStore(url, node_id),
+                 PostgresRouteStore(url), url=url, node_id=node_id, nodes=nodes,
+                 heartbeat=heartbeat)
+
+
+class Heartbeat:
+    """Renews this node's membership every HEARTBEAT_S (nodes.py). A heartbeat that fails
+    (database down) is retried on the next tick; after EXPIRY_S without one, the other nodes
+    take this node's leases -- the database decides, by its own clock."""
+
+    def __init__(self, nodes, node_id: str) -> None:
+        from runner.storage.postgres.nodes import HEARTBEAT_S
+
+        self.nodes, self.node_id, self.interval = nodes, node_id, HEARTBEAT_S
+        self.inflight = lambda: 0  # set by the edge: what it reports as load
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.nodes.heartbeat(self.node_id, self.inflight()):
+                    log.warning("node %s: membership row gone; not re-registering", self.node_id)
+            except Exception:
+                log.exception("node %s: heartbeat failed; retrying", self.node_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            self.nodes.leave(self.node_id)
+        except Exception:
+            log.exception("node %s: could not leave the cluster cleanly", self.node_id)
