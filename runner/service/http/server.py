@@ -39,11 +39,12 @@ class HttpFront:
     sockets."""
 
     def __init__(self, runner, host: str = "127.0.0.1", port: int = 0,
-                 workers: int = DEFAULT_WORKERS, grace: float = 5.0) -> None:
+                 workers: int = DEFAULT_WORKERS, grace: float = 5.0,
+                 reuse_port: bool = False) -> None:
         self.runner = runner
         self.host = host
         self.grace = grace
-        self._sock = _listen(host, port)
+        self._sock = _listen(host, port, reuse_port)  # reuse_port: the nodes of --workers N
         self.port: int = self._sock.getsockname()[1]
         # The invocations' ceiling plus a reserve: Event and DryRun calls, which also run on
         # the pool, are never queued behind synchronous invocations.
@@ -106,10 +107,12 @@ class HttpFront:
         self.stop()
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         sock.listen(1024)
