@@ -15,6 +15,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+EXPIRY_S = 10.0  # as storage/postgres/nodes.py (not imported here: SQLite needs no psycopg)
+
 
 @dataclass
 class State:
@@ -62,10 +64,17 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256) -> State:
                  heartbeat=heartbeat)
 
 
+JANITOR_LEASE = "cluster-janitor"  # the singleton that forgets long-dead nodes
+DEAD_NODE_HISTORY_S = 3600.0
+
+
 class Heartbeat:
     """Renews this node's membership every HEARTBEAT_S (nodes.py). A heartbeat that fails
     (database down) is retried on the next tick; after EXPIRY_S without one, the other nodes
-    take this node's leases -- the database decides, by its own clock."""
+    take this node's leases -- the database decides, by its own clock.
+
+    It also runs the cluster's janitor when it holds the JANITOR_LEASE (one node at a time,
+    taken over EXPIRY_S after its holder dies): rows of nodes dead for an hour are removed."""
 
     def __init__(self, nodes, node_id: str) -> None:
         from runner.storage.postgres.nodes import HEARTBEAT_S
@@ -83,6 +92,8 @@ class Heartbeat:
             try:
                 if not self.nodes.heartbeat(self.node_id, self.inflight()):
                     log.warning("node %s: membership row gone; not re-registering", self.node_id)
+                if self.nodes.acquire(JANITOR_LEASE, self.node_id, EXPIRY_S):
+                    self.nodes.prune(DEAD_NODE_HISTORY_S)
             except Exception:
                 log.exception("node %s: heartbeat failed; retrying", self.node_id)
 
