@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup serve test test-long bench clean proto
+.PHONY: setup serve test test-long bench bench-cluster clean proto
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ test-long: setup
 
 bench: setup
 	$(PY) bench/run.py $(ARGS)
+
+# --workers N against --workers 1 and a bare echo in N processes (docs/cluster.md).
+bench-cluster: setup
+	$(PY) bench/cluster_bench.py $(ARGS)
 
 proto: setup
 	$(PY) scripts/gen_proto.py

@@ -43,7 +43,7 @@ def echo_node(port: int) -> int:
 
     from bench.servers import EchoInvoker
     from runner.service.admission import GRPC_WORKERS
-    from runner.service.grpc.server import RpcExecutor, SERVER_OPTIONS
+    from runner.service.grpc.server import SERVER_OPTIONS, RpcExecutor
 
     servicer = type("Echo", (EchoInvoker, pb_grpc.InvokerServicer), {})()
     server = grpc.server(RpcExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="rpc"),
@@ -85,11 +85,12 @@ class Echo:
 class Serve:
     """`runner serve` (with --workers N and --state, or embedded SQLite when url is None)."""
 
-    def __init__(self, data_dir: str, workers: int, url: str | None) -> None:
+    def __init__(self, data_dir: str, workers: int, url: str | None, routing: str = "home") -> None:
         cmd = [sys.executable, "-m", "runner", "serve", "--data-dir", data_dir, "--port", "0",
                "--idle-ttl", "3600", "--max-environments", "512"]
         if url:
-            cmd += ["--state", url, "--workers", str(workers), "--node-capacity", "64"]
+            cmd += ["--state", url, "--workers", str(workers), "--node-capacity", "64",
+                    "--routing", routing]
         env = dict(os.environ, RUNNER_CGROUPS="off", RUNNER_ISOLATION="off")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
         self.address = None
@@ -214,18 +215,22 @@ def main(argv=None) -> int:
         results["echo_peak_rps"] = echo
         for runtime in args.runtimes.split(","):
             row: dict = {}
-            for label, workers, url in (("sqlite-1", 1, None), ("pg-1", 1, fresh_database(pg)),
-                                        (f"pg-{args.workers}", args.workers, fresh_database(pg))):
-                s = Serve(os.path.join(work, f"{runtime}-{label}"), workers, url)
+            n = args.workers
+            for label, workers, url, routing in (
+                    ("sqlite-1", 1, None, "home"), ("pg-1", 1, fresh_database(pg), "home"),
+                    (f"pg-{n}", n, fresh_database(pg), "home"),
+                    (f"pg-{n}-local", n, fresh_database(pg), "local")):
+                s = Serve(os.path.join(work, f"{runtime}-{label}"), workers, url, routing)
                 try:
                     deploy(s.address, runtime, names)
                     row[label] = {"warm_p50_ms": warm_p50(s.address, names[0], warm_n),
                                   **peak(s.address, names, levels, duration)}
                 finally:
                     s.close()
-            n = args.workers
             row["scale_ratio"] = row[f"pg-{n}"]["peak_rps"] / row["pg-1"]["peak_rps"]
             row["vs_echo_same_processes"] = row[f"pg-{n}"]["peak_rps"] / echo[n]
+            row["scale_ratio_local"] = row[f"pg-{n}-local"]["peak_rps"] / row["pg-1"]["peak_rps"]
+            row["vs_echo_same_processes_local"] = row[f"pg-{n}-local"]["peak_rps"] / echo[n]
             row["warm_p50_pg1_vs_sqlite"] = row["pg-1"]["warm_p50_ms"] / row["sqlite-1"]["warm_p50_ms"]
             results["runtimes"][runtime] = row
     finally:
@@ -236,13 +241,15 @@ def main(argv=None) -> int:
     print(f"\ncluster bench: {os.cpu_count()} CPUs, {args.functions} functions, clients {levels}, "
           f"{duration:.0f} s per level")
     print(f"bare gRPC echo peak: 1 process {echo[1]:.0f} inv/s, {n} processes {echo[n]:.0f} inv/s")
-    print(f"{'runtime':8} {'sqlite-1':>10} {'pg-1':>10} {f'pg-{n}':>10} {'x(pg-1)':>8} "
-          f"{'x(echo)':>8} {'p50 sqlite':>11} {'p50 pg-1':>9}")
+    print("peak inv/s; x(pg-1) = N workers / 1 worker; x(echo) = N workers / echo in N processes")
+    print(f"{'runtime':8} {'sqlite-1':>9} {'pg-1':>7} {f'pg-{n} home':>10} {f'pg-{n} local':>11} "
+          f"{'x(pg-1)':>14} {'x(echo)':>14} {'p50 sqlite':>11} {'p50 pg-1':>9}")
     for runtime, row in results["runtimes"].items():
-        print(f"{runtime:8} {row['sqlite-1']['peak_rps']:10.0f} {row['pg-1']['peak_rps']:10.0f} "
-              f"{row[f'pg-{n}']['peak_rps']:10.0f} {row['scale_ratio']:8.2f} "
-              f"{row['vs_echo_same_processes']:8.2f} {row['sqlite-1']['warm_p50_ms']:9.2f}ms "
-              f"{row['pg-1']['warm_p50_ms']:7.2f}ms")
+        print(f"{runtime:8} {row['sqlite-1']['peak_rps']:9.0f} {row['pg-1']['peak_rps']:7.0f} "
+              f"{row[f'pg-{n}']['peak_rps']:10.0f} {row[f'pg-{n}-local']['peak_rps']:11.0f} "
+              f"{row['scale_ratio']:6.2f}/{row['scale_ratio_local']:<7.2f} "
+              f"{row['vs_echo_same_processes']:6.2f}/{row['vs_echo_same_processes_local']:<7.2f} "
+              f"{row['sqlite-1']['warm_p50_ms']:9.2f}ms {row['pg-1']['warm_p50_ms']:7.2f}ms")
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(results, f, indent=2)

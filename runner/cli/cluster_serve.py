@@ -27,6 +27,10 @@ def add_cluster_arguments(s) -> None:
     s.add_argument("--peer-host", default=None, metavar="HOST",
                    help="address peers reach this node at (default: --host; in Kubernetes "
                         "the pod IP)")
+    s.add_argument("--routing", choices=("home", "local"), default="home",
+                   help="home: run a function's calls on its home node (forwarded; warm "
+                        "environments reused across the cluster); local: run every call on "
+                        "the node that accepted it (no hop; each node warms its own)")
     s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -58,7 +62,7 @@ def supervise(args, data_dir: str) -> int:
 
 def _forwarder(runner, args):
     """The gRPC edge's forwarder when the state is shared, else None (one node)."""
-    if not runner.state.shared:
+    if not runner.state.shared or args.routing == "local":
         return None
     from runner.cluster.router import Router
     from runner.service.grpc.cluster import Forwarder
