@@ -111,6 +111,8 @@ class Runner:
             self.async_invoker = AsyncInvoker(self.invoke, self.registry.resolve, self.events,
                                               workers=async_workers, retry_base_s=async_retry_base_s,
                                               on_interrupted=self._note_interrupted)
+            if hasattr(self.events, "listen"):  # a shared queue: wake on other nodes' events
+                self.events.listen(self.async_invoker.wake)
             self.async_invoker.start()  # events accepted before a crash run again from here
         except BaseException:
             if getattr(self, "state", None) is not None:

@@ -14,6 +14,8 @@ take events from one queue:
   later, and run again (at-least-once, as on one node after a restart).
 * `reschedule()` and `complete()` clear the lease with the outcome; a throttled event the
   dispatcher keeps back in memory stays leased by its node, which claims it again when due.
+* `enqueue()` and `replay()` NOTIFY `runner_events`; `listen()` wakes this node's dispatcher
+  with it, so an event accepted by one node is claimed by an idle one at once.
 * Committed with PostgreSQL's default synchronous_commit=on: the COMMIT returns after the WAL
   is flushed on the database server, so a 202 is as durable as the database.
 """
@@ -21,7 +23,10 @@ take events from one queue:
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+import threading
+from typing import Any, Callable, Iterable
+
+import psycopg
 
 from runner.errors import ResourceNotFound
 from runner.storage.events import DeadLetter, Event, Outcome
@@ -162,7 +167,33 @@ class PostgresEventStore:
                 conn.execute("NOTIFY runner_events")
         return [r["id"] for r in rows]
 
+    def listen(self, wake: Callable[[], None]) -> None:
+        """Call `wake` when any node queues an event (NOTIFY at its commit), so an idle
+        dispatcher claims it at once rather than at its next poll. A dedicated connection:
+        notifications arrive on the connection that LISTENs. Losing it only costs latency (the
+        dispatcher polls every second), so it reconnects quietly."""
+        self._stop_listening = threading.Event()
+
+        def run() -> None:
+            while not self._stop_listening.is_set():
+                try:
+                    with psycopg.connect(self.db.url, autocommit=True) as conn:
+                        conn.execute("LISTEN runner_events")
+                        while not self._stop_listening.is_set():
+                            for _ in conn.notifies(timeout=1.0, stop_after=1):
+                                wake()
+                except Exception:
+                    if self._stop_listening.wait(1.0):
+                        return
+
+        self._listener = threading.Thread(target=run, name="events-listen", daemon=True)
+        self._listener.start()
+
     def close(self) -> None:
+        stop = getattr(self, "_stop_listening", None)
+        if stop is not None:
+            stop.set()
+            self._listener.join(timeout=3)
         self.db.close()
 
 

@@ -170,3 +170,16 @@ def test_singleton_leases(shared):
         assert nodes.acquire("scheduler", "a", 5.0)
     finally:
         nodes.close()
+
+
+def test_an_enqueue_on_one_node_wakes_the_others(shared):
+    import threading
+
+    woken = threading.Event()
+    a, b = shared.events("a"), shared.events("b")
+    b.listen(woken.set)
+    deadline = time.monotonic() + 5
+    while not woken.is_set() and time.monotonic() < deadline:
+        a.enqueue(ev(f"e{time.monotonic()}"))  # until the listener's LISTEN is in place
+        woken.wait(0.2)
+    assert woken.is_set()
