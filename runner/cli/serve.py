@@ -78,7 +78,7 @@ def cmd_serve(args) -> int:
 
         try:
             http_front = HttpFront(runner, args.host, args.http_port, grace=args.grace,
-                                   reuse_port=args.reuse_port)
+                                   reuse_port=args.reuse_port, token=settings.cluster_token())
         except OSError as exc:
             server.stop(grace=0).wait()
             runner.close()

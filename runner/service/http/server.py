@@ -40,8 +40,11 @@ class HttpFront:
 
     def __init__(self, runner, host: str = "127.0.0.1", port: int = 0,
                  workers: int = DEFAULT_WORKERS, grace: float = 5.0,
-                 reuse_port: bool = False) -> None:
+                 reuse_port: bool = False, token: str = "") -> None:
         self.runner = runner
+        # Cluster token (docs/cluster.md): required on the Invoke API, not on function routes,
+        # which are a function's public HTTP endpoints as API Gateway serves them.
+        self.token = token
         self.host = host
         self.grace = grace
         self._sock = _listen(host, port, reuse_port)  # reuse_port: the nodes of --workers N
@@ -60,6 +63,11 @@ class HttpFront:
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.rel_url.raw_path.startswith(PREFIX):
+            if self.token and not _token_ok(request, self.token):
+                return web.json_response(
+                    {"Type": "User", "message": "authorization: missing or wrong token; send "
+                     "Authorization: Bearer <RUNNER_TOKEN> or X-Runner-Token"}, status=401,
+                    headers={"x-amzn-ErrorType": "UnauthorizedException"})
             resp = await self._invoke_api.handle(request)
         else:
             resp = await self._routes.handle(request)
@@ -105,6 +113,15 @@ class HttpFront:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _token_ok(request: web.BaseRequest, token: str) -> bool:
+    from runner.cluster import auth
+
+    presented = request.headers.get("Authorization")
+    if presented is None and "X-Runner-Token" in request.headers:
+        presented = "Bearer " + request.headers["X-Runner-Token"]
+    return auth.valid(presented, token)
 
 
 def _listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:

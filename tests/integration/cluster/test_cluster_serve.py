@@ -123,3 +123,35 @@ def test_workers_share_the_port_and_a_dead_worker_is_replaced(pg_server, tmp_pat
     # Both running nodes left cleanly; only the killed one may still look live (until expiry).
     still = _live(url)
     assert len(still) <= 1 and still <= before
+
+
+def test_the_http_invoke_api_needs_the_token_and_function_routes_do_not(tmp_path):
+    from http.client import HTTPConnection
+
+    from runner.service.http import HttpFront
+
+    runner = Runner(str(tmp_path / "data"), idle_ttl_s=60)
+    runner.deploy("echo", guest("python", "echo"), runtime="python", handler="app.handler")
+    runner.add_route("GET", "/hi", "echo")
+    front = HttpFront(runner, "127.0.0.1", 0, token="s3cret")
+    front.start()
+    try:
+        def call(method, path, headers):
+            conn = HTTPConnection("127.0.0.1", front.port, timeout=30)
+            try:
+                conn.request(method, path, b"{}", headers)
+                r = conn.getresponse()
+                return r.status, r.read()
+            finally:
+                conn.close()
+
+        invoke = "/2015-03-31/functions/echo/invocations"
+        status, body = call("POST", invoke, {})
+        assert status == 401 and b"RUNNER_TOKEN" in body
+        assert call("POST", invoke, {"Authorization": "Bearer nope"})[0] == 401
+        assert call("POST", invoke, {"Authorization": "Bearer s3cret"})[0] == 200
+        assert call("POST", invoke, {"X-Runner-Token": "s3cret"})[0] == 200
+        assert call("GET", "/hi", {})[0] == 200  # a function's public route
+    finally:
+        front.stop()
+        runner.close()
