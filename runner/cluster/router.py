@@ -74,6 +74,14 @@ class Router:
                 return peer
         return None  # everyone at capacity: run here, where admission decides
 
+    def home(self, function: str) -> Peer | None:
+        """The function's home peer when it is another node (where its logs are), else None."""
+        peers = self.peers()
+        if len(peers) <= 1:
+            return None
+        first = rank(function, peers)[0]
+        return None if first.id == self.node_id else first
+
     def sending(self, peer: Peer) -> "_Sending":
         return _Sending(self._lock, peer)
 

@@ -117,21 +117,42 @@ def test_each_function_runs_on_its_home_node_and_stays_warm(cluster, long_run):
 
         with ThreadPoolExecutor(6) as pool:
             list(pool.map(call, range(calls)))
+        # A function's logs are on its home node; any node serves them (it forwards GetLogs).
+        for name in names[:3]:
+            for c in clients:
+                lines = [x.line for x in c.invoker.GetLogs(pb.GetLogsRequest(name=name))]
+                assert sum(line.startswith("START RequestId:") for line in lines) >= 3
+        for c in clients:
+            with pytest.raises(grpc.RpcError) as info:
+                list(c.invoker.GetLogs(pb.GetLogsRequest(name="no-such-function")))
+            assert info.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
         for c in clients:
             c.close()
     warm_rate = 1 - cold / calls
     assert throttled == 0
     assert warm_rate >= 0.9, f"warm-hit rate {warm_rate:.1%} (cold starts {cold} of {calls})"
-    # Routing, seen from the logs: a function's invocations all ran on one node (its home),
-    # whichever node the client called; and the functions spread over more than one node.
-    homes = {}
+    # Routing, seen from the logs: whichever node the client called, a function's invocations
+    # ran on one node, its home. A node that looks dead for a moment (a heartbeat late on a
+    # very busy machine) sends some calls elsewhere, so the bound is on the total: >= 90% of
+    # all invocations ran on their function's main node. And the homes spread over the nodes.
+    main_runs = all_runs = 0
+    homes = set()
     for name in names:
-        ran_on = [i for i, n in enumerate(nodes)
-                  if os.path.exists(os.path.join(n.data_dir, "logs", f"{name}.log"))]
-        assert len(ran_on) == 1, f"{name} ran on nodes {ran_on}"
-        homes[name] = ran_on[0]
-    assert len(set(homes.values())) >= 2
+        per_node = []
+        for n in nodes:
+            path = os.path.join(n.data_dir, "logs", f"{name}.log")
+            text = ""
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    text = f.read()
+            per_node.append(len(re.findall(r"START RequestId:", text)))
+        main_runs += max(per_node)
+        all_runs += sum(per_node)
+        homes.add(per_node.index(max(per_node)))
+    assert all_runs >= calls
+    assert main_runs / all_runs >= 0.9, f"only {main_runs} of {all_runs} ran on their home node"
+    assert len(homes) >= 2
 
 
 def _live(url: str) -> set[str]:

@@ -72,12 +72,39 @@ class Forwarder:
         self.forwarded += 1
         return response
 
+    def forward_logs(self, request, context):
+        """The home node's GetLogs stream for the function (a node's logs are on its own disk,
+        and with home routing a function runs at home), or None to read them here."""
+        if FORWARDED_KEY in dict(context.invocation_metadata() or ()):
+            return None
+        peer = self.router.home(request.name)
+        if peer is None:
+            return None
+        outgoing = [(FORWARDED_KEY, self.node_id)]
+        if self.token:
+            outgoing.append(auth.bearer(self.token))
+        stream = self._stub(peer.address).GetLogs(request, metadata=outgoing)
+        context.add_callback(stream.cancel)  # the client left: stop the peer's stream too
+        return _relay(stream, context)
+
     def close(self) -> None:
         with self._lock:
             for channel in self._channels:
                 channel.close()
             self._channels.clear()
             self._stubs.clear()
+
+
+def _relay(stream, context):
+    """A peer's stream, its status passed on as the peer set it (not turned into INTERNAL)."""
+    try:
+        yield from stream
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.CANCELLED and not context.is_active():
+            return
+        context.set_trailing_metadata(exc.trailing_metadata() or ())
+        context.set_code(exc.code())
+        context.set_details(exc.details() or "")
 
 
 class TokenInterceptor(grpc.ServerInterceptor):

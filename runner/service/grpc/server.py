@@ -183,6 +183,10 @@ class InvokerServicer(pb_grpc.InvokerServicer):
         try:
             if request.tail_lines < 0:
                 raise InvalidParameter("tail_lines", "must be 0 (all) or a positive count")
+            remote = self.forwarder.forward_logs(request, context) if self.forwarder else None
+            if remote is not None:  # cluster: the function's logs are on its home node
+                yield from remote
+                return
             if not request.follow:
                 for line in self.runner.read_logs(request.name, request.tail_lines):
                     yield pb.LogLine(line=line)
