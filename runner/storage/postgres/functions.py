@@ -95,6 +95,7 @@ class PostgresRegistry:
         self._cache: dict[tuple[str, str], FunctionVersion] = {}
         self._revision_ids: dict[int, str] = {}
         self._generation = -1
+        self._epoch = 0  # this node's writes and cache drops, counted (see resolve)
         self._checked_at = 0.0
         self._updates = UpdateClaims()
 
@@ -139,7 +140,9 @@ class PostgresRegistry:
         with self._lock:
             self._revision_ids[rev] = new_id
             self._invalidate(name)
-        return self.resolve(name)
+        # The version this deploy made (resolve() could already see a later concurrent one).
+        return self._version({"name": name, "revision": rev, "config": json.dumps(config.to_dict()),
+                              "code_sha256": digest, "code_size": size, "created_at": now}, LATEST)
 
     def publish(self, name: str, *, revision_id: str | None = None) -> FunctionVersion:
         validate_name(name)
@@ -202,9 +205,12 @@ class PostgresRegistry:
         if hit is not None:
             return hit
         validate_name(name)
+        epoch = self._epoch
         version = self._resolve_uncached(name, key[1])
         with self._lock:
-            self._cache[key] = version
+            # Not if a write of this node landed meanwhile: the row read may predate it.
+            if self._epoch == epoch:
+                self._cache[key] = version
         return version
 
     def _resolve_uncached(self, name: str, qualifier: str) -> FunctionVersion:
@@ -280,6 +286,7 @@ class PostgresRegistry:
         if n != self._generation:
             with self._lock:
                 self._generation = n
+                self._epoch += 1
                 self._cache.clear()
                 self._revision_ids.clear()
 
@@ -303,6 +310,7 @@ class PostgresRegistry:
             self.code.put(bytes(blob["data"]), blob["runtime"])
 
     def _invalidate(self, name: str) -> None:
+        self._epoch += 1
         for key in [k for k in self._cache if k[0] == name]:
             del self._cache[key]
 
