@@ -7,9 +7,9 @@ RPC threads; a connection per thread would exhaust PostgreSQL's max_connections 
 nodes, so threads wait for one of POOL_SIZE connections instead (every statement here is a
 short primary-key or index lookup, so the wait is short).
 
-A connection broken under a caller (the database restarted, a network cut) is discarded, not
-put back, and the next caller opens a new one: a store survives a database restart after the
-statements in flight fail.
+A connection broken under a caller (the database restarted, a network cut) is discarded with
+every idle one, and the next caller opens a new one: a store survives a database restart after
+the statements in flight (and at most one more) fail.
 """
 
 from __future__ import annotations
@@ -58,7 +58,11 @@ class Database:
             yield conn
         except BaseException:
             if conn is not None and (conn.closed or conn.broken):
+                conn.close()
                 conn = None  # never hand a dead connection to the next caller
+                # One broken connection means the server went away (restart, failover): the
+                # idle ones are broken too, so drop them all rather than fail a call per each.
+                self._drop_idle()
             raise
         finally:
             if conn is not None and not conn.closed and not self._closed:
@@ -90,6 +94,13 @@ class Database:
         with self.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(7023001)")
             conn.execute(schema)
+
+    def _drop_idle(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
 
     def close(self) -> None:
         self._closed = True

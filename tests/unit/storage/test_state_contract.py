@@ -4,7 +4,9 @@ contract is tests/unit/storage/test_functions.py, on both too."""
 
 from __future__ import annotations
 
+import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -183,3 +185,40 @@ def test_an_enqueue_on_one_node_wakes_the_others(shared):
         a.enqueue(ev(f"e{time.monotonic()}"))  # until the listener's LISTEN is in place
         woken.wait(0.2)
     assert woken.is_set()
+
+
+def test_a_store_survives_a_database_restart(tmp_path):
+    """Stores keep working after PostgreSQL restarts: the call that meets the broken
+    connection fails (nothing half-written), the next ones reconnect."""
+    import psycopg
+
+    from runner.model import FunctionConfig
+    from runner.storage.postgres.functions import PostgresRegistry
+    from tests.real_servers import postgres_server
+    from tests.state_fixtures import wait_ready
+    from tests.unit.storage.test_functions import code
+
+    server = postgres_server(logical=False)
+    server.start()
+    try:
+        wait_ready(server.url)
+        reg = PostgresRegistry(server.url, str(tmp_path))
+        cfg = FunctionConfig("python", "app.handler")
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda i: reg.deploy(f"f{i}", cfg, code()), range(4)))  # 4 pooled
+        server.kill()  # a crash of the database: every pooled connection is now broken
+        server.start()
+        wait_ready(server.url)
+        failures = 0
+        for i in range(3):
+            try:
+                reg.deploy("f0", cfg.with_changes(memory_mb=256 + i), None)
+            except psycopg.OperationalError:
+                failures += 1
+        assert failures <= 1
+        time.sleep(1.1)
+        assert reg.resolve("f0").config.memory_mb == 258
+        reg.close()
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
