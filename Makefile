@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup serve test test-long bench clean proto
+.PHONY: setup serve test test-long bench bench-cluster clean proto
 
 # The npm references of tests/differential (workflows, issue 21): aws-local-stepfunctions and
 # asl-validator, pinned by package-lock.json; node_modules is not committed.
@@ -37,6 +37,10 @@ test-long: setup
 bench: setup
 	$(PY) bench/run.py $(ARGS)
 	$(PY) bench/events_bench.py --quick
+
+# --workers N against --workers 1 and a bare echo in N processes (docs/cluster.md).
+bench-cluster: setup
+	$(PY) bench/cluster_bench.py $(ARGS)
 
 proto: setup
 	$(PY) scripts/gen_proto.py

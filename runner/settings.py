@@ -14,6 +14,7 @@
 | `RUNNER_WASM_FUEL` | switch | off | `on` counts wasm fuel (slower guest code) |
 | `RUNNER_WASM_CACHE_DIR` | path | `$XDG_CACHE_HOME/lambda-runner/wasm` | compiled-module cache |
 | `RUNNER_DASHBOARD_TOKEN` | secret | unset | required by /ui and /metrics when set (docs/observability.md) |
+| `RUNNER_TOKEN` | text | none | cluster token required of clients and peers (`cluster_token()`) |
 
 A switch reads `1 on yes true` as on and `0 off no false` as off, in any case; anything else
 is refused with the variable named, so a typo never silently picks the default.
@@ -92,3 +93,11 @@ class Settings:
 def current() -> Settings:
     """The settings as the process environment has them now (see the module docstring)."""
     return Settings.from_environ(os.environ)
+
+
+# Cluster (docs/cluster.md): the shared token between nodes and clients.
+def cluster_token(environ: Mapping[str, str] | None = None) -> str:
+    """`RUNNER_TOKEN`: required of every call by a server that has it (health checks aside),
+    sent by the CLI and by nodes forwarding to each other; a server refuses to listen beyond
+    loopback without it. Empty: no token."""
+    return ((os.environ if environ is None else environ).get("RUNNER_TOKEN") or "").strip()

@@ -42,9 +42,19 @@ def cmd_serve(args) -> int:
     except InvalidParameter as exc:
         print(f"runner: --region: {exc}", file=sys.stderr)
         return EXIT_PLATFORM_ERROR
+    # Cluster (docs/cluster.md): N nodes on this host, a shared state, a token beyond loopback.
+    from runner.cli.cluster_serve import check_cluster_args, supervise
+
+    problem = check_cluster_args(args)
+    if problem:
+        print(f"runner: {problem}", file=sys.stderr)
+        return EXIT_PLATFORM_ERROR
+    if args.workers > 1:
+        return supervise(args, data_dir)
     try:
         runner = Runner(data_dir, idle_ttl_s=args.idle_ttl, max_environments=args.max_environments,
-                        async_workers=args.async_workers, async_retry_base_s=args.retry_delay)
+                        async_workers=args.async_workers, async_retry_base_s=args.retry_delay,
+                        state=args.state)
     except ResourceConflict as exc:  # another runner holds the data directory
         print(f"runner: {exc}", file=sys.stderr)
         return EXIT_PLATFORM_ERROR
@@ -55,6 +65,7 @@ def cmd_serve(args) -> int:
             return EXIT_PLATFORM_ERROR
         names = deploy_examples(runner, root)
         print(f"deployed {len(names)} example functions: {', '.join(names)}", flush=True)
+    from runner.cli.cluster_serve import join_cluster
     from runner.service.push import Push
 
     # Workflows (issue 21): resumes the Standard executions a stop or crash interrupted.
@@ -64,7 +75,11 @@ def cmd_serve(args) -> int:
     workflows = WorkflowEngine(runner.data_dir, runner.invoke)
     workflows.start()
     try:
-        server, port = build_server(runner, args.host, args.port, push=push, workflows=workflows)
+        forwarder = join_cluster.forwarder(runner, args)
+        server, port = build_server(runner, args.host, args.port, push=push, workflows=workflows,
+                                    cluster=forwarder, token=settings.cluster_token(),
+                                    reuse_port=args.reuse_port)
+        join_cluster.register(runner, server, forwarder, args)
     except OSError as exc:
         push.close()
         workflows.close()
@@ -82,7 +97,8 @@ def cmd_serve(args) -> int:
 
         try:
             http_front = HttpFront(runner, args.host, args.http_port, grace=args.grace,
-                                   push=push, workflows=workflows)
+                                   push=push, workflows=workflows, reuse_port=args.reuse_port,
+                                   token=settings.cluster_token())
         except OSError as exc:
             sources.close()
             server.stop(grace=0).wait()
@@ -172,4 +188,7 @@ def add_commands(sub) -> None:
     s.add_argument("--async-workers", type=int, default=4, help="concurrent asynchronous invocations")
     s.add_argument("--retry-delay", type=float, default=60.0, metavar="SECONDS",
                    help="wait before the first retry of a failed async event (doubles after)")
+    from runner.cli.cluster_serve import add_cluster_arguments
+
+    add_cluster_arguments(s)
     s.set_defaults(func=cmd_serve)

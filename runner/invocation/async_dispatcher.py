@@ -137,6 +137,10 @@ class AsyncInvoker:
 
     # ------------------------------------------------------------------ dispatch
 
+    def wake(self) -> None:
+        """Look at the queue now (a shared queue's listener calls it when another node queued)."""
+        self._wake()
+
     def _wake(self) -> None:
         with self._cond:
             self._kick = True

@@ -60,15 +60,15 @@ from runner.model import (
 )
 from runner.pool.base import InitFailure
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
-from runner.storage.aliases import SQLiteAliasStore
+from runner.storage.aliases import SharedStateAliases, SQLiteAliasStore
 from runner.storage.data_dir import DataDirLock, SpaceReserve
-from runner.storage.events import DeadLetter, EventStore
-from runner.storage.functions import SQLiteRegistry
+from runner.storage.events import DeadLetter
 from runner.storage.layers import SQLiteLayerStore
 from runner.storage.logs import LogStore
 from runner.storage.metric_series import SQLiteMetricSeries
 from runner.storage.roles import SQLiteRoleStore
-from runner.storage.routes import Route, RouteStore
+from runner.storage.routes import Route
+from runner.storage.state import open_state
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,10 @@ class Runner(AliasesAndLayers):
         async_workers: int = DEFAULT_WORKERS,
         async_retry_base_s: float = DEFAULT_RETRY_BASE_S,
         metrics: bool = True,
+        state: str | None = None,
     ) -> None:
+        """`state`: None keeps the stores in SQLite under `data_dir`; a postgresql:// URL
+        shares them with the other nodes of a cluster (storage/state.py, docs/cluster.md)."""
         self.data_dir = os.path.abspath(data_dir or default_data_dir())
         os.makedirs(self.data_dir, exist_ok=True)
         # First: a second runner on this directory is refused before it touches any store.
@@ -107,8 +110,11 @@ class Runner(AliasesAndLayers):
             raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
             self.layers = SQLiteLayerStore(self.data_dir)  # layers.py (issue 20)
             self.roles = SQLiteRoleStore(self.data_dir)  # roles.py (issue 20)
-            self.registry = SQLiteRegistry(self.data_dir, derived=self._derived)
-            self.aliases = SQLiteAliasStore(self.registry)  # aliases.py (issue 20)
+            # Functions, routes and the async queue: SQLite here, or shared (storage/state.py).
+            self.state = open_state(state, self.data_dir, derived=self._derived)
+            self.registry = self.state.registry
+            self.aliases = (SharedStateAliases(state) if self.state.shared
+                            else SQLiteAliasStore(self.registry))  # aliases.py (issue 20)
             self.logs = LogStore(os.path.join(self.data_dir, "logs"))
             self.contexts = ContextCache()  # the Lambda context of each invocation (context.py)
             work = os.path.join(self.data_dir, "envs")
@@ -123,8 +129,8 @@ class Runner(AliasesAndLayers):
             self._restorer = threading.Thread(target=self._restore, name="restore", daemon=True)
             self._restorer.start()
             # HTTP routes and async invocation (docs/http-and-async.md).
-            self.routes = RouteStore(self.data_dir)
-            self.events = EventStore(self.data_dir)
+            self.routes = self.state.routes
+            self.events = self.state.events
             # Metrics (docs/observability.md): counters on the invocation path, gauges read
             # from the pool and the queue at scrape time, minute series for the dashboard.
             self.metrics = Metrics() if metrics else NullMetrics()
@@ -138,8 +144,12 @@ class Runner(AliasesAndLayers):
                                               workers=async_workers, retry_base_s=async_retry_base_s,
                                               on_interrupted=self._note_interrupted,
                                               metrics=self.metrics)
+            if hasattr(self.events, "listen"):  # a shared queue: wake on other nodes' events
+                self.events.listen(self.async_invoker.wake)
             self.async_invoker.start()  # events accepted before a crash run again from here
         except BaseException:
+            if getattr(self, "state", None) is not None:
+                self.state.close()
             self._lock.close()  # a runner that failed to start holds nothing
             raise
 
@@ -477,9 +487,7 @@ class Runner(AliasesAndLayers):
         self.pool.close()
         self._series_writer.close()  # the open minutes are written: a restart keeps them
         self.series.close()
-        self.events.close()
-        self.routes.close()
-        self.registry.close()
+        self.state.close()  # the queue, routes, registry; a cluster node leaves the cluster
         self.layers.close()
         self.roles.close()
         self.logs.close()

@@ -151,8 +151,10 @@ DEFER_LOGS_MAX_INFLIGHT = max(1, (os.cpu_count() or 2) // 2)
 
 
 class InvokerServicer(pb_grpc.InvokerServicer):
-    def __init__(self, runner: Runner, invocations: Slots, followers: Slots) -> None:
+    def __init__(self, runner: Runner, invocations: Slots, followers: Slots,
+                 forwarder=None) -> None:
         self.runner = runner
+        self.forwarder = forwarder  # cluster.Forwarder: a function's calls go to its home node
         self.invocations = invocations  # synchronous invocations in flight (admission.py)
         self.followers = followers  # open --follow log streams
 
@@ -175,6 +177,10 @@ class InvokerServicer(pb_grpc.InvokerServicer):
             rid = self.runner.invoke_async(request.name, request.payload, qualifier=qualifier,
                                            trace_id=trace_id)
             return pb.InvokeResponse(status_code=202, request_id=rid)
+        if self.forwarder is not None:
+            forwarded = self.forwarder.maybe_forward(request, context)
+            if forwarded is not None:
+                return forwarded
         tail = request.log_type == pb.LOG_TYPE_TAIL
         with self.invocations:  # past the server's ceiling: TooManyRequests at once
             # On a quiet server the log block is written after the response (unless the
@@ -194,6 +200,10 @@ class InvokerServicer(pb_grpc.InvokerServicer):
         try:
             if request.tail_lines < 0:
                 raise InvalidParameter("tail_lines", "must be 0 (all) or a positive count")
+            remote = self.forwarder.forward_logs(request, context) if self.forwarder else None
+            if remote is not None:  # cluster: the function's logs are on its home node
+                yield from remote
+                return
             if not request.follow:
                 for line in self.runner.read_logs(request.name, request.tail_lines):
                     yield pb.LogLine(line=line)
@@ -244,21 +254,30 @@ class EventsServicer(pb_grpc.EventsServicer):
 def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
                  sync_invocations: int = admission.SYNC_INVOCATIONS,
                  log_followers: int = admission.LOG_FOLLOWERS,
-                 executor_cls: type = RpcExecutor, push=None,
-                 workflows=None) -> tuple[grpc.Server, int]:
+                 executor_cls: type = RpcExecutor, push=None, workflows=None, *, cluster=None,
+                 token: str = "", reuse_port: bool = False) -> tuple[grpc.Server, int]:
     """A configured, not yet started server and the port it bound (useful with port=0).
     With `push` (service/push.py), also the Schedules, Triggers and Topics services.
     `sync_invocations` and `log_followers` are the ceilings of admission.py; the RPC pool
     holds both plus admission.RESERVE threads for everything else. `executor_cls` is the RPC
-    thread pool's class (bench/burst_bench.py compares pools)."""
+    thread pool's class (bench/burst_bench.py compares pools). Cluster (docs/cluster.md):
+    `cluster` forwards invocations to their home node (grpc/cluster.py), `token` is required
+    of every call, `reuse_port` lets the nodes of `--workers N` share the port."""
     workers = sync_invocations + log_followers + admission.RESERVE
+    options = [o for o in SERVER_OPTIONS if o[0] != "grpc.so_reuseport"] + [
+        ("grpc.so_reuseport", 1 if reuse_port else 0)]
+    interceptors = [MetricsInterceptor(runner)]  # issue 22
+    if token:
+        from runner.service.grpc.cluster import TokenInterceptor
+
+        interceptors.append(TokenInterceptor(token))
     server = grpc.server(executor_cls(max_workers=workers, thread_name_prefix="rpc"),
-                         options=SERVER_OPTIONS,
-                         interceptors=[MetricsInterceptor(runner)])  # issue 22
+                         options=options, interceptors=interceptors)
     pb_grpc.add_FunctionsServicer_to_server(FunctionsServicer(runner), server)
+    invocations = admission.Slots(sync_invocations, "synchronous invocations")
     pb_grpc.add_InvokerServicer_to_server(InvokerServicer(
-        runner, admission.Slots(sync_invocations, "synchronous invocations"),
-        admission.Slots(log_followers, "log streams (--follow)")), server)
+        runner, invocations, admission.Slots(log_followers, "log streams (--follow)"), cluster),
+        server)
     pb_grpc.add_RoutesServicer_to_server(RoutesServicer(runner), server)
     pb_grpc.add_EventsServicer_to_server(EventsServicer(runner), server)
     health_servicer = health.HealthServicer()
@@ -290,4 +309,5 @@ def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port} (in use?); pick another --port")
     server.health_servicer = health_servicer  # type: ignore[attr-defined]
+    server.invocations = invocations  # type: ignore[attr-defined]  # a cluster node's load
     return server, bound

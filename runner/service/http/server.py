@@ -45,11 +45,14 @@ class HttpFront:
 
     def __init__(self, runner, host: str = "127.0.0.1", port: int = 0,
                  workers: int = DEFAULT_WORKERS, grace: float = 5.0, push=None,
-                 workflows=None) -> None:
+                 workflows=None, reuse_port: bool = False, token: str = "") -> None:
         self.runner = runner
+        # Cluster token (docs/cluster.md): required on the Invoke API, not on function routes,
+        # which are a function's public HTTP endpoints as API Gateway serves them.
+        self.token = token
         self.host = host
         self.grace = grace
-        self._sock = _listen(host, port)
+        self._sock = _listen(host, port, reuse_port)  # reuse_port: the nodes of --workers N
         self.port: int = self._sock.getsockname()[1]
         # The invocations' ceiling plus a reserve: Event and DryRun calls, which also run on
         # the pool, are never queued behind synchronous invocations.
@@ -73,6 +76,15 @@ class HttpFront:
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         t0 = time.perf_counter()
         path = request.rel_url.raw_path
+        api = owns(path) or (self._push is not None and PushApi.handles(path)) \
+            or (self._sfn is not None and is_stepfunctions(request))
+        # The cluster token guards the APIs (function routes are public endpoints, and the
+        # dashboard has a token of its own).
+        if api and self.token and not _token_ok(request, self.token):
+            return web.json_response(
+                {"Type": "User", "message": "authorization: missing or wrong token; send "
+                 "Authorization: Bearer <RUNNER_TOKEN> or X-Runner-Token"}, status=401,
+                headers={"x-amzn-ErrorType": "UnauthorizedException"})
         # Lambda API paths (every /YYYY-MM-DD/...) are never function routes (issue 20).
         if owns(path):
             # Invoke is one of the API's operations; its own label keeps its traffic apart.
@@ -137,10 +149,21 @@ class HttpFront:
         self.stop()
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _token_ok(request: web.BaseRequest, token: str) -> bool:
+    from runner.cluster import auth
+
+    presented = request.headers.get("Authorization")
+    if presented is None and "X-Runner-Token" in request.headers:
+        presented = "Bearer " + request.headers["X-Runner-Token"]
+    return auth.valid(presented, token)
+
+
+def _listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         sock.listen(1024)
