@@ -31,7 +31,7 @@ def cli(address, *argv):
 def test_topic_cli_and_http_publish(push_server, phc, rec_dir, capsys):
     addr = push_server[2]
     assert cli(addr, "topic", "create", "orders") == 0
-    assert capsys.readouterr().out.strip() == "arn:aws:sns:local-1:000000000000:orders"
+    assert capsys.readouterr().out.strip() == "arn:aws:sns:us-east-1:000000000000:orders"
     assert cli(addr, "topic", "subscribe", "orders", "--function", "worker") == 0
     assert cli(addr, "topic", "subscribe", "orders", "--function", "other",
                "--filter-policy", '{"size": [{"numeric": [">", 10]}]}') == 0

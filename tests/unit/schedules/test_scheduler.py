@@ -74,7 +74,7 @@ def test_cron_fires_each_slot_once_with_the_scheduled_event_shape(world):
     doc = json.loads(event.payload)
     assert doc["detail-type"] == "Scheduled Event" and doc["source"] == "aws.scheduler"
     assert doc["time"] == "2025-01-01T01:00:00Z" and doc["detail"] == {"job": "report"}
-    assert doc["resources"] == ["arn:aws:scheduler:local-1:000000000000:schedule/default/hourly"]
+    assert doc["resources"] == ["arn:aws:scheduler:us-east-1:000000000000:schedule/default/hourly"]
     assert doc["id"] == event.id
 
 

@@ -104,7 +104,7 @@ def test_overlapping_triggers_are_refused(world):
 def test_topic_fan_out_with_filter_policies(world):
     r, _, topics, rec_dir = world
     arn = topics.create("orders")
-    assert arn == "arn:aws:sns:local-1:000000000000:orders"
+    assert arn == "arn:aws:sns:us-east-1:000000000000:orders"
     topics.subscribe("orders", "thumbs")
     topics.subscribe("orders", "audit", policy={"kind": [{"prefix": "big"}]})
     out = topics.publish("orders", "hello", subject="S", attributes={"kind": "small", "n": 2})
