@@ -40,6 +40,7 @@ from runner.invocation.async_dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WOR
 from runner.invocation.code_input import read_code, zip_directory
 from runner.invocation.context import ContextCache
 from runner.invocation.log_block import LogBlock, PendingLog, interrupted_note
+from runner.invocation.spans import Spans
 from runner.invocation.trace import report_suffix
 from runner.metrics import Metrics, NullMetrics
 from runner.metrics.host import HostCollector, provisioned_charge
@@ -124,10 +125,11 @@ class Runner:
             self._series_writer = SeriesWriter(self.metrics.minutes, self.series,
                                                provisioned_charge(counts, self.metrics.provisioned))
             self._series_writer.start()
+            self.spans = Spans.from_settings()  # OTLP export, when a collector is configured
             self.async_invoker = AsyncInvoker(self.invoke, self.registry.resolve, self.events,
                                               workers=async_workers, retry_base_s=async_retry_base_s,
                                               on_interrupted=self._note_interrupted,
-                                              metrics=self.metrics)
+                                              metrics=self.metrics, spans=self.spans)
             self.async_invoker.start()  # events accepted before a crash run again from here
         except BaseException:
             self._lock.close()  # a runner that failed to start holds nothing
@@ -290,6 +292,9 @@ class Runner:
             raise
         metrics.finished(name, version.version, block.report, block.error,
                          version.config.memory_mb)
+        if self.spans is not None:
+            self.spans.invocation(version, block.request_id, trace_id, block.report, block.error,
+                                  time.time_ns())
         return block, out
 
     def _execute(self, version: FunctionVersion, body: bytes, qualifier: str | None,
@@ -429,6 +434,8 @@ class Runner:
         self.end_log_follows()
         # Events still running when the grace ends stay queued and run after a restart.
         self.async_invoker.close()
+        if self.spans is not None:
+            self.spans.close()
         self.pool.close()
         self._series_writer.close()  # the open minutes are written: a restart keeps them
         self.series.close()
