@@ -15,6 +15,7 @@
 | `RUNNER_WASM_CACHE_DIR` | path | `$XDG_CACHE_HOME/lambda-runner/wasm` | compiled-module cache |
 | `RUNNER_DASHBOARD_TOKEN` | secret | unset | required by /ui and /metrics when set (docs/observability.md) |
 | `RUNNER_TOKEN` | text | none | cluster token required of clients and peers (`cluster_token()`) |
+| `RUNNER_OTLP_ENDPOINT` | URL | unset | export invocation spans over OTLP/HTTP to this collector |
 
 A switch reads `1 on yes true` as on and `0 off no false` as off, in any case; anything else
 is refused with the variable named, so a typo never silently picks the default.
@@ -71,6 +72,7 @@ class Settings:
     wasm_fuel: bool
     wasm_cache_dir: str | None
     dashboard_token: str | None = None
+    otlp_endpoint: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
@@ -87,6 +89,7 @@ class Settings:
             wasm_fuel=switch(environ, "RUNNER_WASM_FUEL", False),
             wasm_cache_dir=_path(environ, "RUNNER_WASM_CACHE_DIR"),
             dashboard_token=environ.get("RUNNER_DASHBOARD_TOKEN") or None,
+            otlp_endpoint=environ.get("RUNNER_OTLP_ENDPOINT") or None,
         )
 
 

@@ -74,13 +74,14 @@ class AsyncInvoker:
                  workers: int = DEFAULT_WORKERS, retry_base_s: float = DEFAULT_RETRY_BASE_S,
                  throttle_delay_s: float = DEFAULT_THROTTLE_DELAY_S,
                  on_interrupted: Interrupted | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, spans=None) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._invoke = invoke
         self._resolve = resolve
         self._on_interrupted = on_interrupted
         self.metrics = metrics if metrics is not None else NullMetrics()  # (issue 22)
+        self.spans = spans  # spans.Spans (OTLP export), or None
         self.store = store
         self.workers = workers
         self.retry_base_s = retry_base_s
@@ -235,6 +236,9 @@ class AsyncInvoker:
             return
         self.store.started(event.id, time.time())  # fails like any store write: _run handles it
         self.metrics.event_age(event.function, now - event.enqueued_at)
+        if self.spans is not None:
+            self.spans.queue_wait(event.function, event.id, event.trace_id or None,
+                                  event.enqueued_at, now)
         try:
             result = self._invoke(event.function, event.payload,
                                   qualifier=event.qualifier or None, request_id=event.id,

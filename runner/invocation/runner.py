@@ -43,6 +43,7 @@ from runner.invocation.code_input import read_code, zip_directory
 from runner.invocation.context import ContextCache
 from runner.invocation.lambda_resources import AliasesAndLayers
 from runner.invocation.log_block import LogBlock, PendingLog, interrupted_note
+from runner.invocation.spans import Spans
 from runner.invocation.trace import report_suffix
 from runner.metrics import Metrics, NullMetrics
 from runner.metrics.host import HostCollector, provisioned_charge
@@ -140,10 +141,11 @@ class Runner(AliasesAndLayers):
             self._series_writer = SeriesWriter(self.metrics.minutes, self.series,
                                                provisioned_charge(counts, self.metrics.provisioned))
             self._series_writer.start()
+            self.spans = Spans.from_settings()  # OTLP export, when a collector is configured
             self.async_invoker = AsyncInvoker(self.invoke, self.registry.resolve, self.events,
                                               workers=async_workers, retry_base_s=async_retry_base_s,
                                               on_interrupted=self._note_interrupted,
-                                              metrics=self.metrics)
+                                              metrics=self.metrics, spans=self.spans)
             if hasattr(self.events, "listen"):  # a shared queue: wake on other nodes' events
                 self.events.listen(self.async_invoker.wake)
             self.async_invoker.start()  # events accepted before a crash run again from here
@@ -337,6 +339,9 @@ class Runner(AliasesAndLayers):
             raise
         metrics.finished(name, version.version, block.report, block.error,
                          version.config.memory_mb)
+        if self.spans is not None:
+            self.spans.invocation(version, block.request_id, trace_id, block.report, block.error,
+                                  time.time_ns())
         return block, out
 
     def _execute(self, version: FunctionVersion, body: bytes, qualifier: str | None,
@@ -484,6 +489,8 @@ class Runner(AliasesAndLayers):
         self.end_log_follows()
         # Events still running when the grace ends stay queued and run after a restart.
         self.async_invoker.close()
+        if self.spans is not None:
+            self.spans.close()
         self.pool.close()
         self._series_writer.close()  # the open minutes are written: a restart keeps them
         self.series.close()

@@ -107,6 +107,7 @@ def test_usage_page(served, page, artifacts):
     row = page.locator(f'tr[data-usage="{day}/echo"]')
     assert row.locator('[data-field="requests"]').inner_text() == "3"
     assert float(row.locator('[data-field="gb_seconds"]').inner_text()) > 0
+    assert page.locator('[data-chart="Per day, all functions"] canvas').count() == 1
     page.screenshot(path=os.path.join(artifacts, "usage.png"), full_page=True)
 
 

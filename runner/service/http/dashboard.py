@@ -128,7 +128,7 @@ class Dashboard:
         if parts == ["functions"]:
             return _json(await self._call(self._functions, window))
         if parts == ["usage"]:
-            since = _int(request.query.get("since", str(30 * 86400)), "since")
+            since = _int(request.query.get("since", str(7 * 86400)), "since")
             return _json(await self._call(self._usage, since))
         if len(parts) >= 2 and parts[0] == "functions":
             name, rest = parts[1], parts[2:]

@@ -42,12 +42,13 @@ function sparkline(values, width, height) {
   return box;
 }
 
-function chart(title, data, series, width) {
+function chart(title, data, series, width, xRange) {
   const box = el("div", { class: "chart", "data-chart": title }, el("h3", {}, title));
   const opts = {
-    width, height: 180, legend: { show: true }, cursor: { drag: { x: false, y: false } },
-    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5,
+    width, height: 180, scales: xRange ? { x: { time: true, range: () => xRange } } : {}, legend: { show: true }, cursor: { drag: { x: false, y: false } },
+    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, scale: s.scale || "y",
                                          spanGaps: !!s.sparse, points: { show: !!s.sparse, size: 4 } }))],
+    axes: [{}, { scale: "y" }, ...(series.some((s) => s.scale === "gb") ? [{ scale: "gb", side: 1, grid: { show: false } }] : [])],
   };
   box.plot = () => new uPlot(opts, data, box);
   return box;
@@ -165,16 +166,31 @@ async function showFunction(name, windowS) {
 // ------------------------------------------------------------------ usage
 
 async function showUsage() {
-  const doc = await api("usage?since=" + 30 * 86400);
+  const doc = await api("usage?since=" + 7 * 86400);
   const rows = doc.days.map((d) => el("tr", { "data-usage": `${d.day}/${d.function}` },
     el("td", {}, d.day), el("td", {}, d.function),
     el("td", { class: "num", "data-field": "requests" }, String(d.requests)),
     el("td", { class: "num", "data-field": "gb_seconds" }, d.gb_seconds.toFixed(4)),
     el("td", { class: "num" }, d.provisioned_gb_seconds.toFixed(4))));
-  main.replaceChildren(el("h1", {}, "Usage (last 30 days)"),
+  // All functions per day, as a chart above the table.
+  const perDay = new Map();
+  for (const d of doc.days) {
+    const t = perDay.get(d.day) || { requests: 0, gb: 0 };
+    t.requests += d.requests;
+    t.gb += d.gb_seconds + d.provisioned_gb_seconds;
+    perDay.set(d.day, t);
+  }
+  const days = [...perDay.keys()].sort();
+  const xs = days.map((d) => Date.parse(d + "T00:00:00Z") / 1000);
+  const usageChart = chart("Per day, all functions", [xs, days.map((d) => perDay.get(d).requests), days.map((d) => perDay.get(d).gb)],
+    [{ label: "requests", color: "#2e86de", sparse: true }, { label: "GB-seconds", color: "#e67e22", sparse: true, scale: "gb" }], 640,
+    [Math.floor(Date.now() / 86400000 - 6) * 86400 - 43200, Math.floor(Date.now() / 86400000) * 86400 + 43200]);
+  main.replaceChildren(el("h1", {}, "Usage (last 7 days)"),
     el("p", { class: "muted" }, "Requests and GB-seconds (billed duration × memory) per function per UTC day; provisioned concurrency apart."),
+    usageChart,
     el("table", { id: "usage" }, el("thead", {}, el("tr", {}, ...["day", "function", "requests", "GB-s", "provisioned GB-s"].map((h) => el("th", {}, h)))),
        el("tbody", {}, ...rows)));
+  usageChart.plot();
 }
 
 // ------------------------------------------------------------------ routing
