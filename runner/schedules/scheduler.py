@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from runner.errors import InternalError, InvalidParameter, PlatformError, StorageFull
-from runner.model import ACCOUNT, REGION, validate_name
+from runner.model import ACCOUNT, region, validate_name
 from runner.schedules.expressions import At, Rate, parse, zone
 from runner.storage.schedules import Schedule
 
@@ -50,14 +50,14 @@ UPDATABLE = ("function", "qualifier", "expression", "timezone", "input", "flexib
 
 
 def schedule_arn(name: str) -> str:
-    return f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/{name}"
+    return f"arn:aws:scheduler:{region()}:{ACCOUNT}:schedule/default/{name}"
 
 
 def scheduled_event(s: Schedule, slot: float, request_id: str) -> dict[str, Any]:
     """EventBridge's "Scheduled Event"; the schedule's input, if any, is its `detail`."""
     when = datetime.fromtimestamp(slot, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"version": "0", "id": request_id, "detail-type": "Scheduled Event",
-            "source": "aws.scheduler", "account": ACCOUNT, "time": when, "region": REGION,
+            "source": "aws.scheduler", "account": ACCOUNT, "time": when, "region": region(),
             "resources": [schedule_arn(s.name)],
             "detail": s.input if s.input is not None else {}}
 

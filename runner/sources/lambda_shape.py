@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner.errors import InvalidParameter
-from runner.model import ACCOUNT, REGION, function_arn
+from runner.model import ACCOUNT, function_arn, region
 from runner.sources.shapes import queue_arn, stream_arn
 from runner.storage.mapping_model import Mapping, redacted
 
@@ -44,7 +44,7 @@ def source_arn(m: Mapping) -> str:
 
 
 def table_arn(name: str) -> str:
-    return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+    return f"arn:aws:dynamodb:{region()}:{ACCOUNT}:table/{name}"
 
 
 def destination_arn(target: str) -> str:

@@ -1,7 +1,7 @@
 """Records in Lambda's event shapes: Kinesis (Redis Streams), SQS (JetStream), DynamoDB
 Streams (PostgreSQL table changes), as documented for Lambda's event source mappings, so that
 handlers written for those services (and aws-lambda-powertools' data classes) read them
-unchanged. ARNs use the runner's region and account (model.REGION, model.ACCOUNT).
+unchanged. ARNs use the runner's region and account (model.region(), model.ACCOUNT).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from runner.model import ACCOUNT, REGION
+from runner.model import ACCOUNT, region
 from runner.sources.base import Record
 
 # A body that is not UTF-8 cannot be an SQS body (a string); it travels base64-encoded with
@@ -21,15 +21,15 @@ BODY_ENCODING_ATTRIBUTE = "runner-body-encoding"
 
 
 def stream_arn(name: str) -> str:
-    return f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{name}"
+    return f"arn:aws:kinesis:{region()}:{ACCOUNT}:stream/{name}"
 
 
 def queue_arn(name: str) -> str:
-    return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+    return f"arn:aws:sqs:{region()}:{ACCOUNT}:{name}"
 
 
 def table_stream_arn(name: str) -> str:
-    return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}/stream/runner"
+    return f"arn:aws:dynamodb:{region()}:{ACCOUNT}:table/{name}/stream/runner"
 
 
 def kinesis_record(r: Record, stream: str) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def kinesis_record(r: Record, stream: str) -> dict[str, Any]:
         "eventID": f"shardId-000000000000:{r.id}",
         "eventName": "aws:kinesis:record",
         "invokeIdentityArn": f"arn:aws:iam::{ACCOUNT}:role/runner",
-        "awsRegion": REGION,
+        "awsRegion": region(),
         "eventSourceARN": stream_arn(stream),
     }
 
@@ -75,7 +75,7 @@ def sqs_record(r: Record, queue: str) -> dict[str, Any]:
         "md5OfBody": hashlib.md5(body.encode("utf-8"), usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn(queue),
-        "awsRegion": REGION,
+        "awsRegion": region(),
     }
 
 
@@ -97,7 +97,7 @@ def dynamodb_record(r: Record, table: str) -> dict[str, Any]:
         "eventName": {"INSERT": "INSERT", "UPDATE": "MODIFY", "DELETE": "REMOVE"}[op],
         "eventVersion": "1.1",
         "eventSource": "aws:dynamodb",
-        "awsRegion": REGION,
+        "awsRegion": region(),
         "dynamodb": ddb,
         "eventSourceARN": table_stream_arn(table),
     }

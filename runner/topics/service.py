@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner.errors import InvalidParameter
-from runner.model import ACCOUNT, REGION, validate_name
+from runner.model import ACCOUNT, region, validate_name
 from runner.storage.push import Subscription
 from runner.topics import filter_policy
 
@@ -32,7 +32,7 @@ MAX_ATTRIBUTES = 10
 
 
 def topic_arn(topic: str) -> str:
-    return f"arn:aws:sns:{REGION}:{ACCOUNT}:{topic}"
+    return f"arn:aws:sns:{region()}:{ACCOUNT}:{topic}"
 
 
 def normalize_attributes(attrs: Any) -> dict[str, dict[str, str]]:

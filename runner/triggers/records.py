@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 from runner.errors import InvalidParameter, InvalidRequestContent, RequestTooLarge
-from runner.model import REGION
+from runner.model import region
 
 MAX_BODY_BYTES = 256 * 1024
 BUCKETS = "/buckets/"
@@ -118,7 +118,7 @@ def s3_record(bucket: str, key: str, event_name: str, *, size: int = 0, etag: st
     if not event_name.startswith("ObjectRemoved"):
         obj.update(size=size, eTag=etag)
     return {
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION,
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region(),
         "eventTime": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
         "eventName": event_name,
         "userIdentity": {"principalId": "runner"},
