@@ -4,15 +4,21 @@ boto3, the AWS CLI and other SDKs manage functions here unchanged (issue 20).
 Modules: dispatch (the operation table, path ownership, errors), functions, aliases, layers,
 settings_ops (concurrency, provisioned concurrency, async-invoke config, account settings),
 shapes (Lambda's JSON documents), pagination. Invoke itself stays in ../invoke_api.py.
-Event-source-mapping paths (`/2015-03-31/event-source-mappings`) are not served here: they
-answer UnknownOperationException until the event sources' REST module is mounted (see
-docs/lambda-compatibility.md).
+event_source_mappings serves `/2015-03-31/event-source-mappings` over the server's
+EventSources manager (given as `sources`).
 """
 
 from __future__ import annotations
 
 from runner.errors import InvalidParameter
-from runner.service.http.lambda_api import aliases, functions, layers, settings_ops, streaming
+from runner.service.http.lambda_api import (
+    aliases,
+    event_source_mappings,
+    functions,
+    layers,
+    settings_ops,
+    streaming,
+)
 from runner.service.http.lambda_api.dispatch import LambdaApiHandler, OperationTable, owns
 from runner.storage.layers import parse_arn
 
@@ -21,16 +27,19 @@ __all__ = ["LambdaApi", "owns"]
 
 def default_table() -> OperationTable:
     table = OperationTable()
-    for module in (functions, aliases, layers, settings_ops, streaming):
+    for module in (functions, aliases, layers, settings_ops, streaming, event_source_mappings):
         module.register(table)
     return table
 
 
 class LambdaApi:
-    """What operations see as `api`: the Runner and two helpers the shapes need."""
+    """What operations see as `api`: the Runner, the event source manager (None when the
+    front was started without one) and two helpers the shapes need."""
 
-    def __init__(self, runner, executor, invoke, table: OperationTable | None = None) -> None:
+    def __init__(self, runner, executor, invoke, table: OperationTable | None = None, *,
+                 sources=None) -> None:
         self.runner = runner
+        self.sources = sources
         self.handler = LambdaApiHandler(self, table or default_table(), executor, invoke)
 
     async def handle(self, request):
