@@ -72,7 +72,8 @@ def cmd_serve(args) -> int:
     from runner.workflows.engine import WorkflowEngine
 
     push = Push(runner)  # schedules, triggers, topics (docs/events.md)
-    workflows = WorkflowEngine(runner.data_dir, runner.invoke)
+    workflows = WorkflowEngine(runner.data_dir, runner.invoke,
+                               on_status=runner.metrics.workflow_execution)
     workflows.start()
     try:
         forwarder = join_cluster.forwarder(runner, args)

@@ -140,7 +140,9 @@ class EventSources:
 
     def _start_poller(self, m: Mapping) -> None:
         poller = Poller(m, self._factory(m, self.store), self.store, self._invoke, self._forward,
-                        on_state=lambda result, reason, u=m.uuid: self._note(u, result, reason))
+                        on_state=lambda result, reason, u=m.uuid: self._note(u, result, reason),
+                        on_batch=lambda n, ok, u=m.uuid, f=m.function:
+                            self.runner.metrics.source_batch(u, f, n, ok))
         with self._lock:
             self._pollers[m.uuid] = (_config(m), poller)
         poller.start()

@@ -81,13 +81,16 @@ class Stopped(Exception):
 
 class Poller:
     def __init__(self, mapping: Mapping, source: Source, store: MappingStore, invoke: Invoke,
-                 forward: Forward, on_state: Callable[[str, str], None] | None = None) -> None:
+                 forward: Forward, on_state: Callable[[str, str], None] | None = None,
+                 on_batch: Callable[[int, bool], None] | None = None) -> None:
+        """`on_batch(records, ok)` hears every batch handed to the function (the metrics)."""
         self.m = mapping
         self.source = source
         self.store = store
         self.invoke_fn = invoke
         self.forward = forward
         self.on_state = on_state or (lambda result, reason: None)
+        self.on_batch = on_batch or (lambda records, ok: None)
         self.stats = Stats()
         self.patterns = compile_patterns(mapping.filters)
         self.lanes = min(mapping.parallelization, mapping.max_concurrency or mapping.parallelization)
@@ -226,6 +229,7 @@ class Poller:
                 return
             result = self._invoke(body)
             failed, blamed, whole = self._failures(result, pending)
+            self.on_batch(len(pending), not failed)
             failed_ids = {id(r) for r in failed}
             done = [r for r in pending if id(r) not in failed_ids]
             self.stats.processed += len(done)

@@ -67,9 +67,12 @@ def check_name(name: str, what: str) -> str:
 
 
 class WorkflowEngine:
-    def __init__(self, data_dir: str | None, invoke, *, store: WorkflowStore | None = None
-                 ) -> None:
-        """`invoke(name, payload, qualifier=None)` runs a function: Runner.invoke."""
+    def __init__(self, data_dir: str | None, invoke, *, store: WorkflowStore | None = None,
+                 on_status=None) -> None:
+        """`invoke(name, payload, qualifier=None)` runs a function: Runner.invoke.
+        `on_status(machine_name, status)` hears each execution's start ("started") and end
+        (succeeded, failed, timed_out, aborted): the Runner's metrics (workflow_execution)."""
+        self._on_status = on_status or (lambda machine, status: None)
         self.store = store if store is not None else SQLiteWorkflowStore(data_dir)
         self.express = MemoryWorkflowStore()
         self.invoke = invoke
@@ -157,6 +160,7 @@ class WorkflowEngine:
                                    f"arn:aws:iam::{ACCOUNT}:role/runner"})])
         if not created:
             return ex  # start-by-name is idempotent
+        self._on_status(m.name, "started")
         if sync:
             self._run(store, ex, definition, threading.Event())
             return store.get_execution(arn)
@@ -202,18 +206,27 @@ class WorkflowEngine:
 
     def _finish(self, store: WorkflowStore, ex: Execution, definition: dict, run: Run) -> None:
         """Run to the end and record how it ended (one transaction)."""
+        ended = self._record_end(store, ex, definition, run)
+        if ended is not None:
+            self._on_status(ex.machine_arn.rsplit(":", 1)[1], ended.lower())
+
+    def _record_end(self, store: WorkflowStore, ex: Execution, definition: dict,
+                    run: Run) -> str | None:
+        """The status the execution ended with (None: aborted elsewhere or closing)."""
         try:
             out = run_to_end(run, ex.cursor, json.loads(ex.input))
         except WorkflowFailure as f:
             store.transition(ex.arn, [("ExecutionFailed", {"error": f.error, "cause": f.cause})],
                              cursor=None, status=FAILED, error=f.error, cause=f.cause)
+            return FAILED
         except TimedOut:
             cause = f"The execution ran past TimeoutSeconds={definition.get('TimeoutSeconds')}"
             store.transition(ex.arn, [("ExecutionTimedOut", {"error": "States.Timeout",
                                                             "cause": cause})],
                              cursor=None, status=TIMED_OUT, error="States.Timeout", cause=cause)
+            return TIMED_OUT
         except Aborted:
-            pass  # StopExecution wrote the end, or the server is closing (resumed later)
+            return None  # StopExecution wrote the end, or the server is closing (resumed later)
         except Exception as exc:
             if self._closing:
                 raise
@@ -224,10 +237,12 @@ class WorkflowEngine:
             store.transition(ex.arn, [("ExecutionFailed", {"error": "States.Runtime",
                                                           "cause": cause})],
                              cursor=None, status=FAILED, error="States.Runtime", cause=cause)
+            return FAILED
         else:
             text = encode(out)
             store.transition(ex.arn, [("ExecutionSucceeded", {"output": text})], cursor=None,
                              status=SUCCEEDED, output=text)
+            return SUCCEEDED
 
     def describe_execution(self, arn: str) -> Execution:
         return self._store_for(arn).get_execution(arn)
@@ -248,6 +263,7 @@ class WorkflowEngine:
             details = {k: v for k, v in (("error", error), ("cause", cause)) if v}
             store.transition(arn, [("ExecutionAborted", details)], cursor=None, status=ABORTED,
                              error=error, cause=cause)
+            self._on_status(ex.machine_arn.rsplit(":", 1)[1], ABORTED.lower())
             with self._lock:
                 run = self._runs.get(arn)
             if run is not None:

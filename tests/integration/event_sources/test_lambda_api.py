@@ -10,6 +10,7 @@ import pytest
 import redis as redis_client
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from prometheus_client import generate_latest
 
 from runner.service.http import HttpFront
 from tests.integration.event_sources.helpers import deploy, wait_processed
@@ -46,6 +47,12 @@ def test_boto3_mapping_life_cycle_runs_records(redis, lam):
         r.xadd("orders", {"data": json.dumps({"n": i}), "partitionKey": "k"})
     r.close()
     wait_processed(rec, 6)
+
+    # Each batch is counted on the runner's metrics (runner_source_*).
+    text = generate_latest(runner.metrics.registry).decode()
+    records = [ln for ln in text.splitlines()
+               if ln.startswith("runner_source_records_total") and uuid in ln]
+    assert records and float(records[0].split()[-1]) >= 6
 
     got = client.get_event_source_mapping(UUID=uuid)
     assert got["EventSourceArn"] == "arn:aws:kinesis:us-east-1:000000000000:stream/orders"
