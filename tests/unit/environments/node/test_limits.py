@@ -13,6 +13,7 @@ from runner.environments.backends import default_backends
 from runner.environments.base import EnvState
 from runner.environments.node.process_policy import find_node, old_space_mb
 from runner.environments.node.runtime import NodeRuntime
+from runner.environments.process import teardown
 from runner.errors import FunctionCrashed, FunctionOutOfMemory, FunctionTimeout
 from tests.unit.environments.node._node_helpers import guest, guest_process, request, version, write_code
 
@@ -39,6 +40,9 @@ def started(backend):
 
 
 def gone(pid: int) -> bool:
+    # destroy() sends the SIGKILL before it returns; the reap runs in the background
+    # (environments/process/teardown.py): wait for that half first.
+    teardown.drain(10.0)
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
