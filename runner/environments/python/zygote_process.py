@@ -83,7 +83,7 @@ class Zygote:
         self.tmp_dir = tempfile.mkdtemp(prefix=f"zygote-{version.name}-", dir=tmp_root)
         self._close_lock = threading.Lock()
         self._closing = False
-        self._lock = threading.Lock()  # one fork request in flight at a time
+        self._lock = threading.Lock()  # one fork request sent at a time (replies come by seq)
         self._cond = threading.Condition()
         self._replies: dict[int, dict] = {}
         self._exits: dict[int, tuple[int, int]] = {}  # ns pid -> (status, maxrss_kb)
@@ -199,6 +199,10 @@ class Zygote:
 
     def fork(self, ctrl_fd: int, log_fd: int) -> int:
         """Fork an environment that uses the given descriptors; returns its namespace pid."""
+        # Only the send is serialised: the zygote answers requests in order, each reply names
+        # its request's seq, so several cold starts can wait for their forks at once. Holding
+        # the lock for the whole round trip queued every cold start of a version behind the
+        # slowest wake-up of a busy server (issue 17, item 7).
         with self._lock:
             if not self.alive:
                 raise ZygoteDead("zygote is gone")
@@ -211,14 +215,14 @@ class Zygote:
                                 [ctrl_fd, log_fd])
             except OSError as exc:
                 raise ZygoteDead(f"zygote channel: {exc}") from None
-            deadline = time.monotonic() + FORK_TIMEOUT_S
-            with self._cond:
-                while seq not in self._replies:
-                    left = deadline - time.monotonic()
-                    if not self.alive or left <= 0:
-                        raise ZygoteDead("zygote did not answer a fork request")
-                    self._cond.wait(left)
-                reply = self._replies.pop(seq)
+        deadline = time.monotonic() + FORK_TIMEOUT_S
+        with self._cond:
+            while seq not in self._replies:
+                left = deadline - time.monotonic()
+                if not self.alive or left <= 0:
+                    raise ZygoteDead("zygote did not answer a fork request")
+                self._cond.wait(left)
+            reply = self._replies.pop(seq)
         if reply["t"] != "forked":
             raise InternalError(f"zygote could not fork: {reply.get('error')}")
         return int(reply["pid"])
