@@ -196,7 +196,8 @@ def storage_full(exc: BaseException) -> StorageFull | None:
         if _is_full(cause):
             break
         seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
+        # `raise X from None` hides the context on purpose: that chain ends there.
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
     else:
         return None
     return StorageFull("the runner's data directory is out of space (No space left on device); "

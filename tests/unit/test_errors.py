@@ -72,3 +72,10 @@ def test_a_full_disk_is_named_through_wrapping_and_keeps_its_own_status():
             raise errors.ResourceNotFound("function not found") from None
     except errors.ResourceNotFound as exc:
         assert errors.storage_full(exc) is None
+    try:  # an exception raised `from None` on purpose does not carry the full disk along
+        try:
+            raise OSError(errno.ENOSPC, "full")
+        except OSError:
+            raise errors.InternalError("something else went wrong") from None
+    except errors.InternalError as exc:
+        assert errors.storage_full(exc) is None

@@ -63,8 +63,8 @@ CHILD_CHARGE_BYTES = 2 * MB  # the fixed part, rounded up from 1.5 MB
 CHILD_CHARGE_SHARE = 256  # plus memory / 256: twice the page tables of a zygote at its limit
 # Children beyond the version's concurrency that may be alive at once: pre-started spares
 # (pool/prestart.MAX_PER_VERSION; this layer does not import the pool) and environments being
-# destroyed while their replacements start.
-SPARE_CHILDREN = 8
+# destroyed while their replacements start (their reap is in the background: teardown.py).
+SPARE_CHILDREN = 16  # 8 spares + 8 being torn down
 
 
 def zygote_memory_limit(version: FunctionVersion) -> int:
