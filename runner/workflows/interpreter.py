@@ -104,21 +104,20 @@ class Run:
         self.cursor = cursor
         states = self.definition["States"]
         while True:
-            nxt, output = self._state(cursor["state"], states[cursor["state"]], cursor, top=True)
+            nxt, output = self._state(cursor["state"], states, cursor, top=True)
             if nxt is None:
                 return output
-            cursor = {"state": nxt, "input": output}
-            self.cursor = cursor
+            cursor = nxt
 
     def _machine(self, machine: dict, value: Any, extra_context: dict | None = None) -> Any:
         """A nested machine (branch, Map iteration): same states, no checkpoints."""
         states = machine["States"]
         cursor = {"state": machine["StartAt"], "input": value, "ctx": extra_context}
         while True:
-            nxt, output = self._state(cursor["state"], states[cursor["state"]], cursor, top=False)
+            nxt, output = self._state(cursor["state"], states, cursor, top=False)
             if nxt is None:
                 return output
-            cursor = {"state": nxt, "input": output, "ctx": extra_context}
+            cursor = nxt
 
     def _journal(self, events: list, cursor: dict | None, top: bool) -> None:
         with self._emit_lock:
@@ -154,8 +153,11 @@ class Run:
 
     # ----------------------------------------------------------------- one state
 
-    def _state(self, name: str, s: dict, cursor: dict, top: bool) -> tuple[str | None, Any]:
+    def _state(self, name: str, states: dict, cursor: dict, top: bool) -> tuple[dict | None, Any]:
+        """Run state `name` from `cursor`; (the next state's cursor, already entered, or None
+        at the end, the output)."""
         self._check()
+        s = states[name]
         kind = s["Type"]
         raw = cursor["input"]
         if not cursor.get("entered"):
@@ -173,22 +175,33 @@ class Run:
                 cursor, handled = self._on_error(name, s, cursor, f, top)
                 if handled is None:
                     continue  # retry: run the state again
-                output = handled
-                self._journal([(f"{kind}StateExited", {"name": name, "output": _enc(output[1])})],
-                              {"state": output[0], "input": output[1]}, top)
-                return output
+                return self._advance(name, kind, handled[0], handled[1], states, cursor, top)
         if kind in ("Succeed", "Fail"):
             return None, output
         nxt = output[0] if kind == "Choice" else (None if s.get("End") else s["Next"])
         value = output[1] if kind == "Choice" else output
+        return self._advance(name, kind, nxt, value, states, cursor, top)
+
+    def _advance(self, name, kind, nxt, value, states, cursor, top) -> tuple[dict | None, Any]:
+        """Leave `name` for `nxt` (None: the end) with `value`: the exit and the next state's
+        entry are one transition, one transaction (decision 059)."""
         text = _enc(value)
         if len(text) > MAX_PAYLOAD:
             raise _Final(WorkflowFailure(
                 "States.DataLimitExceeded", f"The state/task {name!r} returned a result with a "
                 f"size exceeding the maximum number of bytes service limit ({MAX_PAYLOAD})"))
-        self._journal([(f"{kind}StateExited", {"name": name, "output": text})],
-                      {"state": nxt, "input": value} if nxt else self.cursor, top)
-        return nxt, value
+        events = [(f"{kind}StateExited", {"name": name, "output": text})]
+        if nxt is None:
+            self._journal(events, self.cursor, top)
+            return None, value
+        self._check()
+        events.append((f"{states[nxt]['Type']}StateEntered", {"name": nxt, "input": text}))
+        following = {"state": nxt, "input": value, "entered": True,
+                     "entered_at": iso(time.time())}
+        if cursor.get("ctx"):
+            following["ctx"] = cursor["ctx"]
+        self._journal(events, following, top)
+        return following, value
 
     def _on_error(self, name, s, cursor, f: WorkflowFailure, top):
         """(cursor, None) to retry after the delay, (cursor, (next, output)) when caught;
