@@ -200,6 +200,10 @@ class UnknownOperation(InvalidParameter):
     error_type = "UnknownOperationException"
 
 
+class InvalidToken(InvalidParameter):
+    error_type = "InvalidToken"
+
+
 class StateMachineDoesNotExist(ResourceNotFound):
     error_type = "StateMachineDoesNotExist"
 

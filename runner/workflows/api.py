@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from runner.errors import InvalidDefinition, InvalidParameter, UnknownOperation
+from runner.errors import InvalidDefinition, InvalidParameter, InvalidToken, UnknownOperation
 from runner.storage.workflows import Execution, HistoryEvent, StateMachine
 from runner.workflows.engine import WorkflowEngine
 
@@ -65,9 +65,18 @@ def _page(items: list, body: dict) -> tuple[list, str | None]:
     limit = int(body.get("maxResults") or MAX_RESULTS)
     if not 0 < limit <= MAX_RESULTS:
         raise InvalidParameter("maxResults", f"must be in 1..{MAX_RESULTS}")
-    start = int(body.get("nextToken") or 0)
+    start = _token(body)
     page = items[start:start + limit]
     return page, str(start + limit) if start + limit < len(items) else None
+
+
+def _token(body: dict) -> int:
+    """A nextToken this server handed out (an offset or an event id)."""
+    token = body.get("nextToken") or "0"
+    if not str(token).isdigit():
+        raise InvalidToken("nextToken", f"{token!r} is not a token this server returned; "
+                           "pass the nextToken of the previous page")
+    return int(token)
 
 
 def _require(body: dict, key: str) -> Any:
@@ -147,7 +156,7 @@ def get_execution_history(engine, body):
     limit = int(body.get("maxResults") or MAX_RESULTS)
     if not 0 < limit <= MAX_RESULTS:
         raise InvalidParameter("maxResults", f"must be in 1..{MAX_RESULTS}")
-    after = int(body.get("nextToken") or 0)
+    after = _token(body)
     events = engine.history(_require(body, "executionArn"),
                             reverse=bool(body.get("reverseOrder")), after=after, limit=limit + 1)
     more = len(events) > limit
