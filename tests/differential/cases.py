@@ -125,6 +125,8 @@ INTRINSICS = [
     "States.ArrayLength(States.Array(1, 2, 3))", "States.MathAdd($.v, 'x')",
     "States.ArrayGetItem($.arr, 10)", "States.Base64Encode(States.JsonToString($.arr))",
     "States.Format('{} {}', $.v)", "States.StringSplit('a.b+c', '.+')",
+    # The two random functions, made deterministic by what is asked of their results.
+    "States.MathRandom(5, 5)", "States.ArrayLength(States.StringSplit(States.UUID(), '-'))",
 ]
 
 VALUES = {

@@ -113,6 +113,14 @@ def test_corpus_is_large_and_covers_every_state_type():
     assert types == {"Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map"}
 
 
+def test_corpus_covers_every_operator_and_intrinsic():
+    from runner.workflows import choice, intrinsics
+
+    text = json.dumps(cases.corpus())
+    assert [op for op in sorted(choice.OPERATORS) if f'"{op}"' not in text] == []
+    assert [fn for fn in intrinsics.FUNCTIONS if f"{fn}(" not in text] == []
+
+
 def _states(machine):
     for s in machine["States"].values():
         yield s
