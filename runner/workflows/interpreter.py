@@ -27,6 +27,7 @@ from runner.errors import WorkflowFailure
 from runner.workflows import choice, intrinsics, paths, tasks
 
 UNCATCHABLE = ("States.Runtime", "States.DataLimitExceeded")
+_carry = threading.local()  # .events: this thread's deferred history events (Run._defer)
 MAX_PAYLOAD = 256 * 1024  # bytes of a state's output, as Step Functions limits it
 MAP_THREADS = 40  # MaxConcurrency 0 (no limit) still runs at most this many iterations at once
 
@@ -119,7 +120,31 @@ class Run:
                 return output
             cursor = nxt
 
+    def _defer(self, events: list) -> None:
+        """Events that change no cursor (a task's result): they go out with this thread's
+        next transition, usually the state's exit, saving a transaction (decision 059)."""
+        pending = getattr(_carry, "events", None)
+        if pending is None:
+            _carry.events = pending = []
+        pending.extend(events)
+
+    def flush(self) -> None:
+        """Write this thread's deferred events now (a run or branch ends without another
+        transition, e.g. by failing); forget them if the execution no longer runs."""
+        pending = getattr(_carry, "events", None)
+        _carry.events = []
+        if pending:
+            try:
+                with self._emit_lock:
+                    self.emit(pending, self.cursor)
+            except Exception:  # closing or stopped: the cursor, not these events, resumes it
+                pass
+
     def _journal(self, events: list, cursor: dict | None, top: bool) -> None:
+        pending = getattr(_carry, "events", None)
+        if pending:
+            events = pending + list(events)
+            _carry.events = []
         with self._emit_lock:
             if top:
                 self.cursor = cursor
@@ -310,12 +335,12 @@ class Run:
                 result, out = tasks.call(self.invoke, fname, qualifier, payload, timeout)
             except WorkflowFailure as f:
                 kind = "TaskTimedOut" if f.error == "States.Timeout" else "TaskFailed"
-                self._journal([(kind, {"resourceType": "lambda", "resource": "invoke",
-                                       "error": f.error, "cause": f.cause})], cursor, top)
+                self._defer([(kind, {"resourceType": "lambda", "resource": "invoke",
+                                     "error": f.error, "cause": f.cause})])
                 raise
             result = tasks.invoke_response(result, out)
-            self._journal([("TaskSucceeded", {"resourceType": "lambda", "resource": "invoke",
-                                              "output": _enc(result)})], cursor, top)
+            self._defer([("TaskSucceeded", {"resourceType": "lambda", "resource": "invoke",
+                                            "output": _enc(result)})])
         else:
             fname, qualifier = tasks.function_of(res)
             sched = {"resource": res, "input": _enc(value)}
@@ -330,9 +355,9 @@ class Run:
                     ev = ("LambdaFunctionTimedOut", {"error": f.error, "cause": f.cause})
                 else:
                     ev = ("LambdaFunctionFailed", {"error": f.error, "cause": f.cause})
-                self._journal([ev], cursor, top)
+                self._defer([ev])
                 raise
-            self._journal([("LambdaFunctionSucceeded", {"output": _enc(result)})], cursor, top)
+            self._defer([("LambdaFunctionSucceeded", {"output": _enc(result)})])
         return self._finish(s, raw, result, ctx)
 
     # ----------------------------------------------------------------- Parallel and Map
@@ -358,7 +383,10 @@ class Run:
                     raise Aborted()
 
         def run(i: int, job):
-            result = job(child)
+            try:
+                result = job(child)
+            finally:
+                child.flush()  # this pool thread's deferred events, before it takes another job
             finished(i, result)
             return result
 
@@ -499,3 +527,5 @@ def run_to_end(run: Run, cursor: dict | None, value: Any) -> Any:
         return run.resume(cursor) if cursor else run.start(value)
     except _Final as f:
         raise f.failure from None
+    finally:
+        run.flush()  # a failure's deferred events precede ExecutionFailed
