@@ -16,7 +16,7 @@ The hierarchy::
     │   │   └── StateMachineDoesNotExist, ExecutionDoesNotExist   (workflows; Step Functions'
     │   │                                names, as are InvalidDefinition, InvalidArn, InvalidName,
     │   │                                InvalidExecutionInput, StateMachineTypeNotSupported and
-    │   │                                UnknownOperation under InvalidParameter, and
+    │   │                                UnknownStepFunctionsOperation under InvalidParameter, and
     │   │                                StateMachineAlreadyExists, ExecutionAlreadyExists under
     │   │                                ResourceConflict)
     │   ├── ResourceConflict            state forbids the change (e.g. an    FAILED_PRECONDITION
@@ -196,7 +196,7 @@ class StateMachineTypeNotSupported(InvalidParameter):
     error_type = "StateMachineTypeNotSupported"
 
 
-class UnknownOperation(InvalidParameter):
+class UnknownStepFunctionsOperation(InvalidParameter):
     error_type = "UnknownOperationException"
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from runner.errors import InvalidDefinition, InvalidParameter, InvalidToken, UnknownOperation
+from runner import errors
+from runner.errors import InvalidDefinition, InvalidParameter, UnknownStepFunctionsOperation
 from runner.storage.workflows import Execution, HistoryEvent, StateMachine
 from runner.workflows.engine import WorkflowEngine
 
@@ -74,7 +75,7 @@ def _token(body: dict) -> int:
     """A nextToken this server handed out (an offset or an event id)."""
     token = body.get("nextToken") or "0"
     if not str(token).isdigit():
-        raise InvalidToken("nextToken", f"{token!r} is not a token this server returned; "
+        raise errors.InvalidToken("nextToken", f"{token!r} is not a token this server returned; "
                            "pass the nextToken of the previous page")
     return int(token)
 
@@ -196,7 +197,7 @@ OPERATIONS: dict[str, Callable[[WorkflowEngine, dict], dict]] = {
 def call(engine: WorkflowEngine, operation: str, body: dict) -> dict:
     op = OPERATIONS.get(operation)
     if op is None:
-        raise UnknownOperation("X-Amz-Target", f"AWSStepFunctions.{operation} is not an "
+        raise UnknownStepFunctionsOperation("X-Amz-Target", f"AWSStepFunctions.{operation} is not an "
                                f"operation of this server; supported: {', '.join(OPERATIONS)}")
     if not isinstance(body, dict):
         raise InvalidParameter("body", "must be a JSON object")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runner.errors import InvalidParameter, InvalidToken, UnknownOperation
+from runner.errors import InvalidParameter, InvalidToken, UnknownStepFunctionsOperation
 from runner.workflows import api
 
 PASS = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"},
@@ -66,7 +66,7 @@ def test_express_async_execution(engine):
 
 
 def test_unknown_operation_and_validation(engine):
-    with pytest.raises(UnknownOperation):
+    with pytest.raises(UnknownStepFunctionsOperation):
         api.call(engine, "TagResource", {})
     ok = api.call(engine, "ValidateStateMachineDefinition", {"definition": PASS})
     assert ok["result"] == "OK"
