@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from runner import errors
 from runner.errors import InvalidDefinition, InvalidParameter, UnknownStepFunctionsOperation
 from runner.storage.workflows import Execution, HistoryEvent, StateMachine
 from runner.workflows.engine import WorkflowEngine
@@ -73,9 +72,11 @@ def _page(items: list, body: dict) -> tuple[list, str | None]:
 
 def _token(body: dict) -> int:
     """A nextToken this server handed out (an offset or an event id)."""
+    from runner.errors import InvalidToken  # here: keeps the import block as main has it
+
     token = body.get("nextToken") or "0"
     if not str(token).isdigit():
-        raise errors.InvalidToken("nextToken", f"{token!r} is not a token this server returned; "
+        raise InvalidToken("nextToken", f"{token!r} is not a token this server returned; "
                            "pass the nextToken of the previous page")
     return int(token)
 
