@@ -277,8 +277,8 @@ class Run:
 
     def _fail(self, name, s, raw, cursor, top):
         ctx = self._ctx(name, cursor)
-        error = paths.select(s["ErrorPath"], raw, ctx) if "ErrorPath" in s else s.get("Error")
-        cause = paths.select(s["CausePath"], raw, ctx) if "CausePath" in s else s.get("Cause")
+        error = _path_or_call(s["ErrorPath"], raw, ctx) if "ErrorPath" in s else s.get("Error")
+        cause = _path_or_call(s["CausePath"], raw, ctx) if "CausePath" in s else s.get("Cause")
         raise _Final(WorkflowFailure(str(error) if error is not None else "",
                                      str(cause) if cause is not None else ""))
 
@@ -501,6 +501,13 @@ class _ChainedStop(threading.Event):
 
     def wait(self, timeout: float | None = None) -> bool:
         return super().wait(timeout) or self.parent.is_set()
+
+
+def _path_or_call(text: str, data: Any, ctx: dict) -> Any:
+    """A Fail state's ErrorPath/CausePath: a reference path or an intrinsic function."""
+    if text.startswith("States."):
+        return intrinsics.evaluate(text, data, ctx)
+    return paths.select(text, data, ctx)
 
 
 def _pack(result: Any) -> dict:

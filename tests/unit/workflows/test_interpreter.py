@@ -283,3 +283,9 @@ def test_history_order_with_deferred_task_events(engine, functions):
         "LambdaFunctionSucceeded", "TaskStateExited", "ParallelStateEntered",
         "ParallelStateStarted", "TaskStateEntered", "LambdaFunctionScheduled",
         "LambdaFunctionStarted", "LambdaFunctionFailed", "ParallelStateFailed", "ExecutionFailed"]
+
+
+def test_fail_state_cause_path_intrinsic(engine):
+    d = {"StartAt": "F", "States": {"F": {
+        "Type": "Fail", "Error": "Rejected", "CausePath": "States.Format('order {} refused', $.id)"}}}
+    assert run(engine, d, {"id": 7}) == ("FAILED", ("Rejected", "order 7 refused"))
