@@ -39,6 +39,7 @@ HAND = [
     one({"Type": "Pass", "Result": {"x": [1, 2]}}),
     one({"Type": "Pass", "Result": 5, "ResultPath": "$.r"}),
     one({"Type": "Pass", "Result": 5, "ResultPath": None}),
+    one({"Type": "Pass", "Result": 0}),
     one({"Type": "Pass", "InputPath": "$.obj", "ResultPath": "$.k.e"}),
     one({"Type": "Pass", "OutputPath": "$.obj.k"}),
     one({"Type": "Pass", "InputPath": "$.obj", "Parameters": {"x.$": "$.k.d", "c": 1}}),
@@ -204,7 +205,7 @@ def generated(seed: int = 21) -> list[dict]:
                         "ItemProcessor": seq(("P", {"Type": "Pass", "Parameters": {
                             "x.$": "States.MathAdd($, " + str(n) + ")"}}))}))
         out.append(one({"Type": "Parallel", "Branches": [
-            branch({"Type": "Pass", "Result": i}, f"B{i}") for i in range(n)]}))
+            branch({"Type": "Pass", "Result": i + 1}, f"B{i}") for i in range(n)]}))
     return out
 
 
