@@ -243,6 +243,10 @@ class UnknownStepFunctionsOperation(InvalidParameter):
     error_type = "UnknownOperationException"
 
 
+class InvalidToken(InvalidParameter):
+    error_type = "InvalidToken"
+
+
 class StateMachineDoesNotExist(ResourceNotFound):
     error_type = "StateMachineDoesNotExist"
 

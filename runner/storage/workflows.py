@@ -250,12 +250,13 @@ class SQLiteWorkflowStore:
         self.get_execution(arn)
         if reverse:
             q = "SELECT * FROM events WHERE execution = ? AND (? = 0 OR id < ?) ORDER BY id DESC"
+            args: tuple = (arn, after, after)
         else:
-            q = "SELECT * FROM events WHERE execution = ? AND id > ? + 0 * ? ORDER BY id"
+            q, args = "SELECT * FROM events WHERE execution = ? AND id > ? ORDER BY id", (arn, after)
         if limit:
             q += f" LIMIT {int(limit)}"
         with self._lock:
-            rows = self._db.execute(q, (arn, after, after)).fetchall()
+            rows = self._db.execute(q, args).fetchall()
         return [HistoryEvent(r["id"], r["id"] - 1, r["timestamp"], r["type"],
                              json.loads(r["details"])) for r in rows]
 

@@ -65,9 +65,20 @@ def _page(items: list, body: dict) -> tuple[list, str | None]:
     limit = int(body.get("maxResults") or MAX_RESULTS)
     if not 0 < limit <= MAX_RESULTS:
         raise InvalidParameter("maxResults", f"must be in 1..{MAX_RESULTS}")
-    start = int(body.get("nextToken") or 0)
+    start = _token(body)
     page = items[start:start + limit]
     return page, str(start + limit) if start + limit < len(items) else None
+
+
+def _token(body: dict) -> int:
+    """A nextToken this server handed out (an offset or an event id)."""
+    from runner.errors import InvalidToken  # here: keeps the import block as main has it
+
+    token = body.get("nextToken") or "0"
+    if not str(token).isdigit():
+        raise InvalidToken("nextToken", f"{token!r} is not a token this server returned; "
+                           "pass the nextToken of the previous page")
+    return int(token)
 
 
 def _require(body: dict, key: str) -> Any:
@@ -147,7 +158,7 @@ def get_execution_history(engine, body):
     limit = int(body.get("maxResults") or MAX_RESULTS)
     if not 0 < limit <= MAX_RESULTS:
         raise InvalidParameter("maxResults", f"must be in 1..{MAX_RESULTS}")
-    after = int(body.get("nextToken") or 0)
+    after = _token(body)
     events = engine.history(_require(body, "executionArn"),
                             reverse=bool(body.get("reverseOrder")), after=after, limit=limit + 1)
     more = len(events) > limit

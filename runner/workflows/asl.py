@@ -146,7 +146,10 @@ def _state(name: str, s: Any, states: dict, where: str) -> None:
               "HeartbeatSecondsPath", "ToleratedFailurePercentagePath",
               "ToleratedFailureCountPath"):
         if f in s and not (s[f] is None and f in ("InputPath", "OutputPath")):
-            _path(s[f], f"{where}{f}")
+            if f in ("ErrorPath", "CausePath") and str(s[f]).startswith("States."):
+                _intrinsic(s[f], f"{where}{f}")  # AWS allows an intrinsic function here
+            else:
+                _path(s[f], f"{where}{f}")
     if "ResultPath" in s and s["ResultPath"] is not None:
         _refpath(s["ResultPath"], f"{where}ResultPath")
     for f in ("Parameters", "ResultSelector", "ItemSelector"):
@@ -389,10 +392,7 @@ def _template(t: Any, where: str) -> None:
                 if not isinstance(v, str):
                     _fail(f"{where}.{k}", "a key ending in .$ needs a path or intrinsic string")
                 if v.startswith("States."):
-                    try:
-                        intrinsics.parse(v)
-                    except intrinsics.IntrinsicSyntaxError as exc:
-                        _fail(f"{where}.{k}", str(exc))
+                    _intrinsic(v, f"{where}.{k}")
                 else:
                     _path(v, f"{where}.{k}")
             else:
@@ -400,6 +400,13 @@ def _template(t: Any, where: str) -> None:
     elif isinstance(t, list):
         for i, v in enumerate(t):
             _template(v, f"{where}[{i}]")
+
+
+def _intrinsic(text: str, where: str) -> None:
+    try:
+        intrinsics.parse(text)
+    except intrinsics.IntrinsicSyntaxError as exc:
+        _fail(where, str(exc))
 
 
 def _reachable(doc: dict, where: str) -> None:

@@ -15,6 +15,7 @@ there is one tenant and no IAM), so SDKs parse them.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -53,6 +54,13 @@ PREFIX = f"arn:aws:states:{REGION}:{ACCOUNT}:"
 TYPES = ("STANDARD", "EXPRESS")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 MAX_INPUT = 256 * 1024
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(definition: str) -> dict:
+    """The validated definition, parsed once per text: a start must not re-validate (Express
+    executions are the hot path). Shared read-only by every run of it."""
+    return asl.validate(definition)
 
 
 def machine_arn(name: str) -> str:
@@ -144,7 +152,7 @@ class WorkflowEngine:
         except (TypeError, ValueError) as exc:
             raise InvalidExecutionInput("input", f"Invalid State Machine Execution Input: {exc}; "
                                         "give a JSON document") from None
-        definition = asl.validate(m.definition)
+        definition = _parsed(m.definition)
         if m.type == "EXPRESS":
             arn = f"{PREFIX}express:{m.name}:{name}:{uuid.uuid4()}"
             store = self.express
@@ -291,7 +299,7 @@ class WorkflowEngine:
         todo = self.store.running()
         for ex in todo:
             try:
-                definition = asl.validate(ex.definition)
+                definition = _parsed(ex.definition)
             except Exception as exc:  # cannot happen for a stored definition; do not loop
                 self.store.transition(ex.arn, [("ExecutionFailed", {"error": "States.Runtime",
                                                                    "cause": str(exc)})],

@@ -27,6 +27,7 @@ from runner.errors import WorkflowFailure
 from runner.workflows import choice, intrinsics, paths, tasks
 
 UNCATCHABLE = ("States.Runtime", "States.DataLimitExceeded")
+_carry = threading.local()  # .events: this thread's deferred history events (Run._defer)
 MAX_PAYLOAD = 256 * 1024  # bytes of a state's output, as Step Functions limits it
 MAP_THREADS = 40  # MaxConcurrency 0 (no limit) still runs at most this many iterations at once
 
@@ -104,23 +105,46 @@ class Run:
         self.cursor = cursor
         states = self.definition["States"]
         while True:
-            nxt, output = self._state(cursor["state"], states[cursor["state"]], cursor, top=True)
+            nxt, output = self._state(cursor["state"], states, cursor, top=True)
             if nxt is None:
                 return output
-            cursor = {"state": nxt, "input": output}
-            self.cursor = cursor
+            cursor = nxt
 
     def _machine(self, machine: dict, value: Any, extra_context: dict | None = None) -> Any:
         """A nested machine (branch, Map iteration): same states, no checkpoints."""
         states = machine["States"]
         cursor = {"state": machine["StartAt"], "input": value, "ctx": extra_context}
         while True:
-            nxt, output = self._state(cursor["state"], states[cursor["state"]], cursor, top=False)
+            nxt, output = self._state(cursor["state"], states, cursor, top=False)
             if nxt is None:
                 return output
-            cursor = {"state": nxt, "input": output, "ctx": extra_context}
+            cursor = nxt
+
+    def _defer(self, events: list) -> None:
+        """Events that change no cursor (a task's result): they go out with this thread's
+        next transition, usually the state's exit, saving a transaction (decision 059)."""
+        pending = getattr(_carry, "events", None)
+        if pending is None:
+            _carry.events = pending = []
+        pending.extend(events)
+
+    def flush(self) -> None:
+        """Write this thread's deferred events now (a run or branch ends without another
+        transition, e.g. by failing); forget them if the execution no longer runs."""
+        pending = getattr(_carry, "events", None)
+        _carry.events = []
+        if pending:
+            try:
+                with self._emit_lock:
+                    self.emit(pending, self.cursor)
+            except Exception:  # closing or stopped: the cursor, not these events, resumes it
+                pass
 
     def _journal(self, events: list, cursor: dict | None, top: bool) -> None:
+        pending = getattr(_carry, "events", None)
+        if pending:
+            events = pending + list(events)
+            _carry.events = []
         with self._emit_lock:
             if top:
                 self.cursor = cursor
@@ -154,8 +178,11 @@ class Run:
 
     # ----------------------------------------------------------------- one state
 
-    def _state(self, name: str, s: dict, cursor: dict, top: bool) -> tuple[str | None, Any]:
+    def _state(self, name: str, states: dict, cursor: dict, top: bool) -> tuple[dict | None, Any]:
+        """Run state `name` from `cursor`; (the next state's cursor, already entered, or None
+        at the end, the output)."""
         self._check()
+        s = states[name]
         kind = s["Type"]
         raw = cursor["input"]
         if not cursor.get("entered"):
@@ -173,22 +200,33 @@ class Run:
                 cursor, handled = self._on_error(name, s, cursor, f, top)
                 if handled is None:
                     continue  # retry: run the state again
-                output = handled
-                self._journal([(f"{kind}StateExited", {"name": name, "output": _enc(output[1])})],
-                              {"state": output[0], "input": output[1]}, top)
-                return output
+                return self._advance(name, kind, handled[0], handled[1], states, cursor, top)
         if kind in ("Succeed", "Fail"):
             return None, output
         nxt = output[0] if kind == "Choice" else (None if s.get("End") else s["Next"])
         value = output[1] if kind == "Choice" else output
+        return self._advance(name, kind, nxt, value, states, cursor, top)
+
+    def _advance(self, name, kind, nxt, value, states, cursor, top) -> tuple[dict | None, Any]:
+        """Leave `name` for `nxt` (None: the end) with `value`: the exit and the next state's
+        entry are one transition, one transaction (decision 059)."""
         text = _enc(value)
         if len(text) > MAX_PAYLOAD:
             raise _Final(WorkflowFailure(
                 "States.DataLimitExceeded", f"The state/task {name!r} returned a result with a "
                 f"size exceeding the maximum number of bytes service limit ({MAX_PAYLOAD})"))
-        self._journal([(f"{kind}StateExited", {"name": name, "output": text})],
-                      {"state": nxt, "input": value} if nxt else self.cursor, top)
-        return nxt, value
+        events = [(f"{kind}StateExited", {"name": name, "output": text})]
+        if nxt is None:
+            self._journal(events, self.cursor, top)
+            return None, value
+        self._check()
+        events.append((f"{states[nxt]['Type']}StateEntered", {"name": nxt, "input": text}))
+        following = {"state": nxt, "input": value, "entered": True,
+                     "entered_at": iso(time.time())}
+        if cursor.get("ctx"):
+            following["ctx"] = cursor["ctx"]
+        self._journal(events, following, top)
+        return following, value
 
     def _on_error(self, name, s, cursor, f: WorkflowFailure, top):
         """(cursor, None) to retry after the delay, (cursor, (next, output)) when caught;
@@ -239,8 +277,8 @@ class Run:
 
     def _fail(self, name, s, raw, cursor, top):
         ctx = self._ctx(name, cursor)
-        error = paths.select(s["ErrorPath"], raw, ctx) if "ErrorPath" in s else s.get("Error")
-        cause = paths.select(s["CausePath"], raw, ctx) if "CausePath" in s else s.get("Cause")
+        error = _path_or_call(s["ErrorPath"], raw, ctx) if "ErrorPath" in s else s.get("Error")
+        cause = _path_or_call(s["CausePath"], raw, ctx) if "CausePath" in s else s.get("Cause")
         raise _Final(WorkflowFailure(str(error) if error is not None else "",
                                      str(cause) if cause is not None else ""))
 
@@ -297,12 +335,12 @@ class Run:
                 result, out = tasks.call(self.invoke, fname, qualifier, payload, timeout)
             except WorkflowFailure as f:
                 kind = "TaskTimedOut" if f.error == "States.Timeout" else "TaskFailed"
-                self._journal([(kind, {"resourceType": "lambda", "resource": "invoke",
-                                       "error": f.error, "cause": f.cause})], cursor, top)
+                self._defer([(kind, {"resourceType": "lambda", "resource": "invoke",
+                                     "error": f.error, "cause": f.cause})])
                 raise
             result = tasks.invoke_response(result, out)
-            self._journal([("TaskSucceeded", {"resourceType": "lambda", "resource": "invoke",
-                                              "output": _enc(result)})], cursor, top)
+            self._defer([("TaskSucceeded", {"resourceType": "lambda", "resource": "invoke",
+                                            "output": _enc(result)})])
         else:
             fname, qualifier = tasks.function_of(res)
             sched = {"resource": res, "input": _enc(value)}
@@ -317,9 +355,9 @@ class Run:
                     ev = ("LambdaFunctionTimedOut", {"error": f.error, "cause": f.cause})
                 else:
                     ev = ("LambdaFunctionFailed", {"error": f.error, "cause": f.cause})
-                self._journal([ev], cursor, top)
+                self._defer([ev])
                 raise
-            self._journal([("LambdaFunctionSucceeded", {"output": _enc(result)})], cursor, top)
+            self._defer([("LambdaFunctionSucceeded", {"output": _enc(result)})])
         return self._finish(s, raw, result, ctx)
 
     # ----------------------------------------------------------------- Parallel and Map
@@ -345,7 +383,10 @@ class Run:
                     raise Aborted()
 
         def run(i: int, job):
-            result = job(child)
+            try:
+                result = job(child)
+            finally:
+                child.flush()  # this pool thread's deferred events, before it takes another job
             finished(i, result)
             return result
 
@@ -462,6 +503,13 @@ class _ChainedStop(threading.Event):
         return super().wait(timeout) or self.parent.is_set()
 
 
+def _path_or_call(text: str, data: Any, ctx: dict) -> Any:
+    """A Fail state's ErrorPath/CausePath: a reference path or an intrinsic function."""
+    if text.startswith("States."):
+        return intrinsics.evaluate(text, data, ctx)
+    return paths.select(text, data, ctx)
+
+
 def _pack(result: Any) -> dict:
     return {"tolerated": result.value} if isinstance(result, _Tolerated) else {"ok": result}
 
@@ -486,3 +534,5 @@ def run_to_end(run: Run, cursor: dict | None, value: Any) -> Any:
         return run.resume(cursor) if cursor else run.start(value)
     except _Final as f:
         raise f.failure from None
+    finally:
+        run.flush()  # a failure's deferred events precede ExecutionFailed

@@ -39,6 +39,7 @@ HAND = [
     one({"Type": "Pass", "Result": {"x": [1, 2]}}),
     one({"Type": "Pass", "Result": 5, "ResultPath": "$.r"}),
     one({"Type": "Pass", "Result": 5, "ResultPath": None}),
+    one({"Type": "Pass", "Result": 0}),
     one({"Type": "Pass", "InputPath": "$.obj", "ResultPath": "$.k.e"}),
     one({"Type": "Pass", "OutputPath": "$.obj.k"}),
     one({"Type": "Pass", "InputPath": "$.obj", "Parameters": {"x.$": "$.k.d", "c": 1}}),
@@ -125,6 +126,8 @@ INTRINSICS = [
     "States.ArrayLength(States.Array(1, 2, 3))", "States.MathAdd($.v, 'x')",
     "States.ArrayGetItem($.arr, 10)", "States.Base64Encode(States.JsonToString($.arr))",
     "States.Format('{} {}', $.v)", "States.StringSplit('a.b+c', '.+')",
+    # The two random functions, made deterministic by what is asked of their results.
+    "States.MathRandom(5, 5)", "States.ArrayLength(States.StringSplit(States.UUID(), '-'))",
 ]
 
 VALUES = {
@@ -202,7 +205,7 @@ def generated(seed: int = 21) -> list[dict]:
                         "ItemProcessor": seq(("P", {"Type": "Pass", "Parameters": {
                             "x.$": "States.MathAdd($, " + str(n) + ")"}}))}))
         out.append(one({"Type": "Parallel", "Branches": [
-            branch({"Type": "Pass", "Result": i}, f"B{i}") for i in range(n)]}))
+            branch({"Type": "Pass", "Result": i + 1}, f"B{i}") for i in range(n)]}))
     return out
 
 

@@ -64,7 +64,9 @@ async function runOne({ definition, input }) {
     local[state] = async (x) => HANDLERS[fn](x);
   }
   try {
-    const sm = new StateMachine(definition, { validationOptions: { checkArn: false } });
+    // Validation is compared separately (asl-validator below); skipping it here keeps the
+    // run to the interpreter's semantics and avoids a schema compilation per machine.
+    const sm = new StateMachine(definition, { validationOptions: { noValidate: true } });
     const exec = sm.run(input, {
       overrides: {
         taskResourceLocalHandlers: local,

@@ -142,6 +142,8 @@ def test_stop_and_errors(sfn):
         sfn.describe_execution(executionArn=ex + "x")
     with pytest.raises(sfn.exceptions.InvalidExecutionInput):
         sfn.start_execution(stateMachineArn=arn, input="{nope")
+    with pytest.raises(sfn.exceptions.InvalidToken):
+        sfn.list_executions(stateMachineArn=arn, nextToken="garbage")
     with pytest.raises(sfn.exceptions.StateMachineTypeNotSupported):
         sfn.start_sync_execution(stateMachineArn=arn, input="{}")
     v = sfn.validate_state_machine_definition(definition='{"StartAt": "X", "States": {}}')

@@ -1,7 +1,10 @@
-"""The WorkflowStore contract, run against every implementation (SQLite for Standard
-executions, memory for Express; a PostgreSQL store for the cluster work joins the list)."""
+"""The WorkflowStore contract, run against every implementation: SQLite (Standard executions),
+memory (Express), PostgreSQL (for the cluster's shared state; a real server on loopback)."""
 
 from __future__ import annotations
+
+import itertools
+import shutil
 
 import pytest
 
@@ -20,13 +23,56 @@ from runner.storage.workflows import (
     SQLiteWorkflowStore,
     StateMachine,
 )
+from tests.real_servers import postgres_server
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:m"
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(scope="module")
+def pg_server():
+    """One real PostgreSQL for the module; each test gets a schema of its own."""
+    server = postgres_server(logical=False)
+    try:
+        server.start()
+        ready(server.url)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+def ready(url: str, timeout_s: float = 30.0) -> str:
+    """The URL once PostgreSQL accepts connections: its port opens before it has finished
+    starting up ("the database system is starting up")."""
+    import time
+
+    import psycopg
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            psycopg.connect(url).close()
+            return url
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+_schemas = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 def store(request, tmp_path):
-    s = SQLiteWorkflowStore(str(tmp_path)) if request.param == "sqlite" else MemoryWorkflowStore()
+    if request.param == "sqlite":
+        s = SQLiteWorkflowStore(str(tmp_path))
+    elif request.param == "memory":
+        s = MemoryWorkflowStore()
+    else:
+        from runner.storage.workflows_postgres import PostgresWorkflowStore
+
+        s = PostgresWorkflowStore(request.getfixturevalue("pg_server").url,
+                                  schema=f"wf_test_{next(_schemas)}")
     yield s
     s.close()
 

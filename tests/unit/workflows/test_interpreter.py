@@ -264,3 +264,28 @@ def test_data_limit_exceeded(engine, functions):
     status, (error, _) = run(engine, d)
     # Not caught by States.ALL, as on AWS.
     assert (status, error) == ("FAILED", "States.DataLimitExceeded")
+
+
+def test_history_order_with_deferred_task_events(engine, functions):
+    def fail(e):
+        raise FunctionFails("Boom")
+    functions.handlers["ok"] = lambda e: 1
+    functions.handlers["f"] = fail
+    d = chain({"Name": "A", "Type": "Task", "Resource": "ok"},
+              {"Name": "B", "Type": "Parallel", "Branches": [
+                  {"StartAt": "C", "States": {"C": {"Type": "Task", "Resource": "f", "End": True}}}]})
+    m = engine.create_machine("h", __import__("json").dumps(d))
+    ex = engine.wait(engine.start_execution(m.arn).arn)
+    assert (ex.status, ex.error) == ("FAILED", "Boom")
+    types = [e.type for e in engine.history(ex.arn)]
+    assert types == [
+        "ExecutionStarted", "TaskStateEntered", "LambdaFunctionScheduled", "LambdaFunctionStarted",
+        "LambdaFunctionSucceeded", "TaskStateExited", "ParallelStateEntered",
+        "ParallelStateStarted", "TaskStateEntered", "LambdaFunctionScheduled",
+        "LambdaFunctionStarted", "LambdaFunctionFailed", "ParallelStateFailed", "ExecutionFailed"]
+
+
+def test_fail_state_cause_path_intrinsic(engine):
+    d = {"StartAt": "F", "States": {"F": {
+        "Type": "Fail", "Error": "Rejected", "CausePath": "States.Format('order {} refused', $.id)"}}}
+    assert run(engine, d, {"id": 7}) == ("FAILED", ("Rejected", "order 7 refused"))

@@ -4,6 +4,7 @@ on the history's own timestamps (failure -> next scheduling)."""
 from __future__ import annotations
 
 import json
+import os
 
 from runner.workflows.interpreter import retry_delay
 from tests.unit.workflows.conftest import FunctionFails
@@ -31,6 +32,10 @@ def test_measured_delays(engine, functions):
     failed = [e.timestamp for e in events if e.type == "LambdaFunctionFailed"]
     scheduled = [e.timestamp for e in events if e.type == "LambdaFunctionScheduled"]
     delays = [s - f for f, s in zip(failed, scheduled[1:])]
-    for got, want in zip(delays, [1.0, 2.0]):  # 1 x 2.5^1 = 2.5 is capped at 2
-        assert abs(got - want) <= 0.1 * want, delays
     assert len(delays) == 2
+    # Early is always wrong; late by more than 10% only on a machine busy enough to delay a
+    # thread's wake-up that long, which says nothing about the engine: then only early counts.
+    busy = os.getloadavg()[0] > 4 * (os.cpu_count() or 1)
+    for got, want in zip(delays, [1.0, 2.0]):  # 1 x 2.5^1 = 2.5 is capped at 2
+        assert got >= 0.9 * want, delays
+        assert busy or got <= 1.1 * want, delays

@@ -1,0 +1,213 @@
+"""The workflow store on PostgreSQL: the same `WorkflowStore` contract as workflows.py's SQLite
+store (tests/unit/storage/test_workflow_store.py runs it against a real server), so that the
+cluster work can keep executions in its shared database.
+
+One connection, used under a lock (as the SQLite store does); every method is one transaction.
+`transition()` locks the execution's row (SELECT ... FOR UPDATE), so two writers of one
+execution serialize and event ids stay dense. Tables live in `schema` (created if missing).
+
+What this does not do yet: decide which node runs an execution. Two engines resuming from one
+shared store would both run every RUNNING execution; the cluster needs a lease per execution
+(decision 059 names it) before an engine may be pointed at a shared store.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import replace
+
+import psycopg
+from psycopg.rows import dict_row
+
+from runner.errors import (
+    ExecutionAlreadyExists,
+    ExecutionDoesNotExist,
+    StateMachineAlreadyExists,
+    StateMachineDoesNotExist,
+)
+from runner.storage.workflows import RUNNING, Execution, HistoryEvent, StateMachine
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS wf_machines (
+    arn TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, definition TEXT NOT NULL,
+    type TEXT NOT NULL, role_arn TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+    updated DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS wf_executions (
+    seq BIGSERIAL, arn TEXT PRIMARY KEY, machine_arn TEXT NOT NULL, name TEXT NOT NULL,
+    status TEXT NOT NULL, input TEXT NOT NULL, output TEXT, error TEXT, cause TEXT,
+    start DOUBLE PRECISION NOT NULL, stop DOUBLE PRECISION, cursor TEXT,
+    definition TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS wf_executions_by_machine ON wf_executions (machine_arn, start);
+CREATE INDEX IF NOT EXISTS wf_executions_by_status ON wf_executions (status);
+CREATE TABLE IF NOT EXISTS wf_events (
+    execution TEXT NOT NULL, id INTEGER NOT NULL, timestamp DOUBLE PRECISION NOT NULL,
+    type TEXT NOT NULL, details TEXT NOT NULL, PRIMARY KEY (execution, id)
+);
+"""
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class PostgresWorkflowStore:
+    def __init__(self, url: str, schema: str = "public") -> None:
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"schema {schema!r}: use lowercase letters, digits and _")
+        # autocommit: each `transaction()` block below is then one real transaction.
+        self._db = psycopg.connect(url, row_factory=dict_row, autocommit=True)
+        self._lock = threading.Lock()
+        with self._db.transaction():
+            self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            self._db.execute(f"SET search_path TO {schema}")
+            self._db.execute(SCHEMA)
+
+    def create_machine(self, machine: StateMachine) -> StateMachine:
+        with self._lock, self._db.transaction():
+            row = self._db.execute("SELECT * FROM wf_machines WHERE name = %s FOR UPDATE",
+                                   (machine.name,)).fetchone()
+            if row is not None:
+                old = _machine(row)
+                if (old.definition, old.type) != (machine.definition, machine.type):
+                    raise StateMachineAlreadyExists(
+                        f"State Machine Already Exists: '{old.arn}' with another definition or "
+                        "type; update it (UpdateStateMachine) or pick another name")
+                return old
+            self._db.execute("INSERT INTO wf_machines VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                             (machine.arn, machine.name, machine.definition, machine.type,
+                              machine.role_arn, machine.created, machine.updated))
+        return machine
+
+    def get_machine(self, arn: str) -> StateMachine:
+        with self._lock, self._db.transaction():
+            row = self._db.execute("SELECT * FROM wf_machines WHERE arn = %s", (arn,)).fetchone()
+        if row is None:
+            raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
+        return _machine(row)
+
+    def list_machines(self) -> list[StateMachine]:
+        with self._lock, self._db.transaction():
+            rows = self._db.execute("SELECT * FROM wf_machines ORDER BY name").fetchall()
+        return [_machine(r) for r in rows]
+
+    def update_machine(self, arn, definition=None, role_arn=None) -> StateMachine:
+        with self._lock, self._db.transaction():
+            row = self._db.execute("SELECT * FROM wf_machines WHERE arn = %s FOR UPDATE",
+                                   (arn,)).fetchone()
+            if row is None:
+                raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
+            m = replace(_machine(row), updated=time.time())
+            if definition is not None:
+                m = replace(m, definition=definition)
+            if role_arn is not None:
+                m = replace(m, role_arn=role_arn)
+            self._db.execute("UPDATE wf_machines SET definition = %s, role_arn = %s, "
+                             "updated = %s WHERE arn = %s",
+                             (m.definition, m.role_arn, m.updated, arn))
+        return m
+
+    def delete_machine(self, arn: str) -> None:
+        with self._lock, self._db.transaction():
+            self._db.execute("DELETE FROM wf_machines WHERE arn = %s", (arn,))
+
+    def create_execution(self, execution, events):
+        with self._lock, self._db.transaction():
+            inserted = self._db.execute(
+                "INSERT INTO wf_executions (arn, machine_arn, name, status, input, start, cursor,"
+                " definition) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (arn) DO NOTHING",
+                (execution.arn, execution.machine_arn, execution.name, execution.status,
+                 execution.input, execution.start, json.dumps(execution.cursor),
+                 execution.definition)).rowcount
+            if not inserted:
+                old = _execution(self._db.execute("SELECT * FROM wf_executions WHERE arn = %s",
+                                                  (execution.arn,)).fetchone())
+                if old.input != execution.input:
+                    raise ExecutionAlreadyExists(
+                        f"Execution Already Exists: '{execution.arn}' with another input; "
+                        "give the new execution another name")
+                return old, False
+            self._append(execution.arn, events, 0)
+        return execution, True
+
+    def get_execution(self, arn: str) -> Execution:
+        with self._lock, self._db.transaction():
+            row = self._db.execute("SELECT * FROM wf_executions WHERE arn = %s", (arn,)).fetchone()
+        if row is None:
+            raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
+        return _execution(row)
+
+    def list_executions(self, machine_arn, status=None):
+        q, args = "SELECT * FROM wf_executions WHERE machine_arn = %s", [machine_arn]
+        if status:
+            q, args = q + " AND status = %s", args + [status]
+        with self._lock, self._db.transaction():
+            rows = self._db.execute(q + " ORDER BY start DESC, seq DESC", args).fetchall()
+        return [_execution(r) for r in rows]
+
+    def transition(self, arn, events, *, cursor, status=RUNNING, output=None, error=None,
+                   cause=None, only_if_running=True) -> bool:
+        with self._lock, self._db.transaction():
+            row = self._db.execute("SELECT status FROM wf_executions WHERE arn = %s FOR UPDATE",
+                                   (arn,)).fetchone()
+            if row is None:
+                raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
+            if only_if_running and row["status"] != RUNNING:
+                return False
+            last = self._db.execute("SELECT COALESCE(MAX(id), 0) AS n FROM wf_events "
+                                    "WHERE execution = %s", (arn,)).fetchone()["n"]
+            self._append(arn, events, last)
+            self._db.execute(
+                "UPDATE wf_executions SET cursor = %s, status = %s, output = COALESCE(%s, output),"
+                " error = COALESCE(%s, error), cause = COALESCE(%s, cause), stop = %s "
+                "WHERE arn = %s",
+                (json.dumps(cursor) if cursor is not None else None, status, output, error,
+                 cause, None if status == RUNNING else time.time(), arn))
+        return True
+
+    def _append(self, arn: str, events, last: int) -> None:
+        if not events:
+            return
+        now = time.time()
+        with self._db.cursor() as cur:
+            cur.executemany("INSERT INTO wf_events VALUES (%s, %s, %s, %s, %s)",
+                            [(arn, last + i + 1, now, t, json.dumps(d))
+                             for i, (t, d) in enumerate(events)])
+
+    def history(self, arn, *, reverse=False, after=0, limit=0):
+        self.get_execution(arn)
+        if reverse:
+            q = ("SELECT * FROM wf_events WHERE execution = %s AND (%s = 0 OR id < %s) "
+                 "ORDER BY id DESC")
+            args: tuple = (arn, after, after)
+        else:
+            q, args = "SELECT * FROM wf_events WHERE execution = %s AND id > %s ORDER BY id", \
+                (arn, after)
+        if limit:
+            q += f" LIMIT {int(limit)}"
+        with self._lock, self._db.transaction():
+            rows = self._db.execute(q, args).fetchall()
+        return [HistoryEvent(r["id"], r["id"] - 1, r["timestamp"], r["type"],
+                             json.loads(r["details"])) for r in rows]
+
+    def running(self) -> list[Execution]:
+        with self._lock, self._db.transaction():
+            rows = self._db.execute("SELECT * FROM wf_executions WHERE status = %s "
+                                    "ORDER BY start, seq", (RUNNING,)).fetchall()
+        return [_execution(r) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _machine(r) -> StateMachine:
+    return StateMachine(r["arn"], r["name"], r["definition"], r["type"], r["role_arn"],
+                        r["created"], r["updated"])
+
+
+def _execution(r) -> Execution:
+    return Execution(r["arn"], r["machine_arn"], r["name"], r["status"], r["input"], r["start"],
+                     r["output"], r["error"], r["cause"], r["stop"],
+                     json.loads(r["cursor"]) if r["cursor"] else None, r["definition"])
