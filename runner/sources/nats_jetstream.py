@@ -6,7 +6,7 @@ does), with explicit acks and DeliverPolicy from StartingPosition (ALL, NEW, BY_
 A message is acknowledged only after its batch's outcome is known; one that is not (the runner
 killed, the connection lost) is redelivered by JetStream after ACK_WAIT_S, with its delivery
 count (SQS's ApproximateReceiveCount) raised. While a batch is in hand (a slow function, a
-retry), the source tells JetStream every ACK_WAIT_S / 3 that it is still in progress, so
+retry), the source tells JetStream every ACK_WAIT_S / 5 that it is still in progress, so
 nothing is redelivered under a running invocation.
 
 nats-py is asyncio-only; the source runs its own event loop on a thread of its own and the
@@ -32,7 +32,7 @@ from runner.sources.base import Record
 from runner.sources.shapes import queue_arn, sqs_record
 from runner.storage.mapping_model import Mapping, redacted
 
-ACK_WAIT_S = 5.0  # redelivery after a crash takes this long; in-progress pings keep it off otherwise
+ACK_WAIT_S = 10.0  # redelivery after a crash takes this long; in-progress pings keep it off otherwise
 CALL_TIMEOUT_S = 30.0
 
 
@@ -109,7 +109,7 @@ class NatsJetStreamSource:
 
     async def _ping(self) -> None:
         while True:
-            await asyncio.sleep(ACK_WAIT_S / 3)
+            await asyncio.sleep(ACK_WAIT_S / 5)  # four chances before AckWait, even on a busy host
             for msg in list(self._outstanding.values()):
                 try:
                     await msg.in_progress()
