@@ -7,9 +7,10 @@ starts polling, a disabled or deleted one stops (after the invocation in flight;
 unfinished batch stays on the broker), an updated one restarts with its new settings. So
 changes take effect without a restart of the server, whichever edge made them.
 
-A deleted function: its mappings stay, disabled by the poller that found the function gone
-(State "Disabled", StateTransitionReason says why); enabling one again after the function is
-deployed resumes from the stored position (docs/decisions/052-mapping-edges-and-deletes.md).
+A deleted function: its mappings stay, disabled (State "Disabled", StateTransitionReason says
+why) by the supervisor within RECONCILE_S, or at once by a poller whose invocation found the
+function gone; enabling one again after the function is deployed resumes from the stored
+position (docs/decisions/052-mapping-edges-and-deletes.md).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import threading
 from typing import Any, Callable
 
+from runner.errors import ResourceNotFound
 from runner.invocation.runner import Runner
 from runner.sources.base import Source
 from runner.sources.poller import Poller
@@ -104,6 +106,7 @@ class EventSources:
         seen = None
         while not self._stop.is_set():
             try:
+                self._disable_orphans()
                 version = self.store.version()
                 if version != seen or self._any_gone():
                     seen = version
@@ -112,6 +115,19 @@ class EventSources:
                 log.exception("event sources: reconcile failed")
             self._wake.wait(RECONCILE_S)
             self._wake.clear()
+
+    def _disable_orphans(self) -> None:
+        """Disable the enabled mappings whose function no longer exists (deleted since), even
+        if no record has come to find out: the state says so within RECONCILE_S."""
+        for m in self.store.list():
+            if not m.enabled:
+                continue
+            try:
+                self.runner.get(m.function, m.qualifier or None)
+            except ResourceNotFound:
+                reason = f"function {m.function} was deleted; enable the mapping again after deploying it"
+                self.store.update(m.uuid, lambda cur, r=reason: cur.with_changes(
+                    enabled=False, state="Disabled", state_reason=r))
 
     def _any_gone(self) -> bool:
         with self._lock:
