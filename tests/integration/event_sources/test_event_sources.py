@@ -303,3 +303,16 @@ def test_postgres_restart_and_a_new_poller_resume_from_the_checkpoint(postgres, 
     counts = Counter(int(n) for _, _, n in got)
     assert set(counts) == set(range(70))
     assert all(c == 1 for n, c in counts.items() if n >= 60)  # nothing before the checkpoint again
+
+
+def test_a_throttled_function_slows_the_mapping_and_loses_nothing(redis, sources):
+    runner, es, rec = sources
+    deploy(runner, rec, SLEEP="0.05")
+    runner.deploy("rec", concurrency=1)  # four lanes, one environment: three are throttled
+    m = es.create(function="rec", source_type="redis-stream", endpoint=redis.url, name="s",
+                  starting_position="TRIM_HORIZON", batch_size=8, parallelization=4)
+    xadd(redis.url, "s", [{"data": json.dumps({"n": i}), "partitionKey": f"k{i % 4}"} for i in range(40)])
+    got = wait_processed(rec, 40)
+    assert sorted(int(n) for _, _, n in got) == list(range(40))
+    stats = es.status(m.uuid)["stats"]
+    assert stats["throttled"] > 0 and stats["dead_lettered"] == 0 and stats["failed_invocations"] == 0
