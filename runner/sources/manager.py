@@ -76,6 +76,11 @@ class EventSources:
     def update(self, uuid: str, **changes: Any) -> Mapping:
         """Change settings (None leaves one unchanged); `enabled` moves State too."""
         enabled = changes.get("enabled")
+        if enabled or changes.get("function"):
+            # Enabling or repointing a mapping needs its function (ResourceNotFound otherwise).
+            current = self.store.get(uuid)
+            self.runner.get(changes.get("function") or current.function,
+                            changes.get("qualifier", current.qualifier) or None)
         if enabled is not None:
             changes.update(state="Enabled" if enabled else "Disabled", state_reason="USER_INITIATED")
         m = self.store.update(uuid, lambda cur: cur.with_changes(**changes))
@@ -195,6 +200,8 @@ class EventSources:
             self._thread.join(30)
         with self._lock:
             uuids = list(self._pollers)
+            for _, poller in self._pollers.values():
+                poller.request_stop()  # all at once: their invocations in flight end together
         for uuid in uuids:
             self._stop_poller(uuid)
         self.store.close()

@@ -106,6 +106,10 @@ class Poller:
         self._thread = threading.Thread(target=self.run, name=f"poller-{self.m.uuid[:8]}", daemon=True)
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Ask the poller to stop after its invocation in flight, without waiting."""
+        self._stop.set()
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop after the invocation in flight; the batch in hand, if unfinished, stays
         unacknowledged on the broker."""
