@@ -70,6 +70,7 @@ def cmd_serve(args) -> int:
             runner.close()
             print(f"runner: {exc}", file=sys.stderr)
             return EXIT_PLATFORM_ERROR
+        _mount_event_source_api(http_front, sources)
         http_front.start()
         print(f"http listening on {args.host}:{http_front.port}", flush=True)
     stop.wait()
@@ -95,6 +96,13 @@ def _start_event_sources(runner, server):
     add_to_server(server, sources)
     sources.start()
     return sources
+
+
+def _mount_event_source_api(http_front, sources) -> None:
+    """Lambda's /2015-03-31/event-source-mappings API on the HTTP front (issue 18)."""
+    from runner.service.http.event_source_mappings import PREFIX, EventSourceMappingsApi
+
+    http_front.mount(PREFIX, EventSourceMappingsApi(sources).handle)
 
 
 def add_commands(sub) -> None:

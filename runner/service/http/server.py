@@ -56,8 +56,17 @@ class HttpFront:
         self._thread = threading.Thread(target=self._loop.run_forever, name="http-front",
                                         daemon=True)
         self._web_runner: web.ServerRunner | None = None
+        self._mounts: list[tuple[str, object]] = []  # (path prefix, async handler), see mount()
+
+    def mount(self, prefix: str, handler) -> None:
+        """Serve requests whose path starts with `prefix` by `await handler(request)` (another
+        API beside Invoke and the function routes, e.g. event source mappings). Before start()."""
+        self._mounts.append((prefix, handler))
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        for prefix, handler in self._mounts:
+            if request.rel_url.raw_path.startswith(prefix):
+                return await handler(request)
         if request.rel_url.raw_path.startswith(PREFIX):
             resp = await self._invoke_api.handle(request)
         else:
