@@ -206,8 +206,20 @@ def test_nats_sqs_shape_item_failures_and_dead_letters(nats, sources):
     poisoned = sorted(json.loads(r["body"])["n"] for doc in dead for r in doc["records"])
     assert poisoned == [3, 7]
     with open(f"{rec}/rec.events") as f:
-        first = json.loads(f.readline())["Records"][0]
+        events = [json.loads(line) for line in f]
+    first = events[0]["Records"][0]
     assert first["eventSource"] == "aws:sqs" and first["attributes"]["ApproximateReceiveCount"] == "1"
+    # Only the items named in batchItemFailures came again: each good record was delivered
+    # once, each poison record 1 + MaximumRetryAttempts times.
+    deliveries = Counter(r["messageId"] for e in events for r in e["Records"])
+    by_n = {}
+    for e in events:
+        for r in e["Records"]:
+            try:
+                by_n[r["messageId"]] = json.loads(r["body"]).get("n")
+            except ValueError:
+                by_n[r["messageId"]] = None
+    assert {by_n[m]: c for m, c in deliveries.items() if c != 1} == {3: 2, 7: 2}
     assert first["messageAttributes"]["origin"]["stringValue"] == "test"
     assert len(first["md5OfBody"]) == 32
 
