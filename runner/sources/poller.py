@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -196,7 +196,9 @@ class Poller:
             for lane in busy:
                 self.process(lane)
         else:
-            for f in [self._pool.submit(self.process, lane) for lane in busy]:
+            futures = [self._pool.submit(self.process, lane) for lane in busy]
+            wait(futures)  # every lane settled before the batch is left (or the source reconnected)
+            for f in futures:
                 f.result()  # re-raises Stopped / SourceUnavailable from a lane
         self.source.ack(records)
         self.on_state("OK", "")
