@@ -323,7 +323,7 @@ def test_a_throttled_function_slows_the_mapping_and_loses_nothing(redis, sources
     runner.deploy("rec", concurrency=1)  # four lanes, one environment: three are throttled
     m = es.create(function="rec", source_type="redis-stream", endpoint=redis.url, name="s",
                   starting_position="TRIM_HORIZON", batch_size=8, parallelization=4)
-    xadd(redis.url, "s", [{"data": json.dumps({"n": i}), "partitionKey": f"k{i % 4}"} for i in range(40)])
+    xadd(redis.url, "s", [{"data": json.dumps({"n": i}), "partitionKey": f"k{i % 8}"} for i in range(40)])
     got = wait_processed(rec, 40)
     assert sorted(int(n) for _, _, n in got) == list(range(40))
     stats = es.status(m.uuid)["stats"]
