@@ -20,7 +20,7 @@ import logging
 import threading
 from typing import Any, Callable
 
-from runner.errors import ResourceNotFound
+from runner.errors import ResourceNotFound, SourceUnavailable
 from runner.invocation.runner import Runner
 from runner.sources.base import Source
 from runner.sources.poller import Poller
@@ -64,8 +64,23 @@ class EventSources:
         m = Mapping.create(**{**m.to_row(), "state": "Enabled" if m.enabled else "Disabled",
                               "state_reason": "USER_INITIATED"})
         self.store.create(m)
+        self._prepare(m)
         self._wake.set()
         return m
+
+    def _prepare(self, m: Mapping) -> None:
+        """Connect once at creation, best effort: what the mapping needs on the broker (the
+        consumer group, the durable consumer, PostgreSQL's capture trigger) then exists when
+        create() returns, so records written right after are not missed while the poller
+        starts. An unreachable broker is no error here: the poller retries and the mapping's
+        state says why."""
+        source = self._factory(m, self.store)
+        try:
+            source.connect()
+        except SourceUnavailable as exc:
+            log.info("mapping %s: broker not reachable at creation (%s); the poller retries", m.uuid, exc)
+        finally:
+            source.close()
 
     def get(self, uuid: str) -> Mapping:
         return self.store.get(uuid)

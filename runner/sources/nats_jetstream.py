@@ -2,7 +2,8 @@
 
 Position: the broker keeps it. Each mapping has its own durable consumer (`runner-<uuid>`) on
 the stream that captures the subject (a stream `RUNNER_<subject>` is created when none
-does), with explicit acks and DeliverPolicy from StartingPosition (ALL, NEW, BY_START_TIME).
+does), with explicit acks and DeliverPolicy from StartingPosition (ALL, or BY_START_TIME at the
+mapping's creation for LATEST and at the given time for AT_TIMESTAMP).
 A message is acknowledged only after its batch's outcome is known; one that is not (the runner
 killed, the connection lost) is redelivered by JetStream after ACK_WAIT_S, with its delivery
 count (SQS's ApproximateReceiveCount) raised. While a batch is in hand (a slow function, a
@@ -87,11 +88,11 @@ class NatsJetStreamSource:
                                       max_reconnect_attempts=0)
         self._js = self._nc.jetstream()
         self._stream = await self._stream_for(self.m.name, "RUNNER_")
-        policy = {"TRIM_HORIZON": DeliverPolicy.ALL, "LATEST": DeliverPolicy.NEW}.get(
-            self.m.starting_position, DeliverPolicy.BY_START_TIME)
-        start = None
-        if policy is DeliverPolicy.BY_START_TIME:
-            start = datetime.fromtimestamp(self.m.starting_timestamp or 0, timezone.utc)
+        # LATEST is "from the mapping's creation" (Mapping.start_time), not DeliverPolicy.NEW,
+        # which would skip what arrived before the poller connected.
+        at = self.m.start_time()
+        policy = DeliverPolicy.ALL if at is None else DeliverPolicy.BY_START_TIME
+        start = None if at is None else datetime.fromtimestamp(at, timezone.utc)
         config = ConsumerConfig(durable_name=self.durable, deliver_policy=policy, opt_start_time=start,
                                 ack_wait=ACK_WAIT_S, max_deliver=-1, filter_subject=self.m.name,
                                 max_ack_pending=-1)

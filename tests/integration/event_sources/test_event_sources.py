@@ -248,8 +248,8 @@ def test_postgres_changes_arrive_in_dynamodb_streams_shape(postgres, sources):
         db.execute("CREATE TABLE items (id int PRIMARY KEY, n int, label text, tags jsonb)")
         es.create(function="rec", source_type="postgres-table", endpoint=postgres.url, name="items",
                   starting_position="TRIM_HORIZON")
-        wait_for(lambda: db.execute("SELECT 1 FROM pg_trigger WHERE tgname = 'runner_capture'").fetchone(),
-                 "the capture trigger")
+        # Installed by create() itself: changes right after it are captured.
+        assert db.execute("SELECT 1 FROM pg_trigger WHERE tgname = 'runner_capture'").fetchone()
         db.execute("INSERT INTO items VALUES (1, 10, 'a', '[1, \"x\"]'), (2, 20, 'b', null)")
         db.execute("UPDATE items SET n = 11 WHERE id = 1")
         db.execute("DELETE FROM items WHERE id = 2")
@@ -328,3 +328,15 @@ def test_a_throttled_function_slows_the_mapping_and_loses_nothing(redis, sources
     assert sorted(int(n) for _, _, n in got) == list(range(40))
     stats = es.status(m.uuid)["stats"]
     assert stats["throttled"] > 0 and stats["dead_lettered"] == 0 and stats["failed_invocations"] == 0
+
+
+def test_latest_means_from_the_mappings_creation(redis, sources):
+    runner, es, rec = sources
+    deploy(runner, rec)
+    xadd(redis.url, "s", [{"data": json.dumps({"n": 0})}])  # before the mapping: not delivered
+    time.sleep(0.01)
+    es.create(function="rec", source_type="redis-stream", endpoint=redis.url, name="s")  # LATEST
+    xadd(redis.url, "s", [{"data": json.dumps({"n": 1})}])  # at once, before the poller runs
+    wait_processed(rec, 1)
+    time.sleep(0.5)
+    assert [n for _, _, n in processed(rec)] == ["1"]
