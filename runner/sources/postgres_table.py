@@ -172,13 +172,14 @@ class PostgresTableSource:
         pass
 
     def dead_letter(self, target: str, document: dict[str, Any]) -> None:
+        # A connection of its own (dead letters are rare): the poller's connection serves the
+        # batch read ahead on another thread meanwhile, and must not run inside this transaction.
         try:
-            with self.conn.transaction():
-                self.conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, "
-                                          "record jsonb NOT NULL, created_at timestamptz NOT NULL "
-                                          "DEFAULT now())").format(sql.Identifier(*target.split(".", 1))))
-                self.conn.execute(sql.SQL("INSERT INTO {} (record) VALUES (%s)").format(
-                    sql.Identifier(*target.split(".", 1))), (json.dumps(document),))
+            with psycopg.connect(self.m.endpoint, connect_timeout=5) as conn, conn.transaction():
+                table = sql.Identifier(*target.split(".", 1))
+                conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, record jsonb "
+                                     "NOT NULL, created_at timestamptz NOT NULL DEFAULT now())").format(table))
+                conn.execute(sql.SQL("INSERT INTO {} (record) VALUES (%s)").format(table), (json.dumps(document),))
         except psycopg.Error as exc:
             raise SourceUnavailable(f"postgres: dead-letter table {target}: {exc}".strip()) from None
 

@@ -340,3 +340,22 @@ def test_latest_means_from_the_mappings_creation(redis, sources):
     wait_processed(rec, 1)
     time.sleep(0.5)
     assert [n for _, _, n in processed(rec)] == ["1"]
+
+
+def test_postgres_poison_goes_to_a_dead_letter_table(postgres, sources):
+    runner, es, rec = sources
+    deploy(runner, rec, MODE="items", ORDERED="1")
+    with psycopg.connect(postgres.url, autocommit=True) as db:
+        db.execute("CREATE TABLE jobs (id int PRIMARY KEY, n int, poison boolean)")
+        es.create(function="rec", source_type="postgres-table", endpoint=postgres.url, name="jobs",
+                  starting_position="TRIM_HORIZON", report_batch_item_failures=True, max_retries=1,
+                  on_failure="table:jobs_dead")
+        for i in range(10):
+            db.execute("INSERT INTO jobs VALUES (%s, %s, %s)", (i, i, i == 4))
+        got = wait_processed(rec, 9)
+        assert sorted(int(n) for _, _, n in got) == [i for i in range(10) if i != 4]
+        dead = wait_for(lambda: db.execute("SELECT record FROM jobs_dead").fetchall(), "the dead letter")
+    doc = dead[0][0]
+    assert doc["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert doc["records"][0]["dynamodb"]["NewImage"]["n"] == {"N": "4"}
+    assert "DDBStreamBatchInfo" in doc
