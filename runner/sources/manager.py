@@ -7,9 +7,10 @@ starts polling, a disabled or deleted one stops (after the invocation in flight;
 unfinished batch stays on the broker), an updated one restarts with its new settings. So
 changes take effect without a restart of the server, whichever edge made them.
 
-A deleted function: its mappings stay, disabled by the poller that found the function gone
-(State "Disabled", StateTransitionReason says why); enabling one again after the function is
-deployed resumes from the stored position (docs/decisions/052-mapping-edges-and-deletes.md).
+A deleted function: its mappings stay, disabled (State "Disabled", StateTransitionReason says
+why) by the supervisor within RECONCILE_S, or at once by a poller whose invocation found the
+function gone; enabling one again after the function is deployed resumes from the stored
+position (docs/decisions/052-mapping-edges-and-deletes.md).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import threading
 from typing import Any, Callable
 
+from runner.errors import ResourceNotFound, SourceUnavailable
 from runner.invocation.runner import Runner
 from runner.sources.base import Source
 from runner.sources.poller import Poller
@@ -62,8 +64,23 @@ class EventSources:
         m = Mapping.create(**{**m.to_row(), "state": "Enabled" if m.enabled else "Disabled",
                               "state_reason": "USER_INITIATED"})
         self.store.create(m)
+        self._prepare(m)
         self._wake.set()
         return m
+
+    def _prepare(self, m: Mapping) -> None:
+        """Connect once at creation, best effort: what the mapping needs on the broker (the
+        consumer group, the durable consumer, PostgreSQL's capture trigger) then exists when
+        create() returns, so records written right after are not missed while the poller
+        starts. An unreachable broker is no error here: the poller retries and the mapping's
+        state says why."""
+        source = self._factory(m, self.store)
+        try:
+            source.connect()
+        except SourceUnavailable as exc:
+            log.info("mapping %s: broker not reachable at creation (%s); the poller retries", m.uuid, exc)
+        finally:
+            source.close()
 
     def get(self, uuid: str) -> Mapping:
         return self.store.get(uuid)
@@ -74,6 +91,11 @@ class EventSources:
     def update(self, uuid: str, **changes: Any) -> Mapping:
         """Change settings (None leaves one unchanged); `enabled` moves State too."""
         enabled = changes.get("enabled")
+        if enabled or changes.get("function"):
+            # Enabling or repointing a mapping needs its function (ResourceNotFound otherwise).
+            current = self.store.get(uuid)
+            self.runner.get(changes.get("function") or current.function,
+                            changes.get("qualifier", current.qualifier) or None)
         if enabled is not None:
             changes.update(state="Enabled" if enabled else "Disabled", state_reason="USER_INITIATED")
         m = self.store.update(uuid, lambda cur: cur.with_changes(**changes))
@@ -104,6 +126,7 @@ class EventSources:
         seen = None
         while not self._stop.is_set():
             try:
+                self._disable_orphans()
                 version = self.store.version()
                 if version != seen or self._any_gone():
                     seen = version
@@ -112,6 +135,19 @@ class EventSources:
                 log.exception("event sources: reconcile failed")
             self._wake.wait(RECONCILE_S)
             self._wake.clear()
+
+    def _disable_orphans(self) -> None:
+        """Disable the enabled mappings whose function no longer exists (deleted since), even
+        if no record has come to find out: the state says so within RECONCILE_S."""
+        for m in self.store.list():
+            if not m.enabled:
+                continue
+            try:
+                self.runner.get(m.function, m.qualifier or None)
+            except ResourceNotFound:
+                reason = f"function {m.function} was deleted; enable the mapping again after deploying it"
+                self.store.update(m.uuid, lambda cur, r=reason: cur.with_changes(
+                    enabled=False, state="Disabled", state_reason=r))
 
     def _any_gone(self) -> bool:
         with self._lock:
@@ -181,6 +217,8 @@ class EventSources:
             self._thread.join(30)
         with self._lock:
             uuids = list(self._pollers)
+            for _, poller in self._pollers.values():
+                poller.request_stop()  # all at once: their invocations in flight end together
         for uuid in uuids:
             self._stop_poller(uuid)
         self.store.close()

@@ -2,11 +2,12 @@
 
 Position: the broker keeps it. Each mapping has its own durable consumer (`runner-<uuid>`) on
 the stream that captures the subject (a stream `RUNNER_<subject>` is created when none
-does), with explicit acks and DeliverPolicy from StartingPosition (ALL, NEW, BY_START_TIME).
+does), with explicit acks and DeliverPolicy from StartingPosition (ALL, or BY_START_TIME at the
+mapping's creation for LATEST and at the given time for AT_TIMESTAMP).
 A message is acknowledged only after its batch's outcome is known; one that is not (the runner
 killed, the connection lost) is redelivered by JetStream after ACK_WAIT_S, with its delivery
 count (SQS's ApproximateReceiveCount) raised. While a batch is in hand (a slow function, a
-retry), the source tells JetStream every ACK_WAIT_S / 3 that it is still in progress, so
+retry), the source tells JetStream every ACK_WAIT_S / 5 that it is still in progress, so
 nothing is redelivered under a running invocation.
 
 nats-py is asyncio-only; the source runs its own event loop on a thread of its own and the
@@ -32,7 +33,7 @@ from runner.sources.base import Record
 from runner.sources.shapes import queue_arn, sqs_record
 from runner.storage.mapping_model import Mapping, redacted
 
-ACK_WAIT_S = 5.0  # redelivery after a crash takes this long; in-progress pings keep it off otherwise
+ACK_WAIT_S = 10.0  # redelivery after a crash takes this long; in-progress pings keep it off otherwise
 CALL_TIMEOUT_S = 30.0
 
 
@@ -87,11 +88,11 @@ class NatsJetStreamSource:
                                       max_reconnect_attempts=0)
         self._js = self._nc.jetstream()
         self._stream = await self._stream_for(self.m.name, "RUNNER_")
-        policy = {"TRIM_HORIZON": DeliverPolicy.ALL, "LATEST": DeliverPolicy.NEW}.get(
-            self.m.starting_position, DeliverPolicy.BY_START_TIME)
-        start = None
-        if policy is DeliverPolicy.BY_START_TIME:
-            start = datetime.fromtimestamp(self.m.starting_timestamp or 0, timezone.utc)
+        # LATEST is "from the mapping's creation" (Mapping.start_time), not DeliverPolicy.NEW,
+        # which would skip what arrived before the poller connected.
+        at = self.m.start_time()
+        policy = DeliverPolicy.ALL if at is None else DeliverPolicy.BY_START_TIME
+        start = None if at is None else datetime.fromtimestamp(at, timezone.utc)
         config = ConsumerConfig(durable_name=self.durable, deliver_policy=policy, opt_start_time=start,
                                 ack_wait=ACK_WAIT_S, max_deliver=-1, filter_subject=self.m.name,
                                 max_ack_pending=-1)
@@ -109,7 +110,7 @@ class NatsJetStreamSource:
 
     async def _ping(self) -> None:
         while True:
-            await asyncio.sleep(ACK_WAIT_S / 3)
+            await asyncio.sleep(ACK_WAIT_S / 5)  # four chances before AckWait, even on a busy host
             for msg in list(self._outstanding.values()):
                 try:
                     await msg.in_progress()

@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -99,6 +99,12 @@ class Poller:
         self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix=f"lane-{mapping.uuid[:8]}") \
             if self.lanes > 1 else None
         self._reader = ThreadPoolExecutor(1, thread_name_prefix=f"read-{mapping.uuid[:8]}")
+        # The acknowledgement of the last batch runs here while the next batch's event is
+        # built; the next invocation waits for it (_settle_ack), so at most one processed
+        # batch is ever unacknowledged: the duplicate bound after a crash stays one batch.
+        self._acker = ThreadPoolExecutor(1, thread_name_prefix=f"ack-{mapping.uuid[:8]}")
+        self._pending_ack = None
+        self._ack_lock = threading.Lock()
         self.function_gone = False
         # Whether the store may hold retry counts of this mapping (some from before a crash).
         self._counted = store.has_attempts(mapping.uuid)
@@ -109,6 +115,10 @@ class Poller:
         self._thread = threading.Thread(target=self.run, name=f"poller-{self.m.uuid[:8]}", daemon=True)
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Ask the poller to stop after its invocation in flight, without waiting."""
+        self._stop.set()
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop after the invocation in flight; the batch in hand, if unfinished, stays
         unacknowledged on the broker."""
@@ -118,6 +128,7 @@ class Poller:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
         self._reader.shutdown(wait=True)  # a read in flight ends within FIRST_WAIT_S (+ window)
+        self._acker.shutdown(wait=True)
         self.source.close()
 
     def run(self) -> None:
@@ -152,12 +163,26 @@ class Poller:
             while not self._stop.is_set():
                 records = ahead.result()
                 ahead = self._reader.submit(self.gather)
-                self.step(records)
+                self.step(records, overlap=True)
         finally:
             try:
                 ahead.result()
             except Exception:  # the read failed too, or was pointless: the batch is redelivered
                 pass
+            try:
+                self._settle_ack()
+            except Exception:  # not acknowledged: redelivered after the reconnect
+                pass
+            self._pending_ack = None
+
+    def _settle_ack(self) -> None:
+        """Wait for the last batch's acknowledgement. Lanes call this concurrently: the lock
+        holds every lane until it is done, and a failed one stays in place so that every lane
+        raises it (no invocation starts while a processed batch is unacknowledged)."""
+        with self._ack_lock:
+            if self._pending_ack is not None:
+                self._pending_ack.result()
+                self._pending_ack = None
 
     # ------------------------------------------------------------------ one batch
 
@@ -176,8 +201,10 @@ class Poller:
             records += self.source.poll(want - len(records), min(left, FIRST_WAIT_S))
         return records
 
-    def step(self, records: list[Record] | None = None) -> None:
-        """Process one batch (`records`, or one gathered now) and acknowledge it."""
+    def step(self, records: list[Record] | None = None, overlap: bool = False) -> None:
+        """Process one batch (`records`, or one gathered now) and acknowledge it: before
+        returning, or with `overlap` (the poller's loop) in the background, settled before
+        the next invocation."""
         if records is None:
             records = self.gather()
         if not records:
@@ -195,9 +222,15 @@ class Poller:
             for lane in busy:
                 self.process(lane)
         else:
-            for f in [self._pool.submit(self.process, lane) for lane in busy]:
+            futures = [self._pool.submit(self.process, lane) for lane in busy]
+            wait(futures)  # every lane settled before the batch is left (or the source reconnected)
+            for f in futures:
                 f.result()  # re-raises Stopped / SourceUnavailable from a lane
-        self.source.ack(records)
+        self._settle_ack()  # the previous batch's, if no invocation of this one waited for it
+        if overlap:
+            self._pending_ack = self._acker.submit(self.source.ack, records)
+        else:
+            self.source.ack(records)
         self.on_state("OK", "")
 
     def _shaped(self, r: Record) -> dict:
@@ -263,6 +296,7 @@ class Poller:
             if self._stop.is_set():
                 raise Stopped()
             try:
+                self._settle_ack()
                 self.stats.invocations += 1
                 return self.invoke_fn(self.m.function, body, self.m.qualifier)
             except TooManyRequests:

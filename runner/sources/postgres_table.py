@@ -83,25 +83,15 @@ class PostgresTableSource:
     def connect(self) -> None:
         try:
             self.conn = psycopg.connect(self.m.endpoint, autocommit=True, connect_timeout=5)
-            with self.conn.transaction():
-                self.conn.execute(sql.SQL(SETUP.replace("%(lock)s", str(LOCK_KEY))))
-                row = self.conn.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
-                                        "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
-                                        (self.m.name,)).fetchone()
-                if row is None:
-                    raise SourceUnavailable(f"postgres: table {self.m.name!r} does not exist")
-                self.qualified = f"{row[0]}.{row[1]}"
-                keys = [r[0] for r in self.conn.execute(
-                    "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-                    "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass(%s) AND i.indisprimary",
-                    (self.m.name,))]
-                if not keys:
-                    raise SourceUnavailable(f"postgres: table {self.m.name!r} has no primary key; its "
-                                            "changes are keyed by it (add one)")
-                self.conn.execute(sql.SQL(
-                    "CREATE OR REPLACE TRIGGER runner_capture AFTER INSERT OR UPDATE OR DELETE ON {} "
-                    "FOR EACH ROW EXECUTE FUNCTION runner_capture({})").format(
-                        sql.Identifier(row[0], row[1]), sql.SQL(", ").join(sql.Literal(k) for k in keys)))
+            row = self.conn.execute("SELECT n.nspname, c.relname, EXISTS (SELECT 1 FROM pg_trigger t WHERE "
+                                    "t.tgrelid = c.oid AND t.tgname = 'runner_capture') FROM pg_class c "
+                                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+                                    (self.m.name,)).fetchone()
+            if row is None:
+                raise SourceUnavailable(f"postgres: table {self.m.name!r} does not exist")
+            self.qualified = f"{row[0]}.{row[1]}"
+            if not row[2]:  # installed once; reconnects run no DDL beside the table's writers
+                self._install(row[0], row[1])
             self._read_to = self._start()
         except psycopg.Error as exc:
             self.close()
@@ -110,19 +100,38 @@ class PostgresTableSource:
             self.close()
             raise
 
+    def _install(self, schema: str, table: str) -> None:
+        """The change table, the capture function and the table's trigger, in one transaction
+        that first locks the table against writes: a writer takes the table, then (in the
+        trigger) the change table; taking them in the same order here cannot deadlock."""
+        table_id = sql.Identifier(schema, table)
+        with self.conn.transaction():
+            self.conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table_id))
+            self.conn.execute(sql.SQL(SETUP.replace("%(lock)s", str(LOCK_KEY))))
+            keys = [r[0] for r in self.conn.execute(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass(%s) AND i.indisprimary",
+                (self.m.name,))]
+            if not keys:
+                raise SourceUnavailable(f"postgres: table {self.m.name!r} has no primary key; its "
+                                        "changes are keyed by it (add one)")
+            self.conn.execute(sql.SQL(
+                "CREATE OR REPLACE TRIGGER runner_capture AFTER INSERT OR UPDATE OR DELETE ON {} "
+                "FOR EACH ROW EXECUTE FUNCTION runner_capture({})").format(
+                    table_id, sql.SQL(", ").join(sql.Literal(k) for k in keys)))
+
     def _start(self) -> int:
         """The stored checkpoint; the first time, StartingPosition's place, stored at once so
         that LATEST means "from when the mapping was created", not from each restart."""
         stored = self.store.checkpoint(self.m.uuid, PARTITION)
         if stored is not None:
             return int(stored)
-        if self.m.starting_position == "TRIM_HORIZON":
+        at = self.m.start_time()
+        if at is None:
             pos = 0
-        elif self.m.starting_position == "LATEST":
-            pos = self.conn.execute("SELECT coalesce(max(seq), 0) FROM runner_changes").fetchone()[0]
-        else:
+        else:  # LATEST: from the mapping's creation; AT_TIMESTAMP: from the time given
             pos = self.conn.execute("SELECT coalesce(max(seq), 0) FROM runner_changes WHERE at < "
-                                    "to_timestamp(%s)", (self.m.starting_timestamp,)).fetchone()[0]
+                                    "to_timestamp(%s)", (at,)).fetchone()[0]
         self.store.set_checkpoint(self.m.uuid, PARTITION, str(pos))
         return pos
 
@@ -163,13 +172,14 @@ class PostgresTableSource:
         pass
 
     def dead_letter(self, target: str, document: dict[str, Any]) -> None:
+        # A connection of its own (dead letters are rare): the poller's connection serves the
+        # batch read ahead on another thread meanwhile, and must not run inside this transaction.
         try:
-            with self.conn.transaction():
-                self.conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, "
-                                          "record jsonb NOT NULL, created_at timestamptz NOT NULL "
-                                          "DEFAULT now())").format(sql.Identifier(*target.split(".", 1))))
-                self.conn.execute(sql.SQL("INSERT INTO {} (record) VALUES (%s)").format(
-                    sql.Identifier(*target.split(".", 1))), (json.dumps(document),))
+            with psycopg.connect(self.m.endpoint, connect_timeout=5) as conn, conn.transaction():
+                table = sql.Identifier(*target.split(".", 1))
+                conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, record jsonb "
+                                     "NOT NULL, created_at timestamptz NOT NULL DEFAULT now())").format(table))
+                conn.execute(sql.SQL("INSERT INTO {} (record) VALUES (%s)").format(table), (json.dumps(document),))
         except psycopg.Error as exc:
             raise SourceUnavailable(f"postgres: dead-letter table {target}: {exc}".strip()) from None
 

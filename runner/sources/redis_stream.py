@@ -1,7 +1,8 @@
 """Redis Streams through a consumer group; records in Kinesis shape.
 
 Position: the broker keeps it. Each mapping has its own consumer group (`runner-<uuid>`),
-created at StartingPosition (TRIM_HORIZON: "0", LATEST: "$", AT_TIMESTAMP: "<ms>-0"), and
+created at StartingPosition (TRIM_HORIZON: "0"; LATEST: the mapping's creation time, not "$",
+which would skip what arrived before the poller connected; AT_TIMESTAMP: "<ms>-0"), and
 reads as the consumer `runner` of that group. XREADGROUP ">" hands out new entries and adds
 them to the consumer's pending list; they leave it with XACK, sent only after the batch's
 outcome is known. After a reconnect or a restart of the runner the consumer first reads its
@@ -52,8 +53,8 @@ class RedisStreamSource:
             self.client = redis.Redis.from_url(self.m.endpoint, socket_timeout=SOCKET_TIMEOUT_S,
                                                socket_connect_timeout=5.0)
             self.client.ping()
-            start = {"TRIM_HORIZON": "0", "LATEST": "$"}.get(self.m.starting_position) \
-                or f"{int((self.m.starting_timestamp or 0) * 1000)}-0"
+            at = self.m.start_time()
+            start = "0" if at is None else f"{int(at * 1000)}-0"
             try:
                 self.client.xgroup_create(self.m.name, self.group, id=start, mkstream=True)
             except redis.exceptions.ResponseError as exc:

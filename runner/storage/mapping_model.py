@@ -70,6 +70,17 @@ class Mapping:
     def shape(self) -> str:
         return SOURCE_TYPES[self.source_type][1]
 
+    def start_time(self) -> float | None:
+        """Where a source starts the first time it connects, as a time: None for TRIM_HORIZON
+        (the oldest record), the mapping's creation for LATEST (records that arrive after the
+        mapping was created, even if its poller connects a second later), the given time for
+        AT_TIMESTAMP. Broker timestamps are compared with this host's clock."""
+        if self.starting_position == "TRIM_HORIZON":
+            return None
+        if self.starting_position == "LATEST":
+            return self.created_at
+        return self.starting_timestamp or 0.0
+
     @classmethod
     def create(cls, **settings: Any) -> "Mapping":
         settings.setdefault("uuid", str(uuidlib.uuid4()))

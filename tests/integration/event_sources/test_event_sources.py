@@ -141,11 +141,18 @@ def test_deleting_the_function_disables_its_mappings(redis, sources):
     m = es.create(function="rec", source_type="redis-stream", endpoint=redis.url, name="s",
                   starting_position="TRIM_HORIZON")
     runner.delete("rec")
-    xadd(redis.url, "s", [{"data": json.dumps({"n": 0})}])
     got = wait_for(lambda: (g := es.get(m.uuid)).state == "Disabled" and g, "the mapping disabled")
-    assert "deleted" in got.state_reason and not got.enabled
+    assert "deleted" in got.state_reason and not got.enabled  # with no record to find out
+    # And a poller whose invocation finds the function gone stops without acknowledging.
+    deploy(runner, rec)
+    es.update(m.uuid, enabled=True)
+    wait_for(lambda: es.status(m.uuid)["running"], "the poller running again")
+    runner.delete("rec")
+    xadd(redis.url, "s", [{"data": json.dumps({"n": 0})}])
+    wait_for(lambda: es.get(m.uuid).state == "Disabled", "the mapping disabled again")
     r = redis_client.Redis.from_url(redis.url)
-    assert r.xpending("s", f"runner-{m.uuid}")["pending"] == 1  # the record is kept, unacknowledged
+    group = r.xinfo_groups("s")[0]
+    assert (group["entries-read"] or 0) == group["pending"]  # read or not, never acknowledged
     r.close()
 
 
@@ -199,8 +206,20 @@ def test_nats_sqs_shape_item_failures_and_dead_letters(nats, sources):
     poisoned = sorted(json.loads(r["body"])["n"] for doc in dead for r in doc["records"])
     assert poisoned == [3, 7]
     with open(f"{rec}/rec.events") as f:
-        first = json.loads(f.readline())["Records"][0]
+        events = [json.loads(line) for line in f]
+    first = events[0]["Records"][0]
     assert first["eventSource"] == "aws:sqs" and first["attributes"]["ApproximateReceiveCount"] == "1"
+    # Only the items named in batchItemFailures came again: each good record was delivered
+    # once, each poison record 1 + MaximumRetryAttempts times.
+    deliveries = Counter(r["messageId"] for e in events for r in e["Records"])
+    by_n = {}
+    for e in events:
+        for r in e["Records"]:
+            try:
+                by_n[r["messageId"]] = json.loads(r["body"]).get("n")
+            except ValueError:
+                by_n[r["messageId"]] = None
+    assert {by_n[m]: c for m, c in deliveries.items() if c != 1} == {3: 2, 7: 2}
     assert first["messageAttributes"]["origin"]["stringValue"] == "test"
     assert len(first["md5OfBody"]) == 32
 
@@ -229,8 +248,8 @@ def test_postgres_changes_arrive_in_dynamodb_streams_shape(postgres, sources):
         db.execute("CREATE TABLE items (id int PRIMARY KEY, n int, label text, tags jsonb)")
         es.create(function="rec", source_type="postgres-table", endpoint=postgres.url, name="items",
                   starting_position="TRIM_HORIZON")
-        wait_for(lambda: db.execute("SELECT 1 FROM pg_trigger WHERE tgname = 'runner_capture'").fetchone(),
-                 "the capture trigger")
+        # Installed by create() itself: changes right after it are captured.
+        assert db.execute("SELECT 1 FROM pg_trigger WHERE tgname = 'runner_capture'").fetchone()
         db.execute("INSERT INTO items VALUES (1, 10, 'a', '[1, \"x\"]'), (2, 20, 'b', null)")
         db.execute("UPDATE items SET n = 11 WHERE id = 1")
         db.execute("DELETE FROM items WHERE id = 2")
@@ -296,3 +315,47 @@ def test_postgres_restart_and_a_new_poller_resume_from_the_checkpoint(postgres, 
     counts = Counter(int(n) for _, _, n in got)
     assert set(counts) == set(range(70))
     assert all(c == 1 for n, c in counts.items() if n >= 60)  # nothing before the checkpoint again
+
+
+def test_a_throttled_function_slows_the_mapping_and_loses_nothing(redis, sources):
+    runner, es, rec = sources
+    deploy(runner, rec, SLEEP="0.05")
+    runner.deploy("rec", concurrency=1)  # four lanes, one environment: three are throttled
+    m = es.create(function="rec", source_type="redis-stream", endpoint=redis.url, name="s",
+                  starting_position="TRIM_HORIZON", batch_size=8, parallelization=4)
+    xadd(redis.url, "s", [{"data": json.dumps({"n": i}), "partitionKey": f"k{i % 8}"} for i in range(40)])
+    got = wait_processed(rec, 40)
+    assert sorted(int(n) for _, _, n in got) == list(range(40))
+    stats = es.status(m.uuid)["stats"]
+    assert stats["throttled"] > 0 and stats["dead_lettered"] == 0 and stats["failed_invocations"] == 0
+
+
+def test_latest_means_from_the_mappings_creation(redis, sources):
+    runner, es, rec = sources
+    deploy(runner, rec)
+    xadd(redis.url, "s", [{"data": json.dumps({"n": 0})}])  # before the mapping: not delivered
+    time.sleep(0.01)
+    es.create(function="rec", source_type="redis-stream", endpoint=redis.url, name="s")  # LATEST
+    xadd(redis.url, "s", [{"data": json.dumps({"n": 1})}])  # at once, before the poller runs
+    wait_processed(rec, 1)
+    time.sleep(0.5)
+    assert [n for _, _, n in processed(rec)] == ["1"]
+
+
+def test_postgres_poison_goes_to_a_dead_letter_table(postgres, sources):
+    runner, es, rec = sources
+    deploy(runner, rec, MODE="items", ORDERED="1")
+    with psycopg.connect(postgres.url, autocommit=True) as db:
+        db.execute("CREATE TABLE jobs (id int PRIMARY KEY, n int, poison boolean)")
+        es.create(function="rec", source_type="postgres-table", endpoint=postgres.url, name="jobs",
+                  starting_position="TRIM_HORIZON", report_batch_item_failures=True, max_retries=1,
+                  on_failure="table:jobs_dead")
+        for i in range(10):
+            db.execute("INSERT INTO jobs VALUES (%s, %s, %s)", (i, i, i == 4))
+        got = wait_processed(rec, 9)
+        assert sorted(int(n) for _, _, n in got) == [i for i in range(10) if i != 4]
+        dead = wait_for(lambda: db.execute("SELECT record FROM jobs_dead").fetchall(), "the dead letter")
+    doc = dead[0][0]
+    assert doc["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert doc["records"][0]["dynamodb"]["NewImage"]["n"] == {"N": "4"}
+    assert "DDBStreamBatchInfo" in doc
