@@ -33,6 +33,7 @@ class AliasesAndLayers:
     aliases: Any
     layers: Any
     roles: Any
+    tags: Any
     pool: Any
     _route_rng: Any
 
@@ -122,6 +123,20 @@ class AliasesAndLayers:
         """The extracted content of the version's layers, in mount order (deleted layer
         versions included: a function keeps what it was configured with)."""
         return [self.layers.get_any(*parse_arn(arn)).path for arn in version.config.layers]
+
+    # ------------------------------------------------------------------ tags
+
+    def tag_function(self, name: str, tags: dict[str, str]) -> dict[str, str]:
+        self.registry.resolve(name)  # ResourceNotFound for an unknown function
+        return self.tags.tag(name, tags)
+
+    def untag_function(self, name: str, keys: list[str]) -> None:
+        self.registry.resolve(name)
+        self.tags.untag(name, keys)
+
+    def function_tags(self, name: str) -> dict[str, str]:
+        self.registry.resolve(name)
+        return self.tags.tags(name)
 
     # ------------------------------------------------------------------ execution roles
 

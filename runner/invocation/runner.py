@@ -63,6 +63,7 @@ from runner.storage.layers import SQLiteLayerStore
 from runner.storage.logs import LogStore
 from runner.storage.roles import SQLiteRoleStore
 from runner.storage.routes import Route, RouteStore
+from runner.storage.tags import SQLiteTagStore
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class Runner(AliasesAndLayers):
             raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
             self.layers = SQLiteLayerStore(self.data_dir)  # layers.py (issue 20)
             self.roles = SQLiteRoleStore(self.data_dir)  # roles.py (issue 20)
+            self.tags = SQLiteTagStore(self.data_dir)  # tags.py (issue 20)
             self.registry = SQLiteRegistry(self.data_dir, derived=self._derived)
             self.aliases = SQLiteAliasStore(self.registry)  # aliases.py (issue 20)
             self.logs = LogStore(os.path.join(self.data_dir, "logs"))
@@ -228,6 +230,7 @@ class Runner(AliasesAndLayers):
         self.events.discard_function(name)
         self.routes.delete_function(name)
         self.aliases.forget(name)
+        self.tags.forget(name)
         self._reserve.restore()  # again, if the delete made room
         return removed
 
@@ -427,6 +430,7 @@ class Runner(AliasesAndLayers):
         self.registry.close()
         self.layers.close()
         self.roles.close()
+        self.tags.close()
         self.logs.close()
         self._lock.close()
 

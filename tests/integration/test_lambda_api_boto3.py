@@ -308,3 +308,20 @@ def test_invoke_with_response_stream(lam):
     create(lam, "bad", zipped({"app.py": "def handler(e, c):\n    raise KeyError('k')\n"}))
     events = list(lam.invoke_with_response_stream(FunctionName="bad")["EventStream"])
     assert events[-1]["InvokeComplete"]["ErrorCode"] == "KeyError"
+
+
+def test_tags(lam):
+    arn = create(lam, Tags={"team": "a", "env": "dev"})["FunctionArn"]
+    assert lam.list_tags(Resource=arn)["Tags"] == {"env": "dev", "team": "a"}
+    lam.tag_resource(Resource=arn, Tags={"env": "prod", "cost": "1"})
+    lam.untag_resource(Resource=arn, TagKeys=["team", "absent"])
+    assert lam.get_function(FunctionName="fn")["Tags"] == {"cost": "1", "env": "prod"}
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        lam.tag_resource(Resource=arn, Tags={"aws:x": "1"})
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        create(lam, "other", Tags={"aws:reserved": "x"})
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):  # nothing was created
+        lam.get_function(FunctionName="other")
+    lam.delete_function(FunctionName="fn")
+    create(lam)  # a new function of the same name starts without the old one's tags
+    assert lam.list_tags(Resource=arn)["Tags"] == {}

@@ -12,7 +12,14 @@ docs/lambda-compatibility.md).
 from __future__ import annotations
 
 from runner.errors import InvalidParameter
-from runner.service.http.lambda_api import aliases, functions, layers, settings_ops, streaming
+from runner.service.http.lambda_api import (
+    aliases,
+    functions,
+    layers,
+    settings_ops,
+    streaming,
+    tags,
+)
 from runner.service.http.lambda_api.dispatch import LambdaApiHandler, OperationTable, owns
 from runner.storage.layers import parse_arn
 
@@ -21,7 +28,7 @@ __all__ = ["LambdaApi", "owns"]
 
 def default_table() -> OperationTable:
     table = OperationTable()
-    for module in (functions, aliases, layers, settings_ops, streaming):
+    for module in (functions, aliases, layers, settings_ops, streaming, tags):
         module.register(table)
     return table
 
