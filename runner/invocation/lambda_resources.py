@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.errors import InvalidParameter
+from runner.errors import InvalidParameter, ResourceConflict
 from runner.model import LATEST, MAX_LAYERS, FunctionVersion, normalize_runtime
 from runner.storage.aliases import Alias
 from runner.storage.layers import LayerVersion, parse_arn
@@ -48,6 +48,23 @@ class AliasesAndLayers:
             out["role_env"] = role.environment()
             out["role_generation"] = role.generation
         return out
+
+    # ------------------------------------------------------------------ versions
+
+    def delete_version(self, name: str, version: str) -> FunctionVersion:
+        """Delete one published version (Lambda's DeleteFunction with a Qualifier). Refused
+        with ResourceConflict while an alias routes to it, as Lambda refuses it."""
+        with self.registry.updating(name):
+            users = self.aliases.referencing(name, version)
+            if users:
+                raise ResourceConflict(
+                    f"version {version} of {name} is used by alias(es) {', '.join(users)}; "
+                    "point them at another version first (update-alias)")
+            removed = self.registry.delete_version(name, version)
+            if removed.revision != self.registry.resolve(name).revision and \
+                    removed.revision not in self.registry.published_revisions(name):
+                self.pool.retire(removed)
+            return removed
 
     # ------------------------------------------------------------------ aliases
 

@@ -234,21 +234,6 @@ class Runner(AliasesAndLayers):
         self._reserve.restore()  # again, if the delete made room
         return removed
 
-    def delete_version(self, name: str, version: str) -> FunctionVersion:
-        """Delete one published version (Lambda's DeleteFunction with a Qualifier). Refused
-        with ResourceConflict while an alias routes to it, as Lambda refuses it."""
-        with self.registry.updating(name):
-            users = self.aliases.referencing(name, version)
-            if users:
-                raise ResourceConflict(
-                    f"version {version} of {name} is used by alias(es) {', '.join(users)}; "
-                    "point them at another version first (update-alias)")
-            removed = self.registry.delete_version(name, version)
-            if removed.revision != self.registry.resolve(name).revision and \
-                    removed.revision not in self.registry.published_revisions(name):
-                self.pool.retire(removed)
-            return removed
-
     # ------------------------------------------------------------------ invocation
 
     def invoke(

@@ -53,7 +53,8 @@ class HttpFront:
         invocations = admission.Slots(workers, "synchronous invocations (HTTP)")
         self._invoke_api = InvokeApi(runner, self._executor, invocations)
         self._routes = FunctionRoutes(runner, self._executor, invocations)
-        self._lambda_api = LambdaApi(runner, self._executor, self._invoke_api.handle)
+        self._lambda_api = LambdaApi(runner, self._executor, self._invoke_api.handle,
+                                     invocations=invocations)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="http-front",
                                         daemon=True)

@@ -36,8 +36,12 @@ def default_table() -> OperationTable:
 class LambdaApi:
     """What operations see as `api`: the Runner and two helpers the shapes need."""
 
-    def __init__(self, runner, executor, invoke, table: OperationTable | None = None) -> None:
+    def __init__(self, runner, executor, invoke, table: OperationTable | None = None,
+                 invocations=None) -> None:
         self.runner = runner
+        # The synchronous-invocation ceiling shared with Invoke (service/admission.py), for
+        # InvokeWithResponseStream; None: no ceiling.
+        self.invocations = invocations
         self.handler = LambdaApiHandler(self, table or default_table(), executor, invoke)
 
     async def handle(self, request):
