@@ -1,6 +1,7 @@
-"""The Runner's aliases, layers and execution roles (issue 20), kept out of runner.py.
+"""The Runner's Lambda resources (issue 20): version deletes, aliases, layers, tags and
+execution roles, kept out of runner.py by concept.
 
-`AliasesAndLayers` is mixed into Runner: it uses the Runner's stores (`registry`, `aliases`,
+`LambdaResources` is mixed into Runner: it uses the Runner's stores (`registry`, `aliases`,
 `layers`, `roles`, `pool`) and its `_route_rng`. Aliases with weighted routing are resolved here, per
 invocation (Lambda's RoutingConfig): `resolve_for_invoke` is on the invoke path, and costs a
 dictionary read for a qualifier that is not an alias with weights.
@@ -28,7 +29,7 @@ def pick_version(alias: Alias, draw: float) -> str:
     return alias.version
 
 
-class AliasesAndLayers:
+class LambdaResources:
     registry: Any
     aliases: Any
     layers: Any

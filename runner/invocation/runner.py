@@ -40,7 +40,7 @@ from runner.errors import (
 from runner.invocation.async_dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, AsyncInvoker
 from runner.invocation.code_input import read_code, zip_directory
 from runner.invocation.context import ContextCache
-from runner.invocation.lambda_resources import AliasesAndLayers
+from runner.invocation.lambda_resources import LambdaResources
 from runner.invocation.log_block import LogBlock, PendingLog, interrupted_note
 from runner.model import (
     LATEST,
@@ -75,7 +75,7 @@ def default_data_dir() -> str:
     return os.path.join(base, "lambda-runner")
 
 
-class Runner(AliasesAndLayers):
+class Runner(LambdaResources):
     """The whole runner in one object: the stores (functions, logs, routes, events), the pool
     and the async dispatcher. Thread-safe. The stores stay reachable as attributes for tests
     and tools; the edges use the methods."""
