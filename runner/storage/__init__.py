@@ -1,7 +1,8 @@
 """Durable state, each store behind an interface: functions, versions and aliases
 (`functions.py`, protocol in `base.py`), code packages (`code.py`), logs (`logs.py`), HTTP
-routes (`routes.py`), the async event queue and dead letters (`events.py`); `sqlite.py` holds
-the SQLite helpers they share.
+routes (`routes.py`), the async event queue and dead letters (`events.py`), and for Lambda's
+management API (issue 20) aliases (`aliases.py`), layers (`layers.py`), execution roles
+(`roles.py`) and tags (`tags.py`); `sqlite.py` holds the SQLite helpers they share.
 
 May import: `runner.model`, `runner.errors`, `runner.settings`.
 """
