@@ -123,6 +123,9 @@ class FunctionConfig:
     concurrency: int = DEFAULT_CONCURRENCY
     ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB
     network: bool = False  # outbound network from the environment (off by default)
+    # Egress policy (docs/events.md#network): "none" | "full" | "allow=IP:PORT[,IP:PORT...]";
+    # "" keeps the older `network` flag's meaning (False: none; True: the host's network).
+    network_policy: str = ""
     provisioned: int = 0  # environments kept initialised at all times
     # Asynchronous invocation (see docs/decisions/022-async-config-in-function-config.md):
     max_retries: int = DEFAULT_MAX_RETRIES  # retries after a function error, 0..2
@@ -134,6 +137,10 @@ class FunctionConfig:
     role: str = ""  # the execution role's ARN or name, as the client gave it
     layers: tuple[str, ...] = ()  # layer version ARNs, in mount order (at most five)
     runtime_id: str = ""  # the Lambda runtime identifier given (python3.12), "" = the default
+    # Lambda's LoggingConfig (docs/observability.md, issue 22): levels need the JSON format.
+    log_format: str = "Text"  # Text | JSON
+    application_log_level: str = ""  # TRACE DEBUG INFO WARN ERROR FATAL ("" = INFO with JSON)
+    system_log_level: str = ""  # DEBUG INFO WARN ("" = INFO with JSON)
 
     def __post_init__(self) -> None:
         if not self.runtime_id and (self.runtime or "").strip().lower() in LAMBDA_RUNTIME_IDS:
@@ -157,6 +164,7 @@ class FunctionConfig:
                 "command or the exported function name for a reactor (e.g. handle)"
             )
         _check_int("memory_mb", self.memory_mb, MEMORY_MB_MIN, MEMORY_MB_MAX)
+        parse_network_policy(self.network_policy)
         if not isinstance(self.timeout_s, (int, float)) or isinstance(self.timeout_s, bool) or not (
             TIMEOUT_S_MIN <= self.timeout_s <= TIMEOUT_S_MAX
         ):
@@ -190,6 +198,7 @@ class FunctionConfig:
         if self.runtime_id and LAMBDA_RUNTIME_IDS.get(self.runtime_id) != self.runtime:
             raise InvalidParameter("runtime_id", f"{self.runtime_id!r} is not a Lambda "
                                    f"identifier of the {self.runtime} runtime")
+        _check_logging(self.log_format, self.application_log_level, self.system_log_level)
         total = 0
         for k, v in self.environment.items():
             if not isinstance(k, str) or not _ENV_KEY_RE.match(k):
@@ -237,6 +246,7 @@ class FunctionConfig:
             "concurrency": self.concurrency,
             "ephemeral_storage_mb": self.ephemeral_storage_mb,
             "network": self.network,
+            "network_policy": self.network_policy,
             "provisioned": self.provisioned,
             "max_retries": self.max_retries,
             "max_event_age_s": self.max_event_age_s,
@@ -246,6 +256,9 @@ class FunctionConfig:
             "role": self.role,
             "layers": list(self.layers),
             "runtime_id": self.runtime_id,
+            "log_format": self.log_format,
+            "application_log_level": self.application_log_level,
+            "system_log_level": self.system_log_level,
         }
 
     @classmethod
@@ -258,6 +271,25 @@ class FunctionConfig:
             return cls(**known)
         finally:
             _LOADING_STORED.reset(token)
+
+
+LOG_FORMATS = ("Text", "JSON")
+APPLICATION_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
+
+
+def _check_logging(fmt: str, app_level: str, sys_level: str) -> None:
+    if fmt not in LOG_FORMATS:
+        raise InvalidParameter("log_format", f"{fmt!r} is not one of Text, JSON")
+    for field_, value, allowed in (("application_log_level", app_level, APPLICATION_LOG_LEVELS),
+                                   ("system_log_level", sys_level, SYSTEM_LOG_LEVELS)):
+        if not value:
+            continue
+        if value not in allowed:
+            raise InvalidParameter(field_, f"{value!r} is not one of {', '.join(allowed)}")
+        if fmt != "JSON":
+            raise InvalidParameter(field_, "log levels apply to the JSON log format only (as "
+                                   "on Lambda); set log_format to JSON, or leave the level out")
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
@@ -342,6 +374,7 @@ class Report:
     max_memory_used_mb: int
     init_duration_ms: float | None = None  # set on cold starts only
     cold_start: bool = False
+    xray: str = ""  # Lambda's XRAY suffix of a traced invocation (invocation/trace.py)
 
     def line(self) -> str:
         s = (
@@ -351,6 +384,8 @@ class Report:
         )
         if self.init_duration_ms is not None:
             s += f"\tInit Duration: {self.init_duration_ms:.2f} ms"
+        if self.xray:
+            s += f"\t{self.xray}"
         return s
 
 
@@ -432,3 +467,31 @@ def check_payload(payload: bytes | str | None, limit: int = MAX_PAYLOAD_BYTES,
             "payload", f"could not parse request body into json: {exc}; send a JSON document"
         ) from None
     return body
+
+
+# --------------------------------------------------------------------------- network policy
+# (issue 19; decision 055). Enforced by runner/confinement/egress.py at the sandbox's gate.
+
+NETWORK_POLICIES = ("none", "full", "allow=")
+
+
+def parse_network_policy(policy: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """("", ()) for the legacy flag, ("none"|"full", ()) or ("allow", ((ip, port), ...)).
+    Hosts are IPv4 literals (localhost means 127.0.0.1): the guest has no DNS of its own under
+    an allow list, so a name could not be resolved inside anyway."""
+    if policy in ("", "none", "full"):
+        return policy, ()
+    if not isinstance(policy, str) or not policy.startswith("allow="):
+        raise InvalidParameter("network", f"{policy!r} is not none, full or "
+                               "allow=IP:PORT[,IP:PORT...]")
+    out = []
+    for item in policy[len("allow="):].split(","):
+        host, _, port = item.strip().rpartition(":")
+        host = "127.0.0.1" if host == "localhost" else host
+        parts = host.split(".")
+        if len(parts) != 4 or not all(p.isdigit() and int(p) <= 255 for p in parts) or \
+                not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise InvalidParameter("network", f"{item!r} is not IP:PORT (an IPv4 address or "
+                                   "localhost, and a port 1-65535), e.g. allow=127.0.0.1:9000")
+        out.append((host, int(port)))
+    return "allow", tuple(dict.fromkeys(out))

@@ -59,6 +59,12 @@ def connect(args) -> Stubs:
     # The server's message-size limits (its first two options): a client that refused large
     # payloads or responses would fail calls the server accepts.
     channel = grpc.insecure_channel(address(args), options=SERVER_OPTIONS[:2])
+    from runner import settings
+
+    if settings.cluster_token():  # a server with a token refuses calls without it
+        from runner.service.grpc.cluster import with_token
+
+        channel = with_token(channel, settings.cluster_token())
     return Stubs(channel, pb_grpc.FunctionsStub(channel), pb_grpc.InvokerStub(channel),
                  pb_grpc.RoutesStub(channel), pb_grpc.EventsStub(channel))
 

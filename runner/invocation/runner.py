@@ -35,6 +35,7 @@ from runner.errors import (
     InvalidParameter,
     ResourceConflict,
     ResponseSizeTooLarge,
+    TooManyRequests,
     storage_full,
 )
 from runner.invocation.async_dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, AsyncInvoker
@@ -42,6 +43,10 @@ from runner.invocation.code_input import read_code, zip_directory
 from runner.invocation.context import ContextCache
 from runner.invocation.lambda_resources import LambdaResources
 from runner.invocation.log_block import LogBlock, PendingLog, interrupted_note
+from runner.invocation.trace import report_suffix
+from runner.metrics import Metrics, NullMetrics
+from runner.metrics.host import HostCollector, provisioned_charge
+from runner.metrics.minutes import SeriesWriter
 from runner.model import (
     LATEST,
     MAX_PAYLOAD_BYTES,
@@ -55,14 +60,15 @@ from runner.model import (
 )
 from runner.pool.base import InitFailure
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
-from runner.storage.aliases import SQLiteAliasStore
+from runner.storage.aliases import SharedStateAliases, SQLiteAliasStore
 from runner.storage.data_dir import DataDirLock, SpaceReserve
-from runner.storage.events import DeadLetter, EventStore
-from runner.storage.functions import SQLiteRegistry
+from runner.storage.events import DeadLetter
 from runner.storage.layers import SQLiteLayerStore
 from runner.storage.logs import LogStore
+from runner.storage.metric_series import SQLiteMetricSeries
 from runner.storage.roles import SQLiteRoleStore
-from runner.storage.routes import Route, RouteStore
+from runner.storage.routes import Route
+from runner.storage.state import open_state
 from runner.storage.tags import SQLiteTagStore
 
 log = logging.getLogger(__name__)
@@ -89,7 +95,11 @@ class Runner(LambdaResources):
         max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
         async_workers: int = DEFAULT_WORKERS,
         async_retry_base_s: float = DEFAULT_RETRY_BASE_S,
+        metrics: bool = True,
+        state: str | None = None,
     ) -> None:
+        """`state`: None keeps the stores in SQLite under `data_dir`; a postgresql:// URL
+        shares them with the other nodes of a cluster (storage/state.py, docs/cluster.md)."""
         self.data_dir = os.path.abspath(data_dir or default_data_dir())
         os.makedirs(self.data_dir, exist_ok=True)
         # First: a second runner on this directory is refused before it touches any store.
@@ -102,8 +112,11 @@ class Runner(LambdaResources):
             self.layers = SQLiteLayerStore(self.data_dir)  # layers.py (issue 20)
             self.roles = SQLiteRoleStore(self.data_dir)  # roles.py (issue 20)
             self.tags = SQLiteTagStore(self.data_dir)  # tags.py (issue 20)
-            self.registry = SQLiteRegistry(self.data_dir, derived=self._derived)
-            self.aliases = SQLiteAliasStore(self.registry)  # aliases.py (issue 20)
+            # Functions, routes and the async queue: SQLite here, or shared (storage/state.py).
+            self.state = open_state(state, self.data_dir, derived=self._derived)
+            self.registry = self.state.registry
+            self.aliases = (SharedStateAliases(state) if self.state.shared
+                            else SQLiteAliasStore(self.registry))  # aliases.py (issue 20)
             self.logs = LogStore(os.path.join(self.data_dir, "logs"))
             self.contexts = ContextCache()  # the Lambda context of each invocation (context.py)
             work = os.path.join(self.data_dir, "envs")
@@ -118,13 +131,27 @@ class Runner(LambdaResources):
             self._restorer = threading.Thread(target=self._restore, name="restore", daemon=True)
             self._restorer.start()
             # HTTP routes and async invocation (docs/http-and-async.md).
-            self.routes = RouteStore(self.data_dir)
-            self.events = EventStore(self.data_dir)
+            self.routes = self.state.routes
+            self.events = self.state.events
+            # Metrics (docs/observability.md): counters on the invocation path, gauges read
+            # from the pool and the queue at scrape time, minute series for the dashboard.
+            self.metrics = Metrics() if metrics else NullMetrics()
+            self.series = SQLiteMetricSeries(self.data_dir)
+            counts = self.pool.environment_counts
+            self.metrics.registry.register(HostCollector(counts, self.events.pending))
+            self._series_writer = SeriesWriter(self.metrics.minutes, self.series,
+                                               provisioned_charge(counts, self.metrics.provisioned))
+            self._series_writer.start()
             self.async_invoker = AsyncInvoker(self.invoke, self.registry.resolve, self.events,
                                               workers=async_workers, retry_base_s=async_retry_base_s,
-                                              on_interrupted=self._note_interrupted)
+                                              on_interrupted=self._note_interrupted,
+                                              metrics=self.metrics)
+            if hasattr(self.events, "listen"):  # a shared queue: wake on other nodes' events
+                self.events.listen(self.async_invoker.wake)
             self.async_invoker.start()  # events accepted before a crash run again from here
         except BaseException:
+            if getattr(self, "state", None) is not None:
+                self.state.close()
             self._lock.close()  # a runner that failed to start holds nothing
             raise
 
@@ -231,6 +258,9 @@ class Runner(LambdaResources):
         self.routes.delete_function(name)
         self.aliases.forget(name)
         self.tags.forget(name)
+        self.metrics.forget(name)
+        self._series_writer.flush()  # its open minutes first, or they would come back
+        self.series.delete_function(name)
         self._reserve.restore()  # again, if the delete made room
         return removed
 
@@ -244,12 +274,14 @@ class Runner(LambdaResources):
         qualifier: str | None = None,
         request_id: str | None = None,
         client_context: dict | None = None,
+        trace_id: str | None = None,
     ) -> InvocationResult:
         """Invoke synchronously. Platform errors raise; function errors are in the result. The
         invocation's log block is written before this returns; the result's `log` has it.
         `client_context` (Lambda's X-Amz-Client-Context, decoded) reaches the handler's
-        context.client_context / clientContext."""
-        block, out = self._run(name, payload, qualifier, request_id, client_context)
+        context.client_context / clientContext; `trace_id`, the caller's X-Amzn-Trace-Id
+        (trace.py), is handed to the guest."""
+        block, out = self._run(name, payload, qualifier, request_id, trace_id, client_context)
         return _result(block, out, block.write().encode())
 
     def invoke_log_later(
@@ -259,24 +291,45 @@ class Runner(LambdaResources):
         *,
         qualifier: str | None = None,
         request_id: str | None = None,
+        trace_id: str | None = None,
     ) -> tuple[InvocationResult, PendingLog]:
         """Invoke as `invoke()` does, but leave the log block to the caller: it runs the
         returned PendingLog's `write()` once, when it chooses (the gRPC edge: after the
         response is sent, docs/decisions/037). The result's `log` is empty; reads of the
         function's log wait for the block meanwhile (LogStore.reserve)."""
-        block, out = self._run(name, payload, qualifier, request_id)
+        block, out = self._run(name, payload, qualifier, request_id, trace_id)
         result = _result(block, out, b"")
         # Promised last: nothing between the promise and the hand-over can fail and leave it
         # unkept (reads would wait PENDING_WAIT_S for it).
         return result, block.promise()
 
     def _run(self, name: str, payload: bytes | str | None, qualifier: str | None,
-             request_id: str | None, client_context: dict | None = None
-             ) -> tuple[LogBlock, bytes | None]:
+             request_id: str | None, trace_id: str | None = None,
+             client_context: dict | None = None) -> tuple[LogBlock, bytes | None]:
         """Run one invocation: its record (the log block, which holds the error and the report)
         and the response payload (None when it failed)."""
         body = check_payload(payload)
         version = self.resolve_for_invoke(name, qualifier)
+        # Counted from here, once the name is known to be a function (bounded labels): exactly
+        # one of finished() / refused() follows started().
+        metrics = self.metrics
+        metrics.started(name)
+        try:
+            block, out = self._execute(version, body, qualifier, request_id, trace_id or "",
+                                       client_context)
+        except TooManyRequests:
+            metrics.refused(name, throttled=True)
+            raise
+        except BaseException:
+            metrics.refused(name, throttled=False)
+            raise
+        metrics.finished(name, version.version, block.report, block.error,
+                         version.config.memory_mb)
+        return block, out
+
+    def _execute(self, version: FunctionVersion, body: bytes, qualifier: str | None,
+                 request_id: str | None, trace_id: str,
+                 client_context: dict | None = None) -> tuple[LogBlock, bytes | None]:
         rid = request_id or new_request_id()
         cfg = version.config
         ctx = self.contexts.get(version, qualifier, time.time())
@@ -287,8 +340,10 @@ class Runner(LambdaResources):
         while True:
             lease = self.pool.acquire(version)
             if isinstance(lease, InitFailure):  # Lambda reports a failed init on the invocation
-                report = Report(rid, 0.0, 0, cfg.memory_mb, 0, lease.duration_ms, cold_start=True)
-                return self._block(version, rid, lease.error, lease.logs, b"", report), None
+                report = Report(rid, 0.0, 0, cfg.memory_mb, 0, lease.duration_ms, cold_start=True,
+                                xray=report_suffix(trace_id) if trace_id else "")
+                return self._block(version, rid, lease.error, lease.logs, b"", report,
+                                   trace_id), None
             env = lease.env
             # The deadline counts from the moment the handler may start, as on Lambda: init
             # time of a cold start is not charged to the invocation's timeout.
@@ -296,7 +351,8 @@ class Runner(LambdaResources):
             try:
                 # The guest's getRemainingTimeInMillis counts from here too.
                 outcome = env.invoke(InvokeRequest(rid, body, cfg.timeout_s, deadline, ctx,
-                                                   int((time.time() + cfg.timeout_s) * 1000)))
+                                                   int((time.time() + cfg.timeout_s) * 1000),
+                                                   trace_id))
             except EnvironmentGone:
                 self.pool.release(lease, reusable=False)
                 if lease.cold:
@@ -325,14 +381,17 @@ class Runner(LambdaResources):
             max_memory_used_mb=math.ceil(outcome.max_memory_bytes / MB),
             init_duration_ms=env.init_duration_ms if lease.cold else None,
             cold_start=lease.cold,
+            xray=report_suffix(trace_id) if trace_id else "",
         )
         init_logs = env.init_logs if lease.cold else b""
-        return self._block(version, rid, error, init_logs, outcome.logs, report), out
+        return self._block(version, rid, error, init_logs, outcome.logs, report, trace_id), out
 
     def _block(self, version: FunctionVersion, rid: str, error, init_logs: bytes, logs: bytes,
-               report: Report) -> LogBlock:
+               report: Report, trace_id: str = "") -> LogBlock:
+        cfg = version.config
+        json_level = (cfg.system_log_level or "INFO") if cfg.log_format == "JSON" else ""
         return LogBlock(self.logs, version.name, version.version, rid, error, init_logs, logs,
-                        report, version.function_uid)
+                        report, version.function_uid, json_level, trace_id)
 
     def check_invoke(self, name: str, payload: bytes | str | None = None, *,
                      qualifier: str | None = None) -> FunctionVersion:
@@ -343,10 +402,14 @@ class Runner(LambdaResources):
     # ------------------------------------------------------------------ async invocation
 
     def invoke_async(self, name: str, payload: bytes | str | None = None, *,
-                     qualifier: str | None = None) -> str:
+                     qualifier: str | None = None, key: str | None = None,
+                     request_id: str | None = None, trace_id: str | None = None) -> str | None:
         """Queue an asynchronous (Event) invocation durably; returns its request id. It runs
-        at least once, with retries and destinations per the function's configuration."""
-        return self.async_invoker.submit(name, payload, qualifier)
+        at least once, with retries and destinations per the function's configuration, each
+        attempt under `trace_id` when given. A delivery `key` (push sources: docs/events.md)
+        queues it at most once: None if that key was delivered before."""
+        return self.async_invoker.submit(name, payload, qualifier, key=key,
+                                         request_id=request_id, trace_id=trace_id)
 
     def dead_letters(self, name: str) -> list[DeadLetter]:
         """Events of `name` that ended in the dead-letter store, oldest first."""
@@ -410,9 +473,9 @@ class Runner(LambdaResources):
         # Events still running when the grace ends stay queued and run after a restart.
         self.async_invoker.close()
         self.pool.close()
-        self.events.close()
-        self.routes.close()
-        self.registry.close()
+        self._series_writer.close()  # the open minutes are written: a restart keeps them
+        self.series.close()
+        self.state.close()  # the queue, routes, registry; a cluster node leaves the cluster
         self.layers.close()
         self.roles.close()
         self.tags.close()

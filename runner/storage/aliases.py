@@ -225,6 +225,46 @@ class SQLiteAliasStore:
         self._changed(function)
 
 
+class SharedStateAliases:
+    """The AliasStore of a Runner on the shared (PostgreSQL) state, which has no alias table
+    yet: no alias exists, so qualifiers resolve as versions only, and creating or changing one
+    is refused with the way out (the embedded state). Reads answer as for a function with no
+    aliases, so invocation and deletes work unchanged."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def _refuse(self):
+        raise InvalidParameter("state", "aliases are kept only in the embedded SQLite state "
+                               "so far; run `runner serve` without --state postgresql://... "
+                               "to use them, or invoke published versions by number")
+
+    def create(self, function, name, version, weights=None, description=""):
+        self._refuse()
+
+    def update(self, function, name, *, version=None, weights=None, description=None,
+               revision_id=None):
+        self._refuse()
+
+    def delete(self, function, name):
+        self._refuse()
+
+    def get(self, function, name):
+        raise ResourceNotFound(f"Alias not found: {name} (function {function})")
+
+    def get_cached(self, function, name):
+        return None
+
+    def list(self, function, version=None):
+        return []
+
+    def referencing(self, function, version):
+        return []
+
+    def forget(self, function) -> None:
+        pass
+
+
 def _alias(row) -> Alias:
     keys = row.keys()
     routing = row["routing"] if "routing" in keys else None

@@ -51,3 +51,7 @@ class Server:
         self.proc.wait()
         self.proc.stdout.close()
         self.log.close()
+
+
+# The cluster tests' PostgreSQL (tests/state_fixtures.py): one server per session.
+from tests.state_fixtures import pg_server  # noqa: E402,F401

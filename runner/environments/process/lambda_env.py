@@ -41,6 +41,9 @@ def guest_environment(version: FunctionVersion, tmp_dir: str,
         "AWS_LAMBDA_LOG_STREAM_NAME": f"{time.strftime('%Y/%m/%d')}/[{version.version}]{version.revision}",
     }
     env.update(layer_paths(version))
+    if cfg.log_format == "JSON":  # Lambda's LoggingConfig, read by the runtimes' log setup
+        env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        env["AWS_LAMBDA_LOG_LEVEL"] = cfg.application_log_level or "INFO"
     env.update(cfg.environment)
     # The execution role's credentials last: the user's environment cannot hold these names
     # (model.RESERVED_CREDENTIAL_ENV), and the role's endpoints win over a user-set one.

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from runner.confinement import limits, namespaces
+from runner.confinement import egress, limits, namespaces
 from runner.environments.process.channel import GuestChannel
 from runner.errors import (
     FunctionError,
@@ -62,16 +62,18 @@ class Started:
 
 
 def spawn(argv: list[str], version: FunctionVersion, tmp_dir: str, env: dict[str, str], *,
-          address_space: bool, what: str, packets: bool = False) -> Started:
+          address_space: bool, what: str, packets: bool = False,
+          seccomp_program: bytes | None = None) -> Started:
     """Start `argv` for `version` in its sandbox, with exactly `env` (lambda_env.py) plus the
     channel's descriptor number in `_RUNNER_FD`. `packets`: a SOCK_SEQPACKET channel (the
-    zygote's control socket) instead of a stream. Raises InternalError if it cannot start."""
+    zygote's control socket) instead of a stream. `seccomp_program`: the filter bwrap loads,
+    when not the guest's (a zygote's, python/env_namespaces.py). Raises InternalError if it cannot start."""
     host_sock, guest_sock = socket.socketpair(
         socket.AF_UNIX, socket.SOCK_SEQPACKET if packets else socket.SOCK_STREAM)
     logr, logw = os.pipe()
     gate = None
     try:
-        gate = namespaces.new_gate()
+        gate = namespaces.new_gate(seccomp_program)
         # No preexec_fn: the server is multi-threaded, and code run between fork and exec
         # could take a lock another thread held at the fork. Popen's own child path needs
         # none: pass_fds + close_fds leave the child exactly its socket end, the log pipe as
@@ -114,9 +116,19 @@ def place_at_gate(gate: namespaces.Gate, proc, spec: limits.LimitSpec) -> limits
     pids now, CPU left unlimited until await_hello() (the runtime's start-up runs at full
     speed, as before). Then the sandbox is released. Raises RuntimeExited if bwrap never got
     there (it exited: bad mount, missing binary)."""
-    if gate.wait_sandbox(HELLO_TIMEOUT_S) is None:
+    child = gate.wait_sandbox(HELLO_TIMEOUT_S)
+    if child is None:
         raise RuntimeExited("Runtime failed to start (sandbox set-up failed)")
     enforcement = limits.apply(proc.pid, spec, cpu_later=True)
+    # The way out the function's network policy allows, opened before any guest code runs
+    # (confinement/egress.py); it goes with the limits (Enforcement.release).
+    try:
+        way_out = egress.attach(child, spec.network_policy)
+    except BaseException:
+        enforcement.release()
+        raise
+    if way_out is not None:
+        enforcement.on_release(way_out.close)
     gate.release()
     return enforcement
 

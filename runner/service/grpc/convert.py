@@ -9,7 +9,8 @@ from runner.model import FunctionVersion, InvocationResult
 from runner.service.proto import runner_api_pb2 as pb
 
 _OPTIONAL = ("memory_mb", "timeout_s", "concurrency", "ephemeral_storage_mb", "network", "provisioned",
-             "max_retries", "max_event_age_s", "on_success", "on_failure", "description", "role")
+             "max_retries", "max_event_age_s", "on_success", "on_failure", "network_policy",
+             "description", "role", "log_format", "application_log_level", "system_log_level")
 
 
 def config_settings(msg: pb.FunctionConfig) -> dict[str, Any]:
@@ -44,7 +45,10 @@ def function_info(v: FunctionVersion, revision_id: str) -> pb.FunctionInfo:
             ephemeral_storage_mb=c.ephemeral_storage_mb, network=c.network,
             provisioned=c.provisioned, max_retries=c.max_retries,
             max_event_age_s=c.max_event_age_s, on_success=c.on_success, on_failure=c.on_failure,
+            network_policy=c.network_policy,
             description=c.description, role=c.role, layers=list(c.layers),
+            log_format=c.log_format, application_log_level=c.application_log_level,
+            system_log_level=c.system_log_level,
         ),
         code_sha256=v.code_sha256,
         code_size=v.code_size,

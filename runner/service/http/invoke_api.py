@@ -28,6 +28,7 @@ from aiohttp import web
 
 from runner.errors import InvalidParameter
 from runner.invocation.async_dispatcher import MAX_ASYNC_PAYLOAD_BYTES
+from runner.invocation.trace import from_headers
 from runner.model import MAX_PAYLOAD_BYTES
 from runner.service.admission import Slots
 from runner.service.http.body import read_body
@@ -85,6 +86,8 @@ class InvokeApi:
         client_context = _client_context(request.headers.get("X-Amz-Client-Context"))
         limit = MAX_ASYNC_PAYLOAD_BYTES if itype == "Event" else MAX_PAYLOAD_BYTES
         body = await read_body(request, limit)
+        trace_id = from_headers(request.headers.get("X-Amzn-Trace-Id"),
+                                request.headers.get("traceparent"))
         loop = asyncio.get_running_loop()
 
         def call(fn, *args, **kw):
@@ -95,16 +98,19 @@ class InvokeApi:
             return web.Response(status=204)
         if itype == "Event":
             # Returns only once the event is durably queued (see storage/events.py).
-            rid = await call(self.runner.invoke_async, name, body, qualifier=qualifier)
+            rid = await call(self.runner.invoke_async, name, body, qualifier=qualifier,
+                             trace_id=trace_id)
             return web.Response(status=202, headers={"x-amzn-RequestId": rid})
         with self.invocations:  # past the ceiling: 429 TooManyRequestsException at once
             result = await call(self.runner.invoke, name, body, qualifier=qualifier,
-                                client_context=client_context)
+                                client_context=client_context, trace_id=trace_id)
         headers = {
             "Content-Type": "application/json",
             "X-Amz-Executed-Version": result.executed_version,
             "x-amzn-RequestId": result.request_id,
         }
+        if trace_id:
+            headers["X-Amzn-Trace-Id"] = trace_id
         if result.function_error:
             headers["X-Amz-Function-Error"] = result.function_error
         if log_type == "Tail":

@@ -23,10 +23,8 @@ CFG = FunctionConfig("python", "app.handler")
 
 
 @pytest.fixture
-def reg(tmp_path):
-    r = SQLiteRegistry(str(tmp_path))
-    yield r
-    r.close()
+def reg(state):
+    return state.registry()  # closed by the state fixture
 
 
 def test_deploy_resolve_and_revisions(reg):
@@ -84,13 +82,12 @@ def test_delete_and_unreferenced_code(reg):
     assert reg.unreferenced_code() == {v.code_sha256}
 
 
-def test_survives_reopen(tmp_path):
-    r = SQLiteRegistry(str(tmp_path))
+def test_survives_reopen(state):
+    r = state.registry()
     r.deploy("f", CFG.with_changes(memory_mb=1024), code())
     r.close()
-    r2 = SQLiteRegistry(str(tmp_path))
+    r2 = state.registry()
     assert r2.resolve("f").config.memory_mb == 1024
-    r2.close()
 
 
 def test_concurrent_deploys_get_distinct_revisions(reg):
@@ -143,8 +140,8 @@ def test_the_merge_sees_none_when_creating(reg):
     assert seen == [None] and reg.resolve("f").config == CFG
 
 
-def test_revision_id_changes_with_every_change_and_survives_reopen(tmp_path):
-    r = SQLiteRegistry(str(tmp_path))
+def test_revision_id_changes_with_every_change_and_survives_reopen(state):
+    r = state.registry()
     v1 = r.deploy("f", CFG, code())
     first = r.revision_id(v1)
     assert str(uuid.UUID(first)) == first  # Lambda's RevisionId is a UUID
@@ -159,12 +156,9 @@ def test_revision_id_changes_with_every_change_and_survives_reopen(tmp_path):
     assert r.revision_id(published) == third
     assert r.revision_id(r.publish("f")) == third  # nothing new to publish: nothing changed
     r.close()
-    r2 = SQLiteRegistry(str(tmp_path))
-    try:
-        assert r2.revision_id(r2.resolve("f")) == third
-        assert r2.revision_id(r2.resolve("f", "1")) == third
-    finally:
-        r2.close()
+    r2 = state.registry()
+    assert r2.revision_id(r2.resolve("f")) == third
+    assert r2.revision_id(r2.resolve("f", "1")) == third
 
 
 def test_a_stale_revision_id_is_refused_and_the_current_one_accepted(reg):

@@ -113,11 +113,26 @@ function emit(level, args) {
     lateMarker = null;
     writeAll(1, Buffer.from(marker, 'utf8'));
   }
+  if (JSON_LOGS) {
+    // Lambda's JSON format (LogFormat JSON): one record per call, below the level dropped.
+    if (LOG_LEVELS[level] < JSON_MIN_LEVEL) return;
+    const doc = { timestamp: new Date().toISOString(), level, requestId: currentRequestId,
+                  message: util.format(...args) };
+    const err = args.find((a) => a instanceof Error);
+    if (err) Object.assign(doc, { errorType: err.name, errorMessage: err.message, stackTrace: stackLines(err) });
+    writeAll(1, Buffer.from(JSON.stringify(doc) + '\n', 'utf8'));
+    return;
+  }
   // Lambda's framing: ISO time, request id, level, message; newlines inside one message become
   // \r so that one console call stays one log record.
   const line = `${new Date().toISOString()}\t${currentRequestId}\t${level}\t${util.format(...args)}`;
   writeAll(1, Buffer.from(line.replace(/\n/g, '\r') + '\n', 'utf8'));
 }
+
+// Lambda's LoggingConfig, as the host passes it (environments/process/lambda_env.py).
+const LOG_LEVELS = { TRACE: 0, DEBUG: 1, INFO: 2, WARN: 3, ERROR: 4, FATAL: 5 };
+const JSON_LOGS = process.env.AWS_LAMBDA_LOG_FORMAT === 'JSON';
+const JSON_MIN_LEVEL = LOG_LEVELS[process.env.AWS_LAMBDA_LOG_LEVEL || 'INFO'] ?? 2;
 
 function patchConsole() {
   const levels = { log: 'INFO', info: 'INFO', warn: 'WARN', error: 'ERROR', debug: 'DEBUG', trace: 'TRACE' };
@@ -480,7 +495,7 @@ class Server {
     }
     const run = () => {
       currentRequestId = id;
-      traceVar.value = `Root=${id}`;
+      traceVar.value = msg.trace || `Root=${id}`; // the caller's trace, if it sent one
       lateMarker = null;
       let event;
       try {

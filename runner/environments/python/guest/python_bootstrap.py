@@ -250,17 +250,54 @@ class _RequestIdFilter:
         return True
 
 
+# AWS_LAMBDA_LOG_LEVEL (Lambda's ApplicationLogLevel) -> the logging module's levels.
+_LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40, "FATAL": 50}
+
+
+def _json_formatter(logging):
+    class JsonFormatter(logging.Formatter):
+        """Lambda's JSON log records: timestamp, level, message, logger, requestId, and the
+        exception's errorType, errorMessage and stackTrace when one is logged."""
+
+        def format(self, record):
+            doc = {
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                + ".%03dZ" % record.msecs,
+                "level": record.levelname,
+                "message": record.getMessage(),
+                "logger": record.name,
+            }
+            if record.exc_info and record.exc_info[0] is not None:
+                doc["errorType"] = record.exc_info[0].__name__
+                doc["errorMessage"] = str(record.exc_info[1])
+                doc["stackTrace"] = _trace(record.exc_info[2])
+            doc["requestId"] = getattr(record, "aws_request_id", "")
+            try:
+                return json.dumps(doc, default=str)
+            except (TypeError, ValueError):
+                doc["message"] = repr(doc["message"])
+                return json.dumps(doc, default=str)
+
+    return JsonFormatter()
+
+
 def _setup_logging():
     import logging
 
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(
-        logging.Formatter(
-            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
-            "%Y-%m-%dT%H:%M:%S",
+    if os.environ.get("AWS_LAMBDA_LOG_FORMAT") == "JSON":
+        handler.setFormatter(_json_formatter(logging))
+        level = _LEVELS.get(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "INFO"), 20)
+        logging.addLevelName(5, "TRACE")
+        logging.getLogger().setLevel(level)
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+                "%Y-%m-%dT%H:%M:%S",
+            )
         )
-    )
-    handler.formatter.converter = time.gmtime
+        handler.formatter.converter = time.gmtime
     handler.addFilter(_RequestIdFilter())
     logging.getLogger().addHandler(handler)
 
@@ -314,7 +351,7 @@ def invoke(handler, msg):
     """Run one invocation; returns the reply frame."""
     rid = msg["id"]
     _RequestIdFilter.request_id = rid
-    _trace_var.set("Root=" + rid)
+    _trace_var.set(msg.get("trace") or "Root=" + rid)  # the caller's trace, if it sent one
     fatal = False
     try:
         event = json.loads(msg["payload"]) if msg["payload"] else None

@@ -1,0 +1,157 @@
+"""The gRPC edge's part of a cluster (docs/cluster.md): forwarding a synchronous invocation
+to its function's home node, and the token check on every call.
+
+Forwarding: the node that accepted the call asks the Router (runner/cluster/router.py) where
+it runs; if another node, it sends the same InvokeRequest there over a channel kept per peer,
+marked with FORWARDED_KEY so that the receiver runs it without routing it again (one hop at
+most: two nodes with different views can never bounce a call between them). A peer that
+cannot be reached (it died since the last heartbeat) is not retried elsewhere over the network:
+the call runs here, so a dead peer costs one failed connect, not an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import grpc
+
+from runner.cluster import auth
+from runner.cluster.router import Router
+from runner.service.proto import runner_api_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+FORWARDED_KEY = "x-runner-forwarded-by"
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                   ("grpc.max_send_message_length", 64 * 1024 * 1024)]
+
+
+class Forwarder:
+    def __init__(self, router: Router, node_id: str, token: str = "") -> None:
+        self.router, self.node_id, self.token = router, node_id, token
+        self._stubs: dict[str, pb_grpc.InvokerStub] = {}
+        self._channels: list[grpc.Channel] = []
+        self._lock = threading.Lock()
+        self.forwarded = 0  # calls sent to a peer (for tests and metrics)
+
+    def _stub(self, address: str) -> pb_grpc.InvokerStub:
+        with self._lock:
+            stub = self._stubs.get(address)
+            if stub is None:
+                channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                self._channels.append(channel)
+                stub = self._stubs[address] = pb_grpc.InvokerStub(channel)
+            return stub
+
+    def maybe_forward(self, request, context):
+        """The peer's response, or None to run the call here."""
+        metadata = dict(context.invocation_metadata() or ())
+        if FORWARDED_KEY in metadata:
+            return None
+        peer = self.router.choose(request.name)
+        if peer is None:
+            return None
+        outgoing = [(FORWARDED_KEY, self.node_id)]
+        if self.token:
+            outgoing.append(auth.bearer(self.token))
+        remaining = context.time_remaining()
+        timeout = remaining if remaining is not None and remaining < 1e6 else None
+        with self.router.sending(peer):
+            try:
+                response = self._stub(peer.address).Invoke(request, metadata=outgoing,
+                                                           timeout=timeout)
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    log.warning("peer %s (%s) unreachable; running %s here", peer.id,
+                                peer.address, request.name)
+                    return None
+                # The peer's platform error (throttled, not found, ...) is the caller's answer.
+                context.set_trailing_metadata(exc.trailing_metadata() or ())
+                context.abort(exc.code(), exc.details() or "")
+        self.forwarded += 1
+        return response
+
+    def forward_logs(self, request, context):
+        """The home node's GetLogs stream for the function (a node's logs are on its own disk,
+        and with home routing a function runs at home), or None to read them here."""
+        if FORWARDED_KEY in dict(context.invocation_metadata() or ()):
+            return None
+        peer = self.router.home(request.name)
+        if peer is None:
+            return None
+        outgoing = [(FORWARDED_KEY, self.node_id)]
+        if self.token:
+            outgoing.append(auth.bearer(self.token))
+        stream = self._stub(peer.address).GetLogs(request, metadata=outgoing)
+        context.add_callback(stream.cancel)  # the client left: stop the peer's stream too
+        return _relay(stream, context)
+
+    def close(self) -> None:
+        with self._lock:
+            for channel in self._channels:
+                channel.close()
+            self._channels.clear()
+            self._stubs.clear()
+
+
+def _relay(stream, context):
+    """A peer's stream, its status passed on as the peer set it (not turned into INTERNAL)."""
+    try:
+        yield from stream
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.CANCELLED and not context.is_active():
+            return
+        context.set_trailing_metadata(exc.trailing_metadata() or ())
+        context.set_code(exc.code())
+        context.set_details(exc.details() or "")
+
+
+class TokenInterceptor(grpc.ServerInterceptor):
+    """Refuses every call without the cluster token (UNAUTHENTICATED), health checks aside."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+        def deny(request, context):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                          "authorization: missing or wrong token; set RUNNER_TOKEN to the "
+                          "cluster's token")
+
+        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+
+    def intercept_service(self, continuation, handler_call_details):
+        if handler_call_details.method.startswith(auth.EXEMPT_PREFIXES):
+            return continuation(handler_call_details)
+        presented = dict(handler_call_details.invocation_metadata or ()).get(auth.HEADER)
+        if auth.valid(presented, self.token):
+            return continuation(handler_call_details)
+        return self._deny
+
+
+class _TokenClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self.header = auth.bearer(token)
+
+    def _add(self, details):
+        metadata = list(details.metadata or ()) + [self.header]
+        return details._replace(metadata=metadata) if hasattr(details, "_replace") else \
+            _Details(details.method, details.timeout, metadata, details.credentials,
+                     details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._add(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._add(details), request)
+
+
+class _Details(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
+        self.method, self.timeout, self.metadata = method, timeout, metadata
+        self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
+
+
+def with_token(channel: grpc.Channel, token: str) -> grpc.Channel:
+    """`channel` sending the cluster token with every call (the CLI with RUNNER_TOKEN)."""
+    return grpc.intercept_channel(channel, _TokenClientInterceptor(token))

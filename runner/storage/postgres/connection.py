@@ -1,0 +1,111 @@
+"""PostgreSQL connections as every PostgreSQL store uses them: a small pool, autocommit
+outside explicit transactions, the schema applied once per database under an advisory lock.
+
+Why a pool of our own: psycopg's pool is a separate package, and the stores need little -- a
+bounded set of connections handed to one thread at a time. The gRPC server runs up to 352
+RPC threads; a connection per thread would exhaust PostgreSQL's max_connections with a few
+nodes, so threads wait for one of POOL_SIZE connections instead (every statement here is a
+short primary-key or index lookup, so the wait is short).
+
+A connection broken under a caller (the database restarted, a network cut) is discarded with
+every idle one, and the next caller opens a new one: a store survives a database restart after
+the statements in flight (and at most one more) fail.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import psycopg
+from psycopg.rows import dict_row
+
+POOL_SIZE = 8  # per store per node; 3 stores x 8 x a node per core stays under 200 at 8 cores
+CONNECT_TIMEOUT_S = 10
+
+
+class Database:
+    """A pool of connections to one PostgreSQL database (`url`: postgresql://...)."""
+
+    def __init__(self, url: str, schema: str = "", *, size: int = POOL_SIZE) -> None:
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"state: {url!r} is not a postgresql:// URL")
+        self.url = url
+        self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+        self._closed = False
+        if schema:
+            self.apply_schema(schema)
+
+    def _connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
+                               connect_timeout=CONNECT_TIMEOUT_S)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A connection for the block, in autocommit mode (one statement, one transaction)."""
+        if self._closed:
+            raise RuntimeError("the database pool is closed")
+        self._slots.acquire()
+        conn = None
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = self._connect()
+            yield conn
+        except BaseException:
+            if conn is not None and (conn.closed or conn.broken):
+                conn.close()
+                conn = None  # never hand a dead connection to the next caller
+                # One broken connection means the server went away (restart, failover): the
+                # idle ones are broken too, so drop them all rather than fail a call per each.
+                self._drop_idle()
+            raise
+        finally:
+            if conn is not None and not conn.closed and not self._closed:
+                self._idle.put(conn)
+            elif conn is not None:
+                conn.close()
+            self._slots.release()
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection]:
+        """BEGIN ... COMMIT around the block (ROLLBACK on an exception)."""
+        with self.connection() as conn, conn.transaction():
+            yield conn
+
+    def execute(self, sql: str, params: Any = None) -> list[dict]:
+        """One statement in its own transaction; its rows (empty if it returns none)."""
+        with self.connection() as conn:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+    def one(self, sql: str, params: Any = None) -> dict | None:
+        rows = self.execute(sql, params)
+        return rows[0] if rows else None
+
+    def apply_schema(self, schema: str) -> None:
+        """CREATE ... IF NOT EXISTS is not safe when two nodes start at once (both may try to
+        create the same type and one fails), so the schema is applied under a transaction-level
+        advisory lock: nodes starting together take turns, and the later ones find it done."""
+        with self.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(7023001)")
+            conn.execute(schema)
+
+    def _drop_idle(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return

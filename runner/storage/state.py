@@ -1,0 +1,109 @@
+"""Where a Runner keeps its shared state: SQLite files in its data directory (the embedded
+default), or a PostgreSQL database shared by the nodes of a cluster.
+
+`open_state(url, data_dir)` is the one place that picks the implementations, so the Runner
+holds stores by interface and never asks which kind it has. With PostgreSQL the data
+directory still holds what is per node: the local code cache, logs, environments' scratch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+EXPIRY_S = 10.0  # as storage/postgres/nodes.py (not imported here: SQLite needs no psycopg)
+
+
+@dataclass
+class State:
+    registry: Any
+    events: Any
+    routes: Any
+    url: str = ""  # "" for the embedded SQLite state
+    node_id: str = ""
+    nodes: Any = None  # NodeStore with PostgreSQL, None embedded
+    heartbeat: "Heartbeat | None" = field(default=None, repr=False)
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.url)
+
+    def close(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        for store in (self.events, self.routes, self.registry, self.nodes):
+            if store is not None:
+                store.close()
+
+
+def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=None) -> State:
+    """`derived`: FunctionVersion fields other stores derive from a configuration (the
+    registry's `derived` hook: a version's layers and role), for either registry."""
+    if not url:
+        from runner.storage.events import EventStore
+        from runner.storage.functions import SQLiteRegistry
+        from runner.storage.routes import RouteStore
+
+        return State(SQLiteRegistry(data_dir, derived=derived), EventStore(data_dir),
+                     RouteStore(data_dir))
+    from runner.storage.postgres.events import PostgresEventStore
+    from runner.storage.postgres.functions import PostgresRegistry
+    from runner.storage.postgres.nodes import Node, NodeStore, new_node_id
+    from runner.storage.postgres.routes import PostgresRouteStore
+
+    node_id = new_node_id()
+    nodes = NodeStore(url)
+    # Registered (without a peer address yet) before the queue is opened: from its first
+    # claim on, this node's leases are those of a live node.
+    nodes.register(Node(node_id, "", capacity))
+    heartbeat = Heartbeat(nodes, node_id)
+    heartbeat.start()
+    return State(PostgresRegistry(url, data_dir, derived=derived), PostgresEventStore(url, node_id),
+                 PostgresRouteStore(url), url=url, node_id=node_id, nodes=nodes,
+                 heartbeat=heartbeat)
+
+
+JANITOR_LEASE = "cluster-janitor"  # the singleton that forgets long-dead nodes
+DEAD_NODE_HISTORY_S = 3600.0
+
+
+class Heartbeat:
+    """Renews this node's membership every HEARTBEAT_S (nodes.py). A heartbeat that fails
+    (database down) is retried on the next tick; after EXPIRY_S without one, the other nodes
+    take this node's leases -- the database decides, by its own clock.
+
+    It also runs the cluster's janitor when it holds the JANITOR_LEASE (one node at a time,
+    taken over EXPIRY_S after its holder dies): rows of nodes dead for an hour are removed."""
+
+    def __init__(self, nodes, node_id: str) -> None:
+        from runner.storage.postgres.nodes import HEARTBEAT_S
+
+        self.nodes, self.node_id, self.interval = nodes, node_id, HEARTBEAT_S
+        self.inflight = lambda: 0  # set by the edge: what it reports as load
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.nodes.heartbeat(self.node_id, self.inflight()):
+                    log.warning("node %s: membership row gone; not re-registering", self.node_id)
+                if self.nodes.acquire(JANITOR_LEASE, self.node_id, EXPIRY_S):
+                    self.nodes.prune(DEAD_NODE_HISTORY_S)
+            except Exception:
+                log.exception("node %s: heartbeat failed; retrying", self.node_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            self.nodes.leave(self.node_id)
+        except Exception:
+            log.exception("node %s: could not leave the cluster cleanly", self.node_id)

@@ -1,0 +1,119 @@
+"""The `state` fixture: each store contract test runs once on SQLite (the embedded default)
+and once on PostgreSQL (a real server started once per session, a fresh database per test).
+
+    from tests.state_fixtures import pg_server, state  # noqa: F401  (in a test module or conftest)
+
+    def test_something(state):
+        reg = state.registry()          # a new handle on the same backing store
+        ...
+
+`state.url` is "" for SQLite, else the test's database URL, as `Runner(state=...)` takes it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from tests.real_servers import postgres_server
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    server = postgres_server(logical=False)
+    try:
+        server.start()
+        wait_ready(server.url)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+def wait_ready(url: str, timeout_s: float = 30.0) -> None:
+    """PostgreSQL listens before it accepts connections ("the database system is starting up")."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            psycopg.connect(url, connect_timeout=2).close()
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def fresh_database(server) -> str:
+    """A new empty database on `server`; its URL."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return server.url.rsplit("/", 1)[0] + "/" + name
+
+
+class StateUnderTest:
+    def __init__(self, kind: str, data_dir: str, url: str = "") -> None:
+        self.kind, self.data_dir, self.url = kind, data_dir, url
+        self._open: list = []
+
+    def _keep(self, store):
+        self._open.append(store)
+        return store
+
+    def registry(self, data_dir: str | None = None):
+        """A registry on this state; `data_dir` gives a node its own local code cache."""
+        if self.url:
+            from runner.storage.postgres.functions import PostgresRegistry
+
+            return self._keep(PostgresRegistry(self.url, data_dir or self.data_dir))
+        from runner.storage.functions import SQLiteRegistry
+
+        return self._keep(SQLiteRegistry(self.data_dir))
+
+    def events(self, node_id: str = "node-a"):
+        if self.url:
+            from runner.storage.postgres.events import PostgresEventStore
+
+            return self._keep(PostgresEventStore(self.url, node_id))
+        from runner.storage.events import EventStore
+
+        return self._keep(EventStore(self.data_dir))
+
+    def routes(self):
+        if self.url:
+            from runner.storage.postgres.routes import PostgresRouteStore
+
+            return self._keep(PostgresRouteStore(self.url))
+        from runner.storage.routes import RouteStore
+
+        return self._keep(RouteStore(self.data_dir))
+
+    def close(self) -> None:
+        for store in reversed(self._open):
+            try:
+                store.close()
+            except Exception:
+                pass
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state(request, tmp_path):
+    if request.param == "sqlite":
+        s = StateUnderTest("sqlite", str(tmp_path / "data"))
+    else:
+        server = request.getfixturevalue("pg_server")
+        s = StateUnderTest("postgresql", str(tmp_path / "data"), fresh_database(server))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def pg_state(pg_server, tmp_path):
+    """PostgreSQL only: for what only a shared state has (several nodes on one database)."""
+    s = StateUnderTest("postgresql", str(tmp_path / "data"), fresh_database(pg_server))
+    yield s
+    s.close()
