@@ -98,7 +98,7 @@ def cmd_serve(args) -> int:
         try:
             http_front = HttpFront(runner, args.host, args.http_port, grace=args.grace,
                                    push=push, workflows=workflows, reuse_port=args.reuse_port,
-                                   token=settings.cluster_token())
+                                   token=settings.cluster_token(), sources=sources)
         except OSError as exc:
             sources.close()
             server.stop(grace=0).wait()

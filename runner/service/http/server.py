@@ -45,7 +45,8 @@ class HttpFront:
 
     def __init__(self, runner, host: str = "127.0.0.1", port: int = 0,
                  workers: int = DEFAULT_WORKERS, grace: float = 5.0, push=None,
-                 workflows=None, reuse_port: bool = False, token: str = "") -> None:
+                 workflows=None, reuse_port: bool = False, token: str = "",
+                 sources=None) -> None:
         self.runner = runner
         # Cluster token (docs/cluster.md): required on the Invoke API, not on function routes,
         # which are a function's public HTTP endpoints as API Gateway serves them.
@@ -61,8 +62,9 @@ class HttpFront:
         invocations = admission.Slots(workers, "synchronous invocations (HTTP)")
         self._invoke_api = InvokeApi(runner, self._executor, invocations)
         self._routes = FunctionRoutes(runner, self._executor, invocations)
+        # sources: the EventSources manager, for the mapping operations (issue 20).
         self._lambda_api = LambdaApi(runner, self._executor, self._invoke_api.handle,
-                                     invocations=invocations)
+                                     invocations=invocations, sources=sources)
         # Push endpoints (issue 19, docs/events.md), served when a service.push.Push is given.
         self._push = PushApi(push, self._executor) if push is not None else None
         # The Step Functions API (issue 21) when given a workflow engine.

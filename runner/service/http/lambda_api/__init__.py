@@ -3,10 +3,9 @@ boto3, the AWS CLI and other SDKs manage functions here unchanged (issue 20).
 
 Modules: dispatch (the operation table, path ownership, errors), functions, aliases, layers,
 settings_ops (concurrency, provisioned concurrency, async-invoke config, account settings),
-shapes (Lambda's JSON documents), pagination. Invoke itself stays in ../invoke_api.py.
-Event-source-mapping paths (`/2015-03-31/event-source-mappings`) are not served here: they
-answer UnknownOperationException until the event sources' REST module is mounted (see
-docs/lambda-compatibility.md).
+streaming (InvokeWithResponseStream, buffered), tags, event_source_mappings (over the server's
+EventSources, when it has one), shapes (Lambda's JSON documents), pagination. Invoke itself
+stays in ../invoke_api.py.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from __future__ import annotations
 from runner.errors import InvalidParameter
 from runner.service.http.lambda_api import (
     aliases,
+    event_source_mappings,
     functions,
     layers,
     settings_ops,
@@ -28,7 +28,8 @@ __all__ = ["LambdaApi", "owns"]
 
 def default_table() -> OperationTable:
     table = OperationTable()
-    for module in (functions, aliases, layers, settings_ops, streaming, tags):
+    for module in (functions, aliases, layers, settings_ops, streaming, tags,
+                   event_source_mappings):
         module.register(table)
     return table
 
@@ -37,8 +38,11 @@ class LambdaApi:
     """What operations see as `api`: the Runner and two helpers the shapes need."""
 
     def __init__(self, runner, executor, invoke, table: OperationTable | None = None,
-                 invocations=None) -> None:
+                 invocations=None, sources=None) -> None:
         self.runner = runner
+        # The event sources' manager (runner/sources/manager.py) for the mapping operations;
+        # None: those paths answer UnknownOperationException.
+        self.sources = sources
         # The synchronous-invocation ceiling shared with Invoke (service/admission.py), for
         # InvokeWithResponseStream; None: no ceiling.
         self.invocations = invocations
