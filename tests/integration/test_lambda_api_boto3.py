@@ -177,6 +177,9 @@ def test_concurrency_event_config_and_account(lam):
                                            ProvisionedConcurrentExecutions=1)
     got = lam.get_provisioned_concurrency_config(FunctionName="fn", Qualifier="$LATEST")
     assert got["Status"] == "READY" and got["AllocatedProvisionedConcurrentExecutions"] == 1
+    listed = lam.list_provisioned_concurrency_configs(FunctionName="fn")
+    assert [c["RequestedProvisionedConcurrentExecutions"]
+            for c in listed["ProvisionedConcurrencyConfigs"]] == [1]
     lam.delete_provisioned_concurrency_config(FunctionName="fn", Qualifier="$LATEST")
     cfg = lam.put_function_event_invoke_config(FunctionName="fn", MaximumRetryAttempts=0)
     assert cfg["MaximumRetryAttempts"] == 0 and cfg["MaximumEventAgeInSeconds"] == 21600
