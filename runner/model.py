@@ -229,6 +229,11 @@ class FunctionConfig:
         return self.memory_mb / MB_PER_VCPU
 
     def with_changes(self, **changes: Any) -> "FunctionConfig":
+        runtime = changes.get("runtime")
+        if runtime is not None and changes.get("runtime_id") is None:
+            # A new runtime replaces the Lambda identifier it was given as (issue 20).
+            rid = runtime.strip().lower() if isinstance(runtime, str) else ""
+            changes["runtime_id"] = rid if rid in LAMBDA_RUNTIME_IDS else ""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The `runner` command: `build_parser` assembles the command groups, `main` runs one.
 
 Each group is its own module and adds its subcommands with `add_commands(sub)`: serve.py
-(`serve`), functions.py (`deploy invoke list get delete publish logs`), routes.py (`route`),
+(`serve`), functions.py (`deploy invoke list get delete publish logs`), lambda_resources.py
+(`alias`, `layer`), roles.py (`role`), routes.py (`route`),
 dead_letters.py (`dlq`), doctor.py (`doctor`). What the client commands share (--address, the
 channel, exit statuses, error printing) is client.py's. `runner = "runner.cli.main:main"`.
 

@@ -1,6 +1,7 @@
-"""The Runner's aliases, layers and execution roles (issue 20), kept out of runner.py.
+"""The Runner's Lambda resources (issue 20): version deletes, aliases, layers, tags and
+execution roles, kept out of runner.py by concept.
 
-`AliasesAndLayers` is mixed into Runner: it uses the Runner's stores (`registry`, `aliases`,
+`LambdaResources` is mixed into Runner: it uses the Runner's stores (`registry`, `aliases`,
 `layers`, `roles`, `pool`) and its `_route_rng`. Aliases with weighted routing are resolved here, per
 invocation (Lambda's RoutingConfig): `resolve_for_invoke` is on the invoke path, and costs a
 dictionary read for a qualifier that is not an alias with weights.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.errors import InvalidParameter
+from runner.errors import InvalidParameter, ResourceConflict
 from runner.model import LATEST, MAX_LAYERS, FunctionVersion, normalize_runtime
 from runner.storage.aliases import Alias
 from runner.storage.layers import LayerVersion, parse_arn
@@ -28,11 +29,12 @@ def pick_version(alias: Alias, draw: float) -> str:
     return alias.version
 
 
-class AliasesAndLayers:
+class LambdaResources:
     registry: Any
     aliases: Any
     layers: Any
     roles: Any
+    tags: Any
     pool: Any
     _route_rng: Any
 
@@ -47,6 +49,23 @@ class AliasesAndLayers:
             out["role_env"] = role.environment()
             out["role_generation"] = role.generation
         return out
+
+    # ------------------------------------------------------------------ versions
+
+    def delete_version(self, name: str, version: str) -> FunctionVersion:
+        """Delete one published version (Lambda's DeleteFunction with a Qualifier). Refused
+        with ResourceConflict while an alias routes to it, as Lambda refuses it."""
+        with self.registry.updating(name):
+            users = self.aliases.referencing(name, version)
+            if users:
+                raise ResourceConflict(
+                    f"version {version} of {name} is used by alias(es) {', '.join(users)}; "
+                    "point them at another version first (update-alias)")
+            removed = self.registry.delete_version(name, version)
+            if removed.revision != self.registry.resolve(name).revision and \
+                    removed.revision not in self.registry.published_revisions(name):
+                self.pool.retire(removed)
+            return removed
 
     # ------------------------------------------------------------------ aliases
 
@@ -122,6 +141,20 @@ class AliasesAndLayers:
         """The extracted content of the version's layers, in mount order (deleted layer
         versions included: a function keeps what it was configured with)."""
         return [self.layers.get_any(*parse_arn(arn)).path for arn in version.config.layers]
+
+    # ------------------------------------------------------------------ tags
+
+    def tag_function(self, name: str, tags: dict[str, str]) -> dict[str, str]:
+        self.registry.resolve(name)  # ResourceNotFound for an unknown function
+        return self.tags.tag(name, tags)
+
+    def untag_function(self, name: str, keys: list[str]) -> None:
+        self.registry.resolve(name)
+        self.tags.untag(name, keys)
+
+    def function_tags(self, name: str) -> dict[str, str]:
+        self.registry.resolve(name)
+        return self.tags.tags(name)
 
     # ------------------------------------------------------------------ execution roles
 

@@ -41,7 +41,7 @@ from runner.errors import (
 from runner.invocation.async_dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, AsyncInvoker
 from runner.invocation.code_input import read_code, zip_directory
 from runner.invocation.context import ContextCache
-from runner.invocation.lambda_resources import AliasesAndLayers
+from runner.invocation.lambda_resources import LambdaResources
 from runner.invocation.log_block import LogBlock, PendingLog, interrupted_note
 from runner.invocation.spans import Spans
 from runner.invocation.trace import report_suffix
@@ -70,6 +70,7 @@ from runner.storage.metric_series import SQLiteMetricSeries
 from runner.storage.roles import SQLiteRoleStore
 from runner.storage.routes import Route
 from runner.storage.state import open_state
+from runner.storage.tags import SQLiteTagStore
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def default_data_dir() -> str:
     return os.path.join(base, "lambda-runner")
 
 
-class Runner(AliasesAndLayers):
+class Runner(LambdaResources):
     """The whole runner in one object: the stores (functions, logs, routes, events), the pool
     and the async dispatcher. Thread-safe. The stores stay reachable as attributes for tests
     and tools; the edges use the methods."""
@@ -111,6 +112,7 @@ class Runner(AliasesAndLayers):
             raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
             self.layers = SQLiteLayerStore(self.data_dir)  # layers.py (issue 20)
             self.roles = SQLiteRoleStore(self.data_dir)  # roles.py (issue 20)
+            self.tags = SQLiteTagStore(self.data_dir)  # tags.py (issue 20)
             # Functions, routes and the async queue: SQLite here, or shared (storage/state.py).
             self.state = open_state(state, self.data_dir, derived=self._derived)
             self.registry = self.state.registry
@@ -257,26 +259,12 @@ class Runner(AliasesAndLayers):
         self.events.discard_function(name)
         self.routes.delete_function(name)
         self.aliases.forget(name)
+        self.tags.forget(name)
         self.metrics.forget(name)
         self._series_writer.flush()  # its open minutes first, or they would come back
         self.series.delete_function(name)
         self._reserve.restore()  # again, if the delete made room
         return removed
-
-    def delete_version(self, name: str, version: str) -> FunctionVersion:
-        """Delete one published version (Lambda's DeleteFunction with a Qualifier). Refused
-        with ResourceConflict while an alias routes to it, as Lambda refuses it."""
-        with self.registry.updating(name):
-            users = self.aliases.referencing(name, version)
-            if users:
-                raise ResourceConflict(
-                    f"version {version} of {name} is used by alias(es) {', '.join(users)}; "
-                    "point them at another version first (update-alias)")
-            removed = self.registry.delete_version(name, version)
-            if removed.revision != self.registry.resolve(name).revision and \
-                    removed.revision not in self.registry.published_revisions(name):
-                self.pool.retire(removed)
-            return removed
 
     # ------------------------------------------------------------------ invocation
 
@@ -497,6 +485,7 @@ class Runner(AliasesAndLayers):
         self.state.close()  # the queue, routes, registry; a cluster node leaves the cluster
         self.layers.close()
         self.roles.close()
+        self.tags.close()
         self.logs.close()
         self._lock.close()
 

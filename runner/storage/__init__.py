@@ -1,8 +1,9 @@
 """Durable state, each store behind an interface: functions, versions and aliases
 (`functions.py`, protocol in `base.py`), code packages (`code.py`), logs (`logs.py`), HTTP
 routes (`routes.py`), the async event queue and dead letters (`events.py`), event source mappings
-with their checkpoints and retry counts (`mappings.py`, the model in `mapping_model.py`); `sqlite.py` holds
-the SQLite helpers they share.
+with their checkpoints and retry counts (`mappings.py`, the model in `mapping_model.py`), and for
+Lambda's management API (issue 20) aliases (`aliases.py`), layers (`layers.py`), execution roles
+(`roles.py`) and tags (`tags.py`); `sqlite.py` holds the SQLite helpers they share.
 
 May import: `runner.model`, `runner.errors`, `runner.settings`.
 """

@@ -177,6 +177,9 @@ def test_concurrency_event_config_and_account(lam):
                                            ProvisionedConcurrentExecutions=1)
     got = lam.get_provisioned_concurrency_config(FunctionName="fn", Qualifier="$LATEST")
     assert got["Status"] == "READY" and got["AllocatedProvisionedConcurrentExecutions"] == 1
+    listed = lam.list_provisioned_concurrency_configs(FunctionName="fn")
+    assert [c["RequestedProvisionedConcurrentExecutions"]
+            for c in listed["ProvisionedConcurrencyConfigs"]] == [1]
     lam.delete_provisioned_concurrency_config(FunctionName="fn", Qualifier="$LATEST")
     cfg = lam.put_function_event_invoke_config(FunctionName="fn", MaximumRetryAttempts=0)
     assert cfg["MaximumRetryAttempts"] == 0 and cfg["MaximumEventAgeInSeconds"] == 21600
@@ -308,3 +311,20 @@ def test_invoke_with_response_stream(lam):
     create(lam, "bad", zipped({"app.py": "def handler(e, c):\n    raise KeyError('k')\n"}))
     events = list(lam.invoke_with_response_stream(FunctionName="bad")["EventStream"])
     assert events[-1]["InvokeComplete"]["ErrorCode"] == "KeyError"
+
+
+def test_tags(lam):
+    arn = create(lam, Tags={"team": "a", "env": "dev"})["FunctionArn"]
+    assert lam.list_tags(Resource=arn)["Tags"] == {"env": "dev", "team": "a"}
+    lam.tag_resource(Resource=arn, Tags={"env": "prod", "cost": "1"})
+    lam.untag_resource(Resource=arn, TagKeys=["team", "absent"])
+    assert lam.get_function(FunctionName="fn")["Tags"] == {"cost": "1", "env": "prod"}
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        lam.tag_resource(Resource=arn, Tags={"aws:x": "1"})
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        create(lam, "other", Tags={"aws:reserved": "x"})
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):  # nothing was created
+        lam.get_function(FunctionName="other")
+    lam.delete_function(FunctionName="fn")
+    create(lam)  # a new function of the same name starts without the old one's tags
+    assert lam.list_tags(Resource=arn)["Tags"] == {}

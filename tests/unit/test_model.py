@@ -164,3 +164,13 @@ def test_a_stored_function_with_credential_keys_still_loads_but_cannot_be_update
     with pytest.raises(InvalidParameter, match="remove it"):
         loaded.with_changes(memory_mb=256)
     assert loaded.with_changes(environment={"KEEP": "1"}).environment == {"KEEP": "1"}
+
+
+def test_runtime_identifier_follows_the_runtime():
+    c = FunctionConfig("python3.11", "app.handler")
+    assert c.runtime == "python" and c.runtime_id == "python3.11"
+    assert c.with_changes(runtime="python").runtime_id == ""
+    n = c.with_changes(runtime="nodejs20.x", handler="index.handler")
+    assert (n.runtime, n.runtime_id) == ("nodejs", "nodejs20.x")
+    assert c.with_changes(memory_mb=256).runtime_id == "python3.11"
+    assert FunctionConfig.from_dict(c.to_dict()) == c

@@ -62,8 +62,9 @@ class HttpFront:
         invocations = admission.Slots(workers, "synchronous invocations (HTTP)")
         self._invoke_api = InvokeApi(runner, self._executor, invocations)
         self._routes = FunctionRoutes(runner, self._executor, invocations)
+        # sources: the EventSources manager, for the mapping operations (issue 20).
         self._lambda_api = LambdaApi(runner, self._executor, self._invoke_api.handle,
-                                     sources=sources)
+                                     invocations=invocations, sources=sources)
         # Push endpoints (issue 19, docs/events.md), served when a service.push.Push is given.
         self._push = PushApi(push, self._executor) if push is not None else None
         # The Step Functions API (issue 21) when given a workflow engine.

@@ -3,9 +3,9 @@ boto3, the AWS CLI and other SDKs manage functions here unchanged (issue 20).
 
 Modules: dispatch (the operation table, path ownership, errors), functions, aliases, layers,
 settings_ops (concurrency, provisioned concurrency, async-invoke config, account settings),
-shapes (Lambda's JSON documents), pagination. Invoke itself stays in ../invoke_api.py.
-event_source_mappings serves `/2015-03-31/event-source-mappings` over the server's
-EventSources manager (given as `sources`).
+streaming (InvokeWithResponseStream, buffered), tags, event_source_mappings (over the server's
+EventSources, when it has one), shapes (Lambda's JSON documents), pagination. Invoke itself
+stays in ../invoke_api.py.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from runner.service.http.lambda_api import (
     layers,
     settings_ops,
     streaming,
+    tags,
 )
 from runner.service.http.lambda_api.dispatch import LambdaApiHandler, OperationTable, owns
 from runner.storage.layers import parse_arn
@@ -27,19 +28,24 @@ __all__ = ["LambdaApi", "owns"]
 
 def default_table() -> OperationTable:
     table = OperationTable()
-    for module in (functions, aliases, layers, settings_ops, streaming, event_source_mappings):
+    for module in (functions, aliases, layers, settings_ops, streaming, tags,
+                   event_source_mappings):
         module.register(table)
     return table
 
 
 class LambdaApi:
-    """What operations see as `api`: the Runner, the event source manager (None when the
-    front was started without one) and two helpers the shapes need."""
+    """What operations see as `api`: the Runner and two helpers the shapes need."""
 
-    def __init__(self, runner, executor, invoke, table: OperationTable | None = None, *,
-                 sources=None) -> None:
+    def __init__(self, runner, executor, invoke, table: OperationTable | None = None,
+                 invocations=None, sources=None) -> None:
         self.runner = runner
+        # The event sources' manager (runner/sources/manager.py) for the mapping operations;
+        # None: those paths answer UnknownOperationException.
         self.sources = sources
+        # The synchronous-invocation ceiling shared with Invoke (service/admission.py), for
+        # InvokeWithResponseStream; None: no ceiling.
+        self.invocations = invocations
         self.handler = LambdaApiHandler(self, table or default_table(), executor, invoke)
 
     async def handle(self, request):

@@ -43,6 +43,7 @@ class Req:
     body: dict[str, Any]  # the JSON body ({} for operations whose body is not JSON)
     raw: bytes = b""  # the body as sent
     headers: Any = field(default_factory=dict)
+    multi_query: dict[str, list[str]] = field(default_factory=dict)  # repeated parameters
 
     def str(self, key: str, default: str | None = None) -> str | None:
         v = self.body.get(key, default)
@@ -101,7 +102,9 @@ class LambdaApiHandler:
             data = await read_body(request, MAX_REQUEST_BYTES)
             # An invocation's body is the event, not an operation document.
             body = {} if getattr(op, "raw_body", False) else _json_object(data)
-            req = Req(request.method, params, dict(request.query), body, data, request.headers)
+            multi = {k: request.query.getall(k) for k in request.query}
+            req = Req(request.method, params, dict(request.query), body, data, request.headers,
+                      multi)
             loop = asyncio.get_running_loop()
             status, out = await loop.run_in_executor(self.executor,
                                                      functools.partial(op, self.api, req))

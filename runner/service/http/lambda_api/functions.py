@@ -18,6 +18,7 @@ from runner.service.http.invoke_api import split_function_name
 from runner.service.http.lambda_api.dispatch import OperationTable, Req
 from runner.service.http.lambda_api.pagination import page
 from runner.service.http.lambda_api.shapes import code_sha256_b64, configuration
+from runner.storage.tags import validate_tags
 
 F = "/2015-03-31/functions"
 
@@ -91,7 +92,10 @@ def create_function(api, req: Req):
     if "runtime" not in settings or "handler" not in settings:
         raise InvalidParameter("Runtime" if "runtime" not in settings else "Handler",
                                "is required when creating a function")
+    tags = validate_tags(req.body.get("Tags") or {})  # before anything is created
     version = api.runner.deploy(name, code, must_create=True, **settings)
+    if tags:
+        api.runner.tag_function(name, tags)
     if req.body.get("Publish"):
         version = api.runner.publish(name)
     return 201, describe(api, version)
@@ -101,9 +105,13 @@ def get_function(api, req: Req):
     name, qualifier = function_name(req)
     version = api.runner.get(name, qualifier)
     # Code.Location would be a download URL; the runner keeps code extracted, not as the zip.
-    return 200, {"Configuration": describe(api, version),
-                 "Code": {"RepositoryType": "S3", "Location": ""},
-                 "Concurrency": {"ReservedConcurrentExecutions": version.config.concurrency}}
+    out = {"Configuration": describe(api, version),
+           "Code": {"RepositoryType": "S3", "Location": ""},
+           "Concurrency": {"ReservedConcurrentExecutions": version.config.concurrency}}
+    tags = api.runner.function_tags(name)
+    if tags:
+        out["Tags"] = tags
+    return 200, out
 
 
 def get_function_configuration(api, req: Req):

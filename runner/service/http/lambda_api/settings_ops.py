@@ -79,6 +79,11 @@ def put_provisioned(api, req: Req):
 
 
 def get_provisioned(api, req: Req):
+    if req.query.get("List") == "ALL":  # ListProvisionedConcurrencyConfigs: the same path
+        version = api.runner.get(function_name(req)[0])
+        docs = [{"FunctionArn": function_arn(version.name, LATEST), **_provisioned_doc(version)}] \
+            if version.config.provisioned else []
+        return 200, {"ProvisionedConcurrencyConfigs": docs}
     version = api.runner.get(_function_level(req))
     if not version.config.provisioned:
         raise ResourceNotFound(f"No Provisioned Concurrency Config found for function: "

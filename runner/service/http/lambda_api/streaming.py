@@ -55,7 +55,11 @@ def invoke_with_response_stream(api, req: Req):
     if itype == "DryRun":
         api.runner.check_invoke(name, payload, qualifier=qualifier)
         return 204, None
-    result = api.runner.invoke(name, payload, qualifier=qualifier)
+    if api.invocations is not None:
+        with api.invocations:  # past the ceiling: TooManyRequestsException at once
+            result = api.runner.invoke(name, payload, qualifier=qualifier)
+    else:
+        result = api.runner.invoke(name, payload, qualifier=qualifier)
     parts = [event_message("PayloadChunk", "application/octet-stream",
                            result.payload[i:i + CHUNK_BYTES])
              for i in range(0, len(result.payload), CHUNK_BYTES)] if not result.function_error else []
