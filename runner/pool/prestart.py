@@ -28,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from runner import settings
 from runner.environments.base import Backend, is_alive
 from runner.model import FunctionVersion
 
@@ -47,6 +48,13 @@ FAILURE_BACKOFF_S = 5.0  # a launch that failed (binary gone, host full) is not 
 # milliseconds) and pays only its first invocation. A Python spare costs ~2 MB PSS. wasm
 # instantiates in-host in microseconds.
 DEFAULT_RUNTIMES = ("nodejs", "python")
+# Issue 24 (decision 069): Node.js spares also run the version's init (load the handler) ahead
+# of demand, and are then frozen until taken, as Python's zygote children inherit theirs: a
+# Node cold start then pays its first invocation only (the handler's require() was most of the
+# remaining ~5 ms). An init that fails in a spare costs nothing but the spare: it is destroyed,
+# and the cold start that finds no spare runs init itself and reports the error as before.
+# RUNNER_NODE_PREINIT=off turns it off.
+PREINIT_RUNTIMES = ("nodejs",)
 
 
 @dataclass
@@ -235,6 +243,11 @@ class PreStartPool:
                 prepare(entry.version)
             env = backend.create(entry.version)
             env.launch()
+            if entry.version.config.runtime in PREINIT_RUNTIMES and settings.current().node_preinit:
+                env.start()  # init now (decision 069); a no-op where launch() did it
+                freeze = getattr(env, "freeze", None)
+                if freeze is not None:
+                    freeze()  # no CPU for init's timers while it waits; invoke() thaws it
         except Exception as exc:  # a failed spare only costs a future cold start its speed
             log.warning("pre-starting an environment of %s failed: %s", entry.version.key, exc)
             if env is not None:

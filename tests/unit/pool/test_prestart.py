@@ -52,9 +52,11 @@ def test_first_cold_start_misses_then_a_spare_is_launched(pre):
     assert pre.take(v) is None
     assert wait_for(lambda: pre.stats()[v.key]["spares"] == 1)
     env = pre.take(v)
-    assert env is not None and env.state is EnvState.NEW and env.launched_alive()
+    # Pre-initialised (decision 069): the handler is loaded and the spare frozen until taken.
+    assert env is not None and env.state is EnvState.READY and env.launched_alive()
+    assert env._frozen
     try:
-        env.start()  # limits + init only: the process was already up
+        env.start()  # nothing left to do: the process is up and its init has run
         assert env.state is EnvState.READY
         out = env.invoke(request({"name": "spare"}))
         assert json.loads(out.payload) == {"message": "hello spare"}
@@ -124,6 +126,10 @@ class FakeEnv:
 
     def launch(self):
         self.launched = True
+
+    def start(self):  # a Node.js spare is pre-initialised (decision 069)
+        self.launch()
+        self.state = EnvState.READY
 
     def launched_alive(self):
         return self.launched and self.state is not EnvState.DEAD
@@ -223,3 +229,25 @@ def test_prewarm_with_wait_has_a_spare_ready_on_return(pre):
     pre.prewarm(v, wait=True)
     pre.prewarm(v, wait=True)  # one spare already there: nothing more launched here
     assert pre.stats()[v.key]["spares"] + pre.stats()[v.key]["launching"] == 1
+
+
+def test_a_node_spare_whose_init_fails_is_not_kept_and_the_cold_start_reports_it(pre, tmp_path):
+    code = tmp_path / "bad-init"
+    code.mkdir()
+    (code / "index.js").write_text("throw new Error('broken at init');\n"
+                                   "exports.handler = async () => 1;\n")
+    os.chmod(code, 0o755)
+    os.chmod(code / "index.js", 0o644)
+    v = version(code, name="bad-init")
+    pre.prewarm(v, wait=True)  # launched (and its init run) in this thread, now
+    stats = pre.stats()[v.key]
+    assert (stats["spares"], stats["launching"]) == (0, 0)  # the failed init destroyed it
+    assert pre.take(v) is None
+    from runner.errors import FunctionInitError
+    env = pre.backends["nodejs"].create(v)
+    try:
+        with pytest.raises(FunctionInitError) as info:
+            env.start()  # the cold start runs init itself and reports the function's error
+        assert "broken at init" in info.value.message
+    finally:
+        env.destroy()
