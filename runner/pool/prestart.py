@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from runner import settings
 from runner.environments.base import Backend, is_alive
+from runner.errors import FunctionTimeout
 from runner.model import FunctionVersion
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,12 @@ DEFAULT_RUNTIMES = ("nodejs", "python")
 # and the cold start that finds no spare runs init itself and reports the error as before.
 # RUNNER_NODE_PREINIT=off turns it off.
 PREINIT_RUNTIMES = ("nodejs",)
+# A spare's init gets this long; past it the spare is dropped and the version's later spares
+# are launched without their init (the cold start runs it, as before). A heavy init at a small
+# memory size (7 % of a CPU at 128 MB) would otherwise run twice on a deploy that is followed
+# at once by an invocation: once in the spare until Lambda's 10 s init limit, once in the cold
+# start that found no spare ready.
+PREINIT_BUDGET_S = 1.0
 
 
 @dataclass
@@ -69,6 +76,7 @@ class _Entry:
     live: bool = True
     taken: int = 0  # statistics: cold starts served by a spare
     missed: int = 0  # statistics: cold starts that found none
+    preinit: bool = True  # False once a spare's init overran PREINIT_BUDGET_S
 
 
 class PreStartPool:
@@ -228,6 +236,27 @@ class PreStartPool:
             for entry in launch:
                 self._launch_one(entry)
 
+    def _preinit(self, entry: _Entry, backend, env):
+        """Run the spare's init now (decision 069), then freeze it until taken. Past the
+        budget: the spare is replaced by a launched-only one and the version is not
+        pre-initialised again. An init error raises (the caller drops the spare)."""
+        env.init_budget_s = PREINIT_BUDGET_S
+        try:
+            env.start()
+        except FunctionTimeout:
+            log.info("%s: init longer than %.1f s; its spares wait before init",
+                     entry.version.key, PREINIT_BUDGET_S)
+            entry.preinit = False  # one writer per entry at a time: the launching thread
+            env.destroy()
+            env = backend.create(entry.version)
+            env.launch()
+            return env
+        env.init_budget_s = None
+        freeze = getattr(env, "freeze", None)
+        if freeze is not None:
+            freeze()  # no CPU for init's timers while it waits; invoke() thaws it
+        return env
+
     def _launch_one(self, entry: _Entry) -> None:
         env = None
         with self._lock:
@@ -243,11 +272,9 @@ class PreStartPool:
                 prepare(entry.version)
             env = backend.create(entry.version)
             env.launch()
-            if entry.version.config.runtime in PREINIT_RUNTIMES and settings.current().node_preinit:
-                env.start()  # init now (decision 069); a no-op where launch() did it
-                freeze = getattr(env, "freeze", None)
-                if freeze is not None:
-                    freeze()  # no CPU for init's timers while it waits; invoke() thaws it
+            if (entry.preinit and entry.version.config.runtime in PREINIT_RUNTIMES
+                    and settings.current().node_preinit):
+                env = self._preinit(entry, backend, env)
         except Exception as exc:  # a failed spare only costs a future cold start its speed
             log.warning("pre-starting an environment of %s failed: %s", entry.version.key, exc)
             if env is not None:

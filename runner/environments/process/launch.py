@@ -163,11 +163,13 @@ class InitReply:
         return InitInvalidResponse(f"unexpected frame {msg['t']!r} during init")
 
 
-def run_init(channel: GuestChannel, version: FunctionVersion) -> InitReply:
+def run_init(channel: GuestChannel, version: FunctionVersion,
+             budget_s: float | None = None) -> InitReply:
     """Send `init` and wait for the reply: the function's init phase, bounded by Lambda's init
-    limit or the function's timeout, whichever is longer."""
+    limit or the function's timeout, whichever is longer; or by `budget_s` when given (a
+    pre-initialised spare's init, pool/prestart.py: past it the spare is dropped)."""
     channel.send_now({"t": "init"})
-    timeout_s = max(INIT_TIMEOUT_S, version.config.timeout_s)
+    timeout_s = max(INIT_TIMEOUT_S, version.config.timeout_s) if budget_s is None else budget_s
     logs = bytearray()
     msg = channel.wait(time.monotonic() + timeout_s, logs)
     return InitReply(msg, bytes(logs), timeout_s, msg is None and channel.timed_out,

@@ -251,3 +251,25 @@ def test_a_node_spare_whose_init_fails_is_not_kept_and_the_cold_start_reports_it
         assert "broken at init" in info.value.message
     finally:
         env.destroy()
+
+
+def test_a_node_spare_whose_init_overruns_the_budget_waits_before_init(pre, tmp_path, monkeypatch):
+    # A heavy init is not run twice (in the spare, then in a cold start that found none): past
+    # the budget the spare is replaced by a launched-only one, and the version stays that way.
+    monkeypatch.setattr(ps, "PREINIT_BUDGET_S", 0.2)
+    code = tmp_path / "slow-init"
+    code.mkdir()
+    (code / "index.js").write_text("const end = Date.now() + 1000; while (Date.now() < end) {}\n"
+                                   "exports.handler = async () => 'slow';\n")
+    os.chmod(code, 0o755)
+    os.chmod(code / "index.js", 0o644)
+    v = version(code, name="slow-init", timeout_s=10)
+    pre.prewarm(v, wait=True)
+    env = pre.take(v)
+    assert env is not None and env.state is EnvState.NEW  # launched, init not run
+    try:
+        env.start()  # the cold start runs the init, under the function's own limit
+        assert json.loads(env.invoke(request({})).payload) == "slow"
+    finally:
+        env.destroy()
+    assert pre._entries[v.key].preinit is False
