@@ -9,7 +9,8 @@
 | `RUNNER_ISOLATION` | switch | on | `off` runs guests without bubblewrap namespaces |
 | `RUNNER_SECCOMP` | switch | on | `off` runs sandboxed guests without the seccomp filter (debugging) |
 | `RUNNER_PYTHON_ZYGOTE` | switch | on | `off` spawns a fresh interpreter per Python environment |
-| `RUNNER_ENV_NAMESPACES` | switch | on | `off` lets a zygote's environments share its /tmp, PID and IPC namespaces |
+| `RUNNER_NODE_PREINIT` | switch | on | `off` keeps Node.js spares launched but not initialised (their handler loads at the cold start) |
+| `RUNNER_ENV_NAMESPACES` | switch | off | `on` gives each environment a zygote forks its own /tmp, PID and IPC namespaces (decision 068: a hostile init can then reach user namespaces for its own children) |
 | `RUNNER_FREEZE_IDLE` | switch | on | `off` leaves idle environments running (their background work keeps its CPU) |
 | `RUNNER_WASM_FUEL` | switch | off | `on` counts wasm fuel (slower guest code) |
 | `RUNNER_WASM_CACHE_DIR` | path | `$XDG_CACHE_HOME/lambda-runner/wasm` | compiled-module cache |
@@ -68,6 +69,7 @@ class Settings:
     seccomp: bool
     python_zygote: bool
     env_namespaces: bool
+    node_preinit: bool
     freeze_idle: bool
     wasm_fuel: bool
     wasm_cache_dir: str | None
@@ -84,7 +86,8 @@ class Settings:
             isolation=switch(environ, "RUNNER_ISOLATION", True),
             seccomp=switch(environ, "RUNNER_SECCOMP", True),
             python_zygote=switch(environ, "RUNNER_PYTHON_ZYGOTE", True),
-            env_namespaces=switch(environ, "RUNNER_ENV_NAMESPACES", True),
+            env_namespaces=switch(environ, "RUNNER_ENV_NAMESPACES", False),
+            node_preinit=switch(environ, "RUNNER_NODE_PREINIT", True),
             freeze_idle=switch(environ, "RUNNER_FREEZE_IDLE", True),
             wasm_fuel=switch(environ, "RUNNER_WASM_FUEL", False),
             wasm_cache_dir=_path(environ, "RUNNER_WASM_CACHE_DIR"),

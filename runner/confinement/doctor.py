@@ -90,7 +90,8 @@ def _namespace_rows() -> list[Row]:
         Row("own /tmp, PID and IPC per environment of one version (Python zygote)",
             on and settings.current().env_namespaces,
             "clone into new user/mount/PID/IPC namespaces per child + Landlock scope",
-            fix or ("" if settings.current().env_namespaces else "unset RUNNER_ENV_NAMESPACES=off")),
+            fix or ("" if settings.current().env_namespaces else "opt in with RUNNER_ENV_NAMESPACES=on "
+                    "(off by default: decision 068 says what it costs)")),
         Row("no capabilities, no_new_privs", on,
             "bwrap --cap-drop ALL + setpriv bounding set empty" if m == "root"
             else "bwrap --cap-drop ALL" if on else "none", fix),

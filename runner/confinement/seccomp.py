@@ -128,6 +128,11 @@ def program() -> bytes:
 # code in an environment runs under exactly the guest filter.
 ZYGOTE_ALLOWED = ("mount",)
 CLONE_COOKIE_ARG = 4
+# Only these namespace flags pass with the cookie (environments/python/guest/python_envns.py);
+# a network, cgroup, UTS or time namespace stays refused even with it. And mount only with
+# exactly MS_NOSUID | MS_NODEV, the flags of the child's own /tmp and /dev/shm mounts.
+ZYGOTE_CLONE_FLAGS = ("CLONE_NEWUSER", "CLONE_NEWNS", "CLONE_NEWIPC", "CLONE_NEWPID")
+ZYGOTE_MOUNT_FLAGS = 0x2 | 0x4
 
 
 def zygote_program(cookie: int) -> bytes:
@@ -154,10 +159,17 @@ def _build(cookie: int | None) -> bytes:
         # glibc (and libuv) fall back to clone, where the flags are an argument.
         _deny(lib, ctx, "clone3", _errno_action(errno.ENOSYS))
         nr = lib.seccomp_syscall_resolve_name(b"clone")
-        for flag in CLONE_NAMESPACE_FLAGS.values():
+        if cookie is not None:
+            rc = lib.seccomp_rule_add_array(
+                ctx, _errno_action(errno.EPERM), lib.seccomp_syscall_resolve_name(b"mount"), 1,
+                ctypes.byref(_ArgCmp(3, _CMP_NE, ZYGOTE_MOUNT_FLAGS, 0)))
+            if rc < 0:
+                raise OSError(-rc, f"seccomp: cannot add the mount flags rule: {os.strerror(-rc)}")
+        for name, flag in CLONE_NAMESPACE_FLAGS.items():
             cmps = (_ArgCmp * 2)(_ArgCmp(0, _CMP_MASKED_EQ, flag, flag))
             count = 1
-            if cookie is not None:  # denied unless the cookie rides along (see zygote_program)
+            if cookie is not None and name in ZYGOTE_CLONE_FLAGS:
+                # denied unless the cookie rides along (see zygote_program)
                 cmps[1] = _ArgCmp(CLONE_COOKIE_ARG, _CMP_NE, cookie, 0)
                 count = 2
             rc = lib.seccomp_rule_add_array(ctx, _errno_action(errno.EPERM), nr, count, cmps)

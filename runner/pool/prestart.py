@@ -30,7 +30,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from runner import settings
 from runner.environments.base import Backend, is_alive
+from runner.errors import FunctionTimeout
 from runner.model import FunctionVersion
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,19 @@ LAUNCH_PARALLEL = 4
 # milliseconds) and pays only its first invocation. A Python spare costs ~2 MB PSS. wasm
 # instantiates in-host in microseconds.
 DEFAULT_RUNTIMES = ("nodejs", "python")
+# Issue 24 (decision 069): Node.js spares also run the version's init (load the handler) ahead
+# of demand, and are then frozen until taken, as Python's zygote children inherit theirs: a
+# Node cold start then pays its first invocation only (the handler's require() was most of the
+# remaining ~5 ms). An init that fails in a spare costs nothing but the spare: it is destroyed,
+# and the cold start that finds no spare runs init itself and reports the error as before.
+# RUNNER_NODE_PREINIT=off turns it off.
+PREINIT_RUNTIMES = ("nodejs",)
+# A spare's init gets this long; past it the spare is dropped and the version's later spares
+# are launched without their init (the cold start runs it, as before). A heavy init at a small
+# memory size (7 % of a CPU at 128 MB) would otherwise run twice on a deploy that is followed
+# at once by an invocation: once in the spare until Lambda's 10 s init limit, once in the cold
+# start that found no spare ready.
+PREINIT_BUDGET_S = 1.0
 
 
 @dataclass
@@ -72,6 +87,7 @@ class _Entry:
     live: bool = True
     taken: int = 0  # statistics: cold starts served by a spare
     missed: int = 0  # statistics: cold starts that found none
+    preinit: bool = True  # False once a spare's init overran PREINIT_BUDGET_S
 
 
 class PreStartPool:
@@ -240,6 +256,27 @@ class PreStartPool:
                     with self._lock:
                         entry.launching -= 1
 
+    def _preinit(self, entry: _Entry, backend, env):
+        """Run the spare's init now (decision 069), then freeze it until taken. Past the
+        budget: the spare is replaced by a launched-only one and the version is not
+        pre-initialised again. An init error raises (the caller drops the spare)."""
+        env.init_budget_s = PREINIT_BUDGET_S
+        try:
+            env.start()
+        except FunctionTimeout:
+            log.info("%s: init longer than %.1f s; its spares wait before init",
+                     entry.version.key, PREINIT_BUDGET_S)
+            entry.preinit = False  # one writer per entry at a time: the launching thread
+            env.destroy()
+            env = backend.create(entry.version)
+            env.launch()
+            return env
+        env.init_budget_s = None
+        freeze = getattr(env, "freeze", None)
+        if freeze is not None:
+            freeze()  # no CPU for init's timers while it waits; invoke() thaws it
+        return env
+
     def _launch_one(self, entry: _Entry) -> None:
         env = None
         with self._lock:
@@ -255,6 +292,9 @@ class PreStartPool:
                 prepare(entry.version)
             env = backend.create(entry.version)
             env.launch()
+            if (entry.preinit and entry.version.config.runtime in PREINIT_RUNTIMES
+                    and settings.current().node_preinit):
+                env = self._preinit(entry, backend, env)
         except Exception as exc:  # a failed spare only costs a future cold start its speed
             log.warning("pre-starting an environment of %s failed: %s", entry.version.key, exc)
             if env is not None:

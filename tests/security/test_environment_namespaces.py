@@ -19,8 +19,15 @@ from runner.environments.backends import default_backends
 from runner.environments.python.env_namespaces import problem
 from tests.security.conftest import make_version, request, result
 
-pytestmark = pytest.mark.skipif(problem() is not None,
-                                reason=f"no per-environment namespaces here: {problem()}")
+pytestmark = pytest.mark.skipif(problem(on=True) is not None,
+                                reason=f"no per-environment namespaces here: {problem(on=True)}")
+
+
+@pytest.fixture(autouse=True)
+def namespaces_on(monkeypatch):
+    """The switch is off by default (decision 068); these tests are of the switch turned on
+    (the control test below turns it off again)."""
+    monkeypatch.setenv("RUNNER_ENV_NAMESPACES", "on")
 
 # One handler, steered by the event, so that both environments run the same code (one version).
 PROBE = r"""
@@ -31,12 +38,38 @@ KEEP = []
 with open("/tmp/from-init", "w") as f:   # init runs once, in the zygote (or in each spawn)
     f.write("init")
 INIT_UNSHARE = libc.unshare(0x10000000) == 0 or ctypes.get_errno()  # CLONE_NEWUSER, in init
+HOOK = {}
+
+
+def _steal(where):
+    # An at-fork hook registered by init: in the zygote it would run after the host sent the
+    # clone cookie, find it in memory and make a namespace with it.
+    def attempt():
+        import gc
+        cookie = next((o.cookie for o in gc.get_objects()
+                       if type(o).__name__ == "Config" and hasattr(o, "cookie")), None)
+        if cookie is None:
+            HOOK[where] = "no cookie"
+            return
+        ctypes.set_errno(0)
+        rc = libc.syscall(ctypes.c_long(56), ctypes.c_ulong(0x10000000 | 17), 0, 0, 0,
+                          ctypes.c_ulong(cookie))
+        if rc == 0:
+            os._exit(0)
+        HOOK[where] = "made a namespace" if rc > 0 else errno.errorcode[ctypes.get_errno()]
+    return attempt
+
+
+os.register_at_fork(before=_steal("before"), after_in_child=_steal("child"),
+                    after_in_parent=_steal("parent"))
 
 def handler(event, context):
     op = event["op"]
     if op == "whoami":
         return {"proc_pid": int(os.readlink("/proc/self")), "pid": os.getpid(),
                 "ppid": os.getppid(), "init_unshare": INIT_UNSHARE}
+    if op == "hooks":
+        return HOOK
     if op == "write":
         for d in ("/tmp", "/dev/shm"):
             try:
@@ -213,3 +246,14 @@ def test_switched_off_forked_environments_share_the_zygote_sandbox(tmp_path, mon
         for backend in backends.values():
             backend.close()
     assert namespaces.mode() != "off"
+
+
+def test_at_fork_hooks_of_init_never_run_in_the_zygote(pair):
+    """The zygote runs no at-fork hook (they are init's code, and the clone cookie is in its
+    memory by then); a forked environment runs its after_in_child hooks under the guest
+    filter, where the cookie is worthless."""
+    a, _ = pair
+    hooks = call(a, op="hooks")
+    assert "before" not in hooks and "parent" not in hooks, hooks
+    if zygote_of(a) is not None:
+        assert hooks.get("child") == "EPERM", hooks

@@ -86,6 +86,9 @@ class ProcessEnvironment:
         self.state = EnvState.NEW
         self.init_duration_ms: float | None = None
         self.init_logs = b""
+        # A bound on the init phase shorter than Lambda's, for a pool initialising a spare
+        # ahead of demand (pool/prestart.py); None: the function's own limit.
+        self.init_budget_s: float | None = None
         self._tmp_root = tmp_root
         self._proc: subprocess.Popen | None = None
         self._channel: GuestChannel | None = None  # set by _spawn, closed by destroy
@@ -155,7 +158,7 @@ class ProcessEnvironment:
             raise
 
     def _await_ready(self) -> None:
-        reply = run_init(self._channel, self.version, self._enforcement)
+        reply = run_init(self._channel, self.version, self._enforcement, self.init_budget_s)
         self.init_logs = reply.logs
         if not reply.answered:
             if self._exited_or_kill() and not reply.timed_out:

@@ -42,10 +42,11 @@ class Plan:
                 "tmp_bytes": spec.tmp_bytes}
 
 
-def problem() -> str | None:
-    """Why environments of one version share their zygote's namespaces here, or None."""
-    if not settings.current().env_namespaces:
-        return "disabled by RUNNER_ENV_NAMESPACES=off"
+def problem(*, on: bool | None = None) -> str | None:
+    """Why environments of one version share their zygote's namespaces here, or None. `on`
+    overrides the switch (the host's own ability alone, for tests and the doctor)."""
+    if not (settings.current().env_namespaces if on is None else on):
+        return "off (RUNNER_ENV_NAMESPACES=on opts in; docs/decisions/068)"
     return namespaces.problem()
 
 

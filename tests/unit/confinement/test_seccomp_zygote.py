@@ -42,8 +42,16 @@ def clone(flags, fifth):
     return errno.errorcode[ctypes.get_errno()]
 
 NEWUSER = 0x10000000
+NEWNET = 0x40000000
 out = {"plain": clone(0, 0), "ns_no_cookie": clone(NEWUSER, 0),
-       "ns_wrong_cookie": clone(NEWUSER, cookie ^ 1), "ns_cookie": clone(NEWUSER, cookie)}
+       "ns_wrong_cookie": clone(NEWUSER, cookie ^ 1), "ns_cookie": clone(NEWUSER, cookie),
+       "net_cookie": clone(NEWUSER | NEWNET, cookie)}
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                       ctypes.c_char_p]
+for name, flags in (("mount_other_flags", 0), ("mount_nosuid_nodev", 6)):
+    ctypes.set_errno(0)
+    libc.mount(b"none", b"/nonexistent-target", b"tmpfs", flags, None)
+    out[name] = errno.errorcode.get(ctypes.get_errno(), "ok")
 ctypes.set_errno(0)
 libc.unshare(NEWUSER)
 out["unshare"] = errno.errorcode.get(ctypes.get_errno(), "ok")
@@ -68,6 +76,9 @@ def test_namespace_clone_needs_the_cookie_and_everything_else_stays_denied():
     assert out["plain"] == "ok"
     assert out["ns_no_cookie"] == out["ns_wrong_cookie"] == "EPERM"
     assert out["ns_cookie"] == "ok"  # what the zygote does; this host allows user namespaces
+    assert out["net_cookie"] == "EPERM"  # only the four namespaces a child enters
+    assert out["mount_other_flags"] == "EPERM"  # the filter
+    assert out["mount_nosuid_nodev"] == "ENOENT"  # passed the filter; no such target
     assert out["unshare"] == "EPERM" and out["keyctl"] == "EPERM"
 
 

@@ -55,9 +55,11 @@ def test_first_cold_start_misses_then_a_spare_is_launched(pre):
     assert pre.take(v) is None
     assert wait_for(lambda: pre.stats()[v.key]["spares"] == 1)
     env = pre.take(v)
-    assert env is not None and env.state is EnvState.NEW and env.launched_alive()
+    # Pre-initialised (decision 069): the handler is loaded and the spare frozen until taken.
+    assert env is not None and env.state is EnvState.READY and env.launched_alive()
+    assert env._frozen
     try:
-        env.start()  # limits + init only: the process was already up
+        env.start()  # nothing left to do: the process is up and its init has run
         assert env.state is EnvState.READY
         out = env.invoke(request({"name": "spare"}))
         assert json.loads(out.payload) == {"message": "hello spare"}
@@ -127,6 +129,10 @@ class FakeEnv:
 
     def launch(self):
         self.launched = True
+
+    def start(self):  # a Node.js spare is pre-initialised (decision 069)
+        self.launch()
+        self.state = EnvState.READY
 
     def launched_alive(self):
         return self.launched and self.state is not EnvState.DEAD
@@ -277,3 +283,47 @@ def test_spares_are_launched_several_at_a_time():
     finally:
         backend.release.set()
         pre.close()
+
+
+def test_a_node_spare_whose_init_fails_is_not_kept_and_the_cold_start_reports_it(pre, tmp_path):
+    code = tmp_path / "bad-init"
+    code.mkdir()
+    (code / "index.js").write_text("throw new Error('broken at init');\n"
+                                   "exports.handler = async () => 1;\n")
+    os.chmod(code, 0o755)
+    os.chmod(code / "index.js", 0o644)
+    v = version(code, name="bad-init")
+    pre.prewarm(v, wait=True)  # launched (and its init run) in this thread, now
+    stats = pre.stats()[v.key]
+    assert (stats["spares"], stats["launching"]) == (0, 0)  # the failed init destroyed it
+    assert pre.take(v) is None
+    from runner.errors import FunctionInitError
+    env = pre.backends["nodejs"].create(v)
+    try:
+        with pytest.raises(FunctionInitError) as info:
+            env.start()  # the cold start runs init itself and reports the function's error
+        assert "broken at init" in info.value.message
+    finally:
+        env.destroy()
+
+
+def test_a_node_spare_whose_init_overruns_the_budget_waits_before_init(pre, tmp_path, monkeypatch):
+    # A heavy init is not run twice (in the spare, then in a cold start that found none): past
+    # the budget the spare is replaced by a launched-only one, and the version stays that way.
+    monkeypatch.setattr(ps, "PREINIT_BUDGET_S", 0.2)
+    code = tmp_path / "slow-init"
+    code.mkdir()
+    (code / "index.js").write_text("const end = Date.now() + 1000; while (Date.now() < end) {}\n"
+                                   "exports.handler = async () => 'slow';\n")
+    os.chmod(code, 0o755)
+    os.chmod(code / "index.js", 0o644)
+    v = version(code, name="slow-init", timeout_s=10)
+    pre.prewarm(v, wait=True)
+    env = pre.take(v)
+    assert env is not None and env.state is EnvState.NEW  # launched, init not run
+    try:
+        env.start()  # the cold start runs the init, under the function's own limit
+        assert json.loads(env.invoke(request({})).payload) == "slow"
+    finally:
+        env.destroy()
+    assert pre._entries[v.key].preinit is False

@@ -15,10 +15,11 @@ namespaces instead of fork()ing it into its own, and the child, before it runs a
    from here it denies new namespaces, mount, ptrace... exactly as for a spawned guest.
 
 Why this is safe to do in Python after a raw clone: the zygote is single-threaded (it refuses
-to fork otherwise), and clone() is called with the GIL held, bracketed by PyOS_BeforeFork /
-PyOS_AfterFork_Child / PyOS_AfterFork_Parent, which is what os.fork() itself does around
-glibc's fork(). What glibc's fork() does on top (at-fork handlers, resetting locks other
-threads held) has nothing to act on in a single-threaded process.
+to fork otherwise), and clone() is called with the GIL held; the child runs
+PyOS_AfterFork_Child (what os.fork() runs in a child) once its set-up is done. What glibc's
+fork() and PyOS_BeforeFork do on top (at-fork handlers, taking locks other threads could
+hold) has nothing to act on in a single-threaded process; clone() says why the function's
+at-fork hooks are not run in the zygote.
 
 What each environment gains: its own /tmp and /dev/shm; its own PID numbering (it is PID 1:
 kill() and ptrace cannot name a sibling or the zygote, and its own children die with it);
@@ -107,25 +108,32 @@ def landlock_abi():
 
 def clone(cfg):
     """fork(), but the child starts in new namespaces (FLAGS). Returns 0 in the child and the
-    child's pid (in the zygote's PID namespace) in the zygote; raises OSError."""
+    child's pid (in the zygote's PID namespace) in the zygote; raises OSError.
+
+    No at-fork hook runs in the zygote (os.register_at_fork's `before` and `after_in_parent`,
+    which os.fork() would run): those are the function's init code, and in the zygote they
+    could find the cookie in memory and make namespaces with it. The child runs the
+    `after_in_child` hooks, with the rest of CPython's after-fork work, in after_fork_child(),
+    once enter() has loaded the guest filter. Safe because the zygote is single-threaded: the
+    locks that PyOS_BeforeFork takes guard against other threads only."""
     if SYS_CLONE is None:
         raise OSError(0, "per-environment namespaces: unsupported architecture " + os.uname().machine)
-    api = ctypes.pythonapi
-    api.PyOS_BeforeFork()
     # clone(flags, stack=0 (the child runs on a copy of this stack, as after fork), parent_tid,
     # child_tid/tls, tls/child_tid): the fifth argument carries the cookie; without
     # CLONE_SETTLS / CLONE_CHILD_* the kernel never reads it (seccomp.zygote_program).
     pid = _pylibc.syscall(ctypes.c_long(SYS_CLONE), ctypes.c_ulong(FLAGS | SIGCHLD),
                           ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0),
                           ctypes.c_ulong(cfg.cookie))
-    if pid == 0:
-        api.PyOS_AfterFork_Child()
-        return 0
-    err = ctypes.get_errno()
-    api.PyOS_AfterFork_Parent()
     if pid < 0:
+        err = ctypes.get_errno()
         raise OSError(err, "clone into new namespaces: " + os.strerror(err))
     return pid
+
+
+def after_fork_child():
+    """CPython's after-fork work in the child (thread state, locks, signal state) and the
+    `after_in_child` hooks: call after enter(), so hooks run under the guest filter."""
+    ctypes.pythonapi.PyOS_AfterFork_Child()
 
 
 def _check(rc, what):

@@ -85,6 +85,7 @@ def child_main(ctrl_fd, log_fd, handler, zygote_sock, wake_fds, ns=None):
                 os.write(log_fd, ("runner: cannot set up the environment's namespaces: %s\n"
                                   % exc).encode())
                 os._exit(71)  # EX_OSERR: no environment runs half isolated
+            envns.after_fork_child()  # the function's after_in_child hooks: filtered now
         # The child must not keep the zygote's channel (it could forge fork requests' replies)
         # nor the zygote's SIGCHLD wake-up pipe.
         zygote_sock.close()
