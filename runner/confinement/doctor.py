@@ -86,12 +86,15 @@ def _namespace_rows() -> list[Row]:
             namespaces.seccomp_problem() is None,
             f"bwrap --seccomp, {len(seccomp.DENIED)} calls and namespace clone flags refused",
             namespaces.seccomp_problem() or ""),
-        # issue 24 (decision 068): the zygote's probe child decides per zygote; this is the switch
+        # issue 24 (decision 068): opt-in, so off is a choice, not a missing protection; the
+        # zygote's probe child decides per zygote when it is on.
         Row("own /tmp, PID and IPC per environment of one version (Python zygote)",
-            on and settings.current().env_namespaces,
-            "clone into new user/mount/PID/IPC namespaces per child + Landlock scope",
-            fix or ("" if settings.current().env_namespaces else "opt in with RUNNER_ENV_NAMESPACES=on "
-                    "(off by default: decision 068 says what it costs)")),
+            on if settings.current().env_namespaces else True,
+            "clone into new user/mount/PID/IPC namespaces per child + Landlock scope"
+            if settings.current().env_namespaces else
+            "off (the default, decision 068): environments share their zygote's; "
+            "RUNNER_ENV_NAMESPACES=on opts in",
+            fix if settings.current().env_namespaces else ""),
         Row("no capabilities, no_new_privs", on,
             "bwrap --cap-drop ALL + setpriv bounding set empty" if m == "root"
             else "bwrap --cap-drop ALL" if on else "none", fix),
