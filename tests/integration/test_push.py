@@ -106,5 +106,15 @@ def test_schedule_cli_fires_through_the_running_scheduler(push_server, rec_dir, 
                "--expression", "cron(0 0 * * * *)") == 2
     assert "expression" in capsys.readouterr().err
     assert cli(addr, "schedule", "dropped", "tick") == 0
+    # A slot that cannot be delivered (no such function) is dropped into the dead-letter store.
+    assert cli(addr, "schedule", "add", "orphan", "--function", "ghost", "--expression",
+               "rate(1 hour)", "--dead-letter", "dlq") == 0
+    runner = push_server[0]
+    (letter,) = wait_for(lambda: runner.dead_letters("ghost"), "the orphan slot's dead letter")
+    assert letter.record["condition"] == "ResourceNotFound"
+    assert json.loads(letter.payload)["detail-type"] == "Scheduled Event"
+    capsys.readouterr()
+    assert cli(addr, "schedule", "dropped", "orphan") == 0
+    assert "ghost" in capsys.readouterr().out
     assert cli(addr, "schedule", "delete", "tick") == 0
     assert cli(addr, "schedule", "get", "tick") == 2
