@@ -118,3 +118,37 @@ def test_schedule_cli_fires_through_the_running_scheduler(push_server, rec_dir, 
     assert "ghost" in capsys.readouterr().out
     assert cli(addr, "schedule", "delete", "tick") == 0
     assert cli(addr, "schedule", "get", "tick") == 2
+
+
+def test_grpc_notify_and_publish_errors(push_server, rec_dir):
+    import grpc
+
+    from runner.service.proto import topics_pb2 as tpb
+    from runner.service.proto import topics_pb2_grpc as tpb_grpc
+    from runner.service.proto import triggers_pb2 as gpb
+    from runner.service.proto import triggers_pb2_grpc as gpb_grpc
+    from tests.integration.conftest import error_type
+
+    with grpc.insecure_channel(push_server[2]) as ch:
+        triggers = gpb_grpc.TriggersStub(ch)
+        triggers.AddTrigger(gpb.Trigger(name="t", function="worker", bucket="inbox",
+                                        events=["s3:ObjectCreated:Put"], prefix="in/"))
+        rec = s3_record("inbox", "in/x", "ObjectCreated:Put", sequencer="0B")
+        out = triggers.Notify(gpb.NotifyRequest(body=json.dumps({"Records": [rec]}).encode()))
+        assert out.records == 1 and len(out.request_ids) == 1
+        got = wait_for(lambda: records(rec_dir, "worker"), "the notified invocation")
+        assert got[0][0] == out.request_ids[0]
+        with pytest.raises(grpc.RpcError) as e:
+            triggers.Notify(gpb.NotifyRequest(body=b"{"))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_type(e.value) == "InvalidRequestContentException"
+        topics = tpb_grpc.TopicsStub(ch)
+        with pytest.raises(grpc.RpcError) as e:
+            topics.Publish(tpb.PublishRequest(topic="none", message="m"))
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        topics.CreateTopic(tpb.TopicName(name="t1"))
+        with pytest.raises(grpc.RpcError) as e:
+            topics.Subscribe(tpb.Subscription(topic="t1", function="worker",
+                                              filter_policy_json='{"a": [{"nope": 1}]}'))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "filter_policy" in \
+            e.value.details()

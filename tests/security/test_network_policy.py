@@ -165,3 +165,43 @@ def test_policy_is_validated():
                 "allow=1.2.3.999:80"):
         with pytest.raises(InvalidParameter, match="network"):
             parse_network_policy(bad)
+
+
+NODE_PROBE = """
+const net = require("net");
+function probe(host, port) {
+  return new Promise((resolve) => {
+    const s = net.connect({host, port});
+    s.setTimeout(3000, () => { s.destroy(); resolve("timeout"); });
+    s.on("connect", () => s.write("ping"));
+    s.on("data", (d) => { s.destroy(); resolve(d.toString() === "ping" ? "echo" : "answered"); });
+    s.on("end", () => resolve("closed"));
+    s.on("error", (e) => resolve(e.code));
+  });
+}
+exports.handler = async (event) => {
+  const out = {};
+  for (const [name, [host, port]] of Object.entries(event)) out[name] = await probe(host, port);
+  return out;
+};
+"""
+
+
+def test_allow_list_holds_for_node_guests(server):
+    import shutil
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    runner, grpc_port, http_port, (listed, unlisted) = server
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("index.js", NODE_PROBE)
+    runner.deploy("nodeprobe", buf.getvalue(), runtime="nodejs", handler="index.handler",
+                  timeout_s=30, network_policy=f"allow=127.0.0.1:{listed.port}")
+    r = runner.invoke("nodeprobe", json.dumps({
+        "listed": ["127.0.0.1", listed.port], "unlisted": ["127.0.0.1", unlisted.port],
+        "grpc": ["127.0.0.1", grpc_port], "http": ["127.0.0.1", http_port]}).encode())
+    assert not r.function_error, r.payload
+    out = json.loads(r.payload)
+    assert out == {"listed": "echo", "unlisted": "ECONNREFUSED", "grpc": "ECONNREFUSED",
+                   "http": "ECONNREFUSED"}, out
