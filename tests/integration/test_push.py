@@ -81,6 +81,8 @@ def test_trigger_cli_and_s3_endpoint_with_bad_input(push_server, phc, rec_dir, c
     assert runner.events.pending() == 0
     phc.reconnect()
     assert phc.request("GET", "/events/s3")[0] == 400
+    phc.reconnect()
+    assert phc.request("POST", "/events/other")[0] == 404  # not ours: a (missing) function route
     assert cli(addr, "trigger", "list") == 0 and "pics" in capsys.readouterr().out
     assert cli(addr, "trigger", "delete", "pics") == 0
 
@@ -152,3 +154,17 @@ def test_grpc_notify_and_publish_errors(push_server, rec_dir):
                                               filter_policy_json='{"a": [{"nope": 1}]}'))
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "filter_policy" in \
             e.value.details()
+
+
+def test_deploy_network_policy_over_the_cli(push_server, capsys):
+    addr = push_server[2]
+    assert cli(addr, "deploy", "netfn", "--runtime", "python", "--handler", "app.handler",
+               "--network", "allow=127.0.0.1:9000,localhost:9001", RECORDER) == 0
+    capsys.readouterr()
+    assert cli(addr, "get", "netfn") == 0
+    cfg = json.loads(capsys.readouterr().out)["config"]
+    assert cfg["network_policy"] == "allow=127.0.0.1:9000,localhost:9001"
+    assert cli(addr, "deploy", "netfn", "--network") == 0  # bare: full
+    assert push_server[0].get("netfn").config.network_policy == "full"
+    assert cli(addr, "deploy", "netfn", "--network", "allow=example.com:80") == 2
+    assert "network" in capsys.readouterr().err
