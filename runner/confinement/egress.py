@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 CLONE_NEWNET = 0x40000000
 READY_TIMEOUT_S = 10.0
 BUFFER = 64 * 1024
+# Relayed connections open at once per sandbox: each holds two server threads, so a guest must
+# not be able to make the server start threads without bound. Past it, a connection is closed
+# at once (the guest sees a reset), as a saturated proxy would answer.
+MAX_CONNECTIONS = 64
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -210,6 +214,7 @@ def _relay(pid: int, endpoints: tuple[tuple[str, int], ...]) -> Egress:
 
 def _accept_loop(listeners: list[socket.socket], wake_r: int, e: Egress) -> None:
     by_fd = {s.fileno(): s for s in listeners}
+    slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
     try:
         while not e._closed.is_set():
             ready = select.select([wake_r, *by_fd], [], [])[0]
@@ -221,9 +226,12 @@ def _accept_loop(listeners: list[socket.socket], wake_r: int, e: Egress) -> None
                     conn, _ = s.accept()
                 except OSError:
                     continue
+                if not slots.acquire(blocking=False):
+                    conn.close()
+                    continue
                 target = s.getsockname()
-                threading.Thread(target=_serve, args=(conn, target), name="egress-conn",
-                                 daemon=True).start()
+                threading.Thread(target=_serve, args=(conn, target, slots.release),
+                                 name="egress-conn", daemon=True).start()
     finally:
         os.close(wake_r)
 
@@ -246,8 +254,15 @@ def _is_local(ip: str) -> bool:
         return True  # unknown: treat as ours, refusing is the safe side
 
 
-def _serve(conn: socket.socket, target: tuple[str, int]) -> None:
-    """Relay one connection to `target` from the host's namespace."""
+def _serve(conn: socket.socket, target: tuple[str, int], done: Callable[[], None]) -> None:
+    """Relay one connection to `target` from the host's namespace; `done()` at the end."""
+    try:
+        _relay_one(conn, target)
+    finally:
+        done()
+
+
+def _relay_one(conn: socket.socket, target: tuple[str, int]) -> None:
     if target[1] in _own_ports() and _is_local(target[0]):
         conn.close()  # the runner's own port: refused as if nothing listened
         return

@@ -123,7 +123,9 @@ def test_allow_list_reaches_exactly_the_listed_endpoints(server):
     assert out["listed"] == "echo", out
     assert out["unlisted"] == "ConnectionRefusedError"
     assert out["http"] == "ConnectionRefusedError"
-    assert out["grpc"] == "closed"  # accepted by the relay, which never relays the runner's port
+    # Accepted by the relay, which never relays the runner's port: closed at once (a reset
+    # when the guest's bytes were still unread).
+    assert out["grpc"] in ("closed", "ConnectionResetError"), out
 
 
 def _outside_ip() -> str | None:
