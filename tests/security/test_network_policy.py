@@ -207,3 +207,37 @@ def test_allow_list_holds_for_node_guests(server):
     out = json.loads(r.payload)
     assert out == {"listed": "echo", "unlisted": "ECONNREFUSED", "grpc": "ECONNREFUSED",
                    "http": "ECONNREFUSED"}, out
+
+
+FLOOD = """
+import socket
+def handler(event, context):
+    held, ok = [], 0
+    for _ in range(event["n"]):
+        s = socket.socket()
+        s.settimeout(3)
+        try:
+            s.connect(("127.0.0.1", event["port"]))
+            s.sendall(b"ping")
+            if s.recv(16) == b"ping":
+                ok += 1
+        except OSError:
+            pass
+        held.append(s)  # kept open: each would hold a relay for as long as it lives
+    return {"ok": ok}
+"""
+
+
+def test_a_guest_cannot_make_the_relay_start_threads_without_bound(server):
+    from runner.confinement import egress
+
+    runner, _, _, (echo, _) = server
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", FLOOD)
+    runner.deploy("flood", buf.getvalue(), runtime="python", handler="app.handler", timeout_s=60,
+                  network_policy=f"allow=127.0.0.1:{echo.port}")
+    r = runner.invoke("flood", json.dumps({"n": egress.MAX_CONNECTIONS + 20,
+                                           "port": echo.port}).encode())
+    assert not r.function_error, r.payload
+    assert json.loads(r.payload)["ok"] == egress.MAX_CONNECTIONS
