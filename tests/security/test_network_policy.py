@@ -241,3 +241,20 @@ def test_a_guest_cannot_make_the_relay_start_threads_without_bound(server):
                                            "port": echo.port}).encode())
     assert not r.function_error, r.payload
     assert json.loads(r.payload)["ok"] == egress.MAX_CONNECTIONS
+
+
+def test_allow_list_with_a_non_loopback_address(server):
+    runner, _, _, (loopback_only, _) = server
+    ip = _outside_ip()
+    if ip is None:
+        pytest.skip("no non-loopback IPv4 address on this host")
+    remote, other = Echo("0.0.0.0"), Echo("0.0.0.0")
+    try:
+        out = probe(runner, "ra", {"listed": [ip, remote.port], "unlisted": [ip, other.port],
+                                   "loopback": ["127.0.0.1", loopback_only.port]},
+                    network_policy=f"allow={ip}:{remote.port}")
+    finally:
+        remote.close()
+        other.close()
+    assert out == {"listed": "echo", "unlisted": "ConnectionRefusedError",
+                   "loopback": "ConnectionRefusedError"}, out
