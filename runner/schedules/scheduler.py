@@ -51,6 +51,9 @@ from runner.storage.schedules import Schedule
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # the longest the thread sleeps; EventBridge's precision is a minute
+# Slots one schedule may deliver or drop per tick: a rate(1 minute) schedule back from a month
+# of downtime has ~43,000 slots to record; in slices, the others are not held up meanwhile.
+MAX_SLOTS_PER_TICK = 500
 # submit(function, payload, qualifier, key, request_id) -> request id, or None if the key was
 # delivered before; raises PlatformError (unknown function, ...) queueing nothing.
 Submit = Callable[..., "str | None"]
@@ -132,7 +135,9 @@ class Scheduler:
         with self._tick_lock:
             for s in self.store.due(now):
                 slot = s.next_slot
-                while slot is not None and slot <= now:
+                budget = MAX_SLOTS_PER_TICK  # a long catch-up goes on at the next tick
+                while slot is not None and slot <= now and budget > 0:
+                    budget -= 1
                     if slot + window_offset(s, slot) > now:
                         break  # inside its flexible window, not yet its turn
                     nxt = following(s, slot)

@@ -244,3 +244,22 @@ def test_missed_slot_goes_to_a_dead_letter_function(world):
     out = s2.tick(T0 + 121)
     assert [slot for _, slot, _ in out] == [T0] and len(queue.events()) == 1
     assert [d.slot for d in s2.store.dropped("m")] == [T0]
+
+
+def test_a_long_catch_up_goes_in_slices(world, monkeypatch):
+    from runner.schedules import scheduler as mod
+
+    monkeypatch.setattr(mod, "MAX_SLOTS_PER_TICK", 10)
+    clock, queue, make = world
+    s = make()
+    s.add("busy", "f", "rate(1 minute)", max_event_age_s=600)
+    s.add("other", "f", "rate(1 hour)", start_at=T0 + 60)
+    now = T0 + 3600  # an hour of minutes: 50 dropped (too old), 11 delivered
+    first = s.tick(now)
+    assert len([o for o in first if o[0] == "busy"]) == 10
+    assert [o[1] for o in first if o[0] == "other"] == [T0 + 60]  # not held up
+    while s.tick(now):
+        pass
+    assert len(s.store.dropped("busy")) == 50
+    assert len([e for e in queue.events() if json.loads(e.payload)["resources"][0]
+                .endswith("/busy")]) == 11
