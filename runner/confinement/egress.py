@@ -111,17 +111,22 @@ def _slirp(pid: int) -> Egress:
     if exe is None:
         raise InternalError("network: 'full' needs slirp4netns (apt-get install slirp4netns)")
     ready_r, ready_w = os.pipe()
+    # slirp4netns exits when its exit fd reads EOF: when stop() closes our end, and also when
+    # this server dies (the kernel closes it), so it never outlives the server. It does not
+    # exit on its own when the namespace's processes are gone.
+    exit_r, exit_w = os.pipe()
     try:
         proc = subprocess.Popen(
             [exe, "--configure", "--mtu=65520", "--disable-host-loopback",
-             f"--ready-fd={ready_w}", str(pid), "tap0"],
+             f"--ready-fd={ready_w}", f"--exit-fd={exit_r}", str(pid), "tap0"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(ready_w,), close_fds=True, start_new_session=True)
+            pass_fds=(ready_w, exit_r), close_fds=True, start_new_session=True)
     except OSError as exc:
-        os.close(ready_r)
-        os.close(ready_w)
+        for fd in (ready_r, ready_w, exit_r, exit_w):
+            os.close(fd)
         raise InternalError(f"network: cannot start slirp4netns: {exc}") from None
     os.close(ready_w)
+    os.close(exit_r)
     try:
         ok = bool(select.select([ready_r], [], [], READY_TIMEOUT_S)[0]) and \
             os.read(ready_r, 1) == b"1"
@@ -129,9 +134,8 @@ def _slirp(pid: int) -> Egress:
         os.close(ready_r)
     e = Egress()
 
-    def stop() -> None:
-        # slirp4netns also exits by itself once the namespace's last process is gone.
-        proc.terminate()
+    def stop() -> None:  # once: Egress.close runs each closer at most once
+        os.close(exit_w)
         try:
             proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
