@@ -110,6 +110,12 @@ def _slirp(pid: int) -> Egress:
     exe = shutil.which("slirp4netns")
     if exe is None:
         raise InternalError("network: 'full' needs slirp4netns (apt-get install slirp4netns)")
+    # bwrap reports the sandbox's pid right after clone(), while its child still sets the
+    # namespace up (loopback, mounts) before it blocks on the gate; slirp4netns configuring
+    # the namespace meanwhile made the sandbox fail to start about one time in eight here
+    # (bwrap's child exited 1). So: wait until the child is blocked on the gate's pipe.
+    if not _wait_until_held(pid):
+        raise InternalError("network: the sandbox never finished its set-up")
     ready_r, ready_w = os.pipe()
     # slirp4netns exits when its exit fd reads EOF: when stop() closes our end, and also when
     # this server dies (the kernel closes it), so it never outlives the server. It does not
@@ -143,17 +149,35 @@ def _slirp(pid: int) -> Egress:
             proc.wait()
 
     e._closers.append(stop)
-    # Released as soon as slirp4netns signalled ready, a sandbox failed to start about one
-    # time in eight here (bwrap's child exited 1, silently): slirp4netns was apparently not
-    # done with the namespace. Waiting until the namespace has the default route via tap0
-    # that slirp4netns configures made it go away (0 in 24 deploys). Why exactly is not
-    # established; the wait costs a few ms.
+    # Ready also means configured: the namespace has slirp4netns's default route via tap0
+    # before guest code may use it (a few ms at most).
     ok = ok and _wait_for_default_route(pid)
     if not ok:
         e.close()
         raise InternalError(f"network: slirp4netns did not come up within {READY_TIMEOUT_S} s "
                             f"(exit status {proc.returncode})")
     return e
+
+
+def _wait_until_held(pid: int, timeout_s: float = READY_TIMEOUT_S) -> bool:
+    """Whether bwrap's child got to its wait on the gate (a pipe read: the only one it makes
+    between clone() and the gate; its earlier waits are on an eventfd). Where the kernel hides
+    wait channels, the namespace's loopback being up is the fallback sign."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/wchan") as f:
+                wchan = f.read().strip()
+            if wchan in ("", "0"):
+                with open(f"/proc/{pid}/net/fib_trie") as f:
+                    if "127.0.0.1" in f.read():
+                        return True
+            elif "pipe" in wchan:
+                return True
+        except OSError:
+            return False
+        time.sleep(0.001)
+    return False
 
 
 def _wait_for_default_route(pid: int, timeout_s: float = READY_TIMEOUT_S) -> bool:
