@@ -222,6 +222,8 @@ def _in_namespace(pid: int, fn: Callable[[], object]) -> object:
 
 
 def _relay(pid: int, endpoints: tuple[tuple[str, int], ...]) -> Egress:
+    if not _wait_until_held(pid):  # bwrap brings up the loopback we bind to (see _slirp)
+        raise InternalError("network: the sandbox never finished its set-up")
     extra = sorted({ip for ip, _ in endpoints if not ip.startswith("127.")})
     if extra:
         ip_cmd, nsenter = shutil.which("ip"), shutil.which("nsenter")
