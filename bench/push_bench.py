@@ -143,7 +143,7 @@ def main() -> int:
             s["ratio_p50"] = s["p50_ms"] / base
             results["rows"][f"deploy + first invoke, network {label}"] = s
     finally:
-        s3fs.stop()
+        s3fs.kill()  # temp data; weed can take >10 s to honour SIGTERM
         push.close()
         front.stop()
         runner.close()

@@ -25,6 +25,7 @@ command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 # A user-mode network stack for functions given a network policy (docs/events.md).
 command -v pasta >/dev/null 2>&1 || need+=(passt)
 command -v slirp4netns >/dev/null 2>&1 || need+=(slirp4netns)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)  # allow-listing a non-loopback address
 # Headless Chromium for the dashboard's browser tests.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

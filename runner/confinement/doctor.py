@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 
@@ -80,6 +81,12 @@ def _namespace_rows() -> list[Row]:
             else "RLIMIT_FSIZE per file only", fix),
         Row("own PID namespace (cannot see or signal the server)", on, "bwrap --unshare-pid", fix),
         Row("no network unless config.network", on, "bwrap --unshare-net (loopback only)", fix),
+        # Network policies (egress.py): allow lists need the namespace; full needs slirp4netns.
+        Row("network policies (allow=IP:PORT relay; full without host loopback)",
+            on and shutil.which("slirp4netns") is not None,
+            "own namespace + relay / slirp4netns --disable-host-loopback",
+            fix or ("" if shutil.which("slirp4netns") else
+                    "apt-get install slirp4netns (needed by --network full)")),
         Row("unprivileged uid/gid", m == "root", uid,
             "" if m == "root" else (fix or "run the server as root to give each guest its own uid")),
         Row("seccomp filter (no new namespaces, mount, io_uring, keyrings, bpf, ptrace, ...)",

@@ -36,6 +36,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from typing import Callable
 
 import psutil
@@ -48,6 +49,10 @@ log = logging.getLogger(__name__)
 CLONE_NEWNET = 0x40000000
 READY_TIMEOUT_S = 10.0
 BUFFER = 64 * 1024
+# Relayed connections open at once per sandbox: each holds two server threads, so a guest must
+# not be able to make the server start threads without bound. Past it, a connection is closed
+# at once (the guest sees a reset), as a saturated proxy would answer.
+MAX_CONNECTIONS = 64
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -71,15 +76,20 @@ class Egress:
     def __init__(self) -> None:
         self._closers: list[Callable[[], None]] = []
         self._closed = threading.Event()
+        self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._closed.set()
-        for c in reversed(self._closers):
+        """Idempotent and thread-safe: the closers close raw descriptors, and a second close
+        of a number the kernel has meanwhile handed to another file (another environment's
+        channel) would break that one."""
+        with self._lock:
+            closers, self._closers = self._closers, []
+            self._closed.set()
+        for c in reversed(closers):
             try:
                 c()
             except Exception:  # a close must never fail the environment's teardown
                 log.debug("egress close step failed", exc_info=True)
-        self._closers.clear()
 
 
 def attach(pid: int, policy: str) -> Egress | None:
@@ -100,13 +110,22 @@ def _slirp(pid: int) -> Egress:
     exe = shutil.which("slirp4netns")
     if exe is None:
         raise InternalError("network: 'full' needs slirp4netns (apt-get install slirp4netns)")
+    # bwrap reports the sandbox's pid right after clone(), while its child still sets the
+    # namespace up (loopback, mounts) before it blocks on the gate; slirp4netns configuring
+    # the namespace meanwhile made the sandbox fail to start about one time in eight here
+    # (bwrap's child exited 1). So: wait until the child is blocked on the gate's pipe.
+    if not _wait_until_held(pid):
+        raise InternalError("network: the sandbox never finished its set-up")
     ready_r, ready_w = os.pipe()
+    # slirp4netns exits when its exit fd reads EOF: when stop() closes our end, and also when
+    # this server dies (the kernel closes it), so it never outlives the server. It does not
+    # exit on its own when the namespace's processes are gone.
     exit_r, exit_w = os.pipe()
     try:
         proc = subprocess.Popen(
             [exe, "--configure", "--mtu=65520", "--disable-host-loopback",
              f"--ready-fd={ready_w}", f"--exit-fd={exit_r}", str(pid), "tap0"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             pass_fds=(ready_w, exit_r), close_fds=True, start_new_session=True)
     except OSError as exc:
         for fd in (ready_r, ready_w, exit_r, exit_w):
@@ -114,29 +133,64 @@ def _slirp(pid: int) -> Egress:
         raise InternalError(f"network: cannot start slirp4netns: {exc}") from None
     os.close(ready_w)
     os.close(exit_r)
-    ok = select.select([ready_r], [], [], READY_TIMEOUT_S)[0] and os.read(ready_r, 1) == b"1"
-    os.close(ready_r)
+    try:
+        ok = bool(select.select([ready_r], [], [], READY_TIMEOUT_S)[0]) and \
+            os.read(ready_r, 1) == b"1"
+    finally:
+        os.close(ready_r)
     e = Egress()
 
-    def stop() -> None:
-        os.close(exit_w)  # slirp4netns exits on EOF of its exit fd
+    def stop() -> None:  # once: Egress.close runs each closer at most once
+        os.close(exit_w)
         try:
             proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
     e._closers.append(stop)
+    # Ready also means configured: the namespace has slirp4netns's default route via tap0
+    # before guest code may use it (a few ms at most).
+    ok = ok and _wait_for_default_route(pid)
     if not ok:
-        err = b""
-        proc.kill()
-        if proc.stderr is not None:
-            err = proc.stderr.read()[-300:]
         e.close()
-        raise InternalError(f"network: slirp4netns did not come up: {err.decode(errors='replace')}")
+        raise InternalError(f"network: slirp4netns did not come up within {READY_TIMEOUT_S} s "
+                            f"(exit status {proc.returncode})")
     return e
+
+
+def _wait_until_held(pid: int, timeout_s: float = READY_TIMEOUT_S) -> bool:
+    """Whether bwrap's child got to its wait on the gate (a pipe read: the only one it makes
+    between clone() and the gate; its earlier waits are on an eventfd). Where the kernel hides
+    wait channels, the namespace's loopback being up is the fallback sign."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/wchan") as f:
+                wchan = f.read().strip()
+            if wchan in ("", "0"):
+                with open(f"/proc/{pid}/net/fib_trie") as f:
+                    if "127.0.0.1" in f.read():
+                        return True
+            elif "pipe" in wchan:
+                return True
+        except OSError:
+            return False
+        time.sleep(0.001)
+    return False
+
+
+def _wait_for_default_route(pid: int, timeout_s: float = READY_TIMEOUT_S) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/net/route") as f:
+                if any(line.split()[:2] == ["tap0", "00000000"] for line in f):
+                    return True
+        except OSError:
+            return False
+        time.sleep(0.002)
+    return False
 
 
 # ---------------------------------------------------------------------------- allow list
@@ -168,6 +222,8 @@ def _in_namespace(pid: int, fn: Callable[[], object]) -> object:
 
 
 def _relay(pid: int, endpoints: tuple[tuple[str, int], ...]) -> Egress:
+    if not _wait_until_held(pid):  # bwrap brings up the loopback we bind to (see _slirp)
+        raise InternalError("network: the sandbox never finished its set-up")
     extra = sorted({ip for ip, _ in endpoints if not ip.startswith("127.")})
     if extra:
         ip_cmd, nsenter = shutil.which("ip"), shutil.which("nsenter")
@@ -210,6 +266,7 @@ def _relay(pid: int, endpoints: tuple[tuple[str, int], ...]) -> Egress:
 
 def _accept_loop(listeners: list[socket.socket], wake_r: int, e: Egress) -> None:
     by_fd = {s.fileno(): s for s in listeners}
+    slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
     try:
         while not e._closed.is_set():
             ready = select.select([wake_r, *by_fd], [], [])[0]
@@ -221,9 +278,12 @@ def _accept_loop(listeners: list[socket.socket], wake_r: int, e: Egress) -> None
                     conn, _ = s.accept()
                 except OSError:
                     continue
+                if not slots.acquire(blocking=False):
+                    conn.close()
+                    continue
                 target = s.getsockname()
-                threading.Thread(target=_serve, args=(conn, target), name="egress-conn",
-                                 daemon=True).start()
+                threading.Thread(target=_serve, args=(conn, target, slots.release),
+                                 name="egress-conn", daemon=True).start()
     finally:
         os.close(wake_r)
 
@@ -246,8 +306,15 @@ def _is_local(ip: str) -> bool:
         return True  # unknown: treat as ours, refusing is the safe side
 
 
-def _serve(conn: socket.socket, target: tuple[str, int]) -> None:
-    """Relay one connection to `target` from the host's namespace."""
+def _serve(conn: socket.socket, target: tuple[str, int], done: Callable[[], None]) -> None:
+    """Relay one connection to `target` from the host's namespace; `done()` at the end."""
+    try:
+        _relay_one(conn, target)
+    finally:
+        done()
+
+
+def _relay_one(conn: socket.socket, target: tuple[str, int]) -> None:
     if target[1] in _own_ports() and _is_local(target[0]):
         conn.close()  # the runner's own port: refused as if nothing listened
         return

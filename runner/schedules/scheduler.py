@@ -9,6 +9,10 @@ undelivered slot (storage/schedules.py); `tick(now)` walks every due schedule fo
                                        refuses a key it has seen), then advance the slot
       older                         -> advance, recording the slot as dropped ("missed")
       function gone / refused       -> advance, recording it as dropped with the reason
+      queue unwritable, throttled   -> slot kept, tried at the next tick, up to max_retries
+                                       times, then dropped
+    A dropped slot's event goes to the schedule's dead-letter target when it has one ("dlq":
+    the function's dead-letter store, replayable; or a function, invoked with the record).
 
 The two steps (queue, advance) are two transactions in two files; a crash between them leaves
 the slot current, and the restart's tick queues it again under the same key, which the queue
@@ -33,17 +37,31 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from runner.errors import InternalError, InvalidParameter, PlatformError, StorageFull
-from runner.model import ACCOUNT, region, validate_name
+from runner.errors import (
+    InternalError,
+    InvalidParameter,
+    PlatformError,
+    ServiceUnavailable,
+    StorageFull,
+    TooManyRequests,
+)
+from runner.model import ACCOUNT, DEFAULT_DLQ, region, validate_name
 from runner.schedules.expressions import At, Rate, parse, zone
 from runner.storage.schedules import Schedule
 
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # the longest the thread sleeps; EventBridge's precision is a minute
+# Slots one schedule may deliver or drop per tick: a rate(1 minute) schedule back from a month
+# of downtime has ~43,000 slots to record; in slices, the others are not held up meanwhile.
+MAX_SLOTS_PER_TICK = 500
 # submit(function, payload, qualifier, key, request_id) -> request id, or None if the key was
 # delivered before; raises PlatformError (unknown function, ...) queueing nothing.
 Submit = Callable[..., "str | None"]
+# dead_letter(function, request id, event, record): keep a dropped slot's event in the
+# function's dead-letter store (replayable with `runner dlq replay`).
+DeadLetterSink = Callable[[str, str, bytes, dict], None]
+RETRYABLE = (InternalError, StorageFull, TooManyRequests, ServiceUnavailable)
 _NS = uuid.UUID("6d0b7c1e-8a8e-4f7e-9a37-3e1f6c2b9d10")
 UPDATABLE = ("function", "qualifier", "expression", "timezone", "input", "flexible_window_min",
              "max_retries", "max_event_age_s", "dead_letter", "start_at", "end_at", "enabled")
@@ -64,9 +82,11 @@ def scheduled_event(s: Schedule, slot: float, request_id: str) -> dict[str, Any]
 
 class Scheduler:
     def __init__(self, store, submit: Submit, *, clock: Callable[[], float] = time.time,
-                 poll_s: float = POLL_S) -> None:
+                 poll_s: float = POLL_S, dead_letter: DeadLetterSink | None = None) -> None:
         self.store = store
         self._submit = submit
+        self._dead_letter = dead_letter
+        self._attempts: dict[tuple[str, float], int] = {}  # enqueue failures per slot
         self._clock = clock
         self._poll_s = poll_s
         self._tick_lock = threading.Lock()  # one tick at a time (thread and callers)
@@ -116,7 +136,9 @@ class Scheduler:
         with self._tick_lock:
             for s in self.store.due(now):
                 slot = s.next_slot
-                while slot is not None and slot <= now:
+                budget = MAX_SLOTS_PER_TICK  # a long catch-up goes on at the next tick
+                while slot is not None and slot <= now and budget > 0:
+                    budget -= 1
                     if slot + window_offset(s, slot) > now:
                         break  # inside its flexible window, not yet its turn
                     nxt = following(s, slot)
@@ -131,21 +153,50 @@ class Scheduler:
         return done
 
     def _deliver(self, s: Schedule, slot: float, now: float) -> str | None:
-        if now - slot > s.max_event_age_s:
-            return (f"dropped: missed by {now - slot:.0f} s, beyond the schedule's "
-                    f"max_event_age_s ({s.max_event_age_s})")
         key = f"schedule:{s.name}:{s.created_at!r}:{slot!r}"
         rid = str(uuid.uuid5(_NS, key))
         body = json.dumps(scheduled_event(s, slot, rid)).encode()
+        if now - slot > s.max_event_age_s:
+            return self._drop(s, slot, key, rid, body, "EventAgeExceeded",
+                              f"missed by {now - slot:.0f} s, beyond the schedule's "
+                              f"max_event_age_s ({s.max_event_age_s})")
         try:
             got = self._submit(s.function, body, qualifier=s.qualifier or None, key=key,
                                request_id=rid)
-        except (InternalError, StorageFull) as exc:  # a bug, a full disk: keep the slot
-            log.warning("schedule %s: slot %s not queued (%s); trying again", s.name, slot, exc)
-            return None
-        except PlatformError as exc:  # unknown function, a refused payload: drop, say why
-            return f"dropped: {exc.message}"
+        except RETRYABLE as exc:  # a full disk, throttling, shutting down: not the slot's fault
+            n = self._attempts[(s.name, slot)] = self._attempts.get((s.name, slot), 0) + 1
+            if n <= s.max_retries:
+                log.warning("schedule %s: slot %s not queued (%s); trying again", s.name,
+                            slot, exc)
+                return None
+            return self._drop(s, slot, key, rid, body, "RetriesExhausted",
+                              f"not queued after {n} attempts: {exc.message}")
+        except PlatformError as exc:  # unknown function, a refused payload: not retryable
+            return self._drop(s, slot, key, rid, body, type(exc).__name__, exc.message)
+        self._attempts.pop((s.name, slot), None)
         return got or rid  # None: queued before a crash; the same request id
+
+    def _drop(self, s: Schedule, slot: float, key: str, rid: str, body: bytes, condition: str,
+              reason: str) -> str | None:
+        """The outcome of a slot that will not be delivered: its event goes to the schedule's
+        dead-letter target first ("dlq": the function's dead-letter store; a function name: an
+        async invocation of it with the record), idempotently (same id / key after a crash)."""
+        self._attempts.pop((s.name, slot), None)
+        if s.dead_letter:
+            record = {"version": "1.0", "schedule": schedule_arn(s.name),
+                      "slot": scheduled_event(s, slot, rid)["time"], "condition": condition,
+                      "errorMessage": reason, "requestPayload": json.loads(body)}
+            try:
+                if s.dead_letter == DEFAULT_DLQ:
+                    if self._dead_letter is None:
+                        raise InternalError("no dead-letter store was given to the scheduler")
+                    self._dead_letter(s.function, rid, body, record)
+                else:
+                    self._submit(s.dead_letter, json.dumps(record).encode(), key=f"{key}:dlq",
+                                 request_id=str(uuid.uuid5(_NS, f"{key}:dlq")))
+            except PlatformError as exc:
+                reason += f"; its dead letter to {s.dead_letter!r} failed too: {exc.message}"
+        return f"dropped: {reason}"
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
@@ -180,6 +231,8 @@ def _check(s: Schedule) -> Schedule:
                                "seconds")
     if s.start_at is not None and s.end_at is not None and s.end_at <= s.start_at:
         raise InvalidParameter("end_at", "is not after start_at; pick a later end")
+    if s.dead_letter and s.dead_letter != DEFAULT_DLQ:
+        validate_name(s.dead_letter, "dead_letter")
     if s.input is not None and len(json.dumps(s.input)) > 256 * 1024:
         raise InvalidParameter("input", "is over 256 KB; send a reference to the data")
     return s

@@ -12,6 +12,7 @@ import time
 from typing import Callable
 
 from runner.schedules.scheduler import Scheduler
+from runner.storage.events import DeadLetter
 from runner.storage.push import SQLitePushStore
 from runner.storage.schedules import SQLiteScheduleStore
 from runner.topics.service import Topics
@@ -23,9 +24,14 @@ class Push:
         self.runner = runner
         self.schedule_store = SQLiteScheduleStore(runner.data_dir)
         self.push_store = SQLitePushStore(runner.data_dir)
-        self.scheduler = Scheduler(self.schedule_store, runner.invoke_async, clock=clock)
+        self.scheduler = Scheduler(self.schedule_store, runner.invoke_async, clock=clock,
+                                   dead_letter=self._dead_letter)
         self.triggers = Triggers(self.push_store, runner)
         self.topics = Topics(self.push_store, runner)
+
+    def _dead_letter(self, function: str, request_id: str, payload: bytes, record: dict) -> None:
+        self.runner.events.add_dead_letter(
+            DeadLetter(request_id, function, "", payload, record, time.time()))
 
     def start(self) -> None:
         self.scheduler.start()

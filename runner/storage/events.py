@@ -214,6 +214,16 @@ class EventStore:
             ).fetchall()
         return [_dead_letter(r) for r in rows]
 
+    def add_dead_letter(self, d: DeadLetter) -> None:
+        """Write a dead letter for an event that was never queued (a push source's dropped
+        delivery, e.g. a schedule slot). Idempotent by id: a repeat after a crash replaces it."""
+        with self._lock, Transaction(self._db):
+            self._db.execute(
+                "INSERT OR REPLACE INTO dead_letters "
+                "(id, function, qualifier, payload, record, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (d.id, d.function, d.qualifier, d.payload, json.dumps(d.record), d.created_at),
+            )
+
     def replay(self, function: str, ids: list[str] | None, now: float) -> list[str]:
         """Move dead letters of `function` (all, or those in `ids`) back into the queue as fresh
         events (new age, zero attempts, same request id). Atomic: all or nothing."""

@@ -81,6 +81,8 @@ def test_trigger_cli_and_s3_endpoint_with_bad_input(push_server, phc, rec_dir, c
     assert runner.events.pending() == 0
     phc.reconnect()
     assert phc.request("GET", "/events/s3")[0] == 400
+    phc.reconnect()
+    assert phc.request("POST", "/events/other")[0] == 404  # not ours: a (missing) function route
     assert cli(addr, "trigger", "list") == 0 and "pics" in capsys.readouterr().out
     assert cli(addr, "trigger", "delete", "pics") == 0
 
@@ -106,5 +108,63 @@ def test_schedule_cli_fires_through_the_running_scheduler(push_server, rec_dir, 
                "--expression", "cron(0 0 * * * *)") == 2
     assert "expression" in capsys.readouterr().err
     assert cli(addr, "schedule", "dropped", "tick") == 0
+    # A slot that cannot be delivered (no such function) is dropped into the dead-letter store.
+    assert cli(addr, "schedule", "add", "orphan", "--function", "ghost", "--expression",
+               "rate(1 hour)", "--dead-letter", "dlq") == 0
+    runner = push_server[0]
+    (letter,) = wait_for(lambda: runner.dead_letters("ghost"), "the orphan slot's dead letter")
+    assert letter.record["condition"] == "ResourceNotFound"
+    assert json.loads(letter.payload)["detail-type"] == "Scheduled Event"
+    capsys.readouterr()
+    assert cli(addr, "schedule", "dropped", "orphan") == 0
+    assert "ghost" in capsys.readouterr().out
     assert cli(addr, "schedule", "delete", "tick") == 0
     assert cli(addr, "schedule", "get", "tick") == 2
+
+
+def test_grpc_notify_and_publish_errors(push_server, rec_dir):
+    import grpc
+
+    from runner.service.proto import topics_pb2 as tpb
+    from runner.service.proto import topics_pb2_grpc as tpb_grpc
+    from runner.service.proto import triggers_pb2 as gpb
+    from runner.service.proto import triggers_pb2_grpc as gpb_grpc
+    from tests.integration.conftest import error_type
+
+    with grpc.insecure_channel(push_server[2]) as ch:
+        triggers = gpb_grpc.TriggersStub(ch)
+        triggers.AddTrigger(gpb.Trigger(name="t", function="worker", bucket="inbox",
+                                        events=["s3:ObjectCreated:Put"], prefix="in/"))
+        rec = s3_record("inbox", "in/x", "ObjectCreated:Put", sequencer="0B")
+        out = triggers.Notify(gpb.NotifyRequest(body=json.dumps({"Records": [rec]}).encode()))
+        assert out.records == 1 and len(out.request_ids) == 1
+        got = wait_for(lambda: records(rec_dir, "worker"), "the notified invocation")
+        assert got[0][0] == out.request_ids[0]
+        with pytest.raises(grpc.RpcError) as e:
+            triggers.Notify(gpb.NotifyRequest(body=b"{"))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_type(e.value) == "InvalidRequestContentException"
+        topics = tpb_grpc.TopicsStub(ch)
+        with pytest.raises(grpc.RpcError) as e:
+            topics.Publish(tpb.PublishRequest(topic="none", message="m"))
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        topics.CreateTopic(tpb.TopicName(name="t1"))
+        with pytest.raises(grpc.RpcError) as e:
+            topics.Subscribe(tpb.Subscription(topic="t1", function="worker",
+                                              filter_policy_json='{"a": [{"nope": 1}]}'))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "filter_policy" in \
+            e.value.details()
+
+
+def test_deploy_network_policy_over_the_cli(push_server, capsys):
+    addr = push_server[2]
+    assert cli(addr, "deploy", "netfn", "--runtime", "python", "--handler", "app.handler",
+               "--network", "allow=127.0.0.1:9000,localhost:9001", RECORDER) == 0
+    capsys.readouterr()
+    assert cli(addr, "get", "netfn") == 0
+    cfg = json.loads(capsys.readouterr().out)["config"]
+    assert cfg["network_policy"] == "allow=127.0.0.1:9000,localhost:9001"
+    assert cli(addr, "deploy", "netfn", "--network") == 0  # bare: full
+    assert push_server[0].get("netfn").config.network_policy == "full"
+    assert cli(addr, "deploy", "netfn", "--network", "allow=example.com:80") == 2
+    assert "network" in capsys.readouterr().err

@@ -21,7 +21,7 @@ def seaweedfs(push_server, tmp_path):
     port = push_server[3]
     server = seaweedfs_server(str(tmp_path / "seaweedfs"), f"http://127.0.0.1:{port}/events/s3")
     yield server
-    server.stop()
+    server.kill()  # its data is a temp dir; weed can take >10 s to honour SIGTERM
 
 
 def s3_client(url):

@@ -26,7 +26,7 @@ from runner.service.http.body import read_body
 from runner.service.http.status import ERROR_TYPE_HEADER, describe, lambda_error_body
 from runner.triggers.records import MAX_BODY_BYTES, parse_body
 
-PREFIXES = ("/events/", "/topics/")
+ENDPOINTS = ("/events/s3", "/events/seaweedfs")
 
 
 class PushApi:
@@ -36,7 +36,10 @@ class PushApi:
 
     @staticmethod
     def handles(path: str) -> bool:
-        return path.startswith(PREFIXES)
+        """Only the push endpoints themselves: other paths under /events/ and /topics/ stay
+        free for function routes."""
+        path = path.rstrip("/")
+        return path in ENDPOINTS or (path.startswith("/topics/") and path.count("/") == 2)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         try:

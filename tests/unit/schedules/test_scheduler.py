@@ -212,3 +212,54 @@ def test_bad_settings_are_refused_naming_the_field(world, bad, field):
     clock, queue, make = world
     with pytest.raises(InvalidParameter, match=field):
         make().add("bad", "f", "rate(1 day)", **bad)
+
+
+def test_retryable_failures_retry_up_to_max_retries_then_dead_letter(world, tmp_path):
+    clock, queue, make = world
+    letters = []
+    s = make()
+    s._dead_letter = lambda fn, rid, body, record: letters.append((fn, rid, record))
+    s.add("r", "f", "rate(1 hour)", max_retries=2, dead_letter="dlq")
+    queue.fail = StorageFull("the data directory is full")
+    assert s.tick(T0) == [] and s.tick(T0 + 1) == []  # attempts 1 and 2: kept
+    (out,) = s.tick(T0 + 2)  # attempt 3 > max_retries
+    assert "not queued after 3 attempts" in out[2]
+    (fn, rid, record) = letters[0]
+    assert fn == "f" and record["condition"] == "RetriesExhausted"
+    assert record["requestPayload"]["id"] == rid and record["slot"] == "2025-01-01T00:00:00Z"
+    assert s.store.get("r").next_slot == T0 + 3600
+
+
+def test_missed_slot_goes_to_a_dead_letter_function(world):
+    clock, queue, make = world
+    s = make()
+    s.add("m", "f", "rate(1 hour)", max_event_age_s=60, dead_letter="catcher")
+    s.store.advance = lambda *a, **k: True  # the process dies before the drop is recorded
+    s.tick(T0 + 120)  # the first slot (T0) is two minutes old: dropped
+    (ev,) = queue.events()
+    assert ev.function == "catcher"
+    record = json.loads(ev.payload)
+    assert record["condition"] == "EventAgeExceeded" and record["schedule"].endswith("/m")
+    s2 = make()  # the restart drops the same slot again: its dead letter is not sent twice
+    out = s2.tick(T0 + 121)
+    assert [slot for _, slot, _ in out] == [T0] and len(queue.events()) == 1
+    assert [d.slot for d in s2.store.dropped("m")] == [T0]
+
+
+def test_a_long_catch_up_goes_in_slices(world, monkeypatch):
+    from runner.schedules import scheduler as mod
+
+    monkeypatch.setattr(mod, "MAX_SLOTS_PER_TICK", 10)
+    clock, queue, make = world
+    s = make()
+    s.add("busy", "f", "rate(1 minute)", max_event_age_s=600)
+    s.add("other", "f", "rate(1 hour)", start_at=T0 + 60)
+    now = T0 + 3600  # an hour of minutes: 50 dropped (too old), 11 delivered
+    first = s.tick(now)
+    assert len([o for o in first if o[0] == "busy"]) == 10
+    assert [o[1] for o in first if o[0] == "other"] == [T0 + 60]  # not held up
+    while s.tick(now):
+        pass
+    assert len(s.store.dropped("busy")) == 50
+    assert len([e for e in queue.events() if json.loads(e.payload)["resources"][0]
+                .endswith("/busy")]) == 11
