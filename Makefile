@@ -7,7 +7,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup serve test test-long bench bench-cluster clean proto
 
-setup: $(STAMP)
+# The npm references of tests/differential (workflows, issue 21): aws-local-stepfunctions and
+# asl-validator, pinned by package-lock.json; node_modules is not committed.
+REFS   := tests/differential/node_modules/.installed
+
+setup: $(STAMP) $(REFS)
 
 $(STAMP): pyproject.toml scripts/setup-system.sh
 	bash scripts/setup-system.sh
@@ -15,6 +19,10 @@ $(STAMP): pyproject.toml scripts/setup-system.sh
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+$(REFS): tests/differential/package.json tests/differential/package-lock.json
+	cd tests/differential && npm ci --no-audit --no-fund --loglevel=error
+	touch $(REFS)
 
 serve: setup
 	$(VENV)/bin/runner serve --examples $(ARGS)
@@ -28,6 +36,7 @@ test-long: setup
 
 bench: setup
 	$(PY) bench/run.py $(ARGS)
+	$(PY) bench/events_bench.py --quick
 
 # --workers N against --workers 1 and a bare echo in N processes (docs/cluster.md).
 bench-cluster: setup

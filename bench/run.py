@@ -140,6 +140,13 @@ def run_suite(cfg: Config, only: list[str] | None = None, setup_notes: dict | No
             finally:
                 if session is not None:
                     session.close()
+    # Workflows (issue 21): engine time per state of a 5-state Express chain vs direct invokes.
+    from bench import workflow_bench
+
+    results["workflows"] = guarded("workflows: Express chain vs direct invokes", workflow_bench.run,
+                                   100 if cfg.warm_n < 1000 else 300)
+    if "engine_ms_per_state" in results["workflows"]:
+        print(workflow_bench.table(results["workflows"]), file=sys.stderr)
     results["targets"] = report.targets(results)
     results["meta"]["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     results["meta"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]

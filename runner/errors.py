@@ -13,18 +13,30 @@ The hierarchy::
     │   │   └── InvalidRequestContent    invoke payload is not JSON           INVALID_ARGUMENT
     │   ├── RequestTooLarge             payload over 6 MB (in or out)        INVALID_ARGUMENT
     │   ├── ResourceNotFound            unknown function / version / alias   NOT_FOUND
+    │   │   └── StateMachineDoesNotExist, ExecutionDoesNotExist   (workflows; Step Functions'
+    │   │                                names, as are InvalidDefinition, InvalidArn, InvalidName,
+    │   │                                InvalidExecutionInput, StateMachineTypeNotSupported and
+    │   │                                UnknownStepFunctionsOperation under InvalidParameter, and
+    │   │                                StateMachineAlreadyExists, ExecutionAlreadyExists under
+    │   │                                ResourceConflict)
+    │   │   └── UnknownOperation         a Lambda API path with no operation  NOT_FOUND
     │   ├── ResourceConflict            state forbids the change (e.g. an    FAILED_PRECONDITION
     │   │                                update of the function in progress)
     │   ├── PreconditionFailed          a revision_id that is not the        FAILED_PRECONDITION
     │   │                                function's current one (stale)
     │   ├── TooManyRequests             concurrency limit reached            RESOURCE_EXHAUSTED
+    │   ├── StorageFull                 the data directory (or any store in  RESOURCE_EXHAUSTED
+    │   │                                it) is out of space: ENOSPC, EDQUOT,  (HTTP 507)
+    │   │                                SQLite's SQLITE_FULL; never INTERNAL
+    │   │                                (named by storage_full() at the edges)
     │   ├── ServiceUnavailable          shutting down                        UNAVAILABLE
     │   └── InternalError               a bug or a host failure              INTERNAL
-    │       ├── EnvironmentGone          an idle environment died before it   INTERNAL
-    │       │                            got the invocation; the Runner
-    │       │                            retries it on another environment
-    │       └── StorageFull              the data directory is out of space   INTERNAL
-    │                                    (named by storage_full() at the edges)
+    │       └── EnvironmentGone          an idle environment died before it   INTERNAL
+    │                                    got the invocation; the Runner
+    │                                    retries it on another environment
+    ├── WorkflowFailure                an execution's failure: an ASL error name (States.Timeout,
+    │                                  a function's errorType, a Fail state's Error) and a cause;
+    │                                  travels in the execution's result, never as an API error
     └── FunctionError                  the guest's fault. Travels INSIDE a successful response,
         │                              as Lambda does: payload = {errorMessage, errorType,
         │                              stackTrace}; the response's function_error is "Unhandled".
@@ -47,6 +59,7 @@ The hierarchy::
     ├── ZygoteDead                      a Python zygote exited or stopped answering
     ├── CgroupUnavailable               this host has no usable cgroup; the message says why
     ├── SnapshotUnsupported             a wasm module cannot be snapshotted
+    ├── SourceUnavailable               an event source's broker is unreachable (sources/)
     └── MalformedResponse (ValueError)  a route's result is no HTTP response (API Gateway: 500)
 
 A function error's Lambda `errorType` is its class's `error_type`; a guest's own document
@@ -122,6 +135,20 @@ class PreconditionFailed(PlatformError):
     error_type = "PreconditionFailedException"
 
 
+# Lambda management API (issue 20) ------------------------------------------------------------
+
+
+class UnknownOperation(ResourceNotFound):
+    """A path of the Lambda API (`/2015-03-31/...`) that names no operation this server
+    serves: answered as AWS answers one (404 UnknownOperationException), never routed on."""
+
+    error_type = "UnknownOperationException"
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"{method} {path} is not an operation this server serves; "
+                         "docs/lambda-compatibility.md lists the supported ones")
+
+
 class TooManyRequests(PlatformError):
     error_type = "TooManyRequestsException"
 
@@ -141,22 +168,104 @@ class EnvironmentGone(InternalError):
     environment; it reaches a caller only if a freshly started one dies the same way."""
 
 
-class StorageFull(InternalError):
+# --- issue 17, item 6: a full disk is reported as such, never as an internal error
+
+
+class StorageFull(PlatformError):
     """The host's data directory has no space left: code, registry, logs or the event queue
-    could not be written. Nothing is half-recorded (each store writes whole or not at all)."""
+    could not be written. Nothing is half-recorded (each store writes whole or not at all).
+    Not an InternalError: the cause is the host's disk, named, and retrying after space is
+    freed succeeds; the edges send RESOURCE_EXHAUSTED / HTTP 507."""
+
+    error_type = "StorageFullException"
 
 
 def storage_full(exc: BaseException) -> StorageFull | None:
     """`exc` as a StorageFull when it is the data directory running out of space (OSError
     ENOSPC or EDQUOT, or SQLite's "database or disk is full"); None for anything else. The
     edges call it on unexpected exceptions, so the operator reads the cause and the fix
-    instead of "internal error: OSError"."""
-    full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
-        isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc))
-    if not full:
+    instead of "internal error: OSError". The cause and context chain is searched too, so a
+    store that wraps its OSError (`raise X from exc`) is still named."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, StorageFull):
+            return cause
+        if isinstance(cause, PlatformError) and not isinstance(cause, InternalError):
+            return None  # a named refusal (bad request, not found, ...) stays what it is
+        if _is_full(cause):
+            break
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    else:
         return None
     return StorageFull("the runner's data directory is out of space (No space left on device); "
                        "free space there or start the server with another --data-dir")
+
+
+def _is_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.Error):
+        return (getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                or "disk is full" in str(exc))
+    return False
+
+# --------------------------------------------------------------------------- workflows (issue 21)
+# The Step Functions API's own error types, as subclasses of the platform errors whose status
+# they share, so the edges' tables need no new rows. `WorkflowFailure` is an execution's
+# failure (an ASL error name and cause): like a function error it travels in the result
+# (DescribeExecution's error/cause), never as an API error.
+
+
+class InvalidDefinition(InvalidParameter):
+    error_type = "InvalidDefinition"
+
+
+class InvalidArn(InvalidParameter):
+    error_type = "InvalidArn"
+
+
+class InvalidName(InvalidParameter):
+    error_type = "InvalidName"
+
+
+class InvalidExecutionInput(InvalidParameter):
+    error_type = "InvalidExecutionInput"
+
+
+class StateMachineTypeNotSupported(InvalidParameter):
+    error_type = "StateMachineTypeNotSupported"
+
+
+class UnknownStepFunctionsOperation(InvalidParameter):
+    error_type = "UnknownOperationException"
+
+
+class StateMachineDoesNotExist(ResourceNotFound):
+    error_type = "StateMachineDoesNotExist"
+
+
+class ExecutionDoesNotExist(ResourceNotFound):
+    error_type = "ExecutionDoesNotExist"
+
+
+class StateMachineAlreadyExists(ResourceConflict):
+    error_type = "StateMachineAlreadyExists"
+
+
+class ExecutionAlreadyExists(ResourceConflict):
+    error_type = "ExecutionAlreadyExists"
+
+
+class WorkflowFailure(RunnerError):
+    """A state failed with an ASL error name (`States.Timeout`, a function's errorType, a Fail
+    state's Error) and a cause; Retry and Catch match on `error`."""
+
+    def __init__(self, error: str, cause: str = "") -> None:
+        super().__init__(f"{error}: {cause}" if cause else error)
+        self.error = error
+        self.cause = cause
 
 
 # --------------------------------------------------------------------------- function errors
@@ -283,6 +392,14 @@ class CgroupUnavailable(InternalCondition):
 
 class SnapshotUnsupported(InternalCondition):
     """This module cannot be snapshotted; its environments run init themselves."""
+
+
+# Event source mappings (issue 18, runner/sources/).
+
+
+class SourceUnavailable(InternalCondition):
+    """A mapping's broker cannot be reached or refused an operation; the poller records why
+    in the mapping's state, closes the connection and reconnects with backoff."""
 
 
 class MalformedResponse(InternalCondition, ValueError):

@@ -55,11 +55,19 @@ RUNTIME_ALIASES = {
     "wasi": "wasm",
 }
 RUNTIMES = ("python", "nodejs", "wasm")
+# The identifiers the Lambda API shows (Runtime) for each of ours; the first is the default.
+LAMBDA_RUNTIME_IDS = {
+    "python3.12": "python", "python3.11": "python", "python3.13": "python",
+    "nodejs20.x": "nodejs", "nodejs18.x": "nodejs", "nodejs22.x": "nodejs",
+}
+MAX_LAYERS = 5  # Lambda's limit of layers per function
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_PY_HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\.[A-Za-z_][A-Za-z0-9_]*$")
-_NODE_HANDLER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.[A-Za-z_$][A-Za-z0-9_$]*$")
+# Lambda's own rule for Handler (its API's pattern): what the runtime makes of the name
+# (Runtime.MalformedHandlerName, ImportModuleError, ...) is reported at invoke, as on Lambda
+# (issue 20: `dir/module.fn`, extensionless Node files and the like are valid handlers).
+_LAMBDA_HANDLER_RE = re.compile(r"^[^\s]{1,128}$")
 # Reserved by the platform (Lambda reserves the same names).
 RESERVED_ENV = frozenset(
     {
@@ -115,34 +123,48 @@ class FunctionConfig:
     concurrency: int = DEFAULT_CONCURRENCY
     ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB
     network: bool = False  # outbound network from the environment (off by default)
+    # Egress policy (docs/events.md#network): "none" | "full" | "allow=IP:PORT[,IP:PORT...]";
+    # "" keeps the older `network` flag's meaning (False: none; True: the host's network).
+    network_policy: str = ""
     provisioned: int = 0  # environments kept initialised at all times
     # Asynchronous invocation (see docs/decisions/022-async-config-in-function-config.md):
     max_retries: int = DEFAULT_MAX_RETRIES  # retries after a function error, 0..2
     max_event_age_s: int = DEFAULT_MAX_EVENT_AGE_S  # older queued events are given up
     on_success: str = ""  # function that receives the success record ("" = none)
     on_failure: str = ""  # function, or "dlq" for the dead-letter store ("" = none)
+    # Lambda's management API (issue 20, docs/lambda-compatibility.md): stored and shown back.
+    description: str = ""
+    role: str = ""  # the execution role's ARN or name, as the client gave it
+    layers: tuple[str, ...] = ()  # layer version ARNs, in mount order (at most five)
+    runtime_id: str = ""  # the Lambda runtime identifier given (python3.12), "" = the default
+    # Lambda's LoggingConfig (docs/observability.md, issue 22): levels need the JSON format.
+    log_format: str = "Text"  # Text | JSON
+    application_log_level: str = ""  # TRACE DEBUG INFO WARN ERROR FATAL ("" = INFO with JSON)
+    system_log_level: str = ""  # DEBUG INFO WARN ("" = INFO with JSON)
 
     def __post_init__(self) -> None:
+        if not self.runtime_id and (self.runtime or "").strip().lower() in LAMBDA_RUNTIME_IDS:
+            object.__setattr__(self, "runtime_id", self.runtime.strip().lower())
         object.__setattr__(self, "runtime", normalize_runtime(self.runtime))
         object.__setattr__(self, "environment", dict(self.environment or {}))
+        object.__setattr__(self, "layers", tuple(self.layers or ()))
         self._validate()
 
     def _validate(self) -> None:
         h = self.handler
-        if self.runtime == "python" and not (isinstance(h, str) and _PY_HANDLER_RE.match(h)):
+        if self.runtime in ("python", "nodejs") and not (
+                isinstance(h, str) and _LAMBDA_HANDLER_RE.match(h)):
+            example = "app.handler" if self.runtime == "python" else "index.handler"
             raise InvalidParameter(
-                "handler", f"{h!r} is not 'module.function' (e.g. app.handler)"
-            )
-        if self.runtime == "nodejs" and not (isinstance(h, str) and _NODE_HANDLER_RE.match(h)):
-            raise InvalidParameter(
-                "handler", f"{h!r} is not 'file.export' (e.g. index.handler)"
-            )
+                "handler", f"{h!r} is not a handler name: 1-128 characters without spaces, "
+                f"'module.function' (e.g. {example})")
         if self.runtime == "wasm" and not (isinstance(h, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$", h)):
             raise InvalidParameter(
                 "handler", f"{h!r} is not a valid wasm handler; use '_start' for a WASI "
                 "command or the exported function name for a reactor (e.g. handle)"
             )
         _check_int("memory_mb", self.memory_mb, MEMORY_MB_MIN, MEMORY_MB_MAX)
+        parse_network_policy(self.network_policy)
         if not isinstance(self.timeout_s, (int, float)) or isinstance(self.timeout_s, bool) or not (
             TIMEOUT_S_MIN <= self.timeout_s <= TIMEOUT_S_MAX
         ):
@@ -166,6 +188,17 @@ class FunctionConfig:
                     dest, f"{target!r} is not a function name" + (
                         " or 'dlq'" if dest == "on_failure" else "") + "; name the destination "
                     "function (or pass '' to remove the destination)")
+        if not isinstance(self.description, str) or len(self.description) > 256:
+            raise InvalidParameter("description", "must be a string of at most 256 characters")
+        if not isinstance(self.role, str) or len(self.role) > 2048:
+            raise InvalidParameter("role", "must be a role name or ARN of at most 2048 characters")
+        if len(self.layers) > MAX_LAYERS or not all(isinstance(x, str) for x in self.layers):
+            raise InvalidParameter("layers", f"at most {MAX_LAYERS} layer version ARNs "
+                                   "(strings); remove some")
+        if self.runtime_id and LAMBDA_RUNTIME_IDS.get(self.runtime_id) != self.runtime:
+            raise InvalidParameter("runtime_id", f"{self.runtime_id!r} is not a Lambda "
+                                   f"identifier of the {self.runtime} runtime")
+        _check_logging(self.log_format, self.application_log_level, self.system_log_level)
         total = 0
         for k, v in self.environment.items():
             if not isinstance(k, str) or not _ENV_KEY_RE.match(k):
@@ -208,11 +241,19 @@ class FunctionConfig:
             "concurrency": self.concurrency,
             "ephemeral_storage_mb": self.ephemeral_storage_mb,
             "network": self.network,
+            "network_policy": self.network_policy,
             "provisioned": self.provisioned,
             "max_retries": self.max_retries,
             "max_event_age_s": self.max_event_age_s,
             "on_success": self.on_success,
             "on_failure": self.on_failure,
+            "description": self.description,
+            "role": self.role,
+            "layers": list(self.layers),
+            "runtime_id": self.runtime_id,
+            "log_format": self.log_format,
+            "application_log_level": self.application_log_level,
+            "system_log_level": self.system_log_level,
         }
 
     @classmethod
@@ -225,6 +266,25 @@ class FunctionConfig:
             return cls(**known)
         finally:
             _LOADING_STORED.reset(token)
+
+
+LOG_FORMATS = ("Text", "JSON")
+APPLICATION_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
+
+
+def _check_logging(fmt: str, app_level: str, sys_level: str) -> None:
+    if fmt not in LOG_FORMATS:
+        raise InvalidParameter("log_format", f"{fmt!r} is not one of Text, JSON")
+    for field_, value, allowed in (("application_log_level", app_level, APPLICATION_LOG_LEVELS),
+                                   ("system_log_level", sys_level, SYSTEM_LOG_LEVELS)):
+        if not value:
+            continue
+        if value not in allowed:
+            raise InvalidParameter(field_, f"{value!r} is not one of {', '.join(allowed)}")
+        if fmt != "JSON":
+            raise InvalidParameter(field_, "log levels apply to the JSON log format only (as "
+                                   "on Lambda); set log_format to JSON, or leave the level out")
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
@@ -253,6 +313,13 @@ class FunctionVersion:
     # deleted and re-created function of the same name is another function (its queued
     # events, its log blocks in flight, are not the new one's).
     function_uid: str = ""
+    # The host directory the guest sees at /opt: the function's layers merged in order
+    # (storage/layers.py), "" without layers. Derived from config.layers, never stored.
+    opt_dir: str = ""
+    # The execution role's variables (storage/roles.py), hidden from repr: secrets never reach
+    # a log line through a formatted version. `role_generation` grows with every rotation.
+    role_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    role_generation: int = 0
 
     @property
     def arn(self) -> str:
@@ -260,12 +327,30 @@ class FunctionVersion:
 
     @property
     def key(self) -> str:
-        """Pool key: one pool per immutable revision."""
+        """Pool key: one pool per immutable revision (and per generation of its role's
+        credentials, so that rotated credentials never meet a pool of the old ones)."""
+        if self.role_generation:
+            return f"{self.name}#{self.revision}@{self.role_generation}"
         return f"{self.name}#{self.revision}"
 
 
-REGION = "local-1"
+# The region ARNs and AWS_REGION name: a server setting (`runner serve --region`), so that
+# clients that parse ARNs see the region they configured. Set once at start-up (set_region),
+# before any environment starts; read at call time, never cached in a stored value.
+REGION = "us-east-1"
 ACCOUNT = "000000000000"
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+
+
+def set_region(region: str) -> None:
+    global REGION
+    if not isinstance(region, str) or not _REGION_RE.match(region):
+        raise InvalidParameter("region", f"{region!r} is not a region name (e.g. us-east-1)")
+    REGION = region
+
+
+def region() -> str:
+    return REGION
 
 
 def function_arn(name: str, qualifier: str | None = None) -> str:
@@ -284,6 +369,7 @@ class Report:
     max_memory_used_mb: int
     init_duration_ms: float | None = None  # set on cold starts only
     cold_start: bool = False
+    xray: str = ""  # Lambda's XRAY suffix of a traced invocation (invocation/trace.py)
 
     def line(self) -> str:
         s = (
@@ -293,6 +379,8 @@ class Report:
         )
         if self.init_duration_ms is not None:
             s += f"\tInit Duration: {self.init_duration_ms:.2f} ms"
+        if self.xray:
+            s += f"\t{self.xray}"
         return s
 
 
@@ -374,3 +462,31 @@ def check_payload(payload: bytes | str | None, limit: int = MAX_PAYLOAD_BYTES,
             "payload", f"could not parse request body into json: {exc}; send a JSON document"
         ) from None
     return body
+
+
+# --------------------------------------------------------------------------- network policy
+# (issue 19; decision 055). Enforced by runner/confinement/egress.py at the sandbox's gate.
+
+NETWORK_POLICIES = ("none", "full", "allow=")
+
+
+def parse_network_policy(policy: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """("", ()) for the legacy flag, ("none"|"full", ()) or ("allow", ((ip, port), ...)).
+    Hosts are IPv4 literals (localhost means 127.0.0.1): the guest has no DNS of its own under
+    an allow list, so a name could not be resolved inside anyway."""
+    if policy in ("", "none", "full"):
+        return policy, ()
+    if not isinstance(policy, str) or not policy.startswith("allow="):
+        raise InvalidParameter("network", f"{policy!r} is not none, full or "
+                               "allow=IP:PORT[,IP:PORT...]")
+    out = []
+    for item in policy[len("allow="):].split(","):
+        host, _, port = item.strip().rpartition(":")
+        host = "127.0.0.1" if host == "localhost" else host
+        parts = host.split(".")
+        if len(parts) != 4 or not all(p.isdigit() and int(p) <= 255 for p in parts) or \
+                not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise InvalidParameter("network", f"{item!r} is not IP:PORT (an IPv4 address or "
+                                   "localhost, and a port 1-65535), e.g. allow=127.0.0.1:9000")
+        out.append((host, int(port)))
+    return "allow", tuple(dict.fromkeys(out))

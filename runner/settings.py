@@ -9,9 +9,11 @@
 | `RUNNER_ISOLATION` | switch | on | `off` runs guests without bubblewrap namespaces |
 | `RUNNER_SECCOMP` | switch | on | `off` runs sandboxed guests without the seccomp filter (debugging) |
 | `RUNNER_PYTHON_ZYGOTE` | switch | on | `off` spawns a fresh interpreter per Python environment |
+| `RUNNER_ENV_NAMESPACES` | switch | on | `off` lets a zygote's environments share its /tmp, PID and IPC namespaces |
 | `RUNNER_FREEZE_IDLE` | switch | on | `off` leaves idle environments running (their background work keeps its CPU) |
 | `RUNNER_WASM_FUEL` | switch | off | `on` counts wasm fuel (slower guest code) |
 | `RUNNER_WASM_CACHE_DIR` | path | `$XDG_CACHE_HOME/lambda-runner/wasm` | compiled-module cache |
+| `RUNNER_DASHBOARD_TOKEN` | secret | unset | required by /ui and /metrics when set (docs/observability.md) |
 | `RUNNER_TOKEN` | text | none | cluster token required of clients and peers (`cluster_token()`) |
 
 A switch reads `1 on yes true` as on and `0 off no false` as off, in any case; anything else
@@ -64,9 +66,11 @@ class Settings:
     isolation: bool
     seccomp: bool
     python_zygote: bool
+    env_namespaces: bool
     freeze_idle: bool
     wasm_fuel: bool
     wasm_cache_dir: str | None
+    dashboard_token: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
@@ -78,9 +82,11 @@ class Settings:
             isolation=switch(environ, "RUNNER_ISOLATION", True),
             seccomp=switch(environ, "RUNNER_SECCOMP", True),
             python_zygote=switch(environ, "RUNNER_PYTHON_ZYGOTE", True),
+            env_namespaces=switch(environ, "RUNNER_ENV_NAMESPACES", True),
             freeze_idle=switch(environ, "RUNNER_FREEZE_IDLE", True),
             wasm_fuel=switch(environ, "RUNNER_WASM_FUEL", False),
             wasm_cache_dir=_path(environ, "RUNNER_WASM_CACHE_DIR"),
+            dashboard_token=environ.get("RUNNER_DASHBOARD_TOKEN") or None,
         )
 
 

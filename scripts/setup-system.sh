@@ -4,6 +4,8 @@
 set -euo pipefail
 need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+# npm installs tests/differential's references (Makefile: aws-local-stepfunctions, asl-validator).
+command -v npm >/dev/null 2>&1 || need+=(npm)
 # Namespaces for subprocess environments (runner/confinement/namespaces.py); setpriv and prlimit come
 # with util-linux, which Debian always has.
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)

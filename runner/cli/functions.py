@@ -7,7 +7,6 @@ The generated protobuf module is imported inside each command, never at module l
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -46,12 +45,19 @@ def cmd_deploy(args) -> int:
                          ("ephemeral_storage_mb", args.ephemeral_storage)):
         if value is not None:
             setattr(cfg, field, value)
-    if args.network is not None:
-        cfg.network = args.network
+    if args.network is not None:  # a policy (issue 19); --no-network is "none"
+        cfg.network_policy = args.network
     for field, value in (("max_retries", args.max_retries), ("max_event_age_s", args.max_event_age),
-                         ("on_success", args.on_success), ("on_failure", args.on_failure)):
+                         ("on_success", args.on_success), ("on_failure", args.on_failure),
+                         ("description", args.description), ("role", args.role),
+                         ("log_format", args.log_format),
+                         ("application_log_level", args.application_log_level),
+                         ("system_log_level", args.system_log_level)):
         if value is not None:
             setattr(cfg, field, value)
+    if args.layer is not None:  # issue 20: --layer ARN (repeatable); --layer '' removes them all
+        cfg.layers.extend(a for a in args.layer if a)
+        cfg.replace_layers = True
     stubs = connect(args)
     with stubs.channel:
         try:
@@ -166,16 +172,27 @@ def add_commands(sub) -> None:
     d.add_argument("--concurrency", type=int, help="max concurrent environments")
     d.add_argument("--provisioned", type=int, help="environments kept initialised")
     d.add_argument("--ephemeral-storage", type=int, help="MB of private /tmp")
-    d.add_argument("--network", action=argparse.BooleanOptionalAction, default=None,
-                   help="allow outbound network")
+    d.add_argument("--network", nargs="?", const="full", default=None, metavar="POLICY",
+                   help="egress: none (default) | full (the outside world, never the host's "
+                   "loopback) | allow=IP:PORT[,IP:PORT...] (exactly those); bare --network = full")
+    d.add_argument("--no-network", dest="network", action="store_const", const="none",
+                   help="no network (the same as --network none)")
     d.add_argument("--max-retries", type=int, help="async: retries after a function error, 0..2")
     d.add_argument("--max-event-age", type=int, metavar="SECONDS",
                    help="async: give up events older than this, 60..21600")
     d.add_argument("--on-success", metavar="FUNCTION", help="async: send success records to FUNCTION ('' = none)")
     d.add_argument("--on-failure", metavar="FUNCTION|dlq",
                    help="async: send failure records to FUNCTION or the dead-letter store ('' = none)")
+    d.add_argument("--log-format", choices=("Text", "JSON"), help="Lambda's LogFormat")
+    d.add_argument("--application-log-level", metavar="LEVEL",
+                   help="JSON logs: TRACE DEBUG INFO WARN ERROR FATAL ('' = INFO)")
+    d.add_argument("--system-log-level", metavar="LEVEL", help="JSON logs: DEBUG INFO WARN ('' = INFO)")
     d.add_argument("--revision-id", metavar="ID",
                    help="update only if this is still the function's revision_id (from get)")
+    d.add_argument("--layer", action="append", metavar="ARN",
+                   help="layer version ARN, mounted at /opt in order (repeatable, max 5; '' = none)")
+    d.add_argument("--role", help="execution role (a name or ARN)")
+    d.add_argument("--description", help="free text shown by get")
     d.set_defaults(func=cmd_deploy)
 
     i = client("invoke", "invoke a function")

@@ -34,6 +34,14 @@ def cmd_serve(args) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     data_dir = args.data_dir or default_data_dir()
+    from runner.errors import InvalidParameter
+    from runner.model import set_region
+
+    try:
+        set_region(args.region)  # before any ARN or environment is made (issue 20)
+    except InvalidParameter as exc:
+        print(f"runner: --region: {exc}", file=sys.stderr)
+        return EXIT_PLATFORM_ERROR
     # Cluster (docs/cluster.md): N nodes on this host, a shared state, a token beyond loopback.
     from runner.cli.cluster_serve import check_cluster_args, supervise
 
@@ -58,16 +66,27 @@ def cmd_serve(args) -> int:
         names = deploy_examples(runner, root)
         print(f"deployed {len(names)} example functions: {', '.join(names)}", flush=True)
     from runner.cli.cluster_serve import join_cluster
+    from runner.service.push import Push
 
+    # Workflows (issue 21): resumes the Standard executions a stop or crash interrupted.
+    from runner.workflows.engine import WorkflowEngine
+
+    push = Push(runner)  # schedules, triggers, topics (docs/events.md)
+    workflows = WorkflowEngine(runner.data_dir, runner.invoke)
+    workflows.start()
     try:
         forwarder = join_cluster.forwarder(runner, args)
-        server, port = build_server(runner, args.host, args.port, cluster=forwarder,
-                                    token=settings.cluster_token(), reuse_port=args.reuse_port)
+        server, port = build_server(runner, args.host, args.port, push=push, workflows=workflows,
+                                    cluster=forwarder, token=settings.cluster_token(),
+                                    reuse_port=args.reuse_port)
         join_cluster.register(runner, server, forwarder, args)
     except OSError as exc:
+        push.close()
+        workflows.close()
         runner.close()
         print(f"runner: {exc}", file=sys.stderr)
         return EXIT_PLATFORM_ERROR
+    sources = _start_event_sources(runner, server)  # event source mappings (issue 18)
     server.start()
     # Scripts and tests read the bound port from this line (--port 0 picks a free one).
     print(f"listening on {args.host}:{port} (data in {data_dir})", flush=True)
@@ -78,25 +97,76 @@ def cmd_serve(args) -> int:
 
         try:
             http_front = HttpFront(runner, args.host, args.http_port, grace=args.grace,
-                                   reuse_port=args.reuse_port, token=settings.cluster_token())
+                                   push=push, workflows=workflows, reuse_port=args.reuse_port,
+                                   token=settings.cluster_token())
         except OSError as exc:
+            sources.close()
             server.stop(grace=0).wait()
+            push.close()
+            workflows.close()
             runner.close()
             print(f"runner: {exc}", file=sys.stderr)
             return EXIT_PLATFORM_ERROR
         http_front.start()
         print(f"http listening on {args.host}:{http_front.port}", flush=True)
+    metrics_server = _serve_metrics(runner, args)  # issue 22: --metrics-port
+    if metrics_server is False:
+        if http_front is not None:
+            http_front.stop()
+        sources.close()
+        server.stop(grace=0).wait()
+        push.close()
+        workflows.close()
+        runner.close()
+        return EXIT_PLATFORM_ERROR
+    push.start()  # the scheduler: slots missed while down fire now (docs/events.md)
     stop.wait()
     print("shutting down: finishing in-flight invocations", flush=True)
+    if metrics_server is not None:
+        metrics_server.shutdown()
+        metrics_server.server_close()
     server.health_servicer.enter_graceful_shutdown()
     runner.end_log_follows()  # followers would hold the grace period for nothing
     # Grace covers the longest invocation Lambda allows to finish; new RPCs are refused at once.
     if http_front is not None:
         http_front.stop()
+    sources.close()  # each poller after its invocation in flight; unfinished batches stay on the broker
     server.stop(grace=args.grace).wait()
+    push.close()
+    workflows.close()
     runner.close()
     print("stopped", flush=True)
     return 0
+
+
+def _start_event_sources(runner, server):
+    """The mappings' pollers (docs/event-sources.md) and their gRPC service."""
+    from runner.service.grpc.event_sources import add_to_server
+    from runner.sources.manager import EventSources
+
+    sources = EventSources(runner)
+    add_to_server(server, sources)
+    sources.start()
+    return sources
+
+
+def _serve_metrics(runner, args):
+    """GET /metrics on a port of its own (a gRPC-only server has no HTTP front to carry it):
+    prometheus-client's small server on a thread. None when not asked, False when the port
+    cannot be had (the message is printed)."""
+    if args.metrics_port is None:
+        return None
+    from prometheus_client import start_http_server
+
+    try:
+        srv, _ = start_http_server(args.metrics_port, addr=args.host,
+                                   registry=runner.metrics.registry)
+    except OSError as exc:
+        print(f"runner: cannot listen on {args.host}:{args.metrics_port} for metrics "
+              f"({exc.strerror}); pick another --metrics-port", file=sys.stderr)
+        return False
+    print(f"metrics on http://{args.host}:{srv.server_port}/metrics", flush=True)
+    return srv
 
 
 def add_commands(sub) -> None:
@@ -111,6 +181,10 @@ def add_commands(sub) -> None:
     s.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight work on stop")
     s.add_argument("--http-port", type=int, default=None, metavar="PORT",
                    help="also serve HTTP (Invoke API and function routes) on HOST:PORT (0 = any)")
+    s.add_argument("--region", default="us-east-1",
+                   help="the region in ARNs and in functions' AWS_REGION (default us-east-1)")
+    s.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="also serve Prometheus metrics at http://HOST:PORT/metrics (0 = any)")
     s.add_argument("--async-workers", type=int, default=4, help="concurrent asynchronous invocations")
     s.add_argument("--retry-delay", type=float, default=60.0, metavar="SECONDS",
                    help="wait before the first retry of a failed async event (doubles after)")

@@ -13,7 +13,8 @@ import os
 import threading
 from dataclasses import dataclass
 
-from runner.confinement import cgroups, limits, namespaces, seccomp
+from runner import settings
+from runner.confinement import cgroups, limits, namespaces, seccomp, tmpfs
 
 log = logging.getLogger("runner.confinement")
 _warned = threading.Event()
@@ -85,6 +86,11 @@ def _namespace_rows() -> list[Row]:
             namespaces.seccomp_problem() is None,
             f"bwrap --seccomp, {len(seccomp.DENIED)} calls and namespace clone flags refused",
             namespaces.seccomp_problem() or ""),
+        # issue 24 (decision 068): the zygote's probe child decides per zygote; this is the switch
+        Row("own /tmp, PID and IPC per environment of one version (Python zygote)",
+            on and settings.current().env_namespaces,
+            "clone into new user/mount/PID/IPC namespaces per child + Landlock scope",
+            fix or ("" if settings.current().env_namespaces else "unset RUNNER_ENV_NAMESPACES=off")),
         Row("no capabilities, no_new_privs", on,
             "bwrap --cap-drop ALL + setpriv bounding set empty" if m == "root"
             else "bwrap --cap-drop ALL" if on else "none", fix),
@@ -97,6 +103,8 @@ def rows() -> list[Row]:
         *_namespace_rows(),
         *_cgroup_rows(),
         Row("rlimits: no core dumps, 1024 fds, file size <= /tmp size", True, "prlimit"),
+        Row("wasm /tmp capped at ephemeral_storage_mb", tmpfs.probe() is None,
+            "tmpfs per environment, size=min(ephemeral_storage_mb, memory_mb)", tmpfs.probe() or ""),
     ]
 
 

@@ -53,6 +53,7 @@ class LimitSpec:
     pids: int = PIDS
     tmp_bytes: int = 512 * MB
     address_space: bool = True  # RLIMIT_AS breaks V8: the Node runtime turns this off
+    network_policy: str = "none"  # egress.effective(): opened at the gate (egress.attach)
 
     @classmethod
     def for_version(cls, version: FunctionVersion, *, address_space: bool = True) -> "LimitSpec":
@@ -62,6 +63,7 @@ class LimitSpec:
             cpu_fraction=min(cfg.memory_mb / MB_PER_VCPU, float(os.cpu_count() or 1)),
             tmp_bytes=cfg.ephemeral_storage_mb * MB,
             address_space=address_space,
+            network_policy=cfg.network_policy or ("host" if cfg.network else "none"),
         )
 
 
@@ -105,6 +107,26 @@ class Enforcement:
         """Put the CPU quota in place (after apply(..., cpu_later=True)); again is harmless."""
         if self.group is not None:
             self.group.set_cpu(self.spec.cpu_fraction)
+
+    def widen_cpu(self, cpu_fraction: float) -> None:
+        """Raise the CPU quota to `cpu_fraction` of a CPU (never lowers it below the spec's).
+        For a zygote once its init is done (zygote_process.py, issue 17 item 7): it then runs
+        only its fork loop, but a fork of a big interpreter and the child's code before its
+        hello (still in the zygote's group) are CPU work that every cold start of the
+        version waits for. At the function's share (7% of a CPU at 128 MB) a busy host
+        throttled the zygote for most of each 20 ms period, forks queued behind one another
+        and 1 s timeouts were reported seconds late. The children are moved into groups of
+        their own (with the function's share) at their hello, so guest code never runs with
+        the zygote's quota except at-fork hooks its init registered, bounded by this quota."""
+        if self.group is not None:
+            self.group.set_cpu(max(cpu_fraction, self.spec.cpu_fraction))
+
+    def boost_cpu(self, cpus: float) -> None:
+        """Raise the CPU quota to at least `cpus` (capped at the host's cores) until the next
+        limit_cpu(): the init boost (process/launch.py: run_init). Never lowers the quota."""
+        if self.group is not None:
+            self.group.set_cpu(max(self.spec.cpu_fraction,
+                                   min(cpus, float(os.cpu_count() or 1))))
 
     def raise_memory_limit(self, memory_bytes: int) -> bool:
         """Raise the cgroup's memory limit to `memory_bytes` (never lowers it). False where no
@@ -150,8 +172,16 @@ class Enforcement:
         if self.group is not None:
             self.group.kill_all()
 
+    def on_release(self, close) -> None:
+        """Run `close()` (which must not raise) at release: what else the sandbox holds (its
+        network relay, confinement/egress.py)."""
+        self._on_release = [*getattr(self, "_on_release", []), close]
+
     def release(self) -> None:
         """Kill anything left (a daemonised grandchild) and remove the cgroups. Never raises."""
+        for close in getattr(self, "_on_release", []):
+            close()
+        self._on_release = []
         group, self.group = self.group, None
         if group is not None:
             group.close()

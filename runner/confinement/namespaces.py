@@ -46,7 +46,7 @@ import subprocess
 import time
 
 from runner import settings
-from runner.confinement import seccomp
+from runner.confinement import egress, seccomp
 from runner.confinement.limits import NOFILE, LimitSpec, cgroup_layout, rlimits
 from runner.errors import InternalError
 from runner.model import FunctionVersion
@@ -54,6 +54,7 @@ from runner.model import FunctionVersion
 log = logging.getLogger(__name__)
 
 TASK_ROOT = "/var/task"
+OPT_ROOT = "/opt"  # the function's layers (issue 20)
 GUEST_UID_BASE = 200_000  # guest uids: 200000..259999, owned by nobody on the host
 GUEST_UID_COUNT = 60_000
 _uids = itertools.count()
@@ -134,8 +135,12 @@ def wrap(argv: list[str], version: FunctionVersion, tmp_dir: str, *,
     spec = LimitSpec.for_version(version, address_space=address_space)
     as_bytes = rlimits(spec, address_space=address_space and cgroup_layout() is None).get(
         resource.RLIMIT_AS)
+    # The network policy (egress.py): only the legacy flag shares the host's namespace; every
+    # policy gets its own, opened at the gate as wide as the policy says.
+    policy = egress.effective(version.config.network, version.config.network_policy)
     args = _sandbox_argv(m, argv, code_dir=version.code_dir, tmp_bytes=spec.tmp_bytes,
-                         network=version.config.network, uid=uid, as_bytes=as_bytes)
+                         network=policy == "host", uid=uid, as_bytes=as_bytes,
+                         network_files=policy in ("host", "full"), opt_dir=version.opt_dir)
     if gate is None:
         return args
     # bwrap's own options (every bind, with the host paths of the data directory and the code)
@@ -168,10 +173,11 @@ class Gate:
     compiled program, read to EOF by bwrap), unless seccomp_problem() says why it cannot.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, program: bytes | None = None) -> None:
+        # `program`: another compiled filter than the guest's (a zygote's, seccomp.py, issue 24)
         self._info_r, self._info_w = os.pipe()
         self._block_r, self._block_w = os.pipe()
-        self._filter_r = seccomp.program_fd() if seccomp_problem() is None else None
+        self._filter_r = seccomp.program_fd(program) if seccomp_problem() is None else None
         self._options_r: int | None = None
 
     def carry_options(self, options: list[str]) -> None:
@@ -255,9 +261,10 @@ def seccomp_problem() -> str | None:
     return seccomp.problem()
 
 
-def new_gate() -> Gate | None:
-    """A Gate where the sandbox is bwrap's, None where isolation is off."""
-    return Gate() if mode() != "off" else None
+def new_gate(program: bytes | None = None) -> Gate | None:
+    """A Gate where the sandbox is bwrap's, None where isolation is off. `program`: a
+    seccomp filter to load instead of the guest's (seccomp.zygote_program)."""
+    return Gate(program) if mode() != "off" else None
 
 
 def is_wrapper(cmdline: list[str]) -> bool:
@@ -315,7 +322,8 @@ def _relocate(binds: dict[str, str], src: str, path: str) -> str:
 
 
 def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: int,
-                  network: bool, uid: int, as_bytes: int | None = None) -> list[str]:
+                  network: bool, uid: int, as_bytes: int | None = None,
+                  network_files: bool | None = None, opt_dir: str = "") -> list[str]:
     bwrap, setpriv, prlimit = tools()
     # No --die-with-parent: its PR_SET_PDEATHSIG fires when the *thread* that spawned bwrap
     # exits, and environments are spawned from request threads that come and go. A server
@@ -364,8 +372,13 @@ def _sandbox_argv(m: str, argv: list[str], *, code_dir: str | None, tmp_bytes: i
                 made.add(anc)
     for src, dest in sorted(binds.items()):
         args += ["--ro-bind", src, dest]
-    for name in ETC_FILES + (NETWORK_ETC_FILES if network else ()):
+    net_files = network if network_files is None else network_files
+    for name in ETC_FILES + (NETWORK_ETC_FILES if net_files else ()):
         args += ["--ro-bind-try", "/etc/" + name, "/etc/" + name]
+    if opt_dir:
+        # The function's layers, merged and read-only (storage/layers.py), where Lambda puts
+        # them; runtimes find their modules there (lambda_env.py: NODE_PATH, _RUNNER_OPT).
+        args += ["--ro-bind", opt_dir, OPT_ROOT]
     if code_dir:
         args += ["--ro-bind", code_dir, TASK_ROOT, "--chdir", TASK_ROOT,
                  "--setenv", "LAMBDA_TASK_ROOT", TASK_ROOT]

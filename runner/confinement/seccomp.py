@@ -63,6 +63,7 @@ CLONE_NAMESPACE_FLAGS = {
 # libseccomp's constants (seccomp.h), stable across its 2.x releases.
 _ACT_ALLOW = 0x7FFF0000
 _ACT_ERRNO = 0x00050000
+_CMP_NE = 1
 _CMP_MASKED_EQ = 7
 
 
@@ -108,6 +109,36 @@ def program() -> bytes:
     """The compiled filter: a BPF program (struct sock_filter[]) as bwrap's --seccomp reads
     it. Built once per process. Raises OSError naming the cause when libseccomp is missing or
     refuses a rule."""
+    return _build(None)
+
+
+# --- issue 24: per-environment namespaces (docs/decisions/068) --------------------------------
+# A Python zygote's children each enter fresh user, mount, PID and IPC namespaces as they are
+# cloned (guest/python_zygote.py). The zygote's filter therefore differs from the guest filter
+# in two places, and nowhere else:
+# * clone with CLONE_NEW* flags is allowed when its fifth argument carries `cookie`, a random
+#   64-bit value the host draws per zygote and sends only after the function's init returned
+#   (with the fork requests). clone ignores that register unless CLONE_SETTLS (x86_64) or
+#   CLONE_CHILD_* (aarch64) is set, and the zygote sets neither. Init code, which runs in the
+#   zygote, cannot know the value, so it still cannot make a namespace.
+# * mount is allowed: the child mounts its own /tmp before it loads the guest filter. Without
+#   a user namespace of its own the caller has no capability, so for init code mount still
+#   fails (EPERM from the capability check, before any file-system code runs).
+# Each child then loads program() on top (filters stack; the strictest answer wins), so guest
+# code in an environment runs under exactly the guest filter.
+ZYGOTE_ALLOWED = ("mount",)
+CLONE_COOKIE_ARG = 4
+
+
+def zygote_program(cookie: int) -> bytes:
+    """The zygote's filter: program() with the two exceptions above. Built per zygote (a few
+    milliseconds, beside the zygote's own start of tens). Raises OSError like program()."""
+    if not 0 < cookie < 1 << 64:
+        raise ValueError("cookie must be a non-zero 64-bit value")
+    return _build(cookie)
+
+
+def _build(cookie: int | None) -> bytes:
     lib = _library()
     if lib is None:
         raise OSError("libseccomp not found (apt-get install libseccomp2)")
@@ -116,14 +147,20 @@ def program() -> bytes:
         raise OSError("seccomp_init failed")
     try:
         for name in DENIED:
+            if cookie is not None and name in ZYGOTE_ALLOWED:
+                continue
             _deny(lib, ctx, name, _errno_action(errno.EPERM))
         # clone3 passes its flags in a struct the filter cannot read: refuse it as absent, and
         # glibc (and libuv) fall back to clone, where the flags are an argument.
         _deny(lib, ctx, "clone3", _errno_action(errno.ENOSYS))
         nr = lib.seccomp_syscall_resolve_name(b"clone")
         for flag in CLONE_NAMESPACE_FLAGS.values():
-            cmp = _ArgCmp(0, _CMP_MASKED_EQ, flag, flag)
-            rc = lib.seccomp_rule_add_array(ctx, _errno_action(errno.EPERM), nr, 1, ctypes.byref(cmp))
+            cmps = (_ArgCmp * 2)(_ArgCmp(0, _CMP_MASKED_EQ, flag, flag))
+            count = 1
+            if cookie is not None:  # denied unless the cookie rides along (see zygote_program)
+                cmps[1] = _ArgCmp(CLONE_COOKIE_ARG, _CMP_NE, cookie, 0)
+                count = 2
+            rc = lib.seccomp_rule_add_array(ctx, _errno_action(errno.EPERM), nr, count, cmps)
             if rc < 0:
                 raise OSError(-rc, f"seccomp: cannot add the clone flag rule: {os.strerror(-rc)}")
         return _export(lib, ctx)
@@ -160,11 +197,12 @@ def _export(lib: ctypes.CDLL, ctx: int) -> bytes:
             os.close(w)
 
 
-def program_fd() -> int:
-    """A fresh pipe's read end holding the filter, for one bwrap (which reads it to EOF).
+def program_fd(data: bytes | None = None) -> int:
+    """A fresh pipe's read end holding the filter (`data`, by default program()), for one
+    bwrap (which reads it to EOF).
     One per spawn: a shared descriptor would share its read offset between children.
     O_CLOEXEC (os.pipe's default): only the child's copy, passed explicitly, is inherited."""
-    data = program()
+    data = program() if data is None else data
     r, w = os.pipe()
     try:
         os.write(w, data)  # fits the pipe's buffer (see _export): never blocks

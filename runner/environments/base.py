@@ -54,6 +54,7 @@ class InvokeRequest:
     # a version with the same qualifier (environments send it to a guest only when it is not
     # the one they sent last), so it is read-only: never mutate a context once passed.
     deadline_ms: int = 0  # wall clock (epoch ms) by which the guest must answer; 0: context's
+    trace_id: str = ""  # the caller's X-Amzn-Trace-Id (invocation/trace.py); "" = none
 
 
 @dataclass

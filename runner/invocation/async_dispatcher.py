@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from runner.errors import InternalError, PlatformError, ResourceNotFound, TooManyRequests
+from runner.metrics.recorder import Metrics, NullMetrics
 from runner.model import (
     DEFAULT_DLQ,
     FunctionVersion,
@@ -72,12 +73,14 @@ class AsyncInvoker:
     def __init__(self, invoke: Invoke, resolve: Resolve, store: EventStore, *,
                  workers: int = DEFAULT_WORKERS, retry_base_s: float = DEFAULT_RETRY_BASE_S,
                  throttle_delay_s: float = DEFAULT_THROTTLE_DELAY_S,
-                 on_interrupted: Interrupted | None = None) -> None:
+                 on_interrupted: Interrupted | None = None,
+                 metrics: Metrics | None = None) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._invoke = invoke
         self._resolve = resolve
         self._on_interrupted = on_interrupted
+        self.metrics = metrics if metrics is not None else NullMetrics()  # (issue 22)
         self.store = store
         self.workers = workers
         self.retry_base_s = retry_base_s
@@ -110,15 +113,19 @@ class AsyncInvoker:
     # ------------------------------------------------------------------ accept
 
     def submit(self, name: str, payload: bytes | str | None = None,
-               qualifier: str | None = None) -> str:
+               qualifier: str | None = None, *, key: str | None = None,
+               request_id: str | None = None, trace_id: str | None = None) -> str | None:
         """Queue an event durably and return its request id. Raises before queueing anything
-        for a bad payload or an unknown function/qualifier."""
+        for a bad payload or an unknown function/qualifier. With a delivery `key` (push
+        sources), returns None, queueing nothing, when that key was delivered before."""
         body = check_async_payload(payload)
         version = self._resolve(name, qualifier)
         now = time.time()
-        rid = new_request_id()
-        self.store.enqueue(Event(rid, name, qualifier or "", body, now, 0, now,
-                                 version.function_uid))
+        rid = request_id or new_request_id()
+        if not self.store.enqueue(Event(rid, name, qualifier or "", body, now, 0, now,
+                                        version.function_uid, trace_id or ""), key):
+            return None
+        self.metrics.event_received(name)
         self._wake()
         return rid
 
@@ -210,6 +217,7 @@ class AsyncInvoker:
                 # queue; this one was in flight): discarded, as Lambda does, never run on or
                 # kept for a new function of the same name.
                 self._record(lambda: self.store.complete(event.id, Outcome()))
+                self.metrics.event_dropped(event.function, "deleted")
                 log.warning("async event %s of %s: discarded, its function was deleted (%s)",
                             event.id, event.function, exc.message)
                 return
@@ -226,9 +234,11 @@ class AsyncInvoker:
             self._fail(event, version, "EventAgeExceeded", event.attempts, None, None)
             return
         self.store.started(event.id, time.time())  # fails like any store write: _run handles it
+        self.metrics.event_age(event.function, now - event.enqueued_at)
         try:
             result = self._invoke(event.function, event.payload,
-                                  qualifier=event.qualifier or None, request_id=event.id)
+                                  qualifier=event.qualifier or None, request_id=event.id,
+                                  trace_id=event.trace_id or None)
         except TooManyRequests:
             with self._cond:
                 self._deferred[event.id] = time.time() + self.throttle_delay_s
@@ -254,6 +264,7 @@ class AsyncInvoker:
         if attempts <= cfg.max_retries and age_then <= cfg.max_event_age_s:
             self._record(lambda: self.store.reschedule(
                 event.id, time.time() + delay, attempts, error_doc))
+            self.metrics.event_retry(event.function)
             return
         condition = "RetriesExhausted" if attempts > cfg.max_retries else "EventAgeExceeded"
         self._fail(event, version, condition, attempts, result, error_doc)
@@ -282,7 +293,19 @@ class AsyncInvoker:
             log.warning("async event %s of %s discarded (%s after %d attempts); deploy with "
                         "--on-failure dlq to keep such events", event.id, event.function,
                         condition, attempts)
-        self._record(lambda: self.store.complete(event.id, outcome))
+        try:
+            self._record(lambda: self.store.complete(event.id, outcome))
+        except Exception:
+            if target == DEFAULT_DLQ:
+                self.metrics.dead_letter(event.function, ok=False)
+            elif target:
+                self.metrics.destination_failure(event.function)
+            raise
+        if target == DEFAULT_DLQ:
+            self.metrics.dead_letter(event.function)
+        elif not target:
+            self.metrics.event_dropped(
+                event.function, "expired" if condition == "EventAgeExceeded" else "retries")
 
     def _record_doc(self, event: Event, version: FunctionVersion | None, condition: str,
                     attempts: int, response: Any, result: InvocationResult | None) -> dict:

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 
 from runner.errors import FunctionError, FunctionTimeout
+from runner.invocation.json_logs import json_text
 from runner.model import Report
 from runner.storage.logs import LogStore
 
@@ -49,9 +50,14 @@ class LogBlock:
     logs: bytes  # the invocation's output
     report: Report
     owner: str = ""  # the function's identity (FunctionVersion.function_uid)
+    # Lambda's LoggingConfig: "" = Text; else the JSON format at this SystemLogLevel.
+    json_system_level: str = ""
+    trace_id: str = ""
 
     def text(self) -> str:
         """The block as Lambda formats it, ending in a newline."""
+        if self.json_system_level:
+            return json_text(self)
         rid = self.request_id
         lines = []
         if self.init_logs:

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import queue
+import random
 import threading
 import time
 from typing import Any, Iterator
@@ -29,11 +30,23 @@ from typing import Any, Iterator
 from runner.confinement.limits import raise_host_fd_limit
 from runner.environments.backends import default_backends
 from runner.environments.base import Backend, InvokeRequest
-from runner.errors import EnvironmentGone, InvalidParameter, ResponseSizeTooLarge, storage_full
+from runner.errors import (
+    EnvironmentGone,
+    InvalidParameter,
+    ResourceConflict,
+    ResponseSizeTooLarge,
+    TooManyRequests,
+    storage_full,
+)
 from runner.invocation.async_dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, AsyncInvoker
 from runner.invocation.code_input import read_code, zip_directory
 from runner.invocation.context import ContextCache
+from runner.invocation.lambda_resources import AliasesAndLayers
 from runner.invocation.log_block import LogBlock, PendingLog, interrupted_note
+from runner.invocation.trace import report_suffix
+from runner.metrics import Metrics, NullMetrics
+from runner.metrics.host import HostCollector, provisioned_charge
+from runner.metrics.minutes import SeriesWriter
 from runner.model import (
     LATEST,
     MAX_PAYLOAD_BYTES,
@@ -47,9 +60,13 @@ from runner.model import (
 )
 from runner.pool.base import InitFailure
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
+from runner.storage.aliases import SharedStateAliases, SQLiteAliasStore
 from runner.storage.data_dir import DataDirLock, SpaceReserve
 from runner.storage.events import DeadLetter
+from runner.storage.layers import SQLiteLayerStore
 from runner.storage.logs import LogStore
+from runner.storage.metric_series import SQLiteMetricSeries
+from runner.storage.roles import SQLiteRoleStore
 from runner.storage.routes import Route
 from runner.storage.state import open_state
 
@@ -63,7 +80,7 @@ def default_data_dir() -> str:
     return os.path.join(base, "lambda-runner")
 
 
-class Runner:
+class Runner(AliasesAndLayers):
     """The whole runner in one object: the stores (functions, logs, routes, events), the pool
     and the async dispatcher. Thread-safe. The stores stay reachable as attributes for tests
     and tools; the edges use the methods."""
@@ -77,6 +94,7 @@ class Runner:
         max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
         async_workers: int = DEFAULT_WORKERS,
         async_retry_base_s: float = DEFAULT_RETRY_BASE_S,
+        metrics: bool = True,
         state: str | None = None,
     ) -> None:
         """`state`: None keeps the stores in SQLite under `data_dir`; a postgresql:// URL
@@ -87,11 +105,16 @@ class Runner:
         self._lock = DataDirLock(self.data_dir)
         self._reserve = SpaceReserve(self.data_dir)
         self._followers_end = threading.Event()  # set by end_log_follows()
+        self._route_rng = random.Random()  # alias traffic shifting; unpredictability not needed
         try:
             raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
+            self.layers = SQLiteLayerStore(self.data_dir)  # layers.py (issue 20)
+            self.roles = SQLiteRoleStore(self.data_dir)  # roles.py (issue 20)
             # Functions, routes and the async queue: SQLite here, or shared (storage/state.py).
-            self.state = open_state(state, self.data_dir)
+            self.state = open_state(state, self.data_dir, derived=self._derived)
             self.registry = self.state.registry
+            self.aliases = (SharedStateAliases(state) if self.state.shared
+                            else SQLiteAliasStore(self.registry))  # aliases.py (issue 20)
             self.logs = LogStore(os.path.join(self.data_dir, "logs"))
             self.contexts = ContextCache()  # the Lambda context of each invocation (context.py)
             work = os.path.join(self.data_dir, "envs")
@@ -108,9 +131,19 @@ class Runner:
             # HTTP routes and async invocation (docs/http-and-async.md).
             self.routes = self.state.routes
             self.events = self.state.events
+            # Metrics (docs/observability.md): counters on the invocation path, gauges read
+            # from the pool and the queue at scrape time, minute series for the dashboard.
+            self.metrics = Metrics() if metrics else NullMetrics()
+            self.series = SQLiteMetricSeries(self.data_dir)
+            counts = self.pool.environment_counts
+            self.metrics.registry.register(HostCollector(counts, self.events.pending))
+            self._series_writer = SeriesWriter(self.metrics.minutes, self.series,
+                                               provisioned_charge(counts, self.metrics.provisioned))
+            self._series_writer.start()
             self.async_invoker = AsyncInvoker(self.invoke, self.registry.resolve, self.events,
                                               workers=async_workers, retry_base_s=async_retry_base_s,
-                                              on_interrupted=self._note_interrupted)
+                                              on_interrupted=self._note_interrupted,
+                                              metrics=self.metrics)
             if hasattr(self.events, "listen"):  # a shared queue: wake on other nodes' events
                 self.events.listen(self.async_invoker.wake)
             self.async_invoker.start()  # events accepted before a crash run again from here
@@ -131,6 +164,7 @@ class Runner:
         handler: str | None = None,
         replace_environment: bool = False,
         revision_id: str | None = None,
+        must_create: bool = False,
         **settings: Any,
     ) -> FunctionVersion:
         """Create or update a function. On update, settings left out keep their values and
@@ -140,10 +174,15 @@ class Runner:
         while another update of the function is in progress, ResourceConflict at once."""
         data = read_code(code)
         env = settings.pop("environment", None)
+        if settings.get("layers") is not None:
+            settings["layers"] = self.check_layers(list(settings["layers"]))
 
         def merge(current: FunctionConfig | None) -> FunctionConfig:
             # Called by the registry under its lock with the configuration as it is at the
             # write: merged any earlier, a concurrent update's fields could be overwritten.
+            if current is not None and must_create:  # Lambda's CreateFunction
+                raise ResourceConflict(f"Function already exist: {name}; update it "
+                                       "(update-function-code) or delete it first")
             if current is None:
                 if not runtime or not handler:
                     raise InvalidParameter(
@@ -215,8 +254,27 @@ class Runner:
         self.logs.delete(name, owner)
         self.events.discard_function(name)
         self.routes.delete_function(name)
+        self.aliases.forget(name)
+        self.metrics.forget(name)
+        self._series_writer.flush()  # its open minutes first, or they would come back
+        self.series.delete_function(name)
         self._reserve.restore()  # again, if the delete made room
         return removed
+
+    def delete_version(self, name: str, version: str) -> FunctionVersion:
+        """Delete one published version (Lambda's DeleteFunction with a Qualifier). Refused
+        with ResourceConflict while an alias routes to it, as Lambda refuses it."""
+        with self.registry.updating(name):
+            users = self.aliases.referencing(name, version)
+            if users:
+                raise ResourceConflict(
+                    f"version {version} of {name} is used by alias(es) {', '.join(users)}; "
+                    "point them at another version first (update-alias)")
+            removed = self.registry.delete_version(name, version)
+            if removed.revision != self.registry.resolve(name).revision and \
+                    removed.revision not in self.registry.published_revisions(name):
+                self.pool.retire(removed)
+            return removed
 
     # ------------------------------------------------------------------ invocation
 
@@ -227,10 +285,15 @@ class Runner:
         *,
         qualifier: str | None = None,
         request_id: str | None = None,
+        client_context: dict | None = None,
+        trace_id: str | None = None,
     ) -> InvocationResult:
         """Invoke synchronously. Platform errors raise; function errors are in the result. The
-        invocation's log block is written before this returns; the result's `log` has it."""
-        block, out = self._run(name, payload, qualifier, request_id)
+        invocation's log block is written before this returns; the result's `log` has it.
+        `client_context` (Lambda's X-Amz-Client-Context, decoded) reaches the handler's
+        context.client_context / clientContext; `trace_id`, the caller's X-Amzn-Trace-Id
+        (trace.py), is handed to the guest."""
+        block, out = self._run(name, payload, qualifier, request_id, trace_id, client_context)
         return _result(block, out, block.write().encode())
 
     def invoke_log_later(
@@ -240,31 +303,59 @@ class Runner:
         *,
         qualifier: str | None = None,
         request_id: str | None = None,
+        trace_id: str | None = None,
     ) -> tuple[InvocationResult, PendingLog]:
         """Invoke as `invoke()` does, but leave the log block to the caller: it runs the
         returned PendingLog's `write()` once, when it chooses (the gRPC edge: after the
         response is sent, docs/decisions/037). The result's `log` is empty; reads of the
         function's log wait for the block meanwhile (LogStore.reserve)."""
-        block, out = self._run(name, payload, qualifier, request_id)
+        block, out = self._run(name, payload, qualifier, request_id, trace_id)
         result = _result(block, out, b"")
         # Promised last: nothing between the promise and the hand-over can fail and leave it
         # unkept (reads would wait PENDING_WAIT_S for it).
         return result, block.promise()
 
     def _run(self, name: str, payload: bytes | str | None, qualifier: str | None,
-             request_id: str | None) -> tuple[LogBlock, bytes | None]:
+             request_id: str | None, trace_id: str | None = None,
+             client_context: dict | None = None) -> tuple[LogBlock, bytes | None]:
         """Run one invocation: its record (the log block, which holds the error and the report)
         and the response payload (None when it failed)."""
         body = check_payload(payload)
-        version = self.registry.resolve(name, qualifier)
+        version = self.resolve_for_invoke(name, qualifier)
+        # Counted from here, once the name is known to be a function (bounded labels): exactly
+        # one of finished() / refused() follows started().
+        metrics = self.metrics
+        metrics.started(name)
+        try:
+            block, out = self._execute(version, body, qualifier, request_id, trace_id or "",
+                                       client_context)
+        except TooManyRequests:
+            metrics.refused(name, throttled=True)
+            raise
+        except BaseException:
+            metrics.refused(name, throttled=False)
+            raise
+        metrics.finished(name, version.version, block.report, block.error,
+                         version.config.memory_mb)
+        return block, out
+
+    def _execute(self, version: FunctionVersion, body: bytes, qualifier: str | None,
+                 request_id: str | None, trace_id: str,
+                 client_context: dict | None = None) -> tuple[LogBlock, bytes | None]:
         rid = request_id or new_request_id()
         cfg = version.config
         ctx = self.contexts.get(version, qualifier, time.time())
+        if client_context is not None:
+            # A context of its own (contexts are read-only and compared by identity, so the
+            # environment sends this one, and the cached one again after it).
+            ctx = {**ctx, "client_context": client_context}
         while True:
             lease = self.pool.acquire(version)
             if isinstance(lease, InitFailure):  # Lambda reports a failed init on the invocation
-                report = Report(rid, 0.0, 0, cfg.memory_mb, 0, lease.duration_ms, cold_start=True)
-                return self._block(version, rid, lease.error, lease.logs, b"", report), None
+                report = Report(rid, 0.0, 0, cfg.memory_mb, 0, lease.duration_ms, cold_start=True,
+                                xray=report_suffix(trace_id) if trace_id else "")
+                return self._block(version, rid, lease.error, lease.logs, b"", report,
+                                   trace_id), None
             env = lease.env
             # The deadline counts from the moment the handler may start, as on Lambda: init
             # time of a cold start is not charged to the invocation's timeout.
@@ -272,7 +363,8 @@ class Runner:
             try:
                 # The guest's getRemainingTimeInMillis counts from here too.
                 outcome = env.invoke(InvokeRequest(rid, body, cfg.timeout_s, deadline, ctx,
-                                                   int((time.time() + cfg.timeout_s) * 1000)))
+                                                   int((time.time() + cfg.timeout_s) * 1000),
+                                                   trace_id))
             except EnvironmentGone:
                 self.pool.release(lease, reusable=False)
                 if lease.cold:
@@ -301,28 +393,35 @@ class Runner:
             max_memory_used_mb=math.ceil(outcome.max_memory_bytes / MB),
             init_duration_ms=env.init_duration_ms if lease.cold else None,
             cold_start=lease.cold,
+            xray=report_suffix(trace_id) if trace_id else "",
         )
         init_logs = env.init_logs if lease.cold else b""
-        return self._block(version, rid, error, init_logs, outcome.logs, report), out
+        return self._block(version, rid, error, init_logs, outcome.logs, report, trace_id), out
 
     def _block(self, version: FunctionVersion, rid: str, error, init_logs: bytes, logs: bytes,
-               report: Report) -> LogBlock:
+               report: Report, trace_id: str = "") -> LogBlock:
+        cfg = version.config
+        json_level = (cfg.system_log_level or "INFO") if cfg.log_format == "JSON" else ""
         return LogBlock(self.logs, version.name, version.version, rid, error, init_logs, logs,
-                        report, version.function_uid)
+                        report, version.function_uid, json_level, trace_id)
 
     def check_invoke(self, name: str, payload: bytes | str | None = None, *,
                      qualifier: str | None = None) -> FunctionVersion:
         """A dry run: the checks an invocation makes before running anything."""
         check_payload(payload)
-        return self.registry.resolve(name, qualifier)
+        return self.resolve_for_invoke(name, qualifier)
 
     # ------------------------------------------------------------------ async invocation
 
     def invoke_async(self, name: str, payload: bytes | str | None = None, *,
-                     qualifier: str | None = None) -> str:
+                     qualifier: str | None = None, key: str | None = None,
+                     request_id: str | None = None, trace_id: str | None = None) -> str | None:
         """Queue an asynchronous (Event) invocation durably; returns its request id. It runs
-        at least once, with retries and destinations per the function's configuration."""
-        return self.async_invoker.submit(name, payload, qualifier)
+        at least once, with retries and destinations per the function's configuration, each
+        attempt under `trace_id` when given. A delivery `key` (push sources: docs/events.md)
+        queues it at most once: None if that key was delivered before."""
+        return self.async_invoker.submit(name, payload, qualifier, key=key,
+                                         request_id=request_id, trace_id=trace_id)
 
     def dead_letters(self, name: str) -> list[DeadLetter]:
         """Events of `name` that ended in the dead-letter store, oldest first."""
@@ -386,7 +485,11 @@ class Runner:
         # Events still running when the grace ends stay queued and run after a restart.
         self.async_invoker.close()
         self.pool.close()
+        self._series_writer.close()  # the open minutes are written: a restart keeps them
+        self.series.close()
         self.state.close()  # the queue, routes, registry; a cluster node leaves the cluster
+        self.layers.close()
+        self.roles.close()
         self.logs.close()
         self._lock.close()
 

@@ -375,6 +375,13 @@ class PoolManager:
             }
             return {"versions": per, "total": self._total_locked()}
 
+    def environment_counts(self) -> list[tuple[FunctionVersion, int, int, int]]:
+        """(version, idle, busy, starting) of every live version pool: what the metrics
+        layer's gauges read at scrape time (runner/metrics/host.py)."""
+        with self._lock:
+            return [(vp.version, len(vp.idle), vp.busy, vp.starting)
+                    for vp in self._pools.values()]
+
     def _idle_entries(self):
         """Every idle entry with its version pool (the caller holds the lock)."""
         for vp in self._pools.values():

@@ -63,8 +63,91 @@ class Registry(Protocol):
         """Hold `name` as "an update is in progress" for a `with` block; ResourceConflict at
         once if another block holds it (in this process)."""
 
+    def delete_version(self, name: str, version: str) -> FunctionVersion:
+        """Remove one published version ("3"); returns it. ResourceNotFound if there is none,
+        InvalidParameter for a qualifier that is no version number."""
+
     def delete(self, name: str) -> list[FunctionVersion]:
         """Remove the function and all its versions; returns what was removed."""
 
     def close(self) -> None:
         """Close the database."""
+
+
+# --------------------------------------------------------------------------- push events
+# (issue 19: schedules, object-store triggers, topics; docs/events.md)
+
+
+class ScheduleStore(Protocol):
+    """Schedules and where each stands (its next undelivered slot). SQLite: schedules.py;
+    contract: tests/unit/storage/test_schedule_store.py."""
+
+    def create(self, s, next_slot: float | None, now: float):
+        """Store a new schedule at `next_slot`; ResourceConflict if the name exists."""
+
+    def replace(self, s, next_slot: float | None, now: float):
+        """New settings and next slot for an existing schedule; ResourceNotFound."""
+
+    def get(self, name: str):
+        """The schedule (with its next_slot); ResourceNotFound."""
+
+    def list(self) -> list:
+        """Every schedule, by name."""
+
+    def due(self, now: float) -> list:
+        """Enabled schedules whose next slot is at or before `now`, earliest first."""
+
+    def next_due_at(self) -> float | None:
+        """The earliest next slot of an enabled schedule (None: nothing to fire)."""
+
+    def advance(self, name: str, slot: float, next_slot: float | None,
+                dropped: str | None = None, now: float = 0.0) -> bool:
+        """Compare-and-set the next slot from `slot` to `next_slot`, recording `slot` as
+        dropped with that reason in the same transaction; False if it was not at `slot`."""
+
+    def dropped(self, name: str) -> list:
+        """The slots of `name` that were dropped, oldest first."""
+
+    def delete(self, name: str):
+        """Remove the schedule and its dropped-slot records; ResourceNotFound."""
+
+    def close(self) -> None:
+        """Close the store."""
+
+
+class PushStore(Protocol):
+    """Object-store triggers and topics with their subscriptions. SQLite: push.py;
+    contract: tests/unit/storage/test_push_store.py."""
+
+    def add_trigger(self, t) -> None:
+        """Store a trigger; ResourceConflict if the name exists."""
+
+    def triggers(self, bucket: str | None = None) -> list:
+        """Triggers (of one bucket), by name."""
+
+    def get_trigger(self, name: str):
+        """ResourceNotFound if unknown."""
+
+    def delete_trigger(self, name: str):
+        """Remove and return it; ResourceNotFound."""
+
+    def create_topic(self, name: str, now: float) -> bool:
+        """Create a topic; False if it existed (creating is idempotent, as in SNS)."""
+
+    def topics(self) -> list[str]:
+        """Topic names."""
+
+    def delete_topic(self, name: str) -> None:
+        """Remove a topic and its subscriptions; ResourceNotFound."""
+
+    def subscribe(self, sub) -> None:
+        """Add a subscription to an existing topic (ResourceNotFound otherwise)."""
+
+    def subscriptions(self, topic: str) -> list:
+        """The topic's subscriptions; ResourceNotFound for an unknown topic."""
+
+    def unsubscribe(self, subscription_id: str):
+        """Remove a subscription; ResourceNotFound."""
+
+    def close(self) -> None:
+        """Close the store."""

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS events (
     next_at      REAL NOT NULL,         -- not before this time (backoff, throttling)
     last_error   TEXT,                  -- JSON: the last function error document
     started_at   REAL,                  -- an attempt began then and has no recorded outcome yet
-    function_uid TEXT                   -- the identity of the function it was accepted for
+    function_uid TEXT,                  -- the identity of the function it was accepted for
+    trace_id     TEXT                   -- the caller's X-Amzn-Trace-Id, for every attempt
 );
 CREATE INDEX IF NOT EXISTS events_due ON events (next_at);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -52,7 +53,16 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     created_at   REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_function ON dead_letters (function, created_at);
+-- Push sources (schedules, topics, object-store notifications): the delivery keys of events
+-- already accepted, so that a source that repeats a delivery after a crash (a schedule slot,
+-- a notification's sequencer) queues it once. Written in the enqueue's transaction.
+CREATE TABLE IF NOT EXISTS delivered (
+    key          TEXT PRIMARY KEY,
+    at           REAL NOT NULL
+);
 """
+# Delivery keys are kept this long: far longer than any source retries a delivery for.
+DELIVERY_KEY_TTL_S = 14 * 86400
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,7 @@ class Event:
     # FunctionVersion.function_uid of the function it was accepted for; "" for events that
     # name a function only (destination records, replays): those run on whatever has the name.
     function_uid: str = ""
+    trace_id: str = ""  # the caller's trace (invocation/trace.py); "" = none
 
 
 @dataclass(frozen=True)
@@ -97,17 +108,27 @@ class EventStore:
         # synchronous=FULL (open_database): a committed enqueue survives power loss.
         self._db = open_database(self.path, SCHEMA)
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(events)")}
-        for column, kind in (("started_at", "REAL"), ("function_uid", "TEXT")):
+        for column, kind in (("started_at", "REAL"), ("function_uid", "TEXT"),
+                             ("trace_id", "TEXT")):
             if column not in columns:  # a data directory from before the column
                 self._db.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ the queue
 
-    def enqueue(self, event: Event) -> None:
-        """Durably queue `event`; returns after the commit reached the disk."""
+    def enqueue(self, event: Event, key: str | None = None) -> bool:
+        """Durably queue `event`; returns after the commit reached the disk. With a delivery
+        `key`, an event whose key was accepted before (within DELIVERY_KEY_TTL_S) is not
+        queued again and False is returned."""
         with self._lock, Transaction(self._db):
+            if key is not None:
+                if self._db.execute("SELECT 1 FROM delivered WHERE key = ?", (key,)).fetchone():
+                    return False
+                self._db.execute("DELETE FROM delivered WHERE at < ?",
+                                 (event.enqueued_at - DELIVERY_KEY_TTL_S,))
+                self._db.execute("INSERT INTO delivered VALUES (?, ?)", (key, event.enqueued_at))
             self._insert_event(event)
+        return True
 
     def due(self, now: float, exclude: Iterable[str], limit: int) -> list[Event]:
         """Up to `limit` events whose time has come, oldest first, skipping `exclude` (those
@@ -223,15 +244,15 @@ class EventStore:
         # id is queued again already must not abort the whole transaction.
         self._db.execute(
             "INSERT OR IGNORE INTO events (id, function, qualifier, payload, enqueued_at, attempts, "
-            "next_at, function_uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "next_at, function_uid, trace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (e.id, e.function, e.qualifier, e.payload, e.enqueued_at, e.attempts, e.next_at,
-             e.function_uid or None),
+             e.function_uid or None, e.trace_id or None),
         )
 
 
 def _event(r: sqlite3.Row) -> Event:
     return Event(r["id"], r["function"], r["qualifier"], bytes(r["payload"]), r["enqueued_at"],
-                 r["attempts"], r["next_at"], r["function_uid"] or "")
+                 r["attempts"], r["next_at"], r["function_uid"] or "", r["trace_id"] or "")
 
 
 def _dead_letter(r: sqlite3.Row) -> DeadLetter:

@@ -63,8 +63,12 @@ CREATE TABLE IF NOT EXISTS aliases (
 
 
 class SQLiteRegistry:
-    def __init__(self, data_dir: str) -> None:
+    def __init__(self, data_dir: str,
+                 derived: Callable[[FunctionConfig], dict] | None = None) -> None:
         os.makedirs(data_dir, exist_ok=True)
+        # The FunctionVersion fields derived from a configuration by other stores (issue 20:
+        # opt_dir from the layers, role_env and role_generation from the role), or None.
+        self._derived = derived
         self.code = CodeStore(os.path.join(data_dir, "code"))
         self.db_path = os.path.join(data_dir, "registry.db")
         self._db = open_database(self.db_path, SCHEMA)
@@ -107,7 +111,8 @@ class SQLiteRegistry:
                 size = len(code)
             now = time.time()
             if validate is not None:
-                validate(FunctionVersion(name, LATEST, 0, config, digest, self.code.path(digest), now))
+                validate(FunctionVersion(name, LATEST, 0, config, digest, self.code.path(digest), now,
+                                         **self._derived_fields(config)))
             new_id = str(uuid.uuid4())
             with self._tx():
                 cur = self._db.execute(
@@ -164,6 +169,20 @@ class SQLiteRegistry:
                     self._db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
             for rev in revisions:
                 self._revision_ids.pop(rev, None)
+            self._invalidate(name)
+            return removed
+
+    def delete_version(self, name: str, version: str) -> FunctionVersion:
+        """See base.py: removes one published version (its revision row stays while $LATEST
+        or another version uses it; code is collected at start-up when none does)."""
+        with self._lock:
+            if not (version.isascii() and version.isdigit()):
+                raise InvalidParameter("Qualifier", f"{version!r} is not a version number; "
+                                       "delete an alias with delete-alias")
+            removed = self.resolve(name, version)  # ResourceNotFound
+            with self._tx():
+                self._db.execute("DELETE FROM versions WHERE name = ? AND version = ?",
+                                 (name, int(version)))
             self._invalidate(name)
             return removed
 
@@ -316,7 +335,19 @@ class SQLiteRegistry:
             created_at=row["created_at"],
             code_size=row["code_size"],
             function_uid=uid[0] if uid is not None else "",
+            **self._derived_fields(self._config(row)),
         )
+
+    def _derived_fields(self, config: FunctionConfig) -> dict:
+        return self._derived(config) if self._derived is not None else {}
+
+    def forget_derived(self) -> list[FunctionVersion]:
+        """Drop every cached version, so the next resolve derives its fields again (a role
+        was rotated); returns the versions that were cached, for the caller to retire."""
+        with self._lock:
+            cached = list(self._cache.values())
+            self._cache.clear()
+            return cached
 
     @staticmethod
     def _config(row: sqlite3.Row) -> FunctionConfig:

@@ -88,6 +88,8 @@ class LogStore:
         try:
             if owner and owner in self._deleted_owners:
                 return
+            if not text:  # a JSON-format block whose every record its levels filtered out
+                return
             self._append(name, text)
         finally:
             if reserved:

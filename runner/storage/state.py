@@ -40,13 +40,16 @@ class State:
                 store.close()
 
 
-def open_state(url: str | None, data_dir: str, *, capacity: int = 256) -> State:
+def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=None) -> State:
+    """`derived`: FunctionVersion fields other stores derive from a configuration (the
+    registry's `derived` hook: a version's layers and role), for either registry."""
     if not url:
         from runner.storage.events import EventStore
         from runner.storage.functions import SQLiteRegistry
         from runner.storage.routes import RouteStore
 
-        return State(SQLiteRegistry(data_dir), EventStore(data_dir), RouteStore(data_dir))
+        return State(SQLiteRegistry(data_dir, derived=derived), EventStore(data_dir),
+                     RouteStore(data_dir))
     from runner.storage.postgres.events import PostgresEventStore
     from runner.storage.postgres.functions import PostgresRegistry
     from runner.storage.postgres.nodes import Node, NodeStore, new_node_id
@@ -59,7 +62,7 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256) -> State:
     nodes.register(Node(node_id, "", capacity))
     heartbeat = Heartbeat(nodes, node_id)
     heartbeat.start()
-    return State(PostgresRegistry(url, data_dir), PostgresEventStore(url, node_id),
+    return State(PostgresRegistry(url, data_dir, derived=derived), PostgresEventStore(url, node_id),
                  PostgresRouteStore(url), url=url, node_id=node_id, nodes=nodes,
                  heartbeat=heartbeat)
 

@@ -140,7 +140,7 @@ def test_qualifier_and_arn(deployed, lam):
     deployed.publish("echo")
     resp = lam.invoke(FunctionName="echo", Qualifier="1", Payload=b"1")
     assert resp["ExecutedVersion"] == "1"
-    arn = "arn:aws:lambda:local-1:000000000000:function:echo:1"
+    arn = "arn:aws:lambda:us-east-1:000000000000:function:echo:1"
     assert lam.invoke(FunctionName=arn, Payload=b"2")["ExecutedVersion"] == "1"
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         lam.invoke(FunctionName="echo", Qualifier="9", Payload=b"1")

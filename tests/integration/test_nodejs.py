@@ -16,7 +16,6 @@ from runner.environments.node.snapshot import OPT_IN_VAR
 from runner.invocation.runner import zip_directory
 from runner.service.proto import runner_api_pb2 as pb
 from tests.conftest import guest
-from tests.integration.conftest import error_type
 
 
 def code(name: str) -> bytes:
@@ -105,12 +104,12 @@ def test_init_errors_reach_the_caller(client, files, handler, etype):
     assert out.error.error_type == etype
 
 
-def test_deploy_refuses_a_missing_handler_file(client):
-    with pytest.raises(grpc.RpcError) as info:
-        deploy(client, "n-missing", zipped({"app.js": "exports.handler = 1;"}))
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "handler" in info.value.details() and "index.js" in info.value.details()
-    assert error_type(info.value) == "InvalidCodePackageException"
+def test_a_missing_handler_file_fails_at_invoke(client):
+    # Lambda accepts the deploy and reports at invoke (issue 20); the deploy logs a warning.
+    deploy(client, "n-missing", zipped({"app.js": "exports.handler = 1;"}))
+    out = invoke(client, "n-missing", {})
+    assert out.function_error == "Unhandled"
+    assert out.error.error_type == "Runtime.ImportModuleError"
 
 
 def test_timeout_replaces_the_environment(client):

@@ -195,6 +195,11 @@ def group_pids(env) -> list[int]:
 
 
 def wait_pids_gone(pids, timeout: float = 3.0) -> list[int]:
+    # destroy() sends the SIGKILL at once; what escaped the process group is killed, the rest
+    # reaped and the cgroups removed in the background (environments/process/teardown.py).
+    from runner.environments.process import teardown
+
+    teardown.drain(10.0)
     deadline = time.monotonic() + timeout
     left = [p for p in pids if _alive(p)]
     while left and time.monotonic() < deadline:

@@ -1,3 +1,5 @@
+import pytest
+
 from runner import errors
 
 
@@ -36,8 +38,37 @@ def test_a_full_data_directory_is_named_not_hidden():
     for exc in (OSError(errno.ENOSPC, "No space left on device"), OSError(errno.EDQUOT, "Disk quota exceeded"),
                 sqlite3.OperationalError("database or disk is full")):
         named = errors.storage_full(exc)
-        assert isinstance(named, errors.StorageFull) and isinstance(named, errors.InternalError)
+        assert isinstance(named, errors.StorageFull) and not isinstance(named, errors.InternalError)
         assert "out of space" in named.message and "--data-dir" in named.message
     for exc in (OSError(errno.EACCES, "Permission denied"), sqlite3.OperationalError("database is locked"),
                 ValueError("x")):
+        assert errors.storage_full(exc) is None
+
+
+def test_a_full_disk_is_named_through_wrapping_and_keeps_its_own_status():
+    import errno
+
+    from runner import errors
+    from runner.service.grpc.status import status_for
+    from runner.service.http.status import describe
+
+    def wrapped():
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:
+            raise errors.InternalError("could not write the event") from exc
+
+    with pytest.raises(errors.InternalError) as info:
+        wrapped()
+    named = errors.storage_full(info.value)
+    assert isinstance(named, errors.StorageFull)
+    assert status_for(named).name == "RESOURCE_EXHAUSTED"
+    assert describe(OSError(errno.ENOSPC, "full"))[:2] == (507, "StorageFullException")
+    # A named refusal raised while a full disk was being handled stays what it is.
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "full")
+        except OSError:
+            raise errors.ResourceNotFound("function not found") from None
+    except errors.ResourceNotFound as exc:
         assert errors.storage_full(exc) is None

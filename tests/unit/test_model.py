@@ -27,7 +27,7 @@ def test_defaults_and_vcpus():
     ({"provisioned": 11}, "provisioned"), ({"environment": {"a-b": "x"}}, "environment"),
     ({"environment": {"K": 1}}, "environment"), ({"environment": {"K": "x" * 5000}}, "environment"),
     ({"environment": {"K": "a\0b"}}, "environment"),  # no process could start with it
-    ({"handler": "nodots"}, "handler"), ({"handler": "1mod.fn"}, "handler"),
+    ({"handler": "has space.fn"}, "handler"), ({"handler": "m." + "x" * 130}, "handler"),
 ])
 def test_invalid_values_name_the_field(kw, field):
     args = {"runtime": "python", "handler": "app.handler", **kw}
@@ -40,8 +40,11 @@ def test_handlers_per_runtime():
     FunctionConfig("python", "pkg.sub.mod.handler")
     FunctionConfig("nodejs", "src/index.handler")
     FunctionConfig("wasm", "_start")
+    # Lambda accepts these at deploy and reports at invoke (issue 20).
+    FunctionConfig("python", "src/app.handler")
+    FunctionConfig("nodejs", "index")
     with pytest.raises(InvalidParameter):
-        FunctionConfig("nodejs", "index")
+        FunctionConfig("nodejs", "index handler")
 
 
 def test_round_trip_and_changes():
@@ -68,7 +71,7 @@ def test_report_line_matches_lambda():
 
 
 def test_arn():
-    assert function_arn("f") == "arn:aws:lambda:local-1:000000000000:function:f"
+    assert function_arn("f") == "arn:aws:lambda:us-east-1:000000000000:function:f"
     assert function_arn("f", "3").endswith(":function:f:3")
 
 

@@ -22,7 +22,8 @@ def handler_files(version: FunctionVersion) -> tuple[str, list[str]]:
     slash = spec.rfind("/")
     module_root, rest = spec[: slash + 1], spec[slash + 1 :]
     module = rest.split(".", 1)[0]
-    return module, [f"{module_root}{module}{ext}" for ext in EXTENSIONS]
+    # Lambda's order: the extensionless file itself first, then .js, .mjs, .cjs.
+    return module, [f"{module_root}{module}"] + [f"{module_root}{module}{ext}" for ext in EXTENSIONS]
 
 
 def module_present(version: FunctionVersion) -> bool:
@@ -56,7 +57,8 @@ def commonjs_file(version: FunctionVersion) -> str:
     """Absolute path of the handler's CommonJS file. Raises ValueError naming why there is
     none: the handler is an ES module (.mjs, or .js under "type": "module") or not a file."""
     _, candidates = handler_files(version)
-    files = [os.path.join(version.code_dir, c) for c in candidates if not c.endswith(".mjs")]
+    files = [os.path.join(version.code_dir, c) for c in candidates
+             if c.endswith((".js", ".cjs"))]
     file = next((f for f in files if os.path.isfile(f)), None)
     if file is None:
         raise ValueError("the handler is not a .js/.cjs file (ES modules cannot be snapshotted)")

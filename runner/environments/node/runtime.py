@@ -15,12 +15,15 @@ process_policy.py; where the handler's module is, handler.py. What is specific t
 
 from __future__ import annotations
 
+import logging
 import signal
 
 from runner.environments.node import handler, process_policy
 from runner.environments.node.snapshot import SnapshotStore
-from runner.errors import FunctionError, FunctionOutOfMemory, InvalidCodePackage
+from runner.errors import FunctionError, FunctionOutOfMemory
 from runner.model import FunctionVersion
+
+log = logging.getLogger(__name__)
 
 # Markers V8 and node print on a fatal heap exhaustion (checked in the log, case-sensitive).
 OOM_MARKERS = (b"JavaScript heap out of memory", b"Reached heap limit", b"FatalProcessOutOfMemory")
@@ -50,16 +53,17 @@ class NodeRuntime:
         return dict(process_policy.RUNTIME_ENVIRONMENT)
 
     def check_code(self, version: FunctionVersion) -> None:
+        """Warns, never refuses, for a missing module (issue 20: Lambda reports it at invoke
+        as Runtime.ImportModuleError; the module may come from a layer via NODE_PATH)."""
         if handler.module_present(version):
             if self.snapshots is not None:
                 self.snapshots.prepare(version)  # opt-in; falls back to a normal start
             return
         module, candidates = handler.handler_files(version)
-        raise InvalidCodePackage(
-            "handler",
-            f"module {module!r} not found in the code package (looked for "
-            f"{', '.join(candidates)} and node_modules/{module}); check --handler and the zip's layout",
-        )
+        log.warning("%s: module %r not found in the code package (looked for %s and "
+                    "node_modules/%s); invocations will fail with Runtime.ImportModuleError "
+                    "unless a layer provides it", version.name, module, ", ".join(candidates),
+                    module)
 
     def forget(self, version: FunctionVersion) -> None:
         """The version is retired: drop its snapshot blob, if any."""

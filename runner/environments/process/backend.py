@@ -8,8 +8,11 @@ backend is the zygote's instead (python/zygote.py), which builds on the same env
 
 from __future__ import annotations
 
+from runner.environments.process import teardown
 from runner.environments.process.environment import ProcessEnvironment, ProcessRuntime
 from runner.model import FunctionVersion
+
+TEARDOWN_DRAIN_S = 10.0  # above any one teardown's bounded waits (teardown.py)
 
 
 class ProcessBackend:
@@ -30,6 +33,9 @@ class ProcessBackend:
             forget(version)
 
     def close(self) -> None:
+        # Environments destroyed just before (the pool's close) finish their teardown first:
+        # a closed backend leaves no cgroup or scratch directory behind.
+        teardown.drain(TEARDOWN_DRAIN_S)
         close = getattr(self.runtime_impl, "close", None)  # optional: e.g. Node's snapshot store
         if close is not None:
             close()

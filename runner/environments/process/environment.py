@@ -15,11 +15,13 @@ Guarantees (beyond those of base.py):
   hello; the CPU quota from its hello.
 * A guest's output is bounded per invocation (channel.MAX_LOG_BYTES); the excess is dropped,
   marked.
-* On timeout or crash the whole process group is killed and reaped before invoke() returns.
+* On timeout or crash the whole process group is killed (SIGKILL queued) before invoke()
+  returns; the reap and the cgroup removal follow in the background (teardown.py).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -33,6 +35,7 @@ import psutil
 
 from runner.confinement import limits, namespaces
 from runner.environments.base import EnvState, InvokeOutcome, InvokeRequest
+from runner.environments.process import teardown
 from runner.environments.process.channel import GuestChannel
 from runner.environments.process.frames import encode, encode_marshal
 from runner.environments.process.lambda_env import guest_environment
@@ -152,7 +155,7 @@ class ProcessEnvironment:
             raise
 
     def _await_ready(self) -> None:
-        reply = run_init(self._channel, self.version)
+        reply = run_init(self._channel, self.version, self._enforcement)
         self.init_logs = reply.logs
         if not reply.answered:
             if self._exited_or_kill() and not reply.timed_out:
@@ -187,6 +190,8 @@ class ProcessEnvironment:
         frame = {"t": "invoke", "id": request.request_id, "payload": request.payload}
         if request.deadline_ms:
             frame["deadline_ms"] = request.deadline_ms
+        if request.trace_id:
+            frame["trace"] = request.trace_id
         if request.context is not self._ctx_sent:
             frame["ctx"] = request.context
             self._ctx_sent = request.context
@@ -251,33 +256,32 @@ class ProcessEnvironment:
             self._enforcement.thaw()
 
     def destroy(self) -> None:
+        """Kill the environment now; reap it and remove its cgroups and scratch in the
+        background (teardown.py says why and what each half holds)."""
         self.state = EnvState.DEAD
         proc, self._proc = self._proc, None
+        enforcement, self._enforcement = self._enforcement, None
         if proc is not None:
-            if self._frozen and self._enforcement is not None:
+            if self._frozen and enforcement is not None:
                 # A frozen task dies of SIGKILL only once thawed (cgroup v1): queue the kill
                 # first, so that the thaw lets no guest instruction run, then thaw.
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+                self._signal_kill(proc)
                 self._frozen = False
                 try:
-                    self._enforcement.thaw()
+                    enforcement.thaw()
                 except OSError:
                     pass  # the group is gone already: so are its processes' freezer states
-            self._kill_group(proc)
+            self._signal_kill(proc)
         channel, self._channel = self._channel, None
         if channel is not None:
             channel.close()  # after the kill: the guest never sees its channel closed while alive
-        if self._enforcement is not None:
+        if enforcement is not None:
             # keep the cgroup's peak for the outcome built after destroy()
-            self._maxrss = max(self._maxrss, self._enforcement.max_memory_bytes())
-            self._enforcement.release()
-            self._enforcement = None
-        if self._tmp_dir:
-            shutil.rmtree(self._tmp_dir, ignore_errors=True)
-            self._tmp_dir = None
+            self._maxrss = max(self._maxrss, enforcement.max_memory_bytes())
+        tmp_dir, self._tmp_dir = self._tmp_dir, None
+        if proc is not None or enforcement is not None or tmp_dir:
+            teardown.submit(functools.partial(_finish_teardown, proc, enforcement, tmp_dir),
+                            f"an environment of {self.version.key}")
 
     def memory_bytes(self) -> int:
         # the cgroup's charge covers every process of the environment
@@ -328,13 +332,18 @@ class ProcessEnvironment:
         return FunctionCrashed(f"Runtime exited with error: exit status {rc} during {during}")
 
     @staticmethod
-    def _kill_group(proc: subprocess.Popen) -> None:
+    def _signal_kill(proc: subprocess.Popen) -> None:
         # The guest leads its own process group (start_new_session), so killpg reaches its
-        # children too. SIGKILL: a hostile guest can ignore anything gentler.
+        # children too. SIGKILL: a hostile guest can ignore anything gentler. What left the
+        # group (setsid) dies with the cgroup, in the background part (_finish_teardown).
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+    @staticmethod
+    def _reap(proc: subprocess.Popen) -> None:
+        """Wait (bounded) for a process already sent SIGKILL to be reaped."""
         try:
             proc.wait(timeout=KILL_GRACE_S)
         except subprocess.TimeoutExpired:
@@ -346,3 +355,22 @@ class ProcessEnvironment:
             except subprocess.TimeoutExpired:
                 log.warning("pid %s still not reaped %.0f s after SIGKILL; moving on", proc.pid,
                             2 * KILL_GRACE_S)
+
+
+def _finish_teardown(proc, enforcement: limits.Enforcement | None, tmp_dir: str | None) -> None:
+    """The background half of destroy() (teardown.py): kill what left the process group (a
+    fork bomb's children forked while the SIGKILL was being delivered, a setsid'd daemon),
+    reap, remove the cgroups, rmtree."""
+    if enforcement is not None:
+        try:
+            enforcement.kill_all()
+        except OSError:
+            pass  # release() below tries again and logs
+    if proc is not None:
+        # Not signalled again: a forked environment's pid is reaped by its zygote and could
+        # name another process by now. The SIGKILL destroy() queued is enough.
+        ProcessEnvironment._reap(proc)
+    if enforcement is not None:
+        enforcement.release()
+    if tmp_dir:
+        shutil.rmtree(tmp_dir, ignore_errors=True)

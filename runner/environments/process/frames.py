@@ -11,7 +11,8 @@ this channel. The full message catalogue is in docs/guest-protocol.md; in short:
     guest -> host  {"t": "ready", "init_ms": float}                 or
                    {"t": "init_error", "error": {...}, "init_ms": float}
     host  -> guest {"t": "invoke", "id": str, "payload": bytes, "deadline_ms": int,
-                    "ctx": {...}}                                   ctx only when changed
+                    "ctx": {...}, "trace": str}                     ctx only when changed,
+                                                                    trace only when traced
     guest -> host  {"t": "result", "id": str, "payload": bytes, "maxrss_kb": int}   or
                    {"t": "error",  "id": str, "error": {...}, "maxrss_kb": int, "fatal": bool}
 

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from runner.confinement import limits, namespaces
+from runner.confinement import egress, limits, namespaces
 from runner.environments.process.channel import GuestChannel
 from runner.errors import (
     FunctionError,
@@ -39,6 +39,13 @@ __all__ = ["HELLO_TIMEOUT_S", "INIT_TIMEOUT_S", "InitReply", "Started", "await_h
            "place_at_gate", "run_init", "spawn"]
 
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit, at least the function's own timeout
+# The init boost (issue 20, docs/decisions/058): the init phase runs with at least this many CPUs,
+# whatever the function's memory, then the function's own share is put back before its first
+# invocation. 1.0 is the share of a 1,769 MB function (Lambda's full vCPU): a heavy init at
+# 128 MB takes what it takes at 1,769 MB instead of ~14 times longer. Bounded by the init
+# phase's own limit (INIT_TIMEOUT_S or the timeout), so a hostile init can hold one CPU for
+# at most that long per cold start, and cold starts are bounded by the concurrency limits.
+INIT_BOOST_CPUS = 1.0
 HELLO_TIMEOUT_S = 10.0  # interpreter start; generous because CI machines are shared
 
 
@@ -55,16 +62,18 @@ class Started:
 
 
 def spawn(argv: list[str], version: FunctionVersion, tmp_dir: str, env: dict[str, str], *,
-          address_space: bool, what: str, packets: bool = False) -> Started:
+          address_space: bool, what: str, packets: bool = False,
+          seccomp_program: bytes | None = None) -> Started:
     """Start `argv` for `version` in its sandbox, with exactly `env` (lambda_env.py) plus the
     channel's descriptor number in `_RUNNER_FD`. `packets`: a SOCK_SEQPACKET channel (the
-    zygote's control socket) instead of a stream. Raises InternalError if it cannot start."""
+    zygote's control socket) instead of a stream. `seccomp_program`: the filter bwrap loads,
+    when not the guest's (a zygote's, python/env_namespaces.py). Raises InternalError if it cannot start."""
     host_sock, guest_sock = socket.socketpair(
         socket.AF_UNIX, socket.SOCK_SEQPACKET if packets else socket.SOCK_STREAM)
     logr, logw = os.pipe()
     gate = None
     try:
-        gate = namespaces.new_gate()
+        gate = namespaces.new_gate(seccomp_program)
         # No preexec_fn: the server is multi-threaded, and code run between fork and exec
         # could take a lock another thread held at the fork. Popen's own child path needs
         # none: pass_fds + close_fds leave the child exactly its socket end, the log pipe as
@@ -107,9 +116,19 @@ def place_at_gate(gate: namespaces.Gate, proc, spec: limits.LimitSpec) -> limits
     pids now, CPU left unlimited until await_hello() (the runtime's start-up runs at full
     speed, as before). Then the sandbox is released. Raises RuntimeExited if bwrap never got
     there (it exited: bad mount, missing binary)."""
-    if gate.wait_sandbox(HELLO_TIMEOUT_S) is None:
+    child = gate.wait_sandbox(HELLO_TIMEOUT_S)
+    if child is None:
         raise RuntimeExited("Runtime failed to start (sandbox set-up failed)")
     enforcement = limits.apply(proc.pid, spec, cpu_later=True)
+    # The way out the function's network policy allows, opened before any guest code runs
+    # (confinement/egress.py); it goes with the limits (Enforcement.release).
+    try:
+        way_out = egress.attach(child, spec.network_policy)
+    except BaseException:
+        enforcement.release()
+        raise
+    if way_out is not None:
+        enforcement.on_release(way_out.close)
     gate.release()
     return enforcement
 
@@ -161,12 +180,22 @@ class InitReply:
         return InitInvalidResponse(f"unexpected frame {msg['t']!r} during init")
 
 
-def run_init(channel: GuestChannel, version: FunctionVersion) -> InitReply:
+def run_init(channel: GuestChannel, version: FunctionVersion,
+             enforcement: limits.Enforcement | None = None) -> InitReply:
     """Send `init` and wait for the reply: the function's init phase, bounded by Lambda's init
-    limit or the function's timeout, whichever is longer."""
-    channel.send_now({"t": "init"})
+    limit or the function's timeout, whichever is longer. With `enforcement`, the phase runs
+    with the init boost (INIT_BOOST_CPUS) and the function's CPU share is back in place when
+    this returns, whatever the reply (the guest then waits for a frame: no user code runs
+    between the reply and the restore)."""
     timeout_s = max(INIT_TIMEOUT_S, version.config.timeout_s)
     logs = bytearray()
-    msg = channel.wait(time.monotonic() + timeout_s, logs)
+    if enforcement is not None:
+        enforcement.boost_cpu(INIT_BOOST_CPUS)
+    try:
+        channel.send_now({"t": "init"})
+        msg = channel.wait(time.monotonic() + timeout_s, logs)
+    finally:
+        if enforcement is not None:
+            enforcement.limit_cpu()
     return InitReply(msg, bytes(logs), timeout_s, msg is None and channel.timed_out,
                      channel.bad_frame)

@@ -9,11 +9,13 @@ bytecode into the read-only code directory. The interpreter is the server's own
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
-from runner.errors import InvalidCodePackage
 from runner.model import FunctionVersion
+
+log = logging.getLogger(__name__)
 
 # What runs inside the sandbox: this package's guest/ folder (its __init__ says why the
 # file names carry a prefix).
@@ -45,14 +47,21 @@ class PythonRuntime:
         return {"PYTHONUNBUFFERED": "1", "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11"}
 
     def check_code(self, version: FunctionVersion) -> None:
-        module = version.config.handler.rsplit(".", 1)[0].replace(".", "/")
-        root = version.code_dir
+        """Warns, never refuses (issue 20): Lambda accepts any handler name at deploy and
+        reports at invoke (Runtime.MalformedHandlerName, Runtime.ImportModuleError); the
+        module may also come from a layer (/opt/python) or the standard library."""
+        handler = version.config.handler
+        if "." not in handler:
+            log.warning("%s: handler %r is not module.function; invocations will fail with "
+                        "Runtime.MalformedHandlerName", version.name, handler)
+            return
+        module = handler.rsplit(".", 1)[0].replace(".", "/")
+        roots = [version.code_dir]
+        if version.opt_dir:
+            roots.append(os.path.join(version.opt_dir, "python"))
         candidates = (f"{module}.py", f"{module}/__init__.py", f"{module}.pyc")
-        if not any(os.path.exists(os.path.join(root, c)) for c in candidates):
-            # Not fatal on Lambda either (the error comes at init), but a deploy that can never
-            # run is worth refusing early with the fix spelled out.
-            raise InvalidCodePackage(
-                "handler",
-                f"module {module!r} not found in the code package "
-                f"(looked for {', '.join(candidates)}); check --handler and the zip's layout",
-            )
+        if not any(os.path.exists(os.path.join(r, c)) for r in roots for c in candidates):
+            log.warning("%s: module %r not found in the code package or its layers (looked "
+                        "for %s); invocations will fail with Runtime.ImportModuleError unless "
+                        "it is a standard-library module", version.name, module,
+                        ", ".join(candidates))

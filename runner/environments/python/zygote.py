@@ -17,9 +17,10 @@ path. What differs, and why it is safe:
 * The child reports its pid as seen in its PID namespace; the host maps it to the host pid via
   the NSpid line of /proc/<pid>/status of the zygote's children before applying limits or
   signalling anything.
-* Environments of one version share the zygote's sandbox (mount namespace, /tmp, uid): isolation
-  between *functions* is unchanged, isolation between environments of the same version is
-  process-level only (docs/decisions/007-python-zygote.md).
+* Each forked environment enters its own user, mount, PID and IPC namespaces with its own /tmp
+  (docs/decisions/068; env_namespaces.py); with RUNNER_ENV_NAMESPACES=off they share the
+  zygote's sandbox (mount namespace, /tmp, uid) and isolation between environments of the same
+  version is process-level only (docs/decisions/007-python-zygote.md).
 * If init started threads, fork would copy a process with locks held by threads that no longer
   exist; the zygote reports `forkable: False` and this backend spawns plain environments for
   that version instead.
@@ -37,6 +38,8 @@ import psutil
 
 from runner.confinement import namespaces
 from runner.environments.base import EnvState
+from runner.environments.process import teardown
+from runner.environments.process.backend import TEARDOWN_DRAIN_S
 from runner.environments.process.channel import GuestChannel
 from runner.environments.process.environment import ProcessEnvironment
 from runner.environments.process.launch import INIT_TIMEOUT_S
@@ -99,7 +102,7 @@ class ZygoteEnvironment(ProcessEnvironment):
             # keeps them: ours would keep the log pipe from reaching EOF when the child exits.
             guest_sock.close()
             os.close(logw)
-        self._tmp_dir = None  # the zygote's sandbox /tmp is shared by the version's environments
+        self._tmp_dir = None  # /tmp is the child's own tmpfs (or the zygote's, switched off)
         self.pid = self._proc.pid
         self._channel = GuestChannel(host_sock, logr)
 
@@ -208,6 +211,9 @@ class ZygoteBackend:
         with self._lock:
             self._closed = True
             zygotes, self._zygotes = list(self._zygotes.values()), {}
+        # Forked environments destroyed just before (the pool's close) are reaped by their
+        # zygote: let their background teardown finish while the zygotes still report exits.
+        teardown.drain(TEARDOWN_DRAIN_S)
         for z in zygotes:
             z.close()
 

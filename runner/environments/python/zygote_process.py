@@ -31,6 +31,7 @@ from runner.confinement import limits, namespaces
 from runner.environments.process.frames import decode, encode_packet
 from runner.environments.process.lambda_env import guest_environment
 from runner.environments.process.launch import await_hello, place_at_gate, run_init, spawn
+from runner.environments.python import env_namespaces
 from runner.environments.python.runtime import ZYGOTE
 from runner.errors import (
     FunctionError,
@@ -47,6 +48,7 @@ FORK_TIMEOUT_S = 10.0  # unanswered this long: the zygote is wedged (generous: C
 # A child that is dead (a zombie) and still unreported this long after a wait began is taken as
 # exited: a live zygote reaps and reports within milliseconds, so this only trips when it cannot.
 REPORT_GRACE_S = 0.5
+ZYGOTE_CPU = 1.0  # of one CPU, once init is done: the fork loop never waits for its quota
 MAX_PACKET = 1 << 16
 
 # Memory a live forked environment leaves charged to the zygote's cgroup. A page is charged to
@@ -82,7 +84,7 @@ class Zygote:
         self.tmp_dir = tempfile.mkdtemp(prefix=f"zygote-{version.name}-", dir=tmp_root)
         self._close_lock = threading.Lock()
         self._closing = False
-        self._lock = threading.Lock()  # one fork request in flight at a time
+        self._lock = threading.Lock()  # one request sent at a time (seq order = send order)
         self._cond = threading.Condition()
         self._replies: dict[int, dict] = {}
         self._exits: dict[int, tuple[int, int]] = {}  # ns pid -> (status, maxrss_kb)
@@ -95,6 +97,12 @@ class Zygote:
         self.enforcement: limits.Enforcement | None = None
         self._reader: threading.Thread | None = None
         self._host_pid: int | None = None
+        self._depth: int | None = None  # the zygote's level in its NSpid line
+        self._known: dict[int, int] = {}  # host pid -> ns pid of children already read
+        # Per-environment namespaces (issue 24, env_namespaces.py): the zygote's filter lets a
+        # clone with the cookie make namespaces; the cookie reaches it only after its init.
+        self._ns_plan = env_namespaces.plan()
+        self.env_namespaces = False  # True once the zygote's probe child worked
         # Held before the interpreter starts and placed in the version's cgroups first, as a
         # plain environment is (launch.place_at_gate): the zygote's start-up is then charged
         # to its own group, and its forked children's shared pages with it. Same spawn path as
@@ -104,7 +112,8 @@ class Zygote:
             started = spawn(runtime.zygote_command(version), version, self.tmp_dir,
                             guest_environment(version, self.tmp_dir, runtime.environment(version)),
                             address_space=runtime.address_space_limit,
-                            what=f"the {runtime.name} zygote", packets=True)
+                            what=f"the {runtime.name} zygote", packets=True,
+                            seccomp_program=self._ns_plan.zygote_filter if self._ns_plan else None)
         except BaseException:
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
             raise
@@ -113,6 +122,8 @@ class Zygote:
         self._gate = started.gate
         try:
             self._initialise(runtime)
+            if self.forkable and self._ns_plan is not None:
+                self._enter_namespaces(runtime)
         except BaseException:
             self.close()  # kills the zygote, then closes a gate still held
             raise
@@ -133,7 +144,7 @@ class Zygote:
             self.enforcement = await_hello(self.channel, self.proc, spec, self.enforcement)
         except RuntimeExited:
             raise ZygoteDead(f"zygote exited before its hello (status {self.proc.poll()})") from None
-        reply = run_init(self.channel, self.version)
+        reply = run_init(self.channel, self.version, self.enforcement)
         self.init_logs = reply.logs
         if not reply.answered:
             # No death classification here (a plain environment's): a zygote that exits in
@@ -152,6 +163,10 @@ class Zygote:
             # more. From here the zygote runs no function code but at-fork hooks its init
             # registered, which the raised limit still bounds.
             self.enforcement.raise_memory_limit(zygote_memory_limit(self.version))
+            # And a whole CPU, no more: every cold start of the version waits for the fork
+            # loop, which the function's own share (7% at 128 MB) throttled under load
+            # (limits.Enforcement.widen_cpu says why this is safe).
+            self.enforcement.widen_cpu(ZYGOTE_CPU)
         # From here one thread reads the control socket (the replies to fork requests and the
         # exits of children), blocking: the channel's poll loop was for the handshake only.
         self.channel.sock.setblocking(True)
@@ -174,6 +189,12 @@ class Zygote:
                 with self._cond:
                     if msg.get("t") == "exited":
                         self._exits[int(msg["pid"])] = (int(msg["status"]), int(msg.get("maxrss_kb", 0)))
+                        # The zygote reports an exit as it reaps, before any later fork can
+                        # reuse the pids: drop the mapping now, so host_pid never matches it.
+                        gone = int(msg["pid"])
+                        for host, ns in list(self._known.items()):
+                            if ns == gone:
+                                self._known.pop(host, None)
                     elif "seq" in msg:
                         self._replies[int(msg["seq"])] = msg
                     self._cond.notify_all()
@@ -192,8 +213,25 @@ class Zygote:
 
     # ------------------------------------------------------------------ forking
 
-    def fork(self, ctrl_fd: int, log_fd: int) -> int:
-        """Fork an environment that uses the given descriptors; returns its namespace pid."""
+    def _enter_namespaces(self, runtime) -> None:
+        """Hand the zygote the cookie and the guest filter; its probe child says whether
+        per-environment namespaces work here. If not, environments share the zygote's
+        namespaces (decision 007) and the reason is logged."""
+        assert self._ns_plan is not None
+        reply = self._request(lambda seq: self._ns_plan.message(
+            self.version, seq, runtime.address_space_limit), [])
+        self.env_namespaces = reply["t"] == "ns_ready"
+        if not self.env_namespaces:
+            log.warning("environments of %s share their zygote's /tmp, PID and IPC namespaces: %s",
+                        self.version.key, reply.get("error"))
+
+    def _request(self, make, fds: list[int]) -> dict:
+        """Send make(seq) with `fds` and wait for the zygote's reply carrying that seq.
+
+        Requests are pipelined (issue 24): the lock covers the send only, so in a burst the
+        zygote finds the next fork request queued as soon as it has answered one, instead of
+        idling a round trip per fork while the host's thread wakes up and sends it. The zygote
+        still forks one at a time; replies are matched by seq."""
         with self._lock:
             if not self.alive:
                 raise ZygoteDead("zygote is gone")
@@ -202,18 +240,22 @@ class Zygote:
             try:
                 # SCM_RIGHTS duplicates the descriptors into the zygote; ours stay open until
                 # the caller closes them after the reply.
-                socket.send_fds(self.channel.sock, [encode_packet({"t": "fork", "seq": seq})],
-                                [ctrl_fd, log_fd])
+                socket.send_fds(self.channel.sock, [encode_packet(make(seq))], fds)
             except OSError as exc:
                 raise ZygoteDead(f"zygote channel: {exc}") from None
-            deadline = time.monotonic() + FORK_TIMEOUT_S
-            with self._cond:
-                while seq not in self._replies:
-                    left = deadline - time.monotonic()
-                    if not self.alive or left <= 0:
-                        raise ZygoteDead("zygote did not answer a fork request")
-                    self._cond.wait(left)
-                reply = self._replies.pop(seq)
+        deadline = time.monotonic() + FORK_TIMEOUT_S
+        with self._cond:
+            while seq not in self._replies:
+                left = deadline - time.monotonic()
+                if not self.alive or left <= 0:
+                    raise ZygoteDead("zygote did not answer a fork request")
+                self._cond.wait(left)
+            return self._replies.pop(seq)
+
+    def fork(self, ctrl_fd: int, log_fd: int) -> int:
+        """Fork an environment that uses the given descriptors; returns its pid in the
+        zygote's PID namespace."""
+        reply = self._request(lambda seq: {"t": "fork", "seq": seq}, [ctrl_fd, log_fd])
         if reply["t"] != "forked":
             raise InternalError(f"zygote could not fork: {reply.get('error')}")
         return int(reply["pid"])
@@ -224,17 +266,40 @@ class Zygote:
         if self._host_pid is None:
             self._host_pid = _innermost(self.proc.pid).pid
         zpid = self._host_pid
+        if self._depth is None:
+            # The zygote's own level: a child cloned into its own PID namespace has one level
+            # more (where it is 1), so the zygote's numbering is not the innermost one then.
+            self._depth = len(_ns_pids(zpid)) - 1
         try:
             with open(f"/proc/{zpid}/task/{zpid}/children") as f:
                 children = [int(x) for x in f.read().split()]
         except OSError:
             children = [c.pid for c in psutil.Process(zpid).children()]
+        # Children already mapped are skipped (issue 24): in a burst of N forks, reading every
+        # child's status for every fork cost N^2/2 /proc reads (5,000 for 100), on the cold
+        # start's critical path. An entry lives while its child does: the read loop drops it
+        # when the zygote reports the exit, which it does before any later fork can reuse
+        # either pid.
+        known = self._known
         for pid in children:
-            try:
-                if _ns_pids(pid)[-1] == ns_pid:
+            seen = known.get(pid)
+            if seen is not None:
+                if seen == ns_pid:
                     return pid
+                continue
+            try:
+                levels = _ns_pids(pid)
             except OSError:
                 continue
+            if len(levels) > self._depth:
+                known[pid] = levels[self._depth]
+                if levels[self._depth] == ns_pid:
+                    return pid
+        # Not found among unread children: entries of exited children may be stale (a reused
+        # host pid). Forget them all and read once more before giving up.
+        if known:
+            known.clear()
+            return self.host_pid(ns_pid)
         raise ZygoteDead(f"forked environment {ns_pid} not found among the zygote's children")
 
     def wait_exit(self, ns_pid: int, timeout: float) -> tuple[int, int] | None:

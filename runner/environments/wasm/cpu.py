@@ -30,6 +30,7 @@ import threading
 
 from runner.confinement import cgroups
 from runner.confinement.stale import dead_owner_entries
+from runner.environments.process import teardown
 from runner.errors import CgroupUnavailable
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def cfs_period_quota(cpus: float) -> tuple[int, int]:
 
 
 SPARES = 4  # lanes kept ready for cold starts
+LANE_DRAIN_S = 10.0  # above one lane's close: its thread's join (5 s) and the group's rmdir
 _instances = itertools.count(1)
 
 
@@ -120,7 +122,11 @@ class CpuShares:
                     and len(self._spares) < SPARES):
                 self._spares.append(lane)
                 return
-        lane.close()
+        # Off the caller's path (issue 17, item 7): closing joins the guest thread, whose exit
+        # moves it out of the group (a v1 migration waits for an RCU grace period, 5-15 ms after
+        # a throttle), and the rmdir retries until it is out. Under load that held a timed-out
+        # call's result for seconds. Nothing else uses the lane: the environment let it go.
+        teardown.submit(lane.close, "a wasm CPU lane")
 
     def _new_lane(self) -> "Lane | None":
         self._seq += 1
@@ -160,6 +166,7 @@ class CpuShares:
             self._filler.join(timeout=5.0)
         for lane in spares:
             lane.close()
+        teardown.drain(LANE_DRAIN_S)  # lanes released just before are closing in the background
         if self._dir is not None:
             # Lanes are empty by now (their threads left as their last act); an EBUSY here
             # means an enter/leave pairing bug, which remove_group logs.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import wasmtime
 
 from runner import settings
+from runner.confinement import tmpfs
 from runner.confinement.stale import dead_owner_entries
 from runner.environments.wasm import abi
 from runner.environments.wasm.cache import CompiledModuleCache, engine_fingerprint
@@ -37,6 +38,9 @@ def default_cache_dir() -> str:
         return explicit
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "lambda-runner", "wasm")
+
+# A guest /tmp directory is `<work_dir>/tmp-<server pid>-...`, a capped tmpfs (confinement/tmpfs.py)
+TMP_PREFIX = "tmp-"
 
 
 @dataclass
@@ -67,6 +71,7 @@ class SharedEngine:
         config.cranelift_opt_level = "speed"
         engine = wasmtime.Engine(config)
         os.makedirs(work_dir, exist_ok=True)
+        tmpfs.sweep(work_dir, TMP_PREFIX)  # the /tmp mounts of servers killed with SIGKILL
         cache = CompiledModuleCache(
             engine, cache_dir or default_cache_dir(), engine_fingerprint(engine_settings))
         linker = wasmtime.Linker(engine)

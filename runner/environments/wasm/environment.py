@@ -9,6 +9,7 @@ environment unusable (its memory may be mid-update), so the pool replaces it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -16,9 +17,10 @@ import time
 
 import wasmtime
 
+from runner.confinement import tmpfs
 from runner.environments.base import EnvState, InvokeOutcome, InvokeRequest
 from runner.environments.wasm import abi, call
-from runner.environments.wasm.engine import SharedEngine
+from runner.environments.wasm.engine import TMP_PREFIX, SharedEngine
 from runner.environments.wasm.guest_io import (
     MAX_LOG_BYTES,
     GuestIO,
@@ -58,6 +60,7 @@ class WasmEnvironment:
         self._io: GuestIO | None = None
         self._io_dir: str | None = None
         self._tmp_dir: str | None = None
+        self._tmp_mounted = False
         self._store: wasmtime.Store | None = None  # reactors only
         self._memory: wasmtime.Memory | None = None
         self._alloc: call.TypedCall | None = None  # the ABI's two exports, called
@@ -85,7 +88,12 @@ class WasmEnvironment:
         try:
             b = self._parts
             self._io_dir = tempfile.mkdtemp(prefix="env-", dir=b.io_root)
-            self._tmp_dir = tempfile.mkdtemp(prefix=f"env-{self.version.name}-", dir=b.work_dir)
+            self._tmp_dir = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=b.work_dir)
+            # /tmp is a tmpfs of the function's ephemeral storage (capped at its memory): a write
+            # past it is ENOSPC inside the guest, never the work disk filling (tmpfs.py).
+            cfg = self.version.config
+            self._tmp_mounted = tmpfs.mount_capped(
+                self._tmp_dir, tmpfs.size_bytes(cfg.ephemeral_storage_mb, cfg.memory_mb))
             self._io = GuestIO(self._io_dir, self._tmp_dir)
             # A guest call runs on one thread, which can never use more than one CPU: a share
             # of a whole vCPU or more (memory >= 1769 MB) would never throttle it, and the lane
@@ -184,6 +192,9 @@ class WasmEnvironment:
         self._cpu = self._thread = None
         if lane is not None:
             self._parts.cpu.release(lane)
+        if self._tmp_mounted:
+            tmpfs.unmount(self._tmp_dir)
+            self._tmp_mounted = False
         for d in (self._io_dir, self._tmp_dir):
             if d:
                 shutil.rmtree(d, ignore_errors=True)

@@ -9,7 +9,8 @@ from runner.model import FunctionVersion, InvocationResult
 from runner.service.proto import runner_api_pb2 as pb
 
 _OPTIONAL = ("memory_mb", "timeout_s", "concurrency", "ephemeral_storage_mb", "network", "provisioned",
-             "max_retries", "max_event_age_s", "on_success", "on_failure")
+             "max_retries", "max_event_age_s", "on_success", "on_failure", "network_policy",
+             "description", "role", "log_format", "application_log_level", "system_log_level")
 
 
 def config_settings(msg: pb.FunctionConfig) -> dict[str, Any]:
@@ -22,6 +23,9 @@ def config_settings(msg: pb.FunctionConfig) -> dict[str, Any]:
     }
     for field in _OPTIONAL:
         out[field] = getattr(msg, field) if msg.HasField(field) else None
+    # Layers (issue 20): a repeated field has no presence, so an update sets them when given,
+    # or when replace_layers says an empty list means "none".
+    out["layers"] = tuple(msg.layers) if (msg.layers or msg.replace_layers) else None
     if out["timeout_s"] is not None and float(out["timeout_s"]).is_integer():
         out["timeout_s"] = float(out["timeout_s"])
     return out
@@ -41,6 +45,10 @@ def function_info(v: FunctionVersion, revision_id: str) -> pb.FunctionInfo:
             ephemeral_storage_mb=c.ephemeral_storage_mb, network=c.network,
             provisioned=c.provisioned, max_retries=c.max_retries,
             max_event_age_s=c.max_event_age_s, on_success=c.on_success, on_failure=c.on_failure,
+            network_policy=c.network_policy,
+            description=c.description, role=c.role, layers=list(c.layers),
+            log_format=c.log_format, application_log_level=c.application_log_level,
+            system_log_level=c.system_log_level,
         ),
         code_sha256=v.code_sha256,
         code_size=v.code_size,

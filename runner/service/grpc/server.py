@@ -18,10 +18,12 @@ from grpc_reflection.v1alpha import reflection
 
 from runner.errors import InvalidParameter
 from runner.invocation.runner import Runner
+from runner.invocation.trace import from_headers
 from runner.service import admission
 from runner.service.admission import Slots
-from runner.service.grpc import convert
+from runner.service.grpc import convert, lambda_resources, usage
 from runner.service.grpc.executor import RenewingPool
+from runner.service.grpc.observe import MetricsInterceptor
 from runner.service.grpc.status import abort
 from runner.service.proto import runner_api_pb2 as pb
 from runner.service.proto import runner_api_pb2_grpc as pb_grpc
@@ -90,6 +92,18 @@ def _edge(method):
     return wrapper
 
 
+def _trace(context) -> str | None:
+    """The caller's trace from the metadata keys x-amzn-trace-id / traceparent (trace.py)."""
+    amzn = parent = None
+    metadata = context.invocation_metadata() if context is not None else ()  # (direct calls)
+    for key, value in metadata or ():
+        if key == "x-amzn-trace-id":
+            amzn = value
+        elif key == "traceparent":
+            parent = value
+    return from_headers(amzn, parent) if amzn or parent else None
+
+
 class FunctionsServicer(pb_grpc.FunctionsServicer):
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
@@ -155,11 +169,13 @@ class InvokerServicer(pb_grpc.InvokerServicer):
             raise InvalidParameter("log_type", f"{request.log_type} is not one of "
                                    "LOG_TYPE_NONE (0), LOG_TYPE_TAIL (1)")
         qualifier = request.qualifier or None
+        trace_id = _trace(context)
         if request.invocation_type == pb.DRY_RUN:
             self.runner.check_invoke(request.name, request.payload, qualifier=qualifier)
             return pb.InvokeResponse(status_code=204)
         if request.invocation_type == pb.EVENT:
-            rid = self.runner.invoke_async(request.name, request.payload, qualifier=qualifier)
+            rid = self.runner.invoke_async(request.name, request.payload, qualifier=qualifier,
+                                           trace_id=trace_id)
             return pb.InvokeResponse(status_code=202, request_id=rid)
         if self.forwarder is not None:
             forwarded = self.forwarder.maybe_forward(request, context)
@@ -171,10 +187,11 @@ class InvokerServicer(pb_grpc.InvokerServicer):
             # response carries its tail); see DEFER_LOGS_MAX_INFLIGHT. `held` counts this one.
             if self.invocations.held <= DEFER_LOGS_MAX_INFLIGHT and not tail:
                 result, pending = self.runner.invoke_log_later(
-                    request.name, request.payload, qualifier=qualifier)
+                    request.name, request.payload, qualifier=qualifier, trace_id=trace_id)
                 after_response(pending.write)
             else:
-                result = self.runner.invoke(request.name, request.payload, qualifier=qualifier)
+                result = self.runner.invoke(request.name, request.payload, qualifier=qualifier,
+                                            trace_id=trace_id)
         return convert.invoke_response(result, tail=tail)
 
     def GetLogs(self, request, context):
@@ -237,17 +254,19 @@ class EventsServicer(pb_grpc.EventsServicer):
 def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
                  sync_invocations: int = admission.SYNC_INVOCATIONS,
                  log_followers: int = admission.LOG_FOLLOWERS,
-                 executor_cls: type = RpcExecutor, *, cluster=None, token: str = "",
-                 reuse_port: bool = False) -> tuple[grpc.Server, int]:
+                 executor_cls: type = RpcExecutor, push=None, workflows=None, *, cluster=None,
+                 token: str = "", reuse_port: bool = False) -> tuple[grpc.Server, int]:
     """A configured, not yet started server and the port it bound (useful with port=0).
+    With `push` (service/push.py), also the Schedules, Triggers and Topics services.
     `sync_invocations` and `log_followers` are the ceilings of admission.py; the RPC pool
     holds both plus admission.RESERVE threads for everything else. `executor_cls` is the RPC
     thread pool's class (bench/burst_bench.py compares pools). Cluster (docs/cluster.md):
     `cluster` forwards invocations to their home node (grpc/cluster.py), `token` is required
     of every call, `reuse_port` lets the nodes of `--workers N` share the port."""
     workers = sync_invocations + log_followers + admission.RESERVE
-    options = SERVER_OPTIONS[:2] + [("grpc.so_reuseport", 1 if reuse_port else 0)]
-    interceptors = []
+    options = [o for o in SERVER_OPTIONS if o[0] != "grpc.so_reuseport"] + [
+        ("grpc.so_reuseport", 1 if reuse_port else 0)]
+    interceptors = [MetricsInterceptor(runner)]  # issue 22
     if token:
         from runner.service.grpc.cluster import TokenInterceptor
 
@@ -268,7 +287,16 @@ def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
         pb.DESCRIPTOR.services_by_name["Invoker"].full_name,
         pb.DESCRIPTOR.services_by_name["Routes"].full_name,
         pb.DESCRIPTOR.services_by_name["Events"].full_name,
+        usage.add_to_server(runner, server),  # issue 22
     ]
+    if push is not None:  # push events (issue 19: docs/events.md)
+        from runner.service.grpc.push import add_servicers
+        names += add_servicers(server, push)
+    if workflows is not None:  # the Step Functions operations (issue 21)
+        from runner.service.grpc.workflows import add_to_server
+
+        names.append(add_to_server(workflows, server))
+    names += lambda_resources.add_to_server(runner, server)  # aliases, layers (issue 20)
     for name in ["", *names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(

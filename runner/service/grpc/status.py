@@ -25,6 +25,7 @@ STATUS_TABLE: tuple[tuple[type[errors.PlatformError], grpc.StatusCode], ...] = (
     (errors.ResourceConflict, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.PreconditionFailed, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.TooManyRequests, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.StorageFull, grpc.StatusCode.RESOURCE_EXHAUSTED),  # issue 17: never INTERNAL
     (errors.ServiceUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.InternalError, grpc.StatusCode.INTERNAL),
 )

@@ -21,6 +21,7 @@ from concurrent.futures import Executor
 from aiohttp import web
 
 from runner.errors import FunctionTimeout, MalformedResponse, TooManyRequests
+from runner.invocation.trace import from_headers
 from runner.model import MAX_PAYLOAD_BYTES, new_request_id
 from runner.service.admission import Slots
 from runner.service.http import apigw
@@ -68,7 +69,9 @@ class FunctionRoutes:
             with self.invocations:  # past the ceiling: 429 at once, as when throttled
                 result = await loop.run_in_executor(self.executor, functools.partial(
                     self.runner.invoke, match.route.function, payload,
-                    qualifier=match.route.qualifier or None, request_id=rid))
+                    qualifier=match.route.qualifier or None, request_id=rid,
+                    trace_id=from_headers(request.headers.get("X-Amzn-Trace-Id"),
+                                          request.headers.get("traceparent"))))
         except TooManyRequests:
             return _json(429, "Too Many Requests", rid)
         except Exception as exc:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import functools
+import json
 import re
 from concurrent.futures import Executor
 from urllib.parse import unquote
@@ -26,6 +28,7 @@ from aiohttp import web
 
 from runner.errors import InvalidParameter
 from runner.invocation.async_dispatcher import MAX_ASYNC_PAYLOAD_BYTES
+from runner.invocation.trace import from_headers
 from runner.model import MAX_PAYLOAD_BYTES
 from runner.service.admission import Slots
 from runner.service.http.body import read_body
@@ -80,8 +83,11 @@ class InvokeApi:
         log_type = request.headers.get("X-Amz-Log-Type", "None")
         if log_type not in ("None", "Tail"):
             raise InvalidParameter("X-Amz-Log-Type", f"{log_type!r} is not None or Tail")
+        client_context = _client_context(request.headers.get("X-Amz-Client-Context"))
         limit = MAX_ASYNC_PAYLOAD_BYTES if itype == "Event" else MAX_PAYLOAD_BYTES
         body = await read_body(request, limit)
+        trace_id = from_headers(request.headers.get("X-Amzn-Trace-Id"),
+                                request.headers.get("traceparent"))
         loop = asyncio.get_running_loop()
 
         def call(fn, *args, **kw):
@@ -92,17 +98,41 @@ class InvokeApi:
             return web.Response(status=204)
         if itype == "Event":
             # Returns only once the event is durably queued (see storage/events.py).
-            rid = await call(self.runner.invoke_async, name, body, qualifier=qualifier)
+            rid = await call(self.runner.invoke_async, name, body, qualifier=qualifier,
+                             trace_id=trace_id)
             return web.Response(status=202, headers={"x-amzn-RequestId": rid})
         with self.invocations:  # past the ceiling: 429 TooManyRequestsException at once
-            result = await call(self.runner.invoke, name, body, qualifier=qualifier)
+            result = await call(self.runner.invoke, name, body, qualifier=qualifier,
+                                client_context=client_context, trace_id=trace_id)
         headers = {
             "Content-Type": "application/json",
             "X-Amz-Executed-Version": result.executed_version,
             "x-amzn-RequestId": result.request_id,
         }
+        if trace_id:
+            headers["X-Amzn-Trace-Id"] = trace_id
         if result.function_error:
             headers["X-Amz-Function-Error"] = result.function_error
         if log_type == "Tail":
             headers["X-Amz-Log-Result"] = base64.b64encode(result.log_tail()).decode()
         return web.Response(status=200, body=result.payload, headers=headers)
+
+
+MAX_CLIENT_CONTEXT_BYTES = 3583  # Lambda's limit on the header
+
+
+def _client_context(raw: str | None) -> dict | None:
+    """X-Amz-Client-Context: base64 of a JSON object (Lambda's mobile-SDK context), decoded
+    for the handler's context.client_context. Not kept for Event invocations (Lambda keeps it
+    for synchronous ones only)."""
+    if not raw:
+        return None
+    if len(raw) > MAX_CLIENT_CONTEXT_BYTES:
+        raise InvalidParameter("X-Amz-Client-Context", f"over {MAX_CLIENT_CONTEXT_BYTES} bytes")
+    try:
+        doc = json.loads(base64.b64decode(raw, validate=True))
+    except (ValueError, binascii.Error):
+        doc = None
+    if not isinstance(doc, dict):
+        raise InvalidParameter("X-Amz-Client-Context", "must be base64 of a JSON object")
+    return doc

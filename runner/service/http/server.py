@@ -19,13 +19,18 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
 from runner.service import admission
+from runner.service.http.dashboard import Dashboard
 from runner.service.http.function_routes import FunctionRoutes
 from runner.service.http.invoke_api import PREFIX, InvokeApi
+from runner.service.http.lambda_api import LambdaApi, owns
+from runner.service.http.push_api import PushApi
+from runner.service.http.stepfunctions import StepFunctionsApi, is_stepfunctions
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +44,8 @@ class HttpFront:
     sockets."""
 
     def __init__(self, runner, host: str = "127.0.0.1", port: int = 0,
-                 workers: int = DEFAULT_WORKERS, grace: float = 5.0,
-                 reuse_port: bool = False, token: str = "") -> None:
+                 workers: int = DEFAULT_WORKERS, grace: float = 5.0, push=None,
+                 workflows=None, reuse_port: bool = False, token: str = "") -> None:
         self.runner = runner
         # Cluster token (docs/cluster.md): required on the Invoke API, not on function routes,
         # which are a function's public HTTP endpoints as API Gateway serves them.
@@ -56,21 +61,49 @@ class HttpFront:
         invocations = admission.Slots(workers, "synchronous invocations (HTTP)")
         self._invoke_api = InvokeApi(runner, self._executor, invocations)
         self._routes = FunctionRoutes(runner, self._executor, invocations)
+        self._lambda_api = LambdaApi(runner, self._executor, self._invoke_api.handle)
+        # Push endpoints (issue 19, docs/events.md), served when a service.push.Push is given.
+        self._push = PushApi(push, self._executor) if push is not None else None
+        # The Step Functions API (issue 21) when given a workflow engine.
+        self._sfn = StepFunctionsApi(workflows, self._executor) if workflows is not None else None
+        # /metrics and the dashboard at /ui (docs/observability.md, issue 22).
+        self._dashboard = Dashboard(runner, self._executor, invocations, host)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="http-front",
                                         daemon=True)
         self._web_runner: web.ServerRunner | None = None
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        if request.rel_url.raw_path.startswith(PREFIX):
-            if self.token and not _token_ok(request, self.token):
-                return web.json_response(
-                    {"Type": "User", "message": "authorization: missing or wrong token; send "
-                     "Authorization: Bearer <RUNNER_TOKEN> or X-Runner-Token"}, status=401,
-                    headers={"x-amzn-ErrorType": "UnauthorizedException"})
-            resp = await self._invoke_api.handle(request)
+        t0 = time.perf_counter()
+        path = request.rel_url.raw_path
+        api = owns(path) or (self._push is not None and PushApi.handles(path)) \
+            or (self._sfn is not None and is_stepfunctions(request))
+        # The cluster token guards the APIs (function routes are public endpoints, and the
+        # dashboard has a token of its own).
+        if api and self.token and not _token_ok(request, self.token):
+            return web.json_response(
+                {"Type": "User", "message": "authorization: missing or wrong token; send "
+                 "Authorization: Bearer <RUNNER_TOKEN> or X-Runner-Token"}, status=401,
+                headers={"x-amzn-ErrorType": "UnauthorizedException"})
+        # Lambda API paths (every /YYYY-MM-DD/...) are never function routes (issue 20).
+        if owns(path):
+            # Invoke is one of the API's operations; its own label keeps its traffic apart.
+            is_invoke = path.startswith(PREFIX) and path.endswith("/invocations")
+            kind = "invoke_api" if is_invoke else "lambda_api"
+            resp = await self._lambda_api.handle(request)
+        elif Dashboard.serves(path):
+            kind = "dashboard"
+            resp = await self._dashboard.handle(request)
+        elif self._push is not None and PushApi.handles(path):
+            kind = "push"
+            resp = await self._push.handle(request)
+        elif self._sfn is not None and is_stepfunctions(request):
+            kind = "stepfunctions"
+            resp = await self._sfn.handle(request)
         else:
+            kind = "route"
             resp = await self._routes.handle(request)
+        self.runner.metrics.http(kind, resp.status, time.perf_counter() - t0)
         return resp
 
     async def _start(self) -> None:
@@ -89,6 +122,7 @@ class HttpFront:
             raise
 
     async def _stop(self) -> None:
+        self._dashboard.close()
         if self._web_runner is not None:
             await self._web_runner.cleanup()
         # Connection tasks still waiting for a next request end here, not at loop close.

@@ -26,6 +26,7 @@ STATUS_TABLE: tuple[tuple[type[errors.PlatformError], int], ...] = (
     (errors.ResourceConflict, 409),
     (errors.PreconditionFailed, 412),
     (errors.TooManyRequests, 429),
+    (errors.StorageFull, 507),  # Insufficient Storage (issue 17: never 500)
     (errors.ServiceUnavailable, 503),
     (errors.InternalError, 500),
 )

@@ -24,7 +24,7 @@ EVENT: InvocationType
 DRY_RUN: InvocationType
 
 class FunctionConfig(_message.Message):
-    __slots__ = ("runtime", "handler", "memory_mb", "timeout_s", "environment", "concurrency", "ephemeral_storage_mb", "network", "provisioned", "replace_environment", "max_retries", "max_event_age_s", "on_success", "on_failure")
+    __slots__ = ("runtime", "handler", "memory_mb", "timeout_s", "environment", "concurrency", "ephemeral_storage_mb", "network", "provisioned", "replace_environment", "max_retries", "max_event_age_s", "on_success", "on_failure", "description", "role", "layers", "replace_layers", "network_policy", "log_format", "application_log_level", "system_log_level")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,14 @@ class FunctionConfig(_message.Message):
     MAX_EVENT_AGE_S_FIELD_NUMBER: _ClassVar[int]
     ON_SUCCESS_FIELD_NUMBER: _ClassVar[int]
     ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_POLICY_FIELD_NUMBER: _ClassVar[int]
+    LOG_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_LOG_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    SYSTEM_LOG_LEVEL_FIELD_NUMBER: _ClassVar[int]
     runtime: str
     handler: str
     memory_mb: int
@@ -60,7 +68,15 @@ class FunctionConfig(_message.Message):
     max_event_age_s: int
     on_success: str
     on_failure: str
-    def __init__(self, runtime: _Optional[str] = ..., handler: _Optional[str] = ..., memory_mb: _Optional[int] = ..., timeout_s: _Optional[float] = ..., environment: _Optional[_Mapping[str, str]] = ..., concurrency: _Optional[int] = ..., ephemeral_storage_mb: _Optional[int] = ..., network: _Optional[bool] = ..., provisioned: _Optional[int] = ..., replace_environment: _Optional[bool] = ..., max_retries: _Optional[int] = ..., max_event_age_s: _Optional[int] = ..., on_success: _Optional[str] = ..., on_failure: _Optional[str] = ...) -> None: ...
+    description: str
+    role: str
+    layers: _containers.RepeatedScalarFieldContainer[str]
+    replace_layers: bool
+    network_policy: str
+    log_format: str
+    application_log_level: str
+    system_log_level: str
+    def __init__(self, runtime: _Optional[str] = ..., handler: _Optional[str] = ..., memory_mb: _Optional[int] = ..., timeout_s: _Optional[float] = ..., environment: _Optional[_Mapping[str, str]] = ..., concurrency: _Optional[int] = ..., ephemeral_storage_mb: _Optional[int] = ..., network: _Optional[bool] = ..., provisioned: _Optional[int] = ..., replace_environment: _Optional[bool] = ..., max_retries: _Optional[int] = ..., max_event_age_s: _Optional[int] = ..., on_success: _Optional[str] = ..., on_failure: _Optional[str] = ..., description: _Optional[str] = ..., role: _Optional[str] = ..., layers: _Optional[_Iterable[str]] = ..., replace_layers: _Optional[bool] = ..., network_policy: _Optional[str] = ..., log_format: _Optional[str] = ..., application_log_level: _Optional[str] = ..., system_log_level: _Optional[str] = ...) -> None: ...
 
 class FunctionInfo(_message.Message):
     __slots__ = ("name", "version", "revision", "config", "code_sha256", "code_size", "last_modified", "arn", "revision_id")

@@ -87,7 +87,10 @@ _LATEST = ("SELECT r.* FROM functions f JOIN revisions r ON r.revision = f.lates
 
 
 class PostgresRegistry:
-    def __init__(self, url: str, data_dir: str) -> None:
+    def __init__(self, url: str, data_dir: str, derived=None) -> None:
+        # FunctionVersion fields derived from a configuration by other stores (as in
+        # storage/functions.py: a version's merged layers, its role's environment).
+        self._derived = derived
         os.makedirs(data_dir, exist_ok=True)
         self.code = CodeStore(os.path.join(data_dir, "code"))
         self.db = Database(url, SCHEMA)
@@ -290,14 +293,24 @@ class PostgresRegistry:
                 self._cache.clear()
                 self._revision_ids.clear()
 
+    def forget_derived(self) -> list[FunctionVersion]:
+        """As SQLiteRegistry.forget_derived: drop the cached versions (a role was rotated) and
+        return them, for the caller to retire."""
+        with self._lock:
+            cached = list(self._cache.values())
+            self._cache.clear()
+            return cached
+
     def _version(self, row: dict, label: str) -> FunctionVersion:
         digest = row["code_sha256"]
         self._ensure_code(digest)
         uid = self.db.one("SELECT uid FROM functions WHERE name = %s", (row["name"],))
+        config = _config(row)
         return FunctionVersion(
-            name=row["name"], version=label, revision=row["revision"], config=_config(row),
+            name=row["name"], version=label, revision=row["revision"], config=config,
             code_sha256=digest, code_dir=self.code.path(digest), created_at=row["created_at"],
-            code_size=row["code_size"], function_uid=uid["uid"] if uid else "")
+            code_size=row["code_size"], function_uid=uid["uid"] if uid else "",
+            **(self._derived(config) if self._derived is not None else {}))
 
     def _ensure_code(self, digest: str) -> None:
         """Extract a package deployed through another node into the local cache, once."""

@@ -16,6 +16,6 @@ def test_deploy_examples_skips_broken_ones(runner, tmp_path):
     (good / "function.json").write_text('{"runtime": "python", "handler": "app.handler"}')
     bad = tmp_path / "ex" / "python" / "bad"
     bad.mkdir(parents=True)
-    (bad / "function.json").write_text('{"runtime": "python", "handler": "missing.handler"}')
+    (bad / "function.json").write_text('{"runtime": "python", "handler": "two words"}')
     assert deploy_examples(runner, str(tmp_path / "ex")) == ["python-ok"]
     assert runner.invoke("python-ok").payload == b'"ok"'

@@ -63,7 +63,7 @@ def test_retries_then_dead_letter_with_lambda_record(arunner, rec_dir):
     assert letters[0].id == rid
     assert rec["version"] == "1.0"
     assert rec["requestContext"] == {
-        "requestId": rid, "functionArn": "arn:aws:lambda:local-1:000000000000:function:rec:$LATEST",
+        "requestId": rid, "functionArn": "arn:aws:lambda:us-east-1:000000000000:function:rec:$LATEST",
         "condition": "RetriesExhausted", "approximateInvokeCount": 3}
     assert rec["requestPayload"] == {"fail": "always"}
     assert rec["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST",

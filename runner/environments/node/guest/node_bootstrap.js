@@ -113,11 +113,26 @@ function emit(level, args) {
     lateMarker = null;
     writeAll(1, Buffer.from(marker, 'utf8'));
   }
+  if (JSON_LOGS) {
+    // Lambda's JSON format (LogFormat JSON): one record per call, below the level dropped.
+    if (LOG_LEVELS[level] < JSON_MIN_LEVEL) return;
+    const doc = { timestamp: new Date().toISOString(), level, requestId: currentRequestId,
+                  message: util.format(...args) };
+    const err = args.find((a) => a instanceof Error);
+    if (err) Object.assign(doc, { errorType: err.name, errorMessage: err.message, stackTrace: stackLines(err) });
+    writeAll(1, Buffer.from(JSON.stringify(doc) + '\n', 'utf8'));
+    return;
+  }
   // Lambda's framing: ISO time, request id, level, message; newlines inside one message become
   // \r so that one console call stays one log record.
   const line = `${new Date().toISOString()}\t${currentRequestId}\t${level}\t${util.format(...args)}`;
   writeAll(1, Buffer.from(line.replace(/\n/g, '\r') + '\n', 'utf8'));
 }
+
+// Lambda's LoggingConfig, as the host passes it (environments/process/lambda_env.py).
+const LOG_LEVELS = { TRACE: 0, DEBUG: 1, INFO: 2, WARN: 3, ERROR: 4, FATAL: 5 };
+const JSON_LOGS = process.env.AWS_LAMBDA_LOG_FORMAT === 'JSON';
+const JSON_MIN_LEVEL = LOG_LEVELS[process.env.AWS_LAMBDA_LOG_LEVEL || 'INFO'] ?? 2;
 
 function patchConsole() {
   const levels = { log: 'INFO', info: 'INFO', warn: 'WARN', error: 'ERROR', debug: 'DEBUG', trace: 'TRACE' };
@@ -167,11 +182,81 @@ function maxrssKb() {
   return process.resourceUsage().maxRSS;
 }
 
+// ------------------------------------------------------------------------------ response streaming
+
+// Lambda's `awslambda` global (issue 20): `streamifyResponse(handler)` marks a handler that
+// takes (event, responseStream, context) and writes its response to the stream;
+// `HttpResponseStream.from(stream, {statusCode, headers, cookies})` writes the HTTP prelude
+// (JSON, then 8 zero bytes) before the body, as Function URLs expect. The response is
+// collected here and sent when the stream ends (buffered: the host answers
+// InvokeWithResponseStream once the invocation is over), as raw bytes, not JSON.
+const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+class RawResponse {
+  constructor(buf) { this.buf = buf; }
+}
+
+function responseStream() {
+  const { Writable } = require('stream'); // on first use: keeps it out of startup snapshots
+  const chunks = [];
+  let beforeFirst = null;
+  const stream = new Writable({
+    write(chunk, encoding, cb) {
+      if (beforeFirst) { const f = beforeFirst; beforeFirst = null; f(); }
+      chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk, encoding));
+      cb();
+    },
+    final(cb) {
+      if (beforeFirst) { const f = beforeFirst; beforeFirst = null; f(); }
+      cb();
+    },
+  });
+  stream.contentType = 'application/octet-stream';
+  stream.setContentType = (type) => { stream.contentType = type; };
+  stream._beforeFirstWrite = (f) => { beforeFirst = () => f((b) => chunks.push(Buffer.from(b))); };
+  stream.body = () => Buffer.concat(chunks);
+  return stream;
+}
+
+globalThis.awslambda = {
+  streamifyResponse(handler) {
+    handler[STREAMING] = 'response';
+    return handler;
+  },
+  HttpResponseStream: class HttpResponseStream {
+    static from(stream, prelude) {
+      stream.setContentType('application/vnd.awslambda.http-integration-response');
+      const text = JSON.stringify(prelude || {});
+      stream._beforeFirstWrite((write) => { write(text); write(Buffer.alloc(8)); });
+      return stream;
+    }
+  },
+};
+
+// Runs a streamified handler; `settle(ok, value)` once its stream ended and its promise
+// settled (a handler that returns without ending the stream has it ended for it).
+function runStreaming(handler, event, context, settle) {
+  const stream = responseStream();
+  let ended = false;
+  let returned = false;
+  const done = () => { if (ended && returned) settle(true, new RawResponse(stream.body())); };
+  stream.on('finish', () => { ended = true; done(); });
+  stream.on('error', (e) => settle(false, e));
+  Promise.resolve()
+    .then(() => handler(event, stream, context))
+    .then(() => {
+      returned = true;
+      if (!stream.writableEnded) stream.end();
+      done();
+    }, (e) => settle(false, e));
+}
+
 // ------------------------------------------------------------------------------ handler loading
 
 async function loadModule(taskRoot, moduleRoot, moduleName, preloaded) {
   if (preloaded) return preloaded;
   const base = path.resolve(taskRoot, moduleRoot, moduleName);
+  // Lambda's order: an extensionless file (loaded with require), then .js, .mjs, .cjs.
+  if (fs.existsSync(base) && fs.statSync(base).isFile()) return require(base);
   for (const ext of ['.js', '.mjs', '.cjs']) {
     const file = base + ext;
     if (!fs.existsSync(file)) continue;
@@ -410,7 +495,7 @@ class Server {
     }
     const run = () => {
       currentRequestId = id;
-      traceVar.value = `Root=${id}`;
+      traceVar.value = msg.trace || `Root=${id}`; // the caller's trace, if it sent one
       lateMarker = null;
       let event;
       try {
@@ -424,6 +509,10 @@ class Server {
         nameVersion(msg.ctx);
       }
       const context = makeContext(this.lastCtx, id, msg.deadline_ms);
+      if (this.handler[STREAMING] === 'response') {
+        runStreaming(this.handler, event, context, settle);
+        return;
+      }
       const callback = (err, result) => {
         if (decided) return;
         if (err !== undefined && err !== null) settle(false, err);
@@ -466,13 +555,15 @@ class Server {
     if (ok) {
       let body;
       try {
-        body = JSON.stringify(value === undefined ? null : value);
+        body = value instanceof RawResponse ? value.buf
+          : JSON.stringify(value === undefined ? null : value);
       } catch (e) {
         ok = false;
         value = new RuntimeError('Runtime.MarshalError', `Unable to stringify response body: ${e.message}`, e);
       }
       if (ok) {
-        const payload = Buffer.from(body === undefined ? 'null' : body, 'utf8');
+        const payload = Buffer.isBuffer(body) ? body
+          : Buffer.from(body === undefined ? 'null' : body, 'utf8');
         if (payload.length > MAX_RESPONSE_BYTES) {
           // Refused here: a frame over the host's limit would read as a broken channel.
           ok = false;

@@ -136,6 +136,50 @@ def _name_version(ctx):
             var.set(value)
 
 
+class _Attrs:
+    """An object with the attributes Lambda's Python runtime gives (None when absent)."""
+
+    _FIELDS = ()
+
+    def __init__(self, doc):
+        doc = doc if isinstance(doc, dict) else {}
+        for name in self._FIELDS:
+            setattr(self, name, doc.get(name))
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__, ", ".join(
+            "%s=%r" % (n, getattr(self, n)) for n in self._FIELDS))
+
+
+class _Client(_Attrs):
+    _FIELDS = ("installation_id", "app_title", "app_version_name", "app_version_code",
+               "app_package_name")
+
+
+class _ClientContext(_Attrs):
+    _FIELDS = ("client", "custom", "env")
+
+
+class _CognitoIdentity(_Attrs):
+    _FIELDS = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __init__(self, doc):
+        doc = doc if isinstance(doc, dict) else {}
+        self.cognito_identity_id = doc.get("cognitoIdentityId")
+        self.cognito_identity_pool_id = doc.get("cognitoIdentityPoolId")
+
+
+def _client_context(doc):
+    """context.client_context as Lambda's runtime makes it: None, or an object with
+    `client` (itself an object), `custom` and `env` from the X-Amz-Client-Context JSON."""
+    if not isinstance(doc, dict):
+        return None
+    cc = _ClientContext(doc)
+    if cc.client is not None:
+        cc.client = _Client(cc.client)
+    return cc
+
+
 class LambdaContext:
     """The `context` argument, with the attributes of AWS Lambda's Python runtime."""
 
@@ -147,8 +191,8 @@ class LambdaContext:
         self.memory_limit_in_mb = str(ctx.get("memory_limit_in_mb", ""))
         self.log_group_name = ctx.get("log_group_name", "")
         self.log_stream_name = ctx.get("log_stream_name", "")
-        self.client_context = ctx.get("client_context")
-        self.identity = ctx.get("identity")
+        self.client_context = _client_context(ctx.get("client_context"))
+        self.identity = _CognitoIdentity(ctx.get("identity"))
         self._deadline_ms = int(ctx.get("deadline_ms", 0))
 
     @classmethod
@@ -176,8 +220,18 @@ def _maxrss_kb():
     return max(own, kids)
 
 
+_OWN_FILES = ("python_bootstrap.py", "python_zygote.py")
+
+
 def _trace(tb):
-    return [line for line in traceback.format_list(traceback.extract_tb(tb))]
+    """Lambda's stackTrace: the traceback from the user's first frame on (the bootstrap's
+    own frames that led to the handler, or to the import, are not shown, as on Lambda)."""
+    frames = traceback.extract_tb(tb)
+    i = 0
+    while i < len(frames) and (os.path.basename(frames[i].filename) in _OWN_FILES
+                               or frames[i].filename.startswith("<frozen importlib")):
+        i += 1
+    return traceback.format_list(frames[i:])
 
 
 def _error(exc_type, message, trace=None):
@@ -196,17 +250,54 @@ class _RequestIdFilter:
         return True
 
 
+# AWS_LAMBDA_LOG_LEVEL (Lambda's ApplicationLogLevel) -> the logging module's levels.
+_LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40, "FATAL": 50}
+
+
+def _json_formatter(logging):
+    class JsonFormatter(logging.Formatter):
+        """Lambda's JSON log records: timestamp, level, message, logger, requestId, and the
+        exception's errorType, errorMessage and stackTrace when one is logged."""
+
+        def format(self, record):
+            doc = {
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                + ".%03dZ" % record.msecs,
+                "level": record.levelname,
+                "message": record.getMessage(),
+                "logger": record.name,
+            }
+            if record.exc_info and record.exc_info[0] is not None:
+                doc["errorType"] = record.exc_info[0].__name__
+                doc["errorMessage"] = str(record.exc_info[1])
+                doc["stackTrace"] = _trace(record.exc_info[2])
+            doc["requestId"] = getattr(record, "aws_request_id", "")
+            try:
+                return json.dumps(doc, default=str)
+            except (TypeError, ValueError):
+                doc["message"] = repr(doc["message"])
+                return json.dumps(doc, default=str)
+
+    return JsonFormatter()
+
+
 def _setup_logging():
     import logging
 
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(
-        logging.Formatter(
-            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
-            "%Y-%m-%dT%H:%M:%S",
+    if os.environ.get("AWS_LAMBDA_LOG_FORMAT") == "JSON":
+        handler.setFormatter(_json_formatter(logging))
+        level = _LEVELS.get(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "INFO"), 20)
+        logging.addLevelName(5, "TRACE")
+        logging.getLogger().setLevel(level)
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+                "%Y-%m-%dT%H:%M:%S",
+            )
         )
-    )
-    handler.formatter.converter = time.gmtime
+        handler.formatter.converter = time.gmtime
     handler.addFilter(_RequestIdFilter())
     logging.getLogger().addHandler(handler)
 
@@ -215,8 +306,11 @@ def load_handler(spec):
     """Import `module.function` from the task root. Returns (handler, None) or (None, error)."""
     try:
         modname, fname = spec.rsplit(".", 1)
-    except ValueError:
-        return None, _error("Runtime.MalformedHandlerName", "Bad handler '%s': not module.function" % spec)
+    except ValueError as e:
+        return None, _error("Runtime.MalformedHandlerName", "Bad handler '%s': %s" % (spec, e))
+    if modname.replace("/", ".") in sys.builtin_module_names:
+        return None, _error("Runtime.BuiltInModuleConflict",
+                            "Cannot use built-in module %s as a handler module" % modname)
     try:
         import importlib
 
@@ -257,13 +351,16 @@ def invoke(handler, msg):
     """Run one invocation; returns the reply frame."""
     rid = msg["id"]
     _RequestIdFilter.request_id = rid
-    _trace_var.set("Root=" + rid)
+    _trace_var.set(msg.get("trace") or "Root=" + rid)  # the caller's trace, if it sent one
     fatal = False
     try:
         event = json.loads(msg["payload"]) if msg["payload"] else None
         result = handler(event, _Contexts.for_invoke(msg, rid))
         try:
-            body = json.dumps(result).encode()
+            try:
+                body = json.dumps(result).encode()
+            except TypeError:  # Decimal (DynamoDB's numbers) or a type JSON cannot hold
+                body = _dumps_decimals(result).encode()
         except (TypeError, ValueError) as e:
             reply = {"t": "error", "id": rid,
                      "error": _error("Runtime.MarshalError", "Unable to marshal response: %s" % e)}
@@ -287,6 +384,32 @@ def invoke(handler, msg):
         reply = {"t": "error", "id": rid, "error": _error(type(e).__name__, str(e), _trace(e.__traceback__))}
     reply["fatal"] = fatal
     return reply
+
+
+def _dumps_decimals(result):
+    """JSON of `result` with every decimal.Decimal as a JSON number of its exact digits, as
+    Lambda's Python runtime writes them (DynamoDB hands handlers Decimals). Other types JSON
+    cannot hold still raise TypeError (Runtime.MarshalError, Lambda's message). Only reached
+    when plain json.dumps failed, so results without Decimals pay nothing for it.
+
+    The stdlib encoder cannot emit raw text for an object, so each Decimal is first written as
+    a placeholder string holding a per-call random nonce, then the quoted placeholder is
+    replaced by the number: no user string can hold the nonce."""
+    import decimal
+
+    nonce = os.urandom(8).hex()
+    numbers = []
+
+    def default(obj):
+        if isinstance(obj, decimal.Decimal):
+            numbers.append("NaN" if obj.is_nan() else str(obj))
+            return "\x00%s:%d\x00" % (nonce, len(numbers) - 1)
+        raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
+
+    text = json.dumps(result, default=default)
+    for i, number in enumerate(numbers):
+        text = text.replace('"\\u0000%s:%d\\u0000"' % (nonce, i), number, 1)
+    return text
 
 
 def warm_up():
@@ -334,6 +457,12 @@ def run_init():
     """The init phase: enter the task root, set up logging, import the handler.
     Returns (handler, error document or None, init_ms). Shared with the zygote."""
     task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
+    # Layers (issue 20): Lambda's order is the task root, then /opt/python/lib/pythonX.Y/
+    # site-packages, then /opt/python, then the runtime's own paths.
+    opt = os.environ.pop("_RUNNER_OPT", "")
+    if opt:
+        ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+        sys.path[0:0] = [f"{opt}/python/lib/{ver}/site-packages", f"{opt}/python"]
     sys.path.insert(0, task_root)
     try:
         os.chdir(task_root)

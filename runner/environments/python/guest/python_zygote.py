@@ -11,6 +11,12 @@ environment a plain Python environment gets. Protocol with the host (docs/guest-
                                             its log pipe's write end
     zygote -> host  {"t": "forked", "seq", "pid"} | {"t": "fork_error", "seq", "error"}
     zygote -> host  {"t": "exited", "pid", "status", "maxrss_kb"}   whenever a child is reaped
+    host -> zygote  {"t": "ns", "seq", "cookie", "filter", "tmp_bytes"}   once, after ready,
+                                            when per-environment namespaces are on
+    zygote -> host  {"t": "ns_ready", "seq", "landlock_abi"} | {"t": "ns_error", "seq", "error"}
+
+After ns_ready every child is clone()d into its own namespaces (python_envns.py) instead of
+fork()ed; pids in `forked` and `exited` stay the zygote's numbering (each child is 1 in its own).
 
 A forked child then speaks the ordinary environment protocol on its own socket, starting with
 hello, so the host applies the child's own limits before it runs anything (invariant of
@@ -38,6 +44,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _mpack  # noqa: E402
 import python_bootstrap as boot  # noqa: E402
+import python_envns as envns  # noqa: E402
 
 del sys.path[0]
 
@@ -67,9 +74,17 @@ class SeqChannel:
         return _mpack.unpackb(data), list(fds)
 
 
-def child_main(ctrl_fd, log_fd, handler, zygote_sock, wake_fds):
-    """In the forked child: become an ordinary environment. Never returns."""
+def child_main(ctrl_fd, log_fd, handler, zygote_sock, wake_fds, ns=None):
+    """In the forked child: become an ordinary environment. Never returns. `ns`: the child
+    was cloned into new namespaces and enters them first (python_envns.py)."""
     try:
+        if ns is not None:
+            try:
+                envns.enter(ns)
+            except OSError as exc:
+                os.write(log_fd, ("runner: cannot set up the environment's namespaces: %s\n"
+                                  % exc).encode())
+                os._exit(71)  # EX_OSERR: no environment runs half isolated
         # The child must not keep the zygote's channel (it could forge fork requests' replies)
         # nor the zygote's SIGCHLD wake-up pipe.
         zygote_sock.close()
@@ -111,6 +126,39 @@ def _single_task():
         return True
 
 
+def namespaces_probe(msg):
+    """(Config or None, reply) for the host's `ns` message: one child is cloned and set up
+    as every environment will be, then exits, so that a host where it cannot work (no
+    unprivileged user namespaces, an old kernel) gets a reason once instead of a crash per
+    cold start. The zygote keeps forking plain children then."""
+    seq = msg.get("seq")
+    try:
+        cfg = envns.Config(msg)
+        r, w = os.pipe()
+        pid = envns.clone(cfg)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        return None, {"t": "ns_error", "seq": seq, "error": str(exc)}
+    if pid == 0:
+        os.close(r)
+        try:
+            envns.enter(cfg)
+            code = 0
+        except BaseException as exc:
+            os.write(w, str(exc).encode()[:1000])
+            code = 1
+        os._exit(code)
+    os.close(w)
+    why = b""
+    while chunk := os.read(r, 4096):
+        why += chunk
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        return None, {"t": "ns_error", "seq": seq,
+                      "error": why.decode(errors="replace") or "probe exited %d" % status}
+    return cfg, {"t": "ns_ready", "seq": seq, "landlock_abi": envns.landlock_abi()}
+
+
 def reap(chan):
     while True:
         try:
@@ -150,6 +198,7 @@ def main():
 
     # SIGCHLD wakes the loop through a pipe (set_wakeup_fd) so children are reaped promptly
     # even while the zygote waits for the next fork request.
+    ns = None  # per-environment namespaces, once the host's `ns` message came and worked
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -168,6 +217,12 @@ def main():
         msg, fds = chan.recv()
         if msg is None:
             return 0  # host closed the channel: the version is retired
+        if msg.get("t") == "ns":
+            for fd in fds:
+                os.close(fd)
+            ns, reply = namespaces_probe(msg)
+            chan.send(reply)
+            continue
         if msg.get("t") != "fork" or len(fds) != 2:
             for fd in fds:
                 os.close(fd)
@@ -175,14 +230,14 @@ def main():
             continue
         ctrl_fd, log_fd = fds
         try:
-            pid = os.fork()
+            pid = envns.clone(ns) if ns is not None else os.fork()
         except OSError as exc:
             os.close(ctrl_fd)
             os.close(log_fd)
             chan.send({"t": "fork_error", "seq": msg.get("seq"), "error": str(exc)})
             continue
         if pid == 0:
-            child_main(ctrl_fd, log_fd, handler, chan.sock, (wake_r, wake_w))
+            child_main(ctrl_fd, log_fd, handler, chan.sock, (wake_r, wake_w), ns)
         os.close(ctrl_fd)
         os.close(log_fd)
         chan.send({"t": "forked", "seq": msg.get("seq"), "pid": pid})

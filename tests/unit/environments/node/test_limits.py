@@ -38,11 +38,23 @@ def started(backend):
         env.destroy()
 
 
-def gone(pid: int) -> bool:
+def dead(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+def gone(pid: int, within_s: float = 5.0) -> bool:
+    """The process is dead (or a zombie) within `within_s`: destroy() sends SIGKILL inline but
+    the kernel delivers it, and the teardown threads reap, a moment later
+    (environments/process/teardown.py)."""
+    deadline = time.monotonic() + within_s
+    while not dead(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def limit(pid: int, name: str) -> tuple[str, str]:

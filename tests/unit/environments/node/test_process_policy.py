@@ -46,8 +46,8 @@ def test_store_takes_the_prlimit_choice_of_its_caller(tmp_path):
 def test_handler_resolution(tmp_path):
     code = write_code(tmp_path, {"lib/app.cjs": "exports.h = 1;", "pkg/package.json": '{"type": "module"}',
                                  "pkg/esm.js": "export const h = 1;"})
-    assert handler.handler_files(version(code, "lib/app.h")) == (
-        "app", ["lib/app.js", "lib/app.mjs", "lib/app.cjs"])
+    assert handler.handler_files(version(code, "lib/app.h")) == (  # Lambda's order (issue 20)
+        "app", ["lib/app", "lib/app.js", "lib/app.mjs", "lib/app.cjs"])
     assert handler.module_present(version(code, "lib/app.h"))
     assert not handler.module_present(version(code, "lib/missing.h"))
     assert handler.commonjs_file(version(code, "lib/app.h")) == str(code / "lib" / "app.cjs")

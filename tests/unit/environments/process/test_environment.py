@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from runner.environments.base import EnvState, InvokeRequest
-from runner.environments.process import channel, environment
+from runner.environments.process import channel, environment, teardown
 from runner.environments.process.environment import ProcessEnvironment
 from runner.environments.python.runtime import PythonRuntime
 from runner.errors import FunctionInitError
@@ -148,7 +148,8 @@ def test_environment_is_scrubbed(tmp_path, monkeypatch):
 
 def test_private_tmp_dir_is_removed(tmp_path):
     # The guest's TMPDIR is its sandbox's own /tmp (a tmpfs that dies with it) when isolation
-    # is on, else the host scratch dir; either way the host scratch dir goes with destroy().
+    # is on, else the host scratch dir; either way the host scratch dir goes with destroy()
+    # (its background half: teardown.py).
     env = make(tmp_path, "import os, tempfile\ndef handler(e, c):\n    open(os.path.join(tempfile.gettempdir(), 'x'), 'w').close()\n    return tempfile.gettempdir()\n")
     env.start()
     tmp = __import__("json").loads(env.invoke(req()).payload)
@@ -156,6 +157,7 @@ def test_private_tmp_dir_is_removed(tmp_path):
     assert os.path.isdir(host_tmp) and host_tmp.startswith(str(tmp_path / "work"))
     assert tmp in ("/tmp", host_tmp)
     env.destroy()
+    assert teardown.drain(10.0)
     assert not os.path.exists(host_tmp)
 
 

@@ -57,7 +57,11 @@ def test_init_runs_once_and_environments_fork_from_it(backend, tmp_path):
     a, b = started(backend, v), started(backend, v)
     ra, rb = json.loads(call(a).payload), json.loads(call(b).payload)
     assert ra["init_at"] == rb["init_at"] and ra["init_pid"] == rb["init_pid"]  # one init
-    assert ra["pid"] != rb["pid"] != ra["init_pid"]
+    assert a.pid != b.pid  # two processes (host pids)
+    if a.zygote.env_namespaces:  # each environment is PID 1 of its own PID namespace
+        assert ra["pid"] == rb["pid"] == 1 != ra["init_pid"]
+    else:
+        assert ra["pid"] != rb["pid"] != ra["init_pid"]
     assert a.init_logs == b"init once\n" and b.init_logs == b""  # the first paid for the init
     a.destroy(), b.destroy()
 
@@ -250,11 +254,15 @@ def test_many_live_children_do_not_exhaust_the_zygotes_memory(backend, tmp_path)
             e.destroy()
 
 
-def test_a_stopped_zygote_cannot_hold_a_timed_out_invocation(backend, tmp_path):
+def test_a_stopped_zygote_cannot_hold_a_timed_out_invocation(backend, tmp_path, monkeypatch):
     """A guest can signal its zygote (same sandbox): stopped, the zygote never reaps nor
     reports the child the timeout kills. The invocation still ends at its timeout plus the
-    kill grace, not when (if ever) the zygote resumes."""
+    kill grace, not when (if ever) the zygote resumes. Only with per-environment namespaces
+    off: with them, the child is PID 1 of its own namespace and cannot name its zygote
+    (tests/security/test_environment_namespaces.py)."""
     import threading
+
+    monkeypatch.setenv("RUNNER_ENV_NAMESPACES", "off")
 
     from runner.environments.python.zygote_process import _innermost
 
@@ -356,3 +364,56 @@ def test_an_init_that_prints_more_than_a_pipe_holds_still_finishes(backend, tmp_
     assert time.monotonic() - t0 < 8 and call(env).payload == b"1"
     assert env.init_logs.startswith(b"x" * 1000) and len(env.init_logs) == 200_001
     env.destroy()
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _cpu_quota(group) -> float:
+    """The group's CPU quota as a fraction of one CPU, read back from the kernel."""
+    if group.layout.version == 2:
+        quota, period = _read(group._file("cpu", "cpu.max")).split()
+        return float("inf") if quota == "max" else int(quota) / int(period)
+    quota = int(_read(group._file("cpu", "cpu.cfs_quota_us")))
+    return float("inf") if quota < 0 else quota / int(_read(group._file("cpu", "cpu.cfs_period_us")))
+
+
+def test_the_zygote_forks_with_a_whole_cpu_and_its_children_get_the_functions_share(backend, tmp_path):
+    # Issue 17, item 7: at the function's share (7% of a CPU at 128 MB) a loaded host throttled
+    # the zygote's fork loop, and every cold start of the version waited behind it.
+    v = version(tmp_path, RANDOM_SRC, memory_mb=128)
+    env = started(backend, v)
+    zygote, _ = backend.zygote(v)
+    if zygote.enforcement is None or zygote.enforcement.group is None:
+        pytest.skip("no cgroup on this host: no CPU quota to check")
+    try:
+        assert _cpu_quota(zygote.enforcement.group) == pytest.approx(1.0)
+        assert _cpu_quota(env._enforcement.group) == pytest.approx(128 / 1769, rel=0.02)
+    finally:
+        env.destroy()
+
+
+def test_a_timeout_is_reported_at_once_even_when_the_zygote_cannot_reap(backend, tmp_path):
+    # Issue 17, item 7: the kill, the reap (which waits for the zygote's report) and the cgroup
+    # removal ran inline before a timeout was returned; a stopped or throttled zygote held a 1 s
+    # timeout for its 2 x 2 s kill grace. Now the kill is inline, the rest in the background.
+    from runner.environments.process import teardown
+    from runner.environments.python.zygote_process import _innermost
+
+    v = version(tmp_path, "import os, signal, time\ndef handler(e, c):\n"
+                          "    os.kill(os.getppid(), signal.SIGSTOP)\n    time.sleep(30)\n", timeout_s=1)
+    env = started(backend, v)
+    zygote, _ = backend.zygote(v)
+    zpid = _innermost(zygote.proc.pid).pid
+    try:
+        t0 = time.monotonic()
+        out = call(env, timeout=1.0)
+        elapsed = time.monotonic() - t0
+        assert out.error.error_type == "Sandbox.Timedout" and not out.reusable
+        # The old path took >= 1 s + 2 s (KILL_GRACE_S); the bound leaves a busy host 0.9 s.
+        assert elapsed < 1.9, f"the timeout was reported after {elapsed:.2f} s"
+    finally:
+        os.kill(zpid, signal.SIGCONT)
+    assert teardown.drain(10.0)  # the background part finishes once the zygote runs again

@@ -13,6 +13,7 @@ from runner.service.grpc.status import STATUS_TABLE, status_for
     (errors.ResourceNotFound("x"), grpc.StatusCode.NOT_FOUND),
     (errors.ResourceConflict("x"), grpc.StatusCode.FAILED_PRECONDITION),
     (errors.TooManyRequests("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.StorageFull("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.ServiceUnavailable("x"), grpc.StatusCode.UNAVAILABLE),
     (errors.InternalError("x"), grpc.StatusCode.INTERNAL),
 ])

@@ -1,0 +1,36 @@
+"""The push side of the server in one object: the scheduler, object-store triggers and
+topics over one Runner, with their stores (schedules.db, push.db in the data directory).
+
+The edges (gRPC servicers in grpc/push.py, HTTP routes in http/push_api.py) and `runner
+serve` share one `Push`; `start()` starts the scheduler thread, `close()` stops it and closes
+the stores (before the Runner closes: the scheduler queues through it).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from runner.schedules.scheduler import Scheduler
+from runner.storage.push import SQLitePushStore
+from runner.storage.schedules import SQLiteScheduleStore
+from runner.topics.service import Topics
+from runner.triggers.service import Triggers
+
+
+class Push:
+    def __init__(self, runner, *, clock: Callable[[], float] = time.time) -> None:
+        self.runner = runner
+        self.schedule_store = SQLiteScheduleStore(runner.data_dir)
+        self.push_store = SQLitePushStore(runner.data_dir)
+        self.scheduler = Scheduler(self.schedule_store, runner.invoke_async, clock=clock)
+        self.triggers = Triggers(self.push_store, runner)
+        self.topics = Topics(self.push_store, runner)
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def close(self) -> None:
+        self.scheduler.close()
+        self.schedule_store.close()
+        self.push_store.close()

@@ -1,0 +1,409 @@
+"""The workflow store: state machines, their executions and each execution's history.
+
+`WorkflowStore` is the protocol (documented per method); `SQLiteWorkflowStore` keeps it in
+workflows.db under the data directory (durable: Standard executions), `MemoryWorkflowStore`
+in memory (Express executions, which Step Functions does not keep either). Both pass the
+same contract suite (tests/unit/storage/test_workflow_store.py), so a PostgreSQL store for
+the cluster work has a test to pass.
+
+Invariant: a state transition is ONE call to `transition()`, i.e. one transaction: the
+history events it appends and the execution's new cursor (where to resume) and status land
+together or not at all. After a crash the cursor never disagrees with the history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from runner.errors import (
+    ExecutionAlreadyExists,
+    ExecutionDoesNotExist,
+    StateMachineAlreadyExists,
+    StateMachineDoesNotExist,
+)
+from runner.storage.sqlite import Transaction, open_database
+
+RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = (
+    "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+STATUSES = (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED)
+
+
+@dataclass(frozen=True)
+class StateMachine:
+    arn: str
+    name: str
+    definition: str
+    type: str  # STANDARD | EXPRESS
+    role_arn: str = ""
+    created: float = 0.0
+    updated: float = 0.0
+
+
+@dataclass(frozen=True)
+class Execution:
+    arn: str
+    machine_arn: str
+    name: str
+    status: str
+    input: str
+    start: float
+    output: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    stop: float | None = None
+    cursor: dict | None = None  # the engine's resume point; None once finished
+    definition: str = ""  # the definition it started with: an update never changes a run
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    id: int
+    previous_id: int
+    timestamp: float
+    type: str
+    details: dict = field(default_factory=dict)
+
+
+class WorkflowStore(Protocol):
+    def create_machine(self, machine: StateMachine) -> StateMachine:
+        """Store a new machine. StateMachineAlreadyExists if the name is taken by another
+        definition or type; the same one again returns the stored machine (idempotent)."""
+
+    def get_machine(self, arn: str) -> StateMachine:
+        """StateMachineDoesNotExist if unknown."""
+
+    def list_machines(self) -> list[StateMachine]:
+        """Every machine, by name."""
+
+    def update_machine(self, arn: str, definition: str | None = None,
+                       role_arn: str | None = None) -> StateMachine:
+        """Replace the definition (running executions keep the one they started with)."""
+
+    def delete_machine(self, arn: str) -> None:
+        """Remove the machine; its executions and histories stay readable."""
+
+    def create_execution(self, execution: Execution, events: list[tuple[str, dict]]
+                         ) -> tuple[Execution, bool]:
+        """Store a new execution with its first events, in one transaction. An execution of
+        the same name on the same machine with the same input is returned as it is, with
+        False (start-by-name is idempotent); with another input, ExecutionAlreadyExists."""
+
+    def get_execution(self, arn: str) -> Execution:
+        """ExecutionDoesNotExist if unknown."""
+
+    def list_executions(self, machine_arn: str, status: str | None = None) -> list[Execution]:
+        """The machine's executions, newest first, optionally of one status."""
+
+    def transition(self, arn: str, events: list[tuple[str, dict]], *, cursor: dict | None,
+                   status: str = RUNNING, output: str | None = None, error: str | None = None,
+                   cause: str | None = None, only_if_running: bool = True) -> bool:
+        """Append `events` (type, details) and set the cursor and status, in one transaction.
+        A status other than RUNNING also sets the stop date. With `only_if_running`, nothing
+        happens (False) if the execution already finished (e.g. StopExecution won)."""
+
+    def history(self, arn: str, *, reverse: bool = False, after: int = 0,
+                limit: int = 0) -> list[HistoryEvent]:
+        """Events in id order (or reversed), ids beyond `after` (before it, reversed)."""
+
+    def running(self) -> list[Execution]:
+        """Every execution still RUNNING: what a restarted server resumes."""
+
+    def close(self) -> None:
+        """Release the database."""
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS machines (
+    arn TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, definition TEXT NOT NULL,
+    type TEXT NOT NULL, role_arn TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executions (
+    arn TEXT PRIMARY KEY, machine_arn TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
+    input TEXT NOT NULL, output TEXT, error TEXT, cause TEXT, start REAL NOT NULL, stop REAL,
+    cursor TEXT, definition TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS executions_by_machine ON executions (machine_arn, start);
+CREATE INDEX IF NOT EXISTS executions_running ON executions (status);
+CREATE TABLE IF NOT EXISTS events (
+    execution TEXT NOT NULL, id INTEGER NOT NULL, timestamp REAL NOT NULL, type TEXT NOT NULL,
+    details TEXT NOT NULL, PRIMARY KEY (execution, id)
+);
+"""
+
+
+class SQLiteWorkflowStore:
+    """workflows.db under the data directory; thread-safe behind one lock."""
+
+    def __init__(self, data_dir: str) -> None:
+        os.makedirs(data_dir, exist_ok=True)
+        self._db = open_database(os.path.join(data_dir, "workflows.db"), SCHEMA)
+        self._lock = threading.Lock()
+
+    def create_machine(self, machine: StateMachine) -> StateMachine:
+        with self._lock, Transaction(self._db) as db:
+            row = db.execute("SELECT * FROM machines WHERE name = ?", (machine.name,)).fetchone()
+            if row is not None:
+                old = _machine(row)
+                if (old.definition, old.type) != (machine.definition, machine.type):
+                    raise StateMachineAlreadyExists(
+                        f"State Machine Already Exists: '{old.arn}' with another definition or "
+                        "type; update it (UpdateStateMachine) or pick another name")
+                return old
+            db.execute("INSERT INTO machines VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (machine.arn, machine.name, machine.definition, machine.type,
+                        machine.role_arn, machine.created, machine.updated))
+        return machine
+
+    def get_machine(self, arn: str) -> StateMachine:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM machines WHERE arn = ?", (arn,)).fetchone()
+        if row is None:
+            raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
+        return _machine(row)
+
+    def list_machines(self) -> list[StateMachine]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM machines ORDER BY name").fetchall()
+        return [_machine(r) for r in rows]
+
+    def update_machine(self, arn, definition=None, role_arn=None) -> StateMachine:
+        with self._lock, Transaction(self._db) as db:
+            row = db.execute("SELECT * FROM machines WHERE arn = ?", (arn,)).fetchone()
+            if row is None:
+                raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
+            m = replace(_machine(row), updated=time.time())
+            if definition is not None:
+                m = replace(m, definition=definition)
+            if role_arn is not None:
+                m = replace(m, role_arn=role_arn)
+            db.execute("UPDATE machines SET definition = ?, role_arn = ?, updated = ? "
+                       "WHERE arn = ?", (m.definition, m.role_arn, m.updated, arn))
+        return m
+
+    def delete_machine(self, arn: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM machines WHERE arn = ?", (arn,))
+
+    def create_execution(self, execution, events):
+        with self._lock, Transaction(self._db) as db:
+            row = db.execute("SELECT * FROM executions WHERE arn = ?", (execution.arn,)).fetchone()
+            if row is not None:
+                old = _execution(row)
+                if old.input != execution.input:
+                    raise ExecutionAlreadyExists(
+                        f"Execution Already Exists: '{execution.arn}' with another input; "
+                        "give the new execution another name")
+                return old, False
+            db.execute("INSERT INTO executions VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, "
+                       "?, ?)", (execution.arn, execution.machine_arn, execution.name,
+                                 execution.status, execution.input, execution.start,
+                                 json.dumps(execution.cursor), execution.definition))
+            self._append(db, execution.arn, events)
+        return execution, True
+
+    def get_execution(self, arn: str) -> Execution:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM executions WHERE arn = ?", (arn,)).fetchone()
+        if row is None:
+            raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
+        return _execution(row)
+
+    def list_executions(self, machine_arn, status=None):
+        q, args = "SELECT * FROM executions WHERE machine_arn = ?", [machine_arn]
+        if status:
+            q, args = q + " AND status = ?", args + [status]
+        with self._lock:
+            rows = self._db.execute(q + " ORDER BY start DESC, rowid DESC", args).fetchall()
+        return [_execution(r) for r in rows]
+
+    def transition(self, arn, events, *, cursor, status=RUNNING, output=None, error=None,
+                   cause=None, only_if_running=True) -> bool:
+        with self._lock, Transaction(self._db) as db:
+            row = db.execute("SELECT status FROM executions WHERE arn = ?", (arn,)).fetchone()
+            if row is None:
+                raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
+            if only_if_running and row["status"] != RUNNING:
+                return False
+            self._append(db, arn, events)
+            db.execute("UPDATE executions SET cursor = ?, status = ?, output = COALESCE(?, output),"
+                       " error = COALESCE(?, error), cause = COALESCE(?, cause), stop = ? "
+                       "WHERE arn = ?",
+                       (json.dumps(cursor) if cursor is not None else None, status, output,
+                        error, cause, None if status == RUNNING else time.time(), arn))
+        return True
+
+    def _append(self, db, arn: str, events) -> None:
+        if not events:
+            return
+        last = db.execute("SELECT COALESCE(MAX(id), 0) FROM events WHERE execution = ?",
+                          (arn,)).fetchone()[0]
+        now = time.time()
+        db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+                       [(arn, last + i + 1, now, t, json.dumps(d)) for i, (t, d) in enumerate(events)])
+
+    def history(self, arn, *, reverse=False, after=0, limit=0):
+        self.get_execution(arn)
+        if reverse:
+            q = "SELECT * FROM events WHERE execution = ? AND (? = 0 OR id < ?) ORDER BY id DESC"
+        else:
+            q = "SELECT * FROM events WHERE execution = ? AND id > ? + 0 * ? ORDER BY id"
+        if limit:
+            q += f" LIMIT {int(limit)}"
+        with self._lock:
+            rows = self._db.execute(q, (arn, after, after)).fetchall()
+        return [HistoryEvent(r["id"], r["id"] - 1, r["timestamp"], r["type"],
+                             json.loads(r["details"])) for r in rows]
+
+    def running(self) -> list[Execution]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM executions WHERE status = ? ORDER BY start",
+                                    (RUNNING,)).fetchall()
+        return [_execution(r) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _machine(r) -> StateMachine:
+    return StateMachine(r["arn"], r["name"], r["definition"], r["type"], r["role_arn"],
+                        r["created"], r["updated"])
+
+
+def _execution(r) -> Execution:
+    return Execution(r["arn"], r["machine_arn"], r["name"], r["status"], r["input"], r["start"],
+                     r["output"], r["error"], r["cause"], r["stop"],
+                     json.loads(r["cursor"]) if r["cursor"] else None, r["definition"])
+
+
+class MemoryWorkflowStore:
+    """The same contract in memory, for Express executions: nothing survives a restart, and
+    only the newest `keep` finished executions are kept."""
+
+    def __init__(self, keep: int = 1000) -> None:
+        self._lock = threading.Lock()
+        self._machines: dict[str, StateMachine] = {}
+        self._executions: dict[str, Execution] = {}
+        self._events: dict[str, list[HistoryEvent]] = {}
+        self._finished: list[str] = []
+        self.keep = keep
+
+    def create_machine(self, machine):
+        with self._lock:
+            for old in self._machines.values():
+                if old.name == machine.name:
+                    if (old.definition, old.type) != (machine.definition, machine.type):
+                        raise StateMachineAlreadyExists(
+                            f"State Machine Already Exists: '{old.arn}' with another definition "
+                            "or type; update it (UpdateStateMachine) or pick another name")
+                    return old
+            self._machines[machine.arn] = machine
+        return machine
+
+    def get_machine(self, arn):
+        with self._lock:
+            m = self._machines.get(arn)
+        if m is None:
+            raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
+        return m
+
+    def list_machines(self):
+        with self._lock:
+            return sorted(self._machines.values(), key=lambda m: m.name)
+
+    def update_machine(self, arn, definition=None, role_arn=None):
+        m = replace(self.get_machine(arn), updated=time.time())
+        if definition is not None:
+            m = replace(m, definition=definition)
+        if role_arn is not None:
+            m = replace(m, role_arn=role_arn)
+        with self._lock:
+            self._machines[arn] = m
+        return m
+
+    def delete_machine(self, arn):
+        with self._lock:
+            self._machines.pop(arn, None)
+
+    def create_execution(self, execution, events):
+        with self._lock:
+            old = self._executions.get(execution.arn)
+            if old is not None:
+                if old.input != execution.input:
+                    raise ExecutionAlreadyExists(
+                        f"Execution Already Exists: '{execution.arn}' with another input; "
+                        "give the new execution another name")
+                return old, False
+            self._executions[execution.arn] = execution
+            self._events[execution.arn] = []
+            self._append(execution.arn, events)
+        return execution, True
+
+    def get_execution(self, arn):
+        with self._lock:
+            e = self._executions.get(arn)
+        if e is None:
+            raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
+        return e
+
+    def list_executions(self, machine_arn, status=None):
+        with self._lock:
+            out = [e for e in self._executions.values() if e.machine_arn == machine_arn
+                   and (not status or e.status == status)]
+        return sorted(out, key=lambda e: e.start, reverse=True)
+
+    def transition(self, arn, events, *, cursor, status=RUNNING, output=None, error=None,
+                   cause=None, only_if_running=True):
+        with self._lock:
+            e = self._executions.get(arn)
+            if e is None:
+                raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
+            if only_if_running and e.status != RUNNING:
+                return False
+            self._append(arn, events)
+            self._executions[arn] = replace(
+                e, cursor=cursor, status=status, output=output if output is not None else e.output,
+                error=error if error is not None else e.error,
+                cause=cause if cause is not None else e.cause,
+                stop=None if status == RUNNING else time.time())
+            if status != RUNNING:
+                self._finished.append(arn)
+                while len(self._finished) > self.keep:
+                    gone = self._finished.pop(0)
+                    self._executions.pop(gone, None)
+                    self._events.pop(gone, None)
+        return True
+
+    def _append(self, arn, events):
+        log = self._events[arn]
+        now = time.time()
+        for t, d in events:
+            n = len(log) + 1
+            log.append(HistoryEvent(n, n - 1, now, t, d))
+
+    def history(self, arn, *, reverse=False, after=0, limit=0):
+        self.get_execution(arn)
+        with self._lock:
+            evs = list(self._events.get(arn, []))
+        if reverse:
+            evs = [e for e in reversed(evs) if not after or e.id < after]
+        else:
+            evs = [e for e in evs if e.id > after]
+        return evs[:limit] if limit else evs
+
+    def running(self):
+        with self._lock:
+            return sorted((e for e in self._executions.values() if e.status == RUNNING),
+                          key=lambda e: e.start)
+
+    def close(self):
+        pass
+
+
+def encode(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,300 @@
+"""The workflow engine: state machines and executions, as the Step Functions API sees them.
+
+    engine = WorkflowEngine(data_dir, runner_invoke)
+    engine.start()                     # resumes every Standard execution a crash interrupted
+    m = engine.create_machine("orders", definition_json)
+    ex = engine.start_execution(m.arn, input='{"id": 1}')
+    engine.describe_execution(ex.arn).status
+
+Standard executions live in the SQLite store (durable; one transaction per transition) and
+each runs on a thread of its own. Express executions live in memory: StartSyncExecution runs
+one on the caller's thread and returns it finished; StartExecution runs it in the
+background. Names and ARNs follow Step Functions' (region us-east-1, account 123456789012:
+there is one tenant and no IAM), so SDKs parse them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+
+from runner.errors import (
+    InvalidArn,
+    InvalidExecutionInput,
+    InvalidName,
+    InvalidParameter,
+    StateMachineTypeNotSupported,
+    WorkflowFailure,
+)
+from runner.storage.workflows import (
+    ABORTED,
+    FAILED,
+    RUNNING,
+    SUCCEEDED,
+    TIMED_OUT,
+    Execution,
+    MemoryWorkflowStore,
+    SQLiteWorkflowStore,
+    StateMachine,
+    WorkflowStore,
+    encode,
+)
+from runner.workflows import asl
+from runner.workflows.interpreter import Aborted, Run, TimedOut, iso, run_to_end
+
+log = logging.getLogger(__name__)
+
+REGION, ACCOUNT = "us-east-1", "123456789012"
+PREFIX = f"arn:aws:states:{REGION}:{ACCOUNT}:"
+TYPES = ("STANDARD", "EXPRESS")
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+MAX_INPUT = 256 * 1024
+
+
+def machine_arn(name: str) -> str:
+    return f"{PREFIX}stateMachine:{name}"
+
+
+def check_name(name: str, what: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidName(what, f"Invalid Name: {name!r}; use 1..80 letters, digits, '-', '_' "
+                          "or '.'")
+    return name
+
+
+class WorkflowEngine:
+    def __init__(self, data_dir: str | None, invoke, *, store: WorkflowStore | None = None
+                 ) -> None:
+        """`invoke(name, payload, qualifier=None)` runs a function: Runner.invoke."""
+        self.store = store if store is not None else SQLiteWorkflowStore(data_dir)
+        self.express = MemoryWorkflowStore()
+        self.invoke = invoke
+        self._lock = threading.Lock()
+        self._runs: dict[str, tuple[threading.Thread, threading.Event]] = {}
+        self._closing = False
+
+    # ------------------------------------------------------------------ machines
+
+    def resolve(self, name_or_arn: str) -> StateMachine:
+        """A machine by ARN or by name (the CLI's)."""
+        if not name_or_arn:
+            raise InvalidArn("stateMachineArn", "is required")
+        if name_or_arn.startswith("arn:"):
+            if not name_or_arn.startswith(f"{PREFIX}stateMachine:"):
+                raise InvalidArn("stateMachineArn", f"Invalid Arn: {name_or_arn!r}; expected "
+                                 f"{PREFIX}stateMachine:NAME")
+            return self.store.get_machine(name_or_arn)
+        return self.store.get_machine(machine_arn(name_or_arn))
+
+    def create_machine(self, name: str, definition: str, type: str = "STANDARD",
+                       role_arn: str = "") -> StateMachine:
+        check_name(name, "name")
+        if type not in TYPES:
+            raise InvalidParameter("type", f"{type!r} is not one of {', '.join(TYPES)}")
+        asl.validate(definition)
+        now = time.time()
+        return self.store.create_machine(StateMachine(machine_arn(name), name, definition, type,
+                                                      role_arn, now, now))
+
+    def update_machine(self, arn: str, definition: str | None = None,
+                       role_arn: str | None = None) -> StateMachine:
+        self.resolve(arn)
+        if definition is not None:
+            asl.validate(definition)
+        return self.store.update_machine(self.resolve(arn).arn, definition, role_arn)
+
+    def delete_machine(self, arn: str) -> None:
+        self.store.delete_machine(self.resolve(arn).arn)
+
+    def list_machines(self) -> list[StateMachine]:
+        return self.store.list_machines()
+
+    @staticmethod
+    def validate(definition: str) -> None:
+        asl.validate(definition)
+
+    # ------------------------------------------------------------------ executions
+
+    def _store_for(self, execution_arn: str) -> WorkflowStore:
+        if not execution_arn.startswith(PREFIX):
+            raise InvalidArn("executionArn", f"Invalid Arn: {execution_arn!r}; expected "
+                             f"{PREFIX}execution:MACHINE:NAME")
+        return self.express if execution_arn.startswith(f"{PREFIX}express:") else self.store
+
+    def start_execution(self, machine: str, name: str | None = None, input: str | None = None,
+                        *, sync: bool = False) -> Execution:
+        m = self.resolve(machine)
+        if sync and m.type != "EXPRESS":
+            raise StateMachineTypeNotSupported(
+                "stateMachineArn", "StartSyncExecution runs EXPRESS state machines only; use "
+                "StartExecution for a STANDARD one")
+        name = check_name(name, "name") if name else str(uuid.uuid4())
+        text = input if input is not None else "{}"
+        if len(text.encode()) > MAX_INPUT:
+            raise InvalidExecutionInput("input", f"is over {MAX_INPUT} bytes")
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise InvalidExecutionInput("input", f"Invalid State Machine Execution Input: {exc}; "
+                                        "give a JSON document") from None
+        definition = asl.validate(m.definition)
+        if m.type == "EXPRESS":
+            arn = f"{PREFIX}express:{m.name}:{name}:{uuid.uuid4()}"
+            store = self.express
+        else:
+            arn = f"{PREFIX}execution:{m.name}:{name}"
+            store = self.store
+        now = time.time()
+        cursor = {"state": definition["StartAt"], "input": value}
+        ex, created = store.create_execution(
+            Execution(arn, m.arn, name, RUNNING, text, now, cursor=cursor,
+                      definition=m.definition),
+            [("ExecutionStarted", {"input": text, "roleArn": m.role_arn or
+                                   f"arn:aws:iam::{ACCOUNT}:role/runner"})])
+        if not created:
+            return ex  # start-by-name is idempotent
+        if sync:
+            self._run(store, ex, definition, threading.Event())
+            return store.get_execution(arn)
+        self._spawn(store, ex, definition)
+        return ex
+
+    def _spawn(self, store: WorkflowStore, ex: Execution, definition: dict) -> None:
+        stop = threading.Event()
+        t = threading.Thread(target=self._run, args=(store, ex, definition, stop),
+                             name=f"workflow-{ex.name[:20]}", daemon=True)
+        with self._lock:
+            if self._closing:
+                return
+            self._runs[ex.arn] = (t, stop)
+        t.start()
+
+    def _run(self, store: WorkflowStore, ex: Execution, definition: dict,
+             stop: threading.Event) -> None:
+        machine_name = ex.machine_arn.rsplit(":", 1)[1]
+        context = {
+            "Execution": {"Id": ex.arn, "Input": json.loads(ex.input), "Name": ex.name,
+                          "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/runner",
+                          "StartTime": iso(ex.start), "RedriveCount": 0},
+            "StateMachine": {"Id": ex.machine_arn, "Name": machine_name},
+            "Task": {},
+        }
+        deadline = ex.start + definition["TimeoutSeconds"] if "TimeoutSeconds" in definition else None
+
+        def emit(events, cursor):
+            return store.transition(ex.arn, events, cursor=cursor)
+
+        run = Run(definition, self.invoke, emit, context, stop, deadline)
+        try:
+            self._finish(store, ex, definition, run)
+        except Exception:
+            # Closing: the store or the Runner may already be closed under a run that was
+            # still invoking; the execution stays RUNNING in the store and resumes next start.
+            if not self._closing:
+                log.exception("workflow execution %s: could not record its end", ex.arn)
+        finally:
+            with self._lock:
+                self._runs.pop(ex.arn, None)
+
+    def _finish(self, store: WorkflowStore, ex: Execution, definition: dict, run: Run) -> None:
+        """Run to the end and record how it ended (one transaction)."""
+        try:
+            out = run_to_end(run, ex.cursor, json.loads(ex.input))
+        except WorkflowFailure as f:
+            store.transition(ex.arn, [("ExecutionFailed", {"error": f.error, "cause": f.cause})],
+                             cursor=None, status=FAILED, error=f.error, cause=f.cause)
+        except TimedOut:
+            cause = f"The execution ran past TimeoutSeconds={definition.get('TimeoutSeconds')}"
+            store.transition(ex.arn, [("ExecutionTimedOut", {"error": "States.Timeout",
+                                                            "cause": cause})],
+                             cursor=None, status=TIMED_OUT, error="States.Timeout", cause=cause)
+        except Aborted:
+            pass  # StopExecution wrote the end, or the server is closing (resumed later)
+        except Exception as exc:
+            if self._closing:
+                raise
+            # A bug (or a failure of the Runner under it): the execution fails, the server
+            # stays up, and the log has the traceback.
+            log.exception("workflow execution %s failed inside the engine", ex.arn)
+            cause = f"{type(exc).__name__}: {exc}"
+            store.transition(ex.arn, [("ExecutionFailed", {"error": "States.Runtime",
+                                                          "cause": cause})],
+                             cursor=None, status=FAILED, error="States.Runtime", cause=cause)
+        else:
+            text = encode(out)
+            store.transition(ex.arn, [("ExecutionSucceeded", {"output": text})], cursor=None,
+                             status=SUCCEEDED, output=text)
+
+    def describe_execution(self, arn: str) -> Execution:
+        return self._store_for(arn).get_execution(arn)
+
+    def list_executions(self, machine: str, status: str | None = None) -> list[Execution]:
+        m = self.resolve(machine)
+        store = self.express if m.type == "EXPRESS" else self.store
+        return store.list_executions(m.arn, status)
+
+    def history(self, arn: str, *, reverse: bool = False, after: int = 0, limit: int = 0):
+        return self._store_for(arn).history(arn, reverse=reverse, after=after, limit=limit)
+
+    def stop_execution(self, arn: str, error: str | None = None, cause: str | None = None
+                       ) -> Execution:
+        store = self._store_for(arn)
+        ex = store.get_execution(arn)
+        if ex.status == RUNNING:
+            details = {k: v for k, v in (("error", error), ("cause", cause)) if v}
+            store.transition(arn, [("ExecutionAborted", details)], cursor=None, status=ABORTED,
+                             error=error, cause=cause)
+            with self._lock:
+                run = self._runs.get(arn)
+            if run is not None:
+                run[1].set()
+        return store.get_execution(arn)
+
+    def wait(self, arn: str, timeout: float = 30.0) -> Execution:
+        """The execution once it is no longer RUNNING (or as it is at the timeout)."""
+        end = time.monotonic() + timeout
+        while True:
+            ex = self.describe_execution(arn)
+            if ex.status != RUNNING or time.monotonic() > end:
+                return ex
+            with self._lock:
+                run = self._runs.get(arn)
+            if run is not None:
+                run[0].join(min(0.05, max(0.0, end - time.monotonic())))
+            else:
+                time.sleep(0.01)
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> int:
+        """Resume every RUNNING Standard execution (after a restart); returns how many."""
+        todo = self.store.running()
+        for ex in todo:
+            try:
+                definition = asl.validate(ex.definition)
+            except Exception as exc:  # cannot happen for a stored definition; do not loop
+                self.store.transition(ex.arn, [("ExecutionFailed", {"error": "States.Runtime",
+                                                                   "cause": str(exc)})],
+                                      cursor=None, status=FAILED, error="States.Runtime",
+                                      cause=str(exc))
+                continue
+            self._spawn(self.store, ex, definition)
+        if todo:
+            log.info("resumed %d workflow executions", len(todo))
+        return len(todo)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the threads without ending their executions: a restart resumes them."""
+        with self._lock:
+            self._closing = True
+            runs = list(self._runs.values())
+        for _, stop in runs:
+            stop.set()
+        for t, _ in runs:
+            t.join(timeout)
+        self.store.close()
+

@@ -1,0 +1,115 @@
+"""The WorkflowStore contract, run against every implementation (SQLite for Standard
+executions, memory for Express; a PostgreSQL store for the cluster work joins the list)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.errors import (
+    ExecutionAlreadyExists,
+    ExecutionDoesNotExist,
+    StateMachineAlreadyExists,
+    StateMachineDoesNotExist,
+)
+from runner.storage.workflows import (
+    ABORTED,
+    RUNNING,
+    SUCCEEDED,
+    Execution,
+    MemoryWorkflowStore,
+    SQLiteWorkflowStore,
+    StateMachine,
+)
+
+ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:m"
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request, tmp_path):
+    s = SQLiteWorkflowStore(str(tmp_path)) if request.param == "sqlite" else MemoryWorkflowStore()
+    yield s
+    s.close()
+
+
+def machine(definition="{}", type="STANDARD"):
+    return StateMachine(ARN, "m", definition, type, "", 1.0, 1.0)
+
+
+def execution(name="e", input="{}", start=1.0):
+    return Execution(f"{ARN}:{name}", ARN, name, RUNNING, input, start,
+                     cursor={"state": "A", "input": {}}, definition="{}")
+
+
+def test_machines(store):
+    assert store.create_machine(machine()).arn == ARN
+    assert store.create_machine(machine()).arn == ARN  # same again: idempotent
+    with pytest.raises(StateMachineAlreadyExists):
+        store.create_machine(machine(definition='{"x": 1}'))
+    assert [m.name for m in store.list_machines()] == ["m"]
+    assert store.update_machine(ARN, definition='{"y": 1}').definition == '{"y": 1}'
+    assert store.get_machine(ARN).definition == '{"y": 1}'
+    store.delete_machine(ARN)
+    with pytest.raises(StateMachineDoesNotExist):
+        store.get_machine(ARN)
+
+
+def test_execution_life_and_history(store):
+    ex, created = store.create_execution(execution(), [("ExecutionStarted", {"input": "{}"})])
+    assert created and store.get_execution(ex.arn).cursor == {"state": "A", "input": {}}
+    assert store.get_execution(ex.arn).definition == "{}"
+    assert store.transition(ex.arn, [("PassStateEntered", {"name": "A"}),
+                                     ("PassStateExited", {"name": "A"})],
+                            cursor={"state": "B", "input": 1})
+    assert [e.id for e in store.history(ex.arn)] == [1, 2, 3]
+    assert [e.previous_id for e in store.history(ex.arn)] == [0, 1, 2]
+    assert store.running()[0].cursor == {"state": "B", "input": 1}
+    assert store.transition(ex.arn, [("ExecutionSucceeded", {"output": "1"})], cursor=None,
+                            status=SUCCEEDED, output="1")
+    done = store.get_execution(ex.arn)
+    assert (done.status, done.output, done.cursor) == (SUCCEEDED, "1", None)
+    assert done.stop is not None and store.running() == []
+    # A finished execution takes no more transitions (StopExecution won the race).
+    assert not store.transition(ex.arn, [("X", {})], cursor=None, status=ABORTED)
+    assert store.get_execution(ex.arn).status == SUCCEEDED
+    rev = store.history(ex.arn, reverse=True, limit=2)
+    assert [e.type for e in rev] == ["ExecutionSucceeded", "PassStateExited"]
+    assert [e.id for e in store.history(ex.arn, reverse=True, after=rev[-1].id)] == [2, 1]
+    assert [e.id for e in store.history(ex.arn, after=2, limit=1)] == [3]
+    assert store.history(ex.arn)[0].details == {"input": "{}"}
+
+
+def test_start_by_name_idempotent(store):
+    a, created = store.create_execution(execution(), [])
+    b, again = store.create_execution(execution(), [])
+    assert created and not again and a.arn == b.arn
+    with pytest.raises(ExecutionAlreadyExists):
+        store.create_execution(execution(input='{"other": 1}'), [])
+
+
+def test_list_executions_newest_first_and_by_status(store):
+    for i in range(3):
+        store.create_execution(execution(f"e{i}", start=float(i)), [])
+    store.transition(f"{ARN}:e1", [], cursor=None, status=ABORTED)
+    assert [e.name for e in store.list_executions(ARN)] == ["e2", "e1", "e0"]
+    assert [e.name for e in store.list_executions(ARN, ABORTED)] == ["e1"]
+
+
+def test_unknown_execution(store):
+    with pytest.raises(ExecutionDoesNotExist):
+        store.get_execution(f"{ARN}:nope")
+    with pytest.raises(ExecutionDoesNotExist):
+        store.history(f"{ARN}:nope")
+    with pytest.raises(ExecutionDoesNotExist):
+        store.transition(f"{ARN}:nope", [], cursor=None)
+
+
+def test_sqlite_survives_reopen(tmp_path):
+    s = SQLiteWorkflowStore(str(tmp_path))
+    s.create_machine(machine())
+    s.create_execution(execution(), [("ExecutionStarted", {})])
+    s.transition(f"{ARN}:e", [("PassStateEntered", {})], cursor={"state": "Z", "input": 2})
+    s.close()
+    s = SQLiteWorkflowStore(str(tmp_path))
+    assert s.running()[0].cursor == {"state": "Z", "input": 2}
+    assert len(s.history(f"{ARN}:e")) == 2
+    s.close()
