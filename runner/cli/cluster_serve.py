@@ -95,4 +95,25 @@ def _register(runner, server, forwarder, args) -> None:
     print(f"node {runner.state.node_id} peers at {address}", flush=True)
 
 
+MAPPING_LEASE_S = 10.0  # a dead node's mappings are polled again this long after its last renewal
+
+
+def mapping_lease(runner):
+    """(store, may_poll) for the event sources: the shared store and a lease per mapping in a
+    cluster, so exactly one live node polls each; (None, None) on one node."""
+    if not runner.state.shared:
+        return None, None
+    from runner.storage.postgres.mappings import PostgresMappingStore
+
+    nodes, node_id = runner.state.nodes, runner.state.node_id
+
+    def may_poll(uuid: str) -> bool:
+        try:
+            return nodes.acquire(f"mapping:{uuid}", node_id, MAPPING_LEASE_S)
+        except Exception:  # the database is away: keep nothing we cannot renew
+            return False
+
+    return PostgresMappingStore(runner.state.url), may_poll
+
+
 join_cluster = SimpleNamespace(forwarder=_forwarder, register=_register)

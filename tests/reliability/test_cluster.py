@@ -30,6 +30,7 @@ from runner.service.proto import runner_api_pb2 as pb
 from tests.async_helpers import RECORDER, WAIT_S, records, wait_for
 from tests.conftest import guest
 from tests.integration.conftest import Client
+from tests.real_servers import redis  # noqa: F401
 from tests.reliability.conftest import ROOT
 from tests.state_fixtures import fresh_database
 
@@ -257,3 +258,57 @@ def test_schedules_fire_once_across_nodes_and_survive_a_killed_node(cluster, tmp
     wait_for(lambda: set(fired()) == set(names), "every schedule to fire")
     time.sleep(3)  # any second firing of a slot would have happened by now
     assert fired() == {name: 1 for name in names}
+
+
+def test_a_mapping_is_polled_by_one_node_and_taken_over_after_kill9(cluster, redis, tmp_path,  # noqa: F811
+                                                                     guests_see_host_files):
+    """One poller per mapping in the cluster (a lease per mapping); kill -9 of the node
+    polling it: another takes the lease and resumes (Redis consumer group: the dead one's
+    pending batch is read again), and no record is lost."""
+    import redis as redis_client
+
+    from tests.integration.event_sources.helpers import BATCH_RECORDER, processed
+
+    url, start = cluster
+    rec_dir = tmp_path / "records"
+    rec_dir.mkdir()
+    nodes = [start(i) for i in range(3)]
+    Client(nodes[0].address).deploy("rs", zip_directory(BATCH_RECORDER), runtime="python",
+                                    handler="app.handler", concurrency=20,
+                                    environment={"RECORD_DIR": str(rec_dir)})
+    env = dict(os.environ, RUNNER_ADDRESS=nodes[0].address)
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "source", "add", "--address", nodes[0].address,
+         "--function", "rs", "--type", "redis-stream", "--endpoint", redis.url, "--name", "events",
+         "--batch-size", "5", "--starting-position", "TRIM_HORIZON"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    uuid = done.stdout.strip()
+    lease = f"mapping:{uuid}"
+
+    def holder() -> str | None:
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT holder FROM cluster_leases WHERE name = %s AND "
+                               "expires_at >= now()", (lease,)).fetchone()
+        return row[0] if row else None
+
+    first = wait_for(holder, "a node to take the mapping's lease")
+    r = redis_client.Redis.from_url(redis.url)
+    try:
+        for i in range(100):
+            r.xadd("events", {"data": json.dumps({"n": i}), "partitionKey": f"k{i % 4}"})
+        wait_for(lambda: len(processed(str(rec_dir), "rs")) >= 10, "some records processed")
+        victim = next(n for n in nodes if n.id == first)
+        # One poller in the cluster: the batches ran on the lease holder only (the poller
+        # invokes on its own node, so its function log is there).
+        ran_on = [n for n in nodes if os.path.exists(os.path.join(n.data_dir, "logs", "rs.log"))]
+        assert ran_on == [victim]
+        victim.kill9()
+        for i in range(100, 200):
+            r.xadd("events", {"data": json.dumps({"n": i}), "partitionKey": f"k{i % 4}"})
+    finally:
+        r.close()
+    wait_for(lambda: holder() not in (None, first), "another node to take the lease",
+             timeout=EXPIRY_S + 3 * HEARTBEAT_S + 5)
+    seen = lambda: {int(n) for _, _, n in processed(str(rec_dir), "rs")}  # noqa: E731
+    wait_for(lambda: seen() >= set(range(200)), "every record processed after the takeover")
