@@ -83,6 +83,9 @@ def cluster(pg_server, tmp_path):
         return node
 
     yield url, start
+    for node in nodes:  # all at once: each finishes its in-flight work in parallel
+        if node.proc.poll() is None:
+            node.proc.send_signal(signal.SIGTERM)
     for node in nodes:
         node.stop()
 
