@@ -92,6 +92,20 @@ def _register(runner, server, forwarder, args) -> None:
     address = f"{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{peer_port}"
     runner.state.nodes.register(Node(runner.state.node_id, address, args.node_capacity))
     runner.state.heartbeat.inflight = lambda: server.invocations.held
+    # Provisioned concurrency at each function's home only (cluster/provisioner.py). Without
+    # routing (--routing local) every node provisions, as every node runs every function.
+    from runner.cluster.provisioner import Provisioner
+
+    if forwarder is not None:
+        def is_home(name: str) -> bool:
+            return forwarder.router.home(name) is None
+    else:
+        def is_home(name: str) -> bool:
+            return True
+    provisioner = Provisioner(runner.registry.list_functions, is_home, runner.pool.provision)
+    provisioner.tick()
+    provisioner.start()
+    server.provisioner = provisioner  # type: ignore[attr-defined]
     print(f"node {runner.state.node_id} peers at {address}", flush=True)
 
 

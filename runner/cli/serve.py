@@ -132,6 +132,8 @@ def cmd_serve(args) -> int:
         http_front.stop()
     sources.close()  # each poller after its invocation in flight; unfinished batches stay on the broker
     server.stop(grace=args.grace).wait()
+    if getattr(server, "provisioner", None) is not None:  # cluster (cluster_serve.py)
+        server.provisioner.close()
     push.close()
     workflows.close()
     runner.close()
