@@ -50,8 +50,17 @@ def wait_ready(url: str, timeout_s: float = 30.0) -> None:
 def fresh_database(server) -> str:
     """A new empty database on `server`; its URL."""
     name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
+    # From template0: CREATE DATABASE fails while any session is on its template, and
+    # autovacuum visits template1 now and then ("source database is being accessed").
+    for attempt in range(5):
+        try:
+            with psycopg.connect(server.url, autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name} TEMPLATE template0")
+            break
+        except psycopg.errors.ObjectInUse:
+            if attempt == 4:
+                raise
+            time.sleep(0.2)
     return server.url.rsplit("/", 1)[0] + "/" + name
 
 

@@ -92,7 +92,42 @@ def _register(runner, server, forwarder, args) -> None:
     address = f"{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{peer_port}"
     runner.state.nodes.register(Node(runner.state.node_id, address, args.node_capacity))
     runner.state.heartbeat.inflight = lambda: server.invocations.held
+    # Provisioned concurrency at each function's home only (cluster/provisioner.py). Without
+    # routing (--routing local) every node provisions, as every node runs every function.
+    from runner.cluster.provisioner import Provisioner
+
+    if forwarder is not None:
+        def is_home(name: str) -> bool:
+            return forwarder.router.home(name) is None
+    else:
+        def is_home(name: str) -> bool:
+            return True
+    provisioner = Provisioner(runner.registry.list_functions, is_home, runner.pool.provision)
+    provisioner.tick()
+    provisioner.start()
+    server.provisioner = provisioner  # type: ignore[attr-defined]
     print(f"node {runner.state.node_id} peers at {address}", flush=True)
+
+
+MAPPING_LEASE_S = 10.0  # a dead node's mappings are polled again this long after its last renewal
+
+
+def mapping_lease(runner):
+    """(store, may_poll) for the event sources: the shared store and a lease per mapping in a
+    cluster, so exactly one live node polls each; (None, None) on one node."""
+    if not runner.state.shared:
+        return None, None
+    from runner.storage.postgres.mappings import PostgresMappingStore
+
+    nodes, node_id = runner.state.nodes, runner.state.node_id
+
+    def may_poll(uuid: str) -> bool:
+        try:
+            return nodes.acquire(f"mapping:{uuid}", node_id, MAPPING_LEASE_S)
+        except Exception:  # the database is away: keep nothing we cannot renew
+            return False
+
+    return PostgresMappingStore(runner.state.url), may_poll
 
 
 join_cluster = SimpleNamespace(forwarder=_forwarder, register=_register)

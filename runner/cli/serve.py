@@ -133,6 +133,8 @@ def cmd_serve(args) -> int:
         http_front.stop()
     sources.close()  # each poller after its invocation in flight; unfinished batches stay on the broker
     server.stop(grace=args.grace).wait()
+    if getattr(server, "provisioner", None) is not None:  # cluster (cluster_serve.py)
+        server.provisioner.close()
     push.close()
     workflows.close()
     runner.close()
@@ -142,10 +144,12 @@ def cmd_serve(args) -> int:
 
 def _start_event_sources(runner, server):
     """The mappings' pollers (docs/event-sources.md) and their gRPC service."""
+    from runner.cli.cluster_serve import mapping_lease
     from runner.service.grpc.event_sources import add_to_server
     from runner.sources.manager import EventSources
 
-    sources = EventSources(runner)
+    store, may_poll = mapping_lease(runner)  # a cluster: shared mappings, one poller each
+    sources = EventSources(runner, store, may_poll=may_poll)
     add_to_server(server, sources)
     sources.start()
     return sources

@@ -31,19 +31,31 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+DEFAULT_MAX_ENVIRONMENTS = 256  # serve's default, host-wide: split between the nodes
+
+
 def node_argv(argv: list[str], index: int, port: int, http_port: int | None,
-              data_dir: str) -> list[str]:
+              data_dir: str, workers: int = 1) -> list[str]:
     """The serve command line of node `index`: `argv` (the supervisor's, without the program)
-    with one worker, the shared ports, its own data directory; only node 0 deploys examples."""
+    with one worker, the shared ports, its own data directory; only node 0 deploys examples.
+    Host-wide settings are split or spread: `--max-environments` (a host limit) is divided
+    between the nodes, and `--metrics-port P` becomes P + index (each node serves its own)."""
     out, skip = [], False
-    drop_value = {"--workers", "--port", "--http-port", "--data-dir"}
+    drop_value = {"--workers", "--port", "--http-port", "--data-dir", "--max-environments",
+                  "--metrics-port"}
+    values: dict[str, str] = {}
     for i, arg in enumerate(argv):
         if skip:
             skip = False
             continue
         name = arg.split("=", 1)[0]
         if name in drop_value:
-            skip = "=" not in arg
+            if "=" in arg:
+                values[name] = arg.split("=", 1)[1]
+            else:
+                skip = True
+                if i + 1 < len(argv):
+                    values[name] = argv[i + 1]
             continue
         if name == "--examples" and index > 0:
             # --examples takes an optional DIR: drop it too if one follows.
@@ -53,6 +65,11 @@ def node_argv(argv: list[str], index: int, port: int, http_port: int | None,
         out.append(arg)
     out += ["--workers", "1", "--reuse-port", "--port", str(port),
             "--data-dir", os.path.join(data_dir, f"node-{index}")]
+    host_limit = int(values.get("--max-environments", DEFAULT_MAX_ENVIRONMENTS))
+    out += ["--max-environments", str(max(1, host_limit // workers))]
+    if "--metrics-port" in values:
+        metrics = int(values["--metrics-port"])
+        out += ["--metrics-port", str(metrics + index if metrics else 0)]
     if http_port is not None:
         out += ["--http-port", str(http_port)]
     return out
@@ -70,7 +87,8 @@ class Supervisor:
 
     def _start(self, index: int) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "runner", "serve",
-               *node_argv(self.argv, index, self.port, self.http_port, self.data_dir)]
+               *node_argv(self.argv, index, self.port, self.http_port, self.data_dir,
+                          self.workers)]
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
 
     def _relay(self, index: int, proc: subprocess.Popen, ready: threading.Event) -> None:

@@ -212,7 +212,8 @@ class Runner(LambdaResources):
             # Python zygote, a Node spare: pool.prewarm); so are provisioned environments, so
             # invocations within the provisioned count never see a cold start.
             self.pool.prewarm(version)
-            self.pool.provision(version)
+            if not self.state.shared:  # a cluster provisions at the function's home node only
+                self.pool.provision(version)  # (runner/cluster/provisioner.py)
         return version
 
     def _validate(self, version: FunctionVersion) -> None:
@@ -500,7 +501,8 @@ class Runner(LambdaResources):
             if self.pool.closed:
                 return
             self.pool.prewarm(version)
-            self.pool.provision(version, wait=False)
+            if not self.state.shared:  # as in deploy(): the cluster's provisioner does it
+                self.pool.provision(version, wait=False)
 
     def _latest_or_none(self, name: str) -> FunctionVersion | None:
         try:

@@ -22,7 +22,15 @@ from runner.triggers.service import Triggers
 class Push:
     def __init__(self, runner, *, clock: Callable[[], float] = time.time) -> None:
         self.runner = runner
-        self.schedule_store = SQLiteScheduleStore(runner.data_dir)
+        state = getattr(runner, "state", None)
+        if state is not None and state.shared:
+            # A cluster: one schedule table for every node; each slot fires once (the queue's
+            # delivery keys), and a dead node's schedules keep firing from the others.
+            from runner.storage.postgres.schedules import PostgresScheduleStore
+
+            self.schedule_store = PostgresScheduleStore(state.url)
+        else:
+            self.schedule_store = SQLiteScheduleStore(runner.data_dir)
         self.push_store = SQLitePushStore(runner.data_dir)
         self.scheduler = Scheduler(self.schedule_store, runner.invoke_async, clock=clock,
                                    dead_letter=self._dead_letter)

@@ -43,8 +43,13 @@ def _config(m: Mapping) -> dict[str, Any]:
 
 class EventSources:
     def __init__(self, runner: Runner, store: MappingStore | None = None, *,
-                 source_factory: Callable[[Mapping, MappingStore], Source] = make_source) -> None:
+                 source_factory: Callable[[Mapping, MappingStore], Source] = make_source,
+                 may_poll: Callable[[str], bool] | None = None) -> None:
+        """`may_poll(uuid)`: in a cluster, whether this node holds the mapping's lease (taken
+        or renewed by the call; docs/cluster.md); then the reconcile runs every RECONCILE_S to
+        renew it, and a poller whose lease is lost stops. None: one node polls everything."""
         self.runner = runner
+        self._may_poll = may_poll
         self.store = store if store is not None else SQLiteMappingStore(runner.data_dir)
         self._factory = source_factory
         self._pollers: dict[str, tuple[dict, Poller]] = {}
@@ -128,7 +133,7 @@ class EventSources:
             try:
                 self._disable_orphans()
                 version = self.store.version()
-                if version != seen or self._any_gone():
+                if version != seen or self._any_gone() or self._may_poll is not None:
                     seen = version
                     self.reconcile()
             except Exception:  # a bad row must not stop every mapping: log, try again later
@@ -155,6 +160,8 @@ class EventSources:
 
     def reconcile(self) -> None:
         wanted = {m.uuid: m for m in self.store.list() if m.enabled}
+        if self._may_poll is not None:  # a cluster: only the mappings whose lease we hold
+            wanted = {u: m for u, m in wanted.items() if self._may_poll(u)}
         with self._lock:
             current = dict(self._pollers)
         for uuid, (config, poller) in current.items():

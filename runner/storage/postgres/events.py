@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 import psycopg
 
 from runner.errors import ResourceNotFound
-from runner.storage.events import DeadLetter, Event, Outcome
+from runner.storage.events import DELIVERY_KEY_TTL_S, DeadLetter, Event, Outcome
 from runner.storage.postgres.connection import Database
 from runner.storage.postgres.nodes import LIVE_NODES
 from runner.storage.postgres.nodes import SCHEMA as NODES_SCHEMA
@@ -46,8 +46,10 @@ CREATE TABLE IF NOT EXISTS events (
     last_error   TEXT,
     started_at   DOUBLE PRECISION,
     function_uid TEXT,
+    trace_id     TEXT,                   -- the caller's X-Amzn-Trace-Id, for every attempt
     leased_by    TEXT                    -- the node running or holding it; NULL: free
 );
+ALTER TABLE events ADD COLUMN IF NOT EXISTS trace_id TEXT;
 CREATE INDEX IF NOT EXISTS events_due ON events (next_at);
 CREATE INDEX IF NOT EXISTS events_function ON events (function);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -59,13 +61,19 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     created_at   DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_function ON dead_letters (function, created_at);
+-- Delivery keys of push sources (storage/events.py: a repeated delivery is queued once).
+CREATE TABLE IF NOT EXISTS delivered (
+    key          TEXT PRIMARY KEY,
+    at           DOUBLE PRECISION NOT NULL
+);
 """
 
 # Rows this node may claim: free, its own, or held by a node that is no longer live.
 _CLAIMABLE = f"(leased_by IS NULL OR leased_by = %(me)s OR leased_by NOT IN ({LIVE_NODES}))"
 
 _INSERT = ("INSERT INTO events (id, function, qualifier, payload, enqueued_at, attempts, next_at, "
-           "function_uid) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING")
+           "function_uid, trace_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+           "ON CONFLICT (id) DO NOTHING")
 
 
 class PostgresEventStore:
@@ -73,10 +81,21 @@ class PostgresEventStore:
         self.node_id = node_id
         self.db = Database(url, SCHEMA)
 
-    def enqueue(self, event: Event) -> None:
+    def enqueue(self, event: Event, key: str | None = None) -> bool:
+        """As storage/events.py: with a delivery `key` already accepted (by any node, within
+        DELIVERY_KEY_TTL_S), nothing is queued and False is returned. The key's row and the
+        event commit together; two nodes racing on one key: the primary key lets one win."""
         with self.db.transaction() as conn:
+            if key is not None:
+                conn.execute("DELETE FROM delivered WHERE at < %s",
+                              (event.enqueued_at - DELIVERY_KEY_TTL_S,))
+                won = conn.execute("INSERT INTO delivered VALUES (%s, %s) ON CONFLICT (key) "
+                                   "DO NOTHING RETURNING key", (key, event.enqueued_at)).fetchone()
+                if won is None:
+                    return False
             _insert(conn, event)
             conn.execute("NOTIFY runner_events")  # delivered at commit: wakes idle pollers
+        return True
 
     def due(self, now: float, exclude: Iterable[str], limit: int) -> list[Event]:
         if limit <= 0:
@@ -199,12 +218,12 @@ class PostgresEventStore:
 
 def _insert(conn, e: Event) -> None:
     conn.execute(_INSERT, (e.id, e.function, e.qualifier, e.payload, e.enqueued_at, e.attempts,
-                           e.next_at, e.function_uid or None))
+                           e.next_at, e.function_uid or None, e.trace_id or None))
 
 
 def _event(r: dict) -> Event:
     return Event(r["id"], r["function"], r["qualifier"], bytes(r["payload"]), r["enqueued_at"],
-                 r["attempts"], r["next_at"], r["function_uid"] or "")
+                 r["attempts"], r["next_at"], r["function_uid"] or "", r["trace_id"] or "")
 
 
 def _dead_letter(r: dict) -> DeadLetter:

@@ -190,6 +190,22 @@ class PostgresRegistry:
             self._invalidate(name)
         return removed
 
+    def delete_version(self, name: str, version: str) -> FunctionVersion:
+        """See base.py: removes one published version (its revision row stays while $LATEST
+        or another version uses it)."""
+        if not (version.isascii() and version.isdigit()):
+            raise InvalidParameter("Qualifier", f"{version!r} is not a version number; "
+                                   "delete an alias with delete-alias")
+        removed = self.resolve(name, version)  # ResourceNotFound
+        with self.db.transaction() as conn:
+            conn.execute(_LOCK, (name,))
+            conn.execute("DELETE FROM versions WHERE name = %s AND version = %s",
+                         (name, int(version)))
+            conn.execute(_BUMP)
+        with self._lock:
+            self._invalidate(name)
+        return removed
+
     def updating(self, name: str) -> AbstractContextManager[None]:
         return self._updates.claim(name)
 

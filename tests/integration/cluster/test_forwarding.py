@@ -13,6 +13,7 @@ from runner import Runner
 from runner.cli.cluster_serve import join_cluster
 from runner.cluster.rendezvous import rank
 from runner.service.grpc.server import build_server
+from tests.async_helpers import wait_for
 from tests.conftest import guest
 from tests.integration.conftest import Client
 from tests.state_fixtures import fresh_database
@@ -36,6 +37,7 @@ def two_nodes(pg_server, tmp_path):
     yield nodes
     for runner, server, forwarder, _ in nodes:
         server.stop(grace=0).wait()
+        server.provisioner.close()
         forwarder.close()
         runner.close()
 
@@ -61,3 +63,21 @@ def test_calls_run_at_home_and_fall_back_when_it_is_gone(two_nodes):
     finally:
         c0.close()
         c1.close()
+
+
+def test_provisioned_environments_live_on_the_home_node_only(two_nodes):
+    (r0, s0, f0, a0), (r1, s1, f1, a1) = two_nodes
+    ids = [r0.state.node_id, r1.state.node_id]
+    name = next(f"pc{i}" for i in range(100)
+                if rank(f"pc{i}", ids, node_id=lambda n: n)[0] == ids[0])
+    time.sleep(1.1)  # both routers see both nodes
+    # Deployed through the node that is not its home: the home provisions it.
+    r1.deploy(name, guest("python", "echo"), runtime="python", handler="app.handler",
+              provisioned=2)
+
+    def idle(runner) -> int:
+        return sum(i for v, i, _, _ in runner.pool.environment_counts() if v.name == name)
+
+    wait_for(lambda: idle(r0) >= 2, "the home node's provisioned environments", timeout=30)
+    time.sleep(2.5)  # a provisioner tick on the other node too
+    assert idle(r1) == 0

@@ -109,9 +109,18 @@ def test_cluster_arguments(monkeypatch):
 def test_a_worker_gets_one_node_its_own_directory_and_the_shared_ports(index):
     argv = ["--state", "postgresql://x/y", "--workers", "4", "--port", "0", "--examples",
             "--data-dir=/d", "--http-port", "0", "--grace", "3"]
-    out = node_argv(argv, index, 5000, 5001, "/d")
+    out = node_argv(argv, index, 5000, 5001, "/d", workers=4)
     assert out[:2] == ["--state", "postgresql://x/y"] and "--grace" in out
     assert out[out.index("--workers") + 1] == "1" and out.count("--workers") == 1
     assert out[out.index("--port") + 1] == "5000" and out[out.index("--http-port") + 1] == "5001"
     assert out[out.index("--data-dir") + 1] == f"/d/node-{index}" and "--reuse-port" in out
     assert ("--examples" in out) == (index == 0)  # one node deploys the examples
+    assert out[out.index("--max-environments") + 1] == "64"  # serve's 256 host-wide, over 4
+
+
+def test_host_wide_settings_are_split_between_workers():
+    argv = ["--max-environments=100", "--metrics-port", "9100", "--state", "postgresql://x/y"]
+    out = node_argv(argv, 2, 5000, None, "/d", workers=3)
+    assert out[out.index("--max-environments") + 1] == "33"
+    assert out[out.index("--metrics-port") + 1] == "9102" and out.count("--metrics-port") == 1
+    assert "--http-port" not in out

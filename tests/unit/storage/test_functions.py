@@ -221,3 +221,18 @@ def test_a_registry_from_before_revision_ids_gains_them_once(tmp_path):
         assert r.revision_id(r.resolve("f")) == first  # stored, not made up at each start
     finally:
         r.close()
+
+
+def test_delete_version_removes_one_published_version(reg):
+    reg.deploy("f", CFG, code())
+    reg.publish("f")
+    reg.deploy("f", CFG.with_changes(memory_mb=256), None)
+    reg.publish("f")
+    assert reg.delete_version("f", "1").version == "1"
+    with pytest.raises(ResourceNotFound):
+        reg.resolve("f", "1")
+    assert [v.version for v in reg.list_versions("f")] == ["$LATEST", "2"]
+    with pytest.raises(InvalidParameter, match="^Qualifier:"):
+        reg.delete_version("f", "prod")
+    with pytest.raises(ResourceNotFound):
+        reg.delete_version("f", "7")

@@ -20,9 +20,15 @@ def sqlite_store(tmp_path):
 STORES = {"sqlite": sqlite_store}
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=sorted(STORES) + ["postgresql"])
 def store(request, tmp_path):
-    s = STORES[request.param](tmp_path)
+    if request.param == "postgresql":  # the cluster's shared state (docs/cluster.md)
+        from runner.storage.postgres.mappings import PostgresMappingStore
+        from tests.state_fixtures import fresh_database
+
+        s = PostgresMappingStore(fresh_database(request.getfixturevalue("pg_server")))
+    else:
+        s = STORES[request.param](tmp_path)
     yield s
     s.close()
 

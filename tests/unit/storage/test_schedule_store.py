@@ -8,9 +8,15 @@ from runner.storage.schedules import Schedule, SQLiteScheduleStore
 IMPLEMENTATIONS = {"sqlite": SQLiteScheduleStore}
 
 
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+@pytest.fixture(params=sorted(IMPLEMENTATIONS) + ["postgresql"])
 def store(request, tmp_path):
-    s = IMPLEMENTATIONS[request.param](str(tmp_path))
+    if request.param == "postgresql":  # the cluster's shared state (docs/cluster.md)
+        from runner.storage.postgres.schedules import PostgresScheduleStore
+        from tests.state_fixtures import fresh_database
+
+        s = PostgresScheduleStore(fresh_database(request.getfixturevalue("pg_server")))
+    else:
+        s = IMPLEMENTATIONS[request.param](str(tmp_path))
     yield s
     s.close()
 

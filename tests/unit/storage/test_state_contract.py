@@ -222,3 +222,14 @@ def test_a_store_survives_a_database_restart(tmp_path):
     finally:
         server.stop()
         shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+def test_a_delivery_key_is_queued_once_across_nodes(state):
+    a = state.events("a")
+    assert a.enqueue(ev("x1"), key="schedule:s:2026-01-01T00:00") is True
+    b = state.events("b") if state.url else a
+    assert b.enqueue(ev("x2"), key="schedule:s:2026-01-01T00:00") is False
+    assert a.enqueue(Event("x3", "f", "", b"{}", 1.0, 0, 1.0, "", "Root=1-abc")) is True
+    assert a.pending() == 2
+    [e3] = [e for e in a.due(10.0, [], 10) if e.id == "x3"]
+    assert e3.trace_id == "Root=1-abc"
