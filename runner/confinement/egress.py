@@ -134,8 +134,10 @@ def _slirp(pid: int) -> Egress:
     os.close(ready_w)
     os.close(exit_r)
     try:
-        ok = bool(select.select([ready_r], [], [], READY_TIMEOUT_S)[0]) and \
-            os.read(ready_r, 1) == b"1"
+        # poll, not select: a busy server holds descriptors above select's limit of 1,024.
+        ready = select.poll()
+        ready.register(ready_r, select.POLLIN)
+        ok = bool(ready.poll(READY_TIMEOUT_S * 1000)) and os.read(ready_r, 1) == b"1"
     finally:
         os.close(ready_r)
     e = Egress()
@@ -267,9 +269,12 @@ def _relay(pid: int, endpoints: tuple[tuple[str, int], ...]) -> Egress:
 def _accept_loop(listeners: list[socket.socket], wake_r: int, e: Egress) -> None:
     by_fd = {s.fileno(): s for s in listeners}
     slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+    poller = select.poll()  # not select(): descriptors above 1,024 are normal on a busy server
+    for fd in (wake_r, *by_fd):
+        poller.register(fd, select.POLLIN)
     try:
         while not e._closed.is_set():
-            ready = select.select([wake_r, *by_fd], [], [])[0]
+            ready = [fd for fd, _ in poller.poll()]
             if wake_r in ready:
                 return
             for fd in ready:

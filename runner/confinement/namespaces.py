@@ -220,9 +220,11 @@ class Gate:
         exited or did not get there within `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         data = b""
+        info = select.poll()  # poll, not select: the pipe may be above descriptor 1,024
+        info.register(self._info_r, select.POLLIN)
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._info_r], [], [], left)[0]:
+            if left <= 0 or not info.poll(left * 1000):
                 return None
             chunk = os.read(self._info_r, 4096)
             if not chunk:

@@ -22,8 +22,11 @@ def artifacts() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Module-scoped, not session-scoped: Playwright's sync API keeps an asyncio loop marked
+    running in the main thread until it exits, which would make every later test that runs
+    a loop in that thread fail ("another loop is running")."""
     from playwright.sync_api import sync_playwright
 
     assert os.path.exists(CHROMIUM), (

@@ -78,7 +78,10 @@ class GuestChannel:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
-                select.select([], [self.sock], [], left)
+                # poll, not select: the socket may be above descriptor 1,024 on a busy server
+                writable = select.poll()
+                writable.register(self.sock.fileno(), select.POLLOUT)
+                writable.poll(left * 1000)
             except (BrokenPipeError, ConnectionResetError) as exc:
                 # The guest's end is closed: its process is gone. If not one byte went out, the
                 # guest saw nothing of this invocation, so it may run elsewhere; a guest that

@@ -133,16 +133,23 @@ class HttpFront:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # In the loop's own thread: the caller's thread may have a running loop of its own
+        # (a Playwright or aiohttp client), where run_until_complete would refuse to run.
+        await self._loop.shutdown_asyncgens()
 
     def stop(self) -> None:
-        if self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result()
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-        self._loop.close()
-        self._sock.close()
-        self._executor.shutdown(wait=True)
+        try:
+            if self._thread.is_alive():
+                asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result()
+        finally:
+            if self._thread.is_alive():
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join()
+            # Whatever the shutdown raised, the listening socket and the loop's own
+            # descriptors (selector, self-pipe) are released: a front stopped is a front gone.
+            self._loop.close()
+            self._sock.close()
+            self._executor.shutdown(wait=True)
 
     def __enter__(self) -> "HttpFront":
         self.start()

@@ -205,15 +205,18 @@ def main():
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    waiting = select.poll()  # poll, not select: no limit on descriptor numbers
+    waiting.register(chan.sock.fileno(), select.POLLIN)
+    waiting.register(wake_r, select.POLLIN)
     while True:
-        ready, _, _ = select.select([chan.sock, wake_r], [], [])
+        ready = [fd for fd, _ in waiting.poll()]
         if wake_r in ready:
             try:
                 os.read(wake_r, 4096)
             except BlockingIOError:
                 pass
             reap(chan)
-        if chan.sock not in ready:
+        if chan.sock.fileno() not in ready:
             continue
         msg, fds = chan.recv()
         if msg is None:
