@@ -231,14 +231,7 @@ class EventStore:
             rows = self._db.execute(
                 "SELECT * FROM dead_letters WHERE function = ? ORDER BY created_at, id", (function,)
             ).fetchall()
-            if ids:
-                known = {r["id"] for r in rows}
-                missing = [i for i in ids if i not in known]
-                if missing:
-                    raise ResourceNotFound(
-                        f"id: no dead letter {missing[0]!r} for function {function!r}; "
-                        f"see `runner dlq list {function}`")
-                rows = [r for r in rows if r["id"] in set(ids)]
+            rows = chosen_dead_letters(rows, ids, function)
             for r in rows:
                 self._db.execute("DELETE FROM dead_letters WHERE id = ?", (r["id"],))
                 self._insert_event(Event(r["id"], r["function"], r["qualifier"], r["payload"],
@@ -268,3 +261,19 @@ def _event(r: sqlite3.Row) -> Event:
 def _dead_letter(r: sqlite3.Row) -> DeadLetter:
     return DeadLetter(r["id"], r["function"], r["qualifier"], bytes(r["payload"]),
                       json.loads(r["record"]), r["created_at"])
+
+
+def chosen_dead_letters(rows: list, ids: list[str] | None, function: str) -> list:
+    """The dead-letter rows a replay names: all of `rows` when `ids` is empty, else those
+    with an id in `ids`, refusing the whole replay if one id is not a dead letter of
+    `function` (a replay is all or nothing). Shared by the SQLite and PostgreSQL queues."""
+    if not ids:
+        return rows
+    known = {r["id"] for r in rows}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise ResourceNotFound(
+            f"id: no dead letter {missing[0]!r} for function {function!r}; "
+            f"see `runner dlq list {function}`")
+    wanted = set(ids)
+    return [r for r in rows if r["id"] in wanted]

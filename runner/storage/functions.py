@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from contextlib import AbstractContextManager
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from runner.errors import InvalidParameter, PreconditionFailed, ResourceNotFound
 from runner.model import LATEST, FunctionConfig, FunctionVersion, validate_name
@@ -95,7 +95,7 @@ class SQLiteRegistry:
         validate_name(name)
         with self._lock:
             current = self._latest_row(name)
-            self._check_revision_id(name, current, revision_id)
+            check_revision_id(name, current, revision_id)
             if not isinstance(config, FunctionConfig):
                 config = config(None if current is None else self._config(current))
             if code is None:
@@ -134,7 +134,7 @@ class SQLiteRegistry:
     def publish(self, name: str, *, revision_id: str | None = None) -> FunctionVersion:
         with self._lock:
             latest = self.resolve(name)
-            self._check_revision_id(name, self._latest_row(name), revision_id)
+            check_revision_id(name, self._latest_row(name), revision_id)
             row = self._db.execute(
                 "SELECT version FROM versions WHERE name = ? AND revision = ?", (name, latest.revision)
             ).fetchone()
@@ -291,22 +291,6 @@ class SQLiteRegistry:
                 self._db.execute("UPDATE revisions SET revision_id = ? WHERE revision = ?",
                                  (str(uuid.uuid4()), rev))
 
-    @staticmethod
-    def _check_revision_id(name: str, current: sqlite3.Row | None, revision_id: str | None) -> None:
-        """Lambda's optimistic concurrency: a write that names a RevisionId applies only to
-        the state it names. Called under the lock, just before the write."""
-        if not revision_id:
-            return
-        if current is None:
-            raise PreconditionFailed(
-                f"revision_id: function {name!r} does not exist; deploy without a revision_id "
-                "to create it")
-        if current["revision_id"] != revision_id:
-            raise PreconditionFailed(
-                f"revision_id: {revision_id!r} is not the current revision id of function "
-                f"{name!r} (it changed since it was read); get the function again and retry "
-                "with its revision_id")
-
     def _latest_row(self, name: str) -> sqlite3.Row | None:
         return self._db.execute(
             "SELECT r.* FROM functions f JOIN revisions r ON r.revision = f.latest WHERE f.name = ?",
@@ -359,3 +343,20 @@ class SQLiteRegistry:
 
     def _tx(self) -> Transaction:
         return Transaction(self._db)
+
+
+def check_revision_id(name: str, current: Mapping[str, Any] | None, revision_id: str | None) -> None:
+    """Lambda's optimistic concurrency: a write that names a RevisionId applies only to the
+    state it names. `current` is the latest revision's row (None: no such function). Both
+    stores call it under their lock or in their transaction, just before the write."""
+    if not revision_id:
+        return
+    if current is None:
+        raise PreconditionFailed(
+            f"revision_id: function {name!r} does not exist; deploy without a revision_id "
+            "to create it")
+    if current["revision_id"] != revision_id:
+        raise PreconditionFailed(
+            f"revision_id: {revision_id!r} is not the current revision id of function "
+            f"{name!r} (it changed since it was read); get the function again and retry "
+            "with its revision_id")

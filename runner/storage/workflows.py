@@ -148,7 +148,7 @@ class SQLiteWorkflowStore:
         with self._lock, Transaction(self._db) as db:
             row = db.execute("SELECT * FROM machines WHERE name = ?", (machine.name,)).fetchone()
             if row is not None:
-                old = _machine(row)
+                old = machine_from_row(row)
                 if (old.definition, old.type) != (machine.definition, machine.type):
                     raise StateMachineAlreadyExists(
                         f"State Machine Already Exists: '{old.arn}' with another definition or "
@@ -164,19 +164,19 @@ class SQLiteWorkflowStore:
             row = self._db.execute("SELECT * FROM machines WHERE arn = ?", (arn,)).fetchone()
         if row is None:
             raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
-        return _machine(row)
+        return machine_from_row(row)
 
     def list_machines(self) -> list[StateMachine]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM machines ORDER BY name").fetchall()
-        return [_machine(r) for r in rows]
+        return [machine_from_row(r) for r in rows]
 
     def update_machine(self, arn, definition=None, role_arn=None) -> StateMachine:
         with self._lock, Transaction(self._db) as db:
             row = db.execute("SELECT * FROM machines WHERE arn = ?", (arn,)).fetchone()
             if row is None:
                 raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
-            m = replace(_machine(row), updated=time.time())
+            m = replace(machine_from_row(row), updated=time.time())
             if definition is not None:
                 m = replace(m, definition=definition)
             if role_arn is not None:
@@ -193,7 +193,7 @@ class SQLiteWorkflowStore:
         with self._lock, Transaction(self._db) as db:
             row = db.execute("SELECT * FROM executions WHERE arn = ?", (execution.arn,)).fetchone()
             if row is not None:
-                old = _execution(row)
+                old = execution_from_row(row)
                 if old.input != execution.input:
                     raise ExecutionAlreadyExists(
                         f"Execution Already Exists: '{execution.arn}' with another input; "
@@ -211,7 +211,7 @@ class SQLiteWorkflowStore:
             row = self._db.execute("SELECT * FROM executions WHERE arn = ?", (arn,)).fetchone()
         if row is None:
             raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
-        return _execution(row)
+        return execution_from_row(row)
 
     def list_executions(self, machine_arn, status=None):
         q, args = "SELECT * FROM executions WHERE machine_arn = ?", [machine_arn]
@@ -219,7 +219,7 @@ class SQLiteWorkflowStore:
             q, args = q + " AND status = ?", args + [status]
         with self._lock:
             rows = self._db.execute(q + " ORDER BY start DESC, rowid DESC", args).fetchall()
-        return [_execution(r) for r in rows]
+        return [execution_from_row(r) for r in rows]
 
     def transition(self, arn, events, *, cursor, status=RUNNING, output=None, error=None,
                    cause=None, only_if_running=True) -> bool:
@@ -264,19 +264,21 @@ class SQLiteWorkflowStore:
         with self._lock:
             rows = self._db.execute("SELECT * FROM executions WHERE status = ? ORDER BY start",
                                     (RUNNING,)).fetchall()
-        return [_execution(r) for r in rows]
+        return [execution_from_row(r) for r in rows]
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
 
-def _machine(r) -> StateMachine:
+def machine_from_row(r) -> StateMachine:
+    """A state machine from a table row (by column name; the PostgreSQL store uses it too)."""
     return StateMachine(r["arn"], r["name"], r["definition"], r["type"], r["role_arn"],
                         r["created"], r["updated"])
 
 
-def _execution(r) -> Execution:
+def execution_from_row(r) -> Execution:
+    """An execution from a table row (by column name; the PostgreSQL store uses it too)."""
     return Execution(r["arn"], r["machine_arn"], r["name"], r["status"], r["input"], r["start"],
                      r["output"], r["error"], r["cause"], r["stop"],
                      json.loads(r["cursor"]) if r["cursor"] else None, r["definition"])

@@ -28,8 +28,13 @@ from typing import Any, Callable, Iterable
 
 import psycopg
 
-from runner.errors import ResourceNotFound
-from runner.storage.events import DELIVERY_KEY_TTL_S, DeadLetter, Event, Outcome
+from runner.storage.events import (
+    DELIVERY_KEY_TTL_S,
+    DeadLetter,
+    Event,
+    Outcome,
+    chosen_dead_letters,
+)
 from runner.storage.postgres.connection import Database
 from runner.storage.postgres.nodes import LIVE_NODES
 from runner.storage.postgres.nodes import SCHEMA as NODES_SCHEMA
@@ -170,14 +175,7 @@ class PostgresEventStore:
         with self.db.transaction() as conn:
             rows = conn.execute("SELECT * FROM dead_letters WHERE function = %s "
                                 "ORDER BY created_at, id FOR UPDATE", (function,)).fetchall()
-            if ids:
-                known = {r["id"] for r in rows}
-                missing = [i for i in ids if i not in known]
-                if missing:
-                    raise ResourceNotFound(
-                        f"id: no dead letter {missing[0]!r} for function {function!r}; "
-                        f"see `runner dlq list {function}`")
-                rows = [r for r in rows if r["id"] in set(ids)]
+            rows = chosen_dead_letters(rows, ids, function)
             for r in rows:
                 conn.execute("DELETE FROM dead_letters WHERE id = %s", (r["id"],))
                 _insert(conn, Event(r["id"], r["function"], r["qualifier"], bytes(r["payload"]),

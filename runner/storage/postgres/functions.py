@@ -29,9 +29,10 @@ import uuid
 from contextlib import AbstractContextManager
 from typing import Callable
 
-from runner.errors import InvalidParameter, PreconditionFailed, ResourceNotFound
+from runner.errors import InvalidParameter, ResourceNotFound
 from runner.model import LATEST, FunctionConfig, FunctionVersion, validate_name
 from runner.storage.code import CodeStore
+from runner.storage.functions import check_revision_id
 from runner.storage.postgres.connection import Database
 from runner.storage.updates import UpdateClaims
 
@@ -111,7 +112,7 @@ class PostgresRegistry:
         with self.db.transaction() as conn:
             conn.execute(_LOCK, (name,))
             current = conn.execute(_LATEST, (name,)).fetchone()
-            _check_revision_id(name, current, revision_id)
+            check_revision_id(name, current, revision_id)
             if not isinstance(config, FunctionConfig):
                 config = config(None if current is None else _config(current))
             if code is None:
@@ -154,7 +155,7 @@ class PostgresRegistry:
             current = conn.execute(_LATEST, (name,)).fetchone()
             if current is None:
                 raise ResourceNotFound(f"function not found: {name}")
-            _check_revision_id(name, current, revision_id)
+            check_revision_id(name, current, revision_id)
             row = conn.execute("SELECT version FROM versions WHERE name = %s AND revision = %s",
                                (name, current["revision"])).fetchone()
             if row is None:
@@ -346,17 +347,3 @@ class PostgresRegistry:
 
 def _config(row: dict) -> FunctionConfig:
     return FunctionConfig.from_dict(json.loads(row["config"]))
-
-
-def _check_revision_id(name: str, current: dict | None, revision_id: str | None) -> None:
-    if not revision_id:
-        return
-    if current is None:
-        raise PreconditionFailed(
-            f"revision_id: function {name!r} does not exist; deploy without a revision_id "
-            "to create it")
-    if current["revision_id"] != revision_id:
-        raise PreconditionFailed(
-            f"revision_id: {revision_id!r} is not the current revision id of function "
-            f"{name!r} (it changed since it was read); get the function again and retry "
-            "with its revision_id")

@@ -69,7 +69,7 @@ def store(request, tmp_path):
     elif request.param == "memory":
         s = MemoryWorkflowStore()
     else:
-        from runner.storage.workflows_postgres import PostgresWorkflowStore
+        from runner.storage.postgres.workflows import PostgresWorkflowStore
 
         s = PostgresWorkflowStore(request.getfixturevalue("pg_server").url,
                                   schema=f"wf_test_{next(_schemas)}")

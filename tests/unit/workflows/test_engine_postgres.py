@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from runner.storage.workflows_postgres import PostgresWorkflowStore
+from runner.storage.postgres.workflows import PostgresWorkflowStore
 from runner.workflows.engine import WorkflowEngine
 from tests.real_servers import postgres_server
 from tests.unit.storage.test_workflow_store import ready

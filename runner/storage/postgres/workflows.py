@@ -28,7 +28,14 @@ from runner.errors import (
     StateMachineAlreadyExists,
     StateMachineDoesNotExist,
 )
-from runner.storage.workflows import RUNNING, Execution, HistoryEvent, StateMachine
+from runner.storage.workflows import (
+    RUNNING,
+    Execution,
+    HistoryEvent,
+    StateMachine,
+    execution_from_row,
+    machine_from_row,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS wf_machines (
@@ -69,7 +76,7 @@ class PostgresWorkflowStore:
             row = self._db.execute("SELECT * FROM wf_machines WHERE name = %s FOR UPDATE",
                                    (machine.name,)).fetchone()
             if row is not None:
-                old = _machine(row)
+                old = machine_from_row(row)
                 if (old.definition, old.type) != (machine.definition, machine.type):
                     raise StateMachineAlreadyExists(
                         f"State Machine Already Exists: '{old.arn}' with another definition or "
@@ -85,12 +92,12 @@ class PostgresWorkflowStore:
             row = self._db.execute("SELECT * FROM wf_machines WHERE arn = %s", (arn,)).fetchone()
         if row is None:
             raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
-        return _machine(row)
+        return machine_from_row(row)
 
     def list_machines(self) -> list[StateMachine]:
         with self._lock, self._db.transaction():
             rows = self._db.execute("SELECT * FROM wf_machines ORDER BY name").fetchall()
-        return [_machine(r) for r in rows]
+        return [machine_from_row(r) for r in rows]
 
     def update_machine(self, arn, definition=None, role_arn=None) -> StateMachine:
         with self._lock, self._db.transaction():
@@ -98,7 +105,7 @@ class PostgresWorkflowStore:
                                    (arn,)).fetchone()
             if row is None:
                 raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
-            m = replace(_machine(row), updated=time.time())
+            m = replace(machine_from_row(row), updated=time.time())
             if definition is not None:
                 m = replace(m, definition=definition)
             if role_arn is not None:
@@ -121,7 +128,7 @@ class PostgresWorkflowStore:
                  execution.input, execution.start, json.dumps(execution.cursor),
                  execution.definition)).rowcount
             if not inserted:
-                old = _execution(self._db.execute("SELECT * FROM wf_executions WHERE arn = %s",
+                old = execution_from_row(self._db.execute("SELECT * FROM wf_executions WHERE arn = %s",
                                                   (execution.arn,)).fetchone())
                 if old.input != execution.input:
                     raise ExecutionAlreadyExists(
@@ -136,7 +143,7 @@ class PostgresWorkflowStore:
             row = self._db.execute("SELECT * FROM wf_executions WHERE arn = %s", (arn,)).fetchone()
         if row is None:
             raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
-        return _execution(row)
+        return execution_from_row(row)
 
     def list_executions(self, machine_arn, status=None):
         q, args = "SELECT * FROM wf_executions WHERE machine_arn = %s", [machine_arn]
@@ -144,7 +151,7 @@ class PostgresWorkflowStore:
             q, args = q + " AND status = %s", args + [status]
         with self._lock, self._db.transaction():
             rows = self._db.execute(q + " ORDER BY start DESC, seq DESC", args).fetchall()
-        return [_execution(r) for r in rows]
+        return [execution_from_row(r) for r in rows]
 
     def transition(self, arn, events, *, cursor, status=RUNNING, output=None, error=None,
                    cause=None, only_if_running=True) -> bool:
@@ -195,19 +202,8 @@ class PostgresWorkflowStore:
         with self._lock, self._db.transaction():
             rows = self._db.execute("SELECT * FROM wf_executions WHERE status = %s "
                                     "ORDER BY start, seq", (RUNNING,)).fetchall()
-        return [_execution(r) for r in rows]
+        return [execution_from_row(r) for r in rows]
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def _machine(r) -> StateMachine:
-    return StateMachine(r["arn"], r["name"], r["definition"], r["type"], r["role_arn"],
-                        r["created"], r["updated"])
-
-
-def _execution(r) -> Execution:
-    return Execution(r["arn"], r["machine_arn"], r["name"], r["status"], r["input"], r["start"],
-                     r["output"], r["error"], r["cause"], r["stop"],
-                     json.loads(r["cursor"]) if r["cursor"] else None, r["definition"])
