@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 
 from runner import settings
 from runner.cli.client import EXIT_PLATFORM_ERROR
 from runner.cli.examples import default_guests_dir, deploy_examples
 from runner.errors import ResourceConflict
+from runner.stop_signal import StopSignal
 
 # The port a client finds with no --address and no $RUNNER_ADDRESS.
 DEFAULT_PORT = int(settings.DEFAULT_ADDRESS.rpartition(":")[2])
@@ -29,10 +28,9 @@ def cmd_serve(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Before anything is announced: a supervisor that sends SIGTERM as soon as it reads
     # "listening" must get a clean shutdown, not the default action (death by the signal).
-    # The handlers only set an Event: the main thread shuts down, outside signal context.
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    # The handler only records the request (runner/stop_signal.py says why not an Event):
+    # the main thread shuts down, outside signal context.
+    stop = StopSignal()
     data_dir = args.data_dir or default_data_dir()
     from runner.errors import InvalidParameter
     from runner.model import set_region

@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 
+from runner.stop_signal import StopSignal
+
 RESTART_DELAY_S = 1.0
 
 
@@ -83,7 +85,7 @@ class Supervisor:
         self.http_port = (http_port or free_port(host)) if http_port is not None else None
         self.data_dir = data_dir
         self.procs: list[subprocess.Popen | None] = [None] * workers
-        self._stop = threading.Event()
+        self._stop: StopSignal | None = None  # installed by run(), in the main thread
 
     def _start(self, index: int) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "runner", "serve",
@@ -101,8 +103,7 @@ class Supervisor:
         ready.set()
 
     def run(self) -> int:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self._stop.set())
+        self._stop = StopSignal()  # not an Event set in the handler: see runner/stop_signal.py
         readies = []
         for i in range(self.workers):
             ready = threading.Event()
