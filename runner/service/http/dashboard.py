@@ -46,6 +46,7 @@ from runner.service.http.status import describe
 UI_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui")
 STATIC = {  # the only files served: no path from the request ever reaches the file system
     "app.js": "application/javascript",
+    "workflows.js": "application/javascript",
     "app.css": "text/css",
     "uPlot.iife.min.js": "application/javascript",
     "uPlot.min.css": "text/css",
