@@ -111,6 +111,7 @@ function stateGraph(g, withOutcomes) {
   const laneEdges = [];
   const straight = new Set();
   const items = [];
+  const labels = [];  // drawn after every edge, so that no later lane crosses a label
   const edges = [{ from: null, to: g.start, kind: "start", label: "" }, ...g.edges];
   for (const e of edges) {
     const i = e.from === null ? -1 : index.get(e.from), j = index.get(e.to);
@@ -120,7 +121,7 @@ function stateGraph(g, withOutcomes) {
       const x = LEFT + W / 2, y0 = i < 0 ? 22 : y(i) + H, y1 = y(j);
       items.push(svg("line", { x1: x, y1: y0, x2: x, y2: y1 - 2, class: "edge edge-" + e.kind,
                                "marker-end": "url(#arrow)", "data-edge": `${e.from ?? "start"}->${e.to}` }));
-      if (e.label) items.push(svg("text", { x: x + 6, y: (y0 + y1) / 2 + 4, class: "edge-label" }, e.label));
+      if (e.label) labels.push(svg("text", { x: x + 6, y: (y0 + y1) / 2 + 4, class: "edge-label" }, e.label));
     } else {
       laneEdges.push([e, i, j]);
     }
@@ -132,7 +133,8 @@ function stateGraph(g, withOutcomes) {
     items.push(svg("path", { d: `M${x0},${y0} H${lx} V${y1} H${right + 2}`, fill: "none",
                              class: "edge edge-" + e.kind, "marker-end": "url(#arrow)",
                              "data-edge": `${e.from ?? "start"}->${e.to}` }));
-    if (e.label) items.push(svg("text", { x: lx + 3, y: Math.min(y0, y1) + 12, class: "edge-label" }, e.label));
+    // Beside its lane, halfway: edges leaving one state (Choice rules) get labels apart.
+    if (e.label) labels.push(svg("text", { x: lx + 3, y: (y0 + y1) / 2 + 4, class: "edge-label" }, e.label));
   });
   const boxes = g.nodes.map((n, i) => {
     const outcome = withOutcomes ? n.outcome : "none";
@@ -153,5 +155,5 @@ function stateGraph(g, withOutcomes) {
     markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, svg("path", { d: "M0,0 L10,5 L0,10 z", class: "arrowhead" })));
   const start = svg("g", { class: "start" }, svg("circle", { cx: LEFT + W / 2, cy: 14, r: 8 }),
                     svg("text", { x: LEFT + W / 2 + 14, y: 18, class: "edge-label" }, "start"));
-  return svg("svg", { id: "graph", width, height, viewBox: `0 0 ${width} ${height}` }, defs, ...items, start, ...boxes);
+  return svg("svg", { id: "graph", width, height, viewBox: `0 0 ${width} ${height}` }, defs, ...items, ...labels, start, ...boxes);
 }
