@@ -1,6 +1,8 @@
 """The dashboard in a real browser against a running server with real functions (issue 22):
-each page loads, its numbers match the metrics, the invoke form and the live tail work, and a
-list of 100 functions with their sparklines renders in under a second."""
+each page loads, its numbers match the metrics, the invoke form and the live tail work, a
+list of 100 functions with their sparklines renders in under a second, the workflow pages show
+executions and their states coloured by outcome, and a function's page lists its schedules
+and mappings."""
 
 from __future__ import annotations
 
@@ -8,13 +10,17 @@ import json
 import os
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from runner import Runner
 from runner.environments.fake import FakeBackend
 from runner.service.http import HttpFront
+from runner.service.push import Push
+from runner.sources.manager import EventSources
 from runner.storage.metric_series import MinuteSample, bucket_index
+from runner.workflows.engine import WorkflowEngine
 from tests.conftest import guest
 from tests.metrics_helpers import sample
 
@@ -34,6 +40,25 @@ def served(tmp_path):
     front.start()
     yield runner, f"http://127.0.0.1:{front.port}"
     _stop(front)
+    runner.close()
+
+
+@pytest.fixture
+def served_full(tmp_path):
+    """A front as `runner serve` builds it: with a workflow engine, the push side (schedules,
+    triggers, topics; the scheduler not started) and the event sources (no pollers)."""
+    runner = Runner(str(tmp_path / "data"), idle_ttl_s=60)
+    engine = WorkflowEngine(runner.data_dir, runner.invoke)
+    push = Push(runner)
+    sources = EventSources(runner)
+    front = HttpFront(runner, "127.0.0.1", 0, push=push, workflows=engine, sources=sources)
+    front.start()
+    yield SimpleNamespace(runner=runner, engine=engine, push=push, sources=sources,
+                          base=f"http://127.0.0.1:{front.port}")
+    _stop(front)
+    sources.close()
+    push.close()
+    engine.close()
     runner.close()
 
 
@@ -78,6 +103,8 @@ def test_function_page_charts_invoke_form_and_live_tail(served, page, artifacts)
     assert page.locator(".chart canvas").count() == 4
     assert page.locator('[data-config="runtime"]').inner_text() == "python"
     assert "3 invocations, 0 errors" in page.locator(".window").inner_text()
+    # This front has no push side or sources: the page says so rather than "none".
+    assert page.locator('[data-none="schedules"]').inner_text() == "Not configured on this server."
     # The invoke form: the result and the invocation's log block.
     page.fill("#payload", '{"from": "the browser"}')
     page.click("#invoke")
@@ -149,3 +176,101 @@ def test_a_list_of_100_functions_renders_in_under_a_second(tmp_path, page, artif
     # whole reload is reported with it and bounded loosely (a busy CI machine).
     assert render_ms < 1000, f"rendered in {render_ms:.0f} ms (reload {elapsed * 1000:.0f} ms)"
     assert elapsed < 5
+
+
+# ------------------------------------------------------------------ workflows
+
+FLOW = {"StartAt": "Prepare", "States": {
+    "Prepare": {"Type": "Pass", "Result": {"card": "4242"}, "Next": "Charge"},
+    "Charge": {"Type": "Task", "Resource": "CHARGE", "Next": "Done",
+               "Catch": [{"ErrorEquals": ["Timeout"], "Next": "Refuse"}]},
+    "Done": {"Type": "Succeed"},
+    "Refuse": {"Type": "Fail", "Error": "Refused"}}}
+
+FILLS = {"succeeded": "rgb(212, 237, 218)", "failed": "rgb(248, 215, 218)",
+         "not_reached": "rgb(255, 255, 255)"}
+
+
+def _machine(engine, name: str, function: str) -> None:
+    engine.create_machine(name, json.dumps(FLOW).replace("CHARGE", function))
+
+
+def _state(page, name: str) -> tuple[str, str]:
+    """(data-outcome, the fill the browser computed) of a state's box in the graph."""
+    box = page.locator(f'#graph g[data-state="{name}"]')
+    return (box.get_attribute("data-outcome"),
+            box.locator("rect").evaluate("r => getComputedStyle(r).fill"))
+
+
+def test_workflow_pages_show_executions_and_states_coloured_by_outcome(served_full, page, artifacts):
+    s = served_full
+    s.runner.deploy("echo", guest("python", "echo"), runtime="python", handler="app.handler")
+    s.runner.deploy("raises", guest("python", "raises"), runtime="python", handler="app.handler")
+    _machine(s.engine, "orders", "echo")
+    _machine(s.engine, "refunds", "raises")
+    for machine, name in (("orders", "o1"), ("orders", "o2"), ("refunds", "r1")):
+        s.engine.wait(s.engine.start_execution(machine, name, "{}").arn, 60)
+
+    page.goto(s.base + "/ui/#/workflows")
+    _ready(page, "/workflows")
+    orders, refunds = (page.locator(f'tr[data-machine="{m}"]') for m in ("orders", "refunds"))
+    assert orders.locator('[data-field="SUCCEEDED"]').inner_text() == "2"
+    assert orders.locator('[data-field="FAILED"]').inner_text() == "0"
+    assert refunds.locator('[data-field="FAILED"]').inner_text() == "1"
+    assert refunds.locator('[data-field="executions"]').inner_text() == "1"
+    page.screenshot(path=os.path.join(artifacts, "workflows.png"), full_page=True)
+
+    # The machine's page: its executions with their status, and the graph undecorated.
+    page.click("text=refunds")
+    _ready(page, "/wf/refunds")
+    assert page.locator('tr[data-execution="r1"] [data-field="status"]').inner_text() == "FAILED"
+    assert page.locator("#graph g[data-state]").count() == 4
+    # Next edges run straight down, the Catch in a lane of its own.
+    assert page.locator('#graph [data-edge="Charge->Refuse"]').get_attribute("class") == "edge edge-catch"
+    assert page.locator('#graph [data-edge="start->Prepare"]').count() == 1
+
+    # The failed execution: the Task failed, the Pass before it succeeded, the rest not reached.
+    page.click("text=r1")
+    _ready(page, "/wf/refunds/ex/r1")
+    assert page.locator('#execution [data-field="status"]').inner_text() == "FAILED"
+    assert page.locator('#execution [data-field="error"]').inner_text() == "PaymentDeclined"
+    assert _state(page, "Prepare") == ("succeeded", FILLS["succeeded"])
+    assert _state(page, "Charge") == ("failed", FILLS["failed"])
+    assert _state(page, "Done") == ("not_reached", FILLS["not_reached"])
+    assert _state(page, "Refuse")[0] == "not_reached"
+    assert page.locator("#history tr", has_text="LambdaFunctionFailed").count() == 1
+    page.screenshot(path=os.path.join(artifacts, "execution-failed.png"), full_page=True)
+
+    # A succeeded execution: every state on its path succeeded.
+    page.goto(s.base + "/ui/#/wf/orders/ex/o2")
+    _ready(page, "/wf/orders/ex/o2")
+    assert page.locator('#execution [data-field="status"]').inner_text() == "SUCCEEDED"
+    for name in ("Prepare", "Charge", "Done"):
+        assert _state(page, name) == ("succeeded", FILLS["succeeded"])
+    assert json.loads(page.locator("#exec-output").inner_text()) == {"card": "4242"}
+    page.screenshot(path=os.path.join(artifacts, "execution-succeeded.png"), full_page=True)
+
+
+def test_the_workflows_page_without_an_engine_says_none_are_configured(served, page):
+    _, base = served
+    page.goto(base + "/ui/#/workflows")
+    _ready(page, "/workflows")
+    assert "No workflows configured" in page.locator("#no-workflows").inner_text()
+
+
+def test_a_functions_page_shows_its_schedules_and_mappings(served_full, page, artifacts):
+    s = served_full
+    s.runner.deploy("echo", guest("python", "echo"), runtime="python", handler="app.handler")
+    s.push.scheduler.add("nightly", "echo", "cron(0 3 * * ? *)")
+    # No broker on port 1: the mapping exists all the same (its poller, not started, would retry).
+    m = s.sources.create(function="echo", source_type="redis-stream",
+                         endpoint="redis://:s3cret@127.0.0.1:1/0", name="clicks")
+    page.goto(s.base + "/ui/#/fn/echo")
+    _ready(page, "/fn/echo")
+    schedule = page.locator('[data-source="schedule/nightly"]').inner_text()
+    assert "cron(0 3 * * ? *)" in schedule and "next " in schedule
+    mapping = page.locator(f'[data-source="mapping/{m.uuid}"]').inner_text()
+    assert "redis-stream" in mapping and "clicks" in mapping and "****" in mapping
+    assert "s3cret" not in page.content()
+    assert page.locator('[data-none="triggers"]').inner_text() == "None."
+    page.locator("#event-sources").screenshot(path=os.path.join(artifacts, "function-sources.png"))

@@ -9,6 +9,9 @@
     /ui/api/functions/{name}/logs/stream        the log as server-sent events (live tail)
     POST /ui/api/functions/{name}/invoke        invoke with the body as payload: result + log
     /ui/api/usage?since=S                       requests and GB-seconds per function per day
+    /ui/api/workflows                           state machines, executions counted by status
+    /ui/api/workflows/{machine}                 its states (graph) and newest executions
+    /ui/api/workflows/{machine}/executions/{name}  an execution: states coloured by outcome
 
 Every asset is in the package: nothing is fetched from the network at run time.
 
@@ -36,12 +39,14 @@ from runner.errors import InvalidParameter, ResourceNotFound
 from runner.metrics import CONTENT_TYPE_LATEST, views
 from runner.model import MAX_PAYLOAD_BYTES
 from runner.service.admission import Slots
+from runner.service.http import dashboard_sources, dashboard_workflows
 from runner.service.http.body import read_body
 from runner.service.http.status import describe
 
 UI_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui")
 STATIC = {  # the only files served: no path from the request ever reaches the file system
     "app.js": "application/javascript",
+    "workflows.js": "application/javascript",
     "app.css": "text/css",
     "uPlot.iife.min.js": "application/javascript",
     "uPlot.min.css": "text/css",
@@ -61,8 +66,14 @@ def _loopback(host: str) -> bool:
 
 class Dashboard:
     def __init__(self, runner, executor: Executor, invocations: Slots, host: str,
-                 token: str | None = None) -> None:
+                 token: str | None = None, *, workflows=None, push=None, sources=None) -> None:
+        """`workflows` (a WorkflowEngine), `push` (service.push.Push) and `sources` (the
+        EventSources manager) are optional, as on HttpFront: without them the workflow pages
+        say none are configured and a function's page says so for its event sources."""
         self.runner = runner
+        self.workflows = workflows
+        self.push = push
+        self.sources = sources
         self.executor = executor
         self.invocations = invocations
         self.token = token if token is not None else settings.current().dashboard_token
@@ -130,6 +141,8 @@ class Dashboard:
         if parts == ["usage"]:
             since = _int(request.query.get("since", str(7 * 86400)), "since")
             return _json(await self._call(self._usage, since))
+        if parts[0] == "workflows":
+            return _json(await self._call(self._workflow_view, parts[1:]))
         if len(parts) >= 2 and parts[0] == "functions":
             name, rest = parts[1], parts[2:]
             if rest == []:
@@ -170,9 +183,21 @@ class Dashboard:
             "routes": [{"method": r.method, "path": r.path, "qualifier": r.qualifier}
                        for r in self.runner.list_routes() if r.function == name],
             "dead_letters": len(self.runner.dead_letters(name)),
+            "event_sources": dashboard_sources.for_function(name, self.push, self.sources),
             "window": window,
             "series": views.series(self.runner.series, self.runner.metrics.minutes, name, window),
         }
+
+    def _workflow_view(self, rest: list[str]) -> dict:
+        if rest == []:
+            return dashboard_workflows.machines(self.workflows)
+        if len(rest) == 1:
+            return dashboard_workflows.machine(self.workflows, rest[0])
+        if len(rest) == 3 and rest[1] == "executions":
+            return dashboard_workflows.execution(self.workflows, rest[0], rest[2])
+        raise ResourceNotFound(f"no dashboard API at /ui/api/workflows/{'/'.join(rest)}; "
+                               "use workflows, workflows/MACHINE or "
+                               "workflows/MACHINE/executions/NAME")
 
     def _invoke(self, name: str, body: bytes) -> dict:
         with self.invocations:

@@ -70,7 +70,8 @@ class HttpFront:
         # The Step Functions API (issue 21) when given a workflow engine.
         self._sfn = StepFunctionsApi(workflows, self._executor) if workflows is not None else None
         # /metrics and the dashboard at /ui (docs/observability.md, issue 22).
-        self._dashboard = Dashboard(runner, self._executor, invocations, host)
+        self._dashboard = Dashboard(runner, self._executor, invocations, host,
+                                    workflows=workflows, push=push, sources=sources)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="http-front",
                                         daemon=True)

@@ -1,5 +1,6 @@
-// The dashboard: one page, three views (#/ functions, #/fn/NAME, #/usage), drawn from the
-// JSON API under /ui/api/ (runner/service/http/dashboard.py). Charts are uPlot, served by the
+// The dashboard: one page, views #/ (functions), #/fn/NAME, #/usage and the workflow views of
+// workflows.js (#/workflows, #/wf/MACHINE, #/wf/MACHINE/ex/NAME), drawn from the JSON API
+// under /ui/api/ (runner/service/http/dashboard.py). Charts are uPlot, served by the
 // runner itself. Elements the browser tests read carry data-* attributes.
 "use strict";
 
@@ -145,7 +146,8 @@ async function showFunction(name, windowS) {
     el("div", { class: "cols" },
       el("div", {}, el("h2", {}, "Configuration"), el("table", { id: "config" }, el("tbody", {}, ...cfgRows)),
          el("h2", {}, "Versions"), el("table", { id: "versions" }, el("tbody", {}, ...versions)),
-         el("h2", {}, "Triggers"), routes.length ? el("ul", { id: "routes" }, ...routes) : el("p", { class: "muted" }, "No HTTP routes."),
+         el("h2", {}, "HTTP routes"), routes.length ? el("ul", { id: "routes" }, ...routes) : el("p", { class: "muted" }, "No HTTP routes."),
+         el("h2", {}, "Event sources, triggers and schedules"), eventSources(doc.event_sources),
          el("p", { "data-field": "dead_letters" }, `Dead letters: ${doc.dead_letters}`)),
       el("div", {}, el("h2", {}, "Invoke"), payload, el("br"),
          el("button", { id: "invoke", onclick: invoke }, "Invoke"),
@@ -161,6 +163,33 @@ async function showFunction(name, windowS) {
     tail.scrollTop = tail.scrollHeight;
   };
   cleanup.push(() => source.close());
+}
+
+// What else invokes the function: one list per kind, each item with a data-source attribute
+// ("mapping/UUID", "trigger/NAME", "subscription/ID", "schedule/NAME").
+function eventSources(src) {
+  const kinds = [
+    ["mappings", "Event source mappings", "mapping", (m) => m.uuid,
+     (m) => `${m.source_type} ${m.endpoint} ${m.name}` + (m.qualifier ? ` (${m.qualifier})` : "") +
+            ` · batch ${m.batch_size} · ${m.state} · ${m.last_result}`],
+    ["triggers", "Object-store triggers", "trigger", (t) => t.name,
+     (t) => `${t.name}: bucket ${t.bucket} ${t.events.join(",")}` + (t.prefix ? ` prefix ${t.prefix}` : "") +
+            (t.suffix ? ` suffix ${t.suffix}` : "")],
+    ["subscriptions", "Topic subscriptions", "subscription", (s) => s.id,
+     (s) => `topic ${s.topic}` + (s.qualifier ? ` (${s.qualifier})` : "") +
+            (s.filter_policy ? ` filter ${JSON.stringify(s.filter_policy)}` : "")],
+    ["schedules", "Schedules", "schedule", (s) => s.name,
+     (s) => `${s.name}: ${s.expression} ${s.timezone}` + (s.enabled ? "" : " (disabled)") +
+            (s.next_slot ? ` · next ${fmtTime(s.next_slot)}` : "")],
+  ];
+  return el("div", { id: "event-sources" }, ...kinds.map(([key, title, kind, id, text]) => {
+    const part = src[key];
+    const body = !part.configured ? el("p", { class: "muted", "data-none": key }, "Not configured on this server.")
+      : part.items.length ? el("ul", { "data-sources": key }, ...part.items.map((item) =>
+          el("li", { "data-source": `${kind}/${id(item)}` }, text(item))))
+      : el("p", { class: "muted", "data-none": key }, "None.");
+    return el("div", {}, el("h3", {}, title), body);
+  }));
 }
 
 // ------------------------------------------------------------------ usage
@@ -203,7 +232,11 @@ async function route() {
   document.body.dataset.ready = "";
   try {
     const m = hash.match(/^\/fn\/([^/]+)(?:\/(\d+))?$/);
+    const wf = hash.match(/^\/wf\/([^/]+)(?:\/ex\/([^/]+))?$/);
     if (m) await showFunction(decodeURIComponent(m[1]), Number(m[2] || 3600));
+    else if (wf && wf[2]) await showExecution(decodeURIComponent(wf[1]), decodeURIComponent(wf[2]));
+    else if (wf) await showMachine(decodeURIComponent(wf[1]));
+    else if (hash === "/workflows") await showWorkflows();
     else if (hash === "/usage") await showUsage();
     else await showFunctions();
   } catch (e) {
