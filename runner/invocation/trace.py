@@ -12,7 +12,8 @@ callers that trace nothing.
 
 An accepted trace goes with the invocation: to the guest (the invoke frame's `trace`), to the
 REPORT line (Lambda's `XRAY TraceId: ... SegmentId: ... Sampled: ...` suffix), and with an
-asynchronous event into the queue, so its later attempts run under the same trace.
+asynchronous event into the queue, so its later attempts run under the same trace. A message
+read by an event source mapping may carry one too (`from_message`): its batch runs under it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ def from_headers(amzn: str | None, traceparent: str | None) -> str | None:
             sampled = int(m.group(4), 16) & 1
             return f"Root=1-{tid[:8]}-{tid[8:]};Parent={m.group(3)};Sampled={sampled}"
     return None
+
+
+def from_message(headers: dict[str, str] | None) -> str:
+    """The trace a broker message carries in its headers (NATS headers, Redis stream fields),
+    matched case-insensitively as HTTP headers are; "" when none or malformed."""
+    if not headers:
+        return ""
+    lower = {str(k).lower(): v for k, v in headers.items()}
+    amzn, parent = lower.get("x-amzn-trace-id"), lower.get("traceparent")
+    return from_headers(amzn if isinstance(amzn, str) else None,
+                        parent if isinstance(parent, str) else None) or ""
 
 
 def fields(trace: str) -> dict[str, str]:

@@ -27,7 +27,9 @@ class Record:
     under it); `key` orders records (records with the same key are processed in order, even
     with ParallelizationFactor > 1); `arrival` is when the broker accepted it (unix seconds),
     for MaximumRecordAgeInSeconds and the iterator age; `deliveries` counts how often the
-    broker handed it out, for SQS's ApproximateReceiveCount; `meta` is the source's own."""
+    broker handed it out, for SQS's ApproximateReceiveCount; `meta` is the source's own;
+    `trace` is the trace context the message carried (a `X-Amzn-Trace-Id` or `traceparent`
+    header or field, in Lambda's form: invocation/trace.py), "" when none."""
 
     id: str
     key: str
@@ -35,6 +37,7 @@ class Record:
     arrival: float
     deliveries: int = 1
     meta: dict[str, Any] = field(default_factory=dict)
+    trace: str = ""
 
 
 class Source(Protocol):

@@ -196,8 +196,8 @@ class EventSources:
         if entry is not None:
             entry[1].stop()
 
-    def _invoke(self, function: str, body: bytes, qualifier: str):
-        return self.runner.invoke(function, body, qualifier=qualifier or None)
+    def _invoke(self, function: str, body: bytes, qualifier: str, trace_id: str | None = None):
+        return self.runner.invoke(function, body, qualifier=qualifier or None, trace_id=trace_id)
 
     def _forward(self, function: str, document: dict) -> None:
         self.runner.invoke_async(function, json.dumps(document).encode())

@@ -29,6 +29,7 @@ import nats.js.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from runner.errors import SourceUnavailable
+from runner.invocation import trace
 from runner.sources.base import Record
 from runner.sources.shapes import queue_arn, sqs_record
 from runner.storage.mapping_model import Mapping, redacted
@@ -137,7 +138,8 @@ class NatsJetStreamSource:
             arrival = meta.timestamp.timestamp() if meta.timestamp else 0.0
             self._outstanding[rid] = msg
             out.append(Record(rid, rid, msg.data, arrival, meta.num_delivered,
-                              {"headers": headers, "receipt": f"{self.durable}:{meta.sequence.consumer}"}))
+                              {"headers": headers, "receipt": f"{self.durable}:{meta.sequence.consumer}"},
+                              trace.from_message(headers)))
         return out
 
     def ack(self, records: list[Record]) -> None:

@@ -55,7 +55,7 @@ RETRY_MAX_S = 2.0
 CONNECT_BASE_S = 0.2  # backoff after a broker failure, doubling, up to CONNECT_MAX_S
 CONNECT_MAX_S = 5.0
 
-Invoke = Callable[[str, bytes, str], InvocationResult]
+Invoke = Callable[[str, bytes, str, str | None], InvocationResult]  # function, body, qualifier, trace
 Forward = Callable[[str, dict], None]
 
 
@@ -260,7 +260,10 @@ class Poller:
                 self.process(pending[:half])
                 self.process(pending[half:])
                 return
-            result = self._invoke(body)
+            # A batch runs under the trace of its first record that carried one (Lambda's SQS
+            # shape names it per record; an invocation can run under one trace only).
+            carried = next((r.trace for r in pending if r.trace), None)
+            result = self._invoke(body, carried)
             failed, blamed, whole = self._failures(result, pending)
             self.on_batch(len(pending), not failed)
             failed_ids = {id(r) for r in failed}
@@ -290,7 +293,7 @@ class Poller:
                     raise Stopped()
                 backoff = min(backoff * 2, RETRY_MAX_S)
 
-    def _invoke(self, body: bytes) -> InvocationResult:
+    def _invoke(self, body: bytes, trace_id: str | None = None) -> InvocationResult:
         wait = RETRY_BASE_S
         while True:
             if self._stop.is_set():
@@ -298,7 +301,7 @@ class Poller:
             try:
                 self._settle_ack()
                 self.stats.invocations += 1
-                return self.invoke_fn(self.m.function, body, self.m.qualifier)
+                return self.invoke_fn(self.m.function, body, self.m.qualifier, trace_id)
             except TooManyRequests:
                 # Reserved concurrency reached: slow down, drop nothing, count no failure.
                 self.stats.throttled += 1

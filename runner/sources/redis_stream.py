@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 import redis
 
 from runner.errors import SourceUnavailable
+from runner.invocation import trace
 from runner.sources.base import Record
 from runner.sources.shapes import arrival_iso, kinesis_record, stream_arn
 from runner.storage.mapping_model import Mapping
@@ -114,8 +115,13 @@ class RedisStreamSource:
                                for k, v in fields.items()}).encode()
         key = fields.get(b"partitionKey")
         arrival = int(rid.split("-", 1)[0]) / 1000
+        # A `traceparent` or `X-Amzn-Trace-Id` field, next to `data`, is the entry's trace
+        # context (the convention OpenTelemetry uses for message headers).
+        carried = trace.from_message({k.decode(errors="replace"): v.decode(errors="replace")
+                                      for k, v in fields.items()
+                                      if k.lower() in (b"traceparent", b"x-amzn-trace-id")})
         return Record(rid, key.decode(errors="replace") if key is not None else rid, data, arrival,
-                      deliveries)
+                      deliveries, trace=carried)
 
     def ack(self, records: list[Record]) -> None:
         if not records:

@@ -70,6 +70,8 @@ def sqs_record(r: Record, queue: str) -> dict[str, Any]:
             "SentTimestamp": sent_ms,
             "SenderId": ACCOUNT,
             "ApproximateFirstReceiveTimestamp": sent_ms,
+            # Lambda adds the message's X-Ray header here when it carried one.
+            **({"AWSTraceHeader": r.trace} if r.trace else {}),
         },
         "messageAttributes": attrs,
         "md5OfBody": hashlib.md5(body.encode("utf-8"), usedforsecurity=False).hexdigest(),

@@ -224,6 +224,36 @@ def test_nats_sqs_shape_item_failures_and_dead_letters(nats, sources):
     assert len(first["md5OfBody"]) == 32
 
 
+W3C = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+XRAY = "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1"
+
+
+def test_a_trace_a_message_carries_reaches_the_batch_invocation(nats, redis, sources):
+    """A `traceparent` NATS header (or Redis stream field) becomes the batch's trace: the
+    REPORT line names it, and the SQS shape gives it as AWSTraceHeader, as Lambda does."""
+    runner, es, rec = sources
+    deploy(runner, rec, DUMP="1")
+    asyncio.run(_stream(nats.url, "TRACED", "traced"))
+    es.create(function="rec", source_type="nats-jetstream", endpoint=nats.url, name="traced",
+              starting_position="TRIM_HORIZON", batch_size=10)
+    asyncio.run(_publish(nats.url, "traced", [b'{"n": 0}'], headers={"traceparent": W3C}))
+    wait_processed(rec, 1)
+    with open(f"{rec}/rec.events") as f:
+        first = json.loads(f.readline())["Records"][0]
+    assert first["attributes"]["AWSTraceHeader"] == XRAY
+    es.create(function="rec", source_type="redis-stream", endpoint=redis.url, name="traced",
+              starting_position="TRIM_HORIZON", batch_size=10)
+    xadd(redis.url, "traced", [{"data": '{"n": 1}', "X-Amzn-Trace-Id": XRAY.replace("4bf9", "5bf9")}])
+    wait_processed(rec, 2)
+
+    def traced():
+        return {line.split("XRAY TraceId: ")[1].split()[0] for line in runner.read_logs("rec")
+                if line.startswith("REPORT") and "XRAY TraceId: " in line}
+
+    wait_for(lambda: len(traced()) >= 2, "two traced REPORT lines")
+    assert traced() == {"1-4bf92f35-77b34da6a3ce929d0e0e4736", "1-5bf92f35-77b34da6a3ce929d0e0e4736"}
+
+
 def test_nats_restart_mid_stream_loses_nothing(nats, sources):
     runner, es, rec = sources
     deploy(runner, rec)

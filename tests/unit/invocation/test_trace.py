@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.invocation.trace import from_headers, report_suffix, traceparent
+from runner.invocation.trace import from_headers, from_message, report_suffix, traceparent
 
 W3C = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 XRAY = "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1"
@@ -27,3 +27,10 @@ def test_amzn_header_wins_and_bad_values_are_ignored():
 def test_report_suffix_is_lambdas():
     assert report_suffix(XRAY) == ("XRAY TraceId: 1-4bf92f35-77b34da6a3ce929d0e0e4736\t"
                                    "SegmentId: 00f067aa0ba902b7\tSampled: true")
+
+
+def test_a_message_header_is_matched_case_insensitively_and_bad_ones_ignored():
+    assert from_message({"TraceParent": W3C}) == XRAY
+    assert from_message({"x-amzn-trace-id": XRAY, "traceparent": "garbage"}) == XRAY
+    assert from_message({"traceparent": "garbage"}) == ""
+    assert from_message({"data": "x"}) == "" and from_message(None) == ""

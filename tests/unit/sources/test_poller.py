@@ -84,10 +84,12 @@ class Function:
         self.poison = set(poison)
         self.report_items = report_items
         self.calls: list[list[int]] = []
+        self.traces: list[str | None] = []
         self.throttle = throttle
         self.lock = threading.Lock()
 
-    def __call__(self, name, body, qualifier):
+    def __call__(self, name, body, qualifier, trace=None):
+        self.traces.append(trace)
         if self.throttle:
             self.throttle -= 1
             raise TooManyRequests("reserved concurrency reached")
@@ -128,6 +130,28 @@ def test_a_clean_batch_is_invoked_once_and_acknowledged_after(store):
     assert fn.calls == [[0, 1, 2, 3, 4]]
     assert src.acked == ["0", "1", "2", "3", "4"]
     assert p.stats.processed == 5
+
+
+TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+
+def test_a_batch_runs_under_the_trace_its_first_traced_record_carried(store):
+    plain = [rec(i) for i in range(3)]
+    plain[1].trace = TRACE
+    src = MemorySource(plain + [rec(9)])
+    fn = Function()
+    poller(store, src, fn, batch_size=10).step()
+    assert fn.traces == [TRACE]
+    untraced = MemorySource([rec(i) for i in range(3)])
+    fn2 = Function()
+    poller(store, untraced, fn2, batch_size=10, name="t").step()
+    assert fn2.traces == [None]  # no trace is made up for a batch that carried none
+
+
+def test_the_sqs_shape_names_the_record_trace_as_lambda_does():
+    traced = Record("1", "1", b"{}", time.time(), trace=TRACE)
+    assert sqs_record(traced, "q")["attributes"]["AWSTraceHeader"] == TRACE
+    assert "AWSTraceHeader" not in sqs_record(rec(2), "q")["attributes"]
 
 
 @pytest.mark.parametrize("size,poison", [(8, 5), (16, 0), (100, 63), (7, 6)])
@@ -188,7 +212,7 @@ def test_unordered_item_failures_retry_only_those_named(store):
 def test_an_unknown_item_identifier_fails_the_whole_batch(store):
     src = MemorySource([rec(0), rec(1)])
 
-    def fn(name, body, q):
+    def fn(name, body, q, trace=None):
         fn.n += 1
         return ok(json.dumps({"batchItemFailures": [{"itemIdentifier": "nope"}]}).encode())
 
@@ -235,7 +259,7 @@ def test_a_batch_over_6_mb_is_split(store):
     big = b'"' + b"x" * (2 * 1024 * 1024) + b'"'
     src = MemorySource([rec(i, data=big) for i in range(4)])
     sizes = []
-    p = poller(store, src, lambda n, body, q: (sizes.append(len(body)), ok())[1], batch_size=4)
+    p = poller(store, src, lambda n, body, q, t=None: (sizes.append(len(body)), ok())[1], batch_size=4)
     p.step()
     assert len(sizes) >= 2 and max(sizes) <= 6 * 1024 * 1024
     assert len(src.acked) == 4
@@ -255,7 +279,7 @@ def test_lanes_keep_per_key_order(store):
     seen: dict[str, list[int]] = {}
     lock = threading.Lock()
 
-    def fn(name, body, q):
+    def fn(name, body, q, trace=None):
         for r in json.loads(body)["Records"]:
             n = json.loads(base64.b64decode(r["kinesis"]["data"]))["n"]
             with lock:
@@ -273,7 +297,7 @@ def test_a_deleted_function_stops_the_poller_and_keeps_the_records(store):
     src = MemorySource([rec(0)])
     states = []
 
-    def fn(name, body, q):
+    def fn(name, body, q, trace=None):
         raise ResourceNotFound("function f not found")
 
     p = poller(store, src, fn, batch_size=1)
