@@ -1,14 +1,17 @@
 """The workflow store on PostgreSQL: the same `WorkflowStore` contract as workflows.py's SQLite
-store (tests/unit/storage/test_workflow_store.py runs it against a real server), so that the
-cluster work can keep executions in its shared database.
+store (tests/unit/storage/test_workflow_store.py runs it against a real server), shared by
+the nodes of a cluster (`runner serve --state postgresql://...`, cli/cluster_serve.py).
 
 One connection, used under a lock (as the SQLite store does); every method is one transaction.
 `transition()` locks the execution's row (SELECT ... FOR UPDATE), so two writers of one
 execution serialize and event ids stay dense. Tables live in `schema` (created if missing).
 
-What this does not do yet: decide which node runs an execution. Two engines resuming from one
-shared store would both run every RUNNING execution; the cluster needs a lease per execution
-(decision 059 names it) before an engine may be pointed at a shared store.
+Which node drives an execution (decision 070): the lease `workflow:<arn>` in the cluster's
+lease table (`cluster_leases`, storage/postgres/nodes.py; the same table and the same acquire
+statement as every singleton lease). `claim()` takes it when free or expired, or renews it;
+`transition(owner=...)` locks the lease row and writes only while `owner` is its holder, so a
+node that paused past the ttl while another took over changes nothing (a fence: the lease
+row's lock orders the takeover and the transition, and a holder changes only by a takeover).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from runner.errors import (
     StateMachineAlreadyExists,
     StateMachineDoesNotExist,
 )
+from runner.storage.postgres.nodes import ACQUIRE, LEASES_SCHEMA
 from runner.storage.workflows import (
     RUNNING,
     Execution,
@@ -55,8 +59,13 @@ CREATE TABLE IF NOT EXISTS wf_events (
     execution TEXT NOT NULL, id INTEGER NOT NULL, timestamp DOUBLE PRECISION NOT NULL,
     type TEXT NOT NULL, details TEXT NOT NULL, PRIMARY KEY (execution, id)
 );
-"""
+""" + LEASES_SCHEMA
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def lease_name(arn: str) -> str:
+    """The execution's row in `cluster_leases`."""
+    return f"workflow:{arn}"
 
 
 class PostgresWorkflowStore:
@@ -67,6 +76,9 @@ class PostgresWorkflowStore:
         self._db = psycopg.connect(url, row_factory=dict_row, autocommit=True)
         self._lock = threading.Lock()
         with self._db.transaction():
+            # Nodes starting together take turns (as connection.Database.apply_schema):
+            # concurrent CREATE ... IF NOT EXISTS of one table can fail in the later one.
+            self._db.execute("SELECT pg_advisory_xact_lock(7023001)")
             self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             self._db.execute(f"SET search_path TO {schema}")
             self._db.execute(SCHEMA)
@@ -154,7 +166,7 @@ class PostgresWorkflowStore:
         return [execution_from_row(r) for r in rows]
 
     def transition(self, arn, events, *, cursor, status=RUNNING, output=None, error=None,
-                   cause=None, only_if_running=True) -> bool:
+                   cause=None, only_if_running=True, owner=None) -> bool:
         with self._lock, self._db.transaction():
             row = self._db.execute("SELECT status FROM wf_executions WHERE arn = %s FOR UPDATE",
                                    (arn,)).fetchone()
@@ -162,6 +174,14 @@ class PostgresWorkflowStore:
                 raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
             if only_if_running and row["status"] != RUNNING:
                 return False
+            if owner is not None:
+                # Locked until COMMIT: a takeover (ACQUIRE) waits for this transition, and a
+                # transition after a takeover sees the new holder. Expiry alone is no reason
+                # to refuse: until someone takes the lease, its holder is still the only one.
+                lease = self._db.execute("SELECT holder FROM cluster_leases WHERE name = %s "
+                                         "FOR UPDATE", (lease_name(arn),)).fetchone()
+                if lease is None or lease["holder"] != owner:
+                    return False
             last = self._db.execute("SELECT COALESCE(MAX(id), 0) AS n FROM wf_events "
                                     "WHERE execution = %s", (arn,)).fetchone()["n"]
             self._append(arn, events, last)
@@ -202,6 +222,35 @@ class PostgresWorkflowStore:
         with self._lock, self._db.transaction():
             rows = self._db.execute("SELECT * FROM wf_executions WHERE status = %s "
                                     "ORDER BY start, seq", (RUNNING,)).fetchall()
+        return [execution_from_row(r) for r in rows]
+
+    # ------------------------------------------------------------------ leases
+
+    shared = True
+
+    def claim(self, arn: str, owner: str, ttl_s: float) -> bool:
+        with self._lock, self._db.transaction():
+            # Lock the execution first, in the order transition() takes its locks: a claim
+            # never sees an execution as RUNNING while its end is being committed.
+            row = self._db.execute("SELECT status FROM wf_executions WHERE arn = %s FOR SHARE",
+                                   (arn,)).fetchone()
+            if row is None or row["status"] != RUNNING:
+                return False
+            return self._db.execute(ACQUIRE, (lease_name(arn), owner, ttl_s)).fetchone() \
+                is not None
+
+    def release(self, arn: str, owner: str) -> None:
+        with self._lock, self._db.transaction():
+            self._db.execute("DELETE FROM cluster_leases WHERE name = %s AND holder = %s",
+                             (lease_name(arn), owner))
+
+    def resumable(self) -> list[Execution]:
+        with self._lock, self._db.transaction():
+            rows = self._db.execute(
+                "SELECT e.* FROM wf_executions e LEFT JOIN cluster_leases l "
+                "ON l.name = 'workflow:' || e.arn "
+                "WHERE e.status = %s AND (l.name IS NULL OR l.expires_at < now()) "
+                "ORDER BY e.start, e.seq", (RUNNING,)).fetchall()
         return [execution_from_row(r) for r in rows]
 
     def close(self) -> None:
