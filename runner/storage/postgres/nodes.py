@@ -12,7 +12,9 @@ heartbeats against one clock, so a host's clock skew cannot make a live node loo
 Singleton leases (`cluster_leases`): work exactly one node may do at a time (a schedule, a
 poller, a sweeper) is held as a named row with a holder and an expiry. `acquire()` takes a free
 or expired lease, or renews one the node holds, in one statement; a holder that dies stops
-renewing and the lease expires after its ttl.
+renewing and the lease expires after its ttl. Workflow executions use the same table, one
+lease per RUNNING execution (`workflow:<arn>`), taken and checked by the workflow store in its
+own transactions (postgres/workflows.py, decision 070); `leave()` frees them with the rest.
 """
 
 from __future__ import annotations
