@@ -212,17 +212,16 @@ class WorkflowEngine:
         t = threading.Thread(target=self._run, args=(store, ex, definition, stop),
                              name=f"workflow-{ex.name[:20]}", daemon=True)
         with self._lock:
-            if not ours or self._closing:
-                self._runs.pop(ex.arn, None)
-            else:
+            closing = self._closing
+            if ours and not closing:
+                # Started under the lock: wait() and close() never see an unstarted thread.
                 self._runs[ex.arn] = (t, stop, store)
-        if not ours:
-            return False
-        if self._closing:
+                t.start()
+                return True
+            self._runs.pop(ex.arn, None)
+        if ours:  # the engine closed meanwhile
             self._release(store, ex.arn)
-            return False
-        t.start()
-        return True
+        return False
 
     def _release(self, store: WorkflowStore, arn: str) -> None:
         try:
