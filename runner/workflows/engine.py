@@ -9,9 +9,9 @@
 Standard executions live in the SQLite store (durable; one transaction per transition), or
 in a cluster in the shared PostgreSQL one, and each runs on a thread of its own, driven by
 the engine holding its lease (leases.py: exactly one engine per execution; a dead node's
-executions are resumed by the others). Express executions live in memory: StartSyncExecution runs
-one on the caller's thread and returns it finished; StartExecution runs it in the
-background. Names and ARNs follow Step Functions' (region us-east-1, account 123456789012:
+executions are resumed by the others). Express executions live in memory:
+StartSyncExecution runs one on the caller's thread and returns it finished; StartExecution
+runs it in the background. Names and ARNs follow Step Functions' (region us-east-1, account 123456789012:
 there is one tenant and no IAM), so SDKs parse them.
 """
 
@@ -385,10 +385,10 @@ class WorkflowEngine:
 
     def close(self, timeout: float = 5.0, *, release: bool = True) -> None:
         """Stop the threads without ending their executions: a restart resumes them, and with
-        `release` (a clean shutdown) other engines on a shared store at once, from the
-        executions whose thread has ended (one still invoking keeps its lease until it
-        lapses, so that no other engine runs the same state beside it). `release=False`
-        leaves every lease to lapse, as a killed node does (tests)."""
+        `release` (a clean shutdown) other engines on a shared store at once, the executions
+        whose thread has ended (a thread still invoking after `timeout` keeps its lease until
+        it lapses or the node leaves the cluster, NodeStore.leave; its late result is refused
+        either way). `release=False` leaves every lease to lapse, as a killed node does."""
         self._keeper.stop()
         with self._lock:
             self._closing = True

@@ -4,8 +4,9 @@ lease (a killed node: close(release=False) leaves the lease to lapse) the other 
 finishes it from the cursor, running each state's task once. Every engine has a recorder of
 its own, so the tests see which engine ran what.
 
-Timing: leases of 1 s (renewed every 0.2 s); every wait polls with a generous deadline, and no
-assertion depends on how long something took."""
+Timing: leases of 3 s (renewed every 0.6 s: a thread stalled for 3 s on a busy machine would
+lose its lease, and the test that only checks exclusion uses 60 s); every wait polls with a
+generous deadline, and no assertion depends on how long something took."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from runner.workflows.engine import WorkflowEngine
 from tests.state_fixtures import fresh_database, pg_server  # noqa: F401
 from tests.unit.workflows.conftest import Functions
 
-LEASE_S = 1.0
+LEASE_S = 3.0
 DEADLINE_S = 60.0
 
 # A -> Wait -> B: the Wait is where a test stops the first engine.
@@ -42,9 +43,10 @@ def engines(pg_server):  # noqa: F811
     url = fresh_database(pg_server)
     made: list[WorkflowEngine] = []
 
-    def engine(name: str, functions: Functions, *, start: bool = True) -> WorkflowEngine:
+    def engine(name: str, functions: Functions, *, start: bool = True,
+               lease_s: float = LEASE_S) -> WorkflowEngine:
         e = WorkflowEngine(None, functions, store=PostgresWorkflowStore(url), owner=name,
-                           lease_s=LEASE_S)
+                           lease_s=lease_s)
         made.append(e)
         if start:
             e.start()
@@ -74,7 +76,7 @@ def entered(engine: WorkflowEngine, arn: str, state_type: str) -> bool:
 
 def test_only_the_engine_that_started_an_execution_drives_it(engines):
     fa, fb = recorder(), recorder()
-    a, b = engines("node-a", fa), engines("node-b", fb)
+    a, b = engines("node-a", fa, lease_s=60), engines("node-b", fb, lease_s=60)
     arn = a.create_machine("m", json.dumps(DEFINITION)).arn
     started = [a.start_execution(arn, name=f"e{i}", input='{"v": 0}').arn for i in range(3)]
     for ex in started:
