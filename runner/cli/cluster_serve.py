@@ -130,4 +130,16 @@ def mapping_lease(runner):
     return PostgresMappingStore(runner.state.url), may_poll
 
 
+def workflow_store(runner):
+    """(store, owner) for the workflow engine: in a cluster the shared PostgreSQL store, so
+    state machines and executions are the same through every node, with this node's id as the
+    owner of the executions' leases (decision 070: one node drives each RUNNING execution, the
+    others adopt a dead node's); (None, None) on one node (SQLite in the data directory)."""
+    if not runner.state.shared:
+        return None, None
+    from runner.storage.postgres.workflows import PostgresWorkflowStore
+
+    return PostgresWorkflowStore(runner.state.url), runner.state.node_id
+
+
 join_cluster = SimpleNamespace(forwarder=_forwarder, register=_register)

@@ -63,14 +63,16 @@ def cmd_serve(args) -> int:
             return EXIT_PLATFORM_ERROR
         names = deploy_examples(runner, root)
         print(f"deployed {len(names)} example functions: {', '.join(names)}", flush=True)
-    from runner.cli.cluster_serve import join_cluster
+    from runner.cli.cluster_serve import join_cluster, workflow_store
     from runner.service.push import Push
 
-    # Workflows (issue 21): resumes the Standard executions a stop or crash interrupted.
+    # Workflows (issue 21): resumes the Standard executions a stop or crash interrupted; in a
+    # cluster, those of dead nodes too (a lease per execution, decision 070).
     from runner.workflows.engine import WorkflowEngine
 
     push = Push(runner)  # schedules, triggers, topics (docs/events.md)
-    workflows = WorkflowEngine(runner.data_dir, runner.invoke,
+    wf_store, wf_owner = workflow_store(runner)
+    workflows = WorkflowEngine(runner.data_dir, runner.invoke, store=wf_store, owner=wf_owner,
                                on_status=runner.metrics.workflow_execution)
     workflows.start()
     try:

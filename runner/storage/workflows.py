@@ -2,13 +2,19 @@
 
 `WorkflowStore` is the protocol (documented per method); `SQLiteWorkflowStore` keeps it in
 workflows.db under the data directory (durable: Standard executions), `MemoryWorkflowStore`
-in memory (Express executions, which Step Functions does not keep either). Both pass the
+(workflows_memory.py) in memory (Express executions, which Step Functions does not keep either). Both pass the
 same contract suite (tests/unit/storage/test_workflow_store.py), so a PostgreSQL store for
 the cluster work has a test to pass.
 
 Invariant: a state transition is ONE call to `transition()`, i.e. one transaction: the
 history events it appends and the execution's new cursor (where to resume) and status land
 together or not at all. After a crash the cursor never disagrees with the history.
+
+Ownership (decision 070): a RUNNING execution is driven by the engine holding its lease
+(`claim`, `release`, `transition(owner=...)`). On a store several engines share (PostgreSQL,
+`shared` True) a claim excludes every other owner until it lapses, and a transition by an
+owner that lost the lease changes nothing. The SQLite and memory stores belong to one process:
+every claim of a RUNNING execution succeeds and the owner is not checked.
 """
 
 from __future__ import annotations
@@ -101,10 +107,14 @@ class WorkflowStore(Protocol):
 
     def transition(self, arn: str, events: list[tuple[str, dict]], *, cursor: dict | None,
                    status: str = RUNNING, output: str | None = None, error: str | None = None,
-                   cause: str | None = None, only_if_running: bool = True) -> bool:
+                   cause: str | None = None, only_if_running: bool = True,
+                   owner: str | None = None) -> bool:
         """Append `events` (type, details) and set the cursor and status, in one transaction.
         A status other than RUNNING also sets the stop date. With `only_if_running`, nothing
-        happens (False) if the execution already finished (e.g. StopExecution won)."""
+        happens (False) if the execution already finished (e.g. StopExecution won). With
+        `owner` on a shared store, nothing happens (False) unless `owner` holds the
+        execution's lease, checked in the same transaction: a node that lost the lease (it
+        paused past the ttl and another took over) can never write over the new driver."""
 
     def history(self, arn: str, *, reverse: bool = False, after: int = 0,
                 limit: int = 0) -> list[HistoryEvent]:
@@ -112,6 +122,21 @@ class WorkflowStore(Protocol):
 
     def running(self) -> list[Execution]:
         """Every execution still RUNNING: what a restarted server resumes."""
+
+    # Leases: which engine drives a RUNNING execution (decision 070).
+    shared: bool  # True: several engines open it, and claims exclude each other
+
+    def claim(self, arn: str, owner: str, ttl_s: float) -> bool:
+        """Take the lease of a RUNNING execution for `ttl_s` seconds, or renew it if `owner`
+        holds it. False if the execution is not RUNNING (or unknown), or, on a shared store,
+        another owner's lease has not expired."""
+
+    def release(self, arn: str, owner: str) -> None:
+        """Give the lease up if `owner` holds it (any engine may claim the execution next)."""
+
+    def resumable(self) -> list[Execution]:
+        """RUNNING executions no live lease holds, oldest first: those an engine may claim
+        and resume (a dead node's). Unshared stores: every RUNNING execution."""
 
     def close(self) -> None:
         """Release the database."""
@@ -222,7 +247,7 @@ class SQLiteWorkflowStore:
         return [execution_from_row(r) for r in rows]
 
     def transition(self, arn, events, *, cursor, status=RUNNING, output=None, error=None,
-                   cause=None, only_if_running=True) -> bool:
+                   cause=None, only_if_running=True, owner=None) -> bool:
         with self._lock, Transaction(self._db) as db:
             row = db.execute("SELECT status FROM executions WHERE arn = ?", (arn,)).fetchone()
             if row is None:
@@ -266,6 +291,21 @@ class SQLiteWorkflowStore:
                                     (RUNNING,)).fetchall()
         return [execution_from_row(r) for r in rows]
 
+    # One process owns workflows.db (the data directory's lock): no lease to keep.
+    shared = False
+
+    def claim(self, arn: str, owner: str, ttl_s: float) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT status FROM executions WHERE arn = ?",
+                                   (arn,)).fetchone()
+        return row is not None and row["status"] == RUNNING
+
+    def release(self, arn: str, owner: str) -> None:
+        pass
+
+    def resumable(self) -> list[Execution]:
+        return self.running()
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -282,130 +322,6 @@ def execution_from_row(r) -> Execution:
     return Execution(r["arn"], r["machine_arn"], r["name"], r["status"], r["input"], r["start"],
                      r["output"], r["error"], r["cause"], r["stop"],
                      json.loads(r["cursor"]) if r["cursor"] else None, r["definition"])
-
-
-class MemoryWorkflowStore:
-    """The same contract in memory, for Express executions: nothing survives a restart, and
-    only the newest `keep` finished executions are kept."""
-
-    def __init__(self, keep: int = 1000) -> None:
-        self._lock = threading.Lock()
-        self._machines: dict[str, StateMachine] = {}
-        self._executions: dict[str, Execution] = {}
-        self._events: dict[str, list[HistoryEvent]] = {}
-        self._finished: list[str] = []
-        self.keep = keep
-
-    def create_machine(self, machine):
-        with self._lock:
-            for old in self._machines.values():
-                if old.name == machine.name:
-                    if (old.definition, old.type) != (machine.definition, machine.type):
-                        raise StateMachineAlreadyExists(
-                            f"State Machine Already Exists: '{old.arn}' with another definition "
-                            "or type; update it (UpdateStateMachine) or pick another name")
-                    return old
-            self._machines[machine.arn] = machine
-        return machine
-
-    def get_machine(self, arn):
-        with self._lock:
-            m = self._machines.get(arn)
-        if m is None:
-            raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
-        return m
-
-    def list_machines(self):
-        with self._lock:
-            return sorted(self._machines.values(), key=lambda m: m.name)
-
-    def update_machine(self, arn, definition=None, role_arn=None):
-        m = replace(self.get_machine(arn), updated=time.time())
-        if definition is not None:
-            m = replace(m, definition=definition)
-        if role_arn is not None:
-            m = replace(m, role_arn=role_arn)
-        with self._lock:
-            self._machines[arn] = m
-        return m
-
-    def delete_machine(self, arn):
-        with self._lock:
-            self._machines.pop(arn, None)
-
-    def create_execution(self, execution, events):
-        with self._lock:
-            old = self._executions.get(execution.arn)
-            if old is not None:
-                if old.input != execution.input:
-                    raise ExecutionAlreadyExists(
-                        f"Execution Already Exists: '{execution.arn}' with another input; "
-                        "give the new execution another name")
-                return old, False
-            self._executions[execution.arn] = execution
-            self._events[execution.arn] = []
-            self._append(execution.arn, events)
-        return execution, True
-
-    def get_execution(self, arn):
-        with self._lock:
-            e = self._executions.get(arn)
-        if e is None:
-            raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
-        return e
-
-    def list_executions(self, machine_arn, status=None):
-        with self._lock:
-            out = [e for e in self._executions.values() if e.machine_arn == machine_arn
-                   and (not status or e.status == status)]
-        return sorted(out, key=lambda e: e.start, reverse=True)
-
-    def transition(self, arn, events, *, cursor, status=RUNNING, output=None, error=None,
-                   cause=None, only_if_running=True):
-        with self._lock:
-            e = self._executions.get(arn)
-            if e is None:
-                raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
-            if only_if_running and e.status != RUNNING:
-                return False
-            self._append(arn, events)
-            self._executions[arn] = replace(
-                e, cursor=cursor, status=status, output=output if output is not None else e.output,
-                error=error if error is not None else e.error,
-                cause=cause if cause is not None else e.cause,
-                stop=None if status == RUNNING else time.time())
-            if status != RUNNING:
-                self._finished.append(arn)
-                while len(self._finished) > self.keep:
-                    gone = self._finished.pop(0)
-                    self._executions.pop(gone, None)
-                    self._events.pop(gone, None)
-        return True
-
-    def _append(self, arn, events):
-        log = self._events[arn]
-        now = time.time()
-        for t, d in events:
-            n = len(log) + 1
-            log.append(HistoryEvent(n, n - 1, now, t, d))
-
-    def history(self, arn, *, reverse=False, after=0, limit=0):
-        self.get_execution(arn)
-        with self._lock:
-            evs = list(self._events.get(arn, []))
-        if reverse:
-            evs = [e for e in reversed(evs) if not after or e.id < after]
-        else:
-            evs = [e for e in evs if e.id > after]
-        return evs[:limit] if limit else evs
-
-    def running(self):
-        with self._lock:
-            return sorted((e for e in self._executions.values() if e.status == RUNNING),
-                          key=lambda e: e.start)
-
-    def close(self):
-        pass
 
 
 def encode(value: Any) -> str:

@@ -6,10 +6,12 @@
     ex = engine.start_execution(m.arn, input='{"id": 1}')
     engine.describe_execution(ex.arn).status
 
-Standard executions live in the SQLite store (durable; one transaction per transition) and
-each runs on a thread of its own. Express executions live in memory: StartSyncExecution runs
-one on the caller's thread and returns it finished; StartExecution runs it in the
-background. Names and ARNs follow Step Functions' (region us-east-1, account 123456789012:
+Standard executions live in the SQLite store (durable; one transaction per transition), or
+in a cluster in the shared PostgreSQL one, and each runs on a thread of its own, driven by
+the engine holding its lease (leases.py: exactly one engine per execution; a dead node's
+executions are resumed by the others). Express executions live in memory:
+StartSyncExecution runs one on the caller's thread and returns it finished; StartExecution
+runs it in the background. Names and ARNs follow Step Functions' (region us-east-1, account 123456789012:
 there is one tenant and no IAM), so SDKs parse them.
 """
 
@@ -38,14 +40,15 @@ from runner.storage.workflows import (
     SUCCEEDED,
     TIMED_OUT,
     Execution,
-    MemoryWorkflowStore,
     SQLiteWorkflowStore,
     StateMachine,
     WorkflowStore,
     encode,
 )
+from runner.storage.workflows_memory import MemoryWorkflowStore
 from runner.workflows import asl
 from runner.workflows.interpreter import Aborted, Run, TimedOut, iso, run_to_end
+from runner.workflows.leases import LEASE_S, LeaseKeeper
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +79,25 @@ def check_name(name: str, what: str) -> str:
 
 class WorkflowEngine:
     def __init__(self, data_dir: str | None, invoke, *, store: WorkflowStore | None = None,
-                 on_status=None) -> None:
+                 on_status=None, owner: str | None = None, lease_s: float = LEASE_S) -> None:
         """`invoke(name, payload, qualifier=None)` runs a function: Runner.invoke.
         `on_status(machine_name, status)` hears each execution's start ("started") and end
-        (succeeded, failed, timed_out, aborted): the Runner's metrics (workflow_execution)."""
+        (succeeded, failed, timed_out, aborted): the Runner's metrics (workflow_execution).
+        `owner` names this engine in the executions' leases (a cluster: the node id; unique
+        per process start, never reused); `lease_s` is their ttl."""
         self._on_status = on_status or (lambda machine, status: None)
         self.store = store if store is not None else SQLiteWorkflowStore(data_dir)
         self.express = MemoryWorkflowStore()
         self.invoke = invoke
+        self.owner = owner or f"engine-{uuid.uuid4().hex[:12]}"
         self._lock = threading.Lock()
-        self._runs: dict[str, tuple[threading.Thread, threading.Event]] = {}
+        # arn -> (thread, stop, store). The thread is None while the run is reserved (its
+        # lease being claimed): a reservation is what keeps one engine from driving an
+        # execution twice (a start and the keeper's adoption racing).
+        self._runs: dict[str, tuple[threading.Thread | None, threading.Event, WorkflowStore]] = {}
         self._closing = False
+        self._keeper = LeaseKeeper(self, lease_s)
+        self.lease_s = lease_s
 
     # ------------------------------------------------------------------ machines
 
@@ -172,18 +183,56 @@ class WorkflowEngine:
         if sync:
             self._run(store, ex, definition, threading.Event())
             return store.get_execution(arn)
-        self._spawn(store, ex, definition)
+        # The lease is taken just after the COMMIT that created the execution. Another
+        # engine adopting it in between (its keeper saw a RUNNING execution without a lease)
+        # is the only way it is not ours, and then that engine drives it: still exactly one.
+        self._drive(store, ex, definition, fresh=True)
         return ex
 
-    def _spawn(self, store: WorkflowStore, ex: Execution, definition: dict) -> None:
+    def _drive(self, store: WorkflowStore, ex: Execution, definition: dict, *,
+               fresh: bool = False) -> bool:
+        """Run `ex` on a thread of its own if this engine gets its lease; False if it already
+        drives it, another engine holds it, it is no longer RUNNING, or the engine closes.
+        `fresh`: `ex` was just created here (else it is read again once the lease is ours:
+        the cursor its last driver committed, which it can no longer change)."""
         stop = threading.Event()
+        with self._lock:
+            if self._closing or ex.arn in self._runs:
+                return False
+            self._runs[ex.arn] = (None, stop, store)
+        self._keeper.ensure_running()
+        try:
+            ours = store.claim(ex.arn, self.owner, self.lease_s)
+            if ours and not fresh:
+                ex = store.get_execution(ex.arn)
+                ours = ex.status == RUNNING
+        except Exception:
+            log.exception("workflow execution %s: could not take its lease", ex.arn)
+            ours = False
         t = threading.Thread(target=self._run, args=(store, ex, definition, stop),
                              name=f"workflow-{ex.name[:20]}", daemon=True)
         with self._lock:
-            if self._closing:
-                return
-            self._runs[ex.arn] = (t, stop)
-        t.start()
+            closing = self._closing
+            if ours and not closing:
+                # Started under the lock: wait() and close() never see an unstarted thread.
+                self._runs[ex.arn] = (t, stop, store)
+                t.start()
+                return True
+            self._runs.pop(ex.arn, None)
+        if ours:  # the engine closed meanwhile
+            self._release(store, ex.arn)
+        return False
+
+    def _release(self, store: WorkflowStore, arn: str) -> None:
+        try:
+            store.release(arn, self.owner)
+        except Exception:  # it lapses after its ttl instead
+            log.warning("workflow execution %s: could not release its lease", arn)
+
+    def driven(self) -> list[tuple[str, WorkflowStore, threading.Event]]:
+        """(arn, store, stop) of every execution this engine drives (the keeper renews them)."""
+        with self._lock:
+            return [(arn, store, stop) for arn, (_, stop, store) in self._runs.items()]
 
     def _run(self, store: WorkflowStore, ex: Execution, definition: dict,
              stop: threading.Event) -> None:
@@ -198,7 +247,7 @@ class WorkflowEngine:
         deadline = ex.start + definition["TimeoutSeconds"] if "TimeoutSeconds" in definition else None
 
         def emit(events, cursor):
-            return store.transition(ex.arn, events, cursor=cursor)
+            return store.transition(ex.arn, events, cursor=cursor, owner=self.owner)
 
         run = Run(definition, self.invoke, emit, context, stop, deadline)
         try:
@@ -211,6 +260,11 @@ class WorkflowEngine:
         finally:
             with self._lock:
                 self._runs.pop(ex.arn, None)
+                closing = self._closing
+            # Ended, aborted, fenced (a no-op then) or failed to record its end (the lease goes
+            # so that a keeper resumes it). Closing: close() decides.
+            if not closing:
+                self._release(store, ex.arn)
 
     def _finish(self, store: WorkflowStore, ex: Execution, definition: dict, run: Run) -> None:
         """Run to the end and record how it ended (one transaction)."""
@@ -224,15 +278,13 @@ class WorkflowEngine:
         try:
             out = run_to_end(run, ex.cursor, json.loads(ex.input))
         except WorkflowFailure as f:
-            store.transition(ex.arn, [("ExecutionFailed", {"error": f.error, "cause": f.cause})],
-                             cursor=None, status=FAILED, error=f.error, cause=f.cause)
-            return FAILED
+            return self._end(store, ex, FAILED, [("ExecutionFailed", {"error": f.error,
+                                                                       "cause": f.cause})],
+                             error=f.error, cause=f.cause)
         except TimedOut:
             cause = f"The execution ran past TimeoutSeconds={definition.get('TimeoutSeconds')}"
-            store.transition(ex.arn, [("ExecutionTimedOut", {"error": "States.Timeout",
-                                                            "cause": cause})],
-                             cursor=None, status=TIMED_OUT, error="States.Timeout", cause=cause)
-            return TIMED_OUT
+            return self._end(store, ex, TIMED_OUT, [("ExecutionTimedOut", {
+                "error": "States.Timeout", "cause": cause})], error="States.Timeout", cause=cause)
         except Aborted:
             return None  # StopExecution wrote the end, or the server is closing (resumed later)
         except Exception as exc:
@@ -242,15 +294,20 @@ class WorkflowEngine:
             # stays up, and the log has the traceback.
             log.exception("workflow execution %s failed inside the engine", ex.arn)
             cause = f"{type(exc).__name__}: {exc}"
-            store.transition(ex.arn, [("ExecutionFailed", {"error": "States.Runtime",
-                                                          "cause": cause})],
-                             cursor=None, status=FAILED, error="States.Runtime", cause=cause)
-            return FAILED
+            return self._end(store, ex, FAILED, [("ExecutionFailed", {
+                "error": "States.Runtime", "cause": cause})], error="States.Runtime", cause=cause)
         else:
             text = encode(out)
-            store.transition(ex.arn, [("ExecutionSucceeded", {"output": text})], cursor=None,
-                             status=SUCCEEDED, output=text)
-            return SUCCEEDED
+            return self._end(store, ex, SUCCEEDED, [("ExecutionSucceeded", {"output": text})],
+                             output=text)
+
+    def _end(self, store: WorkflowStore, ex: Execution, status: str, events, **fields
+             ) -> str | None:
+        """Record the end; None if it was not ours to record (stopped, or the lease moved)."""
+        if store.transition(ex.arn, events, cursor=None, status=status, owner=self.owner,
+                            **fields):
+            return status
+        return None
 
     def describe_execution(self, arn: str) -> Execution:
         return self._store_for(arn).get_execution(arn)
@@ -276,6 +333,7 @@ class WorkflowEngine:
                 run = self._runs.get(arn)
             if run is not None:
                 run[1].set()
+            # Driven by another node: its keeper sees the execution ended at its next renewal.
         return store.get_execution(arn)
 
     def wait(self, arn: str, timeout: float = 30.0) -> Execution:
@@ -287,7 +345,7 @@ class WorkflowEngine:
                 return ex
             with self._lock:
                 run = self._runs.get(arn)
-            if run is not None:
+            if run is not None and run[0] is not None:
                 run[0].join(min(0.05, max(0.0, end - time.monotonic())))
             else:
                 time.sleep(0.01)
@@ -295,9 +353,25 @@ class WorkflowEngine:
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> int:
-        """Resume every RUNNING Standard execution (after a restart); returns how many."""
-        todo = self.store.running()
-        for ex in todo:
+        """Resume every RUNNING Standard execution no live lease holds (after a restart; in a
+        cluster, those of dead nodes), and from now on adopt such executions every lease
+        renewal (leases.py); returns how many were resumed now."""
+        resumed = self.adopt()
+        self._keeper.adopting = True
+        self._keeper.ensure_running()
+        if resumed:
+            log.info("resumed %d workflow executions", resumed)
+        return resumed
+
+    def adopt(self) -> int:
+        """Drive each RUNNING execution whose lease is free or lapsed; how many it took."""
+        taken = 0
+        for ex in self.store.resumable():
+            with self._lock:
+                if self._closing:
+                    break
+                if ex.arn in self._runs:
+                    continue
             try:
                 definition = _parsed(ex.definition)
             except Exception as exc:  # cannot happen for a stored definition; do not loop
@@ -306,19 +380,26 @@ class WorkflowEngine:
                                       cursor=None, status=FAILED, error="States.Runtime",
                                       cause=str(exc))
                 continue
-            self._spawn(self.store, ex, definition)
-        if todo:
-            log.info("resumed %d workflow executions", len(todo))
-        return len(todo)
+            taken += self._drive(self.store, ex, definition)
+        return taken
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop the threads without ending their executions: a restart resumes them."""
+    def close(self, timeout: float = 5.0, *, release: bool = True) -> None:
+        """Stop the threads without ending their executions: a restart resumes them, and with
+        `release` (a clean shutdown) other engines on a shared store at once, the executions
+        whose thread has ended (a thread still invoking after `timeout` keeps its lease until
+        it lapses or the node leaves the cluster, NodeStore.leave; its late result is refused
+        either way). `release=False` leaves every lease to lapse, as a killed node does."""
+        self._keeper.stop()
         with self._lock:
             self._closing = True
-            runs = list(self._runs.values())
-        for _, stop in runs:
+            runs = list(self._runs.items())
+        for _, (_, stop, _) in runs:
             stop.set()
-        for t, _ in runs:
-            t.join(timeout)
+        for _, (t, _, _) in runs:
+            if t is not None:
+                t.join(timeout)
+        if release:
+            for arn, (t, _, store) in runs:
+                if t is None or not t.is_alive():
+                    self._release(store, arn)
         self.store.close()
-

@@ -3,6 +3,8 @@
 * Routing: 3 nodes, many functions, calls sent to every node round-robin: each function runs
   on its home node only (the others forward), so environments stay warm: after a warm-up,
   >= 90% of invocations are warm, and none is throttled while capacity remains.
+* kill -9 of the node driving Standard workflow executions in a Wait: another node adopts
+  them when their leases lapse and finishes each, running every task once.
 * kill -9 of a node while Event invocations stream in: the node is seen dead within 10 s (+
   one heartbeat), the singleton lease it held is taken over, and every accepted event runs --
   those it had leased included. The short form (make test) runs one kill cycle on a small
@@ -48,9 +50,9 @@ class Node:
              "--data-dir", data_dir, "--port", "0", "--http-port", "0", "--retry-delay", "0.1",
              "--grace", "1", "--node-capacity", str(capacity)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log)
-        self.id = self.address = None
+        self.id = self.address = self.http_port = None
         deadline = time.monotonic() + WAIT_S
-        while self.address is None:
+        while self.address is None or self.http_port is None:
             line = self.proc.stdout.readline().decode()
             if not line or time.monotonic() > deadline:
                 self.stop()
@@ -59,6 +61,8 @@ class Node:
                 self.id = m.group(1)
             elif m := re.match(r"^listening on (\S+:\d+)", line):
                 self.address = m.group(1)
+            elif m := re.match(r"^http listening on \S+:(\d+)", line):
+                self.http_port = int(m.group(1))
 
     def kill9(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
@@ -317,3 +321,60 @@ def test_a_mapping_is_polled_by_one_node_and_taken_over_after_kill9(cluster, red
              timeout=EXPIRY_S + 3 * HEARTBEAT_S + 5)
     seen = lambda: {int(n) for _, _, n in processed(str(rec_dir), "rs")}  # noqa: E731
     wait_for(lambda: seen() >= set(range(200)), "every record processed after the takeover")
+
+
+@pytest.mark.usefixtures("guests_see_host_files")
+def test_workflows_of_a_killed_node_finish_on_another(cluster, tmp_path):
+    """Executions started through one node are seen through every node (one shared store) and
+    driven by the node that started them (it holds their leases); kill -9 of it during their
+    Wait: the other node adopts them once the leases lapse and finishes each from its cursor,
+    every task running exactly once (First ran before the kill, Last after it)."""
+    from tests.reliability.test_kill9_workflows import sfn_client
+
+    url, start = cluster
+    rec_dir = tmp_path / "records"
+    rec_dir.mkdir()
+    nodes = [start(i) for i in range(2)]
+    Client(nodes[0].address).deploy("rec", zip_directory(RECORDER), runtime="python",
+                                    handler="app.handler", environment={"RECORD_DIR": str(rec_dir)})
+    task = {"Type": "Task", "Resource": "rec", "ResultPath": None,
+            "Parameters": {"n.$": "$.n", "step.$": "$$.State.Name"}}
+    definition = {"StartAt": "First", "States": {
+        "First": {**task, "Next": "Pause"},
+        "Pause": {"Type": "Wait", "Seconds": 5, "Next": "Last"},
+        "Last": {**task, "End": True}}}
+    on_a, on_b = sfn_client(nodes[0].http_port), sfn_client(nodes[1].http_port)
+    machine = on_a.create_state_machine(name="slow", definition=json.dumps(definition),
+                                        roleArn="r")["stateMachineArn"]
+    arns = [on_a.start_execution(stateMachineArn=machine, name=f"e{n}",
+                                 input=json.dumps({"n": n}))["executionArn"] for n in range(3)]
+
+    def waiting(arn: str) -> bool:  # read through the other node: the store is shared
+        events = on_b.get_execution_history(executionArn=arn)["events"]
+        return any(e["type"] == "WaitStateEntered" for e in events)
+
+    wait_for(lambda: all(waiting(a) for a in arns), "every execution to enter its Wait")
+    with psycopg.connect(url) as conn:
+        holders = {r[0] for r in conn.execute(
+            "SELECT holder FROM cluster_leases WHERE name LIKE 'workflow:%'")}
+    assert holders == {nodes[0].id}  # the node that started them drives them
+    nodes[0].kill9()
+
+    def finished() -> bool:
+        return all(on_b.describe_execution(executionArn=a)["status"] != "RUNNING" for a in arns)
+
+    wait_for(finished, "the other node to finish the killed node's executions",
+             timeout=WAIT_S + EXPIRY_S)
+    for n, arn in enumerate(arns):
+        d = on_b.describe_execution(executionArn=arn)
+        assert d["status"] == "SUCCEEDED", d
+        assert json.loads(d["output"]) == {"n": n}
+        types = [e["type"] for e in on_b.get_execution_history(executionArn=arn)["events"]]
+        assert types.count("TaskStateEntered") == 2 and types[-1] == "ExecutionSucceeded"
+    ran: dict[tuple, int] = {}
+    for _, event in records(str(rec_dir), "rec"):
+        key = (event["n"], event["step"])
+        ran[key] = ran.get(key, 0) + 1
+    assert ran == {(n, step): 1 for n in range(3) for step in ("First", "Last")}
+    with open(tmp_path / "node-1.log") as f:
+        assert "whose lease had lapsed" in f.read()  # adopted by node 1's lease keeper

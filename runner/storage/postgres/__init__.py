@@ -7,6 +7,8 @@
   dead letters.
 * `routes.py`: HTTP routes.
 * `nodes.py`: cluster membership (heartbeats) and singleton leases.
+* `schedules.py`, `mappings.py`: schedules and event source mappings.
+* `workflows.py`: state machines and executions, a lease per RUNNING execution (decision 070).
 
 Adding a PostgreSQL implementation of another store (the pattern, docs/cluster.md):
 1. Write `runner/storage/postgres/<store>.py` with the same methods as the SQLite store, its

@@ -29,10 +29,14 @@ CONNECT_TIMEOUT_S = 10
 class Database:
     """A pool of connections to one PostgreSQL database (`url`: postgresql://...)."""
 
-    def __init__(self, url: str, schema: str = "", *, size: int = POOL_SIZE) -> None:
+    def __init__(self, url: str, schema: str = "", *, size: int = POOL_SIZE,
+                 search_path: str = "") -> None:
+        """`search_path`: a PostgreSQL schema (namespace) of its own for the tables, created
+        if missing (the workflow store's tests give each test one); default the server's."""
         if not url.startswith(("postgresql://", "postgres://")):
             raise ValueError(f"state: {url!r} is not a postgresql:// URL")
         self.url = url
+        self.search_path = search_path
         self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
         self._closed = False
@@ -40,8 +44,9 @@ class Database:
             self.apply_schema(schema)
 
     def _connect(self) -> psycopg.Connection:
+        options = f"-c search_path={self.search_path}" if self.search_path else None
         return psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
-                               connect_timeout=CONNECT_TIMEOUT_S)
+                               connect_timeout=CONNECT_TIMEOUT_S, options=options)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
@@ -93,6 +98,8 @@ class Database:
         advisory lock: nodes starting together take turns, and the later ones find it done."""
         with self.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(7023001)")
+            if self.search_path:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.search_path}")
             conn.execute(schema)
 
     def _drop_idle(self) -> None:

@@ -12,7 +12,9 @@ heartbeats against one clock, so a host's clock skew cannot make a live node loo
 Singleton leases (`cluster_leases`): work exactly one node may do at a time (a schedule, a
 poller, a sweeper) is held as a named row with a holder and an expiry. `acquire()` takes a free
 or expired lease, or renews one the node holds, in one statement; a holder that dies stops
-renewing and the lease expires after its ttl.
+renewing and the lease expires after its ttl. Workflow executions use the same table, one
+lease per RUNNING execution (`workflow:<arn>`), taken and checked by the workflow store in its
+own transactions (postgres/workflows.py, decision 070); `leave()` frees them with the rest.
 """
 
 from __future__ import annotations
@@ -26,7 +28,27 @@ from runner.storage.postgres.connection import Database
 HEARTBEAT_S = 2.0
 EXPIRY_S = 10.0
 
-SCHEMA = """
+# The lease table, shared with the stores whose rows one node at a time may drive (the
+# workflow store's executions: postgres/workflows.py takes and checks its leases itself, in
+# the transactions of its own rows).
+LEASES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cluster_leases (
+    name         TEXT PRIMARY KEY,
+    holder       TEXT NOT NULL,
+    expires_at   TIMESTAMPTZ NOT NULL
+);
+"""
+
+# Take a free or expired lease, or renew one the holder has, in one statement (parameters:
+# name, holder, ttl in seconds); returns a row only when the caller holds it afterwards.
+ACQUIRE = ("INSERT INTO cluster_leases (name, holder, expires_at) "
+           "VALUES (%s, %s, now() + make_interval(secs => %s)) "
+           "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+           "expires_at = excluded.expires_at "
+           "WHERE cluster_leases.holder = excluded.holder OR cluster_leases.expires_at < now() "
+           "RETURNING holder")
+
+SCHEMA = LEASES_SCHEMA + """
 CREATE TABLE IF NOT EXISTS cluster_nodes (
     id           TEXT PRIMARY KEY,
     address      TEXT NOT NULL,          -- host:port its peers forward invocations to
@@ -36,11 +58,6 @@ CREATE TABLE IF NOT EXISTS cluster_nodes (
     started_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
     heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     left_at      TIMESTAMPTZ             -- set by a clean shutdown: gone without waiting
-);
-CREATE TABLE IF NOT EXISTS cluster_leases (
-    name         TEXT PRIMARY KEY,
-    holder       TEXT NOT NULL,
-    expires_at   TIMESTAMPTZ NOT NULL
 );
 """
 
@@ -103,14 +120,7 @@ class NodeStore:
 
     def acquire(self, name: str, holder: str, ttl_s: float) -> bool:
         """Take the lease `name` if it is free or expired, or renew it if `holder` has it."""
-        rows = self.db.execute(
-            "INSERT INTO cluster_leases (name, holder, expires_at) "
-            "VALUES (%s, %s, now() + make_interval(secs => %s)) "
-            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
-            "expires_at = excluded.expires_at "
-            "WHERE cluster_leases.holder = excluded.holder OR cluster_leases.expires_at < now() "
-            "RETURNING holder", (name, holder, ttl_s))
-        return bool(rows)
+        return bool(self.db.execute(ACQUIRE, (name, holder, ttl_s)))
 
     def release(self, name: str, holder: str) -> None:
         self.db.execute("DELETE FROM cluster_leases WHERE name = %s AND holder = %s", (name, holder))

@@ -1,26 +1,26 @@
 """The workflow store on PostgreSQL: the same `WorkflowStore` contract as workflows.py's SQLite
-store (tests/unit/storage/test_workflow_store.py runs it against a real server), so that the
-cluster work can keep executions in its shared database.
+store (tests/unit/storage/test_workflow_store.py runs it against a real server), shared by
+the nodes of a cluster (`runner serve --state postgresql://...`, cli/cluster_serve.py).
 
-One connection, used under a lock (as the SQLite store does); every method is one transaction.
-`transition()` locks the execution's row (SELECT ... FOR UPDATE), so two writers of one
-execution serialize and event ids stay dense. Tables live in `schema` (created if missing).
+Connections from the pool every PostgreSQL store uses (connection.py: reopened after the
+database restarts); every method is one transaction. `transition()` locks the execution's
+row (SELECT ... FOR UPDATE), so two writers of one execution serialize and event ids stay
+dense. Tables live in `schema` (created if missing).
 
-What this does not do yet: decide which node runs an execution. Two engines resuming from one
-shared store would both run every RUNNING execution; the cluster needs a lease per execution
-(decision 059 names it) before an engine may be pointed at a shared store.
+Which node drives an execution (decision 070): the lease `workflow:<arn>` in the cluster's
+lease table (`cluster_leases`, storage/postgres/nodes.py; the same table and the same acquire
+statement as every singleton lease). `claim()` takes it when free or expired, or renews it;
+`transition(owner=...)` locks the lease row and writes only while `owner` is its holder, so a
+node that paused past the ttl while another took over changes nothing (a fence: the lease
+row's lock orders the takeover and the transition, and a holder changes only by a takeover).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from dataclasses import replace
-
-import psycopg
-from psycopg.rows import dict_row
 
 from runner.errors import (
     ExecutionAlreadyExists,
@@ -28,6 +28,8 @@ from runner.errors import (
     StateMachineAlreadyExists,
     StateMachineDoesNotExist,
 )
+from runner.storage.postgres.connection import Database
+from runner.storage.postgres.nodes import ACQUIRE, LEASES_SCHEMA
 from runner.storage.workflows import (
     RUNNING,
     Execution,
@@ -55,25 +57,26 @@ CREATE TABLE IF NOT EXISTS wf_events (
     execution TEXT NOT NULL, id INTEGER NOT NULL, timestamp DOUBLE PRECISION NOT NULL,
     type TEXT NOT NULL, details TEXT NOT NULL, PRIMARY KEY (execution, id)
 );
-"""
+""" + LEASES_SCHEMA
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def lease_name(arn: str) -> str:
+    """The execution's row in `cluster_leases`."""
+    return f"workflow:{arn}"
 
 
 class PostgresWorkflowStore:
     def __init__(self, url: str, schema: str = "public") -> None:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"schema {schema!r}: use lowercase letters, digits and _")
-        # autocommit: each `transaction()` block below is then one real transaction.
-        self._db = psycopg.connect(url, row_factory=dict_row, autocommit=True)
-        self._lock = threading.Lock()
-        with self._db.transaction():
-            self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            self._db.execute(f"SET search_path TO {schema}")
-            self._db.execute(SCHEMA)
+        # Small: a node's transitions are short, and its RPC threads wait for a connection.
+        self._db = Database(url, SCHEMA, size=4,
+                            search_path="" if schema == "public" else schema)
 
     def create_machine(self, machine: StateMachine) -> StateMachine:
-        with self._lock, self._db.transaction():
-            row = self._db.execute("SELECT * FROM wf_machines WHERE name = %s FOR UPDATE",
+        with self._db.transaction() as db:
+            row = db.execute("SELECT * FROM wf_machines WHERE name = %s FOR UPDATE",
                                    (machine.name,)).fetchone()
             if row is not None:
                 old = machine_from_row(row)
@@ -82,26 +85,26 @@ class PostgresWorkflowStore:
                         f"State Machine Already Exists: '{old.arn}' with another definition or "
                         "type; update it (UpdateStateMachine) or pick another name")
                 return old
-            self._db.execute("INSERT INTO wf_machines VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            db.execute("INSERT INTO wf_machines VALUES (%s, %s, %s, %s, %s, %s, %s)",
                              (machine.arn, machine.name, machine.definition, machine.type,
                               machine.role_arn, machine.created, machine.updated))
         return machine
 
     def get_machine(self, arn: str) -> StateMachine:
-        with self._lock, self._db.transaction():
-            row = self._db.execute("SELECT * FROM wf_machines WHERE arn = %s", (arn,)).fetchone()
+        with self._db.transaction() as db:
+            row = db.execute("SELECT * FROM wf_machines WHERE arn = %s", (arn,)).fetchone()
         if row is None:
             raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
         return machine_from_row(row)
 
     def list_machines(self) -> list[StateMachine]:
-        with self._lock, self._db.transaction():
-            rows = self._db.execute("SELECT * FROM wf_machines ORDER BY name").fetchall()
+        with self._db.transaction() as db:
+            rows = db.execute("SELECT * FROM wf_machines ORDER BY name").fetchall()
         return [machine_from_row(r) for r in rows]
 
     def update_machine(self, arn, definition=None, role_arn=None) -> StateMachine:
-        with self._lock, self._db.transaction():
-            row = self._db.execute("SELECT * FROM wf_machines WHERE arn = %s FOR UPDATE",
+        with self._db.transaction() as db:
+            row = db.execute("SELECT * FROM wf_machines WHERE arn = %s FOR UPDATE",
                                    (arn,)).fetchone()
             if row is None:
                 raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
@@ -110,37 +113,37 @@ class PostgresWorkflowStore:
                 m = replace(m, definition=definition)
             if role_arn is not None:
                 m = replace(m, role_arn=role_arn)
-            self._db.execute("UPDATE wf_machines SET definition = %s, role_arn = %s, "
+            db.execute("UPDATE wf_machines SET definition = %s, role_arn = %s, "
                              "updated = %s WHERE arn = %s",
                              (m.definition, m.role_arn, m.updated, arn))
         return m
 
     def delete_machine(self, arn: str) -> None:
-        with self._lock, self._db.transaction():
-            self._db.execute("DELETE FROM wf_machines WHERE arn = %s", (arn,))
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM wf_machines WHERE arn = %s", (arn,))
 
     def create_execution(self, execution, events):
-        with self._lock, self._db.transaction():
-            inserted = self._db.execute(
+        with self._db.transaction() as db:
+            inserted = db.execute(
                 "INSERT INTO wf_executions (arn, machine_arn, name, status, input, start, cursor,"
                 " definition) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (arn) DO NOTHING",
                 (execution.arn, execution.machine_arn, execution.name, execution.status,
                  execution.input, execution.start, json.dumps(execution.cursor),
                  execution.definition)).rowcount
             if not inserted:
-                old = execution_from_row(self._db.execute("SELECT * FROM wf_executions WHERE arn = %s",
+                old = execution_from_row(db.execute("SELECT * FROM wf_executions WHERE arn = %s",
                                                   (execution.arn,)).fetchone())
                 if old.input != execution.input:
                     raise ExecutionAlreadyExists(
                         f"Execution Already Exists: '{execution.arn}' with another input; "
                         "give the new execution another name")
                 return old, False
-            self._append(execution.arn, events, 0)
+            self._append(db, execution.arn, events, 0)
         return execution, True
 
     def get_execution(self, arn: str) -> Execution:
-        with self._lock, self._db.transaction():
-            row = self._db.execute("SELECT * FROM wf_executions WHERE arn = %s", (arn,)).fetchone()
+        with self._db.transaction() as db:
+            row = db.execute("SELECT * FROM wf_executions WHERE arn = %s", (arn,)).fetchone()
         if row is None:
             raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
         return execution_from_row(row)
@@ -149,23 +152,31 @@ class PostgresWorkflowStore:
         q, args = "SELECT * FROM wf_executions WHERE machine_arn = %s", [machine_arn]
         if status:
             q, args = q + " AND status = %s", args + [status]
-        with self._lock, self._db.transaction():
-            rows = self._db.execute(q + " ORDER BY start DESC, seq DESC", args).fetchall()
+        with self._db.transaction() as db:
+            rows = db.execute(q + " ORDER BY start DESC, seq DESC", args).fetchall()
         return [execution_from_row(r) for r in rows]
 
     def transition(self, arn, events, *, cursor, status=RUNNING, output=None, error=None,
-                   cause=None, only_if_running=True) -> bool:
-        with self._lock, self._db.transaction():
-            row = self._db.execute("SELECT status FROM wf_executions WHERE arn = %s FOR UPDATE",
+                   cause=None, only_if_running=True, owner=None) -> bool:
+        with self._db.transaction() as db:
+            row = db.execute("SELECT status FROM wf_executions WHERE arn = %s FOR UPDATE",
                                    (arn,)).fetchone()
             if row is None:
                 raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
             if only_if_running and row["status"] != RUNNING:
                 return False
-            last = self._db.execute("SELECT COALESCE(MAX(id), 0) AS n FROM wf_events "
+            if owner is not None:
+                # Locked until COMMIT: a takeover (ACQUIRE) waits for this transition, and a
+                # transition after a takeover sees the new holder. Expiry alone is no reason
+                # to refuse: until someone takes the lease, its holder is still the only one.
+                lease = db.execute("SELECT holder FROM cluster_leases WHERE name = %s "
+                                         "FOR UPDATE", (lease_name(arn),)).fetchone()
+                if lease is None or lease["holder"] != owner:
+                    return False
+            last = db.execute("SELECT COALESCE(MAX(id), 0) AS n FROM wf_events "
                                     "WHERE execution = %s", (arn,)).fetchone()["n"]
-            self._append(arn, events, last)
-            self._db.execute(
+            self._append(db, arn, events, last)
+            db.execute(
                 "UPDATE wf_executions SET cursor = %s, status = %s, output = COALESCE(%s, output),"
                 " error = COALESCE(%s, error), cause = COALESCE(%s, cause), stop = %s "
                 "WHERE arn = %s",
@@ -173,11 +184,11 @@ class PostgresWorkflowStore:
                  cause, None if status == RUNNING else time.time(), arn))
         return True
 
-    def _append(self, arn: str, events, last: int) -> None:
+    def _append(self, db, arn: str, events, last: int) -> None:
         if not events:
             return
         now = time.time()
-        with self._db.cursor() as cur:
+        with db.cursor() as cur:
             cur.executemany("INSERT INTO wf_events VALUES (%s, %s, %s, %s, %s)",
                             [(arn, last + i + 1, now, t, json.dumps(d))
                              for i, (t, d) in enumerate(events)])
@@ -193,17 +204,45 @@ class PostgresWorkflowStore:
                 (arn, after)
         if limit:
             q += f" LIMIT {int(limit)}"
-        with self._lock, self._db.transaction():
-            rows = self._db.execute(q, args).fetchall()
+        with self._db.transaction() as db:
+            rows = db.execute(q, args).fetchall()
         return [HistoryEvent(r["id"], r["id"] - 1, r["timestamp"], r["type"],
                              json.loads(r["details"])) for r in rows]
 
     def running(self) -> list[Execution]:
-        with self._lock, self._db.transaction():
-            rows = self._db.execute("SELECT * FROM wf_executions WHERE status = %s "
+        with self._db.transaction() as db:
+            rows = db.execute("SELECT * FROM wf_executions WHERE status = %s "
                                     "ORDER BY start, seq", (RUNNING,)).fetchall()
         return [execution_from_row(r) for r in rows]
 
+    # ------------------------------------------------------------------ leases
+
+    shared = True
+
+    def claim(self, arn: str, owner: str, ttl_s: float) -> bool:
+        with self._db.transaction() as db:
+            # Lock the execution first, in the order transition() takes its locks: a claim
+            # never sees an execution as RUNNING while its end is being committed.
+            row = db.execute("SELECT status FROM wf_executions WHERE arn = %s FOR SHARE",
+                                   (arn,)).fetchone()
+            if row is None or row["status"] != RUNNING:
+                return False
+            return db.execute(ACQUIRE, (lease_name(arn), owner, ttl_s)).fetchone() \
+                is not None
+
+    def release(self, arn: str, owner: str) -> None:
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM cluster_leases WHERE name = %s AND holder = %s",
+                             (lease_name(arn), owner))
+
+    def resumable(self) -> list[Execution]:
+        with self._db.transaction() as db:
+            rows = db.execute(
+                "SELECT e.* FROM wf_executions e LEFT JOIN cluster_leases l "
+                "ON l.name = 'workflow:' || e.arn "
+                "WHERE e.status = %s AND (l.name IS NULL OR l.expires_at < now()) "
+                "ORDER BY e.start, e.seq", (RUNNING,)).fetchall()
+        return [execution_from_row(r) for r in rows]
+
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()

@@ -19,10 +19,10 @@ from runner.storage.workflows import (
     RUNNING,
     SUCCEEDED,
     Execution,
-    MemoryWorkflowStore,
     SQLiteWorkflowStore,
     StateMachine,
 )
+from runner.storage.workflows_memory import MemoryWorkflowStore
 from tests.real_servers import postgres_server
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:m"
@@ -159,3 +159,60 @@ def test_sqlite_survives_reopen(tmp_path):
     assert s.running()[0].cursor == {"state": "Z", "input": 2}
     assert len(s.history(f"{ARN}:e")) == 2
     s.close()
+
+
+# ---------------------------------------------------------------- leases (decision 070)
+
+
+def test_claim_renew_release(store):
+    """Claims of a RUNNING execution: the holder renews; on a shared store a second owner is
+    refused until the holder releases; an unshared store (one process) grants every claim."""
+    ex, _ = store.create_execution(execution(), [])
+    assert store.claim(ex.arn, "a", 60) and store.claim(ex.arn, "a", 60)  # taken, renewed
+    assert store.claim(ex.arn, "b", 60) is (not store.shared)
+    if store.shared:
+        assert store.resumable() == []  # a live lease holds it
+    store.release(ex.arn, "b")  # not b's: changes nothing
+    if store.shared:
+        assert not store.claim(ex.arn, "b", 60)
+    store.release(ex.arn, "a")
+    assert [e.arn for e in store.resumable()] == [ex.arn]
+    assert store.claim(ex.arn, "b", 60)
+
+
+def test_claims_only_running_executions(store):
+    ex, _ = store.create_execution(execution(), [])
+    assert not store.claim(f"{ARN}:unknown", "a", 60)
+    store.transition(ex.arn, [("ExecutionSucceeded", {})], cursor=None, status=SUCCEEDED)
+    assert not store.claim(ex.arn, "a", 60)
+    assert store.resumable() == []
+
+
+def test_a_lapsed_lease_is_taken_over_and_fences_the_old_holder(store):
+    """The old holder's transitions are refused once another owner took the lease, and
+    stay accepted while nobody has (expiry alone moves nothing); unshared stores do not
+    check owners."""
+    import time
+
+    ex, _ = store.create_execution(execution(), [])
+    assert store.claim(ex.arn, "a", 0.2)
+    deadline = time.monotonic() + 30
+    while ex.arn not in [e.arn for e in store.resumable()]:
+        assert time.monotonic() < deadline, "the lease never lapsed"
+        time.sleep(0.05)
+    assert store.transition(ex.arn, [("PassStateEntered", {})], cursor={"state": "B"},
+                            owner="a")
+    assert store.claim(ex.arn, "b", 60)
+    fenced = not store.transition(ex.arn, [("PassStateExited", {})], cursor={"state": "C"},
+                                  owner="a")
+    assert fenced is store.shared
+    assert store.transition(ex.arn, [("PassStateEntered", {})], cursor={"state": "D"},
+                            owner="b")
+    # StopExecution from any node names no owner and is never fenced.
+    assert store.transition(ex.arn, [("ExecutionAborted", {})], cursor=None, status=ABORTED)
+    assert not store.claim(ex.arn, "b", 60)
+
+
+def test_a_transition_needs_the_lease_on_a_shared_store(store):
+    ex, _ = store.create_execution(execution(), [])
+    assert store.transition(ex.arn, [], cursor={"state": "B"}, owner="a") is (not store.shared)
