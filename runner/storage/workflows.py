@@ -173,12 +173,7 @@ class SQLiteWorkflowStore:
         with self._lock, Transaction(self._db) as db:
             row = db.execute("SELECT * FROM machines WHERE name = ?", (machine.name,)).fetchone()
             if row is not None:
-                old = machine_from_row(row)
-                if (old.definition, old.type) != (machine.definition, machine.type):
-                    raise StateMachineAlreadyExists(
-                        f"State Machine Already Exists: '{old.arn}' with another definition or "
-                        "type; update it (UpdateStateMachine) or pick another name")
-                return old
+                return existing_machine(machine_from_row(row), machine)
             db.execute("INSERT INTO machines VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (machine.arn, machine.name, machine.definition, machine.type,
                         machine.role_arn, machine.created, machine.updated))
@@ -218,12 +213,7 @@ class SQLiteWorkflowStore:
         with self._lock, Transaction(self._db) as db:
             row = db.execute("SELECT * FROM executions WHERE arn = ?", (execution.arn,)).fetchone()
             if row is not None:
-                old = execution_from_row(row)
-                if old.input != execution.input:
-                    raise ExecutionAlreadyExists(
-                        f"Execution Already Exists: '{execution.arn}' with another input; "
-                        "give the new execution another name")
-                return old, False
+                return existing_execution(execution_from_row(row), execution)
             db.execute("INSERT INTO executions VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, "
                        "?, ?)", (execution.arn, execution.machine_arn, execution.name,
                                  execution.status, execution.input, execution.start,
@@ -309,6 +299,26 @@ class SQLiteWorkflowStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def existing_machine(old: StateMachine, machine: StateMachine) -> StateMachine:
+    """CreateStateMachine of a name that exists: idempotent when definition and type are the
+    same (the existing machine is the answer), else StateMachineAlreadyExists. Every store."""
+    if (old.definition, old.type) != (machine.definition, machine.type):
+        raise StateMachineAlreadyExists(
+            f"State Machine Already Exists: '{old.arn}' with another definition or "
+            "type; update it (UpdateStateMachine) or pick another name")
+    return old
+
+
+def existing_execution(old: Execution, execution: Execution) -> tuple[Execution, bool]:
+    """StartExecution of a name that exists: idempotent with the same input (the existing
+    execution, not started again), else ExecutionAlreadyExists. Every store."""
+    if old.input != execution.input:
+        raise ExecutionAlreadyExists(
+            f"Execution Already Exists: '{execution.arn}' with another input; "
+            "give the new execution another name")
+    return old, False
 
 
 def machine_from_row(r) -> StateMachine:

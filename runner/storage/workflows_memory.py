@@ -9,12 +9,17 @@ import time
 from dataclasses import replace
 
 from runner.errors import (
-    ExecutionAlreadyExists,
     ExecutionDoesNotExist,
-    StateMachineAlreadyExists,
     StateMachineDoesNotExist,
 )
-from runner.storage.workflows import RUNNING, Execution, HistoryEvent, StateMachine
+from runner.storage.workflows import (
+    RUNNING,
+    Execution,
+    HistoryEvent,
+    StateMachine,
+    existing_execution,
+    existing_machine,
+)
 
 
 class MemoryWorkflowStore:
@@ -33,11 +38,7 @@ class MemoryWorkflowStore:
         with self._lock:
             for old in self._machines.values():
                 if old.name == machine.name:
-                    if (old.definition, old.type) != (machine.definition, machine.type):
-                        raise StateMachineAlreadyExists(
-                            f"State Machine Already Exists: '{old.arn}' with another definition "
-                            "or type; update it (UpdateStateMachine) or pick another name")
-                    return old
+                    return existing_machine(old, machine)
             self._machines[machine.arn] = machine
         return machine
 
@@ -70,11 +71,7 @@ class MemoryWorkflowStore:
         with self._lock:
             old = self._executions.get(execution.arn)
             if old is not None:
-                if old.input != execution.input:
-                    raise ExecutionAlreadyExists(
-                        f"Execution Already Exists: '{execution.arn}' with another input; "
-                        "give the new execution another name")
-                return old, False
+                return existing_execution(old, execution)
             self._executions[execution.arn] = execution
             self._events[execution.arn] = []
             self._append(execution.arn, events)

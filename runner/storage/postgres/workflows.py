@@ -23,9 +23,7 @@ import time
 from dataclasses import replace
 
 from runner.errors import (
-    ExecutionAlreadyExists,
     ExecutionDoesNotExist,
-    StateMachineAlreadyExists,
     StateMachineDoesNotExist,
 )
 from runner.storage.postgres.connection import Database
@@ -36,6 +34,8 @@ from runner.storage.workflows import (
     HistoryEvent,
     StateMachine,
     execution_from_row,
+    existing_execution,
+    existing_machine,
     machine_from_row,
 )
 
@@ -79,12 +79,7 @@ class PostgresWorkflowStore:
             row = db.execute("SELECT * FROM wf_machines WHERE name = %s FOR UPDATE",
                                    (machine.name,)).fetchone()
             if row is not None:
-                old = machine_from_row(row)
-                if (old.definition, old.type) != (machine.definition, machine.type):
-                    raise StateMachineAlreadyExists(
-                        f"State Machine Already Exists: '{old.arn}' with another definition or "
-                        "type; update it (UpdateStateMachine) or pick another name")
-                return old
+                return existing_machine(machine_from_row(row), machine)
             db.execute("INSERT INTO wf_machines VALUES (%s, %s, %s, %s, %s, %s, %s)",
                              (machine.arn, machine.name, machine.definition, machine.type,
                               machine.role_arn, machine.created, machine.updated))
@@ -133,11 +128,7 @@ class PostgresWorkflowStore:
             if not inserted:
                 old = execution_from_row(db.execute("SELECT * FROM wf_executions WHERE arn = %s",
                                                   (execution.arn,)).fetchone())
-                if old.input != execution.input:
-                    raise ExecutionAlreadyExists(
-                        f"Execution Already Exists: '{execution.arn}' with another input; "
-                        "give the new execution another name")
-                return old, False
+                return existing_execution(old, execution)
             self._append(db, execution.arn, events, 0)
         return execution, True
 
