@@ -64,6 +64,7 @@ class Execution:
     stop: float | None = None
     cursor: dict | None = None  # the engine's resume point; None once finished
     definition: str = ""  # the definition it started with: an update never changes a run
+    trace: str = ""  # StartExecution's traceHeader (Lambda form): every task runs under it
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ CREATE TABLE IF NOT EXISTS machines (
 CREATE TABLE IF NOT EXISTS executions (
     arn TEXT PRIMARY KEY, machine_arn TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
     input TEXT NOT NULL, output TEXT, error TEXT, cause TEXT, start REAL NOT NULL, stop REAL,
-    cursor TEXT, definition TEXT NOT NULL DEFAULT ''
+    cursor TEXT, definition TEXT NOT NULL DEFAULT '', trace TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS executions_by_machine ON executions (machine_arn, start);
 CREATE INDEX IF NOT EXISTS executions_running ON executions (status);
@@ -168,6 +169,9 @@ class SQLiteWorkflowStore:
         os.makedirs(data_dir, exist_ok=True)
         self._db = open_database(os.path.join(data_dir, "workflows.db"), SCHEMA)
         self._lock = threading.Lock()
+        # A workflows.db from before trace headers: the column, empty for executions it holds.
+        if "trace" not in {r["name"] for r in self._db.execute("PRAGMA table_info(executions)")}:
+            self._db.execute("ALTER TABLE executions ADD COLUMN trace TEXT NOT NULL DEFAULT ''")
 
     def create_machine(self, machine: StateMachine) -> StateMachine:
         with self._lock, Transaction(self._db) as db:
@@ -214,10 +218,11 @@ class SQLiteWorkflowStore:
             row = db.execute("SELECT * FROM executions WHERE arn = ?", (execution.arn,)).fetchone()
             if row is not None:
                 return existing_execution(execution_from_row(row), execution)
-            db.execute("INSERT INTO executions VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, "
-                       "?, ?)", (execution.arn, execution.machine_arn, execution.name,
-                                 execution.status, execution.input, execution.start,
-                                 json.dumps(execution.cursor), execution.definition))
+            db.execute("INSERT INTO executions (arn, machine_arn, name, status, input, start, "
+                       "cursor, definition, trace) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (execution.arn, execution.machine_arn, execution.name, execution.status,
+                        execution.input, execution.start, json.dumps(execution.cursor),
+                        execution.definition, execution.trace))
             self._append(db, execution.arn, events)
         return execution, True
 
@@ -331,7 +336,7 @@ def execution_from_row(r) -> Execution:
     """An execution from a table row (by column name; the PostgreSQL store uses it too)."""
     return Execution(r["arn"], r["machine_arn"], r["name"], r["status"], r["input"], r["start"],
                      r["output"], r["error"], r["cause"], r["stop"],
-                     json.loads(r["cursor"]) if r["cursor"] else None, r["definition"])
+                     json.loads(r["cursor"]) if r["cursor"] else None, r["definition"], r["trace"])
 
 
 def encode(value: Any) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from runner.errors import InvalidDefinition, InvalidParameter, UnknownStepFunctionsOperation
+from runner.invocation import trace
 from runner.storage.workflows import Execution, HistoryEvent, StateMachine
 from runner.workflows.engine import WorkflowEngine
 
@@ -37,6 +38,8 @@ def _execution(ex: Execution, full: bool = True) -> dict:
                 out[key] = getattr(ex, key)
         if ex.output is not None:
             out["outputDetails"] = {"included": True}
+        if ex.trace:
+            out["traceHeader"] = ex.trace
     return out
 
 
@@ -129,15 +132,23 @@ def validate_state_machine_definition(engine, body):
     return {"result": "OK", "diagnostics": [], "truncated": False}
 
 
+def _trace(body) -> str:
+    """StartExecution's `traceHeader` (an X-Ray header; the HTTP front fills it from the
+    request's X-Amzn-Trace-Id or traceparent when the body has none). A malformed one is
+    ignored, as a tracing header never fails a request."""
+    header = body.get("traceHeader")
+    return (trace.from_headers(header, None) or "") if isinstance(header, str) else ""
+
+
 def start_execution(engine, body):
     ex = engine.start_execution(_require(body, "stateMachineArn"), body.get("name"),
-                                body.get("input"))
+                                body.get("input"), trace=_trace(body))
     return {"executionArn": ex.arn, "startDate": ex.start}
 
 
 def start_sync_execution(engine, body):
     ex = engine.start_execution(_require(body, "stateMachineArn"), body.get("name"),
-                                body.get("input"), sync=True)
+                                body.get("input"), sync=True, trace=_trace(body))
     return _execution(ex)
 
 

@@ -148,7 +148,9 @@ class WorkflowEngine:
         return self.express if execution_arn.startswith(f"{PREFIX}express:") else self.store
 
     def start_execution(self, machine: str, name: str | None = None, input: str | None = None,
-                        *, sync: bool = False) -> Execution:
+                        *, sync: bool = False, trace: str = "") -> Execution:
+        """Start (or, by name, find) an execution. `trace` (Lambda's X-Ray form, already
+        validated: invocation/trace.py) is kept with it, and every task invokes under it."""
         m = self.resolve(machine)
         if sync and m.type != "EXPRESS":
             raise StateMachineTypeNotSupported(
@@ -174,7 +176,7 @@ class WorkflowEngine:
         cursor = {"state": definition["StartAt"], "input": value}
         ex, created = store.create_execution(
             Execution(arn, m.arn, name, RUNNING, text, now, cursor=cursor,
-                      definition=m.definition),
+                      definition=m.definition, trace=trace),
             [("ExecutionStarted", {"input": text, "roleArn": m.role_arn or
                                    f"arn:aws:iam::{ACCOUNT}:role/runner"})])
         if not created:
@@ -249,7 +251,9 @@ class WorkflowEngine:
         def emit(events, cursor):
             return store.transition(ex.arn, events, cursor=cursor, owner=self.owner)
 
-        run = Run(definition, self.invoke, emit, context, stop, deadline)
+        # Only a traced execution passes trace_id: stand-in invokes (tests) need not know it.
+        invoke = functools.partial(self.invoke, trace_id=ex.trace) if ex.trace else self.invoke
+        run = Run(definition, invoke, emit, context, stop, deadline)
         try:
             self._finish(store, ex, definition, run)
         except Exception:

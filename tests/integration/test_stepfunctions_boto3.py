@@ -161,6 +161,39 @@ def test_express_sync(sfn):
     assert (r["status"], r["error"]) == ("FAILED", "OrderRejected")
 
 
+def test_a_traced_execution_runs_its_tasks_under_the_trace(sfn, server):
+    """StartExecution's traceHeader (as the X-Ray SDK sends it) reaches every Task's
+    invocation: their REPORT lines name it; DescribeExecution gives it back."""
+    engine = server[0]
+    runner = engine.invoke.__self__
+    xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    arn = sfn.create_state_machine(name="traced", definition=DEFINITION,
+                                   roleArn="r")["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, traceHeader=xray, input=json.dumps(
+        {"items": [{"price": 20}], "card": "1"}))["executionArn"]
+    done = wait(sfn, ex)
+    assert done["status"] == "SUCCEEDED" and done["traceHeader"] == xray
+    traced = [line for fn in ("validate", "charge", "reserve") for line in runner.read_logs(fn)
+              if line.startswith("REPORT") and "XRAY TraceId: 1-5759e988-" in line]
+    assert len(traced) >= 2, traced  # the order's Task states ran under the trace
+    plain = sfn.start_execution(stateMachineArn=arn, traceHeader="not a trace header",
+                                input=json.dumps({"items": []}))["executionArn"]
+    assert "traceHeader" not in wait(sfn, plain)  # a malformed header is ignored
+    # Without traceHeader in the body, the HTTP request's own trace header counts.
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{server[2]}/", method="POST",
+        data=json.dumps({"stateMachineArn": arn, "input": json.dumps({"items": []})}).encode(),
+        headers={"X-Amz-Target": "AWSStepFunctions.StartExecution",
+                 "Content-Type": "application/x-amz-json-1.0",
+                 "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        from_header = json.loads(resp.read())["executionArn"]
+    assert wait(sfn, from_header)["traceHeader"] == (
+        "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1")
+
+
 def test_grpc_service(server):
     with grpc.insecure_channel(server[1]) as ch:
         stub = wpb_grpc.WorkflowsStub(ch)

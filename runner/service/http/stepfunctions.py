@@ -19,6 +19,7 @@ from concurrent.futures import Executor
 from aiohttp import web
 
 from runner.errors import InvalidParameter
+from runner.invocation import trace
 from runner.service.http.body import read_body
 from runner.service.http.status import ERROR_TYPE_HEADER, describe
 from runner.workflows import api
@@ -47,6 +48,13 @@ class StepFunctionsApi:
                 body = json.loads(raw) if raw else {}
             except ValueError:
                 raise InvalidParameter("body", "is not JSON") from None
+            if operation in ("StartExecution", "StartSyncExecution") and \
+                    isinstance(body, dict) and "traceHeader" not in body:
+                # The HTTP request's own trace, as for Invoke: StartExecution then runs under it.
+                carried = trace.from_headers(request.headers.get("X-Amzn-Trace-Id"),
+                                             request.headers.get("traceparent"))
+                if carried:
+                    body["traceHeader"] = carried
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(
                 self.executor, functools.partial(api.call, self.engine, operation, body))

@@ -49,8 +49,9 @@ CREATE TABLE IF NOT EXISTS wf_executions (
     seq BIGSERIAL, arn TEXT PRIMARY KEY, machine_arn TEXT NOT NULL, name TEXT NOT NULL,
     status TEXT NOT NULL, input TEXT NOT NULL, output TEXT, error TEXT, cause TEXT,
     start DOUBLE PRECISION NOT NULL, stop DOUBLE PRECISION, cursor TEXT,
-    definition TEXT NOT NULL DEFAULT ''
+    definition TEXT NOT NULL DEFAULT '', trace TEXT NOT NULL DEFAULT ''
 );
+ALTER TABLE wf_executions ADD COLUMN IF NOT EXISTS trace TEXT NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS wf_executions_by_machine ON wf_executions (machine_arn, start);
 CREATE INDEX IF NOT EXISTS wf_executions_by_status ON wf_executions (status);
 CREATE TABLE IF NOT EXISTS wf_events (
@@ -121,10 +122,11 @@ class PostgresWorkflowStore:
         with self._db.transaction() as db:
             inserted = db.execute(
                 "INSERT INTO wf_executions (arn, machine_arn, name, status, input, start, cursor,"
-                " definition) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (arn) DO NOTHING",
+                " definition, trace) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (arn) DO NOTHING",
                 (execution.arn, execution.machine_arn, execution.name, execution.status,
                  execution.input, execution.start, json.dumps(execution.cursor),
-                 execution.definition)).rowcount
+                 execution.definition, execution.trace)).rowcount
             if not inserted:
                 old = execution_from_row(db.execute("SELECT * FROM wf_executions WHERE arn = %s",
                                                   (execution.arn,)).fetchone())

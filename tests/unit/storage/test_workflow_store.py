@@ -124,6 +124,17 @@ def test_execution_life_and_history(store):
     assert store.history(ex.arn)[0].details == {"input": "{}"}
 
 
+def test_an_execution_keeps_its_trace(store):
+    from dataclasses import replace
+
+    traced = replace(execution(name="t"), trace="Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
+    store.create_execution(traced, [])
+    assert store.get_execution(traced.arn).trace == traced.trace
+    assert {e.trace for e in store.running()} == {traced.trace}
+    store.create_execution(execution(name="plain"), [])
+    assert store.get_execution(execution(name="plain").arn).trace == ""
+
+
 def test_start_by_name_idempotent(store):
     a, created = store.create_execution(execution(), [])
     b, again = store.create_execution(execution(), [])
