@@ -8,9 +8,20 @@ from aiohttp.web import RequestPayloadError
 from runner.errors import InvalidRequestContent, RequestTooLarge
 
 
+# Where a body read before dispatch (to verify a SigV4 signature over it) is kept for the handler.
+READ_KEY = web.RequestKey("runner.body", bytes)
+
+
 async def read_body(request: web.BaseRequest, limit: int) -> bytes:
     """The whole body, or RequestTooLarge as soon as it is known to exceed `limit` bytes
     (the rest is not read: the connection is closed after the error response)."""
+    if READ_KEY in request:
+        # Already read (the stream is consumed): the handler's own limit still applies.
+        body = request[READ_KEY]
+        if len(body) > limit:
+            raise RequestTooLarge(f"payload: {len(body)} bytes exceeds the {limit}-byte limit; "
+                                  "send a smaller request")
+        return body
     declared = request.content_length
     if declared is not None and declared > limit:
         raise RequestTooLarge(

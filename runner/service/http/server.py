@@ -24,12 +24,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from runner.errors import PlatformError
 from runner.service import admission
+from runner.service.http.body import READ_KEY, read_body
 from runner.service.http.dashboard import Dashboard
 from runner.service.http.function_routes import FunctionRoutes
 from runner.service.http.invoke_api import PREFIX, InvokeApi
 from runner.service.http.lambda_api import LambdaApi, owns
+from runner.service.http.lambda_api.dispatch import MAX_REQUEST_BYTES
 from runner.service.http.push_api import PushApi
+from runner.service.http.status import ERROR_TYPE_HEADER, describe
 from runner.service.http.stepfunctions import StepFunctionsApi, is_stepfunctions
 
 log = logging.getLogger(__name__)
@@ -84,11 +88,10 @@ class HttpFront:
             or (self._sfn is not None and is_stepfunctions(request))
         # The cluster token guards the APIs (function routes are public endpoints, and the
         # dashboard has a token of its own).
-        if api and self.token and not _token_ok(request, self.token):
-            return web.json_response(
-                {"Type": "User", "message": "authorization: missing or wrong token; send "
-                 "Authorization: Bearer <RUNNER_TOKEN> or X-Runner-Token"}, status=401,
-                headers={"x-amzn-ErrorType": "UnauthorizedException"})
+        if api and self.token:
+            refused = await _refusal(request, self.token)
+            if refused is not None:
+                return refused
         # Lambda API paths (every /YYYY-MM-DD/...) are never function routes (issue 20).
         if owns(path):
             # Invoke is one of the API's operations; its own label keeps its traffic apart.
@@ -160,13 +163,38 @@ class HttpFront:
         self.stop()
 
 
-def _token_ok(request: web.BaseRequest, token: str) -> bool:
-    from runner.cluster import auth
+async def _refusal(request: web.BaseRequest, token: str) -> web.Response | None:
+    """None when the request carries the cluster token: as a bearer token, X-Runner-Token, or a
+    SigV4 signature with key id `runner` and the token as secret (boto3, the AWS CLI)."""
+    from runner.cluster import auth, sigv4
 
     presented = request.headers.get("Authorization")
+    if sigv4.is_sigv4(presented):
+        # The signature covers the body's hash: read it now, bounded by the largest request
+        # any API takes, and keep it for the handler (which applies its own limit).
+        try:
+            body = await read_body(request, MAX_REQUEST_BYTES)
+        except PlatformError as e:
+            status_code, error_type, message = describe(e)
+            return web.json_response({"Type": "User", "message": message}, status=status_code,
+                                     headers={ERROR_TYPE_HEADER: error_type})
+        request[READ_KEY] = body
+        try:
+            sigv4.verify(request.method, request.rel_url.raw_path,
+                         request.rel_url.raw_query_string, request.headers, body, token)
+        except sigv4.Refused as e:
+            return web.json_response({"Type": "User", "message": str(e)}, status=403,
+                                     headers={ERROR_TYPE_HEADER: e.error_type})
+        return None
     if presented is None and "X-Runner-Token" in request.headers:
         presented = "Bearer " + request.headers["X-Runner-Token"]
-    return auth.valid(presented, token)
+    if auth.valid(presented, token):
+        return None
+    return web.json_response(
+        {"Type": "User", "message": "authorization: missing or wrong token; send "
+         "Authorization: Bearer <RUNNER_TOKEN>, X-Runner-Token, or sign with SigV4 using "
+         "access key id 'runner' and RUNNER_TOKEN as the secret"}, status=401,
+        headers={"x-amzn-ErrorType": "UnauthorizedException"})
 
 
 def _listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
