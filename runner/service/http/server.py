@@ -183,8 +183,10 @@ async def _refusal(request: web.BaseRequest, token: str) -> web.Response | None:
             sigv4.verify(request.method, request.rel_url.raw_path,
                          request.rel_url.raw_query_string, request.headers, body, token)
         except sigv4.Refused as e:
-            return web.json_response({"Type": "User", "message": str(e)}, status=403,
-                                     headers={ERROR_TYPE_HEADER: e.error_type})
+            doc = {"Type": "User", "message": str(e)}
+            if "X-Amz-Target" in request.headers:  # Step Functions' JSON protocol names it so
+                doc["__type"] = e.error_type
+            return web.json_response(doc, status=403, headers={ERROR_TYPE_HEADER: e.error_type})
         return None
     if presented is None and "X-Runner-Token" in request.headers:
         presented = "Bearer " + request.headers["X-Runner-Token"]
