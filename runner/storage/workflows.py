@@ -139,6 +139,11 @@ class WorkflowStore(Protocol):
         """RUNNING executions no live lease holds, oldest first: those an engine may claim
         and resume (a dead node's). Unshared stores: every RUNNING execution."""
 
+    def prune_leases(self) -> int:
+        """Delete the expired leases of executions no longer RUNNING (or gone): those an end
+        did not remove (written before ends removed them, or left by a failed release);
+        how many. Unshared stores keep no lease rows: 0."""
+
     def close(self) -> None:
         """Release the database."""
 
@@ -300,6 +305,9 @@ class SQLiteWorkflowStore:
 
     def resumable(self) -> list[Execution]:
         return self.running()
+
+    def prune_leases(self) -> int:
+        return 0
 
     def close(self) -> None:
         with self._lock:

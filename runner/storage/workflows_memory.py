@@ -147,5 +147,8 @@ class MemoryWorkflowStore:
     def resumable(self):
         return self.running()
 
+    def prune_leases(self):
+        return 0
+
     def close(self):
         pass

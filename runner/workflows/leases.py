@@ -7,7 +7,8 @@ and when a node dies its leases lapse after `ttl_s` and the other engines' keepe
 executions (`WorkflowStore.resumable`), resuming each from its persisted cursor as one engine
 does after a restart. A transition names its owner, and the store refuses it once another
 engine took the lease, so even a node that paused past the ttl cannot drive an execution
-alongside its new owner.
+alongside its new owner. An execution's end deletes its lease in the same transaction, and
+the keeper sweeps leftovers (`WorkflowStore.prune_leases`) every PRUNE_EVERY ticks.
 
 On the SQLite store (one process owns the data directory) every claim of a RUNNING execution
 succeeds; the keeper then only re-adopts an execution whose thread ended without recording
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 LEASE_S = 10.0  # a dead node's executions are resumed elsewhere this long after its last renewal
 RENEW_FRACTION = 5  # renewals per ttl: a lease survives four missed renewals (a slow database)
+PRUNE_EVERY = 30  # ticks between sweeps of finished executions' leftover leases (60 s at 10 s)
 
 
 class LeaseKeeper:
@@ -41,6 +43,7 @@ class LeaseKeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._ticks = 0
 
     def ensure_running(self) -> None:
         with self._lock:
@@ -72,6 +75,19 @@ class LeaseKeeper:
             adopted = engine.adopt()
             if adopted:
                 log.info("resumed %d workflow executions whose lease had lapsed", adopted)
+            # Ends delete their lease (the store's transition); the sweep takes what an end
+            # did not: rows from before that, or a node that died between end and release.
+            # Every engine sweeps; the DELETE is idempotent, so concurrent sweeps are harmless.
+            self._ticks += 1
+            if self._ticks % PRUNE_EVERY == 1:
+                self.sweep()
+
+    def sweep(self) -> int:
+        """Delete the expired leases of executions that ended or are gone; how many."""
+        pruned = self.engine.store.prune_leases()
+        if pruned:
+            log.info("pruned %d leases of finished workflow executions", pruned)
+        return pruned
 
     def stop(self) -> None:
         self._stop.set()

@@ -175,6 +175,11 @@ class PostgresWorkflowStore:
                 "WHERE arn = %s",
                 (json.dumps(cursor) if cursor is not None else None, status, output, error,
                  cause, None if status == RUNNING else time.time(), arn))
+            if status != RUNNING:
+                # An ended execution is never claimed again (claim() wants RUNNING): its lease
+                # row goes with the end, in the same transaction, whoever ended it (its driver,
+                # or StopExecution through another node while the driver still renews).
+                db.execute("DELETE FROM cluster_leases WHERE name = %s", (lease_name(arn),))
         return True
 
     def _append(self, db, arn: str, events, last: int) -> None:
@@ -236,6 +241,16 @@ class PostgresWorkflowStore:
                 "WHERE e.status = %s AND (l.name IS NULL OR l.expires_at < now()) "
                 "ORDER BY e.start, e.seq", (RUNNING,)).fetchall()
         return [execution_from_row(r) for r in rows]
+
+    def prune_leases(self) -> int:
+        with self._db.transaction() as db:
+            # Expired only: a live lease of a RUNNING execution is its holder's, and the
+            # execution's row lock (taken by transition() before deleting its lease) orders
+            # an end against this sweep.
+            return db.execute(
+                "DELETE FROM cluster_leases l WHERE l.name LIKE 'workflow:%%' "
+                "AND l.expires_at < now() AND NOT EXISTS (SELECT 1 FROM wf_executions e "
+                "WHERE 'workflow:' || e.arn = l.name AND e.status = %s)", (RUNNING,)).rowcount
 
     def close(self) -> None:
         self._db.close()

@@ -227,3 +227,45 @@ def test_a_lapsed_lease_is_taken_over_and_fences_the_old_holder(store):
 def test_a_transition_needs_the_lease_on_a_shared_store(store):
     ex, _ = store.create_execution(execution(), [])
     assert store.transition(ex.arn, [], cursor={"state": "B"}, owner="a") is (not store.shared)
+
+
+def _lapse():
+    import time
+
+    time.sleep(0.3)  # past the 0.2 s leases below
+
+
+def test_an_ended_execution_leaves_no_lease_behind(store):
+    """Succeeded by its holder, or stopped by another node while its holder still holds the
+    lease: either way the end removes the lease, so a later sweep finds nothing."""
+    done, _ = store.create_execution(execution("done"), [])
+    stopped, _ = store.create_execution(execution("stopped"), [])
+    for ex in (done, stopped):
+        assert store.claim(ex.arn, "a", 0.2)
+    assert store.transition(done.arn, [("ExecutionSucceeded", {})], cursor=None,
+                            status=SUCCEEDED, owner="a")
+    assert store.transition(stopped.arn, [("ExecutionAborted", {})], cursor=None,
+                            status=ABORTED)
+    _lapse()
+    assert store.prune_leases() == 0
+
+
+def test_the_sweep_prunes_leftover_leases_of_ended_executions_only(store):
+    running, _ = store.create_execution(execution("running"), [])
+    ended, _ = store.create_execution(execution("ended"), [])
+    store.transition(ended.arn, [("ExecutionSucceeded", {})], cursor=None, status=SUCCEEDED)
+    assert store.claim(running.arn, "a", 0.2)
+    if store.shared:
+        # A leftover as an earlier version (or a node dying between end and release) left
+        # it: the ended execution's expired lease, and one of an execution that is gone.
+        from runner.storage.postgres.workflows import lease_name
+
+        for arn in (ended.arn, f"{ARN}:gone"):
+            store._db.execute("INSERT INTO cluster_leases VALUES (%s, 'a', now() - "
+                              "interval '1 second')", (lease_name(arn),))
+    _lapse()
+    assert store.prune_leases() == (2 if store.shared else 0)
+    assert store.prune_leases() == 0
+    # The RUNNING execution's lapsed lease stays: it is what adoption takes over.
+    assert [e.arn for e in store.resumable()] == [running.arn]
+    assert store.claim(running.arn, "b", 60)

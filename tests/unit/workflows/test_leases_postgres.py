@@ -148,3 +148,23 @@ def test_executions_left_running_are_adopted_when_an_engine_starts(engines):
     assert b.start() == 1
     done = b.wait(ex, DEADLINE_S)
     assert done.status == "SUCCEEDED" and len(fa.calls) == 1 and len(fb.calls) == 1
+
+
+def test_finished_executions_leave_no_leases_and_the_keeper_sweeps_leftovers(engines):
+    import psycopg
+
+    a = engines("node-a", recorder(), lease_s=60)
+    arn = a.create_machine("m", json.dumps(DEFINITION)).arn
+    ex = a.start_execution(arn, input='{"v": 0}').arn
+    assert a.wait(ex, DEADLINE_S).status == "SUCCEEDED"
+    with psycopg.connect(a.store._db.url, autocommit=True) as db:
+        def leases():
+            return [r[0] for r in db.execute("SELECT name FROM cluster_leases "
+                                             "WHERE name LIKE 'workflow:%'")]
+
+        assert leases() == []
+        # A leftover (an earlier version's, or a node that died before releasing), expired.
+        db.execute("INSERT INTO cluster_leases VALUES (%s, 'node-x', now() - interval '1 s')",
+                   (f"workflow:{ex}",))
+        # The keeper's sweep (its first tick, then every PRUNE_EVERY-th) removes it.
+        assert a._keeper.sweep() == 1 and leases() == []
