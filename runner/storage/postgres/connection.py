@@ -4,8 +4,13 @@ outside explicit transactions, the schema applied once per database under an adv
 Why a pool of our own: psycopg's pool is a separate package, and the stores need little -- a
 bounded set of connections handed to one thread at a time. The gRPC server runs up to 352
 RPC threads; a connection per thread would exhaust PostgreSQL's max_connections with a few
-nodes, so threads wait for one of POOL_SIZE connections instead (every statement here is a
-short primary-key or index lookup, so the wait is short).
+nodes, so threads wait for one of their store's pool instead (every statement here is a short
+primary-key or index lookup, so the wait is short).
+
+A node opens one pool per store (POOLS, the one place their sizes are set): at most
+CONNECTIONS_PER_NODE connections, 30 today, 4 of them the workflow store's. A pool opens
+connections on demand and keeps them idle afterwards, so a busy node holds all 30: PostgreSQL's
+max_connections must be at least `max_connections(nodes)` (docs/cluster.md, "Capacity").
 
 A connection broken under a caller (the database restarted, a network cut) is discarded with
 every idle one, and the next caller opens a new one: a store survives a database restart after
@@ -22,7 +27,23 @@ from typing import Any, Iterator
 import psycopg
 from psycopg.rows import dict_row
 
-POOL_SIZE = 8  # per store per node; 3 stores x 8 x a node per core stays under 200 at 8 cores
+POOL_SIZE = 8  # the busy stores' pools (every invocation's registry reads, async events)
+# Each store's pool on a node, by store module. The push API's schedule store is opened only
+# with --push; counting it keeps the bound true either way.
+POOLS = {"functions": POOL_SIZE, "events": POOL_SIZE, "mappings": 4, "workflows": 4,
+         "nodes": 2, "routes": 2, "schedules": 2}
+CONNECTIONS_PER_NODE = sum(POOLS.values())
+# Connections PostgreSQL keeps for superusers (its superuser_reserved_connections default, 3)
+# plus a few for psql, backups and monitoring.
+RESERVED_CONNECTIONS = 10
+
+
+def max_connections(nodes: int) -> int:
+    """The max_connections a PostgreSQL serving `nodes` nodes (processes: `--workers N` on a
+    host is N nodes) needs when every pool is full."""
+    if nodes < 1:
+        raise ValueError(f"nodes: {nodes!r}; give the number of runner processes (>= 1)")
+    return nodes * CONNECTIONS_PER_NODE + RESERVED_CONNECTIONS
 CONNECT_TIMEOUT_S = 10
 
 

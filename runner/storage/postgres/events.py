@@ -35,7 +35,7 @@ from runner.storage.events import (
     Outcome,
     chosen_dead_letters,
 )
-from runner.storage.postgres.connection import Database
+from runner.storage.postgres.connection import POOLS, Database
 from runner.storage.postgres.nodes import LIVE_NODES
 from runner.storage.postgres.nodes import SCHEMA as NODES_SCHEMA
 
@@ -84,7 +84,7 @@ _INSERT = ("INSERT INTO events (id, function, qualifier, payload, enqueued_at, a
 class PostgresEventStore:
     def __init__(self, url: str, node_id: str) -> None:
         self.node_id = node_id
-        self.db = Database(url, SCHEMA)
+        self.db = Database(url, SCHEMA, size=POOLS["events"])
 
     def enqueue(self, event: Event, key: str | None = None) -> bool:
         """As storage/events.py: with a delivery `key` already accepted (by any node, within

@@ -33,7 +33,7 @@ from runner.errors import InvalidParameter, ResourceNotFound
 from runner.model import LATEST, FunctionConfig, FunctionVersion, validate_name
 from runner.storage.code import CodeStore
 from runner.storage.functions import check_revision_id
-from runner.storage.postgres.connection import Database
+from runner.storage.postgres.connection import POOLS, Database
 from runner.storage.updates import UpdateClaims
 
 ConfigOrMerge = FunctionConfig | Callable[[FunctionConfig | None], FunctionConfig]
@@ -94,7 +94,7 @@ class PostgresRegistry:
         self._derived = derived
         os.makedirs(data_dir, exist_ok=True)
         self.code = CodeStore(os.path.join(data_dir, "code"))
-        self.db = Database(url, SCHEMA)
+        self.db = Database(url, SCHEMA, size=POOLS["functions"])
         self._lock = threading.RLock()  # guards the caches and local code extraction
         self._cache: dict[tuple[str, str], FunctionVersion] = {}
         self._revision_ids: dict[int, str] = {}

@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 
 from runner.errors import ResourceNotFound
 from runner.storage.mapping_model import Mapping
-from runner.storage.postgres.connection import Database
+from runner.storage.postgres.connection import POOLS, Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mappings (
@@ -45,7 +45,7 @@ _BUMP = "UPDATE mappings_generation SET n = n + 1 WHERE id = 1"
 
 class PostgresMappingStore:
     def __init__(self, url: str) -> None:
-        self.db = Database(url, SCHEMA, size=4)
+        self.db = Database(url, SCHEMA, size=POOLS["mappings"])
 
     def create(self, mapping: Mapping) -> Mapping:
         with self.db.transaction() as conn:

@@ -23,7 +23,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 
-from runner.storage.postgres.connection import Database
+from runner.storage.postgres.connection import POOLS, Database
 
 HEARTBEAT_S = 2.0
 EXPIRY_S = 10.0
@@ -82,7 +82,7 @@ def new_node_id() -> str:
 
 class NodeStore:
     def __init__(self, url: str) -> None:
-        self.db = Database(url, SCHEMA, size=2)
+        self.db = Database(url, SCHEMA, size=POOLS["nodes"])
 
     def register(self, node: Node) -> None:
         self.db.execute(

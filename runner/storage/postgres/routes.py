@@ -13,7 +13,7 @@ import time
 
 from runner.errors import ResourceNotFound
 from runner.model import validate_name
-from runner.storage.postgres.connection import Database
+from runner.storage.postgres.connection import POOLS, Database
 from runner.storage.routes import Route, normalize_method, parse_pattern
 
 VERSION_CHECK_S = 1.0
@@ -39,7 +39,7 @@ _BUMP = "UPDATE routes_generation SET n = n + 1 WHERE id = 1"
 
 class PostgresRouteStore:
     def __init__(self, url: str) -> None:
-        self.db = Database(url, SCHEMA, size=2)
+        self.db = Database(url, SCHEMA, size=POOLS["routes"])
         self._lock = threading.Lock()
         self._version = 0
         self._checked_at = 0.0

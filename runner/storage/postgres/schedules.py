@@ -14,7 +14,7 @@ import dataclasses
 import json
 
 from runner.errors import ResourceConflict
-from runner.storage.postgres.connection import Database
+from runner.storage.postgres.connection import POOLS, Database
 from runner.storage.schedules import DroppedSlot, Schedule, _not_found
 
 SCHEMA = """
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS schedules_dropped (
 
 class PostgresScheduleStore:
     def __init__(self, url: str) -> None:
-        self.db = Database(url, SCHEMA, size=2)
+        self.db = Database(url, SCHEMA, size=POOLS["schedules"])
 
     def create(self, s: Schedule, next_slot: float | None, now: float) -> Schedule:
         rows = self.db.execute(

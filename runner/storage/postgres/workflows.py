@@ -26,7 +26,7 @@ from runner.errors import (
     ExecutionDoesNotExist,
     StateMachineDoesNotExist,
 )
-from runner.storage.postgres.connection import Database
+from runner.storage.postgres.connection import POOLS, Database
 from runner.storage.postgres.nodes import ACQUIRE, LEASES_SCHEMA
 from runner.storage.workflows import (
     RUNNING,
@@ -72,7 +72,7 @@ class PostgresWorkflowStore:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"schema {schema!r}: use lowercase letters, digits and _")
         # Small: a node's transitions are short, and its RPC threads wait for a connection.
-        self._db = Database(url, SCHEMA, size=4,
+        self._db = Database(url, SCHEMA, size=POOLS["workflows"],
                             search_path="" if schema == "public" else schema)
 
     def create_machine(self, machine: StateMachine) -> StateMachine:

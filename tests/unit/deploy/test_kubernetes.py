@@ -73,3 +73,14 @@ def test_the_node_command_line_is_one_runner_serve_accepts():
     assert parsed.state.startswith("postgresql://") and parsed.port == 50051
     assert parsed.peer_host == "10.0.0.7" and parsed.host == "0.0.0.0"
     assert "RUNNER_TOKEN" in secrets  # beyond loopback a node needs the token
+
+
+def test_the_reference_postgres_takes_every_pool_of_the_most_pods_the_hpa_makes():
+    from runner.storage.postgres.connection import max_connections
+
+    [hpa] = by_kind("HorizontalPodAutoscaler")
+    [config] = by_kind("ConfigMap")
+    nodes = hpa["spec"]["maxReplicas"] * int(config["data"]["RUNNER_WORKERS"])
+    [postgres] = [d for d in by_kind("StatefulSet") if "postgres" in d["metadata"]["name"]]
+    args = " ".join(postgres["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert int(re.search(r"max_connections=(\d+)", args).group(1)) >= max_connections(nodes)
