@@ -7,7 +7,6 @@ from aiohttp.web import RequestPayloadError
 
 from runner.errors import InvalidRequestContent, RequestTooLarge
 
-
 # Where a body read before dispatch (to verify a SigV4 signature over it) is kept for the handler.
 READ_KEY = web.RequestKey("runner.body", bytes)
 
