@@ -1,10 +1,14 @@
-"""boto3 against a node that requires the cluster token (issue 23, decision 073): signing
+"""boto3 and the AWS CLI against a node that requires the cluster token (issue 23, decision 073): signing
 with access key id `runner` and the token as secret is the credential; a wrong secret, a
 wrong key id or an old date are refused with AWS's error types; bearer tokens still work."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from http.client import HTTPConnection
 from unittest import mock
@@ -102,3 +106,22 @@ def test_the_bearer_token_still_works_and_nothing_is_refused_without_a_header(fr
     assert call({"X-Runner-Token": TOKEN})[0] == 200
     status, body = call({})
     assert status == 401 and b"SigV4" in body
+
+
+def test_the_aws_cli_signed_with_the_token_is_accepted_and_a_wrong_one_refused(front):
+    cli = shutil.which("aws", path=os.path.dirname(sys.executable)) or shutil.which("aws")
+    assert cli, "the AWS CLI (awscli, a test dependency) is not installed"
+
+    def aws(secret):
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="runner", AWS_SECRET_ACCESS_KEY=secret,
+                   AWS_DEFAULT_REGION="us-east-1", AWS_PAGER="", AWS_CONFIG_FILE=os.devnull,
+                   AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_MAX_ATTEMPTS="1")
+        return subprocess.run([cli, "--endpoint-url", f"http://127.0.0.1:{front.port}",
+                               "--output", "json", "lambda", "list-functions"],
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    ok = aws(TOKEN)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["Functions"] == []
+    refused = aws("wrong")
+    assert refused.returncode != 0 and "InvalidSignatureException" in refused.stderr
