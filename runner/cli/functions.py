@@ -84,7 +84,7 @@ def cmd_invoke(args) -> int:
             return platform_error(f"--payload-file: {exc.strerror}")
     itype = {"RequestResponse": pb.REQUEST_RESPONSE, "Event": pb.EVENT, "DryRun": pb.DRY_RUN}[args.invocation_type]
     req = pb.InvokeRequest(name=args.name, qualifier=args.qualifier or "", payload=payload,
-                           invocation_type=itype,
+                           invocation_type=itype, client_context=args.client_context or "",
                            log_type=pb.LOG_TYPE_TAIL if args.log_type.lower() == "tail" else pb.LOG_TYPE_NONE)
     stubs = connect(args)
     with stubs.channel:
@@ -203,6 +203,9 @@ def add_commands(sub) -> None:
     i.add_argument("--log-type", default="None", choices=["None", "Tail", "tail", "none"])
     i.add_argument("--invocation-type", default="RequestResponse",
                    choices=["RequestResponse", "Event", "DryRun"])
+    i.add_argument("--client-context",
+                   help="base64 of a JSON object for the handler's context.client_context "
+                        "(as Lambda's X-Amz-Client-Context; synchronous invocations only)")
     i.set_defaults(func=cmd_invoke)
 
     lst = client("list", "list functions")

@@ -295,12 +295,13 @@ class Runner(LambdaResources):
         qualifier: str | None = None,
         request_id: str | None = None,
         trace_id: str | None = None,
+        client_context: dict | None = None,
     ) -> tuple[InvocationResult, PendingLog]:
         """Invoke as `invoke()` does, but leave the log block to the caller: it runs the
         returned PendingLog's `write()` once, when it chooses (the gRPC edge: after the
         response is sent, docs/decisions/037). The result's `log` is empty; reads of the
         function's log wait for the block meanwhile (LogStore.reserve)."""
-        block, out = self._run(name, payload, qualifier, request_id, trace_id)
+        block, out = self._run(name, payload, qualifier, request_id, trace_id, client_context)
         result = _result(block, out, b"")
         # Promised last: nothing between the promise and the hand-over can fail and leave it
         # unkept (reads would wait PENDING_WAIT_S for it).

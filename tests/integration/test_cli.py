@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -118,3 +119,35 @@ def test_sigterm_finishes_in_flight_invocations(served, tmp_path):
     assert result["out"].returncode == 0
     assert result["out"].stdout.strip() == '"finished"'
     assert proc.wait(timeout=30) == 0
+
+
+def test_invoke_client_context_reaches_python_and_node(served, tmp_path):
+    """`runner invoke --client-context` (the gRPC Invoke's client_context field) reaches the
+    handler as the REST X-Amz-Client-Context header does; a malformed value is refused."""
+    _, address, _ = served
+    cc = {"client": {"installation_id": "inst-1"}, "custom": {"k": "v"}}
+    encoded = base64.b64encode(json.dumps(cc).encode()).decode()
+    py = tmp_path / "py"
+    py.mkdir()
+    (py / "app.py").write_text(
+        "def handler(e, c):\n"
+        "    cc = c.client_context\n"
+        "    return {'custom': cc and cc.custom, 'inst': cc and cc.client.installation_id}\n")
+    assert run_cli(address, "deploy", "ccpy", "--runtime", "python", "--handler", "app.handler",
+                   str(py)).returncode == 0
+    out = run_cli(address, "invoke", "ccpy", "--client-context", encoded)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"custom": {"k": "v"}, "inst": "inst-1"}
+    assert json.loads(run_cli(address, "invoke", "ccpy").stdout) == {"custom": None, "inst": None}
+
+    js = tmp_path / "js"
+    js.mkdir()
+    (js / "index.js").write_text("exports.handler = async (e, ctx) => ({cc: ctx.clientContext || null});\n")
+    assert run_cli(address, "deploy", "ccjs", "--runtime", "nodejs20.x", "--handler", "index.handler",
+                   str(js)).returncode == 0
+    out = run_cli(address, "invoke", "ccjs", "--client-context", encoded)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"cc": cc}
+
+    bad = run_cli(address, "invoke", "ccpy", "--client-context", "not base64 json!")
+    assert bad.returncode == 2 and "client_context" in bad.stderr

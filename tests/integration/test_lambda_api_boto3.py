@@ -252,6 +252,32 @@ def test_layers_are_importable_at_opt(lam):
     assert out["value"] == "base" and "nodejs/node_modules" in out["path"]
 
 
+def test_esm_handler_imports_a_package_from_a_layer(lam):
+    """ES modules ignore NODE_PATH; Lambda still resolves an .mjs handler's bare import from
+    /opt/nodejs/node_modules. The code's own node_modules comes first; a missing package is
+    still Runtime.ImportModuleError."""
+    layer = lam.publish_layer_version(LayerName="esm", Content={"ZipFile": zipped({
+        "nodejs/node_modules/cjs-pkg/index.js": "module.exports = 'cjs from layer';\n",
+        "nodejs/node_modules/esm-pkg/package.json": '{"type": "module", "exports": "./main.js"}',
+        "nodejs/node_modules/esm-pkg/main.js": "export const where = 'layer';\n",
+        "nodejs/node_modules/both/index.js": "module.exports = 'layer';\n"})})
+    arn = layer["LayerVersionArn"]
+    create(lam, "mjs", zipped({
+        "index.mjs": ("import cjs from 'cjs-pkg';\nimport { where } from 'esm-pkg';\n"
+                      "import both from 'both';\n"
+                      "export const handler = async () => ({cjs, where, both});\n"),
+        "node_modules/both/index.js": "module.exports = 'code';\n"}),
+        Runtime="nodejs20.x", Handler="index.handler", Layers=[arn])
+    out = json.loads(lam.invoke(FunctionName="mjs", Payload=b"{}")["Payload"].read())
+    assert out == {"cjs": "cjs from layer", "where": "layer", "both": "code"}
+    create(lam, "missing", zipped({"index.mjs": (
+        "import x from 'not-anywhere';\nexport const handler = async () => x;\n")}),
+        Runtime="nodejs20.x", Handler="index.handler", Layers=[arn])
+    resp = lam.invoke(FunctionName="missing", Payload=b"{}")
+    assert resp["FunctionError"] == "Unhandled"
+    assert json.loads(resp["Payload"].read())["errorType"] == "Runtime.ImportModuleError"
+
+
 def test_client_context_reaches_python_and_node(lam):
     cc = {"client": {"installation_id": "inst-1", "app_title": "app"},
           "custom": {"k": "v"}, "env": {"platform": "test"}}

@@ -21,6 +21,7 @@ from runner.invocation.runner import Runner
 from runner.invocation.trace import from_headers
 from runner.service import admission
 from runner.service.admission import Slots
+from runner.service.client_context import decode_client_context
 from runner.service.grpc import convert, lambda_resources, usage
 from runner.service.grpc.executor import RenewingPool
 from runner.service.grpc.observe import MetricsInterceptor
@@ -170,6 +171,10 @@ class InvokerServicer(pb_grpc.InvokerServicer):
                                    "LOG_TYPE_NONE (0), LOG_TYPE_TAIL (1)")
         qualifier = request.qualifier or None
         trace_id = _trace(context)
+        # Checked for every invocation type, as the HTTP edge checks the header; used by the
+        # synchronous ones only (Lambda does not keep it for Event). A forwarded request
+        # carries the field as it came.
+        client_context = decode_client_context(request.client_context, "client_context")
         if request.invocation_type == pb.DRY_RUN:
             self.runner.check_invoke(request.name, request.payload, qualifier=qualifier)
             return pb.InvokeResponse(status_code=204)
@@ -187,11 +192,12 @@ class InvokerServicer(pb_grpc.InvokerServicer):
             # response carries its tail); see DEFER_LOGS_MAX_INFLIGHT. `held` counts this one.
             if self.invocations.held <= DEFER_LOGS_MAX_INFLIGHT and not tail:
                 result, pending = self.runner.invoke_log_later(
-                    request.name, request.payload, qualifier=qualifier, trace_id=trace_id)
+                    request.name, request.payload, qualifier=qualifier, trace_id=trace_id,
+                    client_context=client_context)
                 after_response(pending.write)
             else:
                 result = self.runner.invoke(request.name, request.payload, qualifier=qualifier,
-                                            trace_id=trace_id)
+                                            trace_id=trace_id, client_context=client_context)
         return convert.invoke_response(result, tail=tail)
 
     def GetLogs(self, request, context):

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import functools
-import json
 import re
 from concurrent.futures import Executor
 from urllib.parse import unquote
@@ -31,6 +29,7 @@ from runner.invocation.async_dispatcher import MAX_ASYNC_PAYLOAD_BYTES
 from runner.invocation.trace import from_headers
 from runner.model import MAX_PAYLOAD_BYTES
 from runner.service.admission import Slots
+from runner.service.client_context import decode_client_context
 from runner.service.http.body import read_body
 from runner.service.http.status import ERROR_TYPE_HEADER, describe, lambda_error_body
 
@@ -83,7 +82,8 @@ class InvokeApi:
         log_type = request.headers.get("X-Amz-Log-Type", "None")
         if log_type not in ("None", "Tail"):
             raise InvalidParameter("X-Amz-Log-Type", f"{log_type!r} is not None or Tail")
-        client_context = _client_context(request.headers.get("X-Amz-Client-Context"))
+        client_context = decode_client_context(request.headers.get("X-Amz-Client-Context"),
+                                               "X-Amz-Client-Context")
         limit = MAX_ASYNC_PAYLOAD_BYTES if itype == "Event" else MAX_PAYLOAD_BYTES
         body = await read_body(request, limit)
         trace_id = from_headers(request.headers.get("X-Amzn-Trace-Id"),
@@ -116,23 +116,3 @@ class InvokeApi:
         if log_type == "Tail":
             headers["X-Amz-Log-Result"] = base64.b64encode(result.log_tail()).decode()
         return web.Response(status=200, body=result.payload, headers=headers)
-
-
-MAX_CLIENT_CONTEXT_BYTES = 3583  # Lambda's limit on the header
-
-
-def _client_context(raw: str | None) -> dict | None:
-    """X-Amz-Client-Context: base64 of a JSON object (Lambda's mobile-SDK context), decoded
-    for the handler's context.client_context. Not kept for Event invocations (Lambda keeps it
-    for synchronous ones only)."""
-    if not raw:
-        return None
-    if len(raw) > MAX_CLIENT_CONTEXT_BYTES:
-        raise InvalidParameter("X-Amz-Client-Context", f"over {MAX_CLIENT_CONTEXT_BYTES} bytes")
-    try:
-        doc = json.loads(base64.b64decode(raw, validate=True))
-    except (ValueError, binascii.Error):
-        doc = None
-    if not isinstance(doc, dict):
-        raise InvalidParameter("X-Amz-Client-Context", "must be base64 of a JSON object")
-    return doc

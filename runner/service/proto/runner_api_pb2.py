@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10runner_api.proto\x12\trunner.v1\"\xa9\x07\n\x0e\x46unctionConfig\x12\x0f\n\x07runtime\x18\x01 \x01(\t\x12\x0f\n\x07handler\x18\x02 \x01(\t\x12\x16\n\tmemory_mb\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\ttimeout_s\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12?\n\x0b\x65nvironment\x18\x05 \x03(\x0b\x32*.runner.v1.FunctionConfig.EnvironmentEntry\x12\x18\n\x0b\x63oncurrency\x18\x06 \x01(\x05H\x02\x88\x01\x01\x12!\n\x14\x65phemeral_storage_mb\x18\x07 \x01(\x05H\x03\x88\x01\x01\x12\x14\n\x07network\x18\x08 \x01(\x08H\x04\x88\x01\x01\x12\x18\n\x0bprovisioned\x18\t \x01(\x05H\x05\x88\x01\x01\x12\x1b\n\x13replace_environment\x18\n \x01(\x08\x12\x18\n\x0bmax_retries\x18\x0b \x01(\x05H\x06\x88\x01\x01\x12\x1c\n\x0fmax_event_age_s\x18\x0c \x01(\x05H\x07\x88\x01\x01\x12\x17\n\non_success\x18\r \x01(\tH\x08\x88\x01\x01\x12\x17\n\non_failure\x18\x0e \x01(\tH\t\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x0f \x01(\tH\n\x88\x01\x01\x12\x11\n\x04role\x18\x10 \x01(\tH\x0b\x88\x01\x01\x12\x0e\n\x06layers\x18\x11 \x03(\t\x12\x16\n\x0ereplace_layers\x18\x12 \x01(\x08\x12\x1b\n\x0enetwork_policy\x18\x14 \x01(\tH\x0c\x88\x01\x01\x12\x18\n\nlog_format\x18\xdd\x01 \x01(\tH\r\x88\x01\x01\x12#\n\x15\x61pplication_log_level\x18\xde\x01 \x01(\tH\x0e\x88\x01\x01\x12\x1e\n\x10system_log_level\x18\xdf\x01 \x01(\tH\x0f\x88\x01\x01\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_memory_mbB\x0c\n\n_timeout_sB\x0e\n\x0c_concurrencyB\x17\n\x15_ephemeral_storage_mbB\n\n\x08_networkB\x0e\n\x0c_provisionedB\x0e\n\x0c_max_retriesB\x12\n\x10_max_event_age_sB\r\n\x0b_on_successB\r\n\x0b_on_failureB\x0e\n\x0c_descriptionB\x07\n\x05_roleB\x11\n\x0f_network_policyB\r\n\x0b_log_formatB\x18\n\x16_application_log_levelB\x13\n\x11_system_log_level\"\xcb\x01\n\x0c\x46unctionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\x12)\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x19.runner.v1.FunctionConfig\x12\x13\n\x0b\x63ode_sha256\x18\x05 \x01(\t\x12\x11\n\tcode_size\x18\x06 \x01(\x03\x12\x15\n\rlast_modified\x18\x07 \x01(\x01\x12\x0b\n\x03\x61rn\x18\x08 \x01(\t\x12\x13\n\x0brevision_id\x18\t \x01(\t\"k\n\rDeployRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x19.runner.v1.FunctionConfig\x12\x0c\n\x04\x63ode\x18\x03 \x01(\x0c\x12\x13\n\x0brevision_id\x18\x04 \x01(\t\"5\n\x12GetFunctionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tqualifier\x18\x02 \x01(\t\"\x16\n\x14ListFunctionsRequest\"C\n\x15ListFunctionsResponse\x12*\n\tfunctions\x18\x01 \x03(\x0b\x32\x17.runner.v1.FunctionInfo\"%\n\x15\x44\x65leteFunctionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"@\n\x16\x44\x65leteFunctionResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10versions_deleted\x18\x02 \x01(\x05\"O\n\x15PublishVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x13\n\x0brevision_id\x18\x03 \x01(\t\"#\n\x13ListVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"A\n\x14ListVersionsResponse\x12)\n\x08versions\x18\x01 \x03(\x0b\x32\x17.runner.v1.FunctionInfo\"\x9b\x01\n\rInvokeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tqualifier\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12$\n\x08log_type\x18\x04 \x01(\x0e\x32\x12.runner.v1.LogType\x12\x32\n\x0finvocation_type\x18\x05 \x01(\x0e\x32\x19.runner.v1.InvocationType\"\xc9\x01\n\x06Report\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x01\x12\x1a\n\x12\x62illed_duration_ms\x18\x03 \x01(\x03\x12\x16\n\x0ememory_size_mb\x18\x04 \x01(\x05\x12\x1a\n\x12max_memory_used_mb\x18\x05 \x01(\x05\x12\x1d\n\x10init_duration_ms\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\ncold_start\x18\x07 \x01(\x08\x42\x13\n\x11_init_duration_ms\"U\n\x13\x46unctionErrorDetail\x12\x12\n\nerror_type\x18\x01 \x01(\t\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x13\n\x0bstack_trace\x18\x03 \x03(\t\"\xe2\x01\n\x0eInvokeResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x16\n\x0e\x66unction_error\x18\x02 \x01(\t\x12-\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1e.runner.v1.FunctionErrorDetail\x12\x12\n\nlog_result\x18\x04 \x01(\x0c\x12\x18\n\x10\x65xecuted_version\x18\x05 \x01(\t\x12!\n\x06report\x18\x06 \x01(\x0b\x32\x11.runner.v1.Report\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x13\n\x0bstatus_code\x18\x08 \x01(\x05\"B\n\x0eGetLogsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x12\n\ntail_lines\x18\x03 \x01(\x05\"\x17\n\x07LogLine\x12\x0c\n\x04line\x18\x01 \x01(\t\"q\n\x05Route\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x10\n\x08\x66unction\x18\x03 \x01(\t\x12\x11\n\tqualifier\x18\x04 \x01(\t\x12\x11\n\troute_key\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\x01\"T\n\x0f\x41\x64\x64RouteRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x10\n\x08\x66unction\x18\x03 \x01(\t\x12\x11\n\tqualifier\x18\x04 \x01(\t\"\x13\n\x11ListRoutesRequest\"6\n\x12ListRoutesResponse\x12 \n\x06routes\x18\x01 \x03(\x0b\x32\x10.runner.v1.Route\"2\n\x12\x44\x65leteRouteRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\x7f\n\nDeadLetter\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x66unction\x18\x02 \x01(\t\x12\x11\n\tqualifier\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x13\n\x0brecord_json\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\x01\"&\n\x16ListDeadLettersRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"F\n\x17ListDeadLettersResponse\x12+\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x15.runner.v1.DeadLetter\"=\n\x18ReplayDeadLettersRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0brequest_ids\x18\x02 \x03(\t\"0\n\x19ReplayDeadLettersResponse\x12\x13\n\x0brequest_ids\x18\x01 \x03(\t*/\n\x07LogType\x12\x11\n\rLOG_TYPE_NONE\x10\x00\x12\x11\n\rLOG_TYPE_TAIL\x10\x01*>\n\x0eInvocationType\x12\x14\n\x10REQUEST_RESPONSE\x10\x00\x12\t\n\x05\x45VENT\x10\x01\x12\x0b\n\x07\x44RY_RUN\x10\x02\x32\xd8\x03\n\tFunctions\x12;\n\x06\x44\x65ploy\x12\x18.runner.v1.DeployRequest\x1a\x17.runner.v1.FunctionInfo\x12\x45\n\x0bGetFunction\x12\x1d.runner.v1.GetFunctionRequest\x1a\x17.runner.v1.FunctionInfo\x12R\n\rListFunctions\x12\x1f.runner.v1.ListFunctionsRequest\x1a .runner.v1.ListFunctionsResponse\x12U\n\x0e\x44\x65leteFunction\x12 .runner.v1.DeleteFunctionRequest\x1a!.runner.v1.DeleteFunctionResponse\x12K\n\x0ePublishVersion\x12 .runner.v1.PublishVersionRequest\x1a\x17.runner.v1.FunctionInfo\x12O\n\x0cListVersions\x12\x1e.runner.v1.ListVersionsRequest\x1a\x1f.runner.v1.ListVersionsResponse2\x84\x01\n\x07Invoker\x12=\n\x06Invoke\x12\x18.runner.v1.InvokeRequest\x1a\x19.runner.v1.InvokeResponse\x12:\n\x07GetLogs\x12\x19.runner.v1.GetLogsRequest\x1a\x12.runner.v1.LogLine0\x01\x32\xcd\x01\n\x06Routes\x12\x38\n\x08\x41\x64\x64Route\x12\x1a.runner.v1.AddRouteRequest\x1a\x10.runner.v1.Route\x12I\n\nListRoutes\x12\x1c.runner.v1.ListRoutesRequest\x1a\x1d.runner.v1.ListRoutesResponse\x12>\n\x0b\x44\x65leteRoute\x12\x1d.runner.v1.DeleteRouteRequest\x1a\x10.runner.v1.Route2\xc2\x01\n\x06\x45vents\x12X\n\x0fListDeadLetters\x12!.runner.v1.ListDeadLettersRequest\x1a\".runner.v1.ListDeadLettersResponse\x12^\n\x11ReplayDeadLetters\x12#.runner.v1.ReplayDeadLettersRequest\x1a$.runner.v1.ReplayDeadLettersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10runner_api.proto\x12\trunner.v1\"\xa9\x07\n\x0e\x46unctionConfig\x12\x0f\n\x07runtime\x18\x01 \x01(\t\x12\x0f\n\x07handler\x18\x02 \x01(\t\x12\x16\n\tmemory_mb\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\ttimeout_s\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12?\n\x0b\x65nvironment\x18\x05 \x03(\x0b\x32*.runner.v1.FunctionConfig.EnvironmentEntry\x12\x18\n\x0b\x63oncurrency\x18\x06 \x01(\x05H\x02\x88\x01\x01\x12!\n\x14\x65phemeral_storage_mb\x18\x07 \x01(\x05H\x03\x88\x01\x01\x12\x14\n\x07network\x18\x08 \x01(\x08H\x04\x88\x01\x01\x12\x18\n\x0bprovisioned\x18\t \x01(\x05H\x05\x88\x01\x01\x12\x1b\n\x13replace_environment\x18\n \x01(\x08\x12\x18\n\x0bmax_retries\x18\x0b \x01(\x05H\x06\x88\x01\x01\x12\x1c\n\x0fmax_event_age_s\x18\x0c \x01(\x05H\x07\x88\x01\x01\x12\x17\n\non_success\x18\r \x01(\tH\x08\x88\x01\x01\x12\x17\n\non_failure\x18\x0e \x01(\tH\t\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x0f \x01(\tH\n\x88\x01\x01\x12\x11\n\x04role\x18\x10 \x01(\tH\x0b\x88\x01\x01\x12\x0e\n\x06layers\x18\x11 \x03(\t\x12\x16\n\x0ereplace_layers\x18\x12 \x01(\x08\x12\x1b\n\x0enetwork_policy\x18\x14 \x01(\tH\x0c\x88\x01\x01\x12\x18\n\nlog_format\x18\xdd\x01 \x01(\tH\r\x88\x01\x01\x12#\n\x15\x61pplication_log_level\x18\xde\x01 \x01(\tH\x0e\x88\x01\x01\x12\x1e\n\x10system_log_level\x18\xdf\x01 \x01(\tH\x0f\x88\x01\x01\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_memory_mbB\x0c\n\n_timeout_sB\x0e\n\x0c_concurrencyB\x17\n\x15_ephemeral_storage_mbB\n\n\x08_networkB\x0e\n\x0c_provisionedB\x0e\n\x0c_max_retriesB\x12\n\x10_max_event_age_sB\r\n\x0b_on_successB\r\n\x0b_on_failureB\x0e\n\x0c_descriptionB\x07\n\x05_roleB\x11\n\x0f_network_policyB\r\n\x0b_log_formatB\x18\n\x16_application_log_levelB\x13\n\x11_system_log_level\"\xcb\x01\n\x0c\x46unctionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\x12)\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x19.runner.v1.FunctionConfig\x12\x13\n\x0b\x63ode_sha256\x18\x05 \x01(\t\x12\x11\n\tcode_size\x18\x06 \x01(\x03\x12\x15\n\rlast_modified\x18\x07 \x01(\x01\x12\x0b\n\x03\x61rn\x18\x08 \x01(\t\x12\x13\n\x0brevision_id\x18\t \x01(\t\"k\n\rDeployRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x19.runner.v1.FunctionConfig\x12\x0c\n\x04\x63ode\x18\x03 \x01(\x0c\x12\x13\n\x0brevision_id\x18\x04 \x01(\t\"5\n\x12GetFunctionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tqualifier\x18\x02 \x01(\t\"\x16\n\x14ListFunctionsRequest\"C\n\x15ListFunctionsResponse\x12*\n\tfunctions\x18\x01 \x03(\x0b\x32\x17.runner.v1.FunctionInfo\"%\n\x15\x44\x65leteFunctionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"@\n\x16\x44\x65leteFunctionResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10versions_deleted\x18\x02 \x01(\x05\"O\n\x15PublishVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x13\n\x0brevision_id\x18\x03 \x01(\t\"#\n\x13ListVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"A\n\x14ListVersionsResponse\x12)\n\x08versions\x18\x01 \x03(\x0b\x32\x17.runner.v1.FunctionInfo\"\xb3\x01\n\rInvokeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tqualifier\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12$\n\x08log_type\x18\x04 \x01(\x0e\x32\x12.runner.v1.LogType\x12\x32\n\x0finvocation_type\x18\x05 \x01(\x0e\x32\x19.runner.v1.InvocationType\x12\x16\n\x0e\x63lient_context\x18\x06 \x01(\t\"\xc9\x01\n\x06Report\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x01\x12\x1a\n\x12\x62illed_duration_ms\x18\x03 \x01(\x03\x12\x16\n\x0ememory_size_mb\x18\x04 \x01(\x05\x12\x1a\n\x12max_memory_used_mb\x18\x05 \x01(\x05\x12\x1d\n\x10init_duration_ms\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\ncold_start\x18\x07 \x01(\x08\x42\x13\n\x11_init_duration_ms\"U\n\x13\x46unctionErrorDetail\x12\x12\n\nerror_type\x18\x01 \x01(\t\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x13\n\x0bstack_trace\x18\x03 \x03(\t\"\xe2\x01\n\x0eInvokeResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x16\n\x0e\x66unction_error\x18\x02 \x01(\t\x12-\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1e.runner.v1.FunctionErrorDetail\x12\x12\n\nlog_result\x18\x04 \x01(\x0c\x12\x18\n\x10\x65xecuted_version\x18\x05 \x01(\t\x12!\n\x06report\x18\x06 \x01(\x0b\x32\x11.runner.v1.Report\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x13\n\x0bstatus_code\x18\x08 \x01(\x05\"B\n\x0eGetLogsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x12\n\ntail_lines\x18\x03 \x01(\x05\"\x17\n\x07LogLine\x12\x0c\n\x04line\x18\x01 \x01(\t\"q\n\x05Route\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x10\n\x08\x66unction\x18\x03 \x01(\t\x12\x11\n\tqualifier\x18\x04 \x01(\t\x12\x11\n\troute_key\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\x01\"T\n\x0f\x41\x64\x64RouteRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x10\n\x08\x66unction\x18\x03 \x01(\t\x12\x11\n\tqualifier\x18\x04 \x01(\t\"\x13\n\x11ListRoutesRequest\"6\n\x12ListRoutesResponse\x12 \n\x06routes\x18\x01 \x03(\x0b\x32\x10.runner.v1.Route\"2\n\x12\x44\x65leteRouteRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\x7f\n\nDeadLetter\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x66unction\x18\x02 \x01(\t\x12\x11\n\tqualifier\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x13\n\x0brecord_json\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\x01\"&\n\x16ListDeadLettersRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"F\n\x17ListDeadLettersResponse\x12+\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x15.runner.v1.DeadLetter\"=\n\x18ReplayDeadLettersRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0brequest_ids\x18\x02 \x03(\t\"0\n\x19ReplayDeadLettersResponse\x12\x13\n\x0brequest_ids\x18\x01 \x03(\t*/\n\x07LogType\x12\x11\n\rLOG_TYPE_NONE\x10\x00\x12\x11\n\rLOG_TYPE_TAIL\x10\x01*>\n\x0eInvocationType\x12\x14\n\x10REQUEST_RESPONSE\x10\x00\x12\t\n\x05\x45VENT\x10\x01\x12\x0b\n\x07\x44RY_RUN\x10\x02\x32\xd8\x03\n\tFunctions\x12;\n\x06\x44\x65ploy\x12\x18.runner.v1.DeployRequest\x1a\x17.runner.v1.FunctionInfo\x12\x45\n\x0bGetFunction\x12\x1d.runner.v1.GetFunctionRequest\x1a\x17.runner.v1.FunctionInfo\x12R\n\rListFunctions\x12\x1f.runner.v1.ListFunctionsRequest\x1a .runner.v1.ListFunctionsResponse\x12U\n\x0e\x44\x65leteFunction\x12 .runner.v1.DeleteFunctionRequest\x1a!.runner.v1.DeleteFunctionResponse\x12K\n\x0ePublishVersion\x12 .runner.v1.PublishVersionRequest\x1a\x17.runner.v1.FunctionInfo\x12O\n\x0cListVersions\x12\x1e.runner.v1.ListVersionsRequest\x1a\x1f.runner.v1.ListVersionsResponse2\x84\x01\n\x07Invoker\x12=\n\x06Invoke\x12\x18.runner.v1.InvokeRequest\x1a\x19.runner.v1.InvokeResponse\x12:\n\x07GetLogs\x12\x19.runner.v1.GetLogsRequest\x1a\x12.runner.v1.LogLine0\x01\x32\xcd\x01\n\x06Routes\x12\x38\n\x08\x41\x64\x64Route\x12\x1a.runner.v1.AddRouteRequest\x1a\x10.runner.v1.Route\x12I\n\nListRoutes\x12\x1c.runner.v1.ListRoutesRequest\x1a\x1d.runner.v1.ListRoutesResponse\x12>\n\x0b\x44\x65leteRoute\x12\x1d.runner.v1.DeleteRouteRequest\x1a\x10.runner.v1.Route2\xc2\x01\n\x06\x45vents\x12X\n\x0fListDeadLetters\x12!.runner.v1.ListDeadLettersRequest\x1a\".runner.v1.ListDeadLettersResponse\x12^\n\x11ReplayDeadLetters\x12#.runner.v1.ReplayDeadLettersRequest\x1a$.runner.v1.ReplayDeadLettersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FUNCTIONCONFIG_ENVIRONMENTENTRY']._loaded_options = None
   _globals['_FUNCTIONCONFIG_ENVIRONMENTENTRY']._serialized_options = b'8\001'
-  _globals['_LOGTYPE']._serialized_start=3179
-  _globals['_LOGTYPE']._serialized_end=3226
-  _globals['_INVOCATIONTYPE']._serialized_start=3228
-  _globals['_INVOCATIONTYPE']._serialized_end=3290
+  _globals['_LOGTYPE']._serialized_start=3203
+  _globals['_LOGTYPE']._serialized_end=3250
+  _globals['_INVOCATIONTYPE']._serialized_start=3252
+  _globals['_INVOCATIONTYPE']._serialized_end=3314
   _globals['_FUNCTIONCONFIG']._serialized_start=32
   _globals['_FUNCTIONCONFIG']._serialized_end=969
   _globals['_FUNCTIONCONFIG_ENVIRONMENTENTRY']._serialized_start=650
@@ -62,43 +62,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTVERSIONSRESPONSE']._serialized_start=1657
   _globals['_LISTVERSIONSRESPONSE']._serialized_end=1722
   _globals['_INVOKEREQUEST']._serialized_start=1725
-  _globals['_INVOKEREQUEST']._serialized_end=1880
-  _globals['_REPORT']._serialized_start=1883
-  _globals['_REPORT']._serialized_end=2084
-  _globals['_FUNCTIONERRORDETAIL']._serialized_start=2086
-  _globals['_FUNCTIONERRORDETAIL']._serialized_end=2171
-  _globals['_INVOKERESPONSE']._serialized_start=2174
-  _globals['_INVOKERESPONSE']._serialized_end=2400
-  _globals['_GETLOGSREQUEST']._serialized_start=2402
-  _globals['_GETLOGSREQUEST']._serialized_end=2468
-  _globals['_LOGLINE']._serialized_start=2470
-  _globals['_LOGLINE']._serialized_end=2493
-  _globals['_ROUTE']._serialized_start=2495
-  _globals['_ROUTE']._serialized_end=2608
-  _globals['_ADDROUTEREQUEST']._serialized_start=2610
-  _globals['_ADDROUTEREQUEST']._serialized_end=2694
-  _globals['_LISTROUTESREQUEST']._serialized_start=2696
-  _globals['_LISTROUTESREQUEST']._serialized_end=2715
-  _globals['_LISTROUTESRESPONSE']._serialized_start=2717
-  _globals['_LISTROUTESRESPONSE']._serialized_end=2771
-  _globals['_DELETEROUTEREQUEST']._serialized_start=2773
-  _globals['_DELETEROUTEREQUEST']._serialized_end=2823
-  _globals['_DEADLETTER']._serialized_start=2825
-  _globals['_DEADLETTER']._serialized_end=2952
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=2954
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=2992
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=2994
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=3064
-  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_start=3066
-  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_end=3127
-  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_start=3129
-  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_end=3177
-  _globals['_FUNCTIONS']._serialized_start=3293
-  _globals['_FUNCTIONS']._serialized_end=3765
-  _globals['_INVOKER']._serialized_start=3768
-  _globals['_INVOKER']._serialized_end=3900
-  _globals['_ROUTES']._serialized_start=3903
-  _globals['_ROUTES']._serialized_end=4108
-  _globals['_EVENTS']._serialized_start=4111
-  _globals['_EVENTS']._serialized_end=4305
+  _globals['_INVOKEREQUEST']._serialized_end=1904
+  _globals['_REPORT']._serialized_start=1907
+  _globals['_REPORT']._serialized_end=2108
+  _globals['_FUNCTIONERRORDETAIL']._serialized_start=2110
+  _globals['_FUNCTIONERRORDETAIL']._serialized_end=2195
+  _globals['_INVOKERESPONSE']._serialized_start=2198
+  _globals['_INVOKERESPONSE']._serialized_end=2424
+  _globals['_GETLOGSREQUEST']._serialized_start=2426
+  _globals['_GETLOGSREQUEST']._serialized_end=2492
+  _globals['_LOGLINE']._serialized_start=2494
+  _globals['_LOGLINE']._serialized_end=2517
+  _globals['_ROUTE']._serialized_start=2519
+  _globals['_ROUTE']._serialized_end=2632
+  _globals['_ADDROUTEREQUEST']._serialized_start=2634
+  _globals['_ADDROUTEREQUEST']._serialized_end=2718
+  _globals['_LISTROUTESREQUEST']._serialized_start=2720
+  _globals['_LISTROUTESREQUEST']._serialized_end=2739
+  _globals['_LISTROUTESRESPONSE']._serialized_start=2741
+  _globals['_LISTROUTESRESPONSE']._serialized_end=2795
+  _globals['_DELETEROUTEREQUEST']._serialized_start=2797
+  _globals['_DELETEROUTEREQUEST']._serialized_end=2847
+  _globals['_DEADLETTER']._serialized_start=2849
+  _globals['_DEADLETTER']._serialized_end=2976
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=2978
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=3016
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=3018
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=3088
+  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_start=3090
+  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_end=3151
+  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_start=3153
+  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_end=3201
+  _globals['_FUNCTIONS']._serialized_start=3317
+  _globals['_FUNCTIONS']._serialized_end=3789
+  _globals['_INVOKER']._serialized_start=3792
+  _globals['_INVOKER']._serialized_end=3924
+  _globals['_ROUTES']._serialized_start=3927
+  _globals['_ROUTES']._serialized_end=4132
+  _globals['_EVENTS']._serialized_start=4135
+  _globals['_EVENTS']._serialized_end=4329
 # @@protoc_insertion_point(module_scope)

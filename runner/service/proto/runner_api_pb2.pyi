@@ -167,18 +167,20 @@ class ListVersionsResponse(_message.Message):
     def __init__(self, versions: _Optional[_Iterable[_Union[FunctionInfo, _Mapping]]] = ...) -> None: ...
 
 class InvokeRequest(_message.Message):
-    __slots__ = ("name", "qualifier", "payload", "log_type", "invocation_type")
+    __slots__ = ("name", "qualifier", "payload", "log_type", "invocation_type", "client_context")
     NAME_FIELD_NUMBER: _ClassVar[int]
     QUALIFIER_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     LOG_TYPE_FIELD_NUMBER: _ClassVar[int]
     INVOCATION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     name: str
     qualifier: str
     payload: bytes
     log_type: LogType
     invocation_type: InvocationType
-    def __init__(self, name: _Optional[str] = ..., qualifier: _Optional[str] = ..., payload: _Optional[bytes] = ..., log_type: _Optional[_Union[LogType, str]] = ..., invocation_type: _Optional[_Union[InvocationType, str]] = ...) -> None: ...
+    client_context: str
+    def __init__(self, name: _Optional[str] = ..., qualifier: _Optional[str] = ..., payload: _Optional[bytes] = ..., log_type: _Optional[_Union[LogType, str]] = ..., invocation_type: _Optional[_Union[InvocationType, str]] = ..., client_context: _Optional[str] = ...) -> None: ...
 
 class Report(_message.Message):
     __slots__ = ("request_id", "duration_ms", "billed_duration_ms", "memory_size_mb", "max_memory_used_mb", "init_duration_ms", "cold_start")

@@ -252,6 +252,50 @@ function runStreaming(handler, event, context, settle) {
 
 // ------------------------------------------------------------------------------ handler loading
 
+// ES modules ignore NODE_PATH, so on its own `import x from 'pkg'` in an .mjs handler would
+// not find a package shipped in a layer (/opt/nodejs/node_modules), which Lambda resolves. A
+// resolve hook, registered once before the first ESM import (not at startup: it would run in
+// the preinitialised spares' snapshot, decision 069), retries a bare specifier node could not
+// find as if imported from a module inside each NODE_PATH directory, in NODE_PATH's order, so
+// the code's own node_modules still wins. Other errors and relative/URL specifiers pass through.
+const ESM_LAYER_HOOK = `
+import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+let parents = [];
+export function initialize(data) {
+  parents = data.dirs.map((d) => pathToFileURL(join(d, '__runner_layer_parent.mjs')).href);
+}
+const bare = (s) => !s.startsWith('.') && !s.startsWith('/') && !/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(s);
+export async function resolve(specifier, context, next) {
+  try {
+    return await next(specifier, context);
+  } catch (e) {
+    if (e.code !== 'ERR_MODULE_NOT_FOUND' || !bare(specifier)) throw e;
+    for (const parentURL of parents) {
+      try {
+        return await next(specifier, { ...context, parentURL });
+      } catch (again) {
+        if (again.code !== 'ERR_MODULE_NOT_FOUND') throw again;
+      }
+    }
+    throw e;
+  }
+}
+`;
+let esmLayersHooked = false;
+
+function importESM(file) {
+  if (!esmLayersHooked) {
+    esmLayersHooked = true;
+    const dirs = (process.env.NODE_PATH || '').split(path.delimiter).filter(Boolean);
+    if (dirs.length) {
+      require('module').register('data:text/javascript,' + encodeURIComponent(ESM_LAYER_HOOK),
+        { data: { dirs } });
+    }
+  }
+  return import(url.pathToFileURL(file).href);
+}
+
 async function loadModule(taskRoot, moduleRoot, moduleName, preloaded) {
   if (preloaded) return preloaded;
   const base = path.resolve(taskRoot, moduleRoot, moduleName);
@@ -260,14 +304,14 @@ async function loadModule(taskRoot, moduleRoot, moduleName, preloaded) {
   for (const ext of ['.js', '.mjs', '.cjs']) {
     const file = base + ext;
     if (!fs.existsSync(file)) continue;
-    if (ext === '.mjs') return import(url.pathToFileURL(file).href);
+    if (ext === '.mjs') return importESM(file);
     try {
       return require(file);
     } catch (e) {
       // A .js file under "type": "module" is ESM: let node's own rules decide, as Lambda does.
       // Node 20.19+ can require() ESM, except a graph with top-level await.
       if (e.code === 'ERR_REQUIRE_ESM' || e.code === 'ERR_REQUIRE_ASYNC_MODULE') {
-        return import(url.pathToFileURL(file).href);
+        return importESM(file);
       }
       throw e;
     }
