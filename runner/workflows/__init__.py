@@ -7,6 +7,7 @@ through the `invoke` callable the engine is given), below the service edges. Mod
 (the States.* functions), `choice.py` (Choice rules), `tasks.py` (Task resources and their
 failures), `interpreter.py` (running states, journaling transitions), `branches.py` (Parallel
 and Map: child runs on threads, stop and failure between them), `engine.py` (machines,
-executions, threads, resume after a restart), `api.py` (the Step Functions JSON API's
+executions, resume after a restart), `execution_driver.py` (an execution's thread, under its
+lease, to a recorded end), `api.py` (the Step Functions JSON API's
 operations, shared by the HTTP and gRPC edges). Storage: runner/storage/workflows.py.
 """
