@@ -16,7 +16,8 @@ The edges call `Runner` only; its stores stay attributes for tests and tools.
 """
 
 from runner import errors
-from runner.model import FunctionConfig, FunctionVersion, InvocationResult, Report
+from runner.invocation_record import InvocationResult, Report
+from runner.model import FunctionConfig, FunctionVersion
 
 __all__ = ["Runner", "FunctionConfig", "FunctionVersion", "InvocationResult", "Report", "errors"]
 __version__ = "0.1.0"

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from runner import settings
-from runner.confinement import cgroups, limits, namespaces, seccomp, tmpfs
+from runner.confinement import cgroup_hierarchy, cgroups, limits, namespaces, seccomp, tmpfs
 
 log = logging.getLogger("runner.confinement")
 _warned = threading.Event()
@@ -63,7 +63,7 @@ def _cgroup_rows() -> list[Row]:
         Row("swap disabled", ok, f"cgroup v{v} {swap}", fix),
         Row("OOM kills reported from the kernel counter", ok, f"cgroup v{v} {oom}", fix),
         Row("CPU share proportional to memory", ok,
-            f"cgroup v{v} {cpu} (memory_mb/1769 of a CPU, period {cgroups.CPU_PERIOD_US} us)", fix),
+            f"cgroup v{v} {cpu} (memory_mb/1769 of a CPU, period {cgroup_hierarchy.CPU_PERIOD_US} us)", fix),
         Row("pids limit (fork bombs)", ok, f"cgroup v{v} pids.max={limits.PIDS}", fix),
         Row("kill every process on destroy", ok, kill, fix),
     ]

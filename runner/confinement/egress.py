@@ -1,7 +1,7 @@
 """A way out of the sandbox's empty network namespace, only as wide as the function's policy.
 
 Every sandbox under a network policy gets its own network namespace (bwrap --unshare-net: only
-loopback, no route anywhere). At the gate (namespaces.Gate, before any guest code runs) the host
+loopback, no route anywhere). At the gate (gate.Gate, before any guest code runs) the host
 opens exactly what the policy allows:
 
 * "none":  nothing.

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import psutil
 
 from runner import settings
-from runner.confinement import cgroups
+from runner.confinement import cgroup_hierarchy, cgroups
 from runner.errors import CgroupUnavailable
 from runner.model import MB, MB_PER_VCPU, FunctionVersion
 
@@ -68,12 +68,12 @@ class LimitSpec:
 
 
 @functools.lru_cache(maxsize=1)
-def cgroup_layout() -> cgroups.Layout | None:
+def cgroup_layout() -> cgroup_hierarchy.Layout | None:
     """This host's cgroup layout for environments, or None (the reason is logged by doctor)."""
     if not settings.current().cgroups:
         return None
     try:
-        layout = cgroups.detect()
+        layout = cgroup_hierarchy.detect()
     except (CgroupUnavailable, OSError) as exc:
         log.debug("cgroups unavailable: %s", exc)
         return None
@@ -88,7 +88,7 @@ def cgroup_problem() -> str | None:
     if not settings.current().cgroups:
         return "disabled by RUNNER_CGROUPS=off"
     try:
-        cgroups.detect()
+        cgroup_hierarchy.detect()
         return None
     except (CgroupUnavailable, OSError) as exc:
         return str(exc)

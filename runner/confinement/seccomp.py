@@ -21,7 +21,7 @@ filter checks the architecture first, so the compat table cannot be used to go a
 
 The filter is compiled by libseccomp (Debian's libseccomp2, which apt itself depends on),
 through ctypes, once per server process, and handed to bubblewrap (`--seccomp FD`, via
-namespaces.Gate), which loads it as the last step before exec'ing the runtime: no guest
+gate.Gate), which loads it as the last step before exec'ing the runtime: no guest
 instruction runs unfiltered, and everything forked later (zygote children, a guest's own
 children) inherits it. WebAssembly guests need none: they run in the server process and can
 make no system call of their own (WASI is the host's code).

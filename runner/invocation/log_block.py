@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from runner.errors import FunctionError, FunctionTimeout
 from runner.invocation.json_logs import json_text
-from runner.model import Report
+from runner.invocation_record import Report
 from runner.storage.logs import LogStore
 
 log = logging.getLogger(__name__)

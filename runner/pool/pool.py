@@ -14,55 +14,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-
-import psutil
 
 from runner import settings
-from runner.environments.base import Backend, ExecutionEnvironment, is_alive
+from runner.environments.base import Backend, ExecutionEnvironment
 from runner.errors import FunctionError, InternalError, TooManyRequests
 from runner.model import FunctionVersion
 from runner.pool.base import InitFailure, Lease
 from runner.pool.freezer import IdleFreezer
 from runner.pool.prestart import PreStartPool
+from runner.pool.upkeep import Idle, PoolUpkeep, VersionPool
 
 log = logging.getLogger(__name__)
 
 # Tuning constants.
 DEFAULT_IDLE_TTL_S = 300.0  # Lambda keeps idle environments for minutes; 5 is a common middle
 DEFAULT_MAX_ENVIRONMENTS = 256  # host-wide; ~256 x 20 MB Python environments = 5 GB
-REAPER_PERIOD_S = 1.0  # how often idle environments are checked against the TTL
-# Under memory pressure (host memory available below this fraction), idle environments are
-# destroyed least recently used first until it recovers: idle ones cost memory and no work.
-MIN_AVAILABLE_FRACTION = 0.10
 
 
-@dataclass
-class _Idle:
-    env: ExecutionEnvironment
-    since: float
-    frozen: bool = False  # set by the IdleFreezer (freezer.py), under the pool's lock
-
-
-@dataclass
-class _VersionPool:
-    version: FunctionVersion
-    idle: list[_Idle] = field(default_factory=list)  # LIFO: the warmest environment on top
-    busy: int = 0
-    starting: int = 0
-    live: bool = True  # False once retired: nothing returns to the idle list
-    cold_starts: int = 0  # invocations that had to wait for an environment's init
-    inits: int = 0  # environments initialised (cold starts + provisioned + replacements)
-    invocations: int = 0
-    replenishing: bool = False  # a background thread is creating provisioned environments
-
-    @property
-    def floor(self) -> int:
-        """Environments kept initialised at all times (provisioned concurrency)."""
-        return self.version.config.provisioned if self.live else 0
-
-
-class PoolManager:
+class PoolManager(PoolUpkeep):
     """The `EnvironmentPool` of base.py for all versions of all functions."""
 
     def __init__(
@@ -84,7 +53,7 @@ class PoolManager:
         self.idle_ttl_s = idle_ttl_s
         self.max_environments = max_environments
         self._lock = threading.Lock()
-        self._pools: dict[str, _VersionPool] = {}
+        self._pools: dict[str, VersionPool] = {}
         self._prepared: dict[str, threading.Lock] = {}
         self._done_prepare: set[str] = set()
         self._closed = threading.Event()
@@ -145,7 +114,7 @@ class PoolManager:
                 raise InternalError("the pool is shut down")
             vp = self._pools.get(version.key)
             if vp is None:
-                vp = self._pools[version.key] = _VersionPool(version)
+                vp = self._pools[version.key] = VersionPool(version)
             vp.invocations += 1
             if vp.idle:
                 env = vp.idle.pop().env
@@ -199,12 +168,12 @@ class PoolManager:
             if vp is not None:
                 vp.busy -= 1
             if keep:
-                vp.idle.append(_Idle(lease.env, time.monotonic()))
+                vp.idle.append(Idle(lease.env, time.monotonic()))
                 return
         lease.env.destroy()
 
     def retire(self, version: FunctionVersion) -> None:
-        idle: list[_Idle] = []
+        idle: list[Idle] = []
         with self._lock:
             self._prepared.pop(version.key, None)
             self._done_prepare.discard(version.key)
@@ -222,142 +191,6 @@ class PoolManager:
         if self.prestart is not None:
             self.prestart.forget(version)
         self.backend(version).forget(version)
-
-    # ------------------------------------------------------------------ reaping, stats
-
-    def reap(self, now: float | None = None) -> int:
-        """Destroy idle environments past the TTL or whose process died; returns how many."""
-        now = time.monotonic() if now is None else now
-        doomed = self._take_dead_idle()
-        with self._lock:
-            for key, vp in list(self._pools.items()):
-                # Provisioned environments are exempt: keep the most recently used ones that
-                # make up the floor, expire only the rest.
-                protected = max(0, vp.floor - vp.busy - vp.starting)
-                cut = max(0, len(vp.idle) - protected)
-                expired = [i for i in vp.idle[:cut] if now - i.since >= self.idle_ttl_s]
-                if expired:
-                    vp.idle = [i for i in vp.idle if i not in expired]
-                    doomed += [i.env for i in expired]
-                if not vp.live and not (vp.busy or vp.starting):
-                    del self._pools[key]
-        for env in doomed:
-            env.destroy()
-        return len(doomed)
-
-    def _take_dead_idle(self) -> list[ExecutionEnvironment]:
-        """Remove from the idle lists the environments whose process is gone. The checks (a
-        waitpid each) run outside the lock; an environment leased meanwhile is left alone (an
-        invocation sent to a dead one is retried elsewhere: errors.EnvironmentGone)."""
-        with self._lock:
-            idle = [(vp, item) for vp in self._pools.values() for item in vp.idle]
-        dead = [(vp, item) for vp, item in idle if not is_alive(item.env)]
-        taken: list[ExecutionEnvironment] = []
-        with self._lock:
-            for vp, item in dead:
-                if item in vp.idle:
-                    vp.idle.remove(item)
-                    taken.append(item.env)
-        if taken:
-            log.warning("dropped %d idle environment(s) whose process had exited", len(taken))
-        return taken
-
-    def _reap_loop(self) -> None:
-        while not self._closed.wait(min(REAPER_PERIOD_S, self.idle_ttl_s / 2)):
-            try:
-                self.reap()
-                self.relieve_memory_pressure()
-                self._replenish_all()
-            except Exception:  # the reaper must outlive any one bad environment
-                log.exception("idle reaper failed")
-
-    # ------------------------------------------------------------------ provisioned concurrency
-
-    def provision(self, version: FunctionVersion, wait: bool = True) -> int:
-        """Bring `version` up to its provisioned environments (config.provisioned); returns how
-        many were created. With wait=False the work happens in a background thread."""
-        if version.config.provisioned <= 0:
-            return 0
-        with self._lock:
-            vp = self._pools.get(version.key)
-            if vp is None:
-                vp = self._pools[version.key] = _VersionPool(version)
-        if not wait:
-            self._replenish_async(vp)
-            return 0
-        return self._replenish(vp)
-
-    def _replenish(self, vp: _VersionPool) -> int:
-        created = 0
-        while True:
-            with self._lock:
-                missing = vp.floor - (len(vp.idle) + vp.busy + vp.starting)
-                if missing <= 0 or self._closed.is_set() or \
-                        self._total_locked() >= self.max_environments:
-                    return created
-                vp.starting += 1
-            env = None
-            try:
-                self.prepare(vp.version)
-                env = self.backend(vp.version).create(vp.version)
-                env.start()
-            except Exception as exc:  # init keeps failing: the invocations will report it
-                with self._lock:
-                    vp.starting -= 1
-                log.warning("provisioned environment for %s failed to start: %s", vp.version.key, exc)
-                return created
-            with self._lock:
-                vp.starting -= 1
-                vp.inits += 1
-                if vp.live and not self._closed.is_set():
-                    vp.idle.insert(0, _Idle(env, time.monotonic()))
-                    created += 1
-                    continue
-            env.destroy()
-            return created
-
-    def _replenish_async(self, vp: _VersionPool) -> None:
-        with self._lock:
-            if vp.replenishing:
-                return
-            vp.replenishing = True
-
-        def run() -> None:
-            try:
-                self._replenish(vp)
-            finally:
-                with self._lock:
-                    vp.replenishing = False
-
-        threading.Thread(target=run, name=f"provision-{vp.version.key}", daemon=True).start()
-
-    def _replenish_all(self) -> None:
-        """Replace provisioned environments lost to timeouts, crashes or OOM kills."""
-        with self._lock:
-            short = [vp for vp in self._pools.values()
-                     if vp.floor and len(vp.idle) + vp.busy + vp.starting < vp.floor]
-        for vp in short:
-            self._replenish_async(vp)
-
-    def memory_pressure(self) -> bool:
-        """True while the host's available memory is below MIN_AVAILABLE_FRACTION."""
-        vm = psutil.virtual_memory()
-        return vm.available < vm.total * MIN_AVAILABLE_FRACTION
-
-    def relieve_memory_pressure(self, limit: int = 64) -> int:
-        """Destroy idle environments, least recently used first, while under pressure (at most
-        `limit` per call so one pass never stalls the reaper). Returns how many."""
-        evicted = 0
-        while evicted < limit and self.memory_pressure():
-            with self._lock:
-                env = self._lru_idle_locked(exclude=None)
-            if env is None:
-                break
-            env.destroy()
-            evicted += 1
-        if evicted:
-            log.warning("memory pressure: destroyed %d idle environments", evicted)
-        return evicted
 
     @property
     def closed(self) -> bool:
@@ -411,10 +244,10 @@ class PoolManager:
     def _total_locked(self) -> int:
         return sum(len(vp.idle) + vp.busy + vp.starting for vp in self._pools.values())
 
-    def _lru_idle_locked(self, exclude: _VersionPool | None) -> ExecutionEnvironment | None:
+    def _lru_idle_locked(self, exclude: VersionPool | None) -> ExecutionEnvironment | None:
         """Remove and return the least recently used idle environment, sparing `exclude` and
         every pool's provisioned floor."""
-        best: tuple[float, _VersionPool, _Idle] | None = None
+        best: tuple[float, VersionPool, Idle] | None = None
         for vp in self._pools.values():
             if vp is exclude or len(vp.idle) + vp.busy <= vp.floor or not vp.idle:
                 continue

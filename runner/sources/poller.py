@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from runner.errors import ResourceNotFound, SourceUnavailable, TooManyRequests
-from runner.model import MAX_PAYLOAD_BYTES, InvocationResult, function_arn
+from runner.invocation_record import InvocationResult
+from runner.model import MAX_PAYLOAD_BYTES, function_arn
 from runner.sources.base import Record, Source
 from runner.sources.filters import compile_patterns, matches_any
 from runner.sources.shapes import failure_record

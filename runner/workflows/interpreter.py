@@ -19,25 +19,16 @@ import json
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
 from runner.errors import WorkflowFailure
 from runner.workflows import choice, intrinsics, paths, tasks
+from runner.workflows.branches import Aborted, BranchingStates, Final, TimedOut
 
 UNCATCHABLE = ("States.Runtime", "States.DataLimitExceeded")
 _carry = threading.local()  # .events: this thread's deferred history events (Run._defer)
 MAX_PAYLOAD = 256 * 1024  # bytes of a state's output, as Step Functions limits it
-MAP_THREADS = 40  # MaxConcurrency 0 (no limit) still runs at most this many iterations at once
-
-
-class Aborted(Exception):
-    """StopExecution (or a sibling branch's failure) ended this run."""
-
-
-class TimedOut(Exception):
-    """The machine's TimeoutSeconds passed."""
 
 
 def _enc(v: Any) -> str:
@@ -69,7 +60,7 @@ def retry_delay(retrier: dict, attempt: int) -> float:
     return delay
 
 
-class Run:
+class Run(BranchingStates):
     """One execution. `emit(events, cursor)` is the journal (store.transition for this
     execution); `stop` is set by StopExecution; `deadline` is the machine's timeout."""
 
@@ -212,7 +203,7 @@ class Run:
         entry are one transition, one transaction (decision 059)."""
         text = _enc(value)
         if len(text) > MAX_PAYLOAD:
-            raise _Final(WorkflowFailure(
+            raise Final(WorkflowFailure(
                 "States.DataLimitExceeded", f"The state/task {name!r} returned a result with a "
                 f"size exceeding the maximum number of bytes service limit ({MAX_PAYLOAD})"))
         events = [(f"{kind}StateExited", {"name": name, "output": text})]
@@ -279,7 +270,7 @@ class Run:
         ctx = self._ctx(name, cursor)
         error = _path_or_call(s["ErrorPath"], raw, ctx) if "ErrorPath" in s else s.get("Error")
         cause = _path_or_call(s["CausePath"], raw, ctx) if "CausePath" in s else s.get("Cause")
-        raise _Final(WorkflowFailure(str(error) if error is not None else "",
+        raise Final(WorkflowFailure(str(error) if error is not None else "",
                                      str(cause) if cause is not None else ""))
 
     def _choice(self, name, s, raw, cursor, top):
@@ -290,7 +281,7 @@ class Run:
                 return rule["Next"], paths.input_path(s.get("OutputPath", "$"), value, ctx)
         if "Default" in s:
             return s["Default"], paths.input_path(s.get("OutputPath", "$"), value, ctx)
-        raise _Final(WorkflowFailure("States.NoChoiceMatched",
+        raise Final(WorkflowFailure("States.NoChoiceMatched",
                                      f"No Matches! in state {name!r} and no Default"))
 
     def _wait(self, name, s, raw, cursor, top):
@@ -360,148 +351,6 @@ class Run:
             self._defer([("LambdaFunctionSucceeded", {"output": _enc(result)})])
         return self._finish(s, raw, result, ctx)
 
-    # ----------------------------------------------------------------- Parallel and Map
-
-    def _children(self, jobs: list, limit: int, cursor: dict, top: bool) -> list:
-        """Run `jobs` (callables) on up to `limit` threads; the first failure stops the rest
-        (they see Aborted at their next state) and is raised. At the top level each finished
-        job's result is checkpointed in the cursor ("done"), so that a resumed Parallel or
-        Map state runs only the branches and iterations that had not finished."""
-        done = dict(cursor.get("done") or {}) if top else {}
-        child = Run(self.definition, self.invoke, self.emit, self.context,
-                    _ChainedStop(self.stop), self.deadline)
-        child._emit_lock = self._emit_lock
-        child.root = self.root
-
-        def finished(i: int, result) -> None:
-            if not top:
-                return
-            with self._emit_lock:
-                done[str(i)] = _pack(result)
-                self.cursor = {**self.cursor, "done": dict(done)}
-                if not self.emit([], self.cursor):
-                    raise Aborted()
-
-        def run(i: int, job):
-            try:
-                result = job(child)
-            finally:
-                child.flush()  # this pool thread's deferred events, before it takes another job
-            finished(i, result)
-            return result
-
-        todo = [(i, job) for i, job in enumerate(jobs) if str(i) not in done]
-        results: dict[int, Any] = {int(i): _unpack(v) for i, v in done.items()}
-        first = None
-        if todo:
-            with ThreadPoolExecutor(max_workers=max(1, min(limit, len(todo)))) as pool:
-                futures = [(i, pool.submit(run, i, job)) for i, job in todo]
-                for i, fut in futures:
-                    try:
-                        results[i] = fut.result()
-                    except (WorkflowFailure, _Final, Aborted, TimedOut) as exc:
-                        if first is None:
-                            first = exc
-                            child.stop.set()
-                        results[i] = exc
-        ordered = [results[i] for i in range(len(jobs))]
-        return ordered if first is None else ordered + [first]
-
-    def _parallel(self, name, s, raw, cursor, top):
-        ctx = self._ctx(name, cursor)
-        value = self._effective(s, raw, ctx)
-        self._journal([("ParallelStateStarted", {})], cursor, top)
-        jobs = [lambda run, b=b: run._machine(b, value) for b in s["Branches"]]
-        results = self._children(jobs, len(jobs), cursor, top)
-        if len(results) > len(jobs):
-            self._journal([("ParallelStateFailed", {})], self.cursor, top)
-            _raise(results[-1])
-        self._journal([("ParallelStateSucceeded", {})], self.cursor, top)
-        return self._finish(s, raw, results, ctx)
-
-    def _map(self, name, s, raw, cursor, top):
-        ctx = self._ctx(name, cursor)
-        value = paths.input_path(s.get("InputPath", "$"), raw, ctx)
-        items = paths.select(s.get("ItemsPath", "$"), value, ctx, field="ItemsPath")
-        if not isinstance(items, list):
-            raise WorkflowFailure("States.Runtime", f"ItemsPath of Map state {name!r} must "
-                                  f"select an array, not {type(items).__name__}")
-        limit = s.get("MaxConcurrency", 0)
-        if "MaxConcurrencyPath" in s:
-            limit = int(paths.select(s["MaxConcurrencyPath"], value, ctx))
-        tolerated_n = s.get("ToleratedFailureCount")
-        if "ToleratedFailureCountPath" in s:
-            tolerated_n = paths.select(s["ToleratedFailureCountPath"], value, ctx)
-        tolerated_pct = s.get("ToleratedFailurePercentage")
-        if "ToleratedFailurePercentagePath" in s:
-            tolerated_pct = paths.select(s["ToleratedFailurePercentagePath"], value, ctx)
-        tolerant = tolerated_n is not None or tolerated_pct is not None
-        selector = s.get("ItemSelector", s.get("Parameters"))
-        proc = s.get("ItemProcessor", s.get("Iterator"))
-        self._journal([("MapStateStarted", {"length": len(items)})], cursor, top)
-
-        def job(i, item):
-            def run(child: Run):
-                mctx = {"Map": {"Item": {"Index": i, "Value": item}}}
-                v = item
-                if selector is not None:
-                    v = paths.apply_template(selector, value, {**ctx, **mctx}, intrinsics.evaluate)
-                child._journal([("MapIterationStarted", {"name": name, "index": i})], None, False)
-                try:
-                    out = child._machine(proc, v, mctx)
-                except (WorkflowFailure, _Final) as exc:
-                    child._journal([("MapIterationFailed", {"name": name, "index": i})], None, False)
-                    if tolerant:
-                        f = _failure(exc)
-                        return _Tolerated({"Error": f.error, "Cause": f.cause})
-                    raise
-                child._journal([("MapIterationSucceeded", {"name": name, "index": i})], None, False)
-                return out
-            return run
-
-        jobs = [job(i, item) for i, item in enumerate(items)]
-        results = self._children(jobs, limit or MAP_THREADS, cursor, top) if jobs else []
-        if len(results) > len(jobs):
-            self._journal([("MapStateFailed", {})], self.cursor, top)
-            _raise(results[-1])
-        failed = sum(isinstance(r, _Tolerated) for r in results)
-        if failed and (tolerated_n is None or failed > tolerated_n) and (
-                tolerated_pct is None or failed * 100 > tolerated_pct * len(items)):
-            self._journal([("MapStateFailed", {})], self.cursor, top)
-            raise WorkflowFailure("States.ExceedToleratedFailureThreshold",
-                                  f"{failed} of {len(items)} items failed in Map state {name!r}")
-        results = [r.value if isinstance(r, _Tolerated) else r for r in results]
-        self._journal([("MapStateSucceeded", {})], self.cursor, top)
-        return self._finish(s, raw, results, ctx)
-
-
-class _Final(Exception):
-    """A Fail state or an unmatched Choice: not retried or caught in its own state, but
-    caught like any failure by an enclosing Parallel or Map state's Catch."""
-
-    def __init__(self, failure: WorkflowFailure) -> None:
-        super().__init__(failure.message)
-        self.failure = failure
-
-
-class _Tolerated:
-    def __init__(self, value: dict) -> None:
-        self.value = value
-
-
-class _ChainedStop(threading.Event):
-    """A child's stop flag: set on its own, or when the parent's is."""
-
-    def __init__(self, parent: threading.Event) -> None:
-        super().__init__()
-        self.parent = parent
-
-    def is_set(self) -> bool:
-        return super().is_set() or self.parent.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return super().wait(timeout) or self.parent.is_set()
-
 
 def _path_or_call(text: str, data: Any, ctx: dict) -> Any:
     """A Fail state's ErrorPath/CausePath: a reference path or an intrinsic function."""
@@ -510,29 +359,11 @@ def _path_or_call(text: str, data: Any, ctx: dict) -> Any:
     return paths.select(text, data, ctx)
 
 
-def _pack(result: Any) -> dict:
-    return {"tolerated": result.value} if isinstance(result, _Tolerated) else {"ok": result}
-
-
-def _unpack(packed: dict) -> Any:
-    return _Tolerated(packed["tolerated"]) if "tolerated" in packed else packed["ok"]
-
-
-def _failure(exc: BaseException) -> WorkflowFailure:
-    return exc.failure if isinstance(exc, _Final) else exc  # type: ignore[return-value]
-
-
-def _raise(exc: BaseException):
-    if isinstance(exc, _Final):
-        raise exc.failure  # a nested Fail fails the Parallel/Map, which may catch it
-    raise exc
-
-
 def run_to_end(run: Run, cursor: dict | None, value: Any) -> Any:
     """Run.start / Run.resume with a Fail state's failure surfaced as WorkflowFailure."""
     try:
         return run.resume(cursor) if cursor else run.start(value)
-    except _Final as f:
+    except Final as f:
         raise f.failure from None
     finally:
         run.flush()  # a failure's deferred events precede ExecutionFailed

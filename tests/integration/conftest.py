@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import grpc
 import pytest
 
@@ -52,3 +55,39 @@ def client(server):
 
 def error_type(exc: grpc.RpcError) -> str:
     return dict(exc.trailing_metadata() or ()).get("x-error-type", "")
+
+
+@pytest.fixture
+def stub_http():
+    """Starts loopback HTTP servers standing in for an outside service (an OTLP collector, S3):
+    `start(respond)` returns the base URL of a server whose every GET and POST is answered by
+    `respond(request) -> (status, content_type, body)`, `request` being the handler (path,
+    headers, rfile). The servers stop when the test ends."""
+    servers = []
+
+    def start(respond) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                status, content_type, out = respond(self)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server, thread in servers:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -5,9 +5,7 @@ collector here is a real HTTP server on loopback decoding the protobuf requests.
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -23,34 +21,18 @@ XRAY = "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled
 
 
 @pytest.fixture
-def collector():
+def collector(stub_http):
     spans: list = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            if self.path == "/v1/traces":
-                req = ExportTraceServiceRequest.FromString(body)
-                for rs in req.resource_spans:
-                    for ss in rs.scope_spans:
-                        spans.extend(ss.spans)
-            out = ExportTraceServiceResponse().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
+    def respond(req):
+        body = req.rfile.read(int(req.headers["Content-Length"]))
+        if req.path == "/v1/traces":
+            for rs in ExportTraceServiceRequest.FromString(body).resource_spans:
+                for ss in rs.scope_spans:
+                    spans.extend(ss.spans)
+        return 200, "application/x-protobuf", ExportTraceServiceResponse().SerializeToString()
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", spans
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    return stub_http(respond), spans
 
 
 def test_spans_reach_the_collector_under_the_callers_trace(tmp_path, monkeypatch, collector):

@@ -9,9 +9,7 @@ import io
 import json
 import subprocess
 import sys
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -30,27 +28,14 @@ def handler(event, context):
 
 
 @pytest.fixture
-def stub_s3():
+def stub_s3(stub_http):
     seen = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            seen.append(dict(self.headers))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(LIST)))
-            self.end_headers()
-            self.wfile.write(LIST)
+    def respond(req):
+        seen.append(dict(req.headers))
+        return 200, "application/xml", LIST
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    server.shutdown()
-    server.server_close()
+    return stub_http(respond), seen
 
 
 def test_boto3_in_the_sandbox_uses_the_role(runner, stub_s3, tmp_path):

@@ -8,7 +8,7 @@ import statistics
 import psutil
 import pytest
 
-from runner.confinement import cgroups
+from runner.confinement import cgroup_hierarchy
 from runner.errors import FunctionOutOfMemory
 from tests.security.conftest import alternating_p99s, assert_neighbour_fine, request, result
 
@@ -69,7 +69,7 @@ def test_cpu_hog_does_not_starve_a_latency_sensitive_neighbour(h):
     def burst():
         return result(hog.invoke(request({"procs": 4, "seconds": 2.0}, timeout_s=60)))
 
-    assert _cpu_quota(group) == (cgroups.CPU_PERIOD_US, cgroups.CPU_PERIOD_US)  # 1 vCPU
+    assert _cpu_quota(group) == (cgroup_hierarchy.CPU_PERIOD_US, cgroup_hierarchy.CPU_PERIOD_US)  # 1 vCPU
     base, loaded, outs = alternating_p99s(h, burst, rounds=7, n=30)
     assert all(out["spins"] > 0 for out in outs)
     if group.cpu_throttled_us() == 0:

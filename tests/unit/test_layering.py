@@ -1,6 +1,6 @@
 """Lower layers never import upper ones.
 
-model/errors/settings -> confinement -> environments -> pool -> storage -> metrics ->
+model/invocation_record/errors/settings -> confinement -> environments -> pool -> storage -> metrics ->
 invocation -> events (sources, triggers, topics, schedules, workflows, cluster) -> service -> cli
 (docs/architecture.md). The embedding API (`runner/__init__.py`) sits on top.
 
@@ -16,7 +16,7 @@ import os
 from tests.conftest import ROOT
 
 RANKS = {
-    "runner.model": 0, "runner.errors": 0, "runner.settings": 0, "runner.stop_signal": 0,
+    "runner.model": 0, "runner.invocation_record": 0, "runner.errors": 0, "runner.settings": 0, "runner.stop_signal": 0,
     "runner.confinement": 1,
     "runner.environments": 2,
     "runner.pool": 3,

@@ -3,7 +3,8 @@ import uuid
 import pytest
 
 from runner.errors import InvalidParameter
-from runner.model import FunctionConfig, Report, function_arn, normalize_runtime, validate_name
+from runner.invocation_record import Report
+from runner.model import FunctionConfig, function_arn, normalize_runtime, validate_name
 
 
 def test_runtime_aliases():
@@ -76,7 +77,7 @@ def test_arn():
 
 
 def test_request_ids_are_version_4_uuids_and_unique():
-    from runner.model import new_request_id
+    from runner.invocation_record import new_request_id
 
     ids = [new_request_id() for _ in range(10_000)]
     assert len(set(ids)) == len(ids)
@@ -88,10 +89,10 @@ def test_request_ids_are_version_4_uuids_and_unique():
 def test_request_ids_are_what_uuid_makes_of_the_same_bits(monkeypatch):
     import random
 
-    from runner import model
+    from runner import invocation_record
 
-    monkeypatch.setattr(model, "_ids", random.Random(7))
-    ours = [model.new_request_id() for _ in range(1000)]
+    monkeypatch.setattr(invocation_record, "_ids", random.Random(7))
+    ours = [invocation_record.new_request_id() for _ in range(1000)]
     bits = random.Random(7)
     assert ours == [str(uuid.UUID(int=bits.getrandbits(128), version=4)) for _ in range(1000)]
 
@@ -100,7 +101,7 @@ def test_a_forked_child_does_not_repeat_its_parents_request_ids():
     import os
     import warnings
 
-    from runner.model import new_request_id
+    from runner.invocation_record import new_request_id
 
     r, w = os.pipe()
     with warnings.catch_warnings():
@@ -127,7 +128,7 @@ def test_check_payload_accepts_exactly_what_json_loads_accepts(body):
     import json
 
     from runner.errors import InvalidRequestContent
-    from runner.model import check_payload
+    from runner.invocation_record import check_payload
 
     try:
         json.loads(body)
@@ -141,7 +142,7 @@ def test_check_payload_accepts_exactly_what_json_loads_accepts(body):
 
 def test_check_payload_refuses_deep_nesting_as_bad_content():
     from runner.errors import InvalidRequestContent
-    from runner.model import check_payload
+    from runner.invocation_record import check_payload
 
     with pytest.raises(InvalidRequestContent, match="nested too deeply"):
         check_payload(b"[" * 100_000 + b"]" * 100_000)

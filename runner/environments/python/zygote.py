@@ -43,7 +43,8 @@ from runner.environments.process.backend import TEARDOWN_DRAIN_S
 from runner.environments.process.channel import GuestChannel
 from runner.environments.process.environment import ProcessEnvironment
 from runner.environments.process.launch import INIT_TIMEOUT_S
-from runner.environments.python.zygote_process import ForkedProcess, Zygote, _innermost
+from runner.environments.python.forked import ForkedProcess, innermost
+from runner.environments.python.zygote_process import Zygote
 from runner.errors import InternalError, ZygoteDead
 from runner.model import FunctionVersion
 
@@ -225,7 +226,7 @@ class ZygoteBackend:
 def _close_when_idle(z: Zygote, timeout_s: float) -> None:
     def children() -> list[int]:
         try:
-            zpid = _innermost(z.proc.pid).pid
+            zpid = innermost(z.proc.pid).pid
             with open(f"/proc/{zpid}/task/{zpid}/children") as f:
                 return [int(x) for x in f.read().split()]
         except (OSError, psutil.Error, ValueError):

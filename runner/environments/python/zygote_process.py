@@ -4,8 +4,8 @@
 starts (process/launch.py: spawn, place_at_gate, await_hello, run_init: limits before its
 init), runs the init phase once and then forks environments on request over a SOCK_SEQPACKET
 control socket, passing each child its channel and log descriptors (SCM_RIGHTS). The zygote
-reaps its children and reports each exit status and rusage, which `ForkedProcess` (the part of
-subprocess.Popen that ProcessEnvironment uses) waits for. Messages are msgpack maps on both
+reaps its children and reports each exit status and rusage, which `ForkedProcess` (forked.py:
+the part of subprocess.Popen that ProcessEnvironment uses) waits for. Messages are msgpack maps on both
 sides: the host codes them with process/frames.py, the zygote with its stdlib codec.
 
 Guarantees: every method of `Zygote` is thread-safe; a zygote that exits or stops answering
@@ -20,19 +20,18 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import threading
 import time
 
 import psutil
 
-from runner.confinement import limits, namespaces
+from runner.confinement import limits
 from runner.environments.process.frames import decode, encode_packet
 from runner.environments.process.lambda_env import guest_environment
 from runner.environments.process.launch import await_hello, place_at_gate, run_init, spawn
 from runner.environments.python import env_namespaces
-from runner.environments.python.runtime import ZYGOTE
+from runner.environments.python.forked import innermost, ns_pids
 from runner.errors import (
     FunctionError,
     FunctionTimeout,
@@ -45,9 +44,6 @@ from runner.model import MB, FunctionVersion
 log = logging.getLogger(__name__)
 
 FORK_TIMEOUT_S = 10.0  # unanswered this long: the zygote is wedged (generous: CI is shared)
-# A child that is dead (a zombie) and still unreported this long after a wait began is taken as
-# exited: a live zygote reaps and reports within milliseconds, so this only trips when it cannot.
-REPORT_GRACE_S = 0.5
 ZYGOTE_CPU = 1.0  # of one CPU, once init is done: the fork loop never waits for its quota
 MAX_PACKET = 1 << 16
 
@@ -264,12 +260,12 @@ class Zygote:
         """Map a pid from the zygote's PID namespace to the host's, reading only the zygote's
         own children list (/proc/<pid>/task/<pid>/children), not the whole process table."""
         if self._host_pid is None:
-            self._host_pid = _innermost(self.proc.pid).pid
+            self._host_pid = innermost(self.proc.pid).pid
         zpid = self._host_pid
         if self._depth is None:
             # The zygote's own level: a child cloned into its own PID namespace has one level
             # more (where it is 1), so the zygote's numbering is not the innermost one then.
-            self._depth = len(_ns_pids(zpid)) - 1
+            self._depth = len(ns_pids(zpid)) - 1
         try:
             with open(f"/proc/{zpid}/task/{zpid}/children") as f:
                 children = [int(x) for x in f.read().split()]
@@ -288,7 +284,7 @@ class Zygote:
                     return pid
                 continue
             try:
-                levels = _ns_pids(pid)
+                levels = ns_pids(pid)
             except OSError:
                 continue
             if len(levels) > self._depth:
@@ -339,79 +335,3 @@ class Zygote:
             self.enforcement.release()
             self.enforcement = None
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
-
-
-def _ns_pids(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("NSpid:"):
-                return [int(x) for x in line.split()[1:]]
-    return [pid]
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return True
-
-
-def _innermost(pid: int) -> psutil.Process:
-    """The zygote's own process: `pid` itself, or the interpreter under a bwrap wrapper."""
-    proc = psutil.Process(pid)
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            cmd = p.cmdline()
-        except psutil.Error:
-            continue
-        # bwrap's own argv ends with the zygote's too; the zygote is the first
-        # process of the chain that is not the wrapper. Matched by file name: inside the
-        # sandbox the script may be bound at another path (namespaces.RELOCATED).
-        if cmd and os.path.basename(cmd[-1]) == os.path.basename(ZYGOTE) \
-                and not namespaces.is_wrapper(cmd):
-            return p
-    return proc
-
-
-class ForkedProcess:
-    """The subset of subprocess.Popen that ProcessEnvironment uses, for a forked environment."""
-
-    def __init__(self, zygote: Zygote, ns_pid: int) -> None:
-        self.zygote = zygote
-        self.ns_pid = ns_pid
-        self.pid = zygote.host_pid(ns_pid)
-        self.returncode: int | None = None
-        self.maxrss_kb = 0
-
-    def poll(self) -> int | None:
-        return self._wait(0)
-
-    def wait(self, timeout: float | None = None) -> int:
-        rc = self._wait(timeout if timeout is not None else 3600)
-        if rc is None:
-            raise subprocess.TimeoutExpired("forked environment", timeout)
-        return rc
-
-    def _wait(self, timeout: float) -> int | None:
-        start = time.monotonic()
-        deadline = start + timeout
-        while self.returncode is None:
-            got = self.zygote.wait_exit(self.ns_pid, max(0.0, min(0.05, deadline - time.monotonic())))
-            now = time.monotonic()
-            if got is not None:
-                self.returncode, self.maxrss_kb = got
-            elif (not self.zygote.alive or now - start >= REPORT_GRACE_S) and _gone(self.pid):
-                # Dead but never reported: the zygote died, or cannot reap (stopped: a guest
-                # of the version may SIGSTOP it). Status unknown. Checked only in waits that
-                # last, not in poll(): the /proc read is not free, and pools poll every idle
-                # environment every second.
-                self.returncode = -9
-            elif now >= deadline:
-                return None
-        return self.returncode
-
-    def kill(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

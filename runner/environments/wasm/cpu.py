@@ -15,7 +15,7 @@ via `tasks`; v2 only within a "threaded" subtree the process must move into as a
 it is unavailable (no v1 cpu hierarchy, not root) `CpuShares.available` is False and guests
 run unthrottled; the backend logs that once and reports it in `WasmBackend.cpu_enforcement`.
 
-The cgroup file handling is the confinement layer's (runner/confinement/cgroups.py: finding
+The cgroup file handling is the confinement layer's (runner/confinement/cgroup_hierarchy.py: finding
 our own v1 group, writing the CFS pair, removing groups) and so is the start-up sweep of lanes
 left by a runner process that died (runner/confinement/stale.py). What is specific here is the
 placement of one thread, not a process, and the short CFS period.
@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 
-from runner.confinement import cgroups
+from runner.confinement import cgroup_hierarchy
 from runner.confinement.stale import dead_owner_entries
 from runner.environments.process import teardown
 from runner.errors import CgroupUnavailable
@@ -37,10 +37,10 @@ log = logging.getLogger(__name__)
 
 # CFS period: short, because a thread that spent its quota sleeps until the period ends, and a
 # guest past its deadline must wake to see the epoch trap. 10 ms (half the period of process
-# guests' groups, cgroups.CPU_PERIOD_US), stretched for small shares so the quota stays at the
+# guests' groups, cgroup_hierarchy.CPU_PERIOD_US), stretched for small shares so the quota stays at the
 # kernel's 1 ms minimum (128 MB = 0.072 CPU -> 1 ms per 13.8 ms).
 MIN_PERIOD_US = 10_000
-MIN_QUOTA_US = cgroups.CPU_QUOTA_MIN_US
+MIN_QUOTA_US = cgroup_hierarchy.CPU_QUOTA_MIN_US
 GROUP_PREFIX = "runner-wasm-"  # + "<pid>-<n>" under our own v1 cpu group (stale.py: the pid)
 
 
@@ -58,7 +58,7 @@ class CpuShares:
     """Hands out `Lane`s (a cgroup + its guest thread) under `<own cgroup>/runner-wasm-<pid>-<n>/`,
     one per live environment."""
 
-    def __init__(self, root: str = cgroups.CGROUP_ROOT) -> None:
+    def __init__(self, root: str = cgroup_hierarchy.CGROUP_ROOT) -> None:
         self.available = False
         self.reason = ""
         self._home_tasks: str | None = None
@@ -69,12 +69,12 @@ class CpuShares:
         self._filler: threading.Thread | None = None
         try:
             # Threads return here after a guest call (GuestThread leaves, lanes evict).
-            home = cgroups.v1_own_group("cpu", root)
+            home = cgroup_hierarchy.v1_own_group("cpu", root)
         except (CgroupUnavailable, OSError) as exc:
             self.reason = f"cgroup v1: {exc}"
             return
         for name in dead_owner_entries(home, GROUP_PREFIX):
-            cgroups.remove_tree(os.path.join(home, name))
+            cgroup_hierarchy.remove_tree(os.path.join(home, name))
         # One directory per backend: several backends may live in one process (tests, benches).
         parent = os.path.join(home, f"{GROUP_PREFIX}{os.getpid()}-{next(_instances)}")
         try:
@@ -136,7 +136,7 @@ class CpuShares:
             group = CpuGroup(path, self._home_tasks)
         except OSError as exc:
             log.warning("wasm cpu share: cannot create %s (%s); running unthrottled", path, exc)
-            cgroups.remove_group(path)
+            cgroup_hierarchy.remove_group(path)
             return None
         return Lane(group, GuestThread(group, f"wasm-guest-{self._seq}"))
 
@@ -170,7 +170,7 @@ class CpuShares:
         if self._dir is not None:
             # Lanes are empty by now (their threads left as their last act); an EBUSY here
             # means an enter/leave pairing bug, which remove_group logs.
-            cgroups.remove_tree(self._dir)
+            cgroup_hierarchy.remove_tree(self._dir)
             self._dir = None
         self.available = False
 
@@ -191,7 +191,7 @@ class CpuGroup:
 
     def set_share(self, cpus: float) -> None:
         period, quota = cfs_period_quota(cpus)
-        cgroups.write_cfs_v1(self._quota_fd, self._period_fd, period, quota)
+        cgroup_hierarchy.write_cfs_v1(self._quota_fd, self._period_fd, period, quota)
         self.period_s, self.quota_us = period / 1e6, quota
 
     def evict_others(self, keep_tid: int) -> None:
@@ -224,7 +224,7 @@ class CpuGroup:
         unthrottles at once; moving the thread out instead takes 5-15 ms here (cgroup v1 migration
         waits for an RCU grace period)."""
         try:
-            os.pwrite(self._quota_fd, cgroups.CFS_QUOTA_OFF, 0)
+            os.pwrite(self._quota_fd, cgroup_hierarchy.CFS_QUOTA_OFF, 0)
             self.lifted = True
         except OSError:
             pass  # the group was removed meanwhile
@@ -252,7 +252,7 @@ class CpuGroup:
             if fd >= 0:
                 os.close(fd)
         self._tasks_fd = self._home_fd = self._quota_fd = self._period_fd = -1
-        cgroups.remove_group(self.path)
+        cgroup_hierarchy.remove_group(self.path)
 
 
 class Lane:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runner.model import FunctionVersion, InvocationResult
+from runner.invocation_record import InvocationResult
+from runner.model import FunctionVersion
 from runner.service.proto import runner_api_pb2 as pb
 
 _OPTIONAL = ("memory_mb", "timeout_s", "concurrency", "ephemeral_storage_mb", "network", "provisioned",

@@ -22,7 +22,8 @@ from aiohttp import web
 
 from runner.errors import FunctionTimeout, MalformedResponse, TooManyRequests
 from runner.invocation.trace import from_headers
-from runner.model import MAX_PAYLOAD_BYTES, new_request_id
+from runner.invocation_record import new_request_id
+from runner.model import MAX_PAYLOAD_BYTES
 from runner.service.admission import Slots
 from runner.service.http import apigw
 from runner.service.http.body import read_body

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from runner.confinement import cgroups, limits
+from runner.confinement import cgroup_hierarchy, cgroups, limits
 
 MB = 1 << 20
 
@@ -20,7 +20,7 @@ def fake_v2(tmp_path):
     files, so writes land as ordinary files and counters are written by the test."""
     parent = tmp_path / "runner"
     parent.mkdir()
-    return cgroups.Layout(2, {"": str(parent)})
+    return cgroup_hierarchy.Layout(2, {"": str(parent)})
 
 
 def test_v2_limits_are_written_to_the_v2_files(tmp_path):
@@ -29,8 +29,8 @@ def test_v2_limits_are_written_to_the_v2_files(tmp_path):
     d = tmp_path / "runner" / cg.name
     assert (d / "memory.max").read_text() == str(256 * MB)
     assert (d / "memory.swap.max").read_text() == "0"
-    quota = int(cgroups.CPU_PERIOD_US * 512 / 1769)
-    assert (d / "cpu.max").read_text() == f"{quota} {cgroups.CPU_PERIOD_US}"
+    quota = int(cgroup_hierarchy.CPU_PERIOD_US * 512 / 1769)
+    assert (d / "cpu.max").read_text() == f"{quota} {cgroup_hierarchy.CPU_PERIOD_US}"
     assert (d / "pids.max").read_text() == "64"
 
 
@@ -50,7 +50,7 @@ def test_v2_counters_are_parsed(tmp_path):
 def test_cpu_quota_never_below_kernel_minimum(tmp_path):
     cg = cgroups.CgroupSet.create(fake_v2(tmp_path), 128 * MB, 0.001, 16)
     d = tmp_path / "runner" / cg.name
-    assert (d / "cpu.max").read_text().split()[0] == str(cgroups.CPU_QUOTA_MIN_US)
+    assert (d / "cpu.max").read_text().split()[0] == str(cgroup_hierarchy.CPU_QUOTA_MIN_US)
 
 
 def test_limit_spec_cpu_is_memory_over_1769_capped_at_cores():
@@ -171,7 +171,7 @@ def test_cpu_quota_can_be_left_for_later(tmp_path):
     assert not (d / "cpu.max").exists()  # what the kernel starts a group with: no quota
     assert (d / "memory.max").read_text() == str(256 * MB) and (d / "pids.max").read_text() == "64"
     cg.set_cpu(0.5)
-    assert (d / "cpu.max").read_text() == f"{cgroups.CPU_PERIOD_US // 2} {cgroups.CPU_PERIOD_US}"
+    assert (d / "cpu.max").read_text() == f"{cgroup_hierarchy.CPU_PERIOD_US // 2} {cgroup_hierarchy.CPU_PERIOD_US}"
 
 
 def test_v2_memory_limit_is_rewritten_in_place(tmp_path):
@@ -242,17 +242,17 @@ def test_remove_tree_removes_child_groups_first(tmp_path):
     # refuses a group with children.
     (tmp_path / "g" / "lane-1" / "sub").mkdir(parents=True)
     (tmp_path / "g" / "lane-2").mkdir()
-    cgroups.remove_tree(str(tmp_path / "g"))
+    cgroup_hierarchy.remove_tree(str(tmp_path / "g"))
     assert not (tmp_path / "g").exists()
-    assert cgroups.remove_group(str(tmp_path / "g"))  # already gone counts as removed
+    assert cgroup_hierarchy.remove_group(str(tmp_path / "g"))  # already gone counts as removed
 
 
 def test_write_cfs_v1_turns_the_quota_off_before_changing_the_period(monkeypatch):
     # The order is the point (a kernel file keeps only the last value): recorded, not written.
     quota, period = 101, 102
     writes = []
-    monkeypatch.setattr(cgroups.os, "pwrite",
+    monkeypatch.setattr(cgroup_hierarchy.os, "pwrite",
                         lambda fd, data, off: writes.append(({quota: "q", period: "p"}[fd], data)))
-    cgroups.write_cfs_v1(quota, period, 13_800, 1_000)
+    cgroup_hierarchy.write_cfs_v1(quota, period, 13_800, 1_000)
     monkeypatch.undo()
     assert writes == [("q", b"-1"), ("p", b"13800"), ("q", b"1000")]

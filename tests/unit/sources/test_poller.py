@@ -16,7 +16,7 @@ import time
 import pytest
 
 from runner.errors import ResourceNotFound, TooManyRequests
-from runner.model import InvocationResult, Report
+from runner.invocation_record import InvocationResult, Report
 from runner.sources.base import Record
 from runner.sources.poller import Poller
 from runner.sources.shapes import kinesis_record, sqs_record

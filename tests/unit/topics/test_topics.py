@@ -3,31 +3,14 @@ recorder guest with SNS's event; a failed publish queues nothing."""
 
 import pytest
 
-from runner import Runner
 from runner.errors import InvalidParameter, ResourceNotFound
-from runner.storage.push import SQLitePushStore
-from runner.topics.service import Topics
-from tests.async_helpers import RECORDER, records, wait_for
+from tests.async_helpers import records, wait_for
 
 pytestmark = pytest.mark.usefixtures("guests_see_host_files")
 
 
-@pytest.fixture
-def world(tmp_path):
-    r = Runner(str(tmp_path / "data"), idle_ttl_s=60)
-    rec_dir = tmp_path / "records"
-    rec_dir.mkdir()
-    for name in ("thumbs", "audit"):
-        r.deploy(name, RECORDER, runtime="python", handler="app.handler",
-                 environment={"RECORD_DIR": str(rec_dir)})
-    store = SQLitePushStore(r.data_dir)
-    yield r, None, Topics(store, r), str(rec_dir)
-    store.close()
-    r.close()
-
-
-def test_topic_fan_out_with_filter_policies(world):
-    r, _, topics, rec_dir = world
+def test_topic_fan_out_with_filter_policies(push_world):
+    r, _, topics, rec_dir = push_world
     arn = topics.create("orders")
     assert arn == "arn:aws:sns:us-east-1:000000000000:orders"
     topics.subscribe("orders", "thumbs")
@@ -48,8 +31,8 @@ def test_topic_fan_out_with_filter_policies(world):
     assert [a[1]["Records"][0]["Sns"]["Message"] for a in audit] == ["again"]
 
 
-def test_publish_refusals_queue_nothing(world):
-    r, _, topics, _ = world
+def test_publish_refusals_queue_nothing(push_world):
+    r, _, topics, _ = push_world
     with pytest.raises(ResourceNotFound, match="topic"):
         topics.publish("nope", "m")
     topics.create("t")

@@ -6,43 +6,25 @@ import os
 
 import pytest
 
-from runner import Runner
 from runner.errors import (
     InvalidParameter,
     InvalidRequestContent,
     RequestTooLarge,
     ResourceNotFound,
 )
-from runner.storage.push import SQLitePushStore
-from runner.topics.service import Topics
 from runner.triggers import records as rec
-from runner.triggers.service import Triggers
-from tests.async_helpers import RECORDER, records, wait_for
+from tests.async_helpers import records, wait_for
 
 pytestmark = pytest.mark.usefixtures("guests_see_host_files")
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-@pytest.fixture
-def world(tmp_path):
-    r = Runner(str(tmp_path / "data"), idle_ttl_s=60)
-    rec_dir = tmp_path / "records"
-    rec_dir.mkdir()
-    for name in ("thumbs", "audit"):
-        r.deploy(name, RECORDER, runtime="python", handler="app.handler",
-                 environment={"RECORD_DIR": str(rec_dir)})
-    store = SQLitePushStore(r.data_dir)
-    yield r, Triggers(store, r), Topics(store, r), str(rec_dir)
-    store.close()
-    r.close()
 
 
 def body(*recs):
     return json.dumps({"Records": list(recs)}).encode()
 
 
-def test_matching_records_invoke_once_each_with_s3_records(world):
-    r, triggers, _, rec_dir = world
+def test_matching_records_invoke_once_each_with_s3_records(push_world):
+    r, triggers, _, rec_dir = push_world
     triggers.add("jpg", "thumbs", "uploads", prefix="photos/", suffix=".jpg")
     triggers.add("gone", "audit", "uploads", events=["s3:ObjectRemoved:*"])
     put = rec.s3_record("uploads", "photos/a b.jpg", "ObjectCreated:Put", size=3, sequencer="01")
@@ -58,8 +40,8 @@ def test_matching_records_invoke_once_each_with_s3_records(world):
     assert got[0][1]["Records"][0]["eventName"] == "ObjectRemoved:Delete"
 
 
-def test_a_repeated_notification_invokes_once(world):
-    r, triggers, _, rec_dir = world
+def test_a_repeated_notification_invokes_once(push_world):
+    r, triggers, _, rec_dir = push_world
     triggers.add("all", "thumbs", "uploads")
     with open(os.path.join(HERE, "seaweedfs_webhook.jsonl")) as f:
         create = f.readline().encode()
@@ -71,8 +53,8 @@ def test_a_repeated_notification_invokes_once(world):
     assert len(records(rec_dir, "thumbs")) == 1
 
 
-def test_bad_input_queues_nothing(world):
-    r, triggers, _, _ = world
+def test_bad_input_queues_nothing(push_world):
+    r, triggers, _, _ = push_world
     triggers.add("all", "thumbs", "uploads")
     good = rec.s3_record("uploads", "k", "ObjectCreated:Put")
     with pytest.raises(ResourceNotFound, match="bucket"):
@@ -89,8 +71,8 @@ def test_bad_input_queues_nothing(world):
     assert r.events.pending() == 0
 
 
-def test_overlapping_triggers_are_refused(world):
-    _, triggers, _, _ = world
+def test_overlapping_triggers_are_refused(push_world):
+    _, triggers, _, _ = push_world
     triggers.add("a", "thumbs", "uploads", prefix="images/")
     with pytest.raises(InvalidParameter, match="overlap"):
         triggers.add("b", "audit", "uploads", suffix=".jpg")

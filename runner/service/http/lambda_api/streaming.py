@@ -22,7 +22,8 @@ import zlib
 from aiohttp import web
 
 from runner.errors import InvalidParameter
-from runner.model import MAX_PAYLOAD_BYTES, check_payload
+from runner.invocation_record import check_payload
+from runner.model import MAX_PAYLOAD_BYTES
 from runner.service.http.lambda_api.dispatch import OperationTable, Req
 from runner.service.http.lambda_api.functions import function_name
 

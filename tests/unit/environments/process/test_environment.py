@@ -266,13 +266,13 @@ def test_runtime_start_up_is_charged_to_the_environment(tmp_path):
         charged = env.memory_bytes()
         assert charged >= 0.9 * anon, (charged, anon)
         # The CPU quota is in force once the runtime said hello (its start-up ran without one).
-        from runner.confinement import cgroups
+        from runner.confinement import cgroup_hierarchy
 
         group = env._enforcement.group
-        want = max(cgroups.CPU_QUOTA_MIN_US, int(cgroups.CPU_PERIOD_US * 128 / 1769))
+        want = max(cgroup_hierarchy.CPU_QUOTA_MIN_US, int(cgroup_hierarchy.CPU_PERIOD_US * 128 / 1769))
         if group.layout.version == 2:
             with open(group._file("cpu", "cpu.max")) as f:
-                assert f.read().split() == [str(want), str(cgroups.CPU_PERIOD_US)]
+                assert f.read().split() == [str(want), str(cgroup_hierarchy.CPU_PERIOD_US)]
         else:
             with open(group._file("cpu", "cpu.cfs_quota_us")) as f:
                 assert int(f.read()) == want

@@ -264,13 +264,13 @@ def test_a_stopped_zygote_cannot_hold_a_timed_out_invocation(backend, tmp_path, 
 
     monkeypatch.setenv("RUNNER_ENV_NAMESPACES", "off")
 
-    from runner.environments.python.zygote_process import _innermost
+    from runner.environments.python.forked import innermost
 
     v = version(tmp_path, "import os, signal, time\ndef handler(e, c):\n"
                           "    os.kill(os.getppid(), signal.SIGSTOP)\n    time.sleep(30)\n", timeout_s=1)
     env = started(backend, v)
     zygote, _ = backend.zygote(v)
-    zpid = _innermost(zygote.proc.pid).pid
+    zpid = innermost(zygote.proc.pid).pid
     resume = threading.Timer(25.0, os.kill, (zpid, signal.SIGCONT))  # bounds a failing run
     resume.start()
     try:
@@ -400,13 +400,13 @@ def test_a_timeout_is_reported_at_once_even_when_the_zygote_cannot_reap(backend,
     # removal ran inline before a timeout was returned; a stopped or throttled zygote held a 1 s
     # timeout for its 2 x 2 s kill grace. Now the kill is inline, the rest in the background.
     from runner.environments.process import teardown
-    from runner.environments.python.zygote_process import _innermost
+    from runner.environments.python.forked import innermost
 
     v = version(tmp_path, "import os, signal, time\ndef handler(e, c):\n"
                           "    os.kill(os.getppid(), signal.SIGSTOP)\n    time.sleep(30)\n", timeout_s=1)
     env = started(backend, v)
     zygote, _ = backend.zygote(v)
-    zpid = _innermost(zygote.proc.pid).pid
+    zpid = innermost(zygote.proc.pid).pid
     try:
         t0 = time.monotonic()
         out = call(env, timeout=1.0)

@@ -54,7 +54,7 @@ def test_leftovers_of_a_dead_runner_process_are_removed(tmp_path):
 
     import psutil
 
-    from runner.confinement import cgroups
+    from runner.confinement import cgroup_hierarchy
     from runner.errors import CgroupUnavailable
 
     dead = next(p for p in range(4_000_000, 4_100_000) if not psutil.pid_exists(p))
@@ -62,7 +62,7 @@ def test_leftovers_of_a_dead_runner_process_are_removed(tmp_path):
     os.makedirs(io_dir)
     lane = None
     try:
-        home = cgroups.v1_own_group("cpu")
+        home = cgroup_hierarchy.v1_own_group("cpu")
     except (CgroupUnavailable, OSError):
         home = None
     if home is not None and os.access(home, os.W_OK):

@@ -54,7 +54,7 @@ class _RecordingRunner:
         self.written = []  # log blocks the edge wrote, in order
 
     def _call(self, deferred):
-        from runner.model import InvocationResult, Report
+        from runner.invocation_record import InvocationResult, Report
 
         n = len(self.defers)
         self.defers.append(deferred)
