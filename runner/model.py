@@ -387,14 +387,3 @@ def parse_network_policy(policy: str) -> tuple[str, tuple[tuple[str, int], ...]]
         out.append((host, int(port)))
     return "allow", tuple(dict.fromkeys(out))
 
-
-# runner/invocation/runner.py still imports the invocation records from here (it is being edited
-# elsewhere); a lazy lookup, since runner.invocation_record imports this module's limits.
-_MOVED = frozenset({"InvocationResult", "Report", "check_payload", "new_request_id"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        from runner import invocation_record
-        return getattr(invocation_record, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,15 +34,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from runner.errors import InternalError, PlatformError, ResourceNotFound, TooManyRequests
+from runner.invocation_record import InvocationResult, check_payload, new_request_id
 from runner.metrics.recorder import Metrics, NullMetrics
-from runner.model import (
-    DEFAULT_DLQ,
-    FunctionVersion,
-    InvocationResult,
-    check_payload,
-    function_arn,
-    new_request_id,
-)
+from runner.model import DEFAULT_DLQ, FunctionVersion, function_arn
 from runner.storage.events import DeadLetter, Event, EventStore, Outcome
 
 log = logging.getLogger(__name__)

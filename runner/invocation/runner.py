@@ -45,6 +45,7 @@ from runner.invocation.lambda_resources import LambdaResources
 from runner.invocation.log_block import LogBlock, PendingLog, interrupted_note
 from runner.invocation.spans import Spans
 from runner.invocation.trace import report_suffix
+from runner.invocation_record import InvocationResult, Report, check_payload, new_request_id
 from runner.metrics import Metrics, NullMetrics
 from runner.metrics.host import HostCollector, provisioned_charge
 from runner.metrics.minutes import SeriesWriter
@@ -54,10 +55,6 @@ from runner.model import (
     MB,
     FunctionConfig,
     FunctionVersion,
-    InvocationResult,
-    Report,
-    check_payload,
-    new_request_id,
 )
 from runner.pool.base import InitFailure
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
