@@ -10,6 +10,7 @@
 | `RUNNER_SECCOMP` | switch | on | `off` runs sandboxed guests without the seccomp filter (debugging) |
 | `RUNNER_PYTHON_ZYGOTE` | switch | on | `off` spawns a fresh interpreter per Python environment |
 | `RUNNER_NODE_PREINIT` | switch | on | `off` keeps Node.js spares launched but not initialised (their handler loads at the cold start) |
+| `RUNNER_NODE_WARMUP` | switch | on | `off` skips the warm-up a pre-initialised Node.js spare runs on a built-in no-op handler after its init (decision 074) |
 | `RUNNER_ENV_NAMESPACES` | switch | off | `on` gives each environment a zygote forks its own /tmp, PID and IPC namespaces (decision 068: a hostile init can then reach user namespaces for its own children) |
 | `RUNNER_FREEZE_IDLE` | switch | on | `off` leaves idle environments running (their background work keeps its CPU) |
 | `RUNNER_WASM_FUEL` | switch | off | `on` counts wasm fuel (slower guest code) |
@@ -70,6 +71,7 @@ class Settings:
     python_zygote: bool
     env_namespaces: bool
     node_preinit: bool
+    node_warmup: bool
     freeze_idle: bool
     wasm_fuel: bool
     wasm_cache_dir: str | None
@@ -88,6 +90,7 @@ class Settings:
             python_zygote=switch(environ, "RUNNER_PYTHON_ZYGOTE", True),
             env_namespaces=switch(environ, "RUNNER_ENV_NAMESPACES", False),
             node_preinit=switch(environ, "RUNNER_NODE_PREINIT", True),
+            node_warmup=switch(environ, "RUNNER_NODE_WARMUP", True),
             freeze_idle=switch(environ, "RUNNER_FREEZE_IDLE", True),
             wasm_fuel=switch(environ, "RUNNER_WASM_FUEL", False),
             wasm_cache_dir=_path(environ, "RUNNER_WASM_CACHE_DIR"),

@@ -261,6 +261,8 @@ class PreStartPool:
         budget: the spare is replaced by a launched-only one and the version is not
         pre-initialised again. An init error raises (the caller drops the spare)."""
         env.init_budget_s = PREINIT_BUDGET_S
+        # Decision 074: the spare also warms the bootstrap's invoke path (never the handler).
+        env.init_warmup = settings.current().node_warmup
         try:
             env.start()
         except FunctionTimeout:

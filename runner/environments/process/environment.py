@@ -89,6 +89,8 @@ class ProcessEnvironment:
         # A bound on the init phase shorter than Lambda's, for a pool initialising a spare
         # ahead of demand (pool/prestart.py); None: the function's own limit.
         self.init_budget_s: float | None = None
+        # Ask the guest to warm its invoke path up after init (decision 074; a spare only).
+        self.init_warmup = False
         self._tmp_root = tmp_root
         self._proc: subprocess.Popen | None = None
         self._channel: GuestChannel | None = None  # set by _spawn, closed by destroy
@@ -158,7 +160,8 @@ class ProcessEnvironment:
             raise
 
     def _await_ready(self) -> None:
-        reply = run_init(self._channel, self.version, self._enforcement, self.init_budget_s)
+        reply = run_init(self._channel, self.version, self._enforcement, self.init_budget_s,
+                         warmup=self.init_warmup)
         self.init_logs = reply.logs
         if not reply.answered:
             if self._exited_or_kill() and not reply.timed_out:

@@ -7,7 +7,8 @@ socket is SOCK_SEQPACKET instead: one map per packet, no length word (`encode_pa
 this channel. The full message catalogue is in docs/guest-protocol.md; in short::
 
     guest -> host  {"t": "hello", "pid": int}                       interpreter is up
-    host  -> guest {"t": "init"}                                    limits applied: run init
+    host  -> guest {"t": "init", "warmup": bool}                    limits applied: run init;
+                                                                    warmup only for spares
     guest -> host  {"t": "ready", "init_ms": float}                 or
                    {"t": "init_error", "error": {...}, "init_ms": float}
     host  -> guest {"t": "invoke", "id": str, "payload": bytes, "deadline_ms": int,

@@ -182,19 +182,21 @@ class InitReply:
 
 def run_init(channel: GuestChannel, version: FunctionVersion,
              enforcement: limits.Enforcement | None = None,
-             budget_s: float | None = None) -> InitReply:
+             budget_s: float | None = None, warmup: bool = False) -> InitReply:
     """Send `init` and wait for the reply: the function's init phase, bounded by Lambda's init
     limit or the function's timeout, whichever is longer; or by `budget_s` when given (a
     pre-initialised spare's init, pool/prestart.py: past it the spare is dropped). With
     `enforcement`, the phase runs with the init boost (INIT_BOOST_CPUS) and the function's CPU
     share is back in place when this returns, whatever the reply (the guest then waits for a
-    frame: no user code runs between the reply and the restore)."""
+    frame: no user code runs between the reply and the restore). `warmup`: the guest also runs
+    its own invoke path on a built-in no-op handler before `ready` (decision 074; Node.js
+    spares; a guest that does not know the field ignores it)."""
     timeout_s = max(INIT_TIMEOUT_S, version.config.timeout_s) if budget_s is None else budget_s
     logs = bytearray()
     if enforcement is not None:
         enforcement.boost_cpu(INIT_BOOST_CPUS)
     try:
-        channel.send_now({"t": "init"})
+        channel.send_now({"t": "init", "warmup": True} if warmup else {"t": "init"})
         msg = channel.wait(time.monotonic() + timeout_s, logs)
     finally:
         if enforcement is not None:

@@ -330,3 +330,53 @@ def test_a_node_spare_whose_init_overruns_the_budget_waits_before_init(pre, tmp_
     finally:
         env.destroy()
     assert pre._entries[v.key].preinit is False
+
+
+def test_a_node_spares_warm_up_never_calls_the_handler_nor_reaches_its_log(pre, tmp_path):
+    # Decision 074: the spare's warm-up runs the bootstrap's invoke path on a built-in no-op
+    # handler. The user's handler counts its calls in memory and in /tmp (a side effect a
+    # warm-up event must not cause), and logs each; the first real call must be call 1.
+    code = tmp_path / "counting"
+    code.mkdir()
+    (code / "index.js").write_text(
+        "const fs = require('fs');\n"
+        "let calls = 0;\n"
+        "console.log('init done');\n"
+        "exports.handler = async (event) => {\n"
+        "  calls += 1;\n"
+        "  const file = '/tmp/calls';\n"
+        "  const before = fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8')) : 0;\n"
+        "  fs.writeFileSync(file, String(before + 1));\n"
+        "  console.log('handler call', calls);\n"
+        "  return { calls, fileCalls: before + 1, name: event.name };\n"
+        "};\n")
+    os.chmod(code, 0o755)
+    os.chmod(code / "index.js", 0o644)
+    v = version(code, name="counting")
+    pre.prewarm(v, wait=True)
+    env = pre.take(v)
+    assert env is not None and env.state is EnvState.READY
+    assert env.init_warmup  # the spare was asked to warm up (RUNNER_NODE_WARMUP is on)
+    try:
+        out = env.invoke(request({"name": "first"}))
+        assert out.error is None
+        assert json.loads(out.payload) == {"calls": 1, "fileCalls": 1, "name": "first"}
+        assert out.logs.count(b"handler call") == 1
+        for logs in (env.init_logs, out.logs):
+            assert b"warm" not in logs.lower()
+            assert b"Invoke Error" not in logs
+        assert b"init done" in env.init_logs
+    finally:
+        env.destroy()
+
+
+def test_node_warmup_off_leaves_the_spares_init_frame_plain(pre, monkeypatch):
+    monkeypatch.setenv("RUNNER_NODE_WARMUP", "off")
+    v = guest("hello")
+    pre.prewarm(v, wait=True)
+    env = pre.take(v)
+    try:
+        assert env is not None and env.state is EnvState.READY and not env.init_warmup
+        assert json.loads(env.invoke(request({"name": "x"})).payload) == {"message": "hello x"}
+    finally:
+        env.destroy()

@@ -113,20 +113,26 @@ function emit(level, args) {
     lateMarker = null;
     writeAll(1, Buffer.from(marker, 'utf8'));
   }
+  const record = logRecord(level, args);
+  if (record !== null) writeAll(1, record);
+}
+
+// One console call's log record as bytes, or null when its level is filtered out. Separate from
+// emit() so that a spare's warm-up (warmUp below) can run the framing without writing anything.
+function logRecord(level, args) {
   if (JSON_LOGS) {
     // Lambda's JSON format (LogFormat JSON): one record per call, below the level dropped.
-    if (LOG_LEVELS[level] < JSON_MIN_LEVEL) return;
+    if (LOG_LEVELS[level] < JSON_MIN_LEVEL) return null;
     const doc = { timestamp: new Date().toISOString(), level, requestId: currentRequestId,
                   message: util.format(...args) };
     const err = args.find((a) => a instanceof Error);
     if (err) Object.assign(doc, { errorType: err.name, errorMessage: err.message, stackTrace: stackLines(err) });
-    writeAll(1, Buffer.from(JSON.stringify(doc) + '\n', 'utf8'));
-    return;
+    return Buffer.from(JSON.stringify(doc) + '\n', 'utf8');
   }
   // Lambda's framing: ISO time, request id, level, message; newlines inside one message become
   // \r so that one console call stays one log record.
   const line = `${new Date().toISOString()}\t${currentRequestId}\t${level}\t${util.format(...args)}`;
-  writeAll(1, Buffer.from(line.replace(/\n/g, '\r') + '\n', 'utf8'));
+  return Buffer.from(line.replace(/\n/g, '\r') + '\n', 'utf8');
 }
 
 // Lambda's LoggingConfig, as the host passes it (environments/process/lambda_env.py).
@@ -648,6 +654,39 @@ class Server {
   }
 }
 
+// ------------------------------------------------------------------------------ warm-up
+
+// A pre-started spare's warm-up (decision 074), run after init when the host's `init` frame
+// asks for it (`warmup`; pool/prestart.py sets it for spares only). The first invocation in a
+// fresh V8 process otherwise pays for compiling and first-touching the bootstrap's own invoke
+// path: msgpack decode and encode, JSON parse and stringify, the context object, the log
+// record's formatting, the error document. This runs that path on a built-in no-op handler,
+// never on the user's: a warm-up event handed to user code would run its side effects (writes,
+// requests, counters) for an invocation nobody made. Nothing is written: no frame goes to the
+// host (it expects `ready` next) and log records are built and dropped, so the function's log
+// never shows the warm-up. The request id is put back to `undefined`, init's.
+const WARMUP_ROUNDS = 3; // V8's baseline tiers kick in after a few calls of a function
+function warmUp() {
+  const noop = (event, context) => ({ ok: true, key: event.key, left: context.getRemainingTimeInMillis() });
+  const ctx = { function_name: 'warmup', function_version: '$LATEST', memory_limit_in_mb: 128,
+                invoked_function_arn: '', log_group_name: '', log_stream_name: '' };
+  for (let i = 0; i < WARMUP_ROUNDS; i += 1) {
+    const id = `warmup-${i}`;
+    currentRequestId = id;
+    const frame = mpack.decode(mpack.encode({ t: 'invoke', id, deadline_ms: Date.now() + 1000,
+      payload: Buffer.from('{"key":"value","n":[1,2,3]}', 'utf8'), ctx }));
+    const event = JSON.parse(Buffer.from(frame.payload).toString('utf8'));
+    const context = makeContext(frame.ctx, id, frame.deadline_ms);
+    logRecord('INFO', ['warm-up', event]);
+    const body = Buffer.from(JSON.stringify(noop(event, context)), 'utf8');
+    mpack.encode({ t: 'result', id, payload: body, maxrss_kb: maxrssKb() });
+    const doc = errorDoc(new Error('warm-up'));
+    logRecord('ERROR', ['Invoke Error', `\t${JSON.stringify(doc)}`]);
+    mpack.encode({ t: 'error', id, error: doc, fatal: false, maxrss_kb: 0 });
+  }
+  currentRequestId = undefined;
+}
+
 // ------------------------------------------------------------------------------ main
 
 async function initPhase(chan, preloaded) {
@@ -690,6 +729,7 @@ function main(preloaded = null) {
   process.on('unhandledRejection', (reason) => onFatal(reason, 'Runtime.UnhandledPromiseRejection'));
   initPhase(chan, preloaded).then((loaded) => {
     if (loaded === null) process.exit(1);
+    if (first.warmup) warmUp(); // before `ready`: the host freezes the spare once it has it
     server = new Server(chan, loaded.handler);
     // `ready` goes out from the turn that then blocks for the first invocation, as a reply does
     // (Server.invoke): what init's timers print until then precedes it and is init's output.
