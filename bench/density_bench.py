@@ -47,6 +47,7 @@ MODES = {"per-env": "on", "shared": "off"}
 # --ksm: mode -> (RUNNER_ENV_NAMESPACES, RUNNER_KSM)
 KSM_MODES = {"ksm-off": ("on", "off"), "ksm-on": ("on", "on")}
 KSM = "/sys/kernel/mm/ksm"
+WAKE_SAMPLE = 50
 KSM_TUNING = {"pages_to_scan": "20000", "sleep_millisecs": "20"}
 
 
@@ -74,11 +75,19 @@ def _ksmd_cpu_s() -> float:
     return 0.0
 
 
-def _ksm_settle(timeout_s: float = 600.0) -> dict:
-    """Wait for two more full scans of ksmd; what it merged and what it cost."""
-    cpu0, scans0, t0 = _ksmd_cpu_s(), int(_ksm("full_scans")), time.perf_counter()
-    while int(_ksm("full_scans")) < scans0 + 2 and time.perf_counter() - t0 < timeout_s:
+def _ksm_settle(timeout_s: float = 90.0) -> dict:
+    """Wait until a whole full scan of ksmd merged nothing more (at least two full scans after
+    the environments went idle: the one under way may have started before they did); what it
+    merged and what it cost."""
+    cpu0, t0 = _ksmd_cpu_s(), time.perf_counter()
+    scans, sharing, stable = int(_ksm("full_scans")), -1, 0
+    while stable < 2 and time.perf_counter() - t0 < timeout_s:
         time.sleep(0.2)
+        now = int(_ksm("full_scans"))
+        if now != scans:
+            scans, before, sharing = now, sharing, int(_ksm("pages_sharing"))
+            # settled: within 1% of the previous full scan's count (pages also unmerge)
+            stable = stable + 1 if abs(sharing - before) <= 0.01 * sharing else 0
     return {"ksm_settle_s": round(time.perf_counter() - t0, 1),
             "ksmd_cpu_s": round(_ksmd_cpu_s() - cpu0, 2),
             "pages_sharing": int(_ksm("pages_sharing")), "pages_shared": int(_ksm("pages_shared"))}
@@ -99,18 +108,32 @@ def level(root: str, mode: str, n: int) -> dict:
         py.prewarm(v)
         zygote, _ = py.zygote(v)
         assert zygote.env_namespaces == (mode != "shared"), "switch not honoured"
+        cold_ms = []
         for _ in range(n):
+            t = time.perf_counter()
             env = py.create(v)
             envs.append(env)
             env.start()
             out = env.invoke(request({}))
             assert out.error is None, out.error
+            cold_ms.append((time.perf_counter() - t) * 1e3)  # fork, set-up, first invoke
             env.freeze()
         built_s = time.perf_counter() - t0
         time.sleep(0.5)  # let the freezes settle
         merged = _ksm_settle() if mode == "ksm-on" else {}
         pss = measure.tree_pss_bytes([e.pid for e in envs])
         zpss = measure.tree_pss_bytes([_innermost(zygote.proc.pid).pid])
+        # The first invocation of an idle (and, with KSM, merged) environment: thaw + invoke,
+        # as the pool does; its writes to merged pages are copy-on-write faults.
+        wake_ms = []
+        for env in envs[:WAKE_SAMPLE]:
+            t = time.perf_counter()
+            env.thaw()
+            out = env.invoke(request({}))
+            wake_ms.append((time.perf_counter() - t) * 1e3)
+            assert out.error is None, out.error
+        merged["wake_invoke_p50_ms"] = round(sorted(wake_ms)[len(wake_ms) // 2], 3)
+        merged["cold_start_p50_ms"] = round(sorted(cold_ms)[len(cold_ms) // 2], 3)
         return {"n": n, "pss_total_mb": pss / 1e6, "pss_per_env_mb": pss / n / 1e6,
                 "zygote_pss_mb": zpss / 1e6, "fit_in_4gib": int(GIB4 / (pss / n)),
                 "build_s": round(built_s, 1), **merged}
@@ -148,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, value in saved.items():
             _set_ksm(k, value)
     print(f"{'mode':8} {'N':>5} {'PSS/env MB':>11} {'zygote MB':>10} {'fit 4 GiB':>10} "
-          f"{'marginal MB/env':>16} {'build s':>8}")
+          f"{'marginal MB/env':>16} {'build s':>8} {'cold ms p50':>12} {'wake ms p50':>12}")
     for mode, rows in results.items():
         prev = None
         for r in rows:
@@ -158,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             ksm = (f"  ksm: sharing {r['pages_sharing']} shared {r['pages_shared']} pages, "
                    f"ksmd {r['ksmd_cpu_s']} CPU s over {r['ksm_settle_s']} s") if "pages_sharing" in r else ""
             print(f"{mode:8} {r['n']:5d} {r['pss_per_env_mb']:11.2f} {r['zygote_pss_mb']:10.2f} "
-                  f"{r['fit_in_4gib']:10d} {marginal:>16} {r['build_s']:8.1f}{ksm}")
+                  f"{r['fit_in_4gib']:10d} {marginal:>16} {r['build_s']:8.1f} "
+                  f"{r['cold_start_p50_ms']:12.2f} {r['wake_invoke_p50_ms']:12.2f}{ksm}")
             prev = r
     best = max(r["fit_in_4gib"] for r in results["ksm-on" if args.ksm else "per-env"])
     print(f"idle Python environments in 4 GiB (per-env namespaces, freezer on"
