@@ -1,6 +1,7 @@
 """RUNNER_KSM (confinement/ksm.py): what the server tells an operator about the host's KSM."""
 
 import logging
+
 from runner.confinement import ksm
 from runner.pool.pool import PoolManager
 
