@@ -1,6 +1,6 @@
 """How many idle Python environments fit in 4 GiB, and how the figure grows with their number.
 
-    .venv/bin/python bench/density_bench.py [--quick] [--levels 100,500,1000] [--json FILE]
+    .venv/bin/python bench/density_bench.py [--quick] [--ksm] [--levels 100,500,1000] [--json FILE]
 
 For each level N, with per-environment namespaces on (decision 068) and, in the same run, off
 (the shared zygote sandbox of decision 007, the baseline): N environments of one version are
@@ -11,6 +11,13 @@ per level: PSS per environment, the zygote's own PSS, how many such environments
 4 GiB, and the marginal cost of the environments added since the previous level (is it
 linear). Issue 24's target: >= 4,000 idle Python environments in 4 GiB. Writes
 bench/results/density.json.
+
+--ksm compares RUNNER_KSM=off with =on instead (decision 072), both with per-environment
+namespaces. It needs root: for its run it sets the host-wide /sys/kernel/mm/ksm/run to 1 and
+makes ksmd scan faster (pages_to_scan, sleep_millisecs), and restores all three afterwards.
+KSM merges asynchronously, so the "on" level waits until ksmd has finished two full scans
+with the environments idle (a page merges on the second scan that finds it unchanged) and
+reports ksm's pages_sharing / pages_shared and the CPU seconds ksmd spent meanwhile.
 
 Each level is built and torn down before the next; the version is deployed with concurrency
 N so that the zygote's memory limit allows N live children (zygote_process.zygote_memory_limit).
@@ -37,10 +44,60 @@ def handler(event, context):
 """
 GIB4 = 4 * 1024 ** 3
 MODES = {"per-env": "on", "shared": "off"}
+# --ksm: mode -> (RUNNER_ENV_NAMESPACES, RUNNER_KSM)
+KSM_MODES = {"ksm-off": ("on", "off"), "ksm-on": ("on", "on")}
+KSM = "/sys/kernel/mm/ksm"
+WAKE_SAMPLE = 50
+KSM_TUNING = {"pages_to_scan": "20000", "sleep_millisecs": "20"}
+
+
+def _ksm(name: str) -> str:
+    with open(os.path.join(KSM, name)) as f:
+        return f.read().strip()
+
+
+def _set_ksm(name: str, value: str) -> None:
+    with open(os.path.join(KSM, name), "w") as f:
+        f.write(value)
+
+
+def _ksmd_cpu_s() -> float:
+    """ksmd's CPU time so far (utime + stime of the kernel thread)."""
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if "(ksmd)" in stat:
+            fields = stat.rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def _ksm_settle(timeout_s: float = 90.0) -> dict:
+    """Wait until a whole full scan of ksmd merged nothing more (at least two full scans after
+    the environments went idle: the one under way may have started before they did); what it
+    merged and what it cost."""
+    cpu0, t0 = _ksmd_cpu_s(), time.perf_counter()
+    scans, sharing, stable = int(_ksm("full_scans")), -1, 0
+    while stable < 2 and time.perf_counter() - t0 < timeout_s:
+        time.sleep(0.2)
+        now = int(_ksm("full_scans"))
+        if now != scans:
+            scans, before, sharing = now, sharing, int(_ksm("pages_sharing"))
+            # settled: within 1% of the previous full scan's count (pages also unmerge)
+            stable = stable + 1 if abs(sharing - before) <= 0.01 * sharing else 0
+    return {"ksm_settle_s": round(time.perf_counter() - t0, 1),
+            "ksmd_cpu_s": round(_ksmd_cpu_s() - cpu0, 2),
+            "pages_sharing": int(_ksm("pages_sharing")), "pages_shared": int(_ksm("pages_shared"))}
 
 
 def level(root: str, mode: str, n: int) -> dict:
-    os.environ["RUNNER_ENV_NAMESPACES"] = MODES[mode]
+    if mode in KSM_MODES:
+        os.environ["RUNNER_ENV_NAMESPACES"], os.environ["RUNNER_KSM"] = KSM_MODES[mode]
+    else:
+        os.environ["RUNNER_ENV_NAMESPACES"] = MODES[mode]
     backends = default_backends(os.path.join(root, f"envs-{mode}-{n}"))
     os.makedirs(os.path.join(root, f"envs-{mode}-{n}"), exist_ok=True)
     py = backends["python"]
@@ -50,21 +107,36 @@ def level(root: str, mode: str, n: int) -> dict:
     try:
         py.prewarm(v)
         zygote, _ = py.zygote(v)
-        assert zygote.env_namespaces == (mode == "per-env"), "switch not honoured"
+        assert zygote.env_namespaces == (mode != "shared"), "switch not honoured"
+        cold_ms = []
         for _ in range(n):
+            t = time.perf_counter()
             env = py.create(v)
             envs.append(env)
             env.start()
             out = env.invoke(request({}))
             assert out.error is None, out.error
+            cold_ms.append((time.perf_counter() - t) * 1e3)  # fork, set-up, first invoke
             env.freeze()
         built_s = time.perf_counter() - t0
         time.sleep(0.5)  # let the freezes settle
+        merged = _ksm_settle() if mode == "ksm-on" else {}
         pss = measure.tree_pss_bytes([e.pid for e in envs])
         zpss = measure.tree_pss_bytes([_innermost(zygote.proc.pid).pid])
+        # The first invocation of an idle (and, with KSM, merged) environment: thaw + invoke,
+        # as the pool does; its writes to merged pages are copy-on-write faults.
+        wake_ms = []
+        for env in envs[:WAKE_SAMPLE]:
+            t = time.perf_counter()
+            env.thaw()
+            out = env.invoke(request({}))
+            wake_ms.append((time.perf_counter() - t) * 1e3)
+            assert out.error is None, out.error
+        merged["wake_invoke_p50_ms"] = round(sorted(wake_ms)[len(wake_ms) // 2], 3)
+        merged["cold_start_p50_ms"] = round(sorted(cold_ms)[len(cold_ms) // 2], 3)
         return {"n": n, "pss_total_mb": pss / 1e6, "pss_per_env_mb": pss / n / 1e6,
                 "zygote_pss_mb": zpss / 1e6, "fit_in_4gib": int(GIB4 / (pss / n)),
-                "build_s": round(built_s, 1)}
+                "build_s": round(built_s, 1), **merged}
     finally:
         for env in envs:
             env.destroy()
@@ -77,31 +149,46 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="levels 50,100")
     ap.add_argument("--levels", default="100,500,1000")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--ksm", action="store_true",
+                    help="RUNNER_KSM off vs on (root: sets /sys/kernel/mm/ksm for the run, restores it)")
     args = ap.parse_args(argv)
+    modes = KSM_MODES if args.ksm else MODES
+    saved = {k: _ksm(k) for k in ("run", *KSM_TUNING)} if args.ksm else {}
     levels = [50, 100] if args.quick else [int(x) for x in args.levels.split(",")]
     root = scratch()
-    results: dict = {m: [] for m in MODES}
+    results: dict = {m: [] for m in modes}
     try:
+        if args.ksm:
+            print(f"KSM for this run: run=1 {KSM_TUNING} (was {saved}; restored afterwards)")
+            for k, value in KSM_TUNING.items():
+                _set_ksm(k, value)
+            _set_ksm("run", "1")
         for n in levels:
-            for mode in MODES:  # alternate, so both modes see the same stretch of load
+            for mode in modes:  # alternate, so both modes see the same stretch of load
                 results[mode].append(level(root, mode, n))
     finally:
         cleanup(root)
+        for k, value in saved.items():
+            _set_ksm(k, value)
     print(f"{'mode':8} {'N':>5} {'PSS/env MB':>11} {'zygote MB':>10} {'fit 4 GiB':>10} "
-          f"{'marginal MB/env':>16} {'build s':>8}")
+          f"{'marginal MB/env':>16} {'build s':>8} {'cold ms p50':>12} {'wake ms p50':>12}")
     for mode, rows in results.items():
         prev = None
         for r in rows:
             marginal = "" if prev is None else \
                 f"{(r['pss_total_mb'] - prev['pss_total_mb']) / (r['n'] - prev['n']):.2f}"
             r["marginal_mb_per_env"] = float(marginal) if marginal else None
+            ksm = (f"  ksm: sharing {r['pages_sharing']} shared {r['pages_shared']} pages, "
+                   f"ksmd {r['ksmd_cpu_s']} CPU s over {r['ksm_settle_s']} s") if "pages_sharing" in r else ""
             print(f"{mode:8} {r['n']:5d} {r['pss_per_env_mb']:11.2f} {r['zygote_pss_mb']:10.2f} "
-                  f"{r['fit_in_4gib']:10d} {marginal:>16} {r['build_s']:8.1f}")
+                  f"{r['fit_in_4gib']:10d} {marginal:>16} {r['build_s']:8.1f} "
+                  f"{r['cold_start_p50_ms']:12.2f} {r['wake_invoke_p50_ms']:12.2f}{ksm}")
             prev = r
-    best = max(r["fit_in_4gib"] for r in results["per-env"])
-    print(f"idle Python environments in 4 GiB (per-env namespaces, freezer on): {best} "
+    best = max(r["fit_in_4gib"] for r in results["ksm-on" if args.ksm else "per-env"])
+    print(f"idle Python environments in 4 GiB (per-env namespaces, freezer on"
+          f"{', KSM on' if args.ksm else ''}): {best} "
           f"(issue 24 target >= 4000: {'PASS' if best >= 4000 else 'FAIL'})")
-    print(f"wrote {write_json('density.json', results, args.json)}")
+    print(f"wrote {write_json('density-ksm.json' if args.ksm else 'density.json', results, args.json)}")
     return 0
 
 

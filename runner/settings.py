@@ -12,6 +12,7 @@
 | `RUNNER_NODE_PREINIT` | switch | on | `off` keeps Node.js spares launched but not initialised (their handler loads at the cold start) |
 | `RUNNER_NODE_WARMUP` | switch | on | `off` skips the warm-up a pre-initialised Node.js spare runs on a built-in no-op handler after its init (decision 074) |
 | `RUNNER_ENV_NAMESPACES` | switch | off | `on` gives each environment a zygote forks its own /tmp, PID and IPC namespaces (decision 068: a hostile init can then reach user namespaces for its own children) |
+| `RUNNER_KSM` | switch | off | `on` marks Python zygotes' memory (and so their forked environments') mergeable by the kernel's samepage merging (decision 072; needs /sys/kernel/mm/ksm/run=1, which the server never sets) |
 | `RUNNER_FREEZE_IDLE` | switch | on | `off` leaves idle environments running (their background work keeps its CPU) |
 | `RUNNER_WASM_FUEL` | switch | off | `on` counts wasm fuel (slower guest code) |
 | `RUNNER_WASM_CACHE_DIR` | path | `$XDG_CACHE_HOME/lambda-runner/wasm` | compiled-module cache |
@@ -73,6 +74,7 @@ class Settings:
     node_preinit: bool
     node_warmup: bool
     freeze_idle: bool
+    ksm: bool
     wasm_fuel: bool
     wasm_cache_dir: str | None
     dashboard_token: str | None = None
@@ -92,6 +94,7 @@ class Settings:
             node_preinit=switch(environ, "RUNNER_NODE_PREINIT", True),
             node_warmup=switch(environ, "RUNNER_NODE_WARMUP", True),
             freeze_idle=switch(environ, "RUNNER_FREEZE_IDLE", True),
+            ksm=switch(environ, "RUNNER_KSM", False),
             wasm_fuel=switch(environ, "RUNNER_WASM_FUEL", False),
             wasm_cache_dir=_path(environ, "RUNNER_WASM_CACHE_DIR"),
             dashboard_token=environ.get("RUNNER_DASHBOARD_TOKEN") or None,

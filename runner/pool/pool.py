@@ -16,6 +16,7 @@ import threading
 import time
 
 from runner import settings
+from runner.confinement import ksm
 from runner.environments.base import Backend, ExecutionEnvironment
 from runner.errors import FunctionError, InternalError, TooManyRequests
 from runner.model import FunctionVersion
@@ -47,6 +48,12 @@ class PoolManager(PoolUpkeep):
         # Idle environments are frozen a moment after they go idle (freezer.py);
         # RUNNER_FREEZE_IDLE=off keeps them running, for comparison.
         self.freeze_idle = settings.current().freeze_idle if freeze_idle is None else freeze_idle
+        if settings.current().ksm:
+            # RUNNER_KSM=on only marks memory mergeable; the host decides whether ksmd runs
+            # (confinement/ksm.py). Say so once, at start-up, rather than silently save nothing.
+            problem = ksm.host_problem()
+            if problem is not None:
+                log.warning("RUNNER_KSM=on has no effect: %s", problem)
         # Launched-not-initialised spares for runtimes that cannot fork (Node.js): a cold start
         # takes one when it can and only runs init (prestart.py).
         self.prestart = PreStartPool(backends) if prestart else None

@@ -26,7 +26,8 @@ import time
 
 import psutil
 
-from runner.confinement import limits
+from runner import settings
+from runner.confinement import ksm, limits
 from runner.environments.process.frames import decode, encode_packet
 from runner.environments.process.lambda_env import guest_environment
 from runner.environments.process.launch import await_hello, place_at_gate, run_init, spawn
@@ -104,9 +105,13 @@ class Zygote:
         # to its own group, and its forked children's shared pages with it. Same spawn path as
         # a plain environment; the control socket is SOCK_SEQPACKET (one message per packet,
         # file descriptors ride along with a fork request).
+        env = guest_environment(version, self.tmp_dir, runtime.environment(version))
+        if settings.current().ksm:
+            # The zygote marks itself mergeable before its init (confinement/ksm.py): its
+            # forked environments inherit the mark.
+            env[ksm.GUEST_FLAG] = "1"
         try:
-            started = spawn(runtime.zygote_command(version), version, self.tmp_dir,
-                            guest_environment(version, self.tmp_dir, runtime.environment(version)),
+            started = spawn(runtime.zygote_command(version), version, self.tmp_dir, env,
                             address_space=runtime.address_space_limit,
                             what=f"the {runtime.name} zygote", packets=True,
                             seccomp_program=self._ns_plan.zygote_filter if self._ns_plan else None)

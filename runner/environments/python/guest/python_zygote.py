@@ -172,8 +172,20 @@ def reap(chan):
         chan.send({"t": "exited", "pid": pid, "status": code, "maxrss_kb": usage.ru_maxrss})
 
 
+def _merge_memory():
+    """RUNNER_KSM=on (runner/confinement/ksm.py): mark this address space's anonymous memory
+    mergeable before the init phase; fork() passes the mark to every environment. Best effort:
+    a kernel without PR_SET_MEMORY_MERGE (< 6.4) leaves the zygote as it was, and the server
+    has already warned about it at start-up."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(67, 1, 0, 0, 0)  # PR_SET_MEMORY_MERGE
+
+
 def main():
     chan = SeqChannel(int(os.environ.pop("_RUNNER_FD")))
+    if os.environ.pop("_RUNNER_KSM", "") == "1":
+        _merge_memory()
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
     chan.send({"t": "hello", "pid": os.getpid()})
