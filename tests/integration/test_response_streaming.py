@@ -118,3 +118,35 @@ def test_client_leaving_mid_stream_does_not_wedge_the_function(http_server, lam)
     assert "ErrorCode" not in events[-1]["InvokeComplete"]
     assert lam.invoke(FunctionName="slow", Payload=b'{"pause_ms": 10}')["Payload"].read() == \
         b"first second"
+
+
+BIG_JS = """
+exports.handler = awslambda.streamifyResponse(async (event, responseStream) => {
+  for (let i = 0; i < event.writes; i++) responseStream.write(Buffer.alloc(600, 97));
+  responseStream.end();
+});
+"""
+
+
+def test_streamed_response_limit_replaces_the_environment(http_server, monkeypatch):  # noqa: F811
+    """Past the streamed-response limit (200 MB; lowered here to 1000 bytes so the test moves
+    little data) the invocation fails with Function.ResponseSizeTooLarge after the chunks that
+    fit; the next invocation runs in a fresh environment."""
+    from runner.environments.process import environment
+
+    monkeypatch.setattr(environment, "MAX_STREAMED_RESPONSE_BYTES", 1000)
+    runner = http_server[0]
+    runner.deploy("big", zipped({"index.js": BIG_JS}), runtime="nodejs", handler="index.handler")
+    got: list[bytes] = []
+    result = runner.invoke_stream("big", b'{"writes": 3}', got.append)
+    assert result.function_error and result.error["errorType"] == "Function.ResponseSizeTooLarge"
+    assert got == [b"a" * 600]  # the second write would pass 1000 bytes: not forwarded
+    got.clear()
+    result = runner.invoke_stream("big", b'{"writes": 1}', got.append)
+    assert not result.function_error and got == [b"a" * 600]
+    # A handler that does not stream: its whole response goes to the sink once, at the end.
+    runner.deploy("plain", zipped({"index.js": "exports.handler = async () => ({ok: 1});"}),
+                  runtime="nodejs", handler="index.handler")
+    got.clear()
+    assert not runner.invoke_stream("plain", b"{}", got.append).function_error
+    assert got == [b'{"ok":1}']
