@@ -84,6 +84,21 @@ def test_grpc_chunks_arrive_as_written(http_server):  # noqa: F811
     assert t_end - chunks[0][0] >= 1.0
 
 
+def test_grpc_cancel_mid_stream_does_not_wedge_the_function(http_server):  # noqa: F811
+    runner, address, _ = http_server
+    deploy_slow(runner)
+    with grpc.insecure_channel(address, options=SERVER_OPTIONS[:2]) as channel:
+        stub = lpb_grpc.StreamingStub(channel)
+        call = stub.InvokeWithResponseStream(lpb.StreamInvokeRequest(
+            name="slow", payload=b'{"pause_ms": 1500}'))
+        assert next(call).payload_chunk == b"first "
+        call.cancel()  # during the pause
+        events = list(stub.InvokeWithResponseStream(lpb.StreamInvokeRequest(
+            name="slow", payload=b'{"pause_ms": 10}')))
+    assert [e.payload_chunk for e in events[:-1]] == [b"first ", b"second"]
+    assert events[-1].complete.error_code == ""
+
+
 def test_timeout_mid_stream_ends_with_sandbox_timedout(http_server, lam):  # noqa: F811
     runner = http_server[0]
     deploy_slow(runner, timeout_s=1)
