@@ -19,6 +19,7 @@ MEMORY_MB_MAX = 10240
 TIMEOUT_S_MIN = 1
 TIMEOUT_S_MAX = 900
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # synchronous invoke, request and response
+MAX_STREAMED_RESPONSE_BYTES = 200 * 1024 * 1024  # InvokeWithResponseStream's response (075)
 MAX_ENV_BYTES = 4 * 1024  # total size of a function's environment variables
 DEFAULT_MEMORY_MB = 128
 DEFAULT_TIMEOUT_S = 3.0

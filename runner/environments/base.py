@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 from runner.errors import FunctionError
 from runner.model import FunctionVersion
@@ -55,6 +55,11 @@ class InvokeRequest:
     # the one they sent last), so it is read-only: never mutate a context once passed.
     deadline_ms: int = 0  # wall clock (epoch ms) by which the guest must answer; 0: context's
     trace_id: str = ""  # the caller's X-Amzn-Trace-Id (invocation/trace.py); "" = none
+    # InvokeWithResponseStream (decision 075): called with each chunk of a streamed response
+    # as the guest writes it, from the thread running invoke(); the outcome's payload then holds
+    # only what was not streamed. Environments that cannot stream ignore it. It must not block
+    # for long (the guest waits) and must not raise.
+    chunk_sink: Callable[[bytes], None] | None = None
 
 
 @dataclass

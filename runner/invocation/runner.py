@@ -25,7 +25,7 @@ import queue
 import random
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from runner.confinement.limits import raise_host_fd_limit
 from runner.environments.backends import default_backends
@@ -284,6 +284,31 @@ class Runner(LambdaResources):
         block, out = self._run(name, payload, qualifier, request_id, trace_id, client_context)
         return _result(block, out, block.write().encode())
 
+    def invoke_stream(
+        self,
+        name: str,
+        payload: bytes | str | None,
+        sink: Callable[[bytes], None],
+        *,
+        qualifier: str | None = None,
+        request_id: str | None = None,
+        started: Callable[[str], None] | None = None,
+    ) -> InvocationResult:
+        """InvokeWithResponseStream (decision 075): as `invoke()`, but the response goes to
+        `sink`, a chunk at a time, as the handler writes it (a Node handler wrapped in
+        `awslambda.streamifyResponse`); a handler that does not stream has its whole response
+        given to `sink` once, at the end. `sink` runs on the thread reading the guest, so it
+        must hand chunks on without blocking and must not raise. Nothing reaches `sink` after a
+        failure is known; the result then holds the error document, and its payload is
+        meaningless otherwise. `started(version)` is called once the version that runs is
+        chosen (an alias may route by weight), before any chunk: the edges name it in headers
+        sent ahead of the body."""
+        block, out = self._run(name, payload, qualifier, request_id, chunk_sink=sink,
+                               started=started)
+        if block.error is None and out:
+            sink(out)
+        return _result(block, out, block.write().encode())
+
     def invoke_log_later(
         self,
         name: str,
@@ -306,18 +331,22 @@ class Runner(LambdaResources):
 
     def _run(self, name: str, payload: bytes | str | None, qualifier: str | None,
              request_id: str | None, trace_id: str | None = None,
-             client_context: dict | None = None) -> tuple[LogBlock, bytes | None]:
+             client_context: dict | None = None,
+             chunk_sink: Callable[[bytes], None] | None = None,
+             started: Callable[[str], None] | None = None) -> tuple[LogBlock, bytes | None]:
         """Run one invocation: its record (the log block, which holds the error and the report)
         and the response payload (None when it failed)."""
         body = check_payload(payload)
         version = self.resolve_for_invoke(name, qualifier)
+        if started is not None:
+            started(version.version)
         # Counted from here, once the name is known to be a function (bounded labels): exactly
         # one of finished() / refused() follows started().
         metrics = self.metrics
         metrics.started(name)
         try:
             block, out = self._execute(version, body, qualifier, request_id, trace_id or "",
-                                       client_context)
+                                       client_context, chunk_sink)
         except TooManyRequests:
             metrics.refused(name, throttled=True)
             raise
@@ -333,7 +362,9 @@ class Runner(LambdaResources):
 
     def _execute(self, version: FunctionVersion, body: bytes, qualifier: str | None,
                  request_id: str | None, trace_id: str,
-                 client_context: dict | None = None) -> tuple[LogBlock, bytes | None]:
+                 client_context: dict | None = None,
+                 chunk_sink: Callable[[bytes], None] | None = None,
+                 ) -> tuple[LogBlock, bytes | None]:
         rid = request_id or new_request_id()
         cfg = version.config
         ctx = self.contexts.get(version, qualifier, time.time())
@@ -356,7 +387,7 @@ class Runner(LambdaResources):
                 # The guest's getRemainingTimeInMillis counts from here too.
                 outcome = env.invoke(InvokeRequest(rid, body, cfg.timeout_s, deadline, ctx,
                                                    int((time.time() + cfg.timeout_s) * 1000),
-                                                   trace_id))
+                                                   trace_id, chunk_sink))
             except EnvironmentGone:
                 self.pool.release(lease, reusable=False)
                 if lease.cold:

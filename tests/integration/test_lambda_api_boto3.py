@@ -313,7 +313,8 @@ exports.handler = awslambda.streamifyResponse(async (event, responseStream, cont
 
 
 def test_invoke_with_response_stream(lam):
-    """Buffered: the whole response as Lambda's event stream, which boto3 decodes."""
+    """The response as Lambda's event stream, which boto3 decodes (timing of the chunks:
+    tests/integration/test_response_streaming.py)."""
     create(lam, "py", V2)
     resp = lam.invoke_with_response_stream(FunctionName="py", Payload=b'{"a": 1}', LogType="Tail")
     assert resp["ExecutedVersion"] == "$LATEST"

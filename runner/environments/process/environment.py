@@ -48,8 +48,9 @@ from runner.errors import (
     FunctionTimeout,
     InternalError,
     InvalidResponse,
+    ResponseSizeTooLarge,
 )
-from runner.model import FunctionVersion
+from runner.model import MAX_STREAMED_RESPONSE_BYTES, FunctionVersion
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,9 @@ class ProcessEnvironment:
         if request.context is not self._ctx_sent:
             frame["ctx"] = request.context
             self._ctx_sent = request.context
+        sink = request.chunk_sink
+        if sink is not None:
+            frame["stream"] = True
         channel = self._channel
         try:
             channel.send((encode_marshal if self._marshal else encode)(frame), request.deadline)
@@ -210,13 +214,25 @@ class ProcessEnvironment:
         except OSError:
             pass  # the guest died mid-frame; the wait sees EOF and reports why
         msg = channel.wait(request.deadline, logs)
+        streamed = 0  # bytes of chunk frames so far (decision 075)
+        while (sink is not None and msg is not None and msg["t"] == "chunk"
+               and msg.get("id") == request.request_id):
+            chunk = bytes(msg.get("payload") or b"")
+            streamed += len(chunk)
+            if streamed > MAX_STREAMED_RESPONSE_BYTES:
+                break  # refused below; the guest is still writing, so it is replaced
+            sink(chunk)
+            msg = channel.wait(request.deadline, logs)
         duration_ms = (time.monotonic() - t0) * 1000.0
         if msg is not None:
             self._maxrss = max(self._maxrss, int(msg.get("maxrss_kb", 0)) * 1024)
         error: FunctionError | None = None
         payload: bytes | None = None
         reusable = True
-        if msg is None:
+        if streamed > MAX_STREAMED_RESPONSE_BYTES:
+            error = ResponseSizeTooLarge.of(streamed, MAX_STREAMED_RESPONSE_BYTES)
+            reusable = False
+        elif msg is None:
             reusable = False
             if channel.bad_frame is not None:
                 error = InvalidResponse(f"Runtime sent an invalid response: {channel.bad_frame}")
@@ -225,7 +241,9 @@ class ProcessEnvironment:
             else:
                 error = self._death_error(during="invoke", logs=logs)
         elif msg["t"] == "result" and msg.get("id") == request.request_id:
-            payload = bytes(msg.get("payload") or b"null")
+            # A streamed result's bytes all went to the sink already.
+            payload = (b"" if sink is not None and msg.get("streamed")
+                       else bytes(msg.get("payload") or b"null"))
         elif msg["t"] == "error":
             doc = msg.get("error") or {}
             error = FunctionError.from_document(doc)

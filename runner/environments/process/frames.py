@@ -14,8 +14,16 @@ this channel. The full message catalogue is in docs/guest-protocol.md; in short:
     host  -> guest {"t": "invoke", "id": str, "payload": bytes, "deadline_ms": int,
                     "ctx": {...}, "trace": str}                     ctx only when changed,
                                                                     trace only when traced
-    guest -> host  {"t": "result", "id": str, "payload": bytes, "maxrss_kb": int}   or
+    guest -> host  {"t": "chunk", "id": str, "payload": bytes}     zero or more, only when
+                                                                    the invoke had "stream"
+    guest -> host  {"t": "result", "id": str, "payload": bytes, "maxrss_kb": int,
+                    "streamed": bool}                                or
                    {"t": "error",  "id": str, "error": {...}, "maxrss_kb": int, "fatal": bool}
+
+An invoke frame with `"stream": true` (InvokeWithResponseStream, decision 075) lets a guest
+whose handler streams its response send each write as a `chunk` frame as it happens, then a
+`result` with an empty payload and `streamed` set. Guests that cannot stream ignore the flag
+and answer with a whole `result`.
 
 Guests implement the same framing with their own small msgpack codec (the Python and Node
 bootstraps use no third-party packages); tests check both against the `msgpack` package.
@@ -133,7 +141,7 @@ _NUMBER = (int, float)
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "id": (str,), "payload": (bytes, type(None)), "error": (dict, type(None)),
     "maxrss_kb": (int,), "pid": (int,), "init_ms": _NUMBER,
-    "fatal": (bool,), "forkable": (bool,), "forked": (bool,),
+    "fatal": (bool,), "forkable": (bool,), "forked": (bool,), "streamed": (bool,),
 }
 
 

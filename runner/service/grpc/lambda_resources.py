@@ -5,6 +5,8 @@ Mounted by server.build_server with one call (`add_to_server`)."""
 from __future__ import annotations
 
 import functools
+import queue
+import threading
 
 from runner.model import ACCOUNT, function_arn, region
 from runner.service.grpc.status import abort
@@ -149,14 +151,38 @@ class StreamingServicer(lpb_grpc.StreamingServicer):
         self.runner = runner
 
     def InvokeWithResponseStream(self, request, context):
-        try:
-            result = self.runner.invoke(request.name, request.payload,
-                                        qualifier=request.qualifier or None)
-        except Exception as exc:
-            abort(context, exc)
-        if not result.function_error:
-            for i in range(0, len(result.payload), STREAM_CHUNK_BYTES):
-                yield lpb.StreamInvokeEvent(payload_chunk=result.payload[i:i + STREAM_CHUNK_BYTES])
+        """Each chunk is yielded as the handler writes it (decision 075). The invocation runs on
+        a thread of its own, its chunks reaching this generator through a queue; a client that
+        cancels closes the feed (add_callback), so the rest is dropped and the invocation ends
+        normally. A platform error before the first chunk aborts the call with its status."""
+        feed: queue.SimpleQueue = queue.SimpleQueue()
+        closed = threading.Event()
+        context.add_callback(closed.set)
+
+        def put(item) -> None:
+            if not closed.is_set():
+                feed.put(item)
+
+        def run() -> None:
+            # The last item goes in even after a cancel: the generator may be waiting for it.
+            try:
+                feed.put(("result", self.runner.invoke_stream(
+                    request.name, request.payload, lambda chunk: put(("chunk", chunk)),
+                    qualifier=request.qualifier or None)))
+            except Exception as exc:
+                feed.put(("raised", exc))
+
+        threading.Thread(target=run, name="grpc-stream-invoke", daemon=True).start()
+        while True:
+            kind, value = feed.get()
+            if kind == "chunk":
+                for i in range(0, len(value), STREAM_CHUNK_BYTES):
+                    yield lpb.StreamInvokeEvent(payload_chunk=value[i:i + STREAM_CHUNK_BYTES])
+                continue
+            if kind == "raised":
+                abort(context, value)
+            result = value
+            break
         yield lpb.StreamInvokeEvent(complete=lpb.StreamInvokeComplete(
             error_code=(result.error or {}).get("errorType", "") if result.function_error else "",
             error_details=result.payload.decode("utf-8", "replace") if result.function_error else "",

@@ -735,8 +735,8 @@ class StreamingServicer:
     """Missing associated documentation comment in .proto file."""
 
     def InvokeWithResponseStream(self, request, context):
-        """Lambda's InvokeWithResponseStream. Buffered: the chunks are sent once the invocation is
-        over (docs/lambda-compatibility.md), then one `complete` event.
+        """Lambda's InvokeWithResponseStream. Streamed: each chunk is sent as the handler writes it
+        (decision 075), then one `complete` event.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

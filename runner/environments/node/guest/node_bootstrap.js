@@ -97,6 +97,7 @@ class Channel {
 // cut well below the host's 16 MB frame limit.
 const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
 const MAX_ERROR_CHARS = 256 * 1024;
+const CHUNK_FRAME_BYTES = 1024 * 1024; // a streamed response's chunk frame (decision 075)
 
 // ------------------------------------------------------------------------------ logging
 
@@ -193,22 +194,28 @@ function maxrssKb() {
 // Lambda's `awslambda` global (issue 20): `streamifyResponse(handler)` marks a handler that
 // takes (event, responseStream, context) and writes its response to the stream;
 // `HttpResponseStream.from(stream, {statusCode, headers, cookies})` writes the HTTP prelude
-// (JSON, then 8 zero bytes) before the body, as Function URLs expect. The response is
-// collected here and sent when the stream ends (buffered: the host answers
-// InvokeWithResponseStream once the invocation is over), as raw bytes, not JSON.
+// (JSON, then 8 zero bytes) before the body, as Function URLs expect. When the host asked for
+// a stream (the invoke frame's `stream`: InvokeWithResponseStream, decision 075) each write
+// goes out at once as a `chunk` frame and the final `result` frame is empty with `streamed`
+// set; otherwise (plain Invoke) the bytes are collected and sent as the result, raw, not JSON.
 const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
 class RawResponse {
-  constructor(buf) { this.buf = buf; }
+  constructor(buf, streamed) { this.buf = buf; this.streamed = streamed; }
 }
 
-function responseStream() {
+// `sendChunk(buf)`, when given, forwards each write as it happens (synchronously: the channel's
+// send blocks until the frame is written, so chunks keep the handler's order and a write's
+// callback means the host has it); without it the writes are collected for `body()`.
+function responseStream(sendChunk) {
   const { Writable } = require('stream'); // on first use: keeps it out of startup snapshots
   const chunks = [];
+  const put = sendChunk || ((b) => chunks.push(b));
   let beforeFirst = null;
   const stream = new Writable({
     write(chunk, encoding, cb) {
       if (beforeFirst) { const f = beforeFirst; beforeFirst = null; f(); }
-      chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk, encoding));
+      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk, encoding);
+      if (buf.length) put(buf);
       cb();
     },
     final(cb) {
@@ -218,7 +225,7 @@ function responseStream() {
   });
   stream.contentType = 'application/octet-stream';
   stream.setContentType = (type) => { stream.contentType = type; };
-  stream._beforeFirstWrite = (f) => { beforeFirst = () => f((b) => chunks.push(Buffer.from(b))); };
+  stream._beforeFirstWrite = (f) => { beforeFirst = () => f((b) => put(Buffer.from(b))); };
   stream.body = () => Buffer.concat(chunks);
   return stream;
 }
@@ -240,11 +247,12 @@ globalThis.awslambda = {
 
 // Runs a streamified handler; `settle(ok, value)` once its stream ended and its promise
 // settled (a handler that returns without ending the stream has it ended for it).
-function runStreaming(handler, event, context, settle) {
-  const stream = responseStream();
+// `sendChunk`: see responseStream (null: buffered).
+function runStreaming(handler, event, context, settle, sendChunk) {
+  const stream = responseStream(sendChunk);
   let ended = false;
   let returned = false;
-  const done = () => { if (ended && returned) settle(true, new RawResponse(stream.body())); };
+  const done = () => { if (ended && returned) settle(true, new RawResponse(stream.body(), !!sendChunk)); };
   stream.on('finish', () => { ended = true; done(); });
   stream.on('error', (e) => settle(false, e));
   Promise.resolve()
@@ -560,7 +568,17 @@ class Server {
       }
       const context = makeContext(this.lastCtx, id, msg.deadline_ms);
       if (this.handler[STREAMING] === 'response') {
-        runStreaming(this.handler, event, context, settle);
+        // A chunk written after the answer was chosen (the handler kept writing after an
+        // error) is dropped: the host has stopped reading chunks of this invocation.
+        const sendChunk = msg.stream
+          ? (buf) => {
+            // In pieces of at most 1 MB: one write may be larger than the host's frame limit.
+            for (let i = 0; i < buf.length && !decided; i += CHUNK_FRAME_BYTES) {
+              this.chan.send({ t: 'chunk', id, payload: buf.subarray(i, i + CHUNK_FRAME_BYTES) });
+            }
+          }
+          : null;
+        runStreaming(this.handler, event, context, settle, sendChunk);
         return;
       }
       const callback = (err, result) => {
@@ -622,6 +640,7 @@ class Server {
             `size (${MAX_RESPONSE_BYTES} bytes).`);
         } else {
           frame = { t: 'result', id, payload };
+          if (value instanceof RawResponse && value.streamed) frame.streamed = true;
         }
       }
     }

@@ -3,7 +3,7 @@ boto3, the AWS CLI and other SDKs manage functions here unchanged (issue 20).
 
 Modules: dispatch (the operation table, path ownership, errors), functions, aliases, layers,
 settings_ops (concurrency, provisioned concurrency, async-invoke config, account settings),
-streaming (InvokeWithResponseStream, buffered), tags, event_source_mappings (over the server's
+streaming (InvokeWithResponseStream, streamed as written), tags, event_source_mappings (over the server's
 EventSources, when it has one), shapes (Lambda's JSON documents), pagination. Invoke itself
 stays in ../invoke_api.py.
 """

@@ -105,6 +105,10 @@ class LambdaApiHandler:
             multi = {k: request.query.getall(k) for k in request.query}
             req = Req(request.method, params, dict(request.query), body, data, request.headers,
                       multi)
+            if getattr(op, "streams", False):
+                # Writes its own response as it goes (streaming.py): a coroutine on the loop,
+                # given the executor for its blocking parts.
+                return await op(self.api, req, request, self.executor)
             loop = asyncio.get_running_loop()
             status, out = await loop.run_in_executor(self.executor,
                                                      functools.partial(op, self.api, req))

@@ -66,6 +66,8 @@ def test_marshal_frames_are_flagged_and_never_accepted_from_a_guest():
     ({"t": "error", "id": "r", "error": "boom"}, "'error' is a str"),
     ({"t": "error", "id": "r", "error": {"stackTrace": 5}}, "'error.stackTrace'"),
     ({"t": "error", "id": "r", "error": {}, "fatal": "yes"}, "'fatal' is a str"),
+    ({"t": "result", "id": "r", "payload": b"", "streamed": 1}, "'streamed' is a int"),
+    ({"t": "chunk", "id": "r", "payload": "text"}, "'payload' is a str"),
 ])
 def test_fields_of_the_wrong_type_are_refused_at_the_frame(fields, why):
     # A guest chooses every byte of its frames: the host reads no field it has not type-checked.
@@ -79,7 +81,9 @@ def test_well_typed_replies_pass():
     r = FrameReader()
     ok = [{"t": "result", "id": "r", "payload": b"1", "maxrss_kb": 10},
           {"t": "error", "id": "r", "error": {"errorMessage": "m", "stackTrace": ["a"]}, "fatal": False},
-          {"t": "ready", "init_ms": 1.5, "forkable": True}, {"t": "result", "id": "r", "payload": None}]
+          {"t": "ready", "init_ms": 1.5, "forkable": True}, {"t": "result", "id": "r", "payload": None},
+          {"t": "chunk", "id": "r", "payload": b"part"},
+          {"t": "result", "id": "r", "payload": b"", "streamed": True}]
     for msg in ok:
         r.feed(encode(msg))
         assert r.next() == msg
