@@ -13,15 +13,26 @@ import os
 import signal
 import subprocess
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import psutil
 
 from runner.confinement import namespaces
 from runner.environments.python.runtime import ZYGOTE
 
-if TYPE_CHECKING:
-    from runner.environments.python.zygote_process import Zygote
+
+class Zygote(Protocol):
+    """What a forked environment needs of its zygote (zygote_process.Zygote), named here
+    rather than imported: the zygote module imports this one."""
+
+    alive: bool
+
+    def host_pid(self, ns_pid: int) -> int:
+        """The host pid of the child `ns_pid` of the zygote's PID namespace."""
+
+    def wait_exit(self, ns_pid: int, timeout: float) -> tuple[int, int] | None:
+        """The child's (status, rusage) once the zygote reported it, or None after `timeout` s."""
+
 
 # A child that is dead (a zombie) and still unreported this long after a wait began is taken as
 # exited: a live zygote reaps and reports within milliseconds, so this only trips when it cannot.
