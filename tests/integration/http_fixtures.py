@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from http.client import HTTPConnection
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from runner import Runner
 from runner.service.grpc.server import build_server
@@ -68,3 +70,15 @@ def hc(http_server):
     c = Http(http_server[2])
     yield c
     c.close()
+
+
+@pytest.fixture
+def lam(http_server):
+    """boto3's own Lambda client on the front of `http_server`. No SDK retries: a 429 must
+    reach the test as TooManyRequestsException, and a failure must not run twice."""
+    client = boto3.client(
+        "lambda", endpoint_url=f"http://127.0.0.1:{http_server[2]}", region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=60))
+    yield client
+    client.close()

@@ -9,17 +9,15 @@ import json
 import os
 import threading
 
-import boto3
 import grpc
 import pytest
-from botocore.config import Config
 
 from runner.errors import TooManyRequests
 from runner.service.proto import runner_api_pb2 as pb
 from tests.async_helpers import RECORDER, records, wait_for
 from tests.conftest import guest
 from tests.integration.conftest import Client, error_type
-from tests.integration.http_fixtures import hc, http_server  # noqa: F401 (fixtures)
+from tests.integration.http_fixtures import hc, http_server, lam  # noqa: F401 (fixtures)
 
 # The recorder guest writes into a host directory the test reads back.
 pytestmark = pytest.mark.usefixtures("guests_see_host_files")
@@ -27,15 +25,6 @@ pytestmark = pytest.mark.usefixtures("guests_see_host_files")
 WEBAPP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guests", "webapp")
 
 
-@pytest.fixture
-def lam(http_server):
-    client = boto3.client(
-        "lambda", endpoint_url=f"http://127.0.0.1:{http_server[2]}", region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
-        # No SDK retries: a 429 must reach the test as TooManyRequestsException.
-        config=Config(retries={"total_max_attempts": 1}, read_timeout=60))
-    yield client
-    client.close()
 
 
 @pytest.fixture

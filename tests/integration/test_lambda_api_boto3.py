@@ -10,14 +10,12 @@ import io
 import json
 import zipfile
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from runner.confinement import namespaces
 from runner.invocation.code_input import zip_directory
 from tests.conftest import guest
-from tests.integration.http_fixtures import http_server  # noqa: F401 (fixture)
+from tests.integration.http_fixtures import http_server, lam  # noqa: F401 (fixtures)
 
 
 def zipped(files: dict[str, str]) -> bytes:
@@ -32,14 +30,6 @@ ECHO = zip_directory(guest("python", "echo"))
 V2 = zipped({"app.py": "def handler(event, context):\n    return {'v': 2, 'event': event}\n"})
 
 
-@pytest.fixture
-def lam(http_server):  # noqa: F811 (the fixture)
-    client = boto3.client(
-        "lambda", endpoint_url=f"http://127.0.0.1:{http_server[2]}", region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
-        config=Config(retries={"total_max_attempts": 1}, read_timeout=60))
-    yield client
-    client.close()
 
 
 def create(lam, name="fn", code=ECHO, **kw):

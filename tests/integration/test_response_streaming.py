@@ -9,15 +9,12 @@ import http.client
 import json
 import time
 
-import boto3
 import grpc
-import pytest
-from botocore.config import Config
 
 from runner.service.grpc.server import SERVER_OPTIONS
 from runner.service.proto import lambda_resources_pb2 as lpb
 from runner.service.proto import lambda_resources_pb2_grpc as lpb_grpc
-from tests.integration.http_fixtures import http_server  # noqa: F401 (fixture)
+from tests.integration.http_fixtures import http_server, lam  # noqa: F401 (fixtures)
 from tests.integration.test_lambda_api_boto3 import zipped
 
 # Writes, pauses `event.pause_ms` (2 s unless given), writes again and ends.
@@ -32,14 +29,6 @@ exports.handler = awslambda.streamifyResponse(async (event, responseStream, cont
 STREAM_PATH = "/2021-11-15/functions/{}/response-streaming-invocations"
 
 
-@pytest.fixture
-def lam(http_server):  # noqa: F811 (the fixture)
-    client = boto3.client(
-        "lambda", endpoint_url=f"http://127.0.0.1:{http_server[2]}", region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
-        config=Config(retries={"total_max_attempts": 1}, read_timeout=60))
-    yield client
-    client.close()
 
 
 def deploy_slow(runner, name="slow", timeout_s=30):

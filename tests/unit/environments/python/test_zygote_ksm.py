@@ -3,23 +3,12 @@
 record of PR_SET_MEMORY_MERGE for that address space."""
 
 import json
-import os
 
-import pytest
-
-from runner.environments.python.runtime import PythonRuntime
-from runner.environments.python.zygote import ZygoteBackend
-from tests.unit.environments.python.test_zygote import call, started, version
+from tests.unit.environments.python.test_zygote import backend, call, started, version  # noqa: F401 (fixture)
 
 SRC = "def handler(e, c):\n    return {'ok': True}\n"
 
 
-@pytest.fixture
-def backend(tmp_path):
-    b = ZygoteBackend(PythonRuntime(), str(tmp_path / "work"))
-    os.makedirs(b.tmp_root)
-    yield b
-    b.close()
 
 
 def merge_any(pid):
