@@ -1,6 +1,7 @@
-"""How many idle Python environments fit in 4 GiB, and how the figure grows with their number.
+"""How many idle environments fit in 4 GiB, and how the figure grows with their number.
 
-    .venv/bin/python bench/density_bench.py [--quick] [--ksm] [--levels 100,500,1000] [--json FILE]
+    .venv/bin/python bench/density_bench.py [--quick] [--ksm] [--runtime python|nodejs]
+                                            [--levels 100,500,1000] [--json FILE]
 
 For each level N, with per-environment namespaces on (decision 068) and, in the same run, off
 (the shared zygote sandbox of decision 007, the baseline): N environments of one version are
@@ -19,6 +20,12 @@ KSM merges asynchronously, so the "on" level waits until ksmd has finished two f
 with the environments idle (a page merges on the second scan that finds it unchanged) and
 reports ksm's pages_sharing / pages_shared and the CPU seconds ksmd spent meanwhile.
 
+--runtime nodejs measures Node.js environments instead (issue 24's target: >= 1,000 in 4 GiB):
+each is a `node` process launched, initialised, invoked once and frozen, as a pre-started
+spare ends up; there is no zygote. With --ksm, "on" marks this process mergeable (what the
+server does with RUNNER_KSM=on, decision 080), so the node processes it launches inherit the
+mark through execve; "off" unmarks it again before its level.
+
 Each level is built and torn down before the next; the version is deployed with concurrency
 N so that the zygote's memory limit allows N live children (zygote_process.zygote_memory_limit).
 """
@@ -34,8 +41,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import measure  # noqa: E402
 from bench._common import cleanup, request, scratch, version, write_json  # noqa: E402
+from runner.confinement import ksm  # noqa: E402
 from runner.environments.backends import default_backends  # noqa: E402
-from runner.environments.python.zygote_process import _innermost  # noqa: E402
+from runner.environments.python.forked import innermost  # noqa: E402
+from runner.model import FunctionConfig, FunctionVersion  # noqa: E402
 
 SOURCE = """
 import json
@@ -93,6 +102,66 @@ def _ksm_settle(timeout_s: float = 90.0) -> dict:
             "pages_sharing": int(_ksm("pages_sharing")), "pages_shared": int(_ksm("pages_shared"))}
 
 
+NODE_SOURCE = "exports.handler = async (event, context) => ({ ok: true });\n"
+
+
+def node_version(root: str, name: str, n: int) -> FunctionVersion:
+    code = os.path.join(root, name)
+    os.makedirs(code, exist_ok=True)
+    with open(os.path.join(code, "index.js"), "w") as f:
+        f.write(NODE_SOURCE)
+    os.chmod(code, 0o755)
+    return FunctionVersion(name, "$LATEST", 1, FunctionConfig(
+        "nodejs", "index.handler", memory_mb=128, concurrency=n, timeout_s=60), "bench", code)
+
+
+def node_level(root: str, mode: str, n: int) -> dict:
+    """As level() for Node.js: n launched, initialised, invoked-once, frozen node processes."""
+    os.environ["RUNNER_KSM"] = KSM_MODES.get(mode, ("", "off"))[1]
+    if os.environ["RUNNER_KSM"] == "off":
+        ksm.set_mergeable(False)  # an earlier "on" level marked this process
+    backends = default_backends(os.path.join(root, f"envs-{mode}-{n}"))
+    if "nodejs" not in backends:
+        raise SystemExit("--runtime nodejs: no `node` binary on this host")
+    if os.environ["RUNNER_KSM"] == "on" and not ksm.is_marked():
+        raise SystemExit("RUNNER_KSM=on did not mark this process (see the warning above)")
+    v = node_version(root, f"density-node-{mode}-{n}", n)
+    envs, cold_ms = [], []
+    t0 = time.perf_counter()
+    try:
+        for _ in range(n):
+            t = time.perf_counter()
+            env = backends["nodejs"].create(v)
+            envs.append(env)
+            env.start()
+            out = env.invoke(request({}))
+            assert out.error is None, out.error
+            cold_ms.append((time.perf_counter() - t) * 1e3)  # launch, init, first invoke
+            env.freeze()
+        built_s = time.perf_counter() - t0
+        time.sleep(0.5)
+        merged = _ksm_settle() if mode == "ksm-on" else {}
+        # An environment is bwrap's two processes and node under them: count all three.
+        pss = measure.tree_pss_bytes([p for e in envs for p in (e.pid, *measure.descendants(e.pid))])
+        wake_ms = []
+        for env in envs[:WAKE_SAMPLE]:
+            t = time.perf_counter()
+            env.thaw()
+            out = env.invoke(request({}))
+            wake_ms.append((time.perf_counter() - t) * 1e3)
+            assert out.error is None, out.error
+        merged["wake_invoke_p50_ms"] = round(sorted(wake_ms)[len(wake_ms) // 2], 3)
+        merged["cold_start_p50_ms"] = round(sorted(cold_ms)[len(cold_ms) // 2], 3)
+        return {"n": n, "pss_total_mb": pss / 1e6, "pss_per_env_mb": pss / n / 1e6,
+                "zygote_pss_mb": 0.0, "fit_in_4gib": int(GIB4 / (pss / n)),
+                "build_s": round(built_s, 1), **merged}
+    finally:
+        for env in envs:
+            env.destroy()
+        for b in backends.values():
+            b.close()
+
+
 def level(root: str, mode: str, n: int) -> dict:
     if mode in KSM_MODES:
         os.environ["RUNNER_ENV_NAMESPACES"], os.environ["RUNNER_KSM"] = KSM_MODES[mode]
@@ -122,7 +191,7 @@ def level(root: str, mode: str, n: int) -> dict:
         time.sleep(0.5)  # let the freezes settle
         merged = _ksm_settle() if mode == "ksm-on" else {}
         pss = measure.tree_pss_bytes([e.pid for e in envs])
-        zpss = measure.tree_pss_bytes([_innermost(zygote.proc.pid).pid])
+        zpss = measure.tree_pss_bytes([innermost(zygote.proc.pid).pid])
         # The first invocation of an idle (and, with KSM, merged) environment: thaw + invoke,
         # as the pool does; its writes to merged pages are copy-on-write faults.
         wake_ms = []
@@ -149,10 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="levels 50,100")
     ap.add_argument("--levels", default="100,500,1000")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--runtime", choices=("python", "nodejs"), default="python")
     ap.add_argument("--ksm", action="store_true",
                     help="RUNNER_KSM off vs on (root: sets /sys/kernel/mm/ksm for the run, restores it)")
     args = ap.parse_args(argv)
-    modes = KSM_MODES if args.ksm else MODES
+    node = args.runtime == "nodejs"
+    # Node has no zygote, so per-environment namespaces do not apply: without --ksm its one
+    # mode is the plain launch.
+    modes = KSM_MODES if args.ksm else ({"per-env": "on"} if node else MODES)
+    measure_level = node_level if node else level
     saved = {k: _ksm(k) for k in ("run", *KSM_TUNING)} if args.ksm else {}
     levels = [50, 100] if args.quick else [int(x) for x in args.levels.split(",")]
     root = scratch()
@@ -165,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             _set_ksm("run", "1")
         for n in levels:
             for mode in modes:  # alternate, so both modes see the same stretch of load
-                results[mode].append(level(root, mode, n))
+                results[mode].append(measure_level(root, mode, n))
     finally:
         cleanup(root)
         for k, value in saved.items():
@@ -185,10 +259,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['cold_start_p50_ms']:12.2f} {r['wake_invoke_p50_ms']:12.2f}{ksm}")
             prev = r
     best = max(r["fit_in_4gib"] for r in results["ksm-on" if args.ksm else "per-env"])
-    print(f"idle Python environments in 4 GiB (per-env namespaces, freezer on"
-          f"{', KSM on' if args.ksm else ''}): {best} "
-          f"(issue 24 target >= 4000: {'PASS' if best >= 4000 else 'FAIL'})")
-    print(f"wrote {write_json('density-ksm.json' if args.ksm else 'density.json', results, args.json)}")
+    target = 1000 if node else 4000
+    print(f"idle {'Node.js' if node else 'Python'} environments in 4 GiB "
+          f"({'' if node else 'per-env namespaces, '}freezer on{', KSM on' if args.ksm else ''}): "
+          f"{best} (issue 24 target >= {target}: {'PASS' if best >= target else 'FAIL'})")
+    name = f"density{'-node' if node else ''}{'-ksm' if args.ksm else ''}.json"
+    print(f"wrote {write_json(name, results, args.json)}")
     return 0
 
 

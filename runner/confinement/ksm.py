@@ -48,3 +48,48 @@ def host_problem(ksm_dir: str | None = None) -> str | None:
         return (f"this kernel lacks PR_SET_MEMORY_MERGE (Linux >= 6.4): "
                 f"{os.strerror(ctypes.get_errno())}; unset RUNNER_KSM or upgrade the kernel")
     return None
+
+
+# Linux 6.7 made the mark survive execve (before, exec started a fresh, unmarked address space).
+EXEC_INHERITS_SINCE = (6, 7)
+
+
+def _kernel_version(release: str | None = None) -> tuple[int, int]:
+    release = release if release is not None else os.uname().release
+    parts = release.split(".")
+    try:
+        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+def mark_launcher(what: str, release: str | None = None) -> str | None:
+    """Mark this process's address space mergeable so that the processes it launches inherit
+    the mark through fork and (Linux >= 6.7) execve: the way to cover a runtime that cannot
+    call prctl itself and has no zygote (Node.js, decision 080). None when marked; otherwise
+    why not, which the caller logs.
+
+    Why marking the launching process is safe: the mark only lets ksmd compare this process's
+    anonymous pages with others'; it changes no page and no permission. Pages this process
+    keeps writing (the server's heap) never stay unchanged for the two scans a merge needs;
+    one that does merge is copied again on its next write (a page fault, not a correctness
+    issue). Idempotent: the prctl sets a flag on the mm."""
+    if _kernel_version(release) < EXEC_INHERITS_SINCE:
+        return (f"{what} environments are not marked: this kernel ({release or os.uname().release}) "
+                f"resets the mark at execve; Linux >= 6.7 keeps it")
+    return set_mergeable(True)
+
+
+def set_mergeable(on: bool) -> str | None:
+    """prctl(PR_SET_MEMORY_MERGE, on) on this process. None on success, else the reason.
+    Turning it off also unmerges this process's merged pages (the kernel copies them back)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_MEMORY_MERGE, 1 if on else 0, 0, 0, 0) < 0:
+        return (f"prctl(PR_SET_MEMORY_MERGE) failed: {os.strerror(ctypes.get_errno())} "
+                "(Linux >= 6.4 needed)")
+    return None
+
+
+def is_marked() -> bool:
+    """Whether this process's address space is marked mergeable."""
+    return ctypes.CDLL(None, use_errno=True).prctl(PR_GET_MEMORY_MERGE, 0, 0, 0, 0) == 1

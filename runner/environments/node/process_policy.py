@@ -84,9 +84,10 @@ def data_limit_bytes(memory_mb: int) -> int:
     return (memory_mb + DATA_HEADROOM_MB) * MB
 
 
-def node_argv(node_path: str, prlimit: str | None, memory_mb: int) -> list[str]:
+def node_argv(node_path: str, prlimit: str | None, memory_mb: int,
+              v8_flags: tuple[str, ...] | list[str] = ()) -> list[str]:
     """The command line of a node process up to (not including) what it runs: the RLIMIT_DATA
-    wrapper where `prlimit` is a path, then node with its heap flags."""
+    wrapper where `prlimit` is a path, then node with its heap flags and `v8_flags`."""
     argv = []
     if prlimit is not None:
         # prlimit sets the limit on itself and execs node: same pid, limit in force before
@@ -97,4 +98,5 @@ def node_argv(node_path: str, prlimit: str | None, memory_mb: int) -> list[str]:
         node_path,
         f"--max-old-space-size={old_space_mb(memory_mb)}",
         f"--max-semi-space-size={SEMI_SPACE_MB}",
+        *v8_flags,
     ]

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import signal
 
-from runner.environments.node import handler, process_policy
+from runner import settings
+from runner.environments.node import handler, memory_sharing, process_policy
 from runner.environments.node.snapshot import SnapshotStore
 from runner.errors import FunctionError, FunctionOutOfMemory
 from runner.model import FunctionVersion
@@ -40,17 +41,28 @@ class NodeRuntime:
         self.prlimit = process_policy.resolve_prlimit(prlimit)
         # None: snapshot mode off for every version (prepare() builds blobs where wanted).
         self.snapshots = snapshots
+        # RUNNER_KSM=on: environments started so that their heaps can merge (memory_sharing.py).
+        self.sharing = memory_sharing.enable() if settings.current().ksm else None
 
     def command(self, version: FunctionVersion) -> list[str]:
-        argv = process_policy.node_argv(self.node_path, self.prlimit, version.config.memory_mb)
         blob = self.snapshots.blob_for(version) if self.snapshots is not None else None
+        # A startup snapshot is checked against the V8 flags it was built with, so the
+        # sharing seed applies to plain starts only (a snapshot's heap is its own anyway).
+        seeded = self.sharing is not None and blob is None
+        argv = process_policy.node_argv(self.node_path, self.prlimit, version.config.memory_mb,
+                                        self.sharing.v8_flags() if seeded else ())
+        if self.sharing is not None:
+            argv = self.sharing.wrap(argv)
         if blob is not None:
             # The blob's deserialize-main function is the bootstrap with the handler preloaded.
             return argv + ["--snapshot-blob", blob]
         return argv + [process_policy.BOOTSTRAP]
 
     def environment(self, version: FunctionVersion) -> dict[str, str]:
-        return dict(process_policy.RUNTIME_ENVIRONMENT)
+        env = dict(process_policy.RUNTIME_ENVIRONMENT)
+        if self.sharing is not None:
+            env.update(self.sharing.environment())
+        return env
 
     def check_code(self, version: FunctionVersion) -> None:
         """Warns, never refuses, for a missing module (issue 20: Lambda reports it at invoke

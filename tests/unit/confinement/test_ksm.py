@@ -40,3 +40,24 @@ def test_server_says_nothing_when_ksm_is_not_asked_for(tmp_path, monkeypatch, ca
     with caplog.at_level(logging.WARNING, logger="runner.pool.pool"):
         PoolManager({}, prestart=False).close()
     assert not any("RUNNER_KSM" in r.getMessage() for r in caplog.records)
+
+
+def test_kernel_release_is_read_as_major_minor():
+    assert ksm._kernel_version("6.18.44-fc-v1272") == (6, 18)
+    assert ksm._kernel_version("6.7.0") == (6, 7)
+    assert ksm._kernel_version("5.15.0-91-generic") == (5, 15)
+    assert ksm._kernel_version("garbage") == (0, 0)
+
+
+def test_a_kernel_that_resets_the_mark_at_exec_is_named_and_nothing_is_marked():
+    problem = ksm.mark_launcher("Node.js", release="6.6.9")
+    assert "Node.js" in problem and "6.6.9" in problem and "6.7" in problem
+
+
+def test_marking_the_launcher_marks_this_process_until_unset():
+    try:
+        assert ksm.mark_launcher("Node.js") is None  # this host's kernel is 6.18
+        assert ksm.is_marked()
+    finally:
+        assert ksm.set_mergeable(False) is None
+    assert not ksm.is_marked()

@@ -724,10 +724,34 @@ async function initPhase(chan, preloaded) {
   }
 }
 
+// RUNNER_KSM=on starts every environment with one V8 --random-seed (so that their heaps can
+// merge: runner/environments/node/memory_sharing.py), which would give every environment the
+// same Math.random sequence. Replace it, before any function code runs, by xoshiro128** seeded
+// from the kernel's random source in this process: 53 random bits per call, as V8's.
+function reseedMathRandom() {
+  const s = new Uint32Array(4);
+  require('crypto').randomFillSync(s);
+  if ((s[0] | s[1] | s[2] | s[3]) === 0) s[0] = 1; // the one state xoshiro never leaves
+  const rotl = (x, k) => (x << k) | (x >>> (32 - k));
+  const next = () => {
+    const r = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
+    const t = s[1] << 9;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+    s[2] ^= t; s[3] = rotl(s[3], 11);
+    return r;
+  };
+  const random = function random() {
+    return ((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992;
+  };
+  Object.defineProperty(Math, 'random', { value: random, writable: true, configurable: true, enumerable: false });
+}
+
 // `preloaded`: module exports already evaluated (startup-snapshot mode); null otherwise.
 function main(preloaded = null) {
   const fd = Number(process.env._RUNNER_FD);
   delete process.env._RUNNER_FD;
+  if (process.env._RUNNER_RESEED_MATH_RANDOM === '1') reseedMathRandom();
+  delete process.env._RUNNER_RESEED_MATH_RANDOM;
   installTraceVar();
   const chan = new Channel(fd);
   chan.send({ t: 'hello', pid: process.pid });
