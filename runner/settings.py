@@ -12,7 +12,7 @@
 | `RUNNER_NODE_PREINIT` | switch | on | `off` keeps Node.js spares launched but not initialised (their handler loads at the cold start) |
 | `RUNNER_NODE_WARMUP` | switch | on | `off` skips the warm-up a pre-initialised Node.js spare runs on a built-in no-op handler after its init (decision 074) |
 | `RUNNER_ENV_NAMESPACES` | switch | off | `on` gives each environment a zygote forks its own /tmp, PID and IPC namespaces (decision 068: a hostile init can then reach user namespaces for its own children) |
-| `RUNNER_KSM` | switch | off | `on` marks Python zygotes' memory (and so their forked environments') mergeable by the kernel's samepage merging (decision 072; needs /sys/kernel/mm/ksm/run=1, which the server never sets) |
+| `RUNNER_KSM` | switch | off | `on` marks Python zygotes' memory (and so their forked environments') and the server's (so Node.js environments', started without ASLR and with one V8 seed per server) mergeable by the kernel's samepage merging (decisions 072, 080; needs /sys/kernel/mm/ksm/run=1, which the server never sets) |
 | `RUNNER_FREEZE_IDLE` | switch | on | `off` leaves idle environments running (their background work keeps its CPU) |
 | `RUNNER_WASM_FUEL` | switch | off | `on` counts wasm fuel (slower guest code) |
 | `RUNNER_WASM_CACHE_DIR` | path | `$XDG_CACHE_HOME/lambda-runner/wasm` | compiled-module cache |
