@@ -107,6 +107,21 @@ class ZygoteEnvironment(ProcessEnvironment):
         self.pid = self._proc.pid
         self._channel = GuestChannel(host_sock, logr)
 
+    def launched_alive(self) -> bool:
+        # An environment of a retiring zygote counts as gone: the pool's upkeep and the spare
+        # pool destroy it instead of handing it out (see Zygote.retiring).
+        zygote = self.zygote
+        return super().launched_alive() and not (zygote is not None and zygote.retiring)
+
+    def invoke(self, request):
+        outcome = super().invoke(request)
+        zygote = self.zygote
+        if zygote is not None and zygote.retiring and outcome.reusable:
+            # Finished on a retiring zygote: destroyed now rather than put back idle, so the
+            # zygote's children drain within the function's timeout and it can close.
+            outcome.reusable = False
+        return outcome
+
     def launch(self) -> None:
         """launch(), and for a child forked from the zygote the init handshake too. The child's
         init phase is the zygote's (it inherits the imported handler), so the handshake runs no
@@ -166,7 +181,10 @@ class ZygoteBackend:
             if z is not None and z.alive and z.proc.poll() is None:
                 return z, False
             if z is not None:
-                z.close()  # died (OOM-killed, crashed): rebuild below
+                # Died (OOM-killed, crashed) or its channel broke: rebuild below. One whose
+                # process still runs keeps its PID namespace until its children are done.
+                z.retiring = True
+                _close_when_idle(z, version.config.timeout_s)
             z = Zygote(version, self.runtime_impl, self.tmp_root)
             with self._lock:
                 if self._closed:
@@ -198,6 +216,7 @@ class ZygoteBackend:
             if zygote is not None and self._zygotes.get(version.key) is zygote:
                 del self._zygotes[version.key]
         if zygote is not None:
+            zygote.retiring = True
             _close_when_idle(zygote, version.config.timeout_s)
 
     def forget(self, version: FunctionVersion) -> None:
@@ -206,6 +225,7 @@ class ZygoteBackend:
             self._building.pop(version.key, None)
             self._forgotten.add(version.key)
         if z is not None:
+            z.retiring = True
             _close_when_idle(z, version.config.timeout_s)
 
     def close(self) -> None:

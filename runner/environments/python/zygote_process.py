@@ -87,6 +87,11 @@ class Zygote:
         self._exits: dict[int, tuple[int, int]] = {}  # ns pid -> (status, maxrss_kb)
         self._seq = 0
         self.alive = True
+        # Set by the backend when it replaces this zygote (discard, forget): its forked
+        # environments then take no further invocation (ZygoteEnvironment), so that the
+        # zygote can close once the invocations in flight are done. Closing it ends its PID
+        # namespace, and every environment in it, idle or busy.
+        self.retiring = False
         self.forkable = False
         self.init_ms = 0.0
         self.init_logs = b""

@@ -354,6 +354,38 @@ def test_discarding_a_zygote_lets_its_running_invocations_finish(backend, tmp_pa
     assert zygote.proc.poll() is not None  # closed once its children were gone
 
 
+def test_a_discarded_zygotes_environments_take_no_further_invocation(backend, tmp_path):
+    # Its idle children stayed in the pool and kept taking invocations until the zygote was
+    # closed at its bound (timeout + 10 s), which killed whichever of them was running one
+    # (the load test's "Runtime.ExitError ... SIGKILL" on healthy calls). Now each finishes
+    # what it runs and is then dropped, and the zygote closes as soon as they are gone.
+    import threading
+
+    v = version(tmp_path, "import time\ndef handler(e, c):\n    time.sleep(e.get('s', 0))\n    return 'done'\n",
+                timeout_s=10)
+    busy, idle = started(backend, v), started(backend, v)
+    zygote, _ = backend.zygote(v)
+    out = []
+    t = threading.Thread(target=lambda: out.append(call(busy, b'{"s": 1.0}', timeout=10.0)))
+    t.start()
+    time.sleep(0.3)
+    assert idle.launched_alive()
+    backend.discard(v, zygote)
+    assert not idle.launched_alive()  # the pool's upkeep destroys it instead of reusing it
+    t.join(15)
+    assert out and out[0].error is None and out[0].payload == b'"done"'
+    assert not out[0].reusable  # finished, then destroyed rather than put back idle
+    busy.destroy()
+    idle.destroy()
+    deadline = time.monotonic() + 5  # well inside the old bound (10 s + 10 s)
+    while zygote.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert zygote.proc.poll() is not None
+    fresh = started(backend, v)  # the version goes on, on a new zygote
+    assert call(fresh).payload == b'"done"' and fresh.zygote is not zygote
+    fresh.destroy()
+
+
 def test_an_init_that_prints_more_than_a_pipe_holds_still_finishes(backend, tmp_path):
     # The zygote's init output is read while the init runs (launch.run_init, as for any
     # environment): a pipe nobody drained held the zygote at 64 KiB until its init timed out.
