@@ -115,6 +115,47 @@ def node_version(root: str, name: str, n: int) -> FunctionVersion:
         "nodejs", "index.handler", memory_mb=128, concurrency=n, timeout_s=60), "bench", code)
 
 
+def _build_idle(make, n: int, envs: list) -> tuple[list[float], float]:
+    """n environments from make(), each started, invoked once and frozen (as the pool leaves
+    an idle one); appended to `envs`, which the caller destroys. (cold ms each, build s)."""
+    cold_ms = []
+    t0 = time.perf_counter()
+    for _ in range(n):
+        t = time.perf_counter()
+        env = make()
+        envs.append(env)
+        env.start()
+        out = env.invoke(request({}))
+        assert out.error is None, out.error
+        cold_ms.append((time.perf_counter() - t) * 1e3)  # launch or fork, set-up, first invoke
+        env.freeze()
+    return cold_ms, time.perf_counter() - t0
+
+
+def _row(envs: list, pids: list[int], zygote_pids: list[int], mode: str, cold_ms: list[float],
+         built_s: float) -> dict:
+    """PSS of `pids` once idle (and, for ksm-on, merged), then the first invocation of idle
+    environments: thaw + invoke, as the pool does (with KSM its writes to merged pages are
+    copy-on-write faults)."""
+    n = len(envs)
+    time.sleep(0.5)  # let the freezes settle
+    merged = _ksm_settle() if mode == "ksm-on" else {}
+    pss = measure.tree_pss_bytes(pids)
+    zpss = measure.tree_pss_bytes(zygote_pids)
+    wake_ms = []
+    for env in envs[:WAKE_SAMPLE]:
+        t = time.perf_counter()
+        env.thaw()
+        out = env.invoke(request({}))
+        wake_ms.append((time.perf_counter() - t) * 1e3)
+        assert out.error is None, out.error
+    merged["wake_invoke_p50_ms"] = round(sorted(wake_ms)[len(wake_ms) // 2], 3)
+    merged["cold_start_p50_ms"] = round(sorted(cold_ms)[len(cold_ms) // 2], 3)
+    return {"n": n, "pss_total_mb": pss / 1e6, "pss_per_env_mb": pss / n / 1e6,
+            "zygote_pss_mb": zpss / 1e6, "fit_in_4gib": int(GIB4 / (pss / n)),
+            "build_s": round(built_s, 1), **merged}
+
+
 def node_level(root: str, mode: str, n: int) -> dict:
     """As level() for Node.js: n launched, initialised, invoked-once, frozen node processes."""
     os.environ["RUNNER_KSM"] = KSM_MODES.get(mode, ("", "off"))[1]
@@ -126,35 +167,12 @@ def node_level(root: str, mode: str, n: int) -> dict:
     if os.environ["RUNNER_KSM"] == "on" and not ksm.is_marked():
         raise SystemExit("RUNNER_KSM=on did not mark this process (see the warning above)")
     v = node_version(root, f"density-node-{mode}-{n}", n)
-    envs, cold_ms = [], []
-    t0 = time.perf_counter()
+    envs: list = []
     try:
-        for _ in range(n):
-            t = time.perf_counter()
-            env = backends["nodejs"].create(v)
-            envs.append(env)
-            env.start()
-            out = env.invoke(request({}))
-            assert out.error is None, out.error
-            cold_ms.append((time.perf_counter() - t) * 1e3)  # launch, init, first invoke
-            env.freeze()
-        built_s = time.perf_counter() - t0
-        time.sleep(0.5)
-        merged = _ksm_settle() if mode == "ksm-on" else {}
+        cold_ms, built_s = _build_idle(lambda: backends["nodejs"].create(v), n, envs)
         # An environment is bwrap's two processes and node under them: count all three.
-        pss = measure.tree_pss_bytes([p for e in envs for p in (e.pid, *measure.descendants(e.pid))])
-        wake_ms = []
-        for env in envs[:WAKE_SAMPLE]:
-            t = time.perf_counter()
-            env.thaw()
-            out = env.invoke(request({}))
-            wake_ms.append((time.perf_counter() - t) * 1e3)
-            assert out.error is None, out.error
-        merged["wake_invoke_p50_ms"] = round(sorted(wake_ms)[len(wake_ms) // 2], 3)
-        merged["cold_start_p50_ms"] = round(sorted(cold_ms)[len(cold_ms) // 2], 3)
-        return {"n": n, "pss_total_mb": pss / 1e6, "pss_per_env_mb": pss / n / 1e6,
-                "zygote_pss_mb": 0.0, "fit_in_4gib": int(GIB4 / (pss / n)),
-                "build_s": round(built_s, 1), **merged}
+        pids = [p for e in envs for p in (e.pid, *measure.descendants(e.pid))]
+        return _row(envs, pids, [], mode, cold_ms, built_s)
     finally:
         for env in envs:
             env.destroy()
@@ -171,41 +189,14 @@ def level(root: str, mode: str, n: int) -> dict:
     os.makedirs(os.path.join(root, f"envs-{mode}-{n}"), exist_ok=True)
     py = backends["python"]
     v = version(root, f"density-{mode}-{n}", SOURCE, memory_mb=128, concurrency=n)
-    envs = []
-    t0 = time.perf_counter()
+    envs: list = []
     try:
         py.prewarm(v)
         zygote, _ = py.zygote(v)
         assert zygote.env_namespaces == (mode != "shared"), "switch not honoured"
-        cold_ms = []
-        for _ in range(n):
-            t = time.perf_counter()
-            env = py.create(v)
-            envs.append(env)
-            env.start()
-            out = env.invoke(request({}))
-            assert out.error is None, out.error
-            cold_ms.append((time.perf_counter() - t) * 1e3)  # fork, set-up, first invoke
-            env.freeze()
-        built_s = time.perf_counter() - t0
-        time.sleep(0.5)  # let the freezes settle
-        merged = _ksm_settle() if mode == "ksm-on" else {}
-        pss = measure.tree_pss_bytes([e.pid for e in envs])
-        zpss = measure.tree_pss_bytes([innermost(zygote.proc.pid).pid])
-        # The first invocation of an idle (and, with KSM, merged) environment: thaw + invoke,
-        # as the pool does; its writes to merged pages are copy-on-write faults.
-        wake_ms = []
-        for env in envs[:WAKE_SAMPLE]:
-            t = time.perf_counter()
-            env.thaw()
-            out = env.invoke(request({}))
-            wake_ms.append((time.perf_counter() - t) * 1e3)
-            assert out.error is None, out.error
-        merged["wake_invoke_p50_ms"] = round(sorted(wake_ms)[len(wake_ms) // 2], 3)
-        merged["cold_start_p50_ms"] = round(sorted(cold_ms)[len(cold_ms) // 2], 3)
-        return {"n": n, "pss_total_mb": pss / 1e6, "pss_per_env_mb": pss / n / 1e6,
-                "zygote_pss_mb": zpss / 1e6, "fit_in_4gib": int(GIB4 / (pss / n)),
-                "build_s": round(built_s, 1), **merged}
+        cold_ms, built_s = _build_idle(lambda: py.create(v), n, envs)
+        return _row(envs, [e.pid for e in envs], [innermost(zygote.proc.pid).pid], mode,
+                    cold_ms, built_s)
     finally:
         for env in envs:
             env.destroy()
