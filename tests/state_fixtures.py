@@ -83,6 +83,16 @@ class StateUnderTest:
 
         return self._keep(SQLiteRegistry(self.data_dir))
 
+    def aliases(self, registry):
+        """The alias store on `registry` (a handle from registry()), as open_state pairs them."""
+        if self.url:
+            from runner.storage.postgres.aliases import PostgresAliasStore
+
+            return PostgresAliasStore(registry)
+        from runner.storage.aliases import SQLiteAliasStore
+
+        return SQLiteAliasStore(registry)
+
     def events(self, node_id: str = "node-a"):
         if self.url:
             from runner.storage.postgres.events import PostgresEventStore

@@ -58,7 +58,6 @@ from runner.model import (
 )
 from runner.pool.base import InitFailure
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
-from runner.storage.aliases import SharedStateAliases, SQLiteAliasStore
 from runner.storage.data_dir import DataDirLock, SpaceReserve
 from runner.storage.events import DeadLetter
 from runner.storage.layers import SQLiteLayerStore
@@ -113,8 +112,7 @@ class Runner(LambdaResources):
             # Functions, routes and the async queue: SQLite here, or shared (storage/state.py).
             self.state = open_state(state, self.data_dir, derived=self._derived)
             self.registry = self.state.registry
-            self.aliases = (SharedStateAliases(state) if self.state.shared
-                            else SQLiteAliasStore(self.registry))  # aliases.py (issue 20)
+            self.aliases = self.state.aliases  # aliases.py (issue 20), in the registry's db
             self.logs = LogStore(os.path.join(self.data_dir, "logs"))
             self.contexts = ContextCache()  # the Lambda context of each invocation (context.py)
             work = os.path.join(self.data_dir, "envs")

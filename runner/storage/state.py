@@ -27,6 +27,8 @@ class State:
     node_id: str = ""
     nodes: Any = None  # NodeStore with PostgreSQL, None embedded
     heartbeat: "Heartbeat | None" = field(default=None, repr=False)
+    # In the registry's database, written in its transactions (storage/aliases.py).
+    aliases: Any = None
 
     @property
     def shared(self) -> bool:
@@ -44,12 +46,15 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
     """`derived`: FunctionVersion fields other stores derive from a configuration (the
     registry's `derived` hook: a version's layers and role), for either registry."""
     if not url:
+        from runner.storage.aliases import SQLiteAliasStore
         from runner.storage.events import EventStore
         from runner.storage.functions import SQLiteRegistry
         from runner.storage.routes import RouteStore
 
-        return State(SQLiteRegistry(data_dir, derived=derived), EventStore(data_dir),
-                     RouteStore(data_dir))
+        registry = SQLiteRegistry(data_dir, derived=derived)
+        return State(registry, EventStore(data_dir), RouteStore(data_dir),
+                     aliases=SQLiteAliasStore(registry))
+    from runner.storage.postgres.aliases import PostgresAliasStore
     from runner.storage.postgres.events import PostgresEventStore
     from runner.storage.postgres.functions import PostgresRegistry
     from runner.storage.postgres.nodes import Node, NodeStore, new_node_id
@@ -62,9 +67,10 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
     nodes.register(Node(node_id, "", capacity))
     heartbeat = Heartbeat(nodes, node_id)
     heartbeat.start()
-    return State(PostgresRegistry(url, data_dir, derived=derived), PostgresEventStore(url, node_id),
-                 PostgresRouteStore(url), url=url, node_id=node_id, nodes=nodes,
-                 heartbeat=heartbeat)
+    registry = PostgresRegistry(url, data_dir, derived=derived)
+    return State(registry, PostgresEventStore(url, node_id), PostgresRouteStore(url), url=url,
+                 node_id=node_id, nodes=nodes, heartbeat=heartbeat,
+                 aliases=PostgresAliasStore(registry))
 
 
 JANITOR_LEASE = "cluster-janitor"  # the singleton that forgets long-dead nodes
