@@ -27,8 +27,10 @@ class State:
     node_id: str = ""
     nodes: Any = None  # NodeStore with PostgreSQL, None embedded
     heartbeat: "Heartbeat | None" = field(default=None, repr=False)
-    # In the registry's database, written in its transactions (storage/aliases.py).
+    # Both in the registry's database (aliases in its transactions, roles' writes bumping its
+    # generation): storage/aliases.py, storage/roles.py and their postgres/ counterparts.
     aliases: Any = None
+    roles: Any = None
 
     @property
     def shared(self) -> bool:
@@ -37,7 +39,7 @@ class State:
     def close(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.stop()
-        for store in (self.events, self.routes, self.registry, self.nodes):
+        for store in (self.events, self.routes, self.roles, self.registry, self.nodes):
             if store is not None:
                 store.close()
 
@@ -49,15 +51,17 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
         from runner.storage.aliases import SQLiteAliasStore
         from runner.storage.events import EventStore
         from runner.storage.functions import SQLiteRegistry
+        from runner.storage.roles import SQLiteRoleStore
         from runner.storage.routes import RouteStore
 
         registry = SQLiteRegistry(data_dir, derived=derived)
         return State(registry, EventStore(data_dir), RouteStore(data_dir),
-                     aliases=SQLiteAliasStore(registry))
+                     aliases=SQLiteAliasStore(registry), roles=SQLiteRoleStore(data_dir))
     from runner.storage.postgres.aliases import PostgresAliasStore
     from runner.storage.postgres.events import PostgresEventStore
     from runner.storage.postgres.functions import PostgresRegistry
     from runner.storage.postgres.nodes import Node, NodeStore, new_node_id
+    from runner.storage.postgres.roles import PostgresRoleStore
     from runner.storage.postgres.routes import PostgresRouteStore
 
     node_id = new_node_id()
@@ -70,7 +74,7 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
     registry = PostgresRegistry(url, data_dir, derived=derived)
     return State(registry, PostgresEventStore(url, node_id), PostgresRouteStore(url), url=url,
                  node_id=node_id, nodes=nodes, heartbeat=heartbeat,
-                 aliases=PostgresAliasStore(registry))
+                 aliases=PostgresAliasStore(registry), roles=PostgresRoleStore(registry.db))
 
 
 JANITOR_LEASE = "cluster-janitor"  # the singleton that forgets long-dead nodes
