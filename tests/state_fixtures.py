@@ -12,6 +12,7 @@ and once on PostgreSQL (a real server started once per session, a fresh database
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import uuid
@@ -82,6 +83,27 @@ class StateUnderTest:
         from runner.storage.functions import SQLiteRegistry
 
         return self._keep(SQLiteRegistry(self.data_dir))
+
+    def aliases(self, registry):
+        """The alias store on `registry` (a handle from registry()), as open_state pairs them."""
+        if self.url:
+            from runner.storage.postgres.aliases import PostgresAliasStore
+
+            return PostgresAliasStore(registry)
+        from runner.storage.aliases import SQLiteAliasStore
+
+        return SQLiteAliasStore(registry)
+
+    def roles(self, registry=None):
+        """A role store; on PostgreSQL in `registry`'s database (a new registry handle if none)."""
+        if self.url:
+            from runner.storage.postgres.roles import PostgresRoleStore
+
+            return self._keep(PostgresRoleStore((registry or self.registry()).db))
+        from runner.storage.roles import SQLiteRoleStore
+
+        os.makedirs(self.data_dir, exist_ok=True)
+        return self._keep(SQLiteRoleStore(self.data_dir))
 
     def events(self, node_id: str = "node-a"):
         if self.url:

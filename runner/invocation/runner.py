@@ -58,13 +58,11 @@ from runner.model import (
 )
 from runner.pool.base import InitFailure
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
-from runner.storage.aliases import SharedStateAliases, SQLiteAliasStore
 from runner.storage.data_dir import DataDirLock, SpaceReserve
 from runner.storage.events import DeadLetter
 from runner.storage.layers import SQLiteLayerStore
 from runner.storage.logs import LogStore
 from runner.storage.metric_series import SQLiteMetricSeries
-from runner.storage.roles import SQLiteRoleStore
 from runner.storage.routes import Route
 from runner.storage.state import open_state
 from runner.storage.tags import SQLiteTagStore
@@ -108,13 +106,12 @@ class Runner(LambdaResources):
         try:
             raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
             self.layers = SQLiteLayerStore(self.data_dir)  # layers.py (issue 20)
-            self.roles = SQLiteRoleStore(self.data_dir)  # roles.py (issue 20)
             self.tags = SQLiteTagStore(self.data_dir)  # tags.py (issue 20)
             # Functions, routes and the async queue: SQLite here, or shared (storage/state.py).
             self.state = open_state(state, self.data_dir, derived=self._derived)
             self.registry = self.state.registry
-            self.aliases = (SharedStateAliases(state) if self.state.shared
-                            else SQLiteAliasStore(self.registry))  # aliases.py (issue 20)
+            self.aliases = self.state.aliases  # aliases.py (issue 20), in the registry's db
+            self.roles = self.state.roles  # roles.py (issue 20)
             self.logs = LogStore(os.path.join(self.data_dir, "logs"))
             self.contexts = ContextCache()  # the Lambda context of each invocation (context.py)
             work = os.path.join(self.data_dir, "envs")
@@ -514,7 +511,6 @@ class Runner(LambdaResources):
         self.series.close()
         self.state.close()  # the queue, routes, registry; a cluster node leaves the cluster
         self.layers.close()
-        self.roles.close()
         self.tags.close()
         self.logs.close()
         self._lock.close()

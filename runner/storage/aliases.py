@@ -14,6 +14,9 @@ revision_id) once, in place, so registries written before this store load unchan
 Reads on the invoke path (`get_cached`) are served from memory; every write here clears the
 function's entries (and the registry's resolve cache), in the same process. One server
 process owns a data directory (storage/data_dir.py), so no other writer can leave it stale.
+
+On the shared state the same contract is kept by storage/postgres/aliases.py (the registry's
+database, its advisory lock per function, its generation row for the other nodes' caches).
 """
 
 from __future__ import annotations
@@ -67,6 +70,20 @@ def validate_weights(version: str, weights: Mapping[str, float] | None) -> dict[
     return out
 
 
+def check_versions(function: str, version: str, weights: Mapping[str, float],
+                   published: set[str]) -> None:
+    """An alias and its weights name published versions of `function` (`published`), never
+    $LATEST. Both stores call it with the versions they read under their write lock."""
+    for v in [version, *weights]:
+        if v == "$LATEST":
+            raise InvalidParameter("FunctionVersion", "an alias names a published version, "
+                                   "not $LATEST; publish one first (publish-version)")
+        if v not in published:
+            raise ResourceNotFound(
+                f"Function not found: {function} version {v}; publish it first "
+                f"(published: {', '.join(sorted(published, key=int)) or 'none'})")
+
+
 class AliasStore(Protocol):
     """The aliases of functions. Every method raises ResourceNotFound naming what is missing."""
 
@@ -95,6 +112,9 @@ class AliasStore(Protocol):
 
     def referencing(self, function: str, version: str) -> list[str]:
         """Names of the aliases that route to `version` (primary or weighted)."""
+
+    def forget(self, function: str) -> None:
+        """Drop this process's cached aliases of `function` (the function was deleted)."""
 
 
 _COLUMNS = {"routing": "TEXT", "description": "TEXT", "revision_id": "TEXT"}
@@ -171,7 +191,7 @@ class SQLiteAliasStore:
         if row is None:
             raise ResourceNotFound(f"Alias not found: {name} (function {function}); create it "
                                    "first (create-alias)")
-        return _alias(row)
+        return alias_from_row(row)
 
     def get_cached(self, function, name):
         key = (function, name)
@@ -181,7 +201,7 @@ class SQLiteAliasStore:
             pass
         with self._lock:
             row = self._row(function, name)
-            hit = None if row is None else _alias(row)
+            hit = None if row is None else alias_from_row(row)
             self._cache[key] = hit
             return hit
 
@@ -190,7 +210,7 @@ class SQLiteAliasStore:
         with self._lock:
             rows = self._db.execute("SELECT * FROM aliases WHERE name = ? ORDER BY alias",
                                     (function,)).fetchall()
-        out = [_alias(r) for r in rows]
+        out = [alias_from_row(r) for r in rows]
         if version is not None:
             out = [a for a in out if a.version == version or version in a.weights]
         return out
@@ -206,14 +226,7 @@ class SQLiteAliasStore:
 
     def _check_versions(self, function: str, version: str, weights: Mapping[str, float]) -> None:
         published = {str(v.version) for v in self._registry.list_versions(function)[1:]}
-        for v in [version, *weights]:
-            if v == "$LATEST":
-                raise InvalidParameter("FunctionVersion", "an alias names a published version, "
-                                       "not $LATEST; publish one first (publish-version)")
-            if v not in published:
-                raise ResourceNotFound(
-                    f"Function not found: {function} version {v}; publish it first "
-                    f"(published: {', '.join(sorted(published, key=int)) or 'none'})")
+        check_versions(function, version, weights, published)
 
     def _changed(self, function: str) -> None:
         for key in [k for k in self._cache if k[0] == function]:
@@ -225,47 +238,9 @@ class SQLiteAliasStore:
         self._changed(function)
 
 
-class SharedStateAliases:
-    """The AliasStore of a Runner on the shared (PostgreSQL) state, which has no alias table
-    yet: no alias exists, so qualifiers resolve as versions only, and creating or changing one
-    is refused with the way out (the embedded state). Reads answer as for a function with no
-    aliases, so invocation and deletes work unchanged."""
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-
-    def _refuse(self):
-        raise InvalidParameter("state", "aliases are kept only in the embedded SQLite state "
-                               "so far; run `runner serve` without --state postgresql://... "
-                               "to use them, or invoke published versions by number")
-
-    def create(self, function, name, version, weights=None, description=""):
-        self._refuse()
-
-    def update(self, function, name, *, version=None, weights=None, description=None,
-               revision_id=None):
-        self._refuse()
-
-    def delete(self, function, name):
-        self._refuse()
-
-    def get(self, function, name):
-        raise ResourceNotFound(f"Alias not found: {name} (function {function})")
-
-    def get_cached(self, function, name):
-        return None
-
-    def list(self, function, version=None):
-        return []
-
-    def referencing(self, function, version):
-        return []
-
-    def forget(self, function) -> None:
-        pass
-
-
-def _alias(row) -> Alias:
+def alias_from_row(row) -> Alias:
+    """An Alias from a row of the `aliases` table (sqlite3.Row or a PostgreSQL dict row); a
+    registry written before routing, description and revision ids reads with their defaults."""
     keys = row.keys()
     routing = row["routing"] if "routing" in keys else None
     return Alias(function=row["name"], name=row["alias"], version=str(row["version"]),

@@ -16,6 +16,9 @@ dataclass hides them from repr), and the edges return only the access key id.
 Every change gives the role a new `generation`; versions that use it carry the generation in
 their pool key (FunctionVersion.key), so rotated credentials reach every new environment
 while environments holding the old ones are retired (Runner.update_role).
+
+On the shared state the same contract is kept by storage/postgres/roles.py, where a change
+also reaches the other nodes' cached versions (through the registry's generation row).
 """
 
 from __future__ import annotations
@@ -91,6 +94,22 @@ def validate_role(name: str, access_key_id: str, secret_access_key: str, session
             raise InvalidParameter(fld, f"{url!r} is not an http(s) URL (e.g. http://127.0.0.1:8333)")
 
 
+FIELDS = ("access_key_id", "secret_access_key", "session_token", "endpoint_url",
+          "s3_endpoint_url")
+
+
+def changed_fields(row, changes: dict) -> dict[str, str]:
+    """A role row's fields with `changes` (None: unchanged) applied, validated, in FIELDS'
+    order; InvalidParameter names an unknown or bad field."""
+    fields = {k: row[k] for k in FIELDS}
+    unknown = set(changes) - set(fields)
+    if unknown:
+        raise InvalidParameter(sorted(unknown)[0], "is not a role field")
+    fields.update({k: v for k, v in changes.items() if v is not None})
+    validate_role(row["name"], **fields)
+    return fields
+
+
 class RoleStore(Protocol):
     def create(self, name: str, access_key_id: str, secret_access_key: str, *,
                session_token: str = "", endpoint_url: str = "", s3_endpoint_url: str = "") -> Role:
@@ -146,13 +165,7 @@ class SQLiteRoleStore:
             row = self._row(name)
             if row is None:
                 raise ResourceNotFound(f"role {name!r} not found; create it first")
-            fields = {k: row[k] for k in ("access_key_id", "secret_access_key", "session_token",
-                                          "endpoint_url", "s3_endpoint_url")}
-            unknown = set(changes) - set(fields)
-            if unknown:
-                raise InvalidParameter(sorted(unknown)[0], "is not a role field")
-            fields.update({k: v for k, v in changes.items() if v is not None})
-            validate_role(name, **fields)
+            fields = changed_fields(row, changes)
             with Transaction(self._db):
                 self._db.execute(
                     "UPDATE roles SET access_key_id = ?, secret_access_key = ?, "
@@ -168,7 +181,7 @@ class SQLiteRoleStore:
         if row is None:
             raise ResourceNotFound(f"role {name!r} not found; create it with `runner role "
                                    "create`")
-        return _role(row)
+        return role_from_row(row)
 
     def find(self, ref):
         name = role_name(ref)
@@ -178,14 +191,14 @@ class SQLiteRoleStore:
             pass
         with self._lock:
             row = self._row(name)
-            hit = None if row is None else _role(row)
+            hit = None if row is None else role_from_row(row)
             self._cache[name] = hit
             return hit
 
     def list(self):
         with self._lock:
             rows = self._db.execute("SELECT * FROM roles ORDER BY name").fetchall()
-        return [_role(r) for r in rows]
+        return [role_from_row(r) for r in rows]
 
     def delete(self, name):
         with self._lock:
@@ -195,7 +208,7 @@ class SQLiteRoleStore:
             with Transaction(self._db):
                 self._db.execute("DELETE FROM roles WHERE name = ?", (name,))
             self._cache.clear()
-        return _role(row)
+        return role_from_row(row)
 
     def close(self):
         with self._lock:
@@ -205,7 +218,8 @@ class SQLiteRoleStore:
         return self._db.execute("SELECT * FROM roles WHERE name = ?", (name,)).fetchone()
 
 
-def _role(row) -> Role:
+def role_from_row(row) -> Role:
+    """A Role from a row of the `roles` table (sqlite3.Row or a PostgreSQL dict row)."""
     return Role(row["name"], row["access_key_id"], row["secret_access_key"],
                 row["session_token"], row["endpoint_url"], row["s3_endpoint_url"],
                 row["generation"], row["updated_at"])

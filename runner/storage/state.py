@@ -27,6 +27,10 @@ class State:
     node_id: str = ""
     nodes: Any = None  # NodeStore with PostgreSQL, None embedded
     heartbeat: "Heartbeat | None" = field(default=None, repr=False)
+    # Both in the registry's database (aliases in its transactions, roles' writes bumping its
+    # generation): storage/aliases.py, storage/roles.py and their postgres/ counterparts.
+    aliases: Any = None
+    roles: Any = None
 
     @property
     def shared(self) -> bool:
@@ -35,7 +39,7 @@ class State:
     def close(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.stop()
-        for store in (self.events, self.routes, self.registry, self.nodes):
+        for store in (self.events, self.routes, self.roles, self.registry, self.nodes):
             if store is not None:
                 store.close()
 
@@ -44,15 +48,20 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
     """`derived`: FunctionVersion fields other stores derive from a configuration (the
     registry's `derived` hook: a version's layers and role), for either registry."""
     if not url:
+        from runner.storage.aliases import SQLiteAliasStore
         from runner.storage.events import EventStore
         from runner.storage.functions import SQLiteRegistry
+        from runner.storage.roles import SQLiteRoleStore
         from runner.storage.routes import RouteStore
 
-        return State(SQLiteRegistry(data_dir, derived=derived), EventStore(data_dir),
-                     RouteStore(data_dir))
+        registry = SQLiteRegistry(data_dir, derived=derived)
+        return State(registry, EventStore(data_dir), RouteStore(data_dir),
+                     aliases=SQLiteAliasStore(registry), roles=SQLiteRoleStore(data_dir))
+    from runner.storage.postgres.aliases import PostgresAliasStore
     from runner.storage.postgres.events import PostgresEventStore
     from runner.storage.postgres.functions import PostgresRegistry
     from runner.storage.postgres.nodes import Node, NodeStore, new_node_id
+    from runner.storage.postgres.roles import PostgresRoleStore
     from runner.storage.postgres.routes import PostgresRouteStore
 
     node_id = new_node_id()
@@ -62,9 +71,10 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
     nodes.register(Node(node_id, "", capacity))
     heartbeat = Heartbeat(nodes, node_id)
     heartbeat.start()
-    return State(PostgresRegistry(url, data_dir, derived=derived), PostgresEventStore(url, node_id),
-                 PostgresRouteStore(url), url=url, node_id=node_id, nodes=nodes,
-                 heartbeat=heartbeat)
+    registry = PostgresRegistry(url, data_dir, derived=derived)
+    return State(registry, PostgresEventStore(url, node_id), PostgresRouteStore(url), url=url,
+                 node_id=node_id, nodes=nodes, heartbeat=heartbeat,
+                 aliases=PostgresAliasStore(registry), roles=PostgresRoleStore(registry.db))
 
 
 JANITOR_LEASE = "cluster-janitor"  # the singleton that forgets long-dead nodes

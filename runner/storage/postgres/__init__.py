@@ -3,6 +3,8 @@
 
 * `connection.py`: the pool every store here uses, and the schema applied under a lock.
 * `functions.py`: the registry (functions, revisions, versions, aliases, code blobs).
+* `aliases.py`, `roles.py`: the alias and execution role stores, in the registry's database
+  and through its pool; their writes bump its generation row (decision 076).
 * `events.py`: the async queue (FOR UPDATE SKIP LOCKED leases tied to node liveness) and
   dead letters.
 * `routes.py`: HTTP routes.

@@ -29,7 +29,7 @@ import uuid
 from contextlib import AbstractContextManager
 from typing import Callable
 
-from runner.errors import InvalidParameter, ResourceNotFound
+from runner.errors import InvalidParameter, ResourceConflict, ResourceNotFound
 from runner.model import LATEST, FunctionConfig, FunctionVersion, validate_name
 from runner.storage.code import CodeStore
 from runner.storage.functions import check_revision_id
@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS aliases (
     version     BIGINT NOT NULL,
     PRIMARY KEY (name, alias)
 );
+-- The alias store's columns (postgres/aliases.py), added in place to databases made before it.
+ALTER TABLE aliases ADD COLUMN IF NOT EXISTS routing TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE aliases ADD COLUMN IF NOT EXISTS description TEXT NOT NULL DEFAULT '';
+ALTER TABLE aliases ADD COLUMN IF NOT EXISTS revision_id TEXT NOT NULL DEFAULT '';
 CREATE TABLE IF NOT EXISTS code_blobs (
     sha256      TEXT PRIMARY KEY,
     runtime     TEXT NOT NULL,
@@ -200,6 +204,16 @@ class PostgresRegistry:
         removed = self.resolve(name, version)  # ResourceNotFound
         with self.db.transaction() as conn:
             conn.execute(_LOCK, (name,))
+            # The caller checked the aliases already (Runner.delete_version), but another node
+            # may have pointed one at this version since: checked again under the lock alias
+            # writes take too, so no alias is ever left naming a deleted version.
+            users = [r["alias"] for r in conn.execute(
+                "SELECT alias FROM aliases WHERE name = %s AND (version = %s OR "
+                "routing::jsonb ? %s) ORDER BY alias", (name, int(version), version))]
+            if users:
+                raise ResourceConflict(
+                    f"version {version} of {name} is used by alias(es) {', '.join(users)}; "
+                    "point them at another version first (update-alias)")
             conn.execute("DELETE FROM versions WHERE name = %s AND version = %s",
                          (name, int(version)))
             conn.execute(_BUMP)
@@ -309,6 +323,18 @@ class PostgresRegistry:
                 self._epoch += 1
                 self._cache.clear()
                 self._revision_ids.clear()
+
+    def cache_epoch(self) -> int:
+        """A number that changes whenever this node's caches must be dropped: a write here or
+        another node's (the generation row, read at most once per GENERATION_CHECK_S). Stores
+        caching what registry writes change (postgres/aliases.py) compare it."""
+        self._check_generation()
+        return self._epoch
+
+    def forget(self, name: str) -> None:
+        """Drop this node's cached versions of `name` (an alias of it was written)."""
+        with self._lock:
+            self._invalidate(name)
 
     def forget_derived(self) -> list[FunctionVersion]:
         """As SQLiteRegistry.forget_derived: drop the cached versions (a role was rotated) and
