@@ -8,55 +8,36 @@
 
 The gRPC and HTTP edges are thin adapters over this class, so all behave the same, and they
 call nothing else: routes, dead letters and the async queue are reached through its methods.
-The invoke path, each step calling down a layer: validate the payload -> resolve the version
-(cached) -> lease an environment from the pool (cold start if none idle; an init failure
-comes back as pool.InitFailure) -> invoke -> give the environment back -> check the response
-size -> make the report and the log block (log_block.py) -> write the block, or hand it to
-the caller to write after its response (invoke_log_later).
+Here: the stores and the pool the Runner is made of, function management, the async queue,
+routes, function logs and the lifecycle. Mixed in by concept: the invoke path (invoke_path.py:
+invoke, invoke_stream, invoke_log_later) and the Lambda resources (lambda_resources.py:
+versions, aliases, layers, tags, roles).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import queue
 import random
 import threading
-import time
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from runner.confinement.limits import raise_host_fd_limit
 from runner.environments.backends import default_backends
-from runner.environments.base import Backend, InvokeRequest
-from runner.errors import (
-    EnvironmentGone,
-    InvalidParameter,
-    ResourceConflict,
-    ResponseSizeTooLarge,
-    TooManyRequests,
-    storage_full,
-)
+from runner.environments.base import Backend
+from runner.errors import InvalidParameter, ResourceConflict, storage_full
 from runner.invocation.async_dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, AsyncInvoker
 from runner.invocation.code_input import read_code, zip_directory
 from runner.invocation.context import ContextCache
+from runner.invocation.invoke_path import InvokePath
 from runner.invocation.lambda_resources import LambdaResources
-from runner.invocation.log_block import LogBlock, PendingLog, interrupted_note
+from runner.invocation.log_block import interrupted_note
 from runner.invocation.spans import Spans
-from runner.invocation.trace import report_suffix
-from runner.invocation_record import InvocationResult, Report, check_payload, new_request_id
 from runner.metrics import Metrics, NullMetrics
 from runner.metrics.host import HostCollector, provisioned_charge
 from runner.metrics.minutes import SeriesWriter
-from runner.model import (
-    LATEST,
-    MAX_PAYLOAD_BYTES,
-    MB,
-    FunctionConfig,
-    FunctionVersion,
-)
-from runner.pool.base import InitFailure
+from runner.model import LATEST, FunctionConfig, FunctionVersion
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
 from runner.storage.data_dir import DataDirLock, SpaceReserve
 from runner.storage.events import DeadLetter
@@ -77,7 +58,7 @@ def default_data_dir() -> str:
     return os.path.join(base, "lambda-runner")
 
 
-class Runner(LambdaResources):
+class Runner(LambdaResources, InvokePath):
     """The whole runner in one object: the stores (functions, logs, routes, events), the pool
     and the async dispatcher. Thread-safe. The stores stay reachable as attributes for tests
     and tools; the edges use the methods."""
@@ -261,176 +242,6 @@ class Runner(LambdaResources):
         self._reserve.restore()  # again, if the delete made room
         return removed
 
-    # ------------------------------------------------------------------ invocation
-
-    def invoke(
-        self,
-        name: str,
-        payload: bytes | str | None = None,
-        *,
-        qualifier: str | None = None,
-        request_id: str | None = None,
-        client_context: dict | None = None,
-        trace_id: str | None = None,
-    ) -> InvocationResult:
-        """Invoke synchronously. Platform errors raise; function errors are in the result. The
-        invocation's log block is written before this returns; the result's `log` has it.
-        `client_context` (Lambda's X-Amz-Client-Context, decoded) reaches the handler's
-        context.client_context / clientContext; `trace_id`, the caller's X-Amzn-Trace-Id
-        (trace.py), is handed to the guest."""
-        block, out = self._run(name, payload, qualifier, request_id, trace_id, client_context)
-        return _result(block, out, block.write().encode())
-
-    def invoke_stream(
-        self,
-        name: str,
-        payload: bytes | str | None,
-        sink: Callable[[bytes], None],
-        *,
-        qualifier: str | None = None,
-        request_id: str | None = None,
-        started: Callable[[str], None] | None = None,
-    ) -> InvocationResult:
-        """InvokeWithResponseStream (decision 075): as `invoke()`, but the response goes to
-        `sink`, a chunk at a time, as the handler writes it (a Node handler wrapped in
-        `awslambda.streamifyResponse`); a handler that does not stream has its whole response
-        given to `sink` once, at the end. `sink` runs on the thread reading the guest, so it
-        must hand chunks on without blocking and must not raise. Nothing reaches `sink` after a
-        failure is known; the result then holds the error document, and its payload is
-        meaningless otherwise. `started(version)` is called once the version that runs is
-        chosen (an alias may route by weight), before any chunk: the edges name it in headers
-        sent ahead of the body."""
-        block, out = self._run(name, payload, qualifier, request_id, chunk_sink=sink,
-                               started=started)
-        if block.error is None and out:
-            sink(out)
-        return _result(block, out, block.write().encode())
-
-    def invoke_log_later(
-        self,
-        name: str,
-        payload: bytes | str | None = None,
-        *,
-        qualifier: str | None = None,
-        request_id: str | None = None,
-        trace_id: str | None = None,
-        client_context: dict | None = None,
-    ) -> tuple[InvocationResult, PendingLog]:
-        """Invoke as `invoke()` does, but leave the log block to the caller: it runs the
-        returned PendingLog's `write()` once, when it chooses (the gRPC edge: after the
-        response is sent, docs/decisions/037). The result's `log` is empty; reads of the
-        function's log wait for the block meanwhile (LogStore.reserve)."""
-        block, out = self._run(name, payload, qualifier, request_id, trace_id, client_context)
-        result = _result(block, out, b"")
-        # Promised last: nothing between the promise and the hand-over can fail and leave it
-        # unkept (reads would wait PENDING_WAIT_S for it).
-        return result, block.promise()
-
-    def _run(self, name: str, payload: bytes | str | None, qualifier: str | None,
-             request_id: str | None, trace_id: str | None = None,
-             client_context: dict | None = None,
-             chunk_sink: Callable[[bytes], None] | None = None,
-             started: Callable[[str], None] | None = None) -> tuple[LogBlock, bytes | None]:
-        """Run one invocation: its record (the log block, which holds the error and the report)
-        and the response payload (None when it failed)."""
-        body = check_payload(payload)
-        version = self.resolve_for_invoke(name, qualifier)
-        if started is not None:
-            started(version.version)
-        # Counted from here, once the name is known to be a function (bounded labels): exactly
-        # one of finished() / refused() follows started().
-        metrics = self.metrics
-        metrics.started(name)
-        try:
-            block, out = self._execute(version, body, qualifier, request_id, trace_id or "",
-                                       client_context, chunk_sink)
-        except TooManyRequests:
-            metrics.refused(name, throttled=True)
-            raise
-        except BaseException:
-            metrics.refused(name, throttled=False)
-            raise
-        metrics.finished(name, version.version, block.report, block.error,
-                         version.config.memory_mb)
-        if self.spans is not None:
-            self.spans.invocation(version, block.request_id, trace_id, block.report, block.error,
-                                  time.time_ns())
-        return block, out
-
-    def _execute(self, version: FunctionVersion, body: bytes, qualifier: str | None,
-                 request_id: str | None, trace_id: str,
-                 client_context: dict | None = None,
-                 chunk_sink: Callable[[bytes], None] | None = None,
-                 ) -> tuple[LogBlock, bytes | None]:
-        rid = request_id or new_request_id()
-        cfg = version.config
-        ctx = self.contexts.get(version, qualifier, time.time())
-        if client_context is not None:
-            # A context of its own (contexts are read-only and compared by identity, so the
-            # environment sends this one, and the cached one again after it).
-            ctx = {**ctx, "client_context": client_context}
-        while True:
-            lease = self.pool.acquire(version)
-            if isinstance(lease, InitFailure):  # Lambda reports a failed init on the invocation
-                report = Report(rid, 0.0, 0, cfg.memory_mb, 0, lease.duration_ms, cold_start=True,
-                                xray=report_suffix(trace_id) if trace_id else "")
-                return self._block(version, rid, lease.error, lease.logs, b"", report,
-                                   trace_id), None
-            env = lease.env
-            # The deadline counts from the moment the handler may start, as on Lambda: init
-            # time of a cold start is not charged to the invocation's timeout.
-            deadline = time.monotonic() + cfg.timeout_s
-            try:
-                # The guest's getRemainingTimeInMillis counts from here too.
-                outcome = env.invoke(InvokeRequest(rid, body, cfg.timeout_s, deadline, ctx,
-                                                   int((time.time() + cfg.timeout_s) * 1000),
-                                                   trace_id, chunk_sink))
-            except EnvironmentGone:
-                self.pool.release(lease, reusable=False)
-                if lease.cold:
-                    raise  # a fresh environment died before its first invocation: report it
-                # Killed while idle (nothing of the invocation reached it): the next idle
-                # environment or a cold start takes it. Ends: each pass removes one idle
-                # environment, and a cold lease does not loop.
-                continue
-            except BaseException:
-                self.pool.release(lease, reusable=False)
-                raise
-            break
-        self.pool.release(lease, outcome.reusable)
-        error = outcome.error
-        out = outcome.payload
-        # The one place that decides a response is too large (Lambda's 6 MB). Environments
-        # may refuse one earlier for their own reasons (a frame limit, copying guest memory).
-        if out is not None and len(out) > MAX_PAYLOAD_BYTES:
-            error = ResponseSizeTooLarge.of(len(out), MAX_PAYLOAD_BYTES)
-            out = None
-        report = Report(
-            request_id=rid,
-            duration_ms=outcome.duration_ms,
-            billed_duration_ms=max(1, math.ceil(outcome.duration_ms)),
-            memory_size_mb=cfg.memory_mb,
-            max_memory_used_mb=math.ceil(outcome.max_memory_bytes / MB),
-            init_duration_ms=env.init_duration_ms if lease.cold else None,
-            cold_start=lease.cold,
-            xray=report_suffix(trace_id) if trace_id else "",
-        )
-        init_logs = env.init_logs if lease.cold else b""
-        return self._block(version, rid, error, init_logs, outcome.logs, report, trace_id), out
-
-    def _block(self, version: FunctionVersion, rid: str, error, init_logs: bytes, logs: bytes,
-               report: Report, trace_id: str = "") -> LogBlock:
-        cfg = version.config
-        json_level = (cfg.system_log_level or "INFO") if cfg.log_format == "JSON" else ""
-        return LogBlock(self.logs, version.name, version.version, rid, error, init_logs, logs,
-                        report, version.function_uid, json_level, trace_id)
-
-    def check_invoke(self, name: str, payload: bytes | str | None = None, *,
-                     qualifier: str | None = None) -> FunctionVersion:
-        """A dry run: the checks an invocation makes before running anything."""
-        check_payload(payload)
-        return self.resolve_for_invoke(name, qualifier)
-
     # ------------------------------------------------------------------ async invocation
 
     def invoke_async(self, name: str, payload: bytes | str | None = None, *,
@@ -540,14 +351,3 @@ class Runner(LambdaResources):
         no environment can be using them."""
         for digest in self.registry.unreferenced_code():
             self.registry.code.remove(digest)
-
-
-def _result(block: LogBlock, out: bytes | None, log_text: bytes) -> InvocationResult:
-    """What the caller gets: the payload, or Lambda's error document when the function failed."""
-    error = block.error
-    if error is not None:
-        doc = error.to_document()
-        return InvocationResult(block.request_id, json.dumps(doc).encode(), "Unhandled", doc,
-                                log_text, block.report, block.version)
-    return InvocationResult(block.request_id, out or b"null", None, None, log_text,
-                            block.report, block.version)

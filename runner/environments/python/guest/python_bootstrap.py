@@ -2,7 +2,10 @@
 
 Runs as `python -I -S -B python_bootstrap.py` (stdlib only, no site-packages, no user site).
 Talks to the host over the socket whose fd is in `_RUNNER_FD` with length-prefixed msgpack
-frames (docs/guest-protocol.md); its stdout and stderr are the environment's log pipe.
+frames (docs/guest-protocol.md); its stdout and stderr are the environment's log pipe. Here:
+the channel, the init phase and the invocation loop; beside it in this folder, the handler's
+`context` and the variables naming the invocation (python_lambda_context.py), and the import
+of the handler, its errors in Lambda's shape and its logging (python_user_code.py).
 
 The init phase does not start until the host says `init`: by then the host has applied the
 environment's limits, so no user code ever runs unconstrained.
@@ -16,11 +19,18 @@ import socket
 import struct
 import sys
 import time
-import traceback
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _mpack  # noqa: E402  (after the path fix above; stdlib-only codec)
+from python_lambda_context import Contexts, trace_var  # noqa: E402
+from python_user_code import (  # noqa: E402
+    RequestIdFilter,
+    error_document,
+    load_handler,
+    setup_logging,
+    stack_trace,
+)
 
 del sys.path[0]
 
@@ -28,7 +38,6 @@ _HDR = struct.Struct(">I")
 # Lambda's limit on a synchronous response (runner.model.MAX_PAYLOAD_BYTES; the host checks it
 # too): refused here, where the size is known, before a frame the host would not accept.
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
-MAX_ERROR_CHARS = 256 * 1024  # of an error message, as the Node bootstrap: frames stay bounded
 # Set in the length word of a frame whose body is marshal, not msgpack: the host sends its
 # frames that way (same interpreter, one C call to decode). Only host frames: we never send it.
 _MARSHAL = 1 << 31
@@ -66,296 +75,21 @@ class Channel:
         return True
 
 
-class _InPlaceVar:
-    """An environment variable the bootstrap sets again and again (`_X_AMZN_TRACE_ID` for
-    every invocation, the version's variables when the host sends another version's context)
-    without growing the process.
-
-    `os.environ[k] = v` ends in glibc's setenv(), which copies each distinct value into a
-    table it never frees (so that pointers handed out by getenv stay valid): a new request id
-    per invocation leaked ~100 bytes each, ~100 MB over a million warm invocations. Here the
-    variable's C-level entry is one buffer of ours, placed in `environ` by putenv() (which
-    stores the pointer, no copy) and rewritten in place; the `os.environ` mapping is updated
-    directly so that os.environ and os.getenv agree with what child processes inherit.
-
-    Safe because: the buffer lives as long as the process (a module global; a forked child
-    gets its own copy at the same address), putenv() is called again on every set (a handler
-    that assigned or deleted the variable itself has replaced or removed our pointer), and
-    values longer than the buffer (or holding a NUL, which os.environ refuses) take the
-    ordinary path.
-    """
-
-    def __init__(self, key, capacity):
-        self.KEY = key
-        self.CAPACITY = capacity  # bytes of value; a longer one takes the ordinary path
-        self._buf = None
-        env = os.environ
-        if not all(hasattr(env, a) for a in ("_data", "encodekey", "encodevalue")):
-            return  # not CPython's os._Environ: the ordinary path only
-        try:
-            import ctypes
-
-            putenv = ctypes.CDLL(None).putenv
-        except (ImportError, OSError, AttributeError):
-            return
-        putenv.argtypes = [ctypes.c_char_p]
-        self._prefix = self.KEY.encode() + b"="
-        self._buf = ctypes.create_string_buffer(len(self._prefix) + self.CAPACITY + 1)
-        self._buf.raw = self._prefix + bytes(self.CAPACITY + 1)
-        # Written through a memoryview: a slice assignment, not a foreign call per invocation.
-        self._view = memoryview(self._buf).cast("B")
-        self._putenv = putenv
-        self._key = env.encodekey(self.KEY)
-
-    def set(self, value):
-        raw = os.environ.encodevalue(value) if self._buf is not None else b""
-        if self._buf is None or len(raw) > self.CAPACITY or b"\0" in raw:
-            os.environ[self.KEY] = value
-            return
-        start = len(self._prefix)
-        self._view[start:start + len(raw) + 1] = raw + b"\0"
-        self._putenv(self._buf)
-        os.environ._data[self._key] = raw
-
-    def clear(self):
-        os.environ.pop(self.KEY, None)  # unsetenv() drops the pointer; nothing is freed or kept
-
-
-# "Root=" + a request id, or a full X-Ray header.
-_trace_var = _InPlaceVar("_X_AMZN_TRACE_ID", 256)
-# Environments serve every version that shares their code ($LATEST and the versions published
-# from it), so the variables naming the version follow the context the host sends.
-_VERSION_VARS = ((_InPlaceVar("AWS_LAMBDA_FUNCTION_VERSION", 32), "function_version"),
-                 (_InPlaceVar("AWS_LAMBDA_LOG_STREAM_NAME", 160), "log_stream_name"))
-
-
-def _name_version(ctx):
-    for var, field in _VERSION_VARS:
-        value = ctx.get(field)
-        if value and os.environ.get(var.KEY) != value:
-            var.set(value)
-
-
-class _Attrs:
-    """An object with the attributes Lambda's Python runtime gives (None when absent)."""
-
-    _FIELDS = ()
-
-    def __init__(self, doc):
-        doc = doc if isinstance(doc, dict) else {}
-        for name in self._FIELDS:
-            setattr(self, name, doc.get(name))
-
-    def __repr__(self):
-        return "%s(%s)" % (type(self).__name__, ", ".join(
-            "%s=%r" % (n, getattr(self, n)) for n in self._FIELDS))
-
-
-class _Client(_Attrs):
-    _FIELDS = ("installation_id", "app_title", "app_version_name", "app_version_code",
-               "app_package_name")
-
-
-class _ClientContext(_Attrs):
-    _FIELDS = ("client", "custom", "env")
-
-
-class _CognitoIdentity(_Attrs):
-    _FIELDS = ("cognito_identity_id", "cognito_identity_pool_id")
-
-    def __init__(self, doc):
-        doc = doc if isinstance(doc, dict) else {}
-        self.cognito_identity_id = doc.get("cognitoIdentityId")
-        self.cognito_identity_pool_id = doc.get("cognitoIdentityPoolId")
-
-
-def _client_context(doc):
-    """context.client_context as Lambda's runtime makes it: None, or an object with
-    `client` (itself an object), `custom` and `env` from the X-Amz-Client-Context JSON."""
-    if not isinstance(doc, dict):
-        return None
-    cc = _ClientContext(doc)
-    if cc.client is not None:
-        cc.client = _Client(cc.client)
-    return cc
-
-
-class LambdaContext:
-    """The `context` argument, with the attributes of AWS Lambda's Python runtime."""
-
-    def __init__(self, ctx, request_id):
-        self.aws_request_id = request_id
-        self.function_name = ctx.get("function_name", "")
-        self.function_version = ctx.get("function_version", "$LATEST")
-        self.invoked_function_arn = ctx.get("invoked_function_arn", "")
-        self.memory_limit_in_mb = str(ctx.get("memory_limit_in_mb", ""))
-        self.log_group_name = ctx.get("log_group_name", "")
-        self.log_stream_name = ctx.get("log_stream_name", "")
-        self.client_context = _client_context(ctx.get("client_context"))
-        self.identity = _CognitoIdentity(ctx.get("identity"))
-        self._deadline_ms = int(ctx.get("deadline_ms", 0))
-
-    @classmethod
-    def from_template(cls, template, request_id, deadline_ms):
-        """A context with `template`'s fields (a LambdaContext made from the host's last
-        context frame) for another invocation: copies attributes instead of parsing the map."""
-        ctx = cls.__new__(cls)
-        ctx.__dict__.update(template.__dict__)
-        ctx.aws_request_id = request_id
-        if deadline_ms is not None:
-            ctx._deadline_ms = int(deadline_ms)
-        return ctx
-
-    def get_remaining_time_in_millis(self):
-        return max(0, self._deadline_ms - int(time.time() * 1000))
-
-    def __repr__(self):
-        return "LambdaContext([aws_request_id=%s,function_name=%s,function_version=%s])" % (
-            self.aws_request_id, self.function_name, self.function_version)
-
-
 def _maxrss_kb():
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, kids)
 
 
-_OWN_FILES = ("python_bootstrap.py", "python_zygote.py")
-
-
-def _trace(tb):
-    """Lambda's stackTrace: the traceback from the user's first frame on (the bootstrap's
-    own frames that led to the handler, or to the import, are not shown, as on Lambda)."""
-    frames = traceback.extract_tb(tb)
-    i = 0
-    while i < len(frames) and (os.path.basename(frames[i].filename) in _OWN_FILES
-                               or frames[i].filename.startswith("<frozen importlib")):
-        i += 1
-    return traceback.format_list(frames[i:])
-
-
-def _error(exc_type, message, trace=None):
-    if len(message) > MAX_ERROR_CHARS:
-        message = message[:MAX_ERROR_CHARS] + " [truncated]"
-    return {"errorType": exc_type[:1024], "errorMessage": message, "stackTrace": trace or []}
-
-
-class _RequestIdFilter:
-    """Adds the current request id to every `logging` record, as Lambda's runtime does."""
-
-    request_id = ""
-
-    def filter(self, record):
-        record.aws_request_id = _RequestIdFilter.request_id
-        return True
-
-
-# AWS_LAMBDA_LOG_LEVEL (Lambda's ApplicationLogLevel) -> the logging module's levels.
-_LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40, "FATAL": 50}
-
-
-def _json_formatter(logging):
-    class JsonFormatter(logging.Formatter):
-        """Lambda's JSON log records: timestamp, level, message, logger, requestId, and the
-        exception's errorType, errorMessage and stackTrace when one is logged."""
-
-        def format(self, record):
-            doc = {
-                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-                + ".%03dZ" % record.msecs,
-                "level": record.levelname,
-                "message": record.getMessage(),
-                "logger": record.name,
-            }
-            if record.exc_info and record.exc_info[0] is not None:
-                doc["errorType"] = record.exc_info[0].__name__
-                doc["errorMessage"] = str(record.exc_info[1])
-                doc["stackTrace"] = _trace(record.exc_info[2])
-            doc["requestId"] = getattr(record, "aws_request_id", "")
-            try:
-                return json.dumps(doc, default=str)
-            except (TypeError, ValueError):
-                doc["message"] = repr(doc["message"])
-                return json.dumps(doc, default=str)
-
-    return JsonFormatter()
-
-
-def _setup_logging():
-    import logging
-
-    handler = logging.StreamHandler(sys.stdout)
-    if os.environ.get("AWS_LAMBDA_LOG_FORMAT") == "JSON":
-        handler.setFormatter(_json_formatter(logging))
-        level = _LEVELS.get(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "INFO"), 20)
-        logging.addLevelName(5, "TRACE")
-        logging.getLogger().setLevel(level)
-    else:
-        handler.setFormatter(
-            logging.Formatter(
-                "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
-                "%Y-%m-%dT%H:%M:%S",
-            )
-        )
-        handler.formatter.converter = time.gmtime
-    handler.addFilter(_RequestIdFilter())
-    logging.getLogger().addHandler(handler)
-
-
-def load_handler(spec):
-    """Import `module.function` from the task root. Returns (handler, None) or (None, error)."""
-    try:
-        modname, fname = spec.rsplit(".", 1)
-    except ValueError as e:
-        return None, _error("Runtime.MalformedHandlerName", "Bad handler '%s': %s" % (spec, e))
-    if modname.replace("/", ".") in sys.builtin_module_names:
-        return None, _error("Runtime.BuiltInModuleConflict",
-                            "Cannot use built-in module %s as a handler module" % modname)
-    try:
-        import importlib
-
-        mod = importlib.import_module(modname.replace("/", "."))
-    except MemoryError:
-        return None, _error("Runtime.OutOfMemory", "Runtime exited: out of memory during init")
-    except ImportError as e:
-        return None, _error("Runtime.ImportModuleError", "Unable to import module '%s': %s" % (modname, e))
-    except SyntaxError as e:
-        trace = ['  File "%s" Line %s\n    %s' % (e.filename, e.lineno, (e.text or "").strip())]
-        return None, _error("Runtime.UserCodeSyntaxError", "Syntax error in module '%s': %s" % (modname, e), trace)
-    except BaseException as e:  # anything module-level code raises, SystemExit included
-        return None, _error(type(e).__name__, str(e), _trace(e.__traceback__))
-    fn = getattr(mod, fname, None)
-    if fn is None:
-        return None, _error("Runtime.HandlerNotFound", "Handler '%s' missing on module '%s'" % (fname, modname))
-    if not callable(fn):
-        return None, _error("Runtime.HandlerNotFound", "Handler '%s' on module '%s' is not callable" % (fname, modname))
-    return fn, None
-
-
-class _Contexts:
-    """The context fields the host sent last: an invoke frame carries `ctx` only when it
-    changed since the previous frame (docs/guest-protocol.md), and its own `deadline_ms`."""
-
-    template = None
-
-    @classmethod
-    def for_invoke(cls, msg, rid):
-        ctx = msg.get("ctx")
-        if ctx is not None or cls.template is None:
-            cls.template = LambdaContext(ctx or {}, "")
-            _name_version(ctx or {})
-        return LambdaContext.from_template(cls.template, rid, msg.get("deadline_ms"))
-
-
 def invoke(handler, msg):
     """Run one invocation; returns the reply frame."""
     rid = msg["id"]
-    _RequestIdFilter.request_id = rid
-    _trace_var.set(msg.get("trace") or "Root=" + rid)  # the caller's trace, if it sent one
+    RequestIdFilter.request_id = rid
+    trace_var.set(msg.get("trace") or "Root=" + rid)  # the caller's trace, if it sent one
     fatal = False
     try:
         event = json.loads(msg["payload"]) if msg["payload"] else None
-        result = handler(event, _Contexts.for_invoke(msg, rid))
+        result = handler(event, Contexts.for_invoke(msg, rid))
         try:
             try:
                 body = json.dumps(result).encode()
@@ -363,10 +97,10 @@ def invoke(handler, msg):
                 body = _dumps_decimals(result).encode()
         except (TypeError, ValueError) as e:
             reply = {"t": "error", "id": rid,
-                     "error": _error("Runtime.MarshalError", "Unable to marshal response: %s" % e)}
+                     "error": error_document("Runtime.MarshalError", "Unable to marshal response: %s" % e)}
         else:
             if len(body) > MAX_RESPONSE_BYTES:
-                reply = {"t": "error", "id": rid, "error": _error(
+                reply = {"t": "error", "id": rid, "error": error_document(
                     "Function.ResponseSizeTooLarge",
                     "Response payload size (%d bytes) exceeded maximum allowed payload size "
                     "(%d bytes)." % (len(body), MAX_RESPONSE_BYTES))}
@@ -375,13 +109,14 @@ def invoke(handler, msg):
     except MemoryError:
         fatal = True
         reply = {"t": "error", "id": rid,
-                 "error": _error("Runtime.OutOfMemory", "Runtime exited: out of memory (MemoryError)")}
+                 "error": error_document("Runtime.OutOfMemory", "Runtime exited: out of memory (MemoryError)")}
     except SystemExit as e:
         fatal = True
         reply = {"t": "error", "id": rid,
-                 "error": _error("Runtime.ExitError", "Runtime exited with status %s" % (e.code,))}
+                 "error": error_document("Runtime.ExitError", "Runtime exited with status %s" % (e.code,))}
     except BaseException as e:
-        reply = {"t": "error", "id": rid, "error": _error(type(e).__name__, str(e), _trace(e.__traceback__))}
+        reply = {"t": "error", "id": rid, "error": error_document(
+            type(e).__name__, str(e), stack_trace(e.__traceback__))}
     reply["fatal"] = fatal
     return reply
 
@@ -421,9 +156,9 @@ def warm_up():
            "ctx": {"function_name": "", "deadline_ms": 0}}
     _mpack.packb(invoke(lambda event, context: event, marshal.loads(marshal.dumps(msg))))
     _maxrss_kb()
-    _Contexts.template = None
-    _RequestIdFilter.request_id = ""
-    _trace_var.clear()
+    Contexts.template = None
+    RequestIdFilter.request_id = ""
+    trace_var.clear()
 
 
 def _flush_streams():
@@ -468,7 +203,7 @@ def run_init():
         os.chdir(task_root)
     except OSError:
         pass
-    _setup_logging()
+    setup_logging()
     t0 = time.perf_counter()
     handler, err = load_handler(os.environ.get("_HANDLER", ""))
     init_ms = (time.perf_counter() - t0) * 1000.0

@@ -1,6 +1,7 @@
-"""The Python bootstrap's _X_AMZN_TRACE_ID (python_bootstrap._InPlaceVar): one value per
-invocation, seen by os.environ, os.getenv and child processes alike, without growing the
-process (glibc's setenv keeps every distinct value it was given).
+"""The variables naming the invocation (runner/environments/python/guest/python_lambda_context.py):
+_X_AMZN_TRACE_ID (InPlaceVar), set by the bootstrap's invoke: one value per invocation, seen by
+os.environ, os.getenv and child processes alike, without growing the process (glibc's setenv
+keeps every distinct value it was given).
 
 Run in a child interpreter: the bootstrap points the C environment at a buffer of its own,
 which must not outlive the module in the pytest process.
