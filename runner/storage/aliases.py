@@ -84,6 +84,18 @@ def check_versions(function: str, version: str, weights: Mapping[str, float],
                 f"(published: {', '.join(sorted(published, key=int)) or 'none'})")
 
 
+def merged_target(current: Alias, version, weights, revision_id) -> tuple[str, dict[str, float]]:
+    """An update's (version, weights): the given ones over `current`'s, validated, after the
+    RevisionId check (PreconditionFailed when `revision_id` is not current's). Both stores."""
+    if revision_id and revision_id != current.revision_id:
+        raise PreconditionFailed(
+            f"RevisionId: {revision_id!r} is not alias {current.name!r}'s current revision id "
+            "(it changed since it was read); get the alias again and retry")
+    new_version = current.version if version is None else str(version)
+    new_weights = dict(current.weights) if weights is None else weights
+    return new_version, validate_weights(new_version, new_weights)
+
+
 class AliasStore(Protocol):
     """The aliases of functions. Every method raises ResourceNotFound naming what is missing."""
 
@@ -157,13 +169,7 @@ class SQLiteAliasStore:
                revision_id=None):
         with self._lock:
             current = self.get(function, name)
-            if revision_id and revision_id != current.revision_id:
-                raise PreconditionFailed(
-                    f"RevisionId: {revision_id!r} is not alias {name!r}'s current revision id "
-                    "(it changed since it was read); get the alias again and retry")
-            new_version = current.version if version is None else str(version)
-            new_weights = dict(current.weights) if weights is None else weights
-            new_weights = validate_weights(new_version, new_weights)
+            new_version, new_weights = merged_target(current, version, weights, revision_id)
             self._check_versions(function, new_version, new_weights)
             with self._registry._tx():
                 self._db.execute(

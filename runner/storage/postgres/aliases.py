@@ -26,11 +26,12 @@ import threading
 import uuid
 from typing import Mapping
 
-from runner.errors import PreconditionFailed, ResourceConflict, ResourceNotFound
+from runner.errors import ResourceConflict, ResourceNotFound
 from runner.storage.aliases import (
     Alias,
     alias_from_row,
     check_versions,
+    merged_target,
     validate_alias_name,
     validate_weights,
 )
@@ -77,13 +78,7 @@ class PostgresAliasStore:
             if found is None:
                 raise _not_found(function, name)
             current = alias_from_row(found)
-            if revision_id and revision_id != current.revision_id:
-                raise PreconditionFailed(
-                    f"RevisionId: {revision_id!r} is not alias {name!r}'s current revision id "
-                    "(it changed since it was read); get the alias again and retry")
-            new_version = current.version if version is None else str(version)
-            new_weights = dict(current.weights) if weights is None else weights
-            new_weights = validate_weights(new_version, new_weights)
+            new_version, new_weights = merged_target(current, version, weights, revision_id)
             self._check_versions(conn, function, new_version, new_weights)
             row = conn.execute(
                 "UPDATE aliases SET version = %s, routing = %s, description = %s, "
