@@ -4,7 +4,8 @@ the cluster's tables (the push store is the Runner's State's, storage/state.py).
 
 The edges (gRPC servicers in grpc/push.py, HTTP routes in http/push_api.py) and `runner
 serve` share one `Push`; `start()` starts the scheduler thread, `close()` stops it and closes
-the stores (before the Runner closes: the scheduler queues through it).
+the schedule store (before the Runner closes: the scheduler queues through it; the push store
+closes with the Runner's State).
 """
 
 from __future__ import annotations
