@@ -43,7 +43,6 @@ from runner.storage.data_dir import DataDirLock, SpaceReserve
 from runner.storage.events import DeadLetter
 from runner.storage.layers import SQLiteLayerStore
 from runner.storage.logs import LogStore
-from runner.storage.metric_series import SQLiteMetricSeries
 from runner.storage.routes import Route
 from runner.storage.state import open_state
 from runner.storage.tags import SQLiteTagStore
@@ -112,7 +111,7 @@ class Runner(LambdaResources, InvokePath):
             # Metrics (docs/observability.md): counters on the invocation path, gauges read
             # from the pool and the queue at scrape time, minute series for the dashboard.
             self.metrics = Metrics() if metrics else NullMetrics()
-            self.series = SQLiteMetricSeries(self.data_dir)
+            self.series = self.state.series  # summed across nodes in a cluster (decision 078)
             counts = self.pool.environment_counts
             self.metrics.registry.register(HostCollector(counts, self.events.pending))
             self._series_writer = SeriesWriter(self.metrics.minutes, self.series,
@@ -319,7 +318,6 @@ class Runner(LambdaResources, InvokePath):
             self.spans.close()
         self.pool.close()
         self._series_writer.close()  # the open minutes are written: a restart keeps them
-        self.series.close()
         self.state.close()  # the queue, routes, registry; a cluster node leaves the cluster
         self.layers.close()
         self.tags.close()

@@ -31,6 +31,10 @@ class State:
     # generation): storage/aliases.py, storage/roles.py and their postgres/ counterparts.
     aliases: Any = None
     roles: Any = None
+    # Push triggers, topics (PushStore, storage/base.py) and the dashboard's minute series
+    # (MetricSeriesStore): push.db and metrics.db on one node, tables shared by a cluster.
+    push: Any = None
+    series: Any = None
 
     @property
     def shared(self) -> bool:
@@ -39,7 +43,8 @@ class State:
     def close(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.stop()
-        for store in (self.events, self.routes, self.roles, self.registry, self.nodes):
+        for store in (self.events, self.routes, self.roles, self.push, self.series,
+                      self.registry, self.nodes):
             if store is not None:
                 store.close()
 
@@ -51,16 +56,21 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
         from runner.storage.aliases import SQLiteAliasStore
         from runner.storage.events import EventStore
         from runner.storage.functions import SQLiteRegistry
+        from runner.storage.metric_series import SQLiteMetricSeries
+        from runner.storage.push import SQLitePushStore
         from runner.storage.roles import SQLiteRoleStore
         from runner.storage.routes import RouteStore
 
         registry = SQLiteRegistry(data_dir, derived=derived)
         return State(registry, EventStore(data_dir), RouteStore(data_dir),
-                     aliases=SQLiteAliasStore(registry), roles=SQLiteRoleStore(data_dir))
+                     aliases=SQLiteAliasStore(registry), roles=SQLiteRoleStore(data_dir),
+                     push=SQLitePushStore(data_dir), series=SQLiteMetricSeries(data_dir))
     from runner.storage.postgres.aliases import PostgresAliasStore
     from runner.storage.postgres.events import PostgresEventStore
     from runner.storage.postgres.functions import PostgresRegistry
+    from runner.storage.postgres.metric_series import PostgresMetricSeries
     from runner.storage.postgres.nodes import Node, NodeStore, new_node_id
+    from runner.storage.postgres.push import PostgresPushStore
     from runner.storage.postgres.roles import PostgresRoleStore
     from runner.storage.postgres.routes import PostgresRouteStore
 
@@ -74,7 +84,8 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
     registry = PostgresRegistry(url, data_dir, derived=derived)
     return State(registry, PostgresEventStore(url, node_id), PostgresRouteStore(url), url=url,
                  node_id=node_id, nodes=nodes, heartbeat=heartbeat,
-                 aliases=PostgresAliasStore(registry), roles=PostgresRoleStore(registry.db))
+                 aliases=PostgresAliasStore(registry), roles=PostgresRoleStore(registry.db),
+                 push=PostgresPushStore(url), series=PostgresMetricSeries(url, node_id))
 
 
 JANITOR_LEASE = "cluster-janitor"  # the singleton that forgets long-dead nodes
