@@ -11,15 +11,18 @@ Invariants (under `self._lock`):
 Environment creation (init) and destruction run outside the lock: they take milliseconds to
 seconds and must not serialise unrelated functions.
 
-Waiting for the first environment (decision 081). A cold start that begins while another
-invocation of the same version is busy or starting does not wait for its own environment
-alone: the start runs in a background thread, and the invocation takes whichever comes first,
+Waiting for the first environment (decision 081). For runtimes whose start launches a process
+(Backend.slow_start: Node.js), a cold start that begins while another invocation of the same
+version is busy or starting does not wait for its own environment alone: the start runs in a background thread, and the invocation takes whichever comes first,
 an environment another invocation releases or one whose start finished (this one's or an
 earlier one's). A burst of N first calls is then served by the environments that are already
 warm as soon as they free up, while the starts it triggered go on and join the idle list, so
 no call waits longer than a cold start would have taken, and most wait for a warm call. The
 first start of a version with nothing busy or starting runs in the caller's thread, as before:
-nothing could be released to it, and a thread would only add its own start-up.
+nothing could be released to it, and a thread would only add its own start-up; so does every
+start of a runtime that forks or instantiates (Python's zygote, wasm), where handing released
+environments to waiters measured no gain (their starts cost ~5 ms, and the waiters took the
+environments that calls arriving next would have found idle).
 """
 
 from __future__ import annotations
@@ -160,7 +163,9 @@ class PoolManager(PoolUpkeep):
                     f"Rate exceeded: function {version.name!r} is at its concurrency limit "
                     f"({limit}); retry later or deploy with a higher --concurrency"
                 )
-            inline = not (vp.busy or vp.starting)  # nothing could free up for this call
+            # Inline: nothing could free up for this call, or a start costs about what waiting
+            # would (a fork, an instantiation: measured, decision 081).
+            inline = not (vp.busy or vp.starting) or not self._slow_start(version)
             # A waiter adopts a background start that lost its own waiter to a released
             # environment; only a waiter without one starts another (waiters <= background).
             start = inline or len(vp.waiters) >= vp.background
@@ -203,6 +208,10 @@ class PoolManager(PoolUpkeep):
             vp.cold_starts += 1
             vp.inits += 1
         return Lease(made, version, cold=True, slot=vp)
+
+    def _slow_start(self, version: FunctionVersion) -> bool:
+        backend = self.backends.get(version.config.runtime)
+        return bool(getattr(backend, "slow_start", False))
 
     def _create(self, version: FunctionVersion) -> ExecutionEnvironment | InitFailure:
         """Make and start one environment of `version` (outside the lock): a pre-started

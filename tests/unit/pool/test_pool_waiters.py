@@ -21,7 +21,9 @@ def version(**cfg):
 
 @pytest.fixture
 def backend():
-    return FakeBackend()
+    b = FakeBackend()
+    b.slow_start = True  # as a process-launching backend (Node.js)
+    return b
 
 
 @pytest.fixture
@@ -156,3 +158,17 @@ def test_a_retired_versions_waiter_gets_its_start_and_nothing_is_kept(pool, back
     assert box[0].cold
     pool.release(box[0], reusable=True)
     assert backend.live == 0
+
+
+def test_a_fast_starting_runtime_waits_for_its_own_start(pool, backend):
+    backend.slow_start = False  # a fork or an instantiation (Python's zygote, wasm)
+    v = version()
+    first = pool.acquire(v)
+    backend.start_gate = threading.Event()
+    t, box = waiting_acquire(pool, v)
+    until(lambda: counts(pool, v)["starting"] == 1, "the start")
+    pool.release(first, reusable=True)  # parked idle: the start runs in the caller's thread
+    assert counts(pool, v)["idle"] == 1 and not pool._pools[v.key].waiters
+    backend.start_gate.set()
+    t.join(10)
+    assert box[0].cold and box[0].env is not first.env
