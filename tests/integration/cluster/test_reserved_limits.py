@@ -24,7 +24,7 @@ from tests.conftest import guest
 from tests.integration.conftest import Client
 from tests.state_fixtures import fresh_database
 
-SLEEP_S = 5.0  # each admitted call holds its slot this long: all six arrive meanwhile
+SLEEP_S = 8.0  # each admitted call holds its slot this long: all six arrive meanwhile
 
 
 class Args:
@@ -132,9 +132,25 @@ def test_an_unreserved_functions_overflow_spills_to_other_nodes(three_nodes):
     assert not r0.get("free").config.concurrency_reserved
     order = [ids.index(x) for x in rank("free", ids, node_id=lambda n: n)]
     time.sleep(1.1)
-    # Six calls through one node that is not the home: its router counts what it sent, so
-    # past the home's capacity (2) the rest go on in the function's order.
-    client = nodes[order[1]][3]
-    results = _burst([(client, "free")] * 6)
+    # Six calls through one node that is not the home, each started once the previous one is
+    # counted where it went (forwarded: the router's `sent`; here: the node's admission), so
+    # every routing decision sees the ones before it. Past the home's capacity (2) the rest go
+    # on in the function's order: two here (the second in order), two at the third node.
+    runner, server, forwarder, client = nodes[order[1]]
+
+    def placed() -> int:
+        return sum(p.sent for p in forwarder.router.peers()) + server.invocations.held
+
+    results: list = []
+    threads = []
+    t0 = time.monotonic()
+    for i in range(6):
+        threads += _start([(client, "free")], results, t0)
+        deadline = time.monotonic() + 30
+        while placed() < i + 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert placed() == i + 1
+    for t in threads:
+        t.join(120)
     assert all(not isinstance(out, grpc.RpcError) for out, _ in results), results
-    assert len(_ran_on(nodes, "free")) >= 2  # spilled
+    assert _ran_on(nodes, "free") == [0, 1, 2]  # spilled over all three, two each
