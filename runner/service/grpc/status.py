@@ -44,10 +44,6 @@ class PeerStatus(Exception):
         super().__init__(f"{code.name}: {details}")
         self.code, self.details, self.trailing = code, details, tuple(trailing)
 
-    @property
-    def error_type(self) -> str:
-        return dict(self.trailing).get(ERROR_TYPE_KEY, errors.InternalError.error_type)
-
 
 def status_for(exc: errors.PlatformError) -> grpc.StatusCode:
     for cls, code in STATUS_TABLE:
