@@ -146,12 +146,16 @@ class Runner(LambdaResources, InvokePath):
         **settings: Any,
     ) -> FunctionVersion:
         """Create or update a function. On update, settings left out keep their values and
-        `code=None` keeps the code. Settings: memory_mb, timeout_s, environment, concurrency,
-        ephemeral_storage_mb, network, provisioned. With `revision_id` (see revision_id()),
+        `code=None` keeps the code. Settings: memory_mb, timeout_s, environment, concurrency
+        (which also sets concurrency_reserved unless that is given), ephemeral_storage_mb, network, provisioned. With `revision_id` (see revision_id()),
         the update applies only if nobody changed the function since (PreconditionFailed);
         while another update of the function is in progress, ResourceConflict at once."""
         data = read_code(code)
         env = settings.pop("environment", None)
+        if settings.get("concurrency") is not None and settings.get("concurrency_reserved") is None:
+            # Naming a concurrency reserves it (decision 079); DeleteFunctionConcurrency passes
+            # concurrency_reserved=False with the default back.
+            settings["concurrency_reserved"] = True
         if settings.get("layers") is not None:
             settings["layers"] = self.check_layers(list(settings["layers"]))
 
