@@ -25,25 +25,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from bench.measure import PAYLOAD, channel, percentile  # noqa: E402
-from runner.service.proto import runner_api_pb2 as pb  # noqa: E402
+from bench.cluster_bench import stub_p50  # noqa: E402
+from bench.measure import channel  # noqa: E402
 from runner.service.proto import runner_api_pb2_grpc as pb_grpc  # noqa: E402
 
 
 class Args:
     host, peer_host, node_capacity, routing = "127.0.0.1", None, 64, "home"
-
-
-def p50(stub, name: str, n: int) -> float:
-    req = pb.InvokeRequest(name=name, payload=PAYLOAD)
-    for _ in range(20):
-        stub.Invoke(req)
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        stub.Invoke(req)
-        out.append((time.perf_counter() - t0) * 1000)
-    return percentile(sorted(out), 50)
 
 
 def main(argv=None) -> int:
@@ -93,10 +81,10 @@ def main(argv=None) -> int:
         for _ in range(args.rounds):
             for via, stub in (("home", stubs[0]), ("forwarded", stubs[1])):
                 for label, name in (("unreserved", free), ("reserved", capped)):
-                    samples.setdefault(f"{via:9} {label}", []).append(p50(stub, name, args.n))
+                    samples.setdefault(f"{via:9} {label}", []).append(stub_p50(stub, name, args.n))
                 for _, _, f, _ in nodes:  # the forwarders without the lookup
                     f.reserved = _unreserved
-                samples.setdefault(f"{via:9} no lookup", []).append(p50(stub, free, args.n))
+                samples.setdefault(f"{via:9} no lookup", []).append(stub_p50(stub, free, args.n))
                 for (_, _, f, _), lookup in zip(nodes, lookups):
                     f.reserved = lookup
         for c in chans:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from runner.storage.metric_series import N_BUCKETS, MinuteSample
+from runner.storage.metric_series import N_BUCKETS, MinuteSample, Rollups
 from runner.storage.postgres.connection import POOLS, Database
 
 SCHEMA = """
@@ -62,7 +62,7 @@ ON CONFLICT (function, minute, node_id) DO UPDATE SET
 """
 
 
-class PostgresMetricSeries:
+class PostgresMetricSeries(Rollups):
     """MetricSeriesStore writing as `node_id` (the node's cluster id) and reading all nodes."""
 
     def __init__(self, url: str, node_id: str) -> None:
@@ -88,19 +88,6 @@ class PostgresMetricSeries:
     def window(self, since: int, until: int) -> list[MinuteSample]:
         return _across_nodes(self.db.execute(
             "SELECT * FROM metric_minutes WHERE minute >= %s AND minute < %s", (since, until)))
-
-    def totals(self, since: int, until: int) -> dict[str, MinuteSample]:
-        out: dict[str, MinuteSample] = {}
-        for s in self.window(since, until):
-            out.setdefault(s.function, MinuteSample(s.function, since)).merge(s)
-        return out
-
-    def daily(self, since: int, until: int) -> list[MinuteSample]:
-        out: dict[tuple[int, str], MinuteSample] = {}
-        for s in self.window(since, until):
-            day = s.minute - s.minute % 86400
-            out.setdefault((day, s.function), MinuteSample(s.function, day)).merge(s)
-        return [out[k] for k in sorted(out)]
 
     def prune(self, before: int) -> int:
         with self.db.connection() as conn:

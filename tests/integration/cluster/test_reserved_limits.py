@@ -15,42 +15,24 @@ import time
 import grpc
 import pytest
 
-from runner import Runner
-from runner.cli.cluster_serve import join_cluster
 from runner.cluster.rendezvous import rank
-from runner.service.grpc.server import build_server
 from runner.service.grpc.status import ERROR_TYPE_KEY
 from tests.conftest import guest
+from tests.integration.cluster.conftest import start_grpc_nodes, stop_grpc_nodes
 from tests.integration.conftest import Client
 from tests.state_fixtures import fresh_database
 
 SLEEP_S = 8.0  # each admitted call holds its slot this long: all six arrive meanwhile
 
 
-class Args:
-    host, peer_host, node_capacity, routing = "127.0.0.1", None, 2, "home"
-
-
 @pytest.fixture
 def three_nodes(pg_server, tmp_path):
-    url = fresh_database(pg_server)
-    nodes = []
-    try:
-        for i in range(3):
-            runner = Runner(str(tmp_path / f"n{i}"), idle_ttl_s=60, state=url)
-            forwarder = join_cluster.forwarder(runner, Args)
-            server, port = build_server(runner, "127.0.0.1", 0, cluster=forwarder)
-            join_cluster.register(runner, server, forwarder, Args)
-            server.start()
-            nodes.append((runner, server, forwarder, Client(f"127.0.0.1:{port}")))
-        yield nodes
-    finally:
-        for runner, server, forwarder, client in nodes:
-            client.close()
-            server.stop(grace=0).wait()
-            server.provisioner.close()
-            forwarder.close()
-            runner.close()
+    nodes = start_grpc_nodes(fresh_database(pg_server), tmp_path, 3, capacity=2)
+    clients = [Client(address) for *_, address in nodes]
+    yield [(*node[:3], client) for node, client in zip(nodes, clients)]
+    for client in clients:
+        client.close()
+    stop_grpc_nodes(nodes)
 
 
 def _start(calls, results, t0):
