@@ -122,7 +122,8 @@ class FunctionConfig:
     # Set by every deploy or update that names a concurrency (PutFunctionConcurrency, a
     # config with one), cleared by DeleteFunctionConcurrency: a reserved function's calls stay
     # on its home node in a cluster, so the limit holds cluster-wide (decision 079). Stored
-    # configurations from before the field load as False (from_dict).
+    # configurations from before the field load as reserved when their concurrency is not the
+    # default (from_dict).
     concurrency_reserved: bool = False
     ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB
     network: bool = False  # outbound network from the environment (off by default)
@@ -273,6 +274,10 @@ class FunctionConfig:
         """A stored configuration (storage.functions): accepted once, so it loads even where a
         rule added since would refuse it (RESERVED_CREDENTIAL_ENV)."""
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        if "concurrency_reserved" not in d and "concurrency" in d:
+            # Stored before the field existed: a concurrency other than the default was named
+            # by the user, so it is a reservation (decision 079); the default one was not.
+            known["concurrency_reserved"] = d["concurrency"] != DEFAULT_CONCURRENCY
         token = _LOADING_STORED.set(True)
         try:
             return cls(**known)
