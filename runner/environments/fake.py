@@ -93,7 +93,7 @@ class FakeBackend:
         self.handler = handler
         self.init_delay_s = init_delay_s
         self.init_error: str | None = None
-        self.slow_start = False  # Backend.slow_start (base.py): a test of pool waiters sets it
+        self.start_wait_s = 0.0  # Backend.start_wait_s (base.py): a test of pool waiters sets it
         # When set, start() waits for it: a test holds a start in flight (pool waiters).
         self.start_gate: threading.Event | None = None
         # Errors after which an environment is not reused, as the real ones decide.

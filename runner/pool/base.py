@@ -31,6 +31,7 @@ class Lease:
     # The pool's own record the lease counts against, so release() finds it even after the
     # version was retired (its record is then no longer under the version's key).
     slot: Any = field(default=None, repr=False, compare=False)
+    since: float = field(default=0.0, repr=False, compare=False)  # time.monotonic() lent out
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,11 @@ class VersionPool:
     # "Waiting for the first environment"): FIFO; never longer than `starting`.
     waiters: deque = field(default_factory=deque)
     background: int = 0  # of `starting`: the starts run for waiters, in threads of their own
+    hold_s: float = 0.0  # how long a call holds an environment (EWMA; 0 until one returned)
+
+    def note_hold(self, seconds: float) -> None:
+        """A lease came back after `seconds` (waiters.py decides by it whether to wait)."""
+        self.hold_s = seconds if not self.hold_s else 0.8 * self.hold_s + 0.2 * seconds
 
     @property
     def floor(self) -> int:

@@ -145,6 +145,10 @@ class ZygoteEnvironment(ProcessEnvironment):
 class ZygoteBackend:
     """The Python backend with one zygote per version (see the module docstring)."""
 
+    # A fork, its cgroup and handshake: ~5 ms on an idle host (docs/benchmarks.md), so a call
+    # waits about that long for a released environment before it starts one (base.py).
+    start_wait_s = 0.005
+
     def __init__(self, runtime, tmp_root: str) -> None:
         self.runtime_impl = runtime
         self.runtime = runtime.name

@@ -22,7 +22,7 @@ def version(**cfg):
 @pytest.fixture
 def backend():
     b = FakeBackend()
-    b.slow_start = True  # as a process-launching backend (Node.js)
+    b.start_wait_s = 0.05  # as a backend whose starts cost something (Node.js, Python)
     return b
 
 
@@ -160,8 +160,8 @@ def test_a_retired_versions_waiter_gets_its_start_and_nothing_is_kept(pool, back
     assert backend.live == 0
 
 
-def test_a_fast_starting_runtime_waits_for_its_own_start(pool, backend):
-    backend.slow_start = False  # a fork or an instantiation (Python's zygote, wasm)
+def test_a_runtime_whose_start_costs_nothing_waits_for_its_own_start(pool, backend):
+    backend.start_wait_s = 0.0  # an instantiation (wasm)
     v = version()
     first = pool.acquire(v)
     backend.start_gate = threading.Event()
@@ -172,3 +172,46 @@ def test_a_fast_starting_runtime_waits_for_its_own_start(pool, backend):
     backend.start_gate.set()
     t.join(10)
     assert box[0].cold and box[0].env is not first.env
+
+
+def test_a_quick_versions_waiter_starts_nothing_when_one_frees_up_within_the_deferral(
+        pool, backend):
+    backend.start_wait_s = 30.0  # the release surely comes first
+    v = version()
+    first = pool.acquire(v)
+    t, box = waiting_acquire(pool, v)
+    until(lambda: len(pool._pools[v.key].waiters) == 1, "the waiter")
+    assert counts(pool, v)["starting"] == 0  # deferred: no start yet
+    pool.release(first, reusable=True)
+    t.join(10)
+    assert box[0].env is first.env and backend.created == 1
+    assert counts(pool, v)["starting"] == 0
+
+
+def test_a_waiter_starts_one_when_nothing_frees_up_within_the_deferral(pool, backend):
+    backend.start_wait_s = 0.01
+    v = version()
+    first = pool.acquire(v)  # never released during the wait
+    t, box = waiting_acquire(pool, v)
+    t.join(10)
+    assert box[0].cold and box[0].env is not first.env and backend.created == 2
+
+
+def test_a_version_whose_calls_hold_their_environment_long_starts_at_once(
+        pool, backend):
+    backend.start_wait_s = 30.0
+    v = version()
+    slow = pool.acquire(v)
+    pool._pools[v.key].note_hold(60.0)  # as if its calls took a minute
+    t, box = waiting_acquire(pool, v)
+    t.join(10)  # did not wait 30 s for `slow`
+    assert box[0].cold and backend.created == 2
+    pool.release(slow, reusable=True)
+
+
+def test_the_hold_time_follows_released_leases(pool):
+    v = version()
+    lease = pool.acquire(v)
+    time.sleep(0.02)
+    pool.release(lease, reusable=True)
+    assert 0.02 <= pool._pools[v.key].hold_s < 5.0
