@@ -7,25 +7,26 @@ content-addressed, like function code, and shared by every version with the same
 
 Content is validated and extracted by the code store's rules (storage/code.py: zip-slip,
 bombs, size limits) into `layers/<sha256>/` under the data directory; the metadata is in
-`layers.db`. A function names layer versions by ARN (`arn:aws:lambda:REGION:ACCOUNT:layer:
+`layers.db` (SQLiteLayerStore, the embedded default). In a cluster, postgres/layers.py keeps
+the metadata in PostgreSQL and the content in the cluster's blob store (storage/blobs.py),
+each node extracting it into the same local layout on first use. A function names layer versions by ARN (`arn:aws:lambda:REGION:ACCOUNT:layer:
 NAME:N`); `parse_arn` accepts any region, since the region is a server setting that may change.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
 
 from runner.errors import InvalidParameter, ResourceNotFound
+from runner.storage.blobs import LAYER_KIND
 from runner.storage.code import CodeStore
+from runner.storage.layer_trees import OptTrees
 from runner.storage.sqlite import Transaction, open_database
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,140}$")
@@ -60,6 +61,15 @@ class LayerVersion:
     path: str  # the extracted, read-only content
 
 
+def check_publish(name, description) -> None:
+    """InvalidParameter for a layer name or description Lambda would refuse."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidParameter("LayerName", f"{name!r} is not a valid layer name; use "
+                               "1-140 letters, digits, '-' or '_'")
+    if len(description or "") > 256:
+        raise InvalidParameter("Description", "at most 256 characters")
+
+
 def parse_arn(arn: str) -> tuple[str, int]:
     m = _ARN_RE.match(arn or "") if isinstance(arn, str) else None
     if m is None:
@@ -90,7 +100,9 @@ class LayerStore(Protocol):
         """Remove a version from listings (idempotent, as Lambda's DeleteLayerVersion)."""
 
     def opt_dir(self, arns: tuple[str, ...]) -> str:
-        """The host directory a function with these layers sees at /opt ("" for none)."""
+        """The host directory a function with these layers sees at /opt ("" for none): the
+        layers' contents merged in order (layer_trees.py), extracted on this node first if
+        they are not yet (a shared store's layer published through another node)."""
 
     def close(self) -> None:
         """Close the database."""
@@ -99,21 +111,13 @@ class LayerStore(Protocol):
 class SQLiteLayerStore:
     def __init__(self, data_dir: str) -> None:
         self.code = CodeStore(os.path.join(data_dir, "layers"))
-        # Merged /opt trees, one per ordered list of layer contents (see opt_dir).
-        self.opt_root = os.path.join(data_dir, "layers-opt")
-        self._staging = os.path.join(self.opt_root, ".staging")
-        shutil.rmtree(self._staging, ignore_errors=True)  # an interrupted merge
-        os.makedirs(self._staging, exist_ok=True)
+        self.trees = OptTrees(data_dir)  # merged /opt trees (layer_trees.py)
         self._db = open_database(os.path.join(data_dir, "layers.db"), SCHEMA)
         self._lock = threading.Lock()
 
     def publish(self, name, content, *, description="", compatible_runtimes=(), license=""):
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise InvalidParameter("LayerName", f"{name!r} is not a valid layer name; use "
-                                   "1-140 letters, digits, '-' or '_'")
-        if len(description or "") > 256:
-            raise InvalidParameter("Description", "at most 256 characters")
-        digest, _ = self.code.put(content, "layer")
+        check_publish(name, description)
+        digest, _ = self.code.put(content, LAYER_KIND)
         with self._lock, Transaction(self._db):
             (last,) = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM layer_versions "
                                        "WHERE name = ?", (name,)).fetchone()
@@ -161,36 +165,9 @@ class SQLiteLayerStore:
                              "version = ?", (name, version))
 
     def opt_dir(self, arns):
-        """Lambda extracts a function's layers into /opt in order, a later layer's file
-        replacing an earlier one's. Here that merge is made once per ordered list of contents,
-        as hard links into the layers' read-only trees (no copy; the same inode, so the
-        content cannot differ from the layer's), under `layers-opt/<sha256 of the list>/`,
-        and the sandbox binds it read-only at /opt. Content-addressed: built atomically
-        (staging, rename), never changed, shared by every version with the same layers."""
         if not arns:
             return ""
-        layers = [self.get_any(*parse_arn(a)) for a in arns]
-        key = hashlib.sha256("\n".join(lv.code_sha256 for lv in layers).encode()).hexdigest()
-        final = os.path.join(self.opt_root, key)
-        if os.path.isdir(final):
-            return final
-        work = tempfile.mkdtemp(dir=self._staging)
-        try:
-            for lv in layers:
-                _merge_into(lv.path, work)
-            for d, _, _ in os.walk(work):
-                os.chmod(d, 0o555)  # world-readable: the guest runs as another uid
-            try:
-                os.rename(work, final)
-            except OSError:
-                if not os.path.isdir(final):
-                    raise
-        finally:
-            if os.path.exists(work):
-                for d, _, _ in os.walk(work):
-                    os.chmod(d, 0o755)
-                shutil.rmtree(work, ignore_errors=True)
-        return final
+        return self.trees.merged([self.get_any(*parse_arn(a)) for a in arns])
 
     def close(self):
         with self._lock:
@@ -202,19 +179,3 @@ class SQLiteLayerStore:
                             row["code_sha256"], row["code_size"], row["created_at"],
                             self.code.path(row["code_sha256"]))
 
-
-def _merge_into(src: str, dest: str) -> None:
-    """Hard-link every file of `src` into `dest`, replacing what an earlier layer put there."""
-    for d, dirs, files in os.walk(src):
-        rel = os.path.relpath(d, src)
-        target = dest if rel == "." else os.path.join(dest, rel)
-        if os.path.lexists(target) and not os.path.isdir(target):
-            os.unlink(target)  # a file of an earlier layer where this one has a directory
-        os.makedirs(target, mode=0o755, exist_ok=True)
-        for f in files:
-            out = os.path.join(target, f)
-            if os.path.isdir(out) and not os.path.islink(out):
-                shutil.rmtree(out)
-            elif os.path.lexists(out):
-                os.unlink(out)
-            os.link(os.path.join(d, f), out)

@@ -32,6 +32,11 @@ POOL_SIZE = 8  # the busy stores' pools (every invocation's registry reads, asyn
 # with --push; counting it keeps the bound true either way.
 POOLS = {"functions": POOL_SIZE, "events": POOL_SIZE, "mappings": 4, "workflows": 4,
          "nodes": 2, "routes": 2, "schedules": 2}
+# The PostgreSQL code blob store's (postgres/blobs.py), carved out of the registry's: a deploy
+# writes its blob while it holds a registry connection, so one pool would deadlock once every
+# connection is a deploy waiting for another (decision 077).
+POOLS["functions"] -= 2
+POOLS["blobs"] = 2
 CONNECTIONS_PER_NODE = sum(POOLS.values())
 # Connections PostgreSQL keeps for superusers (its superuser_reserved_connections default, 3)
 # plus a few for psql, backups and monitoring.
