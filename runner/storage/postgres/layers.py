@@ -9,7 +9,7 @@ can be listed, named in a configuration and mounted on any other.
 * Content: validated and extracted locally first (nothing is stored for a bad zip), then
   written to the blob store before the version row commits, so no node ever sees a version
   whose blob is missing. Another node extracts it into its own `layers/<sha256>/` when a
-  function first needs it (opt_dir), and merges /opt trees on its own disk (layer_trees.py).
+  function first needs it (opt_dir), and merges /opt trees on its own disk (layers.OptTrees).
 
 The store uses the registry's connection pool: layer reads happen when a version is resolved
 (its /opt tree), which the registry caches.
@@ -25,8 +25,7 @@ import time
 from runner.errors import ResourceNotFound
 from runner.storage.blobs import LAYER_KIND, BlobStore
 from runner.storage.code import CodeStore
-from runner.storage.layer_trees import OptTrees
-from runner.storage.layers import LayerVersion, check_publish, parse_arn
+from runner.storage.layers import LayerVersion, OptTrees, check_publish, parse_arn
 from runner.storage.postgres.connection import Database
 
 SCHEMA = """
