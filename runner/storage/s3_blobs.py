@@ -84,13 +84,29 @@ class S3Location:
 
 
 class S3BlobStore:
-    def __init__(self, location: S3Location, *, create_bucket: bool = True) -> None:
-        """`create_bucket`: make the bucket when it does not exist yet (a fresh SeaweedFS or
-        MinIO); an existing one is used as it is."""
+    def __init__(self, location: S3Location) -> None:
+        """No request yet: `open_store` (what a node uses) checks the bucket."""
         self.loc = location
         ep = urlsplit(location.endpoint)
         self._https, self._host = ep.scheme == "https", ep.netloc
-        if create_bucket and self._request("HEAD", "")[0] == 404:
+
+    @classmethod
+    def open_store(cls, location: S3Location, *, create_bucket: bool = True) -> "S3BlobStore":
+        """A store whose bucket was reached (HeadBucket), so a wrong endpoint, secret or bucket
+        stops a node at start with a named error rather than at its first deploy.
+        `create_bucket`: make the bucket when it does not exist yet (a fresh SeaweedFS or
+        MinIO); an existing one is used as it is."""
+        store = cls(location)
+        store.ensure_bucket(create_bucket)
+        return store
+
+    def ensure_bucket(self, create: bool = True) -> None:
+        """InternalError unless the bucket answers (created first when missing and `create`)."""
+        location = self.loc
+        status, _, reply = self._request("HEAD", "")
+        if status not in (200, 404) or (status == 404 and not create):
+            raise self._failure("HeadBucket", "", status, reply)
+        if status == 404:
             body = b"" if location.region == "us-east-1" else (
                 "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
                 f"<LocationConstraint>{location.region}</LocationConstraint>"
@@ -183,7 +199,9 @@ class S3BlobStore:
     def _failure(self, operation: str, sha256: str, status: int, reply: bytes) -> InternalError:
         code = re.search(rb"<Code>([^<]*)</Code>", reply or b"")
         name = code.group(1).decode(errors="replace") if code else f"HTTP {status}"
-        hint = (" (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)" if status == 403 else "")
+        hint = {403: " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the key's access "
+                     "to the bucket)", 404: " (no such bucket: create it, or check the name)",
+                301: " (the bucket is in another region: set AWS_REGION)"}.get(status, "")
         return InternalError(f"the S3 code store refused {operation} of "
                              f"s3://{self.loc.bucket}/{self._key(sha256) if sha256 else ''}: "
                              f"{name}{hint}")

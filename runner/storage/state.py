@@ -102,7 +102,7 @@ def open_code_store(url: str, s3_endpoint: str | None = None):
     """The S3 blob store `url` (s3://BUCKET[/prefix]) names; InvalidParameter if it cannot."""
     from runner.storage.s3_blobs import S3BlobStore, S3Location
 
-    return S3BlobStore(S3Location.parse(url, s3_endpoint))
+    return S3BlobStore.open_store(S3Location.parse(url, s3_endpoint))
 
 
 JANITOR_LEASE = "cluster-janitor"  # the singleton that forgets long-dead nodes

@@ -33,8 +33,8 @@ class S3Under:
 
     def __init__(self, server) -> None:
         self.prefix = "t-" + uuid.uuid4().hex[:8]
-        self.store = S3BlobStore(S3Location.parse(f"s3://{BUCKET}/{self.prefix}", server.url,
-                                                  s3_env(server)))
+        self.store = S3BlobStore.open_store(S3Location.parse(
+            f"s3://{BUCKET}/{self.prefix}", server.url, s3_env(server)))
         self.raw = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1",
                                 aws_access_key_id=server.credentials[0],
                                 aws_secret_access_key=server.credentials[1])
@@ -121,18 +121,36 @@ def test_a_key_that_is_not_the_data_digest_is_refused_before_any_write(under):
 
 
 def test_s3_wrong_secret_is_refused_by_the_server(seaweedfs):  # noqa: F811
-    good = S3BlobStore(S3Location.parse(f"s3://{BUCKET}/wrong", seaweedfs.url, s3_env(seaweedfs)))
+    good = S3BlobStore.open_store(S3Location.parse(f"s3://{BUCKET}/wrong", seaweedfs.url,
+                                                   s3_env(seaweedfs)))
     good.put(digest(b"x"), "layer", b"x")  # the bucket exists; only the signature differs
-    bad = S3BlobStore(S3Location.parse(f"s3://{BUCKET}/wrong", seaweedfs.url,
-                                       s3_env(seaweedfs, secret="not-the-secret")))
-    with pytest.raises(InternalError, match="SignatureDoesNotMatch|AccessDenied|HTTP 403"):
-        bad.get(digest(b"x"))
+    bad = S3Location.parse(f"s3://{BUCKET}/wrong", seaweedfs.url,
+                           s3_env(seaweedfs, secret="not-the-secret"))
+    with pytest.raises(InternalError, match="HeadBucket.*AWS_SECRET_ACCESS_KEY"):
+        S3BlobStore.open_store(bad)  # a node with the wrong secret does not start
+    # Object requests are refused by the server's own signature check too.
+    with pytest.raises(InternalError, match="GetObject.*(SignatureDoesNotMatch|AccessDenied)"):
+        S3BlobStore(bad).get(digest(b"x"))
+
+
+def test_s3_unreachable_endpoint_is_named():
+    loc = S3Location.parse("s3://code", "http://127.0.0.1:9", {"AWS_ACCESS_KEY_ID": "k",
+                                                              "AWS_SECRET_ACCESS_KEY": "s"})
+    with pytest.raises(InternalError, match="unreachable.*--s3-endpoint"):
+        S3BlobStore.open_store(loc)
+
+
+def test_s3_missing_bucket_without_create_is_named(seaweedfs):  # noqa: F811
+    loc = S3Location.parse("s3://runner-absent-" + uuid.uuid4().hex[:8], seaweedfs.url,
+                           s3_env(seaweedfs))
+    with pytest.raises(InternalError, match="no such bucket"):
+        S3BlobStore.open_store(loc, create_bucket=False)
 
 
 def test_s3_bucket_is_created_once_by_concurrent_nodes(seaweedfs):  # noqa: F811
     name = "runner-new-" + uuid.uuid4().hex[:8]
     loc = S3Location.parse(f"s3://{name}", seaweedfs.url, s3_env(seaweedfs))
-    first, second = S3BlobStore(loc), S3BlobStore(loc)  # the second finds it there
+    first, second = S3BlobStore.open_store(loc), S3BlobStore.open_store(loc)  # found there
     first.put(digest(b"y"), "layer", b"y")
     assert second.get(digest(b"y")) == b"y"  # no prefix: keys at the bucket's root
 
