@@ -36,7 +36,7 @@ def handler(event, context):
         layer = shared.VALUE
     except ImportError:
         layer = None
-    return {"code": "CODE", "layer": layer}
+    return {"code": "CODE", "layer": layer, "secret": os.environ.get("AWS_SECRET_ACCESS_KEY")}
 """
 
 
@@ -104,7 +104,8 @@ def test_code_deployed_on_a_runs_on_b_from_s3(nodes, seaweedfs, tmp_path):  # no
     assert not os.path.exists(tmp_path / "b" / "code" / fv.code_sha256)
     r = b.invoke("fn", b"{}")
     assert r.function_error is None, r.payload
-    assert json.loads(r.payload) == {"code": "v1", "layer": None}
+    # The node's S3 credentials are its own: a function without a role never sees them.
+    assert json.loads(r.payload) == {"code": "v1", "layer": None, "secret": None}
     assert os.path.isdir(tmp_path / "b" / "code" / fv.code_sha256)  # fetched, extracted on B
 
 
@@ -117,7 +118,7 @@ def test_a_layer_published_on_a_is_mounted_on_b(nodes, seaweedfs, tmp_path):  # 
              layers=(arn,))
     r = b.invoke("uses-layer", b"{}")
     assert r.function_error is None, r.payload
-    assert json.loads(r.payload) == {"code": "v2", "layer": "from-a"}
+    assert json.loads(r.payload) == {"code": "v2", "layer": "from-a", "secret": None}
     assert lv.code_sha256 in objects(seaweedfs, prefix)
     assert os.path.isdir(tmp_path / "b" / "layers" / lv.code_sha256)
     # B publishes the next version: numbered after A's, seen by A.
