@@ -4,13 +4,16 @@ code_blobs table) and once over S3 (a real SeaweedFS that checks SigV4 signature
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import uuid
+import zipfile
 
 import boto3
 import pytest
 
 from runner.errors import BlobNotFound, CorruptBlob, InternalError, InvalidParameter
+from runner.model import FunctionConfig
 from runner.storage.postgres.blobs import PostgresBlobStore
 from runner.storage.s3_blobs import S3BlobStore, S3Location
 from tests.seaweedfs import seaweedfs  # noqa: F401
@@ -179,3 +182,23 @@ def test_location_from_the_aws_variables():
     aws = S3Location.parse("s3://code", None, {"AWS_ACCESS_KEY_ID": "k",
                                                 "AWS_SECRET_ACCESS_KEY": "s"})
     assert aws.endpoint == "https://s3.us-east-1.amazonaws.com" and aws.prefix == ""
+
+
+def test_a_node_never_extracts_a_damaged_or_missing_package(pg_state, tmp_path):
+    """The registry through its blob store: node B resolving a function deployed through A
+    fetches the package; damaged, it fails with CorruptBlob and nothing lands in B's cache."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("app.py", "def handler(e, c): return 1")
+    a = pg_state.registry(str(tmp_path / "a"))
+    fv = a.deploy("f", FunctionConfig("python", "app.handler"), buf.getvalue())
+    a.blobs.db.execute("UPDATE code_blobs SET data = %s WHERE sha256 = %s",
+                       (buf.getvalue() + b"x", fv.code_sha256))
+    b = pg_state.registry(str(tmp_path / "b"))
+    with pytest.raises(CorruptBlob, match=fv.code_sha256):
+        b.resolve("f")
+    assert not os.path.exists(tmp_path / "b" / "code" / fv.code_sha256)
+    a.blobs.delete(fv.code_sha256)
+    with pytest.raises(BlobNotFound, match="deploy the package"):
+        pg_state.registry(str(tmp_path / "c")).resolve("f")
+    assert a.resolve("f").code_sha256 == fv.code_sha256  # A runs from its own disk still
