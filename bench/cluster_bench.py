@@ -167,7 +167,14 @@ def peak(address: str, names: list[str], levels, duration_s: float) -> dict:
 
 def warm_p50(address: str, name: str, n: int) -> float:
     ch = channel(address)
-    stub = pb_grpc.InvokerStub(ch)
+    try:
+        return stub_p50(pb_grpc.InvokerStub(ch), name, n)
+    finally:
+        ch.close()
+
+
+def stub_p50(stub, name: str, n: int) -> float:
+    """p50 in ms of n sequential invocations of `name` after 20 unmeasured ones."""
     req = pb.InvokeRequest(name=name, payload=PAYLOAD)
     for _ in range(20):
         stub.Invoke(req)
@@ -176,7 +183,6 @@ def warm_p50(address: str, name: str, n: int) -> float:
         t0 = time.perf_counter()
         stub.Invoke(req)
         out.append((time.perf_counter() - t0) * 1000)
-    ch.close()
     return percentile(sorted(out), 50)
 
 

@@ -6,7 +6,9 @@
 Issue 24's burst: the version has no environment beyond what deploy prepared (the Python
 zygote, the default spares), and N clients (one gRPC channel each, released together by a
 barrier) invoke it at once. Reported per runtime: p50 / p99 / max latency as the clients saw
-it, how many environments the burst created (responses marked cold), and, in the same run,
+it, how many calls waited for an environment's start (responses marked cold: the rest took an
+environment another call released, decision 081), how many processes the burst left running
+under the server (the starts it triggered, one or two processes each), and, in the same run,
 the baseline: the same N first answers from N naive spawns started at once (one fresh
 interpreter per call, bench/baselines/naive.py). Targets (issue 24): p99 < 50 ms for Python,
 < 150 ms for Node.js. Lambda's published scaling, the reference: 1,000 environments per 10 s
@@ -25,6 +27,8 @@ import sys
 import tempfile
 import threading
 import time
+
+import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -83,7 +87,12 @@ def runner_burst(runtime: str, n: int, memory_mb: int) -> dict:
             for c in clients:
                 c.dry_run()  # connect and wake every channel: the burst measures invocations
             time.sleep(0.5)  # what deploy started in the background (zygote, spares) settles
+            before = _processes_under(srv.pid)
             results = _together(n, lambda i: clients[i].invoke())
+            # Starts a burst triggered go on after the calls were served (decision 081: a call
+            # takes an environment released meanwhile); let them finish, then count processes.
+            time.sleep(2.0)
+            started = _processes_under(srv.pid) - before
             errors = [repr(v) for _, v in results if isinstance(v, Exception)]
             ok = [(ms, v) for ms, v in results if not isinstance(v, Exception)]
             cold = sum(1 for _, v in ok if v.report.cold_start)
@@ -91,10 +100,20 @@ def runner_burst(runtime: str, n: int, memory_mb: int) -> dict:
                 c.close()
             ch.close()
         out = _stats([ms for ms, _ in ok]) if ok else {}
-        out.update(environments_created=cold, errors=errors[:5], failed=len(errors))
+        out.update(environments_created=cold, processes_started=started, errors=errors[:5],
+                   failed=len(errors))
         return out
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def _processes_under(pid: int) -> int:
+    """Processes below the server (guests, their sandboxes, zygotes): after minus before a
+    burst, what the burst started, at one or two processes per environment by runtime."""
+    try:
+        return len(psutil.Process(pid).children(recursive=True))
+    except psutil.Error:
+        return 0
 
 
 def naive_burst(runtime: str, n: int) -> dict:
@@ -141,14 +160,15 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((rt, "runner", r, f"p99 < {target:g} ms {verdict}" if target else ""))
         rows.append((rt, f"naive {rt}", b, ""))
     print(f"burst of {n} concurrent first invocations, {args.memory} MB")
-    print(f"{'runtime':8} {'who':14} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'envs':>5} "
-          f"{'failed':>6}  target")
+    print(f"{'runtime':8} {'who':14} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cold':>5} "
+          f"{'procs':>5} {'failed':>6}  target")
     for rt, who, r, target in rows:
         if "p50_ms" not in r:
             print(f"{rt:8} {who:14} unavailable: {r.get('unavailable') or r.get('errors')}")
             continue
         print(f"{rt:8} {who:14} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f} "
-              f"{r['environments_created']:5d} {r['failed']:6d}  {target}")
+              f"{r['environments_created']:5d} {r.get('processes_started', n):5d} "
+              f"{r['failed']:6d}  {target}")
     for rt in ("python", "nodejs"):
         r = results.get(rt, {})
         if "runner" in r and "p99_ms" in r["runner"] and "p99_ms" in r["naive"]:

@@ -66,6 +66,10 @@ The hierarchy::
     ├── SourceUnavailable               an event source's broker is unreachable (sources/)
     └── MalformedResponse (ValueError)  a route's result is no HTTP response (API Gateway: 500)
 
+A platform error a peer node answered a forwarded call with (a cluster, decision 079) is not
+raised again as a class here: the gRPC edge relays the peer's status as it came
+(runner/service/grpc/status.py, PeerStatus), since the peer already mapped it.
+
 A function error's Lambda `errorType` is its class's `error_type`; a guest's own document
 (`FunctionError.from_document`) may carry any type, since the guest names its exceptions.
 

@@ -119,6 +119,12 @@ class FunctionConfig:
     timeout_s: float = DEFAULT_TIMEOUT_S
     environment: Mapping[str, str] = field(default_factory=dict)
     concurrency: int = DEFAULT_CONCURRENCY
+    # Set by every deploy or update that names a concurrency (PutFunctionConcurrency, a
+    # config with one), cleared by DeleteFunctionConcurrency: a reserved function's calls stay
+    # on its home node in a cluster, so the limit holds cluster-wide (decision 079). Stored
+    # configurations from before the field load as reserved when their concurrency is not the
+    # default (from_dict).
+    concurrency_reserved: bool = False
     ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB
     network: bool = False  # outbound network from the environment (off by default)
     # Egress policy (docs/events.md#network): "none" | "full" | "allow=IP:PORT[,IP:PORT...]";
@@ -172,6 +178,9 @@ class FunctionConfig:
                 "pick a value in that range",
             )
         _check_int("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
+        if not isinstance(self.concurrency_reserved, bool):
+            raise InvalidParameter("concurrency_reserved", f"{self.concurrency_reserved!r} is "
+                                   "not a boolean; pass true or false")
         _check_int("ephemeral_storage_mb", self.ephemeral_storage_mb, 1, 10240)
         _check_int("provisioned", self.provisioned, 0, self.concurrency)
         _check_int("max_retries", self.max_retries, 0, MAX_RETRIES_MAX)
@@ -242,6 +251,7 @@ class FunctionConfig:
             "timeout_s": self.timeout_s,
             "environment": dict(self.environment),
             "concurrency": self.concurrency,
+            "concurrency_reserved": self.concurrency_reserved,
             "ephemeral_storage_mb": self.ephemeral_storage_mb,
             "network": self.network,
             "network_policy": self.network_policy,
@@ -264,6 +274,10 @@ class FunctionConfig:
         """A stored configuration (storage.functions): accepted once, so it loads even where a
         rule added since would refuse it (RESERVED_CREDENTIAL_ENV)."""
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        if "concurrency_reserved" not in d and "concurrency" in d:
+            # Stored before the field existed: a concurrency other than the default was named
+            # by the user, so it is a reservation (decision 079); the default one was not.
+            known["concurrency_reserved"] = d["concurrency"] != DEFAULT_CONCURRENCY
         token = _LOADING_STORED.set(True)
         try:
             return cls(**known)

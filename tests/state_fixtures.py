@@ -137,6 +137,27 @@ class StateUnderTest:
 
         return self._keep(RouteStore(self.data_dir))
 
+    def push(self):
+        """A push store (triggers, topics): push.db, or the shared tables."""
+        if self.url:
+            from runner.storage.postgres.push import PostgresPushStore
+
+            return self._keep(PostgresPushStore(self.url))
+        from runner.storage.push import SQLitePushStore
+
+        return self._keep(SQLitePushStore(self.data_dir))
+
+    def metric_series(self, node_id: str = "node-a"):
+        """A minute-series store writing as `node_id` (PostgreSQL; one node's metrics.db)."""
+        if self.url:
+            from runner.storage.postgres.metric_series import PostgresMetricSeries
+
+            return self._keep(PostgresMetricSeries(self.url, node_id))
+        from runner.storage.metric_series import SQLiteMetricSeries
+
+        os.makedirs(self.data_dir, exist_ok=True)
+        return self._keep(SQLiteMetricSeries(self.data_dir))
+
     def close(self) -> None:
         for store in reversed(self._open):
             try:

@@ -96,6 +96,7 @@ def _forwarder(runner, args):
     if not runner.state.shared or args.routing == "local":
         return None
     from runner.cluster.router import Router
+    from runner.errors import PlatformError
     from runner.service.grpc.cluster import Forwarder
 
     box = SimpleNamespace(server=None)  # the server is built after its forwarder
@@ -103,8 +104,16 @@ def _forwarder(runner, args):
     def inflight() -> int:
         return box.server.invocations.held if box.server is not None else 0
 
+    def reserved(name: str, qualifier: str | None) -> bool:
+        # The registry's cached version (no round trip on the invoke path). A function that
+        # does not resolve is not routed as reserved: wherever it runs, it is refused the same.
+        try:
+            return runner.get(name, qualifier).config.concurrency_reserved
+        except PlatformError:
+            return False
+
     router = Router(runner.state.nodes, runner.state.node_id, inflight, args.node_capacity)
-    forwarder = Forwarder(router, runner.state.node_id, settings.cluster_token())
+    forwarder = Forwarder(router, runner.state.node_id, settings.cluster_token(), reserved)
     forwarder.box = box
     return forwarder
 

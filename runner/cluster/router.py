@@ -6,6 +6,15 @@ at most every REFRESH_S off the invoke path's critical section (one query per se
 load is what each peer reported in its last heartbeat (up to 2 s old) plus what this node sent
 it since, so a burst does not pile onto one peer between heartbeats. The node's own load is
 exact (its admission counter).
+
+A function with reserved concurrency (FunctionConfig.concurrency_reserved) never spills: its
+calls go to its home alone, whose pool refuses past the limit (TooManyRequests), so the limit
+holds cluster-wide without a shared ledger (decision 079). The home is the first live node in
+the function's order; when it dies it leaves the live set and every node agrees on the next.
+
+Until the first view of the cluster is read, callers wait for it (one of them reads it): a
+burst arriving as the node starts would otherwise see no peers and all run here, reserved
+functions' calls included.
 """
 
 from __future__ import annotations
@@ -43,30 +52,48 @@ class Router:
         self.local_inflight, self.local_capacity = local_inflight, local_capacity
         self._peers: list[Peer] = []
         self._lock = threading.Lock()
-        self._refreshed = 0.0
+        self._refreshed: float | None = None  # monotonic time of the last refresh started
+        self._first = threading.Lock()  # held while the first view is read
+        self._viewed = False  # a first refresh was attempted (read or failed)
 
     def peers(self) -> list[Peer]:
+        if not self._viewed:
+            with self._first:  # the first callers wait for one read instead of no view
+                if not self._viewed:
+                    self._refresh(time.monotonic())
+                    self._viewed = True
+            return self._peers
         now = time.monotonic()
-        if now - self._refreshed >= REFRESH_S:
-            self._refreshed = now  # one refresher at a time; others use the previous view
-            try:
-                live = self.nodes.live()
-            except Exception:
-                log.exception("cluster view not refreshed; keeping the previous one")
-            else:
-                with self._lock:
-                    sent = {p.id: p.sent for p in self._peers}
-                    self._peers = [Peer(n.id, n.address, n.capacity, n.inflight, sent.get(n.id, 0))
-                                   for n in live if n.address or n.id == self.node_id]
+        if self._refreshed is None or now - self._refreshed >= REFRESH_S:
+            self._refresh(now)
         return self._peers
 
-    def choose(self, function: str) -> Peer | None:
+    def _refresh(self, now: float) -> None:
+        self._refreshed = now  # one refresher at a time; others use the previous view
+        try:
+            live = self.nodes.live()
+        except Exception:
+            log.exception("cluster view not refreshed; keeping the previous one")
+            return
+        with self._lock:
+            sent = {p.id: p.sent for p in self._peers}
+            self._peers = [Peer(n.id, n.address, n.capacity, n.inflight, sent.get(n.id, 0))
+                           for n in live if n.address or n.id == self.node_id]
+
+    def choose(self, function: str, reserved: bool = False,
+               skip: frozenset[str] = frozenset()) -> Peer | None:
         """The peer to forward to, or None to run here (this node is the home, or the one
-        with room first in the function's order, or the cluster view is empty/unknown)."""
-        peers = self.peers()
-        if len(peers) <= 1:
+        with room first in the function's order, or the cluster view is empty/unknown).
+        `reserved`: the home only, full or not (its pool refuses past the limit). `skip`: peers
+        the caller found unreachable since the view was read (a reserved function's next
+        home in order is then the same on every node that cannot reach the first)."""
+        peers = [p for p in self.peers() if p.id not in skip]
+        if not peers:
             return None
-        for peer in rank(function, peers):
+        ranked = rank(function, peers)
+        if reserved:
+            return None if ranked[0].id == self.node_id else ranked[0]
+        for peer in ranked:
             if peer.id == self.node_id:
                 if self.local_inflight() < self.local_capacity:
                     return None

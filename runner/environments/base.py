@@ -131,6 +131,11 @@ class Backend(Protocol):
     def create(self, version: FunctionVersion) -> ExecutionEnvironment:
         """A NEW environment for `version`; the caller then calls start()."""
 
+    # Optional: `slow_start: bool`, True when a start launches a process (tens of ms of CPU, a
+    # Node.js environment): a call that needs a new environment while others of its version
+    # are busy then also takes the first one released (pool/pool.py, decision 081). Absent
+    # means False: a fork or an instantiation costs about what waiting would.
+
     # Optional: `prewarm(version) -> None` builds the version's snapshot ahead of demand (the
     # Python backend's zygote, which runs the init phase once). The pool calls it at deploy
     # time when present; an init failure there is left for the first invocation to report.

@@ -39,6 +39,9 @@ class FakeEnvironment:
     def start(self) -> None:
         self.state = EnvState.INIT
         t0 = time.perf_counter()
+        gate = self.backend.start_gate
+        if gate is not None:
+            gate.wait(30)
         if self.backend.init_error:
             self.state = EnvState.DEAD
             raise FunctionInitError(self.backend.init_error, "Runtime.ImportModuleError")
@@ -90,6 +93,9 @@ class FakeBackend:
         self.handler = handler
         self.init_delay_s = init_delay_s
         self.init_error: str | None = None
+        self.slow_start = False  # Backend.slow_start (base.py): a test of pool waiters sets it
+        # When set, start() waits for it: a test holds a start in flight (pool waiters).
+        self.start_gate: threading.Event | None = None
         # Errors after which an environment is not reused, as the real ones decide.
         self.fatal_types: set[str] = {FunctionTimeout.error_type, FunctionOutOfMemory.error_type}
         self.lock = threading.Lock()

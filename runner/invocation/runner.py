@@ -42,7 +42,6 @@ from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolM
 from runner.storage.data_dir import DataDirLock, SpaceReserve
 from runner.storage.events import DeadLetter
 from runner.storage.logs import LogStore
-from runner.storage.metric_series import SQLiteMetricSeries
 from runner.storage.routes import Route
 from runner.storage.state import open_state
 from runner.storage.tags import SQLiteTagStore
@@ -116,7 +115,7 @@ class Runner(LambdaResources, InvokePath):
             # Metrics (docs/observability.md): counters on the invocation path, gauges read
             # from the pool and the queue at scrape time, minute series for the dashboard.
             self.metrics = Metrics() if metrics else NullMetrics()
-            self.series = SQLiteMetricSeries(self.data_dir)
+            self.series = self.state.series  # summed across nodes in a cluster (decision 078)
             counts = self.pool.environment_counts
             self.metrics.registry.register(HostCollector(counts, self.events.pending))
             self._series_writer = SeriesWriter(self.metrics.minutes, self.series,
@@ -151,12 +150,16 @@ class Runner(LambdaResources, InvokePath):
         **settings: Any,
     ) -> FunctionVersion:
         """Create or update a function. On update, settings left out keep their values and
-        `code=None` keeps the code. Settings: memory_mb, timeout_s, environment, concurrency,
-        ephemeral_storage_mb, network, provisioned. With `revision_id` (see revision_id()),
+        `code=None` keeps the code. Settings: memory_mb, timeout_s, environment, concurrency
+        (which also sets concurrency_reserved unless that is given), ephemeral_storage_mb, network, provisioned. With `revision_id` (see revision_id()),
         the update applies only if nobody changed the function since (PreconditionFailed);
         while another update of the function is in progress, ResourceConflict at once."""
         data = read_code(code)
         env = settings.pop("environment", None)
+        if settings.get("concurrency") is not None and settings.get("concurrency_reserved") is None:
+            # Naming a concurrency reserves it (decision 079); DeleteFunctionConcurrency passes
+            # concurrency_reserved=False with the default back.
+            settings["concurrency_reserved"] = True
         if settings.get("layers") is not None:
             settings["layers"] = self.check_layers(list(settings["layers"]))
 
@@ -323,7 +326,6 @@ class Runner(LambdaResources, InvokePath):
             self.spans.close()
         self.pool.close()
         self._series_writer.close()  # the open minutes are written: a restart keeps them
-        self.series.close()
         self.state.close()  # the queue, routes, registry; a cluster node leaves the cluster
         self.tags.close()
         self.logs.close()

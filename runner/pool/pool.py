@@ -1,12 +1,28 @@
 """Per-version pools of execution environments, with concurrency limits and idle reaping.
 
 Invariants (under `self._lock`):
-* for each version: busy + starting <= its configured concurrency;
 * in total: idle + busy + starting <= max_environments (the host-wide limit); when full, the
   least recently used idle environment of *another* version is evicted to make room;
 * an environment is in exactly one place: an idle list, or lent out (busy), or being created.
+* for each version: busy + starting <= its concurrency, and waiters <= background (the starts
+  running in the background, part of `starting`): a waiter starts an environment unless a
+  start is already running without a waiter of its own, and each start that finishes serves
+  the oldest waiter, so every waiter is served by a start at the latest.
 Environment creation (init) and destruction run outside the lock: they take milliseconds to
 seconds and must not serialise unrelated functions.
+
+Waiting for the first environment (decision 081). For runtimes whose start launches a process
+(Backend.slow_start: Node.js), a cold start that begins while another invocation of the same
+version is busy or starting does not wait for its own environment alone: the start runs in a background thread, and the invocation takes whichever comes first,
+an environment another invocation releases or one whose start finished (this one's or an
+earlier one's). A burst of N first calls is then served by the environments that are already
+warm as soon as they free up, while the starts it triggered go on and join the idle list, so
+no call waits longer than a cold start would have taken, and most wait for a warm call. The
+first start of a version with nothing busy or starting runs in the caller's thread, as before:
+nothing could be released to it, and a thread would only add its own start-up; so does every
+start of a runtime that forks or instantiates (Python's zygote, wasm), where handing released
+environments to waiters measured no gain (their starts cost ~5 ms, and the waiters took the
+environments that calls arriving next would have found idle).
 """
 
 from __future__ import annotations
@@ -30,6 +46,18 @@ log = logging.getLogger(__name__)
 # Tuning constants.
 DEFAULT_IDLE_TTL_S = 300.0  # Lambda keeps idle environments for minutes; 5 is a common middle
 DEFAULT_MAX_ENVIRONMENTS = 256  # host-wide; ~256 x 20 MB Python environments = 5 GB
+
+
+class _Waiter:
+    """One invocation waiting for an environment: `result` (a Lease or an InitFailure) or
+    `error` (a platform error of the start) is set under the pool's lock, then `done`."""
+
+    __slots__ = ("done", "error", "result")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Lease | InitFailure | None = None
+        self.error: BaseException | None = None
 
 
 class PoolManager(PoolUpkeep):
@@ -128,12 +156,20 @@ class PoolManager(PoolUpkeep):
                 vp.busy += 1
                 return Lease(env, version, cold=False, slot=vp)
             limit = version.config.concurrency
-            if vp.busy + vp.starting >= limit:
+            # In flight: the busy ones, the starts callers wait on in their own thread, and
+            # the waiters (each has a background start, or a released environment, coming).
+            if vp.busy + (vp.starting - vp.background) + len(vp.waiters) >= limit:
                 raise TooManyRequests(
                     f"Rate exceeded: function {version.name!r} is at its concurrency limit "
                     f"({limit}); retry later or deploy with a higher --concurrency"
                 )
-            if self._total_locked() >= self.max_environments:
+            # Inline: nothing could free up for this call, or a start costs about what waiting
+            # would (a fork, an instantiation: measured, decision 081).
+            inline = not (vp.busy or vp.starting) or not self._slow_start(version)
+            # A waiter adopts a background start that lost its own waiter to a released
+            # environment; only a waiter without one starts another (waiters <= background).
+            start = inline or len(vp.waiters) >= vp.background
+            if start and self._total_locked() >= self.max_environments:
                 victim = self._lru_idle_locked(exclude=vp)
                 if victim is None:
                     raise TooManyRequests(
@@ -141,9 +177,45 @@ class PoolManager(PoolUpkeep):
                         "environments; retry later or raise --max-environments"
                     )
                 evicted.append(victim)
-            vp.starting += 1
+            if start:
+                vp.starting += 1
+            waiter = None
+            if not inline:
+                waiter = _Waiter()
+                vp.waiters.append(waiter)
+                vp.background += start
         for env in evicted:
             env.destroy()
+        if waiter is not None:
+            if start:
+                threading.Thread(target=self._start_for_waiters, args=(vp,), daemon=True,
+                                 name=f"start-{version.key}").start()
+            waiter.done.wait()  # bounded: by a start's own init timeout at the latest
+            if waiter.error is not None:
+                raise waiter.error
+            return waiter.result
+        try:
+            made = self._create(version)
+        except BaseException:
+            with self._lock:
+                vp.starting -= 1
+            raise
+        with self._lock:
+            vp.starting -= 1
+            if isinstance(made, InitFailure):
+                return made
+            vp.busy += 1
+            vp.cold_starts += 1
+            vp.inits += 1
+        return Lease(made, version, cold=True, slot=vp)
+
+    def _slow_start(self, version: FunctionVersion) -> bool:
+        backend = self.backends.get(version.config.runtime)
+        return bool(getattr(backend, "slow_start", False))
+
+    def _create(self, version: FunctionVersion) -> ExecutionEnvironment | InitFailure:
+        """Make and start one environment of `version` (outside the lock): a pre-started
+        spare when there is one. The guest's init failure is returned, platform errors raised."""
         env = None
         try:
             self.prepare(version)
@@ -152,31 +224,66 @@ class PoolManager(PoolUpkeep):
                 env = self.backend(version).create(version)
             env.start()
         except FunctionError as exc:  # the guest's init failed: reported on the invocation
-            with self._lock:
-                vp.starting -= 1
             if env is None:
                 return InitFailure(exc, b"", None)
             return InitFailure(exc, env.init_logs, env.init_duration_ms)
-        except BaseException:
-            with self._lock:
-                vp.starting -= 1
-            raise
+        return env
+
+    def _start_for_waiters(self, vp: VersionPool) -> None:
+        """A background start: its outcome goes to the oldest waiter still waiting (who may
+        not be the one that asked for it: that one may have taken a released environment),
+        or, when every waiter was served, the environment joins the idle list."""
+        try:
+            made = self._create(vp.version)
+        except BaseException as exc:  # delivered to a waiter, raised in its thread
+            made = exc
+        surplus = None
         with self._lock:
-            vp.starting -= 1
-            vp.busy += 1
-            vp.cold_starts += 1
-            vp.inits += 1
-        return Lease(env, version, cold=True, slot=vp)
+            vp.starting -= 1  # in the same section as busy += 1: the limit never sees a gap
+            vp.background -= 1
+            started = not isinstance(made, (InitFailure, BaseException))
+            if started:
+                vp.inits += 1
+            waiter = vp.waiters.popleft() if vp.waiters else None
+            if waiter is None:
+                if started and vp.live and not self._closed.is_set():
+                    vp.idle.append(Idle(made, time.monotonic()))
+                elif started:
+                    surplus = made
+                else:
+                    log.warning("an environment of %s started for a burst failed to start, "
+                                "after every waiting invocation was served: %s",
+                                vp.version.key, getattr(made, "error", made))
+            elif started:
+                vp.busy += 1
+                vp.cold_starts += 1
+                waiter.result = Lease(made, vp.version, cold=True, slot=vp)
+            elif isinstance(made, InitFailure):
+                waiter.result = made
+            else:
+                waiter.error = made
+        if waiter is not None:
+            waiter.done.set()
+        if surplus is not None:
+            surplus.destroy()
 
     def release(self, lease: Lease, reusable: bool) -> None:
+        waiter = None
         with self._lock:
             vp = lease.slot if lease.slot is not None else self._pools.get(lease.version.key)
             keep = reusable and vp is not None and vp.live and not self._closed.is_set()
             if vp is not None:
                 vp.busy -= 1
-            if keep:
+            if keep and vp.waiters:  # straight to a waiting invocation, warm
+                waiter = vp.waiters.popleft()
+                vp.busy += 1
+                waiter.result = Lease(lease.env, vp.version, cold=False, slot=vp)
+            elif keep:
                 vp.idle.append(Idle(lease.env, time.monotonic()))
                 return
+        if waiter is not None:
+            waiter.done.set()
+            return
         lease.env.destroy()
 
     def retire(self, version: FunctionVersion) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import psutil
@@ -44,6 +45,10 @@ class VersionPool:
     inits: int = 0  # environments initialised (cold starts + provisioned + replacements)
     invocations: int = 0
     replenishing: bool = False  # a background thread is creating provisioned environments
+    # Invocations waiting for an environment whose start runs in the background (pool.py,
+    # "Waiting for the first environment"): FIFO; never longer than `starting`.
+    waiters: deque = field(default_factory=deque)
+    background: int = 0  # of `starting`: the starts run for waiters, in threads of their own
 
     @property
     def floor(self) -> int:

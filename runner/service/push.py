@@ -1,9 +1,11 @@
 """The push side of the server in one object: the scheduler, object-store triggers and
-topics over one Runner, with their stores (schedules.db, push.db in the data directory).
+topics over one Runner, with their stores: schedules.db and push.db in the data directory, or
+the cluster's tables (the push store is the Runner's State's, storage/state.py).
 
 The edges (gRPC servicers in grpc/push.py, HTTP routes in http/push_api.py) and `runner
 serve` share one `Push`; `start()` starts the scheduler thread, `close()` stops it and closes
-the stores (before the Runner closes: the scheduler queues through it).
+the schedule store (before the Runner closes: the scheduler queues through it; the push store
+closes with the Runner's State).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from typing import Callable
 
 from runner.schedules.scheduler import Scheduler
 from runner.storage.events import DeadLetter
-from runner.storage.push import SQLitePushStore
 from runner.storage.schedules import SQLiteScheduleStore
 from runner.topics.service import Topics
 from runner.triggers.service import Triggers
@@ -31,7 +32,9 @@ class Push:
             self.schedule_store = PostgresScheduleStore(state.url)
         else:
             self.schedule_store = SQLiteScheduleStore(runner.data_dir)
-        self.push_store = SQLitePushStore(runner.data_dir)
+        # Triggers and topics: the Runner's State's (push.db, or shared by a cluster); the
+        # State owns and closes it.
+        self.push_store = runner.state.push
         self.scheduler = Scheduler(self.schedule_store, runner.invoke_async, clock=clock,
                                    dead_letter=self._dead_letter)
         self.triggers = Triggers(self.push_store, runner)
@@ -47,4 +50,3 @@ class Push:
     def close(self) -> None:
         self.scheduler.close()
         self.schedule_store.close()
-        self.push_store.close()

@@ -117,7 +117,13 @@ class ScheduleStore(Protocol):
 
 class PushStore(Protocol):
     """Object-store triggers and topics with their subscriptions. SQLite: push.py;
-    contract: tests/unit/storage/test_push_store.py."""
+    PostgreSQL: postgres/push.py; contract: tests/unit/storage/test_push_store.py.
+
+    `adding()` is a context manager holding the store for a check-then-add (the trigger
+    overlap check): one holder at a time, across the nodes of a cluster."""
+
+    def adding(self) -> AbstractContextManager[None]:
+        """Hold the store for a check-then-add; re-entrant within one thread."""
 
     def add_trigger(self, t) -> None:
         """Store a trigger; ResourceConflict if the name exists."""
@@ -140,8 +146,10 @@ class PushStore(Protocol):
     def delete_topic(self, name: str) -> None:
         """Remove a topic and its subscriptions; ResourceNotFound."""
 
-    def subscribe(self, sub) -> None:
-        """Add a subscription to an existing topic (ResourceNotFound otherwise)."""
+    def subscribe(self, sub):
+        """Add a subscription to an existing topic (ResourceNotFound otherwise) and return
+        it; if the function (with that qualifier) is already subscribed, return that one
+        instead (ResourceConflict if its filter policy differs): push.existing_subscription."""
 
     def subscriptions(self, topic: str) -> list:
         """The topic's subscriptions; ResourceNotFound for an unknown topic."""

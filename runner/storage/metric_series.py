@@ -153,7 +153,25 @@ class MetricSeriesStore(Protocol):
         """Release the database."""
 
 
-class SQLiteMetricSeries:
+class Rollups:
+    """totals() and daily() of the protocol, from the store's own window(): one copy for
+    every implementation (SQLite here, PostgreSQL in postgres/metric_series.py)."""
+
+    def totals(self, since: int, until: int) -> dict[str, MinuteSample]:
+        out: dict[str, MinuteSample] = {}
+        for s in self.window(since, until):
+            out.setdefault(s.function, MinuteSample(s.function, since)).merge(s)
+        return out
+
+    def daily(self, since: int, until: int) -> list[MinuteSample]:
+        out: dict[tuple[int, str], MinuteSample] = {}
+        for s in self.window(since, until):
+            day = s.minute - s.minute % 86400
+            out.setdefault((day, s.function), MinuteSample(s.function, day)).merge(s)
+        return [out[k] for k in sorted(out)]
+
+
+class SQLiteMetricSeries(Rollups):
     """MetricSeriesStore in `<data dir>/metrics.db`."""
 
     def __init__(self, data_dir: str) -> None:
@@ -185,19 +203,6 @@ class SQLiteMetricSeries:
                 "SELECT * FROM minutes WHERE function = ? AND minute >= ? AND minute < ? "
                 "ORDER BY minute", (function, since, until)).fetchall()
         return [_sample(r) for r in rows]
-
-    def totals(self, since: int, until: int) -> dict[str, MinuteSample]:
-        out: dict[str, MinuteSample] = {}
-        for s in self.window(since, until):
-            out.setdefault(s.function, MinuteSample(s.function, since)).merge(s)
-        return out
-
-    def daily(self, since: int, until: int) -> list[MinuteSample]:
-        out: dict[tuple[int, str], MinuteSample] = {}
-        for s in self.window(since, until):
-            day = s.minute - s.minute % 86400
-            out.setdefault((day, s.function), MinuteSample(s.function, day)).merge(s)
-        return [out[k] for k in sorted(out)]
 
     def window(self, since: int, until: int) -> list[MinuteSample]:
         with self._lock:

@@ -135,14 +135,23 @@ class SQLitePushStore:
             self._db.execute("DELETE FROM subscriptions WHERE topic = ?", (name,))
             self._db.execute("DELETE FROM topics WHERE name = ?", (name,))
 
-    def subscribe(self, sub: Subscription) -> None:
+    def subscribe(self, sub: Subscription) -> Subscription:
         with self._lock, Transaction(self._db):
             self._topic_exists(sub.topic)
+            # No unique index: push.db files written before subscribing was idempotent may
+            # hold duplicates, and one node's lock already makes check-then-insert one step.
+            row = self._db.execute(
+                "SELECT * FROM subscriptions WHERE topic = ? AND function = ? AND qualifier = ? "
+                "ORDER BY created_at, id LIMIT 1", (sub.topic, sub.function, sub.qualifier)
+            ).fetchone()
+            if row is not None:
+                return existing_subscription(_subscription(row), sub)
             self._db.execute(
                 "INSERT INTO subscriptions VALUES (?, ?, ?, ?, ?, ?)",
                 (sub.id, sub.topic, sub.function, sub.qualifier,
                  json.dumps(sub.filter_policy) if sub.filter_policy is not None else None,
                  sub.created_at))
+        return sub
 
     def subscriptions(self, topic: str) -> list[Subscription]:
         with self._lock:
@@ -169,6 +178,19 @@ class SQLitePushStore:
         if not self._db.execute("SELECT 1 FROM topics WHERE name = ?", (name,)).fetchone():
             raise ResourceNotFound(f"topic not found: {name}; create it with `runner topic "
                                    "create`")
+
+
+def existing_subscription(existing: Subscription, asked: Subscription) -> Subscription:
+    """Subscribing a function to a topic it is already subscribed to (same qualifier) is
+    idempotent, as SNS's Subscribe of an endpoint: the existing subscription, if the filter
+    policy is the same; a different one is refused (SNS: "Subscription already exists with
+    different attributes"), since two would deliver each message twice."""
+    if existing.filter_policy != asked.filter_policy:
+        raise ResourceConflict(
+            f"policy: {asked.function!r} is already subscribed to topic {asked.topic!r} "
+            f"(subscription {existing.id}) with another filter policy; unsubscribe it first "
+            "or subscribe another qualifier")
+    return existing
 
 
 def _trigger(r: sqlite3.Row) -> Trigger:

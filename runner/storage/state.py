@@ -35,6 +35,10 @@ class State:
     roles: Any = None
     layers: Any = None  # storage/layers.py or postgres/layers.py (decision 077)
     blobs: Any = None  # the cluster's code blob store (storage/blobs.py), None embedded
+    # Push triggers, topics (PushStore, storage/base.py) and the dashboard's minute series
+    # (MetricSeriesStore): push.db and metrics.db on one node, tables shared by a cluster.
+    push: Any = None
+    series: Any = None
 
     @property
     def shared(self) -> bool:
@@ -43,8 +47,8 @@ class State:
     def close(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.stop()
-        for store in (self.events, self.routes, self.roles, self.layers, self.registry,
-                      self.blobs, self.nodes):
+        for store in (self.events, self.routes, self.roles, self.push, self.series,
+                      self.layers, self.registry, self.blobs, self.nodes):
             if store is not None:
                 store.close()
 
@@ -66,19 +70,24 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
         from runner.storage.events import EventStore
         from runner.storage.functions import SQLiteRegistry
         from runner.storage.layers import SQLiteLayerStore
+        from runner.storage.metric_series import SQLiteMetricSeries
+        from runner.storage.push import SQLitePushStore
         from runner.storage.roles import SQLiteRoleStore
         from runner.storage.routes import RouteStore
 
         registry = SQLiteRegistry(data_dir, derived=derived)
         return State(registry, EventStore(data_dir), RouteStore(data_dir),
                      aliases=SQLiteAliasStore(registry), roles=SQLiteRoleStore(data_dir),
+                     push=SQLitePushStore(data_dir), series=SQLiteMetricSeries(data_dir),
                      layers=SQLiteLayerStore(data_dir))
     from runner.storage.postgres.aliases import PostgresAliasStore
     from runner.storage.postgres.blobs import PostgresBlobStore
     from runner.storage.postgres.events import PostgresEventStore
     from runner.storage.postgres.functions import PostgresRegistry
     from runner.storage.postgres.layers import PostgresLayerStore
+    from runner.storage.postgres.metric_series import PostgresMetricSeries
     from runner.storage.postgres.nodes import Node, NodeStore, new_node_id
+    from runner.storage.postgres.push import PostgresPushStore
     from runner.storage.postgres.roles import PostgresRoleStore
     from runner.storage.postgres.routes import PostgresRouteStore
 
@@ -95,6 +104,7 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
     return State(registry, PostgresEventStore(url, node_id), PostgresRouteStore(url), url=url,
                  node_id=node_id, nodes=nodes, heartbeat=heartbeat,
                  aliases=PostgresAliasStore(registry), roles=PostgresRoleStore(registry.db),
+                 push=PostgresPushStore(url), series=PostgresMetricSeries(url, node_id),
                  layers=PostgresLayerStore(registry.db, blobs, data_dir), blobs=blobs)
 
 

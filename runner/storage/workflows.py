@@ -144,6 +144,13 @@ class WorkflowStore(Protocol):
         did not remove (written before ends removed them, or left by a failed release);
         how many. Unshared stores keep no lease rows: 0."""
 
+    def clock(self) -> float:
+        """Seconds since the epoch by the clock every engine sharing the store agrees on: due
+        times (a Wait's end, a retry delay's, TimeoutSeconds' deadline from the start) are
+        computed and compared with it, so an execution adopted by another node wakes on time
+        whatever the skew between the hosts (decision 079). Unshared stores: this host's
+        time.time(); PostgreSQL: the database's clock (postgres/clock.py)."""
+
     def close(self) -> None:
         """Release the database."""
 
@@ -308,6 +315,9 @@ class SQLiteWorkflowStore:
 
     def prune_leases(self) -> int:
         return 0
+
+    def clock(self) -> float:
+        return time.time()
 
     def close(self) -> None:
         with self._lock:

@@ -150,5 +150,8 @@ class MemoryWorkflowStore:
     def prune_leases(self):
         return 0
 
+    def clock(self) -> float:
+        return time.time()
+
     def close(self):
         pass

@@ -90,8 +90,7 @@ class Topics:
         if policy is not None:
             filter_policy.check(policy)
         sub = Subscription(str(uuid.uuid4()), topic, function, qualifier, policy, time.time())
-        self.store.subscribe(sub)
-        return sub
+        return self.store.subscribe(sub)  # an existing one if already subscribed (idempotent)
 
     def subscriptions(self, topic: str) -> list[Subscription]:
         return self.store.subscriptions(topic)

@@ -85,7 +85,7 @@ class BranchingStates:
         Map state runs only the branches and iterations that had not finished."""
         done = dict(cursor.get("done") or {}) if top else {}
         child = type(self)(self.definition, self.invoke, self.emit, self.context,
-                           _ChainedStop(self.stop), self.deadline)
+                           _ChainedStop(self.stop), self.deadline, self.clock)
         child._emit_lock = self._emit_lock
         child.root = self.root
 

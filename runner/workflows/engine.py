@@ -115,7 +115,7 @@ class WorkflowEngine(ExecutionDriver):
         if type not in TYPES:
             raise InvalidParameter("type", f"{type!r} is not one of {', '.join(TYPES)}")
         asl.validate(definition)
-        now = time.time()
+        now = self.store.clock()
         return self.store.create_machine(StateMachine(machine_arn(name), name, definition, type,
                                                       role_arn, now, now))
 
@@ -169,7 +169,7 @@ class WorkflowEngine(ExecutionDriver):
         else:
             arn = f"{PREFIX}execution:{m.name}:{name}"
             store = self.store
-        now = time.time()
+        now = store.clock()  # the start TimeoutSeconds counts from, on the store's clock
         cursor = {"state": definition["StartAt"], "input": value}
         ex, created = store.create_execution(
             Execution(arn, m.arn, name, RUNNING, text, now, cursor=cursor,

@@ -89,7 +89,7 @@ class ExecutionDriver:
 
         # Only a traced execution passes trace_id: stand-in invokes (tests) need not know it.
         invoke = functools.partial(self.invoke, trace_id=ex.trace) if ex.trace else self.invoke
-        run = Run(definition, invoke, emit, context, stop, deadline)
+        run = Run(definition, invoke, emit, context, stop, deadline, store.clock)
         try:
             self._finish(store, ex, definition, run)
         except Exception:

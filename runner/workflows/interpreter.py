@@ -2,8 +2,9 @@
 
 One `Run` per execution. The top-level machine advances a *cursor* (state name, its raw
 input, whether it was entered, retry counts, and the wall-clock time a Wait or a retry delay
-ends), and every change of the cursor is written together with the history events that
-explain it, in one store transaction (`store.transition`). A restarted server calls
+ends, on the store's clock: the database's in a cluster, decision 079), and every change of
+the cursor is written together with the history events that explain it, in one store
+transaction (`store.transition`). A restarted server calls
 `Run.resume(cursor)`: a Wait or retry delay sleeps only for what is left of it, and the state
 the crash interrupted is run again; states the history shows as exited never run again.
 
@@ -20,7 +21,7 @@ import random
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from runner.errors import WorkflowFailure
 from runner.workflows import choice, intrinsics, paths, tasks
@@ -65,8 +66,12 @@ class Run(BranchingStates):
     execution); `stop` is set by StopExecution; `deadline` is the machine's timeout."""
 
     def __init__(self, definition: dict, invoke, emit, context: dict,
-                 stop: threading.Event | None = None, deadline: float | None = None) -> None:
+                 stop: threading.Event | None = None, deadline: float | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.definition = definition
+        # The store's clock (WorkflowStore.clock): every due time written to the cursor and the
+        # deadline are on it, so a node that adopts the execution reads them on the same clock.
+        self.clock = clock
         self.invoke = invoke
         self.emit = emit
         self.context = context
@@ -145,15 +150,15 @@ class Run(BranchingStates):
     def _check(self) -> None:
         if self.stop.is_set():
             raise Aborted()
-        if self.deadline is not None and time.time() >= self.deadline:
+        if self.deadline is not None and self.clock() >= self.deadline:
             raise TimedOut()
 
     def _sleep_until(self, t: float) -> None:
         while True:
             self._check()
-            left = t - time.time()
+            left = t - self.clock()
             if self.deadline is not None:
-                left = min(left, self.deadline - time.time())
+                left = min(left, self.deadline - self.clock())
             if left <= 0:
                 self._check()
                 return
@@ -161,7 +166,7 @@ class Run(BranchingStates):
 
     def _ctx(self, name: str, cursor: dict) -> dict:
         ctx = dict(self.context)
-        ctx["State"] = {"Name": name, "EnteredTime": cursor.get("entered_at") or iso(time.time()),
+        ctx["State"] = {"Name": name, "EnteredTime": cursor.get("entered_at") or iso(self.clock()),
                         "RetryCount": sum(cursor.get("attempts", {}).values())}
         if cursor.get("ctx"):
             ctx.update(cursor["ctx"])
@@ -177,7 +182,7 @@ class Run(BranchingStates):
         kind = s["Type"]
         raw = cursor["input"]
         if not cursor.get("entered"):
-            cursor = {**cursor, "entered": True, "entered_at": iso(time.time())}
+            cursor = {**cursor, "entered": True, "entered_at": iso(self.clock())}
             self._journal([(f"{kind}StateEntered", {"name": name, "input": _enc(raw)})], cursor, top)
         if kind != "Wait" and cursor.get("wake_at"):
             # Resumed during a retry delay: wait for what is left of it, then retry.
@@ -213,7 +218,7 @@ class Run(BranchingStates):
         self._check()
         events.append((f"{states[nxt]['Type']}StateEntered", {"name": nxt, "input": text}))
         following = {"state": nxt, "input": value, "entered": True,
-                     "entered_at": iso(time.time())}
+                     "entered_at": iso(self.clock())}
         if cursor.get("ctx"):
             following["ctx"] = cursor["ctx"]
         self._journal(events, following, top)
@@ -228,7 +233,7 @@ class Run(BranchingStates):
                 n = attempts.get(str(i), 0)
                 if n < r.get("MaxAttempts", 3):
                     attempts[str(i)] = n + 1
-                    wake = cursor.get("wake_at") or time.time() + retry_delay(r, n)
+                    wake = cursor.get("wake_at") or self.clock() + retry_delay(r, n)
                     cursor = {**cursor, "attempts": attempts, "wake_at": wake}
                     self._journal([], cursor, top)
                     self._sleep_until(wake)
@@ -294,7 +299,7 @@ class Run(BranchingStates):
                 if not isinstance(secs, (int, float)) or isinstance(secs, bool) or secs < 0:
                     raise WorkflowFailure("States.Runtime", f"SecondsPath of {name!r} gave "
                                           f"{secs!r}, not a non-negative number")
-                wake = time.time() + secs
+                wake = self.clock() + secs
             else:
                 ts = s["Timestamp"] if "Timestamp" in s else paths.select(s["TimestampPath"], value, ctx)
                 when = choice.parse_timestamp(ts)

@@ -156,13 +156,17 @@ def test_aliases_crud_and_routing(lam):
         lam.invoke(FunctionName="fn", Qualifier="live", Payload=b"{}")
 
 
-def test_concurrency_event_config_and_account(lam):
+def test_concurrency_event_config_and_account(http_server, lam):  # noqa: F811
+    runner = http_server[0]
     create(lam)
+    assert not runner.get("fn").config.concurrency_reserved
     assert lam.put_function_concurrency(FunctionName="fn", ReservedConcurrentExecutions=3)[
         "ReservedConcurrentExecutions"] == 3
     assert lam.get_function_concurrency(FunctionName="fn")["ReservedConcurrentExecutions"] == 3
+    assert runner.get("fn").config.concurrency_reserved  # held at its home (decision 079)
     lam.delete_function_concurrency(FunctionName="fn")
     assert lam.get_function_concurrency(FunctionName="fn")["ReservedConcurrentExecutions"] == 10
+    assert not runner.get("fn").config.concurrency_reserved
     lam.put_provisioned_concurrency_config(FunctionName="fn", Qualifier="$LATEST",
                                            ProvisionedConcurrentExecutions=1)
     got = lam.get_provisioned_concurrency_config(FunctionName="fn", Qualifier="$LATEST")

@@ -4,7 +4,13 @@ import pytest
 
 from runner.errors import InvalidParameter
 from runner.invocation_record import Report
-from runner.model import FunctionConfig, function_arn, normalize_runtime, validate_name
+from runner.model import (
+    DEFAULT_CONCURRENCY,
+    FunctionConfig,
+    function_arn,
+    normalize_runtime,
+    validate_name,
+)
 
 
 def test_runtime_aliases():
@@ -175,3 +181,12 @@ def test_runtime_identifier_follows_the_runtime():
     assert (n.runtime, n.runtime_id) == ("nodejs", "nodejs20.x")
     assert c.with_changes(memory_mb=256).runtime_id == "python3.11"
     assert FunctionConfig.from_dict(c.to_dict()) == c
+
+
+def test_a_stored_config_from_before_the_reserved_flag_is_reserved_when_it_named_a_concurrency():
+    base = FunctionConfig("python", "app.handler").to_dict()
+    del base["concurrency_reserved"]
+    assert not FunctionConfig.from_dict({**base, "concurrency": DEFAULT_CONCURRENCY}).concurrency_reserved
+    assert FunctionConfig.from_dict({**base, "concurrency": 3}).concurrency_reserved
+    stored = FunctionConfig("python", "app.handler", concurrency=3).to_dict()  # flag stored
+    assert not FunctionConfig.from_dict(stored).concurrency_reserved

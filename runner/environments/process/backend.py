@@ -16,6 +16,8 @@ TEARDOWN_DRAIN_S = 10.0  # above any one teardown's bounded waits (teardown.py)
 
 
 class ProcessBackend:
+    slow_start = True  # every environment is a process launch (base.py, Backend.slow_start)
+
     def __init__(self, runtime: ProcessRuntime, tmp_root: str) -> None:
         self.runtime_impl = runtime
         self.runtime = runtime.name

@@ -6,18 +6,26 @@ it runs; if another node, it sends the same InvokeRequest there over a channel k
 marked with FORWARDED_KEY so that the receiver runs it without routing it again (one hop at
 most: two nodes with different views can never bounce a call between them). A peer that
 cannot be reached (it died since the last heartbeat) is not retried elsewhere over the network:
-the call runs here, so a dead peer costs one failed connect, not an error.
+the call runs here, so a dead peer costs one failed connect, not an error. A function with
+reserved concurrency is the exception (decision 079): its calls run at one node at a time, so
+an unreachable home is skipped for the next node in the function's order -- the same node for
+every accepting node that cannot reach the home -- and never for "here" unless that is it.
+
+A peer's refusal (throttled, not found, ...) reaches the client as the peer sent it: status
+code, details and error type (status.PeerStatus), never INTERNAL.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable
 
 import grpc
 
 from runner.cluster import auth
 from runner.cluster.router import Router
+from runner.service.grpc.status import PeerStatus
 from runner.service.proto import runner_api_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
@@ -27,9 +35,18 @@ CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
                    ("grpc.max_send_message_length", 64 * 1024 * 1024)]
 
 
+def _unreserved(name: str, qualifier: str | None) -> bool:
+    return False
+
+
 class Forwarder:
-    def __init__(self, router: Router, node_id: str, token: str = "") -> None:
+    """`reserved(name, qualifier)`: whether the function's calls must stay at its home (its
+    configuration's concurrency_reserved; a cached registry read, no round trip)."""
+
+    def __init__(self, router: Router, node_id: str, token: str = "",
+                 reserved: Callable[[str, str | None], bool] = _unreserved) -> None:
         self.router, self.node_id, self.token = router, node_id, token
+        self.reserved = reserved
         self._stubs: dict[str, pb_grpc.InvokerStub] = {}
         self._channels: list[grpc.Channel] = []
         self._lock = threading.Lock()
@@ -49,9 +66,22 @@ class Forwarder:
         metadata = dict(context.invocation_metadata() or ())
         if FORWARDED_KEY in metadata:
             return None
-        peer = self.router.choose(request.name)
-        if peer is None:
-            return None
+        reserved = self.reserved(request.name, request.qualifier or None)
+        skip: frozenset[str] = frozenset()
+        while True:
+            peer = self.router.choose(request.name, reserved, skip)
+            if peer is None:
+                return None
+            response = self._send(peer, request, context)
+            if response is not None:
+                self.forwarded += 1
+                return response
+            if not reserved:
+                return None  # unreachable: run here
+            skip |= {peer.id}  # a reserved function's next home in order, never two at once
+
+    def _send(self, peer, request, context):
+        """The peer's response; None when it cannot be reached; PeerStatus when it refused."""
         outgoing = [(FORWARDED_KEY, self.node_id)]
         if self.token:
             outgoing.append(auth.bearer(self.token))
@@ -59,18 +89,18 @@ class Forwarder:
         timeout = remaining if remaining is not None and remaining < 1e6 else None
         with self.router.sending(peer):
             try:
-                response = self._stub(peer.address).Invoke(request, metadata=outgoing,
-                                                           timeout=timeout)
+                return self._stub(peer.address).Invoke(request, metadata=outgoing,
+                                                       timeout=timeout)
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                    log.warning("peer %s (%s) unreachable; running %s here", peer.id,
-                                peer.address, request.name)
+                    log.warning("peer %s (%s) unreachable for %s", peer.id, peer.address,
+                                request.name)
                     return None
-                # The peer's platform error (throttled, not found, ...) is the caller's answer.
-                context.set_trailing_metadata(exc.trailing_metadata() or ())
-                context.abort(exc.code(), exc.details() or "")
-        self.forwarded += 1
-        return response
+                # The peer's platform error (throttled, not found, ...) is the caller's answer,
+                # raised to the servicer's edge, whose abort() passes it on unchanged (an
+                # abort here would be caught there and turned into INTERNAL).
+                raise PeerStatus(exc.code(), exc.details() or "",
+                                 exc.trailing_metadata() or ()) from None
 
     def forward_logs(self, request, context):
         """The home node's GetLogs stream for the function (a node's logs are on its own disk,

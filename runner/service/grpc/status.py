@@ -3,6 +3,9 @@
 Function errors never appear here: they travel inside a successful InvokeResponse. The
 Lambda-style error type goes along in the trailing metadata key `x-error-type`, so clients can
 tell, e.g., RequestTooLargeException from InvalidRequestContentException under one status.
+
+A call forwarded to a peer (cluster.py) that the peer refused ends here as a PeerStatus: the
+peer already applied this table, so its status, details and error type pass on unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +34,17 @@ STATUS_TABLE: tuple[tuple[type[errors.PlatformError], grpc.StatusCode], ...] = (
 )
 
 
+class PeerStatus(Exception):
+    """A status another node answered a forwarded call with: the code, the details and the
+    trailing metadata (its x-error-type) to answer the client with, as they came. Raised by
+    the forwarder, ended by abort() below; not a PlatformError, since the peer, not this
+    node, decided it and a gRPC code is this edge's concern."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, trailing=()) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code, self.details, self.trailing = code, details, tuple(trailing)
+
+
 def status_for(exc: errors.PlatformError) -> grpc.StatusCode:
     for cls, code in STATUS_TABLE:
         if isinstance(exc, cls):
@@ -41,6 +55,9 @@ def status_for(exc: errors.PlatformError) -> grpc.StatusCode:
 def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
     """End the RPC with the status for `exc`. Unknown exceptions are logged and become INTERNAL
     without leaking internals to the client; a full data directory is named (storage_full)."""
+    if isinstance(exc, PeerStatus):
+        context.set_trailing_metadata(exc.trailing)
+        context.abort(exc.code, exc.details)
     exc = errors.storage_full(exc) or exc
     if isinstance(exc, errors.PlatformError):
         context.set_trailing_metadata(((ERROR_TYPE_KEY, exc.error_type),))

@@ -12,6 +12,8 @@
 * `routes.py`: HTTP routes.
 * `nodes.py`: cluster membership (heartbeats) and singleton leases.
 * `schedules.py`, `mappings.py`: schedules and event source mappings.
+* `push.py`: object-store triggers, topics and subscriptions (decision 078).
+* `metric_series.py`: the dashboard's minute series, rows per node summed on read (078).
 * `workflows.py`: state machines and executions, a lease per RUNNING execution (decision 070).
 
 Adding a PostgreSQL implementation of another store (the pattern, docs/cluster.md):

@@ -8,8 +8,8 @@ nodes, so threads wait for one of their store's pool instead (every statement he
 primary-key or index lookup, so the wait is short).
 
 A node opens one pool per store (POOLS, the one place their sizes are set): at most
-CONNECTIONS_PER_NODE connections, 30 today, 4 of them the workflow store's. A pool opens
-connections on demand and keeps them idle afterwards, so a busy node holds all 30: PostgreSQL's
+CONNECTIONS_PER_NODE connections, 34 today, 4 of them the workflow store's. A pool opens
+connections on demand and keeps them idle afterwards, so a busy node holds all 34: PostgreSQL's
 max_connections must be at least `max_connections(nodes)` (docs/cluster.md, "Capacity").
 
 A connection broken under a caller (the database restarted, a network cut) is discarded with
@@ -32,6 +32,8 @@ POOL_SIZE = 8  # the busy stores' pools (every invocation's registry reads, asyn
 # with --push; counting it keeps the bound true either way.
 POOLS = {"functions": POOL_SIZE, "events": POOL_SIZE, "mappings": 4, "workflows": 4,
          "nodes": 2, "routes": 2, "schedules": 2}
+POOLS["push"] = 2  # triggers, topics (postgres/push.py): management calls and pushes
+POOLS["metric_series"] = 2  # the minute series (postgres/metric_series.py): a flush every few s
 # The PostgreSQL code blob store's (postgres/blobs.py), carved out of the registry's: a deploy
 # writes its blob while it holds a registry connection, so one pool would deadlock once every
 # connection is a deploy waiting for another (decision 077).

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import replace
 
 from runner.errors import (
     ExecutionDoesNotExist,
     StateMachineDoesNotExist,
 )
+from runner.storage.postgres.clock import DatabaseClock
 from runner.storage.postgres.connection import POOLS, Database
 from runner.storage.postgres.nodes import ACQUIRE, LEASES_SCHEMA
 from runner.storage.workflows import (
@@ -74,6 +74,9 @@ class PostgresWorkflowStore:
         # Small: a node's transitions are short, and its RPC threads wait for a connection.
         self._db = Database(url, SCHEMA, size=POOLS["workflows"],
                             search_path="" if schema == "public" else schema)
+        # Due times by the database's clock, so a takeover does not shift them by the skew
+        # between hosts (decision 079). Read outside this store's transactions (the pool).
+        self.clock = DatabaseClock(self._db)
 
     def create_machine(self, machine: StateMachine) -> StateMachine:
         with self._db.transaction() as db:
@@ -99,12 +102,13 @@ class PostgresWorkflowStore:
         return [machine_from_row(r) for r in rows]
 
     def update_machine(self, arn, definition=None, role_arn=None) -> StateMachine:
+        now = self.clock()
         with self._db.transaction() as db:
             row = db.execute("SELECT * FROM wf_machines WHERE arn = %s FOR UPDATE",
                                    (arn,)).fetchone()
             if row is None:
                 raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
-            m = replace(machine_from_row(row), updated=time.time())
+            m = replace(machine_from_row(row), updated=now)
             if definition is not None:
                 m = replace(m, definition=definition)
             if role_arn is not None:
@@ -119,6 +123,7 @@ class PostgresWorkflowStore:
             db.execute("DELETE FROM wf_machines WHERE arn = %s", (arn,))
 
     def create_execution(self, execution, events):
+        now = self.clock()
         with self._db.transaction() as db:
             inserted = db.execute(
                 "INSERT INTO wf_executions (arn, machine_arn, name, status, input, start, cursor,"
@@ -131,7 +136,7 @@ class PostgresWorkflowStore:
                 old = execution_from_row(db.execute("SELECT * FROM wf_executions WHERE arn = %s",
                                                   (execution.arn,)).fetchone())
                 return existing_execution(old, execution)
-            self._append(db, execution.arn, events, 0)
+            self._append(db, execution.arn, events, 0, now)
         return execution, True
 
     def get_execution(self, arn: str) -> Execution:
@@ -151,6 +156,7 @@ class PostgresWorkflowStore:
 
     def transition(self, arn, events, *, cursor, status=RUNNING, output=None, error=None,
                    cause=None, only_if_running=True, owner=None) -> bool:
+        now = self.clock()
         with self._db.transaction() as db:
             row = db.execute("SELECT status FROM wf_executions WHERE arn = %s FOR UPDATE",
                                    (arn,)).fetchone()
@@ -168,13 +174,13 @@ class PostgresWorkflowStore:
                     return False
             last = db.execute("SELECT COALESCE(MAX(id), 0) AS n FROM wf_events "
                                     "WHERE execution = %s", (arn,)).fetchone()["n"]
-            self._append(db, arn, events, last)
+            self._append(db, arn, events, last, now)
             db.execute(
                 "UPDATE wf_executions SET cursor = %s, status = %s, output = COALESCE(%s, output),"
                 " error = COALESCE(%s, error), cause = COALESCE(%s, cause), stop = %s "
                 "WHERE arn = %s",
                 (json.dumps(cursor) if cursor is not None else None, status, output, error,
-                 cause, None if status == RUNNING else time.time(), arn))
+                 cause, None if status == RUNNING else now, arn))
             if status != RUNNING:
                 # An ended execution is never claimed again (claim() wants RUNNING): its lease
                 # row goes with the end, in the same transaction, whoever ended it (its driver,
@@ -182,10 +188,9 @@ class PostgresWorkflowStore:
                 db.execute("DELETE FROM cluster_leases WHERE name = %s", (lease_name(arn),))
         return True
 
-    def _append(self, db, arn: str, events, last: int) -> None:
+    def _append(self, db, arn: str, events, last: int, now: float) -> None:
         if not events:
             return
-        now = time.time()
         with db.cursor() as cur:
             cur.executemany("INSERT INTO wf_events VALUES (%s, %s, %s, %s, %s)",
                             [(arn, last + i + 1, now, t, json.dumps(d))

@@ -9,37 +9,19 @@ import time
 
 import pytest
 
-from runner import Runner
-from runner.cli.cluster_serve import join_cluster
 from runner.cluster.rendezvous import rank
-from runner.service.grpc.server import build_server
 from tests.async_helpers import wait_for
 from tests.conftest import guest
+from tests.integration.cluster.conftest import start_grpc_nodes, stop_grpc_nodes
 from tests.integration.conftest import Client
 from tests.state_fixtures import fresh_database
 
 
-class Args:
-    host, peer_host, node_capacity, routing = "127.0.0.1", None, 16, "home"
-
-
 @pytest.fixture
 def two_nodes(pg_server, tmp_path):
-    url = fresh_database(pg_server)
-    nodes = []
-    for i in range(2):
-        runner = Runner(str(tmp_path / f"n{i}"), idle_ttl_s=60, state=url)
-        forwarder = join_cluster.forwarder(runner, Args)
-        server, port = build_server(runner, "127.0.0.1", 0, cluster=forwarder)
-        join_cluster.register(runner, server, forwarder, Args)
-        server.start()
-        nodes.append((runner, server, forwarder, f"127.0.0.1:{port}"))
+    nodes = start_grpc_nodes(fresh_database(pg_server), tmp_path, 2, capacity=16)
     yield nodes
-    for runner, server, forwarder, _ in nodes:
-        server.stop(grace=0).wait()
-        server.provisioner.close()
-        forwarder.close()
-        runner.close()
+    stop_grpc_nodes(nodes)
 
 
 def test_calls_run_at_home_and_fall_back_when_it_is_gone(two_nodes):

@@ -90,6 +90,18 @@ def test_survives_reopen(state):
     assert r2.resolve("f").config.memory_mb == 1024
 
 
+def test_concurrency_reserved_is_stored_and_old_configs_load_unreserved(state):
+    r = state.registry()
+    r.deploy("f", CFG.with_changes(concurrency=2, concurrency_reserved=True), code())
+    r.deploy("g", CFG, code())
+    r.close()
+    r2 = state.registry()
+    assert r2.resolve("f").config.concurrency_reserved  # decision 079
+    assert not r2.resolve("g").config.concurrency_reserved
+    old = {k: v for k, v in CFG.to_dict().items() if k != "concurrency_reserved"}
+    assert FunctionConfig.from_dict(old).concurrency_reserved is False
+
+
 def test_concurrent_deploys_get_distinct_revisions(reg):
     revs = []
     threads = [threading.Thread(target=lambda i=i: revs.append(reg.deploy(f"f{i % 3}", CFG, code(str(i))).revision))

@@ -269,3 +269,14 @@ def test_the_sweep_prunes_leftover_leases_of_ended_executions_only(store):
     # The RUNNING execution's lapsed lease stays: it is what adoption takes over.
     assert [e.arn for e in store.resumable()] == [running.arn]
     assert store.claim(running.arn, "b", 60)
+
+
+def test_the_clock_is_the_wall_clock_every_engine_of_the_store_agrees_on(store):
+    import time
+
+    # Same host here, so the database's clock and this one's agree to within NTP's error
+    # and a round trip; what matters is that due times are computed on store.clock().
+    before = time.time()
+    t = store.clock()
+    assert before - 1.0 < t < time.time() + 1.0
+    assert store.clock() >= t - 0.01  # no step backwards between reads

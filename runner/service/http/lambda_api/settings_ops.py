@@ -5,7 +5,8 @@ Each Put is a configuration update (a new revision of $LATEST, as a deploy witho
 it has the deploy's semantics: atomic, ResourceConflict during another update. Differences
 from Lambda, stated in docs/lambda-compatibility.md: every function here has a concurrency
 limit (10 unless set), so GetFunctionConcurrency always answers a number and
-DeleteFunctionConcurrency restores the default; provisioned concurrency is a property of the
+DeleteFunctionConcurrency restores the default (and clears `concurrency_reserved`, which a Put
+sets: in a cluster a reserved function runs at its home node only, decision 079); provisioned concurrency is a property of the
 function, not of one version or alias (the Qualifier must name $LATEST or be left out, else
 the setting would silently apply to another version than asked).
 """
@@ -51,7 +52,7 @@ def get_concurrency(api, req: Req):
 
 def delete_concurrency(api, req: Req):
     name, _ = function_name(req)
-    api.runner.deploy(name, None, concurrency=DEFAULT_CONCURRENCY)
+    api.runner.deploy(name, None, concurrency=DEFAULT_CONCURRENCY, concurrency_reserved=False)
     return 204, None
 
 

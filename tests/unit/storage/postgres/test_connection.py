@@ -28,8 +28,9 @@ def test_every_store_sizes_its_pool_from_the_table():
 
 
 def test_connections_per_node_and_the_max_connections_guidance():
-    assert connection.CONNECTIONS_PER_NODE == 30 and connection.POOLS["workflows"] == 4
-    assert connection.max_connections(1) == 40
-    assert connection.max_connections(100) == 3010
+    assert connection.CONNECTIONS_PER_NODE == 34 and connection.POOLS["workflows"] == 4
+    assert connection.POOLS["push"] == connection.POOLS["metric_series"] == 2
+    assert connection.max_connections(1) == 44
+    assert connection.max_connections(100) == 3410
     with pytest.raises(ValueError, match="nodes"):
         connection.max_connections(0)
