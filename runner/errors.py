@@ -31,9 +31,13 @@ The hierarchy::
     │   │                                (named by storage_full() at the edges)
     │   ├── ServiceUnavailable          shutting down                        UNAVAILABLE
     │   └── InternalError               a bug or a host failure              INTERNAL
-    │       └── EnvironmentGone          an idle environment died before it   INTERNAL
-    │                                    got the invocation; the Runner
-    │                                    retries it on another environment
+    │       ├── EnvironmentGone          an idle environment died before it   INTERNAL
+    │       │                            got the invocation; the Runner
+    │       │                            retries it on another environment
+    │       ├── BlobNotFound             the code store (PostgreSQL or S3)    INTERNAL
+    │       │                            lacks a package the registry names
+    │       └── CorruptBlob              a blob fetched from the code store   INTERNAL
+    │                                    does not hash to its sha256 key
     ├── WorkflowFailure                an execution's failure: an ASL error name (States.Timeout,
     │                                  a function's errorType, a Fail state's Error) and a cause;
     │                                  travels in the execution's result, never as an API error
@@ -170,6 +174,17 @@ class EnvironmentGone(InternalError):
     (killed while idle: the OOM killer, its zygote's death, an operator): nothing of the
     invocation reached the guest, so it can run elsewhere. The Runner retries it on another
     environment; it reaches a caller only if a freshly started one dies the same way."""
+
+
+class BlobNotFound(InternalError):
+    """The code store (storage/blobs.py) has no blob under a sha256 the registry or the layer
+    store names: the store was emptied or pointed elsewhere. The caller's request is valid;
+    the operator restores the blob (or redeploys), so not a ResourceNotFound."""
+
+
+class CorruptBlob(InternalError):
+    """A blob read from the code store does not hash to the sha256 it is stored under (a
+    damaged object, a store another tool wrote into). Never extracted or run."""
 
 
 # --- issue 17, item 6: a full disk is reported as such, never as an internal error

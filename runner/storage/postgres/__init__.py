@@ -2,7 +2,9 @@
 (`runner serve --state postgresql://...`; docs/cluster.md). SQLite stays the default.
 
 * `connection.py`: the pool every store here uses, and the schema applied under a lock.
-* `functions.py`: the registry (functions, revisions, versions, aliases, code blobs).
+* `functions.py`: the registry (functions, revisions, versions, aliases).
+* `blobs.py`: code packages and layer contents in `code_blobs` (the default blob store;
+  `storage/s3_blobs.py` with --code-store); `layers.py`: layers (decision 077).
 * `aliases.py`, `roles.py`: the alias and execution role stores, in the registry's database
   and through its pool; their writes bump its generation row (decision 076).
 * `events.py`: the async queue (FOR UPDATE SKIP LOCKED leases tied to node liveness) and

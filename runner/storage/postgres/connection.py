@@ -34,6 +34,11 @@ POOLS = {"functions": POOL_SIZE, "events": POOL_SIZE, "mappings": 4, "workflows"
          "nodes": 2, "routes": 2, "schedules": 2}
 POOLS["push"] = 2  # triggers, topics (postgres/push.py): management calls and pushes
 POOLS["metric_series"] = 2  # the minute series (postgres/metric_series.py): a flush every few s
+# The PostgreSQL code blob store's (postgres/blobs.py), carved out of the registry's: a deploy
+# writes its blob while it holds a registry connection, so one pool would deadlock once every
+# connection is a deploy waiting for another (decision 077).
+POOLS["functions"] -= 2
+POOLS["blobs"] = 2
 CONNECTIONS_PER_NODE = sum(POOLS.values())
 # Connections PostgreSQL keeps for superusers (its superuser_reserved_connections default, 3)
 # plus a few for psql, backups and monitoring.

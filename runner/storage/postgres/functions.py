@@ -7,7 +7,8 @@ What differs from SQLite, and why:
   the function's name (`pg_advisory_xact_lock`), taken before the current state is read, so
   the merge and the RevisionId check see the state the write changes, on any node.
 * Revision numbers come from a sequence (BIGSERIAL): unique across the cluster, never reused.
-* Code: each package is stored once in `code_blobs` (content-addressed by sha256) and
+* Code: each package is stored once in the cluster's blob store (storage/blobs.py: the
+  `code_blobs` table, or an S3 bucket with --code-store), content-addressed by sha256, and
   extracted into the node's local CodeStore on first use, so a node that never saw the deploy
   can run the function, and a node runs code from its own disk as before.
 * Each node caches resolved versions in memory (the invoke path must not pay a round trip).
@@ -31,8 +32,10 @@ from typing import Callable
 
 from runner.errors import InvalidParameter, ResourceConflict, ResourceNotFound
 from runner.model import LATEST, FunctionConfig, FunctionVersion, validate_name
+from runner.storage.blobs import BlobStore
 from runner.storage.code import CodeStore
 from runner.storage.functions import check_revision_id
+from runner.storage.postgres.blobs import PostgresBlobStore
 from runner.storage.postgres.connection import POOLS, Database
 from runner.storage.updates import UpdateClaims
 
@@ -73,11 +76,6 @@ CREATE TABLE IF NOT EXISTS aliases (
 ALTER TABLE aliases ADD COLUMN IF NOT EXISTS routing TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE aliases ADD COLUMN IF NOT EXISTS description TEXT NOT NULL DEFAULT '';
 ALTER TABLE aliases ADD COLUMN IF NOT EXISTS revision_id TEXT NOT NULL DEFAULT '';
-CREATE TABLE IF NOT EXISTS code_blobs (
-    sha256      TEXT PRIMARY KEY,
-    runtime     TEXT NOT NULL,
-    data        BYTEA NOT NULL
-);
 CREATE TABLE IF NOT EXISTS registry_generation (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
     n           BIGINT NOT NULL
@@ -92,13 +90,18 @@ _LATEST = ("SELECT r.* FROM functions f JOIN revisions r ON r.revision = f.lates
 
 
 class PostgresRegistry:
-    def __init__(self, url: str, data_dir: str, derived=None) -> None:
+    def __init__(self, url: str, data_dir: str, derived=None,
+                 blobs: BlobStore | None = None) -> None:
+        """`blobs`: where packages are shared (storage/blobs.py), closed by whoever opened
+        it (open_state); without one, the `code_blobs` table of this database, closed here."""
         # FunctionVersion fields derived from a configuration by other stores (as in
         # storage/functions.py: a version's merged layers, its role's environment).
         self._derived = derived
         os.makedirs(data_dir, exist_ok=True)
         self.code = CodeStore(os.path.join(data_dir, "code"))
         self.db = Database(url, SCHEMA, size=POOLS["functions"])
+        self._own_blobs = blobs is None
+        self.blobs = PostgresBlobStore(url) if blobs is None else blobs
         self._lock = threading.RLock()  # guards the caches and local code extraction
         self._cache: dict[tuple[str, str], FunctionVersion] = {}
         self._revision_ids: dict[int, str] = {}
@@ -130,8 +133,10 @@ class PostgresRegistry:
             else:
                 digest, _ = self.code.put(code, config.runtime)  # validates; raises before any write
                 size = len(code)
-                conn.execute("INSERT INTO code_blobs (sha256, runtime, data) VALUES (%s, %s, %s) "
-                             "ON CONFLICT (sha256) DO NOTHING", (digest, config.runtime, code))
+                # Shared before the revision naming it commits, so no node ever resolves a
+                # revision whose blob is not there yet. If this transaction then fails, the
+                # blob stays unreferenced: harmless (content-addressed, reused by a retry).
+                self.blobs.put(digest, config.runtime, code)
             now = time.time()
             if validate is not None:
                 validate(FunctionVersion(name, LATEST, 0, config, digest, self.code.path(digest), now))
@@ -305,6 +310,8 @@ class PostgresRegistry:
         return row["revision_id"]
 
     def close(self) -> None:
+        if self._own_blobs:
+            self.blobs.close()
         self.db.close()
 
     # ------------------------------------------------------------------ internals
@@ -346,24 +353,24 @@ class PostgresRegistry:
 
     def _version(self, row: dict, label: str) -> FunctionVersion:
         digest = row["code_sha256"]
-        self._ensure_code(digest)
-        uid = self.db.one("SELECT uid FROM functions WHERE name = %s", (row["name"],))
         config = _config(row)
+        self._ensure_code(digest, config.runtime)
+        uid = self.db.one("SELECT uid FROM functions WHERE name = %s", (row["name"],))
         return FunctionVersion(
             name=row["name"], version=label, revision=row["revision"], config=config,
             code_sha256=digest, code_dir=self.code.path(digest), created_at=row["created_at"],
             code_size=row["code_size"], function_uid=uid["uid"] if uid else "",
             **(self._derived(config) if self._derived is not None else {}))
 
-    def _ensure_code(self, digest: str) -> None:
-        """Extract a package deployed through another node into the local cache, once."""
+    def _ensure_code(self, digest: str, runtime: str) -> None:
+        """Extract a package deployed through another node into the local cache, once:
+        fetched from the blob store (BlobNotFound, CorruptBlob: nothing is extracted) and
+        validated again by the runtime the revision was deployed with."""
         if os.path.isdir(self.code.path(digest)):
             return
-        blob = self.db.one("SELECT runtime, data FROM code_blobs WHERE sha256 = %s", (digest,))
-        if blob is None:
-            raise ResourceNotFound(f"code package {digest} is missing from the shared store")
+        data = self.blobs.get(digest)
         with self._lock:
-            self.code.put(bytes(blob["data"]), blob["runtime"])
+            self.code.put(data, runtime)
 
     def _invalidate(self, name: str) -> None:
         self._epoch += 1

@@ -105,6 +105,28 @@ def test_cluster_arguments(monkeypatch):
     assert check_cluster_args(_args(["--host", "0.0.0.0"])) is None
 
 
+def test_code_store_arguments(monkeypatch):
+    for k in ("RUNNER_CODE_STORE", "RUNNER_STATE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+              "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(k, raising=False)
+    state = ["--state", "postgresql://h/db"]
+    # Without --state: refused, naming the fix (the embedded runner keeps code locally).
+    problem = check_cluster_args(_args(["--code-store", "s3://code"]))
+    assert problem.startswith("--code-store") and "--state postgresql" in problem
+    assert "AWS_SECRET_ACCESS_KEY" in check_cluster_args(_args(state + ["--code-store", "s3://code"]))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    assert "s3://BUCKET" in check_cluster_args(_args(state + ["--code-store", "code"]))
+    assert "--s3-endpoint" in check_cluster_args(
+        _args(state + ["--code-store", "s3://code", "--s3-endpoint", "seaweedfs:8333"]))
+    a = _args(state + ["--code-store", "s3://code/p", "--s3-endpoint", "http://seaweedfs:8333"])
+    assert check_cluster_args(a) is None and a.code_store == "s3://code/p"
+    monkeypatch.setenv("RUNNER_CODE_STORE", "s3://from-env")
+    assert _args(state).code_store == "s3://from-env"
+    assert _args([]).code_store == "s3://from-env" and check_cluster_args(_args([])).startswith(
+        "--code-store")
+
+
 @pytest.mark.parametrize("index", [0, 1])
 def test_a_worker_gets_one_node_its_own_directory_and_the_shared_ports(index):
     argv = ["--state", "postgresql://x/y", "--workers", "4", "--port", "0", "--examples",
