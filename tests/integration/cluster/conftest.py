@@ -1,3 +1,5 @@
+import contextlib
+
 from tests.state_fixtures import pg_server  # noqa: F401  (PostgreSQL for the cluster tests)
 
 
@@ -38,3 +40,30 @@ def stop_grpc_nodes(nodes: list) -> None:
         server.provisioner.close()
         forwarder.close()
         runner.close()
+
+
+@contextlib.contextmanager
+def http_nodes(url: str, tmp_path, n: int, *, push: bool = False, **runner_options):
+    """n nodes on one database, each a Runner behind an HTTP front (with a Push, not started:
+    no schedules, when `push`): yields [(runner, front, push or None)], stops them after."""
+    from runner import Runner
+    from runner.service.http import HttpFront
+    from runner.service.push import Push
+
+    nodes = []
+    try:
+        for i in range(n):
+            runner = Runner(str(tmp_path / f"n{i}"), idle_ttl_s=60, state=url, **runner_options)
+            pushes = Push(runner) if push else None
+            nodes.append((runner, None, pushes))
+            front = HttpFront(runner, "127.0.0.1", 0, push=pushes)
+            front.start()
+            nodes[-1] = (runner, front, pushes)
+        yield nodes
+    finally:
+        for runner, front, pushes in nodes:
+            if front is not None:
+                front.stop()
+            if pushes is not None:
+                pushes.close()
+            runner.close()

@@ -15,8 +15,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from runner import Runner
-from runner.service.http import HttpFront
+from tests.integration.cluster.conftest import http_nodes
 from tests.state_fixtures import fresh_database
 
 SEEN_WITHIN_S = 2.0  # the issue's bound for a write on one node to be seen on another
@@ -36,25 +35,15 @@ def code(version: int) -> bytes:
 @pytest.fixture
 def nodes(pg_server, tmp_path):
     """[(runner, boto3 client)] for two nodes sharing one fresh database."""
-    url = fresh_database(pg_server)
-    out, fronts = [], []
-    try:
-        for i in range(2):
-            runner = Runner(str(tmp_path / f"n{i}"), idle_ttl_s=60, state=url)
-            front = HttpFront(runner, "127.0.0.1", 0)
-            front.start()
-            fronts.append(front)
-            client = boto3.client(
-                "lambda", endpoint_url=f"http://127.0.0.1:{front.port}", region_name="us-east-1",
-                aws_access_key_id="test", aws_secret_access_key="test",
-                config=Config(retries={"total_max_attempts": 1}, read_timeout=60))
-            out.append((runner, client))
-        yield out
-    finally:
-        for front, (runner, client) in zip(fronts, out):
+    with http_nodes(fresh_database(pg_server), tmp_path, 2) as started:
+        clients = [boto3.client(
+            "lambda", endpoint_url=f"http://127.0.0.1:{front.port}", region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test",
+            config=Config(retries={"total_max_attempts": 1}, read_timeout=60))
+            for _, front, _ in started]
+        yield [(runner, client) for (runner, _, _), client in zip(started, clients)]
+        for client in clients:
             client.close()
-            front.stop()
-            runner.close()
 
 
 def eventually(check, what: str):

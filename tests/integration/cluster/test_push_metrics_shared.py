@@ -11,12 +11,10 @@ import json
 
 import pytest
 
-from runner import Runner
 from runner.errors import InvalidParameter
-from runner.service.http import HttpFront
-from runner.service.push import Push
 from runner.triggers.records import s3_record
 from tests.async_helpers import RECORDER, records, wait_for
+from tests.integration.cluster.conftest import http_nodes
 from tests.integration.http_fixtures import Http
 from tests.state_fixtures import fresh_database
 
@@ -26,24 +24,12 @@ pytestmark = pytest.mark.usefixtures("guests_see_host_files")
 @pytest.fixture
 def nodes(pg_server, tmp_path):
     """[(runner, push, http client)] for two nodes sharing one fresh database."""
-    url = fresh_database(pg_server)
-    out, fronts = [], []
-    try:
-        for i in range(2):
-            runner = Runner(str(tmp_path / f"n{i}"), idle_ttl_s=60, state=url,
-                            async_retry_base_s=0.05)
-            push = Push(runner)  # not started: no schedules in these tests
-            front = HttpFront(runner, "127.0.0.1", 0, push=push)
-            front.start()
-            fronts.append(front)
-            out.append((runner, push, Http(front.port)))
-        yield out
-    finally:
-        for front, (runner, push, client) in zip(fronts, out):
+    with http_nodes(fresh_database(pg_server), tmp_path, 2, push=True,
+                    async_retry_base_s=0.05) as started:
+        clients = [Http(front.port) for _, front, _ in started]
+        yield [(runner, push, client) for (runner, _, push), client in zip(started, clients)]
+        for client in clients:
             client.close()
-            front.stop()
-            push.close()
-            runner.close()
 
 
 @pytest.fixture
