@@ -25,7 +25,7 @@ import hashlib
 import re
 from typing import Protocol
 
-from runner.errors import CorruptBlob, InvalidParameter
+from runner.errors import BlobNotFound, CorruptBlob, InvalidParameter
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 LAYER_KIND = "layer"  # the `kind` of a layer's content (a function package's is its runtime)
@@ -53,6 +53,40 @@ class BlobStore(Protocol):
 
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""
+
+
+class ReadThrough:
+    """A BlobStore that writes to `primary` and finds in `previous` what was stored before
+    `primary` was configured, copying it to `primary` on that first read: a cluster that
+    moves its code from the database to S3 (--code-store) keeps running every function
+    deployed before, with no migration step, and each blob is copied once. Deletes reach both.
+    Its own invariants are those of the two stores: a copy is a `put` (whole or nothing,
+    idempotent) of bytes `previous.get` has already verified."""
+
+    def __init__(self, primary: BlobStore, previous: BlobStore) -> None:
+        self.primary, self.previous = primary, previous
+
+    def put(self, sha256: str, kind: str, data: bytes) -> None:
+        self.primary.put(sha256, kind, data)
+
+    def get(self, sha256: str) -> bytes:
+        try:
+            return self.primary.get(sha256)
+        except BlobNotFound:
+            data = self.previous.get(sha256)  # BlobNotFound from here: in neither store
+        self.primary.put(sha256, "moved-from-previous-store", data)
+        return data
+
+    def exists(self, sha256: str) -> bool:
+        return self.primary.exists(sha256) or self.previous.exists(sha256)
+
+    def delete(self, sha256: str) -> None:
+        self.primary.delete(sha256)
+        self.previous.delete(sha256)
+
+    def close(self) -> None:
+        self.primary.close()
+        self.previous.close()
 
 
 def check_key(sha256: str, data: bytes | None = None) -> None:

@@ -80,6 +80,7 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
                      aliases=SQLiteAliasStore(registry), roles=SQLiteRoleStore(data_dir),
                      push=SQLitePushStore(data_dir), series=SQLiteMetricSeries(data_dir),
                      layers=SQLiteLayerStore(data_dir))
+    from runner.storage.blobs import ReadThrough
     from runner.storage.postgres.aliases import PostgresAliasStore
     from runner.storage.postgres.blobs import PostgresBlobStore
     from runner.storage.postgres.events import PostgresEventStore
@@ -92,7 +93,13 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
     from runner.storage.postgres.routes import PostgresRouteStore
 
     # First: a bad --code-store (or an unreachable bucket) fails before this node registers.
-    blobs = open_code_store(code_store, s3_endpoint) if code_store else PostgresBlobStore(url)
+    blobs = PostgresBlobStore(url)
+    if code_store:  # S3 from now on; what the database holds from before is read through
+        try:
+            blobs = ReadThrough(open_code_store(code_store, s3_endpoint), blobs)
+        except BaseException:
+            blobs.close()
+            raise
     node_id = new_node_id()
     nodes = NodeStore(url)
     # Registered (without a peer address yet) before the queue is opened: from its first

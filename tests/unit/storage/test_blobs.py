@@ -14,6 +14,7 @@ import pytest
 
 from runner.errors import BlobNotFound, CorruptBlob, InternalError, InvalidParameter
 from runner.model import FunctionConfig
+from runner.storage.blobs import ReadThrough
 from runner.storage.postgres.blobs import PostgresBlobStore
 from runner.storage.s3_blobs import S3BlobStore, S3Location
 from tests.seaweedfs import seaweedfs  # noqa: F401
@@ -61,14 +62,64 @@ class PostgresUnder:
         self.store.close()
 
 
-@pytest.fixture(params=["postgresql", "s3"])
+class ReadThroughUnder:
+    """S3 in front of the database's table, as `--code-store` opens it (state.py)."""
+
+    def __init__(self, server, pg_server) -> None:
+        self.s3, self.pg = S3Under(server), PostgresUnder(pg_server)
+        self.store = ReadThrough(self.s3.store, self.pg.store)
+
+    def corrupt(self, sha256: str, data: bytes) -> None:
+        self.s3.corrupt(sha256, data)
+
+    def close(self) -> None:
+        self.s3.close()
+        self.pg.close()
+
+
+@pytest.fixture(params=["postgresql", "s3", "s3-over-postgresql"])
 def under(request):
     if request.param == "s3":
         u = S3Under(request.getfixturevalue("seaweedfs"))
-    else:
+    elif request.param == "postgresql":
         u = PostgresUnder(request.getfixturevalue("pg_server"))
+    else:
+        u = ReadThroughUnder(request.getfixturevalue("seaweedfs"),
+                             request.getfixturevalue("pg_server"))
     yield u
     u.close()
+
+
+def test_a_blob_stored_before_s3_was_configured_is_read_and_moved_once(seaweedfs, pg_server):  # noqa: F811
+    u = ReadThroughUnder(seaweedfs, pg_server)
+    try:
+        old, key = b"deployed before --code-store", digest(b"deployed before --code-store")
+        u.pg.store.put(key, "python", old)  # what the database held when S3 was configured
+        assert not u.s3.store.exists(key) and u.store.exists(key)
+        assert u.store.get(key) == old
+        assert u.s3.store.get(key) == old  # moved: the next read is S3's
+        u.pg.store.delete(key)
+        assert u.store.get(key) == old
+        u.store.delete(key)
+        assert not u.store.exists(key)
+        with pytest.raises(BlobNotFound):
+            u.store.get(key)
+    finally:
+        u.close()
+
+
+def test_a_damaged_blob_in_the_previous_store_is_not_moved(seaweedfs, pg_server):  # noqa: F811
+    u = ReadThroughUnder(seaweedfs, pg_server)
+    try:
+        data = b"package"
+        key = digest(data)
+        u.pg.store.put(key, "python", data)
+        u.pg.corrupt(key, b"damaged")
+        with pytest.raises(CorruptBlob):
+            u.store.get(key)
+        assert not u.s3.store.exists(key)
+    finally:
+        u.close()
 
 
 def test_put_get_exists_delete(under):
