@@ -42,7 +42,7 @@ from typing import Callable
 import psutil
 
 from runner.errors import InternalError
-from runner.model import parse_network_policy
+from runner.network_policy import parse_network_policy
 
 log = logging.getLogger(__name__)
 

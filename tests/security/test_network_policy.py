@@ -159,7 +159,7 @@ def test_full_reaches_outside_but_never_the_hosts_loopback(server):
 
 def test_policy_is_validated():
     from runner.errors import InvalidParameter
-    from runner.model import parse_network_policy
+    from runner.network_policy import parse_network_policy
 
     assert parse_network_policy("allow=localhost:80,10.1.2.3:443") == \
         ("allow", (("127.0.0.1", 80), ("10.1.2.3", 443)))
