@@ -57,16 +57,19 @@ LAUNCH_PARALLEL = 4
 # Node cannot fork, so a spare saves its whole start-up. A Python spare is a child already
 # forked from the version's zygote with its cgroup and rlimits applied and its handshake done:
 # a cold start then skips the fork and the cgroup set-up (task migration on cgroup v1 costs
-# milliseconds) and pays only its first invocation. A Python spare costs ~2 MB PSS. wasm
-# instantiates in-host in microseconds.
-DEFAULT_RUNTIMES = ("nodejs", "python")
+# milliseconds) and pays only its first invocation. A Python spare costs ~2 MB PSS. A wasm
+# spare is an environment already started in-process: its /tmp mounted (a tmpfs mount), its
+# store and instance made and its init run, 0.22 ms of the 0.27 ms a cold start took before
+# its first invocation (decision 082); it costs its instance's memory (~0.04 MB for the echo).
+DEFAULT_RUNTIMES = ("nodejs", "python", "wasm")
 # Issue 24 (decision 069): Node.js spares also run the version's init (load the handler) ahead
 # of demand, and are then frozen until taken, as Python's zygote children inherit theirs: a
 # Node cold start then pays its first invocation only (the handler's require() was most of the
 # remaining ~5 ms). An init that fails in a spare costs nothing but the spare: it is destroyed,
 # and the cold start that finds no spare runs init itself and reports the error as before.
 # RUNNER_NODE_PREINIT=off turns it off.
-PREINIT_RUNTIMES = ("nodejs",)
+# wasm spares are always started whole: launch() has nothing to do without start().
+PREINIT_RUNTIMES = ("nodejs", "wasm")
 # A spare's init gets this long; past it the spare is dropped and the version's later spares
 # are launched without their init (the cold start runs it, as before). A heavy init at a small
 # memory size (7 % of a CPU at 128 MB) would otherwise run twice on a deploy that is followed
@@ -294,8 +297,9 @@ class PreStartPool:
                 prepare(entry.version)
             env = backend.create(entry.version)
             env.launch()
-            if (entry.preinit and entry.version.config.runtime in PREINIT_RUNTIMES
-                    and settings.current().node_preinit):
+            runtime = entry.version.config.runtime
+            if (entry.preinit and runtime in PREINIT_RUNTIMES
+                    and (runtime != "nodejs" or settings.current().node_preinit)):
                 env = self._preinit(entry, backend, env)
         except Exception as exc:  # a failed spare only costs a future cold start its speed
             log.warning("pre-starting an environment of %s failed: %s", entry.version.key, exc)

@@ -78,8 +78,14 @@ class WasmEnvironment:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def launch(self) -> None:
+        """Nothing to launch: a wasm environment lives in the server's process. A pre-started
+        spare (pool/prestart.py) is started whole instead, init included (start())."""
+
     def start(self) -> None:
         with self._lock:
+            if self.state is EnvState.READY and not self._doomed:
+                return  # a spare started ahead of demand (prestart.py): its init already ran
             if self.state is not EnvState.NEW or self._doomed:
                 raise InternalError(f"environment is {self.state.value}; start() runs once")
             self.state = EnvState.INIT

@@ -112,14 +112,39 @@ def test_forget_and_close_destroy_spares(backends):
     assert pre.take(b) is None  # closed: nothing more is launched or handed out
 
 
-def test_other_runtimes_are_not_prestarted(pre, tmp_path):
+def test_runtimes_outside_the_pools_list_are_not_prestarted(backends, tmp_path):
     from runner.model import FunctionConfig, FunctionVersion
 
-    # wasm instantiates in-host in microseconds: nothing to pre-start.
-    v = FunctionVersion("w", "$LATEST", 1, FunctionConfig(runtime="wasm", handler="_start"),
-                        "0" * 64, str(tmp_path))
-    assert not pre.handles(v)
-    assert pre.take(v) is None and pre.stats() == {}
+    pre = ps.PreStartPool(backends, runtimes=("nodejs",))
+    try:
+        v = FunctionVersion("w", "$LATEST", 1, FunctionConfig(runtime="wasm", handler="_start"),
+                            "0" * 64, str(tmp_path))
+        assert not pre.handles(v)
+        assert pre.take(v) is None and pre.stats() == {}
+    finally:
+        pre.close()
+
+
+def test_a_wasm_spare_is_started_whole_and_its_start_is_then_a_no_op(tmp_path):
+    # Decision 082: the spare ran start() (its /tmp, store, instance and init) ahead of demand.
+    from bench import workloads
+    from runner import Runner
+
+    runner = Runner(str(tmp_path / "data"), idle_ttl_s=60)
+    try:
+        code, handler = workloads.fixture_code("wasm")
+        runner.deploy("w", code, runtime="wasm", handler=handler)
+        v = runner.get("w")
+        pre = runner.pool.prestart
+        assert pre.handles(v)
+        assert wait_for(lambda: pre.stats().get(v.key, {}).get("spares", 0) >= 1)
+        env = pre.take(v)
+        assert env is not None and env.state is EnvState.READY
+        env.start()  # what the pool calls on every environment it takes: nothing to do
+        assert env.state is EnvState.READY
+        env.destroy()
+    finally:
+        runner.close()
 
 
 class FakeEnv:
