@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
                      push=SQLitePushStore(data_dir), series=SQLiteMetricSeries(data_dir),
                      layers=SQLiteLayerStore(data_dir))
     from runner.storage.blobs import ReadThrough
+    from runner.storage.postgres import blob_gc
     from runner.storage.postgres.aliases import PostgresAliasStore
     from runner.storage.postgres.blobs import PostgresBlobStore
     from runner.storage.postgres.events import PostgresEventStore
@@ -108,6 +110,7 @@ def open_state(url: str | None, data_dir: str, *, capacity: int = 256, derived=N
     heartbeat = Heartbeat(nodes, node_id)
     heartbeat.start()
     registry = PostgresRegistry(url, data_dir, derived=derived, blobs=blobs)
+    heartbeat.chores.append((blob_gc.COLLECT_EVERY_S, lambda: blob_gc.collect(registry.db, blobs)))
     return State(registry, PostgresEventStore(url, node_id), PostgresRouteStore(url), url=url,
                  node_id=node_id, nodes=nodes, heartbeat=heartbeat,
                  aliases=PostgresAliasStore(registry), roles=PostgresRoleStore(registry.db),
@@ -132,13 +135,17 @@ class Heartbeat:
     take this node's leases -- the database decides, by its own clock.
 
     It also runs the cluster's janitor when it holds the JANITOR_LEASE (one node at a time,
-    taken over EXPIRY_S after its holder dies): rows of nodes dead for an hour are removed."""
+    taken over EXPIRY_S after its holder dies): rows of nodes dead for an hour are removed,
+    and each of `chores` ((period_s, fn): the code blob collector, postgres/blob_gc.py) runs
+    at most every period_s."""
 
     def __init__(self, nodes, node_id: str) -> None:
         from runner.storage.postgres.nodes import HEARTBEAT_S
 
         self.nodes, self.node_id, self.interval = nodes, node_id, HEARTBEAT_S
         self.inflight = lambda: 0  # set by the edge: what it reports as load
+        self.chores: list[tuple[float, Callable[[], object]]] = []
+        self._last_chore: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
@@ -152,8 +159,19 @@ class Heartbeat:
                     log.warning("node %s: membership row gone; not re-registering", self.node_id)
                 if self.nodes.acquire(JANITOR_LEASE, self.node_id, EXPIRY_S):
                     self.nodes.prune(DEAD_NODE_HISTORY_S)
+                    self._run_chores(time.monotonic())
             except Exception:
                 log.exception("node %s: heartbeat failed; retrying", self.node_id)
+
+    def _run_chores(self, now: float) -> None:
+        for i, (period_s, chore) in enumerate(list(self.chores)):
+            if now - self._last_chore.get(i, float("-inf")) >= period_s:
+                self._last_chore[i] = now
+                try:
+                    chore()
+                except Exception:  # one chore's failure (S3 down) must not stop the heartbeat
+                    log.exception("node %s: janitor chore %r failed; retried next period",
+                                  self.node_id, chore)
 
     def stop(self) -> None:
         self._stop.set()

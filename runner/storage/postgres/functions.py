@@ -35,6 +35,7 @@ from runner.model import LATEST, FunctionConfig, FunctionVersion, validate_name
 from runner.storage.blobs import BlobStore
 from runner.storage.code import CodeStore
 from runner.storage.functions import check_revision_id
+from runner.storage.postgres import blob_gc
 from runner.storage.postgres.blobs import PostgresBlobStore
 from runner.storage.postgres.connection import POOLS, Database
 from runner.storage.updates import UpdateClaims
@@ -81,7 +82,7 @@ CREATE TABLE IF NOT EXISTS registry_generation (
     n           BIGINT NOT NULL
 );
 INSERT INTO registry_generation VALUES (1, 0) ON CONFLICT DO NOTHING;
-"""
+""" + blob_gc.SCHEMA
 
 _BUMP = "UPDATE registry_generation SET n = n + 1 WHERE id = 1"
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('function:' || %s))"
@@ -133,6 +134,7 @@ class PostgresRegistry:
             else:
                 digest, _ = self.code.put(code, config.runtime)  # validates; raises before any write
                 size = len(code)
+                conn.execute(blob_gc.HOLD_AS_WRITER)  # until commit: no collection meanwhile
                 # Shared before the revision naming it commits, so no node ever resolves a
                 # revision whose blob is not there yet. If this transaction then fails, the
                 # blob stays unreferenced: harmless (content-addressed, reused by a retry).
@@ -189,10 +191,12 @@ class PostgresRegistry:
         removed = self.list_versions(name)  # raises ResourceNotFound
         with self.db.transaction() as conn:
             conn.execute(_LOCK, (name,))
-            revisions = [r["revision"] for r in conn.execute(
-                "SELECT revision FROM revisions WHERE name = %s", (name,))]
+            rows = conn.execute("SELECT revision, code_sha256 FROM revisions WHERE name = %s",
+                                (name,)).fetchall()
+            revisions = [r["revision"] for r in rows]
             for table in ("aliases", "versions", "functions", "revisions"):
                 conn.execute(f"DELETE FROM {table} WHERE name = %s", (name,))
+            blob_gc.record_garbage(conn, [r["code_sha256"] for r in rows], time.time())
             conn.execute(_BUMP)
         with self._lock:
             for rev in revisions:

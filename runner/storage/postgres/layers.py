@@ -26,6 +26,7 @@ from runner.errors import ResourceNotFound
 from runner.storage.blobs import LAYER_KIND, BlobStore
 from runner.storage.code import CodeStore
 from runner.storage.layers import LayerVersion, OptTrees, check_publish, parse_arn
+from runner.storage.postgres import blob_gc
 from runner.storage.postgres.connection import Database
 
 SCHEMA = """
@@ -59,8 +60,9 @@ class PostgresLayerStore:
     def publish(self, name, content, *, description="", compatible_runtimes=(), license=""):
         check_publish(name, description)
         digest, _ = self.code.put(content, LAYER_KIND)  # validates; raises before any write
-        self.blobs.put(digest, LAYER_KIND, content)
         with self.db.transaction() as conn:
+            conn.execute(blob_gc.HOLD_AS_WRITER)  # put and insert with no collection between
+            self.blobs.put(digest, LAYER_KIND, content)
             conn.execute(_LOCK, (name,))
             last = conn.execute("SELECT COALESCE(MAX(version), 0) AS n FROM layer_versions "
                                 "WHERE name = %s", (name,)).fetchone()["n"]
