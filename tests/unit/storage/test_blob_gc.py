@@ -130,6 +130,9 @@ def test_janitor_chores_run_at_most_once_per_period():
 
 
 def test_a_deploy_with_code_waits_while_the_collector_runs(registry):
+    # A first write warms the store up (SeaweedFS makes its volume on the first one, seconds),
+    # so that an unlocked deploy below would finish well within the second it is given.
+    registry.deploy("warm-up", CONFIG, package("warm-up"))
     collecting, release = threading.Event(), threading.Event()
 
     def collector():  # holds the lock exclusively, as collect() does for its pass
