@@ -152,20 +152,19 @@ class PoolManager(PoolUpkeep, WaitingStarts):
             # A waiter of a version whose calls are quick first waits a moment for one to
             # free up (waiters.py); the start, if still needed, comes after.
             deferred = not inline and start and vp.hold_s < wait_s
-            if start and not deferred:
+            start_now = start and not deferred
+            if start_now:
                 self._make_room_locked(vp, evicted)
                 vp.starting += 1
             waiter = None
             if not inline:
                 waiter = Waiter()
                 vp.waiters.append(waiter)
-                if start and not deferred:
-                    vp.background += 1
+                vp.background += start_now
         for env in evicted:
             env.destroy()
         if waiter is not None:
-            return self._wait(vp, waiter, start=start and not deferred,
-                              defer_s=wait_s if deferred else 0.0)
+            return self._wait(vp, waiter, start=start_now, defer_s=wait_s if deferred else 0.0)
         try:
             made = self._create(version)
         except BaseException:

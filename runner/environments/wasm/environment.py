@@ -79,8 +79,7 @@ class WasmEnvironment:
     # ------------------------------------------------------------------ lifecycle
 
     def launch(self) -> None:
-        """Nothing to launch: a wasm environment lives in the server's process. A pre-started
-        spare (pool/prestart.py) is started whole instead, init included (start())."""
+        """Nothing to launch in-process: a spare is started whole (prestart.py, decision 082)."""
 
     def start(self) -> None:
         with self._lock:
