@@ -405,3 +405,30 @@ def test_node_warmup_off_leaves_the_spares_init_frame_plain(pre, monkeypatch):
         assert json.loads(env.invoke(request({"name": "x"})).payload) == {"message": "hello x"}
     finally:
         env.destroy()
+
+
+def test_a_taken_spare_is_replaced_at_the_next_tick_not_during_its_first_call():
+    """Decision 087: a hit leaves the refill to the next tick, so a spare is not started beside
+    the cold invocation that took the last one (they contend for the CPU and, in-process, the
+    GIL); a miss still wakes the refill at once (demand beyond the spares)."""
+    backend = FakeBackend()
+    pre = ps.PreStartPool({"nodejs": backend}, tick_s=3600)  # no tick during the test
+    try:
+        v = guest("hello")
+        pre.prewarm(v)
+        assert wait_for(lambda: pre.stats()[v.key]["spares"] == 1)
+        assert pre.take(v) is not None  # a hit
+        time.sleep(0.3)  # the refill thread would have launched by now, had it been woken
+        assert pre.stats()[v.key]["spares"] == 0 and len(backend.created) == 1
+        assert pre.take(v) is None  # a miss wakes it
+        assert wait_for(lambda: pre.stats()[v.key]["spares"] == 1)
+    finally:
+        pre.close()
+    pre = ps.PreStartPool({"nodejs": FakeBackend()}, tick_s=0.05)
+    try:
+        pre.prewarm(v)
+        assert wait_for(lambda: pre.stats()[v.key]["spares"] == 1)
+        assert pre.take(v) is not None
+        assert wait_for(lambda: pre.stats()[v.key]["spares"] == 1)  # refilled by the tick
+    finally:
+        pre.close()
