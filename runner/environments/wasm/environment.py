@@ -8,7 +8,6 @@ environment unusable (its memory may be mid-update), so the pool replaces it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -36,7 +35,6 @@ from runner.errors import (
     FunctionInitError,
     FunctionOutOfMemory,
     FunctionTimeout,
-    HandlerError,
     InternalError,
     InvalidResponse,
     ResponseSizeTooLarge,
@@ -339,7 +337,7 @@ class WasmEnvironment:
             return InvokeOutcome(None, error, logs, duration_ms, self._memory_peak, False)
         data = bytes(memory.read(store, ptr, ptr + length))
         if is_error:
-            return InvokeOutcome(None, _error_document(data), logs, duration_ms, self._memory_peak)
+            return InvokeOutcome(None, abi.error_document(data), logs, duration_ms, self._memory_peak)
         return InvokeOutcome(output_payload(data), None, logs, duration_ms, self._memory_peak)
 
     # ------------------------------------------------------------------ helpers
@@ -387,15 +385,3 @@ class WasmEnvironment:
         self.last_fuel_consumed = abi.FUEL_BUDGET - store.get_fuel()
         return f"[runner] fuel consumed: {self.last_fuel_consumed}\n".encode()
 
-
-def _error_document(data: bytes) -> FunctionError:
-    """A reactor's error result: Lambda's error document, or any text as the message."""
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        doc = None
-    if isinstance(doc, dict) and "errorMessage" in doc:
-        err = FunctionError.from_document(doc)
-        return HandlerError(err.message, err.error_type if doc.get("errorType") else None,
-                            err.stack_trace)
-    return HandlerError(data.decode("utf-8", "replace"))
