@@ -53,6 +53,9 @@ class WasmEnvironment:
         self.init_logs = b""
         self.restored_from_snapshot = False
         self.last_fuel_consumed: int | None = None
+        # A bound on a reactor's init shorter than Lambda's, for a spare initialised ahead of
+        # demand (pool/prestart.py, PREINIT_BUDGET_S); None: the function's own limit.
+        self.init_budget_s: float | None = None
         self._prepared = prepared
         self._parts = parts
         self._io: GuestIO | None = None
@@ -121,7 +124,7 @@ class WasmEnvironment:
         self._store = store
         out = OutputWindow(io, io.stdout_fd, 0, MAX_LOG_BYTES)
         err = OutputWindow(io, io.stderr_fd, 0, MAX_LOG_BYTES)
-        init_timeout = max(abi.INIT_TIMEOUT_S, self.version.config.timeout_s)
+        init_timeout = self.init_budget_s or max(abi.INIT_TIMEOUT_S, self.version.config.timeout_s)
 
         def run():  # on the guest thread: nothing but the guest's own code
             exports = None

@@ -169,7 +169,9 @@ class FakeEnv:
 class FakeBackend:
     runtime = "nodejs"
 
-    def __init__(self):
+    def __init__(self, spare_init=True):
+        # Backend.spare_init: spares run start() ahead of demand, as Node's do.
+        self.spare_init = spare_init
         self.created = []
 
     def create(self, version):
@@ -263,6 +265,7 @@ class _SlowLaunches:
     """A nodejs backend whose launches block until released, counting how many overlap."""
 
     runtime = "nodejs"
+    spare_init = True
 
     def __init__(self) -> None:
         import threading
@@ -405,3 +408,72 @@ def test_node_warmup_off_leaves_the_spares_init_frame_plain(pre, monkeypatch):
         assert json.loads(env.invoke(request({"name": "x"})).payload) == {"message": "hello x"}
     finally:
         env.destroy()
+
+
+def test_each_backend_says_whether_its_spares_run_init(backends, monkeypatch):
+    # Backend.spare_init (environments/base.py), not a runtime name in the pool: Node.js spares
+    # run init (decision 069) unless RUNNER_NODE_PREINIT=off, wasm ones always (decision 082),
+    # Python ones never (a zygote child inherited it).
+    assert backends["wasm"].spare_init is True
+    assert backends["python"].spare_init is False
+    assert backends["nodejs"].spare_init is True
+    monkeypatch.setenv("RUNNER_NODE_PREINIT", "off")
+    assert backends["nodejs"].spare_init is False  # read at each launch, as the knob was
+
+
+def test_a_backend_without_spare_init_has_its_spares_launched_only():
+    for flag, state in ((False, EnvState.NEW), (True, EnvState.READY)):
+        backend = FakeBackend(spare_init=flag)
+        pre = ps.PreStartPool({"nodejs": backend}, tick_s=3600)
+        try:
+            v = guest("hello")
+            pre.prewarm(v, wait=True)
+            env = pre.take(v)
+            assert env is not None and env.launched and env.state is state, flag
+        finally:
+            pre.close()
+
+
+def test_node_preinit_off_keeps_node_spares_launched_only(pre, monkeypatch):
+    monkeypatch.setenv("RUNNER_NODE_PREINIT", "off")
+    v = guest("hello")
+    pre.prewarm(v, wait=True)
+    env = pre.take(v)
+    try:
+        assert env is not None and env.state is EnvState.NEW and env.launched_alive()
+        env.start()  # the cold start loads the handler
+        assert json.loads(env.invoke(request({})).payload) == {"message": "hello world"}
+    finally:
+        env.destroy()
+
+
+INIT_NEVER_ENDS = """
+(module
+  (memory (export "memory") 1)
+  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "handle") (param i32 i32) (result i64) (i64.const 0))
+  (func (export "init") (loop $spin (br $spin))))
+"""
+
+
+def test_a_wasm_spares_init_is_bounded_by_the_budget_too(tmp_path, monkeypatch):
+    # Without the budget a wasm spare's init ran until the function's init limit (10 s at
+    # least), holding a launcher thread and a CPU lane; past it the spare is launched only,
+    # as a Node spare is, and the cold start runs init under the function's own limit.
+    from tests.unit.environments.wasm.wasm_support import deploy, new_backend
+
+    monkeypatch.setattr(ps, "PREINIT_BUDGET_S", 0.2)
+    backend = new_backend(tmp_path, snapshots=False)  # init runs in start(), not at prepare
+    pre = ps.PreStartPool({"wasm": backend}, tick_s=3600)
+    try:
+        v = deploy(tmp_path, INIT_NEVER_ENDS, "handle", timeout_s=3)
+        t0 = time.monotonic()
+        pre.prewarm(v, wait=True)
+        assert time.monotonic() - t0 < 2.5  # the budget, not the 10 s init limit
+        env = pre.take(v)
+        assert env is not None and env.state is EnvState.NEW and env.init_budget_s is None
+        assert pre._entries[v.key].preinit is False
+        env.destroy()
+    finally:
+        pre.close()
+        backend.close()
