@@ -1,6 +1,6 @@
 """Benchmark of the WebAssembly runtime, driving WasmBackend directly (no server).
 
-    .venv/bin/python bench/wasm_bench.py [--quick] [--json PATH]
+    .venv/bin/python bench/wasm_bench.py [--quick] [--split] [--json PATH]
 
 Measures, in one run, side by side:
 * baseline: compile + instantiate + run per invocation (what a naive host does);
@@ -13,8 +13,12 @@ Measures, in one run, side by side:
 * how late an infinite loop is stopped after its deadline;
 * cold and warm invocations of a command and a reactor through the real gRPC server.
 
-Prints a table and writes JSON (default bench/results/wasm_bench.json). Numbers depend on the
-machine and its load; tests never assert on them.
+`--split` measures only a cold start's parts in process instead (decision 082): per
+environment, create(), start() and the first invoke() timed apart, for the echo reactor that
+bench/run.py deploys, at 1769 MB (JSON default bench/results/wasm_split.json).
+
+Prints a table and writes JSON (default bench/results/wasm_bench.json), with the load average
+over the run. Numbers depend on the machine and its load; tests never assert on them.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from runner.model import FunctionConfig, FunctionVersion  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUESTS = os.path.join(ROOT, "guests", "wasm")
 _rev = iter(range(1, 10**9))
+SPLIT_WARMUP = 10  # --split: environments started and not counted first
 
 
 def pct(samples: list[float], p: float) -> float:
@@ -61,11 +66,18 @@ class Bench:
         self.quick = quick
         self.results: dict = {}
 
-    def version(self, guest: str, handler: str = "_start", **cfg) -> FunctionVersion:
+    def version(self, guest: str, handler: str = "_start", module: bytes | None = None,
+                **cfg) -> FunctionVersion:
+        """A version of guests/wasm/`guest`.wasm, or of `module` (bytes) named `guest`."""
         rev = next(_rev)
         code = os.path.join(self.work, f"code-{rev}")
         os.makedirs(code)
-        shutil.copy(os.path.join(GUESTS, f"{guest}.wasm"), os.path.join(code, "function.wasm"))
+        target = os.path.join(code, "function.wasm")
+        if module is None:
+            shutil.copy(os.path.join(GUESTS, f"{guest}.wasm"), target)
+        else:
+            with open(target, "wb") as f:
+                f.write(module)
         return FunctionVersion(f"{guest}{rev}", "$LATEST", rev, FunctionConfig("wasm", handler, **cfg),
                                "0" * 64, code)
 
@@ -180,6 +192,36 @@ class Bench:
         res["identical_answers"] = len(answers) == 1
         return res
 
+    def split(self) -> dict:
+        """A cold start's parts in process, as the pool pays them once the version is prepared:
+        create(), start() (scratch directories, the /tmp tmpfs mount, the store, instantiation,
+        init) and the first invoke(), timed apart per environment. The echo reactor bench/run.py
+        deploys, at 1769 MB: one vCPU, so no CPU lane (the suite's configuration). The first
+        WARMUP environments are not counted (first-use costs of this process, not a start's)."""
+        from bench.workloads import fixture_code
+
+        module, handler = fixture_code("wasm")
+        b = self.backend("split")
+        v = self.version("echo_reactor", handler, module, memory_mb=1769)
+        b.prepare(v)
+        parts: dict[str, list[float]] = {"create": [], "start": [], "first_invoke": [],
+                                         "total": []}
+        for i in range(SPLIT_WARMUP + (100 if self.quick else 300)):
+            t0 = time.perf_counter()
+            env = b.create(v)
+            t1 = time.perf_counter()
+            env.start()
+            t2 = time.perf_counter()
+            out = env.invoke(self.req())
+            t3 = time.perf_counter()
+            assert out.error is None, out.error
+            env.destroy()
+            if i >= SPLIT_WARMUP:
+                for part, s in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
+                    parts[part].append(s)
+        b.close()
+        return {f"split_{part}": summary(samples) for part, samples in parts.items()}
+
     def cpu_share(self, memory_mb: int) -> dict:
         b = self.backend(f"cpu-{memory_mb}")
         v = self.version("cpu_bound", "handle", memory_mb=memory_mb, timeout_s=30)
@@ -291,6 +333,8 @@ def print_table(r: dict) -> None:
             extra = f"prepare {v['prepare_ms']:.1f} ms, same answers: {v['identical_answers']}"
         print(f"{name:40} {v['n']:>5} {v['p50_ms']:>9.3f} {v['p95_ms']:>9.3f} {v['p99_ms']:>9.3f}  {extra}")
     print()
+    if "cpu_share" not in r:
+        return  # --split
     print(f"{'cpu share: memory_mb':24} {'target CPUs':>12} {'measured':>10} {'wall s':>8}  enforcement")
     for c in r["cpu_share"]:
         measured = "n/a" if c["measured_cpus"] is None else f"{c['measured_cpus']:.3f}"
@@ -300,16 +344,26 @@ def print_table(r: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer iterations")
-    ap.add_argument("--json", default=os.path.join(ROOT, "bench", "results", "wasm_bench.json"))
+    ap.add_argument("--split", action="store_true",
+                    help="only a cold start's parts in process: create, start, first invoke")
+    ap.add_argument("--json", default=None, help="default bench/results/wasm_bench.json, or "
+                    "wasm_split.json with --split")
     args = ap.parse_args()
+    args.json = args.json or os.path.join(ROOT, "bench", "results", "wasm_split.json"
+                                          if args.split else "wasm_bench.json")
     work = tempfile.mkdtemp(prefix="wasm-bench-")
+    load_before = os.getloadavg()
     try:
-        results = Bench(work, args.quick).run()
+        bench = Bench(work, args.quick)
+        results = bench.split() if args.split else bench.run()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     doc = {"wasmtime": wasmtime_version(), "python": platform.python_version(),
            "machine": platform.machine(), "cpus": os.cpu_count(), "quick": args.quick,
-           "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
+           "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           # 1-minute load average at the start and the end: the host is shared.
+           "loadavg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+           "results": results}
     print_table(results)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:

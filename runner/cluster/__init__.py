@@ -7,5 +7,6 @@ themselves live in storage (runner/storage/postgres/nodes.py): the queue needs t
 Forwarding an invocation to its home node is done by the gRPC edge
 (runner/service/grpc/forward.py): it owns the stubs.
 
-May import: `runner.model`, `runner.errors`, `runner.settings`, `runner.storage`.
+May import: `runner.model`, `runner.errors`, `runner.settings`, `runner.sigv4_signing`,
+`runner.storage`.
 """

@@ -13,20 +13,29 @@ path, query, the signed headers (which must include host) and the SHA-256 of the
 received. x-amz-content-sha256, when sent, must equal that hash (it is signed; the body is
 not, so trusting the header alone would let a body be swapped).
 
-Pure stdlib (hashlib/hmac); botocore's signer serves only as the tests' oracle.
+The signing key, canonical request and string to sign are computed as the S3 code store's
+signer computes them (runner/sigv4_signing.py). Pure stdlib (hashlib/hmac); botocore's signer
+serves only as the tests' oracle.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, quote
 
-ALGORITHM = "AWS4-HMAC-SHA256"
+from runner.sigv4_signing import (
+    ALGORITHM,
+    AMZ_DATE_FORMAT,
+    canonical_request,
+    credential_scope,
+    sha256_hex,
+    signature,
+    string_to_sign,
+)
+
 ACCESS_KEY_ID = "runner"
 MAX_SKEW = timedelta(minutes=15)
-_AMZ_FORMAT = "%Y%m%dT%H%M%SZ"
 
 # AWS's own error types and messages (403 for both).
 INVALID_SIGNATURE = "InvalidSignatureException"
@@ -79,15 +88,6 @@ def _canonical_headers(headers, names: list[str]) -> str:
     return "".join(lines)
 
 
-def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode(), hashlib.sha256).digest()
-
-
-def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    key = _hmac(("AWS4" + secret).encode(), date)
-    return _hmac(_hmac(_hmac(key, region), service), "aws4_request")
-
-
 def verify(method: str, raw_path: str, query: str, headers, body: bytes, secret: str,
            now: datetime | None = None) -> None:
     """Raise Refused unless the request's SigV4 signature verifies with `secret`.
@@ -105,7 +105,7 @@ def verify(method: str, raw_path: str, query: str, headers, body: bytes, secret:
                       "secret access key")
     amz_date = headers.get("X-Amz-Date", "")
     try:
-        when = datetime.strptime(amz_date, _AMZ_FORMAT).replace(tzinfo=timezone.utc)
+        when = datetime.strptime(amz_date, AMZ_DATE_FORMAT).replace(tzinfo=timezone.utc)
     except ValueError:
         raise Refused(INVALID_SIGNATURE, "X-Amz-Date must be YYYYMMDDTHHMMSSZ, got "
                       f"{amz_date!r}") from None
@@ -115,31 +115,24 @@ def verify(method: str, raw_path: str, query: str, headers, body: bytes, secret:
     now = now or datetime.now(timezone.utc)
     if when < now - MAX_SKEW:
         raise Refused(INVALID_SIGNATURE, f"Signature expired: {amz_date} is now earlier than "
-                      f"{(now - MAX_SKEW).strftime(_AMZ_FORMAT)} "
-                      f"({now.strftime(_AMZ_FORMAT)} - 15 min.)")
+                      f"{(now - MAX_SKEW).strftime(AMZ_DATE_FORMAT)} "
+                      f"({now.strftime(AMZ_DATE_FORMAT)} - 15 min.)")
     if when > now + MAX_SKEW:
         raise Refused(INVALID_SIGNATURE, f"Signature not yet current: {amz_date} is still later "
-                      f"than {(now + MAX_SKEW).strftime(_AMZ_FORMAT)} "
-                      f"({now.strftime(_AMZ_FORMAT)} + 15 min.)")
+                      f"than {(now + MAX_SKEW).strftime(AMZ_DATE_FORMAT)} "
+                      f"({now.strftime(AMZ_DATE_FORMAT)} + 15 min.)")
     names = fields["SignedHeaders"].split(";")
     if "host" not in names:
         raise Refused(INVALID_SIGNATURE, "SignedHeaders must include host")
-    payload_hash = hashlib.sha256(body).hexdigest()
+    payload_hash = sha256_hex(body)
     declared = headers.get("X-Amz-Content-Sha256")
     if declared is not None and declared != payload_hash:
         raise Refused(INVALID_SIGNATURE, "x-amz-content-sha256 does not match the body's SHA-256")
-    canonical = "\n".join([
-        method.upper(),
-        # Non-S3 services sign the path encoded once more (the wire form is encoded again).
-        quote(raw_path or "/", safe="/~"),
-        _canonical_query(query),
-        _canonical_headers(headers, names),
-        fields["SignedHeaders"],
-        payload_hash,
-    ])
-    to_sign = "\n".join([ALGORITHM, amz_date, "/".join(scope[1:]),
-                         hashlib.sha256(canonical.encode()).hexdigest()])
-    expected = hmac.new(signing_key(secret, date, region, service), to_sign.encode(),
-                        hashlib.sha256).hexdigest()
+    # Non-S3 services sign the path encoded once more (canonical_request encodes the wire form).
+    canonical = canonical_request(method, raw_path, _canonical_query(query),
+                                  _canonical_headers(headers, names), fields["SignedHeaders"],
+                                  payload_hash)
+    to_sign = string_to_sign(amz_date, credential_scope(date, region, service), canonical)
+    expected = signature(secret, date, region, service, to_sign)
     if not hmac.compare_digest(expected.encode(), fields["Signature"].encode()):
         raise Refused(INVALID_SIGNATURE, _MISMATCH)

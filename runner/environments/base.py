@@ -137,6 +137,13 @@ class Backend(Protocol):
     # decision 081). Absent or 0: the start runs in the caller's thread (wasm instantiates in
     # microseconds; nothing is gained by waiting).
 
+    # Optional: `spare_init: bool`, whether a spare the pool starts ahead of demand
+    # (pool/prestart.py) also runs start(), its init phase, within prestart's PREINIT_BUDGET_S
+    # (the environment's `init_budget_s`), so that a cold start pays its first invocation only.
+    # Absent or False: the spare is launch()ed only and the cold start runs start(). Node.js:
+    # on (decision 069) unless RUNNER_NODE_PREINIT=off; wasm: always (launch() does nothing
+    # in-process, decision 082); Python: off, its zygote's child inherited the init already.
+
     # Optional: `prewarm(version) -> None` builds the version's snapshot ahead of demand (the
     # Python backend's zygote, which runs the init phase once). The pool calls it at deploy
     # time when present; an init failure there is left for the first invocation to report.

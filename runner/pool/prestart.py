@@ -62,19 +62,19 @@ LAUNCH_PARALLEL = 4
 # store and instance made and its init run, 0.22 ms of the 0.27 ms a cold start took before
 # its first invocation (decision 082); it costs its instance's memory (~0.04 MB for the echo).
 DEFAULT_RUNTIMES = ("nodejs", "python", "wasm")
-# Issue 24 (decision 069): Node.js spares also run the version's init (load the handler) ahead
-# of demand, and are then frozen until taken, as Python's zygote children inherit theirs: a
-# Node cold start then pays its first invocation only (the handler's require() was most of the
-# remaining ~5 ms). An init that fails in a spare costs nothing but the spare: it is destroyed,
-# and the cold start that finds no spare runs init itself and reports the error as before.
-# RUNNER_NODE_PREINIT=off turns it off.
-# wasm spares are always started whole: launch() has nothing to do without start().
-PREINIT_RUNTIMES = ("nodejs", "wasm")
-# A spare's init gets this long; past it the spare is dropped and the version's later spares
-# are launched without their init (the cold start runs it, as before). A heavy init at a small
-# memory size (7 % of a CPU at 128 MB) would otherwise run twice on a deploy that is followed
-# at once by an invocation: once in the spare until Lambda's 10 s init limit, once in the cold
-# start that found no spare ready.
+# Issue 24 (decision 069): a backend whose `spare_init` is set (environments/base.py: Node.js
+# unless RUNNER_NODE_PREINIT=off, wasm) has its spares also run the version's init ahead of
+# demand, then frozen until taken where the environment can be, as Python's zygote children
+# inherit theirs: a cold start then pays its first invocation only (a Node handler's require()
+# was most of the remaining ~5 ms). An init that fails in a spare costs nothing but the spare:
+# it is destroyed, and the cold start that finds no spare runs init itself and reports the
+# error as before.
+# A spare's init gets this long (the environment's `init_budget_s`: the reply's wait for a
+# Node spare, the epoch deadline of a wasm reactor's init); past it the spare is dropped and
+# the version's later spares are launched without their init (the cold start runs it, as
+# before). A heavy init at a small memory size (7 % of a CPU at 128 MB) would otherwise run
+# twice on a deploy that is followed at once by an invocation: once in the spare until
+# Lambda's 10 s init limit, once in the cold start that found no spare ready.
 PREINIT_BUDGET_S = 1.0
 
 
@@ -301,9 +301,7 @@ class PreStartPool:
                 prepare(entry.version)
             env = backend.create(entry.version)
             env.launch()
-            runtime = entry.version.config.runtime
-            if (entry.preinit and runtime in PREINIT_RUNTIMES
-                    and (runtime != "nodejs" or settings.current().node_preinit)):
+            if entry.preinit and getattr(backend, "spare_init", False):
                 env = self._preinit(entry, backend, env)
         except Exception as exc:  # a failed spare only costs a future cold start its speed
             log.warning("pre-starting an environment of %s failed: %s", entry.version.key, exc)

@@ -7,5 +7,5 @@ roles (`roles.py`) and tags (`tags.py`); `sqlite.py` holds the SQLite helpers th
 cluster shares code through a blob store (`blobs.py`: PostgreSQL in `postgres/blobs.py`, S3 in
 `s3_blobs.py`).
 
-May import: `runner.model`, `runner.errors`, `runner.settings`.
+May import: `runner.model`, `runner.errors`, `runner.settings`, `runner.sigv4_signing`.
 """

@@ -3,9 +3,9 @@ blob, `<prefix>/<sha256>` in a bucket, with `runner serve --code-store s3://BUCK
 
 A small client over http.client rather than boto3 (a test dependency only): four object
 operations, path-style addressing (what SeaweedFS and MinIO expect, and AWS S3 accepts), and
-AWS Signature Version 4. runner/cluster/sigv4.py verifies SigV4 but sits above storage in the
-layering (tests/unit/test_layering.py), so the few lines deriving the signing key are here
-again; S3 signs the path encoded once (other services twice) and the SHA-256 of each body.
+AWS Signature Version 4, computed by runner/sigv4_signing.py (shared with the cluster's
+verifier, cluster/sigv4.py); S3 signs the path encoded once (other services twice) and the
+SHA-256 of each body.
 
 Configuration comes from the usual AWS variables, as the SDKs read them: AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (optional), AWS_REGION / AWS_DEFAULT_REGION
@@ -18,8 +18,6 @@ blob another node is still writing finds nothing (BlobNotFound), never a part of
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import os
 import re
@@ -28,20 +26,19 @@ from datetime import datetime, timezone
 from urllib.parse import quote, urlsplit
 
 from runner.errors import BlobNotFound, InternalError, InvalidParameter
+from runner.sigv4_signing import (
+    ALGORITHM,
+    AMZ_DATE_FORMAT,
+    canonical_request,
+    credential_scope,
+    sha256_hex,
+    signature,
+    string_to_sign,
+)
 from runner.storage.blobs import check_key, verified
 
 TIMEOUT_S = 60.0  # one request; a 50 MB package over a slow link still fits
-ALGORITHM = "AWS4-HMAC-SHA256"
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
-
-def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode(), hashlib.sha256).digest()
-
-
-def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    key = _hmac(("AWS4" + secret).encode(), date)
-    return _hmac(_hmac(_hmac(key, region), service), "aws4_request")
 
 
 @dataclass(frozen=True)
@@ -178,22 +175,21 @@ class S3BlobStore:
     def _signed(self, method: str, path: str, body: bytes, extra: dict[str, str]) -> dict:
         """The request's headers with its SigV4 Authorization (service s3)."""
         now = datetime.now(timezone.utc)
-        amz_date, date = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-        headers = {"host": self._host, "x-amz-content-sha256": hashlib.sha256(body).hexdigest(),
+        amz_date, date = now.strftime(AMZ_DATE_FORMAT), now.strftime("%Y%m%d")
+        headers = {"host": self._host, "x-amz-content-sha256": sha256_hex(body),
                    "x-amz-date": amz_date, **{k.lower(): v for k, v in extra.items()}}
         if self.loc.session_token:
             headers["x-amz-security-token"] = self.loc.session_token
         names = sorted(headers)
-        canonical = "\n".join([method, quote(path, safe="/~"), "",
-                               "".join(f"{n}:{headers[n].strip()}\n" for n in names),
-                               ";".join(names), headers["x-amz-content-sha256"]])
-        scope = f"{date}/{self.loc.region}/s3/aws4_request"
-        to_sign = "\n".join([ALGORITHM, amz_date, scope,
-                             hashlib.sha256(canonical.encode()).hexdigest()])
-        key = signing_key(self.loc.secret_access_key, date, self.loc.region, "s3")
-        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        canonical = canonical_request(method, path, "",
+                                      "".join(f"{n}:{headers[n].strip()}\n" for n in names),
+                                      ";".join(names), headers["x-amz-content-sha256"])
+        scope = credential_scope(date, self.loc.region, "s3")
+        to_sign = string_to_sign(amz_date, scope, canonical)
+        signature_hex = signature(self.loc.secret_access_key, date, self.loc.region, "s3",
+                                  to_sign)
         headers["authorization"] = (f"{ALGORITHM} Credential={self.loc.access_key_id}/{scope}, "
-                                    f"SignedHeaders={';'.join(names)}, Signature={signature}")
+                                    f"SignedHeaders={';'.join(names)}, Signature={signature_hex}")
         return headers
 
     def _failure(self, operation: str, sha256: str, status: int, reply: bytes) -> InternalError:

@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 
 RANKS = {
     "runner.model": 0, "runner.network_policy": 0, "runner.invocation_record": 0, "runner.errors": 0,
-    "runner.settings": 0, "runner.stop_signal": 0,
+    "runner.settings": 0, "runner.stop_signal": 0, "runner.sigv4_signing": 0,
     "runner.confinement": 1,
     "runner.environments": 2,
     "runner.pool": 3,

@@ -44,6 +44,12 @@ class NodeRuntime:
         # RUNNER_KSM=on: environments started so that their heaps can merge (memory_sharing.py).
         self.sharing = memory_sharing.enable() if settings.current().ksm else None
 
+    @property
+    def spare_init(self) -> bool:
+        """Backend.spare_init (base.py): spares load the handler ahead of demand (decision 069)
+        unless RUNNER_NODE_PREINIT=off, read at each launch as before."""
+        return settings.current().node_preinit
+
     def command(self, version: FunctionVersion) -> list[str]:
         blob = self.snapshots.blob_for(version) if self.snapshots is not None else None
         # A startup snapshot is checked against the V8 flags it was built with, so the

@@ -25,6 +25,12 @@ class ProcessBackend:
         self.runtime = runtime.name
         self.tmp_root = tmp_root
 
+    @property
+    def spare_init(self) -> bool:
+        """Backend.spare_init (base.py), as the runtime says: a ProcessRuntime may have a
+        `spare_init` of its own (Node.js); without one, a spare is launched only."""
+        return bool(getattr(self.runtime_impl, "spare_init", False))
+
     def prepare(self, version: FunctionVersion) -> None:
         self.runtime_impl.check_code(version)
 

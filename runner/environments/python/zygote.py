@@ -148,6 +148,9 @@ class ZygoteBackend:
     # A fork, its cgroup and handshake: ~5 ms on an idle host (docs/benchmarks.md), so a call
     # waits about that long for a released environment before it starts one (base.py).
     start_wait_s = 0.005
+    # A spare is a child forked from the zygote: it inherited the init phase, and launch()
+    # did its handshake, so there is no init left to run ahead of demand (base.py).
+    spare_init = False
 
     def __init__(self, runtime, tmp_root: str) -> None:
         self.runtime_impl = runtime

@@ -6,6 +6,7 @@ The ABI itself is specified for guest authors in docs/guest-abi.md; this module 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import wasmtime
@@ -15,6 +16,7 @@ from runner.errors import (
     FunctionError,
     FunctionOutOfMemory,
     FunctionTimeout,
+    HandlerError,
     InvalidCodePackage,
     WasmError,
     WasmTrap,
@@ -99,6 +101,20 @@ def decode_result(value: int) -> tuple[bool, int, int]:
     """(is_error, ptr, len) from handle's i64 (wasmtime returns it signed)."""
     raw = value & 0xFFFF_FFFF_FFFF_FFFF
     return bool(raw & ERROR_BIT), (raw >> 32) & 0x7FFF_FFFF, raw & 0xFFFF_FFFF
+
+
+def error_document(data: bytes) -> FunctionError:
+    """The bytes of a result with ERROR_BIT set: Lambda's error document, or any text as the
+    message (docs/guest-abi.md)."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and "errorMessage" in doc:
+        err = FunctionError.from_document(doc)
+        return HandlerError(err.message, err.error_type if doc.get("errorType") else None,
+                            err.stack_trace)
+    return HandlerError(data.decode("utf-8", "replace"))
 
 
 def cause(exc: BaseException) -> str:

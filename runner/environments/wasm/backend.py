@@ -52,6 +52,9 @@ class WasmBackend:
     """Makes wasm environments. Thread-safe: the pool calls it from many threads."""
 
     runtime = "wasm"
+    # A spare is started whole (/tmp, store, instance, init): launch() has nothing to do
+    # in-process, so without start() a spare would save nothing (decision 082, base.py).
+    spare_init = True
 
     def __init__(self, work_dir: str, cache_dir: str | None = None, *, fuel: bool | None = None,
                  snapshots: bool = True, cpu_share: bool = True,

@@ -8,7 +8,6 @@ environment unusable (its memory may be mid-update), so the pool replaces it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -36,7 +35,6 @@ from runner.errors import (
     FunctionInitError,
     FunctionOutOfMemory,
     FunctionTimeout,
-    HandlerError,
     InternalError,
     InvalidResponse,
     ResponseSizeTooLarge,
@@ -55,6 +53,9 @@ class WasmEnvironment:
         self.init_logs = b""
         self.restored_from_snapshot = False
         self.last_fuel_consumed: int | None = None
+        # A bound on a reactor's init shorter than Lambda's, for a spare initialised ahead of
+        # demand (pool/prestart.py, PREINIT_BUDGET_S); None: the function's own limit.
+        self.init_budget_s: float | None = None
         self._prepared = prepared
         self._parts = parts
         self._io: GuestIO | None = None
@@ -123,7 +124,7 @@ class WasmEnvironment:
         self._store = store
         out = OutputWindow(io, io.stdout_fd, 0, MAX_LOG_BYTES)
         err = OutputWindow(io, io.stderr_fd, 0, MAX_LOG_BYTES)
-        init_timeout = max(abi.INIT_TIMEOUT_S, self.version.config.timeout_s)
+        init_timeout = self.init_budget_s or max(abi.INIT_TIMEOUT_S, self.version.config.timeout_s)
 
         def run():  # on the guest thread: nothing but the guest's own code
             exports = None
@@ -339,7 +340,7 @@ class WasmEnvironment:
             return InvokeOutcome(None, error, logs, duration_ms, self._memory_peak, False)
         data = bytes(memory.read(store, ptr, ptr + length))
         if is_error:
-            return InvokeOutcome(None, _error_document(data), logs, duration_ms, self._memory_peak)
+            return InvokeOutcome(None, abi.error_document(data), logs, duration_ms, self._memory_peak)
         return InvokeOutcome(output_payload(data), None, logs, duration_ms, self._memory_peak)
 
     # ------------------------------------------------------------------ helpers
@@ -387,15 +388,3 @@ class WasmEnvironment:
         self.last_fuel_consumed = abi.FUEL_BUDGET - store.get_fuel()
         return f"[runner] fuel consumed: {self.last_fuel_consumed}\n".encode()
 
-
-def _error_document(data: bytes) -> FunctionError:
-    """A reactor's error result: Lambda's error document, or any text as the message."""
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        doc = None
-    if isinstance(doc, dict) and "errorMessage" in doc:
-        err = FunctionError.from_document(doc)
-        return HandlerError(err.message, err.error_type if doc.get("errorType") else None,
-                            err.stack_trace)
-    return HandlerError(data.decode("utf-8", "replace"))

@@ -7,9 +7,6 @@ import os
 import signal
 import time
 
-import pytest
-
-from runner.environments.backends import default_backends
 from runner.environments.base import EnvState
 from runner.pool import prestart as ps
 from runner.pool.pool import PoolManager
@@ -36,18 +33,6 @@ def gone(pid: int) -> bool:
             return f.read().split()[2] == "Z"
     except FileNotFoundError:  # reaped between the two checks
         return True
-
-
-@pytest.fixture
-def backends(tmp_path):
-    return default_backends(str(tmp_path / "envs"))
-
-
-@pytest.fixture
-def pre(backends):
-    p = ps.PreStartPool(backends)
-    yield p
-    p.close()
 
 
 def test_first_cold_start_misses_then_a_spare_is_launched(pre):
@@ -125,28 +110,6 @@ def test_runtimes_outside_the_pools_list_are_not_prestarted(backends, tmp_path):
         pre.close()
 
 
-def test_a_wasm_spare_is_started_whole_and_its_start_is_then_a_no_op(tmp_path):
-    # Decision 082: the spare ran start() (its /tmp, store, instance and init) ahead of demand.
-    from bench import workloads
-    from runner import Runner
-
-    runner = Runner(str(tmp_path / "data"), idle_ttl_s=60)
-    try:
-        code, handler = workloads.fixture_code("wasm")
-        runner.deploy("w", code, runtime="wasm", handler=handler)
-        v = runner.get("w")
-        pre = runner.pool.prestart
-        assert pre.handles(v)
-        assert wait_for(lambda: pre.stats().get(v.key, {}).get("spares", 0) >= 1)
-        env = pre.take(v)
-        assert env is not None and env.state is EnvState.READY
-        env.start()  # what the pool calls on every environment it takes: nothing to do
-        assert env.state is EnvState.READY
-        env.destroy()
-    finally:
-        runner.close()
-
-
 class FakeEnv:
     def __init__(self):
         self.state = EnvState.NEW
@@ -169,7 +132,9 @@ class FakeEnv:
 class FakeBackend:
     runtime = "nodejs"
 
-    def __init__(self):
+    def __init__(self, spare_init=True):
+        # Backend.spare_init: spares run start() ahead of demand, as Node's do.
+        self.spare_init = spare_init
         self.created = []
 
     def create(self, version):
@@ -263,6 +228,7 @@ class _SlowLaunches:
     """A nodejs backend whose launches block until released, counting how many overlap."""
 
     runtime = "nodejs"
+    spare_init = True
 
     def __init__(self) -> None:
         import threading
@@ -311,100 +277,6 @@ def test_spares_are_launched_several_at_a_time():
     finally:
         backend.release.set()
         pre.close()
-
-
-def test_a_node_spare_whose_init_fails_is_not_kept_and_the_cold_start_reports_it(pre, tmp_path):
-    code = tmp_path / "bad-init"
-    code.mkdir()
-    (code / "index.js").write_text("throw new Error('broken at init');\n"
-                                   "exports.handler = async () => 1;\n")
-    os.chmod(code, 0o755)
-    os.chmod(code / "index.js", 0o644)
-    v = version(code, name="bad-init")
-    pre.prewarm(v, wait=True)  # launched (and its init run) in this thread, now
-    stats = pre.stats()[v.key]
-    assert (stats["spares"], stats["launching"]) == (0, 0)  # the failed init destroyed it
-    assert pre.take(v) is None
-    from runner.errors import FunctionInitError
-    env = pre.backends["nodejs"].create(v)
-    try:
-        with pytest.raises(FunctionInitError) as info:
-            env.start()  # the cold start runs init itself and reports the function's error
-        assert "broken at init" in info.value.message
-    finally:
-        env.destroy()
-
-
-def test_a_node_spare_whose_init_overruns_the_budget_waits_before_init(pre, tmp_path, monkeypatch):
-    # A heavy init is not run twice (in the spare, then in a cold start that found none): past
-    # the budget the spare is replaced by a launched-only one, and the version stays that way.
-    monkeypatch.setattr(ps, "PREINIT_BUDGET_S", 0.2)
-    code = tmp_path / "slow-init"
-    code.mkdir()
-    (code / "index.js").write_text("const end = Date.now() + 1000; while (Date.now() < end) {}\n"
-                                   "exports.handler = async () => 'slow';\n")
-    os.chmod(code, 0o755)
-    os.chmod(code / "index.js", 0o644)
-    v = version(code, name="slow-init", timeout_s=10)
-    pre.prewarm(v, wait=True)
-    env = pre.take(v)
-    assert env is not None and env.state is EnvState.NEW  # launched, init not run
-    try:
-        env.start()  # the cold start runs the init, under the function's own limit
-        assert json.loads(env.invoke(request({})).payload) == "slow"
-    finally:
-        env.destroy()
-    assert pre._entries[v.key].preinit is False
-
-
-def test_a_node_spares_warm_up_never_calls_the_handler_nor_reaches_its_log(pre, tmp_path):
-    # Decision 074: the spare's warm-up runs the bootstrap's invoke path on a built-in no-op
-    # handler. The user's handler counts its calls in memory and in /tmp (a side effect a
-    # warm-up event must not cause), and logs each; the first real call must be call 1.
-    code = tmp_path / "counting"
-    code.mkdir()
-    (code / "index.js").write_text(
-        "const fs = require('fs');\n"
-        "let calls = 0;\n"
-        "console.log('init done');\n"
-        "exports.handler = async (event) => {\n"
-        "  calls += 1;\n"
-        "  const file = '/tmp/calls';\n"
-        "  const before = fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8')) : 0;\n"
-        "  fs.writeFileSync(file, String(before + 1));\n"
-        "  console.log('handler call', calls);\n"
-        "  return { calls, fileCalls: before + 1, name: event.name };\n"
-        "};\n")
-    os.chmod(code, 0o755)
-    os.chmod(code / "index.js", 0o644)
-    v = version(code, name="counting")
-    pre.prewarm(v, wait=True)
-    env = pre.take(v)
-    assert env is not None and env.state is EnvState.READY
-    assert env.init_warmup  # the spare was asked to warm up (RUNNER_NODE_WARMUP is on)
-    try:
-        out = env.invoke(request({"name": "first"}))
-        assert out.error is None
-        assert json.loads(out.payload) == {"calls": 1, "fileCalls": 1, "name": "first"}
-        assert out.logs.count(b"handler call") == 1
-        for logs in (env.init_logs, out.logs):
-            assert b"warm" not in logs.lower()
-            assert b"Invoke Error" not in logs
-        assert b"init done" in env.init_logs
-    finally:
-        env.destroy()
-
-
-def test_node_warmup_off_leaves_the_spares_init_frame_plain(pre, monkeypatch):
-    monkeypatch.setenv("RUNNER_NODE_WARMUP", "off")
-    v = guest("hello")
-    pre.prewarm(v, wait=True)
-    env = pre.take(v)
-    try:
-        assert env is not None and env.state is EnvState.READY and not env.init_warmup
-        assert json.loads(env.invoke(request({"name": "x"})).payload) == {"message": "hello x"}
-    finally:
-        env.destroy()
 
 
 def test_a_taken_spare_is_replaced_at_the_next_tick_not_during_its_first_call():
