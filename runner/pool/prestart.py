@@ -146,7 +146,7 @@ class PreStartPool:
                 # A miss is demand beyond the spares: refill at once. A hit waits for the next
                 # tick (<= TICK_S): a spare started now would run beside the cold invocation
                 # that took the last one, on the same CPUs and, for wasm, under the same GIL
-                # (a wasm cold start through gRPC 1.4-1.7 ms -> 0.8-0.9 ms; decision 087).
+                # (a wasm cold start through gRPC 1.4-1.8 ms -> 0.8-1.0 ms; decision 087).
                 entry.missed += 1
                 self._wake.notify()
         for d in dead:
