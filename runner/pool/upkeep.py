@@ -1,5 +1,7 @@
-"""Keeping the pools healthy between invocations: the per-version records, the idle reaper,
-provisioned concurrency's replenishment, and relief under host memory pressure.
+"""Keeping the pools healthy between invocations: the per-version records, the idle reaper
+(idle environments after the idle TTL, then the backends' per-version state nothing uses after
+the zygote TTL: decision 086), provisioned concurrency's replenishment, and relief under host
+memory pressure.
 
 Split from pool.py (leasing and releasing environments): `PoolManager` inherits these from
 `PoolUpkeep`. The invariants of pool.py hold here too: the records change only under the
