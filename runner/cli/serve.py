@@ -49,7 +49,8 @@ def cmd_serve(args) -> int:
     if args.workers > 1:
         return supervise(args, data_dir)
     try:
-        runner = Runner(data_dir, idle_ttl_s=args.idle_ttl, max_environments=args.max_environments,
+        runner = Runner(data_dir, idle_ttl_s=args.idle_ttl, zygote_ttl_s=args.zygote_ttl,
+                        max_environments=args.max_environments,
                         async_workers=args.async_workers, async_retry_base_s=args.retry_delay,
                         state=args.state, code_store=args.code_store,
                         s3_endpoint=args.s3_endpoint)
@@ -183,6 +184,9 @@ def add_commands(sub) -> None:
     s.add_argument("--examples", nargs="?", const="", default=None, metavar="DIR",
                    help="deploy the example functions (from DIR, default the repository's guests/)")
     s.add_argument("--idle-ttl", type=float, default=300.0, help="seconds an idle environment is kept")
+    s.add_argument("--zygote-ttl", type=float, default=None, metavar="SECONDS",
+                   help="seconds a Python zygote with no environment left is kept after its "
+                        "last cold start (default: the idle TTL; decision 086)")
     s.add_argument("--max-environments", type=int, default=256, help="host-wide environment limit")
     s.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight work on stop")
     s.add_argument("--http-port", type=int, default=None, metavar="PORT",

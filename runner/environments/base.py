@@ -148,6 +148,14 @@ class Backend(Protocol):
     # Python backend's zygote, which runs the init phase once). The pool calls it at deploy
     # time when present; an init failure there is left for the first invocation to report.
 
+    # Optional: `reap_idle(idle_s: float, now: float | None = None) -> int` closes the
+    # per-version state (snapshot processes: the Python zygote) that nothing has used for
+    # `idle_s` seconds and that no live environment depends on, and returns how many it closed
+    # (`now`: time.monotonic(), for tests). The pool's reaper calls it every pass with its
+    # snapshot TTL (pool/upkeep.py, decision 086); the next cold start of such a version
+    # builds its state again. It must never close state a start is using or is about to use.
+    # Backends whose per-version state costs no process (wasm's compiled modules) need none.
+
     def forget(self, version: FunctionVersion) -> None:
         """The version will not be invoked again: drop its snapshots, zygotes, caches."""
 

@@ -67,6 +67,7 @@ class Runner(LambdaResources, InvokePath):
         *,
         backends: dict[str, Backend] | None = None,
         idle_ttl_s: float = DEFAULT_IDLE_TTL_S,
+        zygote_ttl_s: float | None = None,
         max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
         async_workers: int = DEFAULT_WORKERS,
         async_retry_base_s: float = DEFAULT_RETRY_BASE_S,
@@ -102,6 +103,7 @@ class Runner(LambdaResources, InvokePath):
             self.pool = PoolManager(
                 backends if backends is not None else default_backends(work),
                 idle_ttl_s=idle_ttl_s,
+                zygote_ttl_s=zygote_ttl_s,  # None: the idle TTL (pool.py, decision 086)
                 max_environments=max_environments,
             )
             self._collect_garbage()

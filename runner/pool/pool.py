@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 # Tuning constants.
 DEFAULT_IDLE_TTL_S = 300.0  # Lambda keeps idle environments for minutes; 5 is a common middle
+# Per-version snapshot processes (the Python zygote) with no environment left are closed after
+# this long without a start (decision 086); None: the idle TTL, so that once the idle TTL has
+# reaped a version's last environment nothing of it is left running.
+DEFAULT_ZYGOTE_TTL_S: float | None = None
 DEFAULT_MAX_ENVIRONMENTS = 256  # host-wide; ~256 x 20 MB Python environments = 5 GB
 
 
@@ -50,6 +54,7 @@ class PoolManager(PoolUpkeep, WaitingStarts):
         max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
         prestart: bool = True,
         freeze_idle: bool | None = None,
+        zygote_ttl_s: float | None = DEFAULT_ZYGOTE_TTL_S,
     ) -> None:
         self.backends = backends
         # Idle environments are frozen a moment after they go idle (freezer.py);
@@ -65,6 +70,8 @@ class PoolManager(PoolUpkeep, WaitingStarts):
         # takes one when it can and only runs init (prestart.py).
         self.prestart = PreStartPool(backends) if prestart else None
         self.idle_ttl_s = idle_ttl_s
+        self.zygote_ttl_s = idle_ttl_s if zygote_ttl_s is None else zygote_ttl_s
+        self.snapshots_reaped = 0  # zygotes (or other backends' per-version state) closed idle
         self.max_environments = max_environments
         self._lock = threading.Lock()
         self._pools: dict[str, VersionPool] = {}
@@ -264,7 +271,8 @@ class PoolManager(PoolUpkeep, WaitingStarts):
                 }
                 for vp in self._pools.values()
             }
-            return {"versions": per, "total": self._total_locked()}
+            return {"versions": per, "total": self._total_locked(),
+                    "snapshots_reaped": self.snapshots_reaped}
 
     def environment_counts(self) -> list[tuple[FunctionVersion, int, int, int]]:
         """(version, idle, busy, starting) of every live version pool: what the metrics

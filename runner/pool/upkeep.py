@@ -1,5 +1,7 @@
-"""Keeping the pools healthy between invocations: the per-version records, the idle reaper,
-provisioned concurrency's replenishment, and relief under host memory pressure.
+"""Keeping the pools healthy between invocations: the per-version records, the idle reaper
+(idle environments after the idle TTL, then the backends' per-version state nothing uses after
+the zygote TTL: decision 086), provisioned concurrency's replenishment, and relief under host
+memory pressure.
 
 Split from pool.py (leasing and releasing environments): `PoolManager` inherits these from
 `PoolUpkeep`. The invariants of pool.py hold here too: the records change only under the
@@ -22,6 +24,7 @@ from runner.model import FunctionVersion
 log = logging.getLogger(__name__)
 
 REAPER_PERIOD_S = 1.0  # how often idle environments are checked against the TTL
+MIN_REAPER_PERIOD_S = 0.02  # for the short TTLs of tests
 # Under memory pressure (host memory available below this fraction), idle environments are
 # destroyed least recently used first until it recovers: idle ones cost memory and no work.
 MIN_AVAILABLE_FRACTION = 0.10
@@ -62,8 +65,9 @@ class VersionPool:
 
 
 class PoolUpkeep:
-    """The upkeep half of `PoolManager`, which supplies _lock, _pools, _closed, idle_ttl_s,
-    max_environments, prepare(), backend(), _total_locked() and _lru_idle_locked()."""
+    """The upkeep half of `PoolManager`, which supplies _lock, _pools, _closed, backends,
+    idle_ttl_s, zygote_ttl_s, snapshots_reaped, max_environments, prepare(), backend(),
+    _total_locked() and _lru_idle_locked()."""
 
     # ------------------------------------------------------------------ reaping
 
@@ -87,6 +91,23 @@ class PoolUpkeep:
             env.destroy()
         return len(doomed)
 
+    def reap_snapshots(self, now: float | None = None) -> int:
+        """Let each backend close the per-version state nothing has used for zygote_ttl_s
+        (Backend.reap_idle, optional: the Python zygotes; decision 086); returns how many.
+        After reap(), in the same pass: a version whose last environment the idle TTL just
+        took can then lose its zygote at once. The backend decides what is still in use (its
+        environments, spares and provisioned ones are children of the zygote it counts), so
+        the pool names no runtime here."""
+        closed = 0
+        for backend in list(self.backends.values()):
+            reap_idle = getattr(backend, "reap_idle", None)
+            if reap_idle is not None:
+                closed += reap_idle(self.zygote_ttl_s, now)
+        if closed:
+            with self._lock:
+                self.snapshots_reaped += closed
+        return closed
+
     def _take_dead_idle(self) -> list[ExecutionEnvironment]:
         """Remove from the idle lists the environments whose process is gone. The checks (a
         waitpid each) run outside the lock; an environment leased meanwhile is left alone (an
@@ -105,9 +126,14 @@ class PoolUpkeep:
         return taken
 
     def _reap_loop(self) -> None:
-        while not self._closed.wait(min(REAPER_PERIOD_S, self.idle_ttl_s / 2)):
+        # Half the shortest TTL, so nothing outlives its TTL by more than half of it; never
+        # below MIN_REAPER_PERIOD_S (a TTL of 0 would otherwise spin this thread).
+        period = max(MIN_REAPER_PERIOD_S,
+                     min(REAPER_PERIOD_S, self.idle_ttl_s / 2, self.zygote_ttl_s / 2))
+        while not self._closed.wait(period):
             try:
                 self.reap()
+                self.reap_snapshots()
                 self.relieve_memory_pressure()
                 self._replenish_all()
             except Exception:  # the reaper must outlive any one bad environment

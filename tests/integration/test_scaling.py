@@ -66,6 +66,35 @@ def test_scale_to_zero_after_idle_ttl(server, client):
     assert client.invoke("z", b"{}").report.cold_start
 
 
+def test_scale_to_zero_takes_the_zygote_too_and_the_next_call_runs_init(server, client, monkeypatch):
+    """Decision 086: once the idle TTL reaped a version's environments (and the pre-started
+    spares are forgotten, as they are long before at the defaults), the zygote TTL closes
+    its zygote; the next call is cold and runs the init again."""
+    import time
+
+    from runner.pool import prestart
+
+    runner, _ = server
+    code = _zip("import os\nTOKEN = os.urandom(8).hex()\ndef handler(e, c):\n    return TOKEN\n")
+    client.deploy("zz", code, runtime="python", handler="app.handler")
+    first = json.loads(client.invoke("zz", b"{}").payload)
+    version = runner.get("zz")
+    monkeypatch.setattr(prestart, "FORGET_S", 0.0)  # spares dropped at the refill's next tick
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        later = time.monotonic() + runner.pool.idle_ttl_s + 1
+        runner.pool.reap(now=later)
+        if runner.pool.reap_snapshots(now=later + runner.pool.zygote_ttl_s):
+            break
+        time.sleep(0.05)  # the environment's exit reaches the zygote's host side
+    else:
+        raise AssertionError("the zygote was not reaped")
+    assert runner.pool.idle_environments(version) == 0
+    resp = client.invoke("zz", b"{}")
+    assert resp.report.cold_start and resp.report.HasField("init_duration_ms")
+    assert json.loads(resp.payload) != first  # a new zygote: the init ran again
+
+
 def test_deploy_builds_the_zygote_so_first_invoke_forks(client, server):
     runner, _ = server
     code = _zip("import os\nprint('module init ran')\nINIT_PID = os.getpid()\n"

@@ -82,7 +82,16 @@ class ZygoteEnvironment(ProcessEnvironment):
             # update, a spare planned before the delete): a plain environment, no zygote to
             # build for a version nothing will close again.
             return super()._spawn()
-        self.zygote, _ = self.backend.zygote(self.version)
+        # Held from the hand-out until the fork is counted among its children: the backend's
+        # idle reaping never closes a zygote in between (decision 086).
+        self.zygote, _ = self.backend.zygote(self.version, hold=True)
+        try:
+            self._fork_or_spawn()
+        finally:
+            self.backend.release(self.zygote)
+
+    def _fork_or_spawn(self) -> None:
+        assert self.zygote is not None
         if self.zygote.init_error is not None:
             self.init_logs = self.zygote.init_logs
             self.init_duration_ms = self.zygote.init_ms
@@ -172,10 +181,11 @@ class ZygoteBackend:
     def create(self, version: FunctionVersion) -> ZygoteEnvironment:
         return ZygoteEnvironment(version, self.runtime_impl, self.tmp_root, self)
 
-    def zygote(self, version: FunctionVersion) -> tuple[Zygote, bool]:
+    def zygote(self, version: FunctionVersion, hold: bool = False) -> tuple[Zygote, bool]:
         """The version's live zygote, built (init run) if there is none; (zygote, built_now).
         A zygote whose init failed is handed out once and dropped, so the next cold start
-        retries the init, as Lambda does."""
+        retries the init, as Lambda does. With `hold`, the caller is about to fork from it and
+        must call release() after: reap_idle() leaves a held zygote alone."""
         with self._lock:
             build_lock = self._building.setdefault(version.key, threading.Lock())
         with build_lock:
@@ -185,9 +195,15 @@ class ZygoteBackend:
                 if version.key in self._forgotten:
                     raise ZygoteDead(f"version {version.key} is retired")
                 z = self._zygotes.get(version.key)
+                if z is not None:
+                    # Under the lock reap_idle() takes: it either reaped z already (then z is
+                    # not in the dict) or sees the hold and the fresh use.
+                    self._hand_out_locked(z, hold)
             if z is not None and z.alive and z.proc.poll() is None:
                 return z, False
             if z is not None:
+                if hold:
+                    self.release(z)  # not handed out after all: a new one is built below
                 # Died (OOM-killed, crashed) or its channel broke: rebuild below. One whose
                 # process still runs keeps its PID namespace until its children are done.
                 z.retiring = True
@@ -204,9 +220,54 @@ class ZygoteBackend:
                     self._zygotes[version.key] = z
                 else:
                     self._zygotes.pop(version.key, None)
+                self._hand_out_locked(z, hold)
             if z.init_error is not None:
                 z.close()
             return z, True
+
+    def _hand_out_locked(self, z: Zygote, hold: bool) -> None:
+        z.last_used = time.monotonic()
+        z.holders += hold
+
+    def release(self, z: Zygote) -> None:
+        """The hold of zygote(hold=True) is over: the fork is done (its child is counted) or
+        did not happen."""
+        with self._lock:
+            z.holders -= 1
+
+    def reap_idle(self, idle_s: float, now: float | None = None) -> int:
+        """Close every zygote that no cold start holds, that was last handed out `idle_s`
+        seconds ago or more and that has no forked child left; returns how many (decision 086:
+        a zygote is a whole interpreter with the function's init done, several MB, and without
+        this one stayed for every version ever invoked). The version's next cold start builds
+        it again, init included, and reports that in its Init Duration.
+
+        Why no invocation can lose its environment or its fork to this: the check and the
+        removal from `_zygotes` happen under `_lock`, where zygote() also hands out and counts
+        its hold, and a fork's child is counted (read loop) before fork() returns and the hold
+        ends. So a reaped zygote has no child (nothing lives in its PID namespace, which the
+        kill ends) and nothing about to fork; the next zygote() finds none and builds one."""
+        now = time.monotonic() if now is None else now
+        idle: list[Zygote] = []
+        with self._lock:
+            if self._closed:
+                return 0
+            for key, z in list(self._zygotes.items()):
+                if z.holders or now - z.last_used < idle_s or (z.alive and z.live_children()):
+                    continue
+                del self._zygotes[key]
+                z.retiring = True
+                idle.append(z)
+        for z in idle:
+            if z.alive:
+                z.close()
+            else:
+                # Its channel broke: the exits of its children went unreported, so wait for
+                # them as discard() does (the next cold start would otherwise do this).
+                _close_when_idle(z, z.version.config.timeout_s)
+        if idle:
+            log.info("closed %d zygote(s) idle for %g s or more", len(idle), idle_s)
+        return len(idle)
 
     def prewarm(self, version: FunctionVersion) -> None:
         """Build the version's zygote now (at deploy), so its first cold start is a fork. A

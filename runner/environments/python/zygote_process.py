@@ -92,6 +92,13 @@ class Zygote:
         # zygote can close once the invocations in flight are done. Closing it ends its PID
         # namespace, and every environment in it, idle or busy.
         self.retiring = False
+        # For the backend's idle reaping (decision 086): the ns pids of forked children the
+        # zygote has not reported as exited yet (the read loop keeps it, under _cond), the
+        # cold starts holding this zygote between their hand-out and their fork, and when one
+        # was last handed out (both under the backend's lock, which reaps only at 0 holders).
+        self._children: set[int] = set()
+        self.holders = 0
+        self.last_used = time.monotonic()
         self.forkable = False
         self.init_ms = 0.0
         self.init_logs = b""
@@ -201,7 +208,12 @@ class Zygote:
                         for host, ns in list(self._known.items()):
                             if ns == gone:
                                 self._known.pop(host, None)
+                        self._children.discard(gone)
                     elif "seq" in msg:
+                        if msg.get("t") == "forked":
+                            # Counted here, before the reply reaches fork()'s caller, so that
+                            # a child's exit can never be read before its fork is counted.
+                            self._children.add(int(msg["pid"]))
                         self._replies[int(msg["seq"])] = msg
                     self._cond.notify_all()
         except Exception:  # EOF aside, a broken packet (guest code in the zygote) ends it too
@@ -209,6 +221,12 @@ class Zygote:
         with self._cond:
             self.alive = False
             self._cond.notify_all()
+
+    def live_children(self) -> int:
+        """Forked children not yet reported as exited (environments idle, busy or spare, and
+        ones being torn down). Children the init phase started itself are not counted."""
+        with self._cond:
+            return len(self._children)
 
     def take_init_logs(self) -> bytes:
         """The init phase's output, once: the first environment forked from this zygote puts

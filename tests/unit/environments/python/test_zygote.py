@@ -168,9 +168,12 @@ def test_zygote_lost_before_fork_is_rebuilt_once(backend, tmp_path, monkeypatch)
     real = backend.zygote
     calls = []
 
-    def stale_then_real(ver):  # the race: handed out just before it died
+    def stale_then_real(ver, hold=False):  # the race: handed out just before it died
         calls.append(ver.key)
-        return (old, False) if len(calls) == 1 else real(ver)
+        if len(calls) > 1:
+            return real(ver, hold=hold)
+        old.holders += hold  # as zygote() counts a hold; the environment releases it
+        return old, False
 
     monkeypatch.setattr(backend, "zygote", stale_then_real)
     env = started(backend, v)
