@@ -7,6 +7,7 @@ invocation's start and end to a shared file, so overlap is seen whichever node r
 
 * HTTP Invoke (RequestResponse) through both nodes at once: one runs, at the home; the others
   get 429 TooManyRequestsException, also through the node that is not the home.
+* HTTP routes the same way (429 Too Many Requests past the limit).
 * Async events (the Lambda API's Event) queued through both nodes: whichever node's dispatcher
   claims one, it runs at the home, one at a time; throttled attempts wait in the queue, and
   every event runs once, under the request id its 202 named.
@@ -20,6 +21,7 @@ import base64
 import json
 import os
 import threading
+import time
 
 import pytest
 
@@ -100,8 +102,9 @@ def _ran_on(nodes, name: str = "capped") -> list[int]:
             if os.path.exists(os.path.join(runner.data_dir, "logs", f"{name}.log"))]
 
 
-def _http_burst(ports: list[int], body: bytes) -> list:
-    """One synchronous HTTP Invoke per port, all at once: [(status, headers, body)]."""
+def _http_burst(ports: list[int], body: bytes | None, method: str = "POST",
+                path: str = INVOKE.format("capped")) -> list:
+    """One HTTP request per port, all at once: [(status, headers, body)]."""
     barrier = threading.Barrier(len(ports))
     results: list = []
 
@@ -109,7 +112,7 @@ def _http_burst(ports: list[int], body: bytes) -> list:
         client = Http(port)
         try:
             barrier.wait()
-            results.append(client.request("POST", INVOKE.format("capped"), body))
+            results.append(client.request(method, path, body))
         finally:
             client.close()
 
@@ -149,6 +152,18 @@ def test_http_invokes_through_both_nodes_run_one_at_a_time_at_the_home(two_nodes
     assert headers["X-Amz-Executed-Version"] == "$LATEST"
     assert f"REPORT RequestId: {rid}" in base64.b64decode(headers["X-Amz-Log-Result"]).decode()
     assert _ran_on(two_nodes) == [home]
+
+
+def test_routed_http_calls_through_both_nodes_run_one_at_a_time_at_the_home(two_nodes, capped):
+    record, home = capped
+    other = 1 - home
+    two_nodes[0][0].add_route("GET", "/capped", "capped")
+    time.sleep(1.2)  # each node reads the routes' generation at most once a second
+    results = _http_burst([two_nodes[home][3], two_nodes[other][3]] * 2, None, "GET",
+                          "/capped?sleep=3")
+    statuses = sorted(status for status, _, _ in results)
+    assert statuses == [200, 429, 429, 429], [(s, b) for s, _, b in results]
+    assert len(_spans(record)) == 1 and _ran_on(two_nodes) == [home]
 
 
 def test_async_events_from_both_nodes_run_one_at_a_time_at_the_home(two_nodes, capped):
