@@ -191,12 +191,14 @@ def peer(runner, tmp_path):
 def test_invoke_remote_runs_at_the_home_and_answers_as_a_local_call(peer, runner):
     forwarder, other, name = peer
     version = runner.get(name)
-    got = forwarder.invoke_remote(version, b'{"k": 2}', None, "rid-from-queue", None,
+    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    got = forwarder.invoke_remote(version, b'{"k": 2}', None, "rid-from-queue", trace,
                                   {"custom": {"a": 1}})
     assert got.request_id == "rid-from-queue" and got.report.request_id == "rid-from-queue"
     assert got.payload == b'{"event": {"k": 2}, "client_context": {"custom": {"a": 1}}}'
     assert got.function_error is None and got.executed_version == "$LATEST"
     assert b"REPORT RequestId: rid-from-queue" in got.log  # the home's tail
+    assert b"XRAY TraceId: 1-5759e988-bd862e3fe1be46a994272793" in got.log  # ran traced
     failed = forwarder.invoke_remote(version, b'{"fail": true}', None, None, None, None)
     assert failed.function_error == "Unhandled" and failed.error["errorType"] == "ValueError"
     assert forwarder.forwarded == 2
