@@ -68,7 +68,9 @@ The hierarchy::
 
 A platform error a peer node answered a forwarded call with (a cluster, decision 079) is not
 raised again as a class here: the gRPC edge relays the peer's status as it came
-(runner/service/grpc/status.py, PeerStatus), since the peer already mapped it.
+(runner/service/grpc/status.py, PeerStatus), since the peer already mapped it. A call another
+entry point placed at the home (decision 084) has no gRPC caller to relay it to: its refusal
+is raised as the class the peer's status stood for (status.peer_error).
 
 A function error's Lambda `errorType` is its class's `error_type`; a guest's own document
 (`FunctionError.from_document`) may carry any type, since the guest names its exceptions.

@@ -115,6 +115,9 @@ def _forwarder(runner, args):
     router = Router(runner.state.nodes, runner.state.node_id, inflight, args.node_capacity)
     forwarder = Forwarder(router, runner.state.node_id, settings.cluster_token(), reserved)
     forwarder.box = box
+    # Every other entry point's calls of a reserved function run at its home too (decision
+    # 084): the invocation layer is handed the forwarder's placement as a callable.
+    runner.remote_invoke = forwarder.invoke_remote
     return forwarder
 
 

@@ -7,6 +7,16 @@ give the environment back -> check the response size -> make the report and the 
 (log_block.py) -> write the block, or hand it to the caller to write after its response
 (invoke_log_later).
 
+Placement in a cluster (decision 084): `remote_invoke`, when a cluster's wiring sets it
+(cli/cluster_serve.py hands it the gRPC edge's forwarder; this layer receives a callable and
+imports nothing above it), runs `invoke()` of a function with reserved concurrency at the
+function's home node, wherever the call arose (the HTTP edge, the async dispatcher, mappings,
+workflows): the home's pool alone then holds the limit. The check is one attribute of the
+version already resolved, so an unreserved function's warm path pays nothing more. The hook
+answers None to run here (this node is the home, or the home is unreachable and this node is
+next in order). `placed=True` says the caller chose the node already (the gRPC edge, whose
+forwarder routed the call or received it forwarded): never a second hop.
+
 `InvokePath` is mixed into Runner, as LambdaResources is: it uses the Runner's `pool`, `logs`,
 `contexts`, `metrics` and `spans`, and its `resolve_for_invoke`. A mixin, not an object the
 Runner holds and calls: a warm invocation then makes no call more than when these methods
@@ -36,6 +46,9 @@ class InvokePath:
     metrics: Any
     spans: Any
     resolve_for_invoke: Callable[[str, str | None], FunctionVersion]
+    # (version, body, qualifier, request_id, trace_id, client_context) -> the home node's
+    # result, or None to run here; raises the platform error the home refused with.
+    remote_invoke: Callable[..., InvocationResult | None] | None = None
 
     def invoke(
         self,
@@ -46,13 +59,23 @@ class InvokePath:
         request_id: str | None = None,
         client_context: dict | None = None,
         trace_id: str | None = None,
+        placed: bool = False,
     ) -> InvocationResult:
         """Invoke synchronously. Platform errors raise; function errors are in the result. The
         invocation's log block is written before this returns; the result's `log` has it.
         `client_context` (Lambda's X-Amz-Client-Context, decoded) reaches the handler's
         context.client_context / clientContext; `trace_id`, the caller's X-Amzn-Trace-Id
-        (trace.py), is handed to the guest."""
-        block, out = self._run(name, payload, qualifier, request_id, trace_id, client_context)
+        (trace.py), is handed to the guest. In a cluster a reserved function's call runs at
+        its home node unless `placed` (module docstring); its result's `log` is then the
+        home's last 4 KB of the block, which is written there."""
+        body = check_payload(payload)
+        version = self.resolve_for_invoke(name, qualifier)
+        if version.config.concurrency_reserved and not placed and self.remote_invoke is not None:
+            result = self.remote_invoke(version, body, qualifier, request_id, trace_id,
+                                        client_context)
+            if result is not None:
+                return result
+        block, out = self._run(version, body, qualifier, request_id, trace_id, client_context)
         return _result(block, out, block.write().encode())
 
     def invoke_stream(
@@ -73,9 +96,13 @@ class InvokePath:
         failure is known; the result then holds the error document, and its payload is
         meaningless otherwise. `started(version)` is called once the version that runs is
         chosen (an alias may route by weight), before any chunk: the edges name it in headers
-        sent ahead of the body."""
-        block, out = self._run(name, payload, qualifier, request_id, chunk_sink=sink,
-                               started=started)
+        sent ahead of the body. Not placed in a cluster (decision 084): a streamed call runs
+        where it arrives, and a reserved function's limit holds per node for it."""
+        body = check_payload(payload)
+        version = self.resolve_for_invoke(name, qualifier)
+        if started is not None:
+            started(version.version)
+        block, out = self._run(version, body, qualifier, request_id, chunk_sink=sink)
         if block.error is None and out:
             sink(out)
         return _result(block, out, block.write().encode())
@@ -93,24 +120,25 @@ class InvokePath:
         """Invoke as `invoke()` does, but leave the log block to the caller: it runs the
         returned PendingLog's `write()` once, when it chooses (the gRPC edge: after the
         response is sent, docs/decisions/037). The result's `log` is empty; reads of the
-        function's log wait for the block meanwhile (LogStore.reserve)."""
-        block, out = self._run(name, payload, qualifier, request_id, trace_id, client_context)
+        function's log wait for the block meanwhile (LogStore.reserve). Runs here: its caller
+        (the gRPC edge) placed the call already."""
+        body = check_payload(payload)
+        version = self.resolve_for_invoke(name, qualifier)
+        block, out = self._run(version, body, qualifier, request_id, trace_id, client_context)
         result = _result(block, out, b"")
         # Promised last: nothing between the promise and the hand-over can fail and leave it
         # unkept (reads would wait PENDING_WAIT_S for it).
         return result, block.promise()
 
-    def _run(self, name: str, payload: bytes | str | None, qualifier: str | None,
+    def _run(self, version: FunctionVersion, body: bytes, qualifier: str | None,
              request_id: str | None, trace_id: str | None = None,
              client_context: dict | None = None,
              chunk_sink: Callable[[bytes], None] | None = None,
-             started: Callable[[str], None] | None = None) -> tuple[LogBlock, bytes | None]:
-        """Run one invocation: its record (the log block, which holds the error and the report)
-        and the response payload (None when it failed)."""
-        body = check_payload(payload)
-        version = self.resolve_for_invoke(name, qualifier)
-        if started is not None:
-            started(version.version)
+             ) -> tuple[LogBlock, bytes | None]:
+        """Run one invocation of `version` here: its record (the log block, which holds the
+        error and the report) and the response payload (None when it failed). The caller
+        checked the payload (`body`) and resolved the version, in that order."""
+        name = version.name
         # Counted from here, once the name is known to be a function (bounded labels): exactly
         # one of finished() / refused() follows started().
         metrics = self.metrics

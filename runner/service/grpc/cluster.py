@@ -13,10 +13,23 @@ every accepting node that cannot reach the home -- and never for "here" unless t
 
 A peer's refusal (throttled, not found, ...) reaches the client as the peer sent it: status
 code, details and error type (status.PeerStatus), never INTERNAL.
+
+Every other entry point (decision 084): `invoke_remote` is the Runner's `remote_invoke` hook
+(invocation/invoke_path.py), called for a function with reserved concurrency by whatever
+invokes it here -- the HTTP edge, the async dispatcher, a mapping's poller, a workflow's Task.
+It routes the call as above (home only, the next in order when the home cannot be reached)
+and sends it over the same peer Invoke, marked forwarded, with the request id (an async
+event's, so the home's log block names it) and the trace; the peer's response comes back as
+an InvocationResult (convert.invocation_result) and a refusal as the PlatformError it stood
+for (status.peer_error: TooManyRequests stays TooManyRequests). Only the execution moves: the
+caller keeps its own semantics (an async event's retries, dead letters and destinations stay
+with the node that claimed it).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
 from typing import Callable
@@ -25,12 +38,20 @@ import grpc
 
 from runner.cluster import auth
 from runner.cluster.router import Router
-from runner.service.grpc.status import PeerStatus
+from runner.invocation_record import InvocationResult
+from runner.service.grpc.convert import invocation_result
+from runner.service.grpc.status import PeerStatus, peer_error
+from runner.service.proto import runner_api_pb2 as pb
 from runner.service.proto import runner_api_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
 FORWARDED_KEY = "x-runner-forwarded-by"
+REQUEST_ID_KEY = "x-runner-request-id"  # the id a placed call runs under (an async event's)
+TRACE_KEY = "x-amzn-trace-id"  # read by the servicer as a client's trace header
+# What a placed call may take beyond its function's timeout before the caller gives up on the
+# home: a cold start's init (not charged to the timeout) and the hop.
+PLACED_MARGIN_S = 60.0
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
                    ("grpc.max_send_message_length", 64 * 1024 * 1024)]
 
@@ -51,6 +72,7 @@ class Forwarder:
         self._channels: list[grpc.Channel] = []
         self._lock = threading.Lock()
         self.forwarded = 0  # calls sent to a peer (for tests and metrics)
+        self._closed = False
 
     def _stub(self, address: str) -> pb_grpc.InvokerStub:
         with self._lock:
@@ -61,18 +83,49 @@ class Forwarder:
                 stub = self._stubs[address] = pb_grpc.InvokerStub(channel)
             return stub
 
-    def maybe_forward(self, request, context):
-        """The peer's response, or None to run the call here."""
+    def place(self, request, context) -> tuple[object | None, str | None]:
+        """(the peer's response, None) when the call was forwarded; (None, request_id) to run
+        it here, request_id being the one a forwarding node chose for it, if any."""
         metadata = dict(context.invocation_metadata() or ())
         if FORWARDED_KEY in metadata:
-            return None
+            return None, metadata.get(REQUEST_ID_KEY)
         reserved = self.reserved(request.name, request.qualifier or None)
+        remaining = context.time_remaining()
+        timeout = remaining if remaining is not None and remaining < 1e6 else None
+        return self._route(request, reserved, (), timeout), None
+
+    def invoke_remote(self, version, body: bytes, qualifier: str | None,
+                      request_id: str | None, trace_id: str | None,
+                      client_context: dict | None) -> InvocationResult | None:
+        """Runner.remote_invoke: a reserved function's call run at its home node, or None to
+        run it here (this node is the home, or the next in order after an unreachable one)."""
+        if self._closed:  # shutting down: what is still invoked runs here
+            return None
+        request = pb.InvokeRequest(name=version.name, qualifier=qualifier or "", payload=body,
+                                   log_type=pb.LOG_TYPE_TAIL)
+        if client_context is not None:
+            raw = json.dumps(client_context, separators=(",", ":")).encode()
+            request.client_context = base64.b64encode(raw).decode()
+        extra = []
+        if request_id:
+            extra.append((REQUEST_ID_KEY, request_id))
+        if trace_id:
+            extra.append((TRACE_KEY, trace_id))
+        try:
+            response = self._route(request, True, extra,
+                                   version.config.timeout_s + PLACED_MARGIN_S)
+        except PeerStatus as refused:
+            raise peer_error(refused) from None
+        return None if response is None else invocation_result(response)
+
+    def _route(self, request, reserved: bool, extra, timeout: float | None):
+        """The response of the peer the call belongs to, or None to run it here."""
         skip: frozenset[str] = frozenset()
         while True:
             peer = self.router.choose(request.name, reserved, skip)
             if peer is None:
                 return None
-            response = self._send(peer, request, context)
+            response = self._send(peer, request, extra, timeout)
             if response is not None:
                 self.forwarded += 1
                 return response
@@ -80,17 +133,19 @@ class Forwarder:
                 return None  # unreachable: run here
             skip |= {peer.id}  # a reserved function's next home in order, never two at once
 
-    def _send(self, peer, request, context):
+    def _send(self, peer, request, extra, timeout: float | None):
         """The peer's response; None when it cannot be reached; PeerStatus when it refused."""
-        outgoing = [(FORWARDED_KEY, self.node_id)]
+        outgoing = [(FORWARDED_KEY, self.node_id), *extra]
         if self.token:
             outgoing.append(auth.bearer(self.token))
-        remaining = context.time_remaining()
-        timeout = remaining if remaining is not None and remaining < 1e6 else None
         with self.router.sending(peer):
             try:
                 return self._stub(peer.address).Invoke(request, metadata=outgoing,
                                                        timeout=timeout)
+            except ValueError:
+                if self._closed:  # the channel closed under a call placed as we stop
+                    return None
+                raise
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
                     log.warning("peer %s (%s) unreachable for %s", peer.id, peer.address,
@@ -118,6 +173,7 @@ class Forwarder:
         return _relay(stream, context)
 
     def close(self) -> None:
+        self._closed = True
         with self._lock:
             for channel in self._channels:
                 channel.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runner.invocation_record import InvocationResult
+from runner.invocation_record import InvocationResult, Report
 from runner.model import FunctionVersion
 from runner.service.proto import runner_api_pb2 as pb
 
@@ -81,6 +81,28 @@ def invoke_response(r: InvocationResult, tail: bool) -> pb.InvokeResponse:
     if tail:
         resp.log_result = r.log_tail()
     return resp
+
+
+def invocation_result(resp: pb.InvokeResponse) -> InvocationResult:
+    """A peer's InvokeResponse as the result of a local invoke (Runner.remote_invoke, decision
+    084): the error document is the payload itself, as invoke_response() sent it; `log` is the
+    tail the peer returned (the whole block is in the peer's log)."""
+    rep = resp.report
+    report = Report(rep.request_id, rep.duration_ms, rep.billed_duration_ms, rep.memory_size_mb,
+                    rep.max_memory_used_mb,
+                    rep.init_duration_ms if rep.HasField("init_duration_ms") else None,
+                    rep.cold_start)
+    error = None
+    if resp.function_error:
+        try:
+            error = json.loads(resp.payload)
+        except ValueError:
+            error = None
+        if not isinstance(error, dict):
+            error = {"errorMessage": resp.error.error_message, "errorType": resp.error.error_type,
+                     "stackTrace": list(resp.error.stack_trace)}
+    return InvocationResult(resp.request_id, resp.payload, resp.function_error or None, error,
+                            resp.log_result, report, resp.executed_version)
 
 
 def route(r) -> pb.Route:

@@ -182,22 +182,26 @@ class InvokerServicer(pb_grpc.InvokerServicer):
             rid = self.runner.invoke_async(request.name, request.payload, qualifier=qualifier,
                                            trace_id=trace_id)
             return pb.InvokeResponse(status_code=202, request_id=rid)
+        request_id = None  # a forwarding node's choice (an async event's id), else a new one
         if self.forwarder is not None:
-            forwarded = self.forwarder.maybe_forward(request, context)
+            forwarded, request_id = self.forwarder.place(request, context)
             if forwarded is not None:
                 return forwarded
         tail = request.log_type == pb.LOG_TYPE_TAIL
         with self.invocations:  # past the server's ceiling: TooManyRequests at once
             # On a quiet server the log block is written after the response (unless the
             # response carries its tail); see DEFER_LOGS_MAX_INFLIGHT. `held` counts this one.
+            # Either way the call runs here (`placed`): the forwarder chose this node, or the
+            # call came forwarded (one hop, decision 084).
             if self.invocations.held <= DEFER_LOGS_MAX_INFLIGHT and not tail:
                 result, pending = self.runner.invoke_log_later(
                     request.name, request.payload, qualifier=qualifier, trace_id=trace_id,
-                    client_context=client_context)
+                    client_context=client_context, request_id=request_id)
                 after_response(pending.write)
             else:
                 result = self.runner.invoke(request.name, request.payload, qualifier=qualifier,
-                                            trace_id=trace_id, client_context=client_context)
+                                            trace_id=trace_id, client_context=client_context,
+                                            request_id=request_id, placed=True)
         return convert.invoke_response(result, tail=tail)
 
     def GetLogs(self, request, context):

@@ -6,6 +6,10 @@ tell, e.g., RequestTooLargeException from InvalidRequestContentException under o
 
 A call forwarded to a peer (cluster.py) that the peer refused ends here as a PeerStatus: the
 peer already applied this table, so its status, details and error type pass on unchanged.
+A refusal of a call another layer placed at the home (Runner.remote_invoke, decision 084)
+has no gRPC caller to relay it to: `peer_error` turns it back into the PlatformError the peer
+raised, so the HTTP edge answers 429 TooManyRequestsException and the async dispatcher defers
+a throttled event, as for a refusal by this node's own pool.
 """
 
 from __future__ import annotations
@@ -43,6 +47,30 @@ class PeerStatus(Exception):
     def __init__(self, code: grpc.StatusCode, details: str, trailing=()) -> None:
         super().__init__(f"{code.name}: {details}")
         self.code, self.details, self.trailing = code, details, tuple(trailing)
+
+
+def peer_error(peer: PeerStatus) -> errors.PlatformError:
+    """The platform error `peer` stands for: the class this table maps to the peer's code
+    whose error_type is the peer's x-error-type (TooManyRequests, not StorageFull, under
+    RESOURCE_EXHAUSTED), else the code's first class (or InternalError for a code the table
+    has none for, e.g. DEADLINE_EXCEEDED), carrying the peer's error type and message."""
+    error_type = dict(peer.trailing).get(ERROR_TYPE_KEY, "")
+    classes = [cls for cls, code in STATUS_TABLE if code == peer.code] or [errors.InternalError]
+    chosen = next((c for c in _with_subclasses(classes) if c.error_type == error_type),
+                  classes[0])
+    # Built without the class's own __init__ (InvalidParameter wants a field, the peer sent
+    # the formatted message): the message is the peer's, as it came.
+    exc = chosen.__new__(chosen)
+    errors.RunnerError.__init__(exc, peer.details)
+    if error_type:
+        exc.error_type = error_type
+    return exc
+
+
+def _with_subclasses(classes):
+    for cls in classes:
+        yield cls
+        yield from _with_subclasses(cls.__subclasses__())
 
 
 def status_for(exc: errors.PlatformError) -> grpc.StatusCode:

@@ -62,10 +62,12 @@ class _RecordingRunner:
             self.holds[n].wait(5)
         return InvocationResult("r", b"{}", None, None, b"", Report("r", 1.0, 1, 128, 1), "$LATEST")
 
-    def invoke(self, name, payload, qualifier=None, trace_id=None, client_context=None):
+    def invoke(self, name, payload, qualifier=None, trace_id=None, client_context=None,
+               request_id=None, placed=False):
         return self._call(False)
 
-    def invoke_log_later(self, name, payload, qualifier=None, trace_id=None, client_context=None):
+    def invoke_log_later(self, name, payload, qualifier=None, trace_id=None, client_context=None,
+                         request_id=None):
         runner = self
 
         class Pending:
