@@ -24,7 +24,7 @@ from runner.service.admission import Slots
 from runner.service.client_context import decode_client_context
 from runner.service.grpc import convert, lambda_resources, usage
 from runner.service.grpc.executor import RenewingPool
-from runner.service.grpc.observe import MetricsInterceptor
+from runner.service.grpc.observe import meter_registrations, metered
 from runner.service.grpc.status import abort
 from runner.service.proto import runner_api_pb2 as pb
 from runner.service.proto import runner_api_pb2_grpc as pb_grpc
@@ -151,6 +151,10 @@ class FunctionsServicer(pb_grpc.FunctionsServicer):
 DEFER_LOGS_MAX_INFLIGHT = max(1, (os.cpu_count() or 2) // 2)
 
 
+_INVOCATION_TYPES = frozenset(pb.InvocationType.values())
+_LOG_TYPES = frozenset(pb.LogType.values())
+
+
 class InvokerServicer(pb_grpc.InvokerServicer):
     def __init__(self, runner: Runner, invocations: Slots, followers: Slots,
                  forwarder=None) -> None:
@@ -163,10 +167,10 @@ class InvokerServicer(pb_grpc.InvokerServicer):
     def Invoke(self, request, context):
         # proto3 enums carry any number: refuse the undefined ones instead of running them as
         # the default (RequestResponse), as the HTTP edge refuses an unknown header value.
-        if request.invocation_type not in pb.InvocationType.values():
+        if request.invocation_type not in _INVOCATION_TYPES:
             raise InvalidParameter("invocation_type", f"{request.invocation_type} is not one of "
                                    "REQUEST_RESPONSE (0), EVENT (1), DRY_RUN (2)")
-        if request.log_type not in pb.LogType.values():
+        if request.log_type not in _LOG_TYPES:
             raise InvalidParameter("log_type", f"{request.log_type} is not one of "
                                    "LOG_TYPE_NONE (0), LOG_TYPE_TAIL (1)")
         qualifier = request.qualifier or None
@@ -272,13 +276,15 @@ def build_server(runner: Runner, host: str = "127.0.0.1", port: int = 50051,
     workers = sync_invocations + log_followers + admission.RESERVE
     options = [o for o in SERVER_OPTIONS if o[0] != "grpc.so_reuseport"] + [
         ("grpc.so_reuseport", 1 if reuse_port else 0)]
-    interceptors = [MetricsInterceptor(runner)]  # issue 22
+    interceptors = []
     if token:
         from runner.service.grpc.cluster import TokenInterceptor
 
-        interceptors.append(TokenInterceptor(token))
+        interceptors.append(TokenInterceptor(
+            token, meter=lambda handler, method: metered(handler, method, runner)))
     server = grpc.server(executor_cls(max_workers=workers, thread_name_prefix="rpc"),
                          options=options, interceptors=interceptors)
+    meter_registrations(server, runner)  # RPC metrics, wrapped once per method (issue 22)
     pb_grpc.add_FunctionsServicer_to_server(FunctionsServicer(runner), server)
     invocations = admission.Slots(sync_invocations, "synchronous invocations")
     pb_grpc.add_InvokerServicer_to_server(InvokerServicer(
