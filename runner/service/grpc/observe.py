@@ -95,7 +95,7 @@ def metered(handler: grpc.RpcMethodHandler, method: str, runner) -> grpc.RpcMeth
                 code = _code(context)
                 raise
             finally:
-                metrics.families.rpc_requests.labels(method, code).inc()
+                metrics.rpc(method, code, None)
 
         return grpc.unary_stream_rpc_method_handler(
             stream, request_deserializer=handler.request_deserializer,
