@@ -19,7 +19,7 @@ from runner.errors import InvalidRequestContent, RequestTooLarge
 from runner.model import MAX_PAYLOAD_BYTES
 
 
-@dataclass
+@dataclass(slots=True)
 class Report:
     """The REPORT line of one invocation, with Lambda's fields (milliseconds, megabytes)."""
 
@@ -45,7 +45,7 @@ class Report:
         return s
 
 
-@dataclass
+@dataclass(slots=True)
 class InvocationResult:
     """What an invocation returns to the caller. `function_error` is None on success; otherwise
     `payload` is Lambda's error document, JSON-encoded, and `function_error` is "Unhandled"."""

@@ -27,7 +27,7 @@ REAPER_PERIOD_S = 1.0  # how often idle environments are checked against the TTL
 MIN_AVAILABLE_FRACTION = 0.10
 
 
-@dataclass
+@dataclass(slots=True)
 class Idle:
     env: ExecutionEnvironment
     since: float
