@@ -269,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n2", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--idle", type=float, default=10.0, help="seconds of the idle window")
+    ap.add_argument("--idle", type=float, default=30.0,
+                    help="seconds of the idle window (the runner's background threads run by "
+                         "the clock, in bursts: a 10 s window misjudged their rate by up to 2x)")
     ap.add_argument("--guest-peers", type=int, default=2,
                     help="peers/guests of the echo-hop and echo-guest servers")
     ap.add_argument("--no-guests", action="store_true", help="do not trace any guest")
