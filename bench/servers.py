@@ -79,20 +79,20 @@ class _Stack:
     def get(self):
         with self._lock:
             if not self._items:
-                raise RuntimeError(f"more concurrent calls than the {HOP_PEERS} peers")
+                raise RuntimeError("more concurrent calls than there are peers")
             return self._items.pop()
 
 
 class HopInvoker(EchoInvoker):
     """EchoInvoker behind one round trip to a peer process per call."""
 
-    def __init__(self) -> None:
+    def __init__(self, peers: int = HOP_PEERS) -> None:
         # Forked before the gRPC server exists, so no thread of it is copied half-way (fork
         # copies only the calling thread). Each peer serves one call at a time: a call takes
         # a free peer's socket from the stack and puts it back when answered.
         self.free = _Stack()
         mine: list[socket.socket] = []
-        for _ in range(HOP_PEERS):
+        for _ in range(peers):
             ours, theirs = socket.socketpair()
             if os.fork() == 0:
                 # Drop the server's ends of this and every earlier pair: a peer holding another
@@ -190,7 +190,7 @@ class GuestInvoker(EchoInvoker):
 
     runtime = "python"
 
-    def __init__(self) -> None:
+    def __init__(self, peers: int = HOP_PEERS) -> None:
         from runner.environments.process import frames
 
         self.protocol = frames
@@ -198,7 +198,7 @@ class GuestInvoker(EchoInvoker):
         self.ids = itertools.count()
         # Spawned before the gRPC server exists (see HopInvoker), all at once, then each
         # answers the init handshake.
-        started = [spawn_guest(self.runtime) for _ in range(HOP_PEERS)]
+        started = [spawn_guest(self.runtime) for _ in range(peers)]
         self.procs = [proc for _, proc in started]  # held: they live as long as this server
         for sock, _ in started:
             self.free.put([sock, init_guest(sock), False])
@@ -242,7 +242,7 @@ def executor_cls(pool: str):
 
 
 def build_echo_server(host: str = "127.0.0.1", port: int = 0, hop: bool = False,
-                      guest: str | None = None, pool: str = "renewing"):
+                      guest: str | None = None, pool: str = "renewing", peers: int = HOP_PEERS):
     import grpc
 
     from runner.service.admission import GRPC_WORKERS
@@ -252,7 +252,8 @@ def build_echo_server(host: str = "127.0.0.1", port: int = 0, hop: bool = False,
     # Made before the server: the invokers start their peers, and no gRPC thread exists yet.
     base = {"python": GuestInvoker, "nodejs": NodeGuestInvoker}[guest] if guest else (
         HopInvoker if hop else EchoInvoker)
-    servicer = type("EchoServicer", (base, pb_grpc.InvokerServicer), {})()
+    servicer = type("EchoServicer", (base, pb_grpc.InvokerServicer), {})(
+        *((peers,) if base is not EchoInvoker else ()))
     # The runner's executor too (it runs work handlers defer past the response; the echo
     # defers none, so this only keeps the settings identical).
     server = grpc.server(executor_cls(pool)(max_workers=GRPC_WORKERS, thread_name_prefix="rpc"),
@@ -271,10 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-environments", type=int, default=512)
     ap.add_argument("--pool", choices=("renewing", "plain"), default="renewing",
                     help="RPC thread pool: the runner's (renewing) or a bare ThreadPoolExecutor")
+    ap.add_argument("--peers", type=int, default=HOP_PEERS,
+                    help="peer processes or guests of the echo-hop/-guest kinds (at most this many "
+                         "concurrent calls; bench/instructions_bench.py runs them under valgrind)")
     args = ap.parse_args(argv)
     if args.kind.startswith("echo"):
         guest = {"echo-guest": "python", "echo-node-guest": "nodejs"}.get(args.kind)
-        server, port = build_echo_server(hop=args.kind == "echo-hop", guest=guest, pool=args.pool)
+        server, port = build_echo_server(hop=args.kind == "echo-hop", guest=guest, pool=args.pool,
+                                         peers=args.peers)
         runner = None
     else:
         from runner import Runner

@@ -178,12 +178,7 @@ class CgroupSet:
             text = self._counter(controller, name)
         except OSError:
             return {}
-        out = {}
-        for line in text.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1].lstrip("-").isdigit():
-                out[parts[0]] = int(parts[1])
-        return out
+        return _parse_kv(text)
 
     def _int(self, controller: str, name: str) -> int:
         try:
@@ -212,8 +207,16 @@ class CgroupSet:
         return self._int("memory", name)
 
     def pids_limit_hits(self) -> int:
-        """How many forks the pids limit refused (a fork bomb reached its ceiling)."""
-        return self._kv("pids", "pids.events").get("max", 0)
+        """How many forks the pids limit refused (a fork bomb reached its ceiling). Read after
+        every invocation: the file's usual text, the one line "max N", is taken apart directly."""
+        try:
+            text = self._counter("pids", "pids.events")
+        except OSError:
+            return 0
+        parts = text.split()
+        if len(parts) == 2 and parts[0] == "max" and parts[1].isdigit():
+            return int(parts[1])
+        return _parse_kv(text).get("max", 0)
 
     def cpu_throttled_us(self) -> int:
         stat = self._kv("cpu", "cpu.stat")
@@ -320,3 +323,13 @@ class CgroupSet:
         for d in self.dirs.values():
             # EBUSY until the killed processes have been reaped by their parents.
             remove_group(d, max(0.0, deadline - time.monotonic()))
+
+
+def _parse_kv(text: str) -> dict[str, int]:
+    """A flat-keyed cgroup file ("key value" per line) as a dict; other lines skipped."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out

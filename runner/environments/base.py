@@ -39,7 +39,7 @@ class EnvState(enum.Enum):
     DEAD = "dead"
 
 
-@dataclass
+@dataclass(slots=True)
 class InvokeRequest:
     """One invocation as an environment sees it."""
 
@@ -62,7 +62,7 @@ class InvokeRequest:
     chunk_sink: Callable[[bytes], None] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class InvokeOutcome:
     """What one invocation produced inside the environment."""
 

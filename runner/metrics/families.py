@@ -64,12 +64,4 @@ class Families:
         self.workflow_executions = Counter(
             "runner_workflow_executions", "Workflow executions by status (started, succeeded, "
             "failed, timed_out, aborted)", ["workflow", "status"], registry=r)
-        # The edges.
-        self.rpc_requests = Counter("runner_rpc_requests", "gRPC calls by method and status",
-                                    ["method", "code"], registry=r)
-        self.rpc_latency = Histogram("runner_rpc_duration_seconds", "gRPC call latency",
-                                     ["method"], buckets=EDGE_BUCKETS_S, registry=r)
-        self.http_requests = Counter("runner_http_requests", "HTTP requests by kind and status",
-                                     ["kind", "status"], registry=r)
-        self.http_latency = Histogram("runner_http_request_duration_seconds", "HTTP request "
-                                      "latency", ["kind"], buckets=EDGE_BUCKETS_S, registry=r)
+        # The edges' families (runner_rpc_*, runner_http_*) are counted in recorder.py too.

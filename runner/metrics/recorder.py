@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from runner.metrics.families import DURATION_BUCKETS_S, INIT_BUCKETS_S, Families
+from runner.metrics.families import DURATION_BUCKETS_S, EDGE_BUCKETS_S, INIT_BUCKETS_S, Families
 from runner.metrics.minutes import MinuteBuckets
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "NullMetrics", "outcome_of"]
@@ -82,8 +82,14 @@ class Metrics:
         # every few seconds, off the invocation's latency (decision 062). Order is kept, so
         # in-flight counts and their per-minute maxima replay exactly.
         self._events: deque = deque()
-        self._edge: dict[tuple, Any] = {}  # cached label children of the edge families
+        # The edges' calls, queued the same way: (family, label, code, seconds or None).
+        # Counted into _edge_counts (family, label, code) -> n and _edge_latency (family,
+        # label) -> per-bucket counts + [sum] when settled; rendered by _EdgeCollector.
+        self._edge_events: deque = deque()
+        self._edge_counts: dict[tuple[str, str, str], int] = {}
+        self._edge_latency: dict[tuple[str, str], list] = {}
         self.registry.register(_InvocationCollector(self))
+        self.registry.register(_EdgeCollector(self))
 
     # ------------------------------------------------------------------ invocations
 
@@ -113,6 +119,9 @@ class Metrics:
             self._settle_locked()
 
     def _settle_locked(self) -> None:
+        edge = self._edge_events
+        if edge:
+            self._settle_edge_locked(edge)
         events = self._events
         stats = self._stats
         minutes = self.minutes
@@ -214,20 +223,42 @@ class Metrics:
 
     # ------------------------------------------------------------------ the edges, usage
 
-    def _children(self, family: str, *labels: str):
-        key = (family, *labels)
-        child = self._edge.get(key)
-        if child is None:
-            child = self._edge[key] = getattr(self.families, family).labels(*labels)
-        return child
-
-    def rpc(self, method: str, code: str, seconds: float) -> None:
-        self._children("rpc_requests", method, code).inc()
-        self._children("rpc_latency", method).observe(seconds)
+    def rpc(self, method: str, code: str, seconds: float | None) -> None:
+        """One gRPC call: runner_rpc_requests_total{method, code} and, unless `seconds` is
+        None (a stream: its life is not a latency), runner_rpc_duration_seconds{method}.
+        Queued, as invocations are: prometheus-client's counter and histogram cost ~18k
+        instructions per call (bench/instructions_bench.py, decision 085)."""
+        events = self._edge_events
+        events.append(("rpc", method, code, seconds))
+        if len(events) > SETTLE_AT:
+            self._settle()
 
     def http(self, kind: str, status: int, seconds: float) -> None:
-        self._children("http_requests", kind, str(status)).inc()
-        self._children("http_latency", kind).observe(seconds)
+        events = self._edge_events
+        events.append(("http", kind, str(status), seconds))
+        if len(events) > SETTLE_AT:
+            self._settle()
+
+    def _settle_edge_locked(self, events: deque) -> None:
+        counts = self._edge_counts
+        latency = self._edge_latency
+        while events:
+            family, label, code, seconds = events.popleft()
+            key = (family, label, code)
+            counts[key] = counts.get(key, 0) + 1
+            if seconds is None:
+                continue
+            lat = latency.get((family, label))
+            if lat is None:
+                lat = latency[(family, label)] = [0] * (len(EDGE_BUCKETS_S) + 1) + [0.0]
+            lat[bisect_left(EDGE_BUCKETS_S, seconds)] += 1
+            lat[-1] += seconds
+
+    def edge_snapshot(self) -> tuple[dict, dict]:
+        """Copies of the edges' call counts and latency buckets (what a scrape renders)."""
+        with self._lock:
+            self._settle_locked()
+            return dict(self._edge_counts), {k: v.copy() for k, v in self._edge_latency.items()}
 
     def provisioned(self, function: str, gb_seconds: float) -> None:
         if gb_seconds > 0:
@@ -307,6 +338,34 @@ class _InvocationCollector(Collector):
         hits.add_metric([], warm)
         misses.add_metric([], cold_total)
         yield from (inv, errors, throttles, duration, init, cold, conc, gb, hits, misses)
+
+
+class _EdgeCollector(Collector):
+    """Renders the edges' call counts and latencies at scrape time (Metrics.rpc, .http)."""
+
+    _FAMILIES = {
+        "rpc": (("runner_rpc_requests", "gRPC calls by method and status", ["method", "code"]),
+                ("runner_rpc_duration_seconds", "gRPC call latency", ["method"])),
+        "http": (("runner_http_requests", "HTTP requests by kind and status", ["kind", "status"]),
+                 ("runner_http_request_duration_seconds", "HTTP request latency", ["kind"])),
+    }
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self):
+        counts, latency = self._metrics.edge_snapshot()
+        for family, (count_spec, latency_spec) in self._FAMILIES.items():
+            requests = CounterMetricFamily(*count_spec[:2], labels=count_spec[2])
+            for (fam, label, code), n in sorted(counts.items()):
+                if fam == family:
+                    requests.add_metric([label, code], n)
+            seconds = HistogramMetricFamily(*latency_spec[:2], labels=latency_spec[2])
+            for (fam, label), lat in sorted(latency.items()):
+                if fam == family:
+                    seconds.add_metric([label], _cumulative(EDGE_BUCKETS_S, lat[:-1]), lat[-1])
+            yield requests
+            yield seconds
 
 
 def _cumulative(bounds, counts: list[int]) -> list[tuple[str, float]]:

@@ -21,7 +21,7 @@ from runner.errors import FunctionError
 from runner.model import FunctionVersion
 
 
-@dataclass
+@dataclass(slots=True)
 class Lease:
     """One environment lent to one invocation."""
 

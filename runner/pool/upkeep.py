@@ -30,7 +30,7 @@ MIN_REAPER_PERIOD_S = 0.02  # for the short TTLs of tests
 MIN_AVAILABLE_FRACTION = 0.10
 
 
-@dataclass
+@dataclass(slots=True)
 class Idle:
     env: ExecutionEnvironment
     since: float

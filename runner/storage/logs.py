@@ -65,6 +65,8 @@ class LogStore:
         self._deleted_owners: set[str] = set()
         self._lock = threading.Lock()
         self._written = threading.Condition(self._lock)  # notified when promises are kept
+        self._waiting = 0  # threads in _written.wait_for: a kept promise notifies only these
+        self._paths: dict[str, str] = {}  # name -> its log's path (joined once)
         self._pending: dict[str, int] = {}  # promised, not yet written blocks per function
         self._closed = False
         self._followers: dict[str, list[queue.Queue]] = {}
@@ -74,7 +76,12 @@ class LogStore:
         self._files: dict[str, tuple[object, int]] = {}
 
     def _path(self, name: str) -> str:
-        return os.path.join(self.root, f"{name}.log")
+        path = self._paths.get(name)
+        if path is None:
+            path = os.path.join(self.root, f"{name}.log")
+            if len(self._paths) < MAX_OPEN_FILES:  # bounded: names come from deployed functions
+                self._paths[name] = path
+        return path
 
     def reserve(self, name: str) -> None:
         """Promise one block for `name`, written later by append(name, ..., reserved=True)."""
@@ -99,11 +106,16 @@ class LogStore:
                         self._pending[name] = left
                     else:
                         self._pending.pop(name, None)
-                        self._written.notify_all()
+                        if self._waiting:
+                            self._written.notify_all()
 
     def _wait_for_promised(self, name: str) -> None:
         with self._lock:
-            self._written.wait_for(lambda: name not in self._pending, PENDING_WAIT_S)
+            self._waiting += 1
+            try:
+                self._written.wait_for(lambda: name not in self._pending, PENDING_WAIT_S)
+            finally:
+                self._waiting -= 1
 
     def _append(self, name: str, text: str) -> None:
         if not text.endswith("\n"):
@@ -189,7 +201,11 @@ class LogStore:
     def close(self) -> None:
         """Close the files, after the promised blocks are written (at most PENDING_WAIT_S)."""
         with self._lock:
-            self._written.wait_for(lambda: not self._pending, PENDING_WAIT_S)
+            self._waiting += 1
+            try:
+                self._written.wait_for(lambda: not self._pending, PENDING_WAIT_S)
+            finally:
+                self._waiting -= 1
             self._closed = True
             for f, _ in self._files.values():
                 f.close()

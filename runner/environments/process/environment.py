@@ -225,7 +225,9 @@ class ProcessEnvironment:
             msg = channel.wait(request.deadline, logs)
         duration_ms = (time.monotonic() - t0) * 1000.0
         if msg is not None:
-            self._maxrss = max(self._maxrss, int(msg.get("maxrss_kb", 0)) * 1024)
+            rss = int(msg.get("maxrss_kb", 0)) * 1024
+            if rss > self._maxrss:  # (not max(): a builtin call on every invocation)
+                self._maxrss = rss
         error: FunctionError | None = None
         payload: bytes | None = None
         reusable = True
@@ -319,7 +321,7 @@ class ProcessEnvironment:
 
     def max_memory(self) -> int:
         peak = self._enforcement.max_memory_bytes() if self._enforcement else 0
-        return max(peak, self._maxrss)
+        return peak if peak > self._maxrss else self._maxrss
 
     # ------------------------------------------------------------------ internals
 

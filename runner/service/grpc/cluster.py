@@ -196,8 +196,12 @@ def _relay(stream, context):
 class TokenInterceptor(grpc.ServerInterceptor):
     """Refuses every call without the cluster token (UNAUTHENTICATED), health checks aside."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, meter=None) -> None:
         self.token = token
+        # meter(handler, method) -> handler counting its calls (observe.metered): a refused
+        # call is counted as the method it named, as every other call is.
+        self._meter = meter
+        self._denials: dict[str, grpc.RpcMethodHandler] = {}
 
         def deny(request, context):
             context.abort(grpc.StatusCode.UNAUTHENTICATED,
@@ -212,7 +216,15 @@ class TokenInterceptor(grpc.ServerInterceptor):
         presented = dict(handler_call_details.invocation_metadata or ()).get(auth.HEADER)
         if auth.valid(presented, self.token):
             return continuation(handler_call_details)
-        return self._deny
+        if self._meter is None:
+            return self._deny
+        method = handler_call_details.method
+        handler = self._denials.get(method)
+        if handler is None:
+            if continuation(handler_call_details) is None:
+                return self._deny  # no such method: not counted, as no unknown method is
+            handler = self._denials[method] = self._meter(self._deny, method.rsplit("/", 1)[-1])
+        return handler
 
 
 class _TokenClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):

@@ -61,18 +61,23 @@ def function_info(v: FunctionVersion, revision_id: str) -> pb.FunctionInfo:
 
 def invoke_response(r: InvocationResult, tail: bool) -> pb.InvokeResponse:
     rep = r.report
-    report = pb.Report(
-        request_id=rep.request_id, duration_ms=rep.duration_ms,
-        billed_duration_ms=rep.billed_duration_ms, memory_size_mb=rep.memory_size_mb,
-        max_memory_used_mb=rep.max_memory_used_mb, cold_start=rep.cold_start,
-    )
+    # Built from dicts in one constructor call (a Report message made first and merged in,
+    # and fields set to their proto3 defaults, cost twice the instructions: decision 085);
+    # the bytes on the wire are the same.
+    report = {"request_id": rep.request_id, "duration_ms": rep.duration_ms,
+              "billed_duration_ms": rep.billed_duration_ms, "memory_size_mb": rep.memory_size_mb,
+              "max_memory_used_mb": rep.max_memory_used_mb}
+    if rep.cold_start:
+        report["cold_start"] = True
     if rep.init_duration_ms is not None:
-        report.init_duration_ms = rep.init_duration_ms
-    resp = pb.InvokeResponse(
-        payload=r.payload, function_error=r.function_error or "",
-        executed_version=r.executed_version, report=report, request_id=r.request_id,
-        status_code=200,
-    )
+        report["init_duration_ms"] = rep.init_duration_ms
+    if r.function_error:
+        resp = pb.InvokeResponse(payload=r.payload, function_error=r.function_error,
+                                 executed_version=r.executed_version, report=report,
+                                 request_id=r.request_id, status_code=200)
+    else:
+        resp = pb.InvokeResponse(payload=r.payload, executed_version=r.executed_version,
+                                 report=report, request_id=r.request_id, status_code=200)
     if r.error:
         resp.error.CopyFrom(pb.FunctionErrorDetail(
             error_type=r.error.get("errorType", ""), error_message=r.error.get("errorMessage", ""),

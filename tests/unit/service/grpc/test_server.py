@@ -131,3 +131,46 @@ def test_a_port_in_use_is_a_clear_error_not_a_traceback(tmp_path):
     finally:
         r.close()
         taken.close()
+
+
+def test_rpcs_are_counted_by_method_and_code_including_refused_tokens(tmp_path):
+    # The RPC metrics wrap each method once, at registration (observe.meter_registrations,
+    # decision 085), not through a per-call interceptor: calls through the registered path
+    # (generated stubs) and the generic one (health) are counted, and so is a call refused for
+    # its token, under the method it named.
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from runner import Runner
+    from runner.service.grpc.server import build_server
+    from runner.service.proto import runner_api_pb2 as pb
+    from runner.service.proto import runner_api_pb2_grpc as pb_grpc
+    from tests.metrics_helpers import sample
+
+    r = Runner(str(tmp_path / "data"), backends={})
+    server, port = build_server(r, "127.0.0.1", 0, token="sesame")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            ok = (("authorization", "Bearer sesame"),)
+            invoker = pb_grpc.InvokerStub(ch)
+            try:
+                invoker.Invoke(pb.InvokeRequest(name="nope"), metadata=ok)
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.NOT_FOUND
+            try:
+                invoker.Invoke(pb.InvokeRequest(name="nope"))
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAUTHENTICATED
+            pb_grpc.FunctionsStub(ch).ListFunctions(pb.ListFunctionsRequest(), metadata=ok)
+            health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
+        text = r.metrics.exposition()
+        assert sample(text, "runner_rpc_requests_total", method="Invoke", code="NOT_FOUND") == 1
+        assert sample(text, "runner_rpc_requests_total", method="Invoke",
+                      code="UNAUTHENTICATED") == 1
+        assert sample(text, "runner_rpc_requests_total", method="ListFunctions", code="OK") == 1
+        assert sample(text, "runner_rpc_requests_total", method="Check", code="OK") == 1
+        assert sample(text, "runner_rpc_duration_seconds_count", method="ListFunctions") == 1
+    finally:
+        server.stop(None)
+        r.close()
