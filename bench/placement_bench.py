@@ -32,10 +32,6 @@ ECHO = os.path.join(ROOT, "guests", "python", "echo")
 PAYLOAD = b'{"hello": "world"}'
 
 
-class Args:
-    host, peer_host, node_capacity, routing = "127.0.0.1", None, 64, "home"
-
-
 def p50(fn, n: int) -> float:
     for _ in range(20):
         fn()
@@ -68,10 +64,8 @@ def http_call(port: int, name: str):
 
 
 def cluster(work: str, n: int, rounds: int) -> dict[str, list[float]]:
-    from runner import Runner
-    from runner.cli.cluster_serve import join_cluster
+    from bench._cluster_nodes import start_node, stop_node
     from runner.cluster.rendezvous import rank
-    from runner.service.grpc.server import build_server
     from runner.service.http import HttpFront
     from tests.real_servers import postgres_server
     from tests.state_fixtures import fresh_database, wait_ready
@@ -83,25 +77,20 @@ def cluster(work: str, n: int, rounds: int) -> dict[str, list[float]]:
     try:
         url = fresh_database(pg)
         for i in range(2):
-            runner = Runner(os.path.join(work, f"n{i}"), idle_ttl_s=3600, state=url)
-            forwarder = join_cluster.forwarder(runner, Args)
-            server, _ = build_server(runner, "127.0.0.1", 0, cluster=forwarder)
-            join_cluster.register(runner, server, forwarder, Args)
-            server.start()
-            nodes.append((runner, server, forwarder))
-            fronts.append(HttpFront(runner, "127.0.0.1", 0))
+            nodes.append(start_node(work, i, url))
+            fronts.append(HttpFront(nodes[-1].runner, "127.0.0.1", 0))
             fronts[-1].start()
-        ids = [r.state.node_id for r, *_ in nodes]
+        ids = [n.runner.state.node_id for n in nodes]
 
         def homed_on_0(prefix):
             return next(f"{prefix}{i}" for i in range(1000)
                         if rank(f"{prefix}{i}", ids, node_id=lambda x: x)[0] == ids[0])
 
         free, capped = homed_on_0("free"), homed_on_0("capped")
-        nodes[0][0].deploy(free, ECHO, runtime="python", handler="app.handler")
-        nodes[0][0].deploy(capped, ECHO, runtime="python", handler="app.handler", concurrency=10)
+        nodes[0].runner.deploy(free, ECHO, runtime="python", handler="app.handler")
+        nodes[0].runner.deploy(capped, ECHO, runtime="python", handler="app.handler", concurrency=10)
         time.sleep(1.2)  # both routers see both nodes; both registries the functions
-        runner0 = nodes[0][0]
+        runner0 = nodes[0].runner
         hook = runner0.remote_invoke
         calls = {
             "unreserved, hook installed": http_call(fronts[0].port, free),
@@ -119,11 +108,8 @@ def cluster(work: str, n: int, rounds: int) -> dict[str, list[float]]:
     finally:
         for front in fronts:
             front.stop()
-        for runner, server, forwarder in nodes:
-            server.stop(grace=0).wait()
-            server.provisioner.close()
-            forwarder.close()
-            runner.close()
+        for node in nodes:
+            stop_node(node)
         pg.stop()
         shutil.rmtree(pg.workdir, ignore_errors=True)
 

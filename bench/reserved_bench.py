@@ -30,21 +30,15 @@ from bench.measure import channel  # noqa: E402
 from runner.service.proto import runner_api_pb2_grpc as pb_grpc  # noqa: E402
 
 
-class Args:
-    host, peer_host, node_capacity, routing = "127.0.0.1", None, 64, "home"
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args(argv)
     os.environ.setdefault("RUNNER_CGROUPS", "off")
-    from runner import Runner
-    from runner.cli.cluster_serve import join_cluster
+    from bench._cluster_nodes import start_node, stop_node
     from runner.cluster.rendezvous import rank
     from runner.service.grpc.cluster import _unreserved
-    from runner.service.grpc.server import build_server
     from tests.conftest import guest
     from tests.real_servers import postgres_server
     from tests.state_fixtures import fresh_database, wait_ready
@@ -56,14 +50,8 @@ def main(argv=None) -> int:
     nodes = []
     try:
         url = fresh_database(pg)
-        for i in range(2):
-            runner = Runner(os.path.join(work, f"n{i}"), idle_ttl_s=3600, state=url)
-            forwarder = join_cluster.forwarder(runner, Args)
-            server, port = build_server(runner, "127.0.0.1", 0, cluster=forwarder)
-            join_cluster.register(runner, server, forwarder, Args)
-            server.start()
-            nodes.append((runner, server, forwarder, f"127.0.0.1:{port}"))
-        ids = [r.state.node_id for r, *_ in nodes]
+        nodes = [start_node(work, i, url) for i in range(2)]
+        ids = [n.runner.state.node_id for n in nodes]
 
         def homed_on_0(prefix):
             return next(f"{prefix}{i}" for i in range(1000)
@@ -71,22 +59,22 @@ def main(argv=None) -> int:
 
         free, capped = homed_on_0("free"), homed_on_0("capped")
         echo = guest("python", "echo")
-        nodes[0][0].deploy(free, echo, runtime="python", handler="app.handler")
-        nodes[0][0].deploy(capped, echo, runtime="python", handler="app.handler", concurrency=10)
+        nodes[0].runner.deploy(free, echo, runtime="python", handler="app.handler")
+        nodes[0].runner.deploy(capped, echo, runtime="python", handler="app.handler", concurrency=10)
         time.sleep(1.2)  # both routers see both nodes
-        chans = [channel(a) for *_, a in nodes]
+        chans = [channel(n.address) for n in nodes]
         stubs = [pb_grpc.InvokerStub(c) for c in chans]
-        lookups = [f.reserved for _, _, f, _ in nodes]
+        lookups = [n.forwarder.reserved for n in nodes]
         samples: dict[str, list[float]] = {}
         for _ in range(args.rounds):
             for via, stub in (("home", stubs[0]), ("forwarded", stubs[1])):
                 for label, name in (("unreserved", free), ("reserved", capped)):
                     samples.setdefault(f"{via:9} {label}", []).append(stub_p50(stub, name, args.n))
-                for _, _, f, _ in nodes:  # the forwarders without the lookup
-                    f.reserved = _unreserved
+                for n in nodes:  # the forwarders without the lookup
+                    n.forwarder.reserved = _unreserved
                 samples.setdefault(f"{via:9} no lookup", []).append(stub_p50(stub, free, args.n))
-                for (_, _, f, _), lookup in zip(nodes, lookups):
-                    f.reserved = lookup
+                for n, lookup in zip(nodes, lookups):
+                    n.forwarder.reserved = lookup
         for c in chans:
             c.close()
         t0 = time.perf_counter()
@@ -94,11 +82,8 @@ def main(argv=None) -> int:
             lookups[1](capped, None)
         lookup_us = (time.perf_counter() - t0) / 10000 * 1e6
     finally:
-        for runner, server, forwarder, _ in nodes:
-            server.stop(grace=0).wait()
-            server.provisioner.close()
-            forwarder.close()
-            runner.close()
+        for node in nodes:
+            stop_node(node)
         pg.stop()
         shutil.rmtree(pg.workdir, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
